@@ -1,0 +1,103 @@
+//! Contact lookup against the embedded register (KRR persons, organisation notification
+//! addresses), shared by order registration (the `recipientLookup` answer) and notification
+//! generation, so both see the same addresses.
+
+use crate::store::{NewRecipient, Store};
+use sea_orm::DbErr;
+use std::collections::HashSet;
+use varsel_workflows::domain::MobileNumber;
+use varsel_workflows::keywords::KeywordParty;
+use varsel_workflows::plan::ContactPoints;
+
+/// Who a recipient turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Party {
+    /// A person from the register.
+    Person {
+        /// Full name.
+        name: Option<String>,
+    },
+    /// An organisation from the register.
+    Organization {
+        /// Registered name.
+        name: Option<String>,
+        /// Organisation number.
+        number: String,
+    },
+    /// A bare address, or an identifier the register does not know.
+    Unknown,
+}
+
+impl Party {
+    /// The keyword view of this party.
+    pub fn keywords(&self) -> KeywordParty<'_> {
+        match self {
+            Party::Person { name } => KeywordParty::Person { name: name.as_deref() },
+            Party::Organization { name, number } => KeywordParty::Organization { name: name.as_deref(), number },
+            Party::Unknown => KeywordParty::Unknown,
+        }
+    }
+}
+
+/// A recipient after lookup.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// Usable addresses.
+    pub contact: ContactPoints,
+    /// Who it is, for keywords.
+    pub party: Party,
+    /// Whether the recipient was given by identifier (so a lookup was needed).
+    pub looked_up: bool,
+}
+
+fn push_unique(list: &mut Vec<String>, value: String) {
+    if !list.iter().any(|v| v.eq_ignore_ascii_case(&value)) {
+        list.push(value);
+    }
+}
+
+/// Looks up every recipient given by national identity number or organisation number.
+pub async fn resolve(store: &Store, recipients: &[NewRecipient]) -> Result<Vec<Resolved>, DbErr> {
+    let nins: Vec<String> = recipients.iter().filter_map(|r| r.nin.clone()).collect::<HashSet<_>>().into_iter().collect();
+    let orgs: Vec<String> = recipients.iter().filter_map(|r| r.org_no.clone()).collect::<HashSet<_>>().into_iter().collect();
+    let persons = store.lookup_persons(&nins).await?;
+    let organizations = store.lookup_organizations(&orgs).await?;
+
+    Ok(recipients
+        .iter()
+        .map(|r| {
+            let mut contact = ContactPoints::default();
+            let mut party = Party::Unknown;
+            if let Some(e) = &r.email {
+                push_unique(&mut contact.emails, e.clone());
+            }
+            if let Some(m) = &r.mobile {
+                push_unique(&mut contact.mobiles, m.clone());
+            }
+            if let Some(nin) = &r.nin
+                && let Some(p) = persons.get(nin)
+            {
+                contact.reserved = p.reserved;
+                if let Some(e) = p.email.as_deref().filter(|e| !e.trim().is_empty()) {
+                    push_unique(&mut contact.emails, e.trim().to_owned());
+                }
+                if let Some(m) = p.mobile.as_deref().and_then(MobileNumber::from_register) {
+                    push_unique(&mut contact.mobiles, m.as_str().to_owned());
+                }
+                party = Party::Person { name: p.name.clone() };
+            }
+            if let Some(org_no) = &r.org_no
+                && let Some(o) = organizations.get(org_no)
+            {
+                for e in o.emails.iter().filter(|e| !e.trim().is_empty()) {
+                    push_unique(&mut contact.emails, e.trim().to_owned());
+                }
+                for m in o.mobiles.iter().filter_map(|m| MobileNumber::from_register(m)) {
+                    push_unique(&mut contact.mobiles, m.as_str().to_owned());
+                }
+                party = Party::Organization { name: o.name.clone(), number: org_no.clone() };
+            }
+            Resolved { contact, party, looked_up: r.nin.is_some() || r.org_no.is_some() }
+        })
+        .collect())
+}

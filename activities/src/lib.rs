@@ -1,0 +1,10 @@
+//! Every side effect of varsel: the store, contact lookup, SMTP, SMS and condition endpoints,
+//! and the implementations of the order workflow's activities.
+
+pub mod contacts;
+pub mod order_activities;
+pub mod providers;
+pub mod store;
+
+pub use order_activities::OrderActivitiesImpl;
+pub use store::Store;

@@ -1,0 +1,290 @@
+//! The implementations of the order workflow's activities.
+//!
+//! Retry classification lives in one place, [`classify`]: a database or provider error is
+//! retryable; only the cases named there are permanent.
+
+use crate::contacts;
+use crate::providers::SendError;
+use crate::providers::condition::ConditionClient;
+use crate::providers::email::{Mailer, OutgoingEmail};
+use crate::providers::sms::{OutgoingSms, SmsProvider};
+use crate::store::entities::{notification, order};
+use crate::store::{NewRecipient, Store};
+use chrono::Utc;
+use futures::StreamExt;
+use std::sync::Arc;
+use temporalio_common::ActivityError;
+use temporalio_macros::activities;
+use temporalio_sdk::activities::ActivityContext;
+use varsel_workflows::activities::{
+    ConditionOutcome, FinishOrder, GenerateBatch, GenerateOutcome, SendBatch, SendOutcome, StartOutcome,
+    defs,
+};
+use varsel_workflows::domain::{
+    Channel, EmailContentType, NotificationChannel, NotificationStatus, OrderStatus,
+};
+use varsel_workflows::keywords;
+use varsel_workflows::plan;
+
+/// Everything the activities need, built once per worker.
+pub struct OrderActivitiesImpl {
+    /// The database.
+    pub store: Store,
+    /// Email sender.
+    pub mailer: Mailer,
+    /// SMS sender.
+    pub sms: SmsProvider,
+    /// Condition endpoint client.
+    pub condition: ConditionClient,
+    /// SMS sender id when the order gives none.
+    pub default_sms_sender: String,
+    /// How many sends of one batch run at once.
+    pub send_concurrency: usize,
+}
+
+/// Maps an internal error to an activity error. Everything here is retryable: the database
+/// coming back or a provider recovering is the normal case. Permanent outcomes never reach this
+/// function; they are recorded on the notification instead.
+fn classify(e: impl std::fmt::Display) -> ActivityError {
+    ActivityError::from(anyhow::anyhow!("{e}"))
+}
+
+fn corrupt(what: &str) -> ActivityError {
+    ActivityError::application(temporalio_common::error::ApplicationFailure::non_retryable(
+        anyhow::anyhow!("stored order is unreadable: {what}"),
+    ))
+}
+
+#[activities]
+impl OrderActivitiesImpl {
+    /// See [`varsel_workflows::activities::OrderActivities::start_processing`].
+    #[activity(definition = defs::StartProcessing)]
+    pub async fn start_processing(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        order_id: String,
+    ) -> Result<StartOutcome, ActivityError> {
+        let moved = self
+            .store
+            .transition_order(&order_id, &[OrderStatus::Registered], OrderStatus::Processing)
+            .await
+            .map_err(classify)?;
+        let order = self.store.order(&order_id).await.map_err(classify)?.ok_or_else(|| corrupt("order row missing"))?;
+        let status = OrderStatus::parse(&order.status).ok_or_else(|| corrupt("status"))?;
+        // A retried attempt finds the order already Processing: that is still ours to run.
+        let proceed = moved || status == OrderStatus::Processing;
+        if moved {
+            tracing::info!(order_id, "order processing started");
+        }
+        Ok(StartOutcome { proceed, has_condition: order.condition_endpoint.is_some(), status })
+    }
+
+    /// See [`varsel_workflows::activities::OrderActivities::check_send_condition`].
+    #[activity(definition = defs::CheckSendCondition)]
+    pub async fn check_send_condition(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        order_id: String,
+    ) -> Result<ConditionOutcome, ActivityError> {
+        let order = self.store.order(&order_id).await.map_err(classify)?.ok_or_else(|| corrupt("order row missing"))?;
+        let Some(url) = order.condition_endpoint else { return Ok(ConditionOutcome::Met) };
+        match self.condition.check(&url).await {
+            Ok(outcome) => {
+                tracing::info!(order_id, ?outcome, "send condition checked");
+                Ok(outcome)
+            }
+            Err(e) => {
+                tracing::warn!(order_id, error = %e, "send condition could not be read; will retry");
+                Err(classify(e))
+            }
+        }
+    }
+
+    /// See [`varsel_workflows::activities::OrderActivities::generate_notifications`].
+    #[activity(definition = defs::GenerateNotifications)]
+    pub async fn generate_notifications(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        batch: GenerateBatch,
+    ) -> Result<GenerateOutcome, ActivityError> {
+        let order = self
+            .store
+            .order(&batch.order_id)
+            .await
+            .map_err(classify)?
+            .ok_or_else(|| corrupt("order row missing"))?;
+        let channel = NotificationChannel::parse(&order.notification_channel).ok_or_else(|| corrupt("channel"))?;
+        let slice = self.store.recipients_slice(&batch.order_id, batch.from_index, batch.limit).await.map_err(classify)?;
+        let recipients: Vec<NewRecipient> = slice
+            .iter()
+            .map(|r| NewRecipient { email: r.email.clone(), mobile: r.mobile.clone(), org_no: r.org_no.clone(), nin: r.nin.clone() })
+            .collect();
+        let resolved = contacts::resolve(&self.store, &recipients).await.map_err(classify)?;
+
+        let now = Utc::now();
+        let expiry = Store::expiry_from(order.requested_send_time);
+        let mut rows = Vec::new();
+        let mut sendable = 0;
+        for (r, res) in slice.iter().zip(resolved.iter()) {
+            for p in plan::plan(channel, &res.contact, order.ignore_reservation) {
+                let (subject, body) = render_for(&order, p.channel, res);
+                if p.status.is_pending() {
+                    sendable += 1;
+                }
+                rows.push(notification::Model {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    order_id: order.id.clone(),
+                    channel: p.channel.as_str().to_owned(),
+                    recipient_idx: r.idx,
+                    org_no: r.org_no.clone(),
+                    nin: r.nin.clone(),
+                    address: p.address,
+                    subject,
+                    body,
+                    status: p.status.as_str().to_owned(),
+                    status_changed: now,
+                    status_reason: None,
+                    provider_ref: None,
+                    attempts: 0,
+                    expiry,
+                });
+            }
+        }
+        self.store.insert_notifications(rows).await.map_err(classify)?;
+
+        let done = (slice.len() as u32) < batch.limit;
+        let next_index = if done { None } else { slice.last().map(|r| r.idx as u32 + 1) };
+        if next_index.is_none() {
+            self.store
+                .transition_order(&order.id, &[OrderStatus::Processing], OrderStatus::Processed)
+                .await
+                .map_err(classify)?;
+            tracing::info!(order_id = order.id, "notifications generated");
+        }
+        Ok(GenerateOutcome { next_index, sendable })
+    }
+
+    /// See [`varsel_workflows::activities::OrderActivities::send_batch`].
+    #[activity(definition = defs::SendBatch)]
+    pub async fn send_batch(self: Arc<Self>, _ctx: ActivityContext, batch: SendBatch) -> Result<SendOutcome, ActivityError> {
+        let order = self
+            .store
+            .order(&batch.order_id)
+            .await
+            .map_err(classify)?
+            .ok_or_else(|| corrupt("order row missing"))?;
+        let claimed = self
+            .store
+            .claim_notifications(&batch.order_id, batch.channel, batch.limit)
+            .await
+            .map_err(classify)?;
+        let this = self.clone();
+        let order = Arc::new(order);
+        let results: Vec<Result<(), String>> = futures::stream::iter(claimed.into_iter().map(|n| {
+            let this = this.clone();
+            let order = order.clone();
+            async move { this.send_one(&order, n).await }
+        }))
+        .buffer_unordered(self.send_concurrency.max(1))
+        .collect()
+        .await;
+        let sent = results.iter().filter(|r| r.is_ok()).count() as u32;
+        if let Some(Err(first)) = results.iter().find(|r| r.is_err()) {
+            // Some sends hit a transient fault: fail the attempt so Temporal retries with backoff.
+            // Rows already recorded are not claimed again.
+            return Err(classify(format!(
+                "{} of {} {} notifications could not be sent yet: {first}",
+                results.len() as u32 - sent,
+                results.len(),
+                batch.channel.as_str()
+            )));
+        }
+        let remaining = self.store.count_pending(&batch.order_id, batch.channel).await.map_err(classify)? as u32;
+        Ok(SendOutcome { sent, remaining })
+    }
+
+    /// See [`varsel_workflows::activities::OrderActivities::finish_order`].
+    #[activity(definition = defs::FinishOrder)]
+    pub async fn finish_order(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: FinishOrder,
+    ) -> Result<OrderStatus, ActivityError> {
+        let from = [OrderStatus::Registered, OrderStatus::Processing, OrderStatus::Processed];
+        let target = match input.terminal {
+            Some(t) => t,
+            None => {
+                let pending = self.store.count_pending(&input.order_id, Channel::Email).await.map_err(classify)?
+                    + self.store.count_pending(&input.order_id, Channel::Sms).await.map_err(classify)?;
+                if pending > 0 { OrderStatus::Processed } else { OrderStatus::Completed }
+            }
+        };
+        self.store.transition_order(&input.order_id, &from, target).await.map_err(classify)?;
+        tracing::info!(order_id = input.order_id, status = target.as_str(), "order finished");
+        Ok(target)
+    }
+}
+
+impl OrderActivitiesImpl {
+    /// Sends one claimed notification and records the outcome. `Err` means transient: the row
+    /// stays `Sending` and the next attempt picks it up.
+    async fn send_one(&self, order: &order::Model, n: notification::Model) -> Result<(), String> {
+        let channel = Channel::parse(&n.channel).ok_or("unknown channel")?;
+        let result = match channel {
+            Channel::Email => {
+                let content_type = order
+                    .email_content_type
+                    .as_deref()
+                    .and_then(EmailContentType::parse)
+                    .unwrap_or_default();
+                let mail = OutgoingEmail {
+                    notification_id: n.id.clone(),
+                    from: order.email_from.clone(),
+                    to: n.address.clone(),
+                    subject: n.subject.clone().or_else(|| order.email_subject.clone()).unwrap_or_default(),
+                    body: n.body.clone().or_else(|| order.email_body.clone()).unwrap_or_default(),
+                    content_type,
+                };
+                self.mailer.send(&mail).await.map(|r| (NotificationStatus::EmailSucceeded, r))
+            }
+            Channel::Sms => {
+                let sms = OutgoingSms {
+                    notification_id: n.id.clone(),
+                    to: n.address.clone(),
+                    sender: order.sms_sender.clone().unwrap_or_else(|| self.default_sms_sender.clone()),
+                    body: n.body.clone().or_else(|| order.sms_body.clone()).unwrap_or_default(),
+                };
+                self.sms.send(&sms).await.map(|r| (NotificationStatus::SmsAccepted, r))
+            }
+        };
+        match result {
+            Ok((status, provider_ref)) => {
+                self.store.record_result(&n.id, status, None, Some(provider_ref)).await.map_err(|e| e.to_string())?;
+                tracing::info!(order_id = order.id, notification_id = n.id, status = status.as_str(), "notification sent");
+                Ok(())
+            }
+            Err(SendError::Permanent { status, reason }) => {
+                self.store.record_result(&n.id, status, Some(reason.clone()), None).await.map_err(|e| e.to_string())?;
+                tracing::warn!(order_id = order.id, notification_id = n.id, status = status.as_str(), reason, "notification failed permanently");
+                Ok(())
+            }
+            Err(SendError::Transient(reason)) => {
+                tracing::warn!(order_id = order.id, notification_id = n.id, reason, "send failed; will retry");
+                Err(reason)
+            }
+        }
+    }
+}
+
+/// Per-recipient subject and body, only when the template has keywords (otherwise the order's
+/// template is used at send time and nothing is copied).
+fn render_for(order: &order::Model, channel: Channel, res: &contacts::Resolved) -> (Option<String>, Option<String>) {
+    let party = res.party.keywords();
+    let render = |t: &Option<String>| {
+        t.as_deref().filter(|t| keywords::has_keywords(t)).map(|t| keywords::render(t, party))
+    };
+    match channel {
+        Channel::Email => (render(&order.email_subject), render(&order.email_body)),
+        Channel::Sms => (None, render(&order.sms_body)),
+    }
+}

@@ -1,0 +1,126 @@
+//! Email through lettre: pooled SMTP to a relay, or `.eml` files in an outbox folder when no
+//! relay is configured.
+
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, Message};
+use lettre::transport::smtp::PoolConfig;
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use std::path::PathBuf;
+use std::time::Duration;
+use varsel_workflows::domain::{EmailContentType, NotificationStatus};
+
+use super::SendError;
+
+/// How email leaves varsel.
+#[derive(Debug, Clone)]
+pub struct EmailSettings {
+    /// `smtp://host:port` (plain), `smtp://host:port?tls=required` (STARTTLS), `smtps://host:port`
+    /// (TLS), with optional `user:password@`. `None` writes to `outbox_dir`.
+    pub smtp_url: Option<String>,
+    /// Default sender address.
+    pub default_from: String,
+    /// Folder for the file transport.
+    pub outbox_dir: PathBuf,
+    /// Pooled SMTP connections at most.
+    pub pool_size: u32,
+    /// Timeout of one SMTP command.
+    pub timeout: Duration,
+}
+
+/// One email to send.
+#[derive(Debug, Clone)]
+pub struct OutgoingEmail {
+    /// Notification id; becomes the Message-ID, so a duplicate is recognisable downstream.
+    pub notification_id: String,
+    /// Sender address; `None` uses the default.
+    pub from: Option<String>,
+    /// Recipient address.
+    pub to: String,
+    /// Subject (single line).
+    pub subject: String,
+    /// Body.
+    pub body: String,
+    /// Plain or HTML.
+    pub content_type: EmailContentType,
+}
+
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    File(AsyncFileTransport<Tokio1Executor>),
+}
+
+/// The email sender.
+pub struct Mailer {
+    transport: Transport,
+    default_from: String,
+}
+
+impl Mailer {
+    /// Builds the transport; with no relay configured, says so loudly.
+    pub fn new(s: &EmailSettings) -> anyhow::Result<Self> {
+        let transport = match &s.smtp_url {
+            Some(url) => Transport::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?
+                    .pool_config(PoolConfig::new().max_size(s.pool_size.max(1)))
+                    .timeout(Some(s.timeout))
+                    .build(),
+            ),
+            None => {
+                std::fs::create_dir_all(&s.outbox_dir)?;
+                tracing::warn!(
+                    outbox = %s.outbox_dir.display(),
+                    "no SMTP relay configured (VARSEL_SMTP_URL): emails are written as .eml files to the outbox folder, not sent"
+                );
+                Transport::File(AsyncFileTransport::<Tokio1Executor>::new(&s.outbox_dir))
+            }
+        };
+        Ok(Self { transport, default_from: s.default_from.clone() })
+    }
+
+    /// Sends one email. `Ok` carries the provider reference (the Message-ID).
+    pub async fn send(&self, mail: &OutgoingEmail) -> Result<String, SendError> {
+        let from: Mailbox = mail
+            .from
+            .as_deref()
+            .unwrap_or(&self.default_from)
+            .parse()
+            .map_err(|e| SendError::Permanent {
+                status: NotificationStatus::EmailFailed,
+                reason: format!("invalid sender address: {e}"),
+            })?;
+        let to: Mailbox = mail.to.parse().map_err(|e| SendError::Permanent {
+            status: NotificationStatus::EmailFailedInvalidFormat,
+            reason: format!("invalid recipient address: {e}"),
+        })?;
+        let message_id = format!("<{}@varsel>", mail.notification_id);
+        let content_type = match mail.content_type {
+            EmailContentType::Plain => ContentType::TEXT_PLAIN,
+            EmailContentType::Html => ContentType::TEXT_HTML,
+        };
+        // Header injection is impossible by construction: lettre encodes header values, and the
+        // subject is folded to one line before it gets here.
+        let message = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(mail.subject.replace(['\r', '\n'], " "))
+            .message_id(Some(message_id.clone()))
+            .header(content_type)
+            .body(mail.body.clone())
+            .map_err(|e| SendError::Permanent { status: NotificationStatus::EmailFailed, reason: e.to_string() })?;
+        match &self.transport {
+            Transport::Smtp(t) => match t.send(message).await {
+                Ok(_) => Ok(message_id),
+                Err(e) if e.is_permanent() => Err(SendError::Permanent {
+                    status: NotificationStatus::EmailFailed,
+                    reason: format!("SMTP relay refused the message: {e}"),
+                }),
+                Err(e) => Err(SendError::Transient(format!("SMTP relay unavailable: {e}"))),
+            },
+            Transport::File(t) => t
+                .send(message)
+                .await
+                .map(|_| message_id)
+                .map_err(|e| SendError::Transient(format!("writing to the outbox failed: {e}"))),
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! sea-orm entities. These are storage shapes only: never a request or response body.
+
+/// An order as accepted by the API.
+pub mod order {
+    use sea_orm::entity::prelude::*;
+
+    /// One row per order.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "orders")]
+    pub struct Model {
+        /// Order id (UUID text); also the workflow id.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// The creator org (tenant).
+        pub creator: String,
+        /// The sender's own reference.
+        pub senders_reference: Option<String>,
+        /// When to send, UTC.
+        pub requested_send_time: DateTimeUtc,
+        /// When the order was accepted, UTC.
+        pub created: DateTimeUtc,
+        /// `NotificationChannel` name.
+        pub notification_channel: String,
+        /// Whether KRR reservations are overridden.
+        pub ignore_reservation: bool,
+        /// Altinn resource id.
+        pub resource_id: Option<String>,
+        /// XACML action used with `resource_id`.
+        pub resource_action: Option<String>,
+        /// URL answering `{"sendNotification": bool}`.
+        pub condition_endpoint: Option<String>,
+        /// Email sender address; `None` uses the configured default.
+        pub email_from: Option<String>,
+        /// Email subject template.
+        pub email_subject: Option<String>,
+        /// Email body template.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub email_body: Option<String>,
+        /// `Plain` or `Html`.
+        pub email_content_type: Option<String>,
+        /// SMS sender id; `None` uses the configured default.
+        pub sms_sender: Option<String>,
+        /// SMS body template.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub sms_body: Option<String>,
+        /// Which endpoint accepted the order: `orders`, `email` or `sms`.
+        pub order_kind: String,
+        /// `OrderStatus` name.
+        pub status: String,
+        /// When `status` last changed.
+        pub status_changed: DateTimeUtc,
+        /// How many recipients the order has.
+        pub recipient_count: i32,
+        /// Whether its workflow has been started (transactional outbox flag).
+        pub workflow_started: bool,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A recipient exactly as submitted.
+pub mod order_recipient {
+    use sea_orm::entity::prelude::*;
+
+    /// One row per submitted recipient.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "order_recipients")]
+    pub struct Model {
+        /// The order.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub order_id: String,
+        /// Position in the submitted list.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub idx: i32,
+        /// Explicit email address.
+        pub email: Option<String>,
+        /// Explicit mobile number (normalised).
+        pub mobile: Option<String>,
+        /// Organisation number to look up.
+        pub org_no: Option<String>,
+        /// National identity number to look up.
+        pub nin: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// One message to one address on one channel.
+pub mod notification {
+    use sea_orm::entity::prelude::*;
+
+    /// One row per notification.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "notifications")]
+    pub struct Model {
+        /// Notification id (UUID text).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// The order.
+        pub order_id: String,
+        /// `email` or `sms`.
+        pub channel: String,
+        /// Which submitted recipient this came from.
+        pub recipient_idx: i32,
+        /// Organisation number of the recipient, if any.
+        pub org_no: Option<String>,
+        /// National identity number of the recipient, if any.
+        pub nin: Option<String>,
+        /// Email address or mobile number; empty for failed placeholders.
+        pub address: String,
+        /// Rendered subject when the template had keywords.
+        pub subject: Option<String>,
+        /// Rendered body when the template had keywords.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub body: Option<String>,
+        /// `NotificationStatus` name.
+        pub status: String,
+        /// When `status` last changed.
+        pub status_changed: DateTimeUtc,
+        /// Provider detail for the status (SMTP reply, gateway text).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub status_reason: Option<String>,
+        /// Provider message reference.
+        pub provider_ref: Option<String>,
+        /// Send attempts so far.
+        pub attempts: i32,
+        /// After this time an unfinished notification is given up (time-to-live).
+        pub expiry: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A person in the embedded contact register (KRR).
+pub mod contact_person {
+    use sea_orm::entity::prelude::*;
+
+    /// One row per person.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "contact_persons")]
+    pub struct Model {
+        /// National identity number.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub nin: String,
+        /// Full name.
+        pub name: Option<String>,
+        /// Email address.
+        pub email: Option<String>,
+        /// Mobile number.
+        pub mobile: Option<String>,
+        /// Reserved against digital notifications.
+        pub reserved: bool,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// An organisation in the embedded contact register, with its notification addresses.
+pub mod contact_organization {
+    use sea_orm::entity::prelude::*;
+
+    /// One row per organisation.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "contact_organizations")]
+    pub struct Model {
+        /// Organisation number.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub org_no: String,
+        /// Registered name.
+        pub name: Option<String>,
+        /// Notification email addresses (JSON array of strings).
+        pub emails: Json,
+        /// Notification mobile numbers (JSON array of strings).
+        pub mobiles: Json,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// What the SMS simulator accepted: one row per notification, so a second send is visible.
+pub mod simulated_sms {
+    use sea_orm::entity::prelude::*;
+
+    /// One row per accepted simulated SMS.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "simulated_sms")]
+    pub struct Model {
+        /// Simulator message reference.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// The notification it carries.
+        pub notification_id: String,
+        /// Destination number.
+        pub recipient: String,
+        /// Sender id as sent.
+        pub sender: String,
+        /// Text as sent.
+        #[sea_orm(column_type = "Text")]
+        pub body: String,
+        /// When the simulator accepted it.
+        pub accepted_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

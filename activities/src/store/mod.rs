@@ -1,0 +1,406 @@
+//! The database: orders, recipients, notifications and the embedded contact register.
+//!
+//! Works on SQLite (embedded default) and PostgreSQL (production) through sea-orm.
+
+pub mod entities;
+pub mod migrations;
+
+use chrono::{DateTime, Utc};
+use entities::{contact_organization, contact_person, notification, order, order_recipient};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+use std::collections::HashMap;
+use std::time::Duration;
+use varsel_workflows::domain::{Channel, NotificationStatus, OrderStatus};
+
+/// A handle on the database, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+/// An order ready to be stored, with its recipients (already validated and normalised).
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    /// The order row.
+    pub order: order::Model,
+    /// The recipients, in submitted order.
+    pub recipients: Vec<NewRecipient>,
+}
+
+/// One submitted recipient.
+#[derive(Debug, Clone, Default)]
+pub struct NewRecipient {
+    /// Explicit email address.
+    pub email: Option<String>,
+    /// Explicit mobile number, normalised.
+    pub mobile: Option<String>,
+    /// Organisation number.
+    pub org_no: Option<String>,
+    /// National identity number.
+    pub nin: Option<String>,
+}
+
+/// A person's contact points as the register has them.
+#[derive(Debug, Clone)]
+pub struct PersonContact {
+    /// Full name.
+    pub name: Option<String>,
+    /// Email address.
+    pub email: Option<String>,
+    /// Mobile number (as stored; normalise before use).
+    pub mobile: Option<String>,
+    /// Reserved against digital notifications.
+    pub reserved: bool,
+}
+
+/// An organisation's notification addresses as the register has them.
+#[derive(Debug, Clone)]
+pub struct OrgContact {
+    /// Registered name.
+    pub name: Option<String>,
+    /// Email addresses.
+    pub emails: Vec<String>,
+    /// Mobile numbers (as stored; normalise before use).
+    pub mobiles: Vec<String>,
+}
+
+impl Store {
+    /// Connects (creating a SQLite file if needed) without migrating.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbErr> {
+        let mut url = url.to_owned();
+        if url.starts_with("sqlite:") && !url.contains("mode=") {
+            url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+        }
+        let is_sqlite = url.starts_with("sqlite:");
+        let mut opts = ConnectOptions::new(url);
+        opts.max_connections(max_connections)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(10))
+            .sqlx_logging(false);
+        let db = Database::connect(opts).await?;
+        if is_sqlite {
+            // WAL lets the API read while the worker writes; busy_timeout turns lock contention
+            // into a short wait instead of an error.
+            for pragma in [
+                "PRAGMA journal_mode=WAL",
+                "PRAGMA synchronous=NORMAL",
+                "PRAGMA busy_timeout=10000",
+                "PRAGMA foreign_keys=ON",
+            ] {
+                db.execute_unprepared(pragma).await?;
+            }
+        }
+        Ok(Self { db })
+    }
+
+    /// A store with no connection, for generating documents offline; every query fails.
+    pub fn disconnected() -> Self {
+        Self { db: DatabaseConnection::Disconnected }
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        migrations::Migrator::up(&self.db, None).await
+    }
+
+    /// The underlying connection.
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Stores an order and its recipients in one transaction: all or nothing.
+    pub async fn insert_order(&self, new: NewOrder) -> Result<(), DbErr> {
+        let order_id = new.order.id.clone();
+        let txn = self.db.begin().await?;
+        order::Entity::insert(order::ActiveModel::from(new.order)).exec_without_returning(&txn).await?;
+        for chunk in new.recipients.chunks(500).enumerate() {
+            let (chunk_no, rows) = chunk;
+            let models = rows.iter().enumerate().map(|(i, r)| order_recipient::ActiveModel {
+                order_id: Set(order_id.clone()),
+                idx: Set((chunk_no * 500 + i) as i32),
+                email: Set(r.email.clone()),
+                mobile: Set(r.mobile.clone()),
+                org_no: Set(r.org_no.clone()),
+                nin: Set(r.nin.clone()),
+            });
+            order_recipient::Entity::insert_many(models).exec_without_returning(&txn).await?;
+        }
+        txn.commit().await
+    }
+
+    /// An order of `creator`, with its recipients; `None` when missing or another org's.
+    pub async fn get_order(
+        &self,
+        id: &str,
+        creator: &str,
+    ) -> Result<Option<(order::Model, Vec<order_recipient::Model>)>, DbErr> {
+        let Some(o) = order::Entity::find_by_id(id.to_owned())
+            .filter(order::Column::Creator.eq(creator))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let recipients = order_recipient::Entity::find()
+            .filter(order_recipient::Column::OrderId.eq(id))
+            .order_by_asc(order_recipient::Column::Idx)
+            .all(&self.db)
+            .await?;
+        Ok(Some((o, recipients)))
+    }
+
+    /// An order by id, whoever created it (for the worker).
+    pub async fn order(&self, id: &str) -> Result<Option<order::Model>, DbErr> {
+        order::Entity::find_by_id(id.to_owned()).one(&self.db).await
+    }
+
+    /// Records that an order's workflow exists.
+    pub async fn mark_workflow_started(&self, id: &str) -> Result<(), DbErr> {
+        order::Entity::update_many()
+            .col_expr(order::Column::WorkflowStarted, Expr::value(true))
+            .filter(order::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Orders whose workflow has not been started yet (oldest first).
+    pub async fn orders_pending_start(&self, limit: u64) -> Result<Vec<order::Model>, DbErr> {
+        order::Entity::find()
+            .filter(order::Column::WorkflowStarted.eq(false))
+            .order_by_asc(order::Column::Created)
+            .limit(limit)
+            .all(&self.db)
+            .await
+    }
+
+    /// Moves an order from one of `from` to `to`; returns whether it moved.
+    pub async fn transition_order(
+        &self,
+        id: &str,
+        from: &[OrderStatus],
+        to: OrderStatus,
+    ) -> Result<bool, DbErr> {
+        let res = order::Entity::update_many()
+            .col_expr(order::Column::Status, Expr::value(to.as_str()))
+            .col_expr(order::Column::StatusChanged, Expr::value(Utc::now()))
+            .filter(order::Column::Id.eq(id))
+            .filter(order::Column::Status.is_in(from.iter().map(|s| s.as_str())))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected > 0)
+    }
+
+    /// Recipients `from_index..from_index+limit` of an order.
+    pub async fn recipients_slice(
+        &self,
+        order_id: &str,
+        from_index: u32,
+        limit: u32,
+    ) -> Result<Vec<order_recipient::Model>, DbErr> {
+        order_recipient::Entity::find()
+            .filter(order_recipient::Column::OrderId.eq(order_id))
+            .filter(order_recipient::Column::Idx.gte(from_index as i32))
+            .order_by_asc(order_recipient::Column::Idx)
+            .limit(limit as u64)
+            .all(&self.db)
+            .await
+    }
+
+    /// Persons of the contact register, by national identity number.
+    pub async fn lookup_persons(&self, nins: &[String]) -> Result<HashMap<String, PersonContact>, DbErr> {
+        if nins.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut out = HashMap::new();
+        for chunk in nins.chunks(500) {
+            for p in contact_person::Entity::find()
+                .filter(contact_person::Column::Nin.is_in(chunk.iter().cloned()))
+                .all(&self.db)
+                .await?
+            {
+                out.insert(
+                    p.nin,
+                    PersonContact { name: p.name, email: p.email, mobile: p.mobile, reserved: p.reserved },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Organisations of the contact register, by organisation number.
+    pub async fn lookup_organizations(&self, orgs: &[String]) -> Result<HashMap<String, OrgContact>, DbErr> {
+        if orgs.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut out = HashMap::new();
+        for chunk in orgs.chunks(500) {
+            for o in contact_organization::Entity::find()
+                .filter(contact_organization::Column::OrgNo.is_in(chunk.iter().cloned()))
+                .all(&self.db)
+                .await?
+            {
+                let list = |v: &serde_json::Value| -> Vec<String> {
+                    serde_json::from_value(v.clone()).unwrap_or_default()
+                };
+                out.insert(
+                    o.org_no,
+                    OrgContact { name: o.name, emails: list(&o.emails), mobiles: list(&o.mobiles) },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds or replaces a person in the contact register.
+    pub async fn upsert_person(&self, nin: &str, c: &PersonContact) -> Result<(), DbErr> {
+        contact_person::Entity::insert(contact_person::ActiveModel {
+            nin: Set(nin.to_owned()),
+            name: Set(c.name.clone()),
+            email: Set(c.email.clone()),
+            mobile: Set(c.mobile.clone()),
+            reserved: Set(c.reserved),
+        })
+        .on_conflict(
+            OnConflict::column(contact_person::Column::Nin)
+                .update_columns([
+                    contact_person::Column::Name,
+                    contact_person::Column::Email,
+                    contact_person::Column::Mobile,
+                    contact_person::Column::Reserved,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Adds or replaces an organisation in the contact register.
+    pub async fn upsert_organization(&self, org_no: &str, c: &OrgContact) -> Result<(), DbErr> {
+        contact_organization::Entity::insert(contact_organization::ActiveModel {
+            org_no: Set(org_no.to_owned()),
+            name: Set(c.name.clone()),
+            emails: Set(serde_json::json!(c.emails)),
+            mobiles: Set(serde_json::json!(c.mobiles)),
+        })
+        .on_conflict(
+            OnConflict::column(contact_organization::Column::OrgNo)
+                .update_columns([
+                    contact_organization::Column::Name,
+                    contact_organization::Column::Emails,
+                    contact_organization::Column::Mobiles,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Inserts notifications, skipping any that already exist (same order, recipient, channel
+    /// and address), so a retried batch is harmless.
+    pub async fn insert_notifications(&self, rows: Vec<notification::Model>) -> Result<(), DbErr> {
+        for chunk in rows.chunks(200) {
+            let models = chunk.iter().cloned().map(notification::ActiveModel::from);
+            notification::Entity::insert_many(models)
+                .on_conflict(
+                    OnConflict::columns([
+                        notification::Column::OrderId,
+                        notification::Column::RecipientIdx,
+                        notification::Column::Channel,
+                        notification::Column::Address,
+                    ])
+                    .do_nothing()
+                    .to_owned(),
+                )
+                .exec_without_returning(&self.db)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Claims up to `limit` unsent notifications of one channel of an order and marks them
+    /// `Sending` (counting the attempt). Rows left in `Sending` by a crashed attempt are claimed
+    /// again: that is the documented at-least-once window.
+    pub async fn claim_notifications(
+        &self,
+        order_id: &str,
+        channel: Channel,
+        limit: u32,
+    ) -> Result<Vec<notification::Model>, DbErr> {
+        let pending = [NotificationStatus::new_for(channel), NotificationStatus::sending_for(channel)];
+        let rows = notification::Entity::find()
+            .filter(notification::Column::OrderId.eq(order_id))
+            .filter(notification::Column::Channel.eq(channel.as_str()))
+            .filter(notification::Column::Status.is_in(pending.iter().map(|s| s.as_str())))
+            .order_by_asc(notification::Column::RecipientIdx)
+            .limit(limit as u64)
+            .all(&self.db)
+            .await?;
+        if rows.is_empty() {
+            return Ok(rows);
+        }
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        notification::Entity::update_many()
+            .col_expr(notification::Column::Status, Expr::value(NotificationStatus::sending_for(channel).as_str()))
+            .col_expr(notification::Column::StatusChanged, Expr::value(Utc::now()))
+            .col_expr(notification::Column::Attempts, Expr::col(notification::Column::Attempts).add(1))
+            .filter(notification::Column::Id.is_in(ids))
+            .exec(&self.db)
+            .await?;
+        Ok(rows)
+    }
+
+    /// Records a provider's answer for one notification, only if it is still `Sending`.
+    pub async fn record_result(
+        &self,
+        id: &str,
+        status: NotificationStatus,
+        reason: Option<String>,
+        provider_ref: Option<String>,
+    ) -> Result<(), DbErr> {
+        notification::Entity::update_many()
+            .col_expr(notification::Column::Status, Expr::value(status.as_str()))
+            .col_expr(notification::Column::StatusChanged, Expr::value(Utc::now()))
+            .col_expr(notification::Column::StatusReason, Expr::value(reason))
+            .col_expr(notification::Column::ProviderRef, Expr::value(provider_ref))
+            .filter(notification::Column::Id.eq(id))
+            .filter(notification::Column::Status.eq(NotificationStatus::sending_for(status.channel()).as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// How many notifications of one channel of an order are not yet sent.
+    pub async fn count_pending(&self, order_id: &str, channel: Channel) -> Result<u64, DbErr> {
+        let pending = [NotificationStatus::new_for(channel), NotificationStatus::sending_for(channel)];
+        notification::Entity::find()
+            .filter(notification::Column::OrderId.eq(order_id))
+            .filter(notification::Column::Channel.eq(channel.as_str()))
+            .filter(notification::Column::Status.is_in(pending.iter().map(|s| s.as_str())))
+            .count(&self.db)
+            .await
+    }
+
+    /// All notifications of an order, in recipient order.
+    pub async fn notifications(&self, order_id: &str) -> Result<Vec<notification::Model>, DbErr> {
+        notification::Entity::find()
+            .filter(notification::Column::OrderId.eq(order_id))
+            .order_by_asc(notification::Column::RecipientIdx)
+            .order_by_asc(notification::Column::Channel)
+            .all(&self.db)
+            .await
+    }
+
+    /// The time a notification created now should be given up at.
+    pub fn expiry_from(send_time: DateTime<Utc>) -> DateTime<Utc> {
+        send_time.max(Utc::now()) + chrono::Duration::hours(48)
+    }
+}

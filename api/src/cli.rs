@@ -1,0 +1,128 @@
+//! The commands of the `varsel` binary.
+
+use crate::auth::{self, TokenKind};
+use crate::config::Config;
+use crate::startup::{Application, openapi_json};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// varsel: a self-hostable notification-order service on durable Temporal workflows.
+#[derive(Parser)]
+#[command(name = "varsel", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and the worker as configured by VARSEL_* (production).
+    Serve,
+    /// Run only the worker.
+    Worker,
+    /// Run only the API.
+    Api,
+    /// The embedded stack: Temporal dev server, SQLite, API and worker, demo data.
+    Dev {
+        /// API port.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Data folder.
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        /// Temporal frontend port (web UI on this + 1000).
+        #[arg(long, default_value_t = 7233)]
+        temporal_port: u16,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document the server serves.
+    Openapi,
+    /// Print a token the dev instance with the same data dir accepts.
+    Token {
+        /// Creator org.
+        #[arg(long)]
+        org: String,
+        /// Scopes (space-separated).
+        #[arg(long, default_value = auth::CREATE_SCOPE)]
+        scope: String,
+        /// Mint a PlatformAccessToken instead of a bearer token.
+        #[arg(long)]
+        platform: bool,
+        /// Data folder holding the dev signing key.
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl: i64,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VARSEL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,temporalio_sdk_core=warn,temporalio_sdk=warn,sqlx=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve | Command::Worker | Command::Api => {
+            let mut cfg = Config::load()?;
+            match cli.command {
+                Command::Worker => cfg.run_api = false,
+                Command::Api => cfg.run_worker = false,
+                _ => {}
+            }
+            let app = Application::build(cfg).await?;
+            if !app.base_url().is_empty() {
+                tracing::info!(url = app.base_url(), "API listening");
+            }
+            app.run_until(shutdown_signal()).await
+        }
+        Command::Dev { port, data_dir, temporal_port } => {
+            crate::dev::run(crate::dev::DevOptions { port, data_dir, temporal_port }).await
+        }
+        Command::Migrate => {
+            let cfg = Config::load()?;
+            let store = varsel_activities::Store::connect(&cfg.database_url, 2).await?;
+            store.migrate().await?;
+            println!("migrated {}", cfg.database_url);
+            Ok(())
+        }
+        Command::Openapi => {
+            println!("{}", openapi_json());
+            Ok(())
+        }
+        Command::Token { org, scope, platform, data_dir, ttl } => {
+            let key = auth::load_or_create_dev_key(&data_dir)?;
+            let kind = if platform { TokenKind::Platform { org } } else { TokenKind::Bearer { org, scope } };
+            println!("{}", auth::mint(&key, kind, ttl)?);
+            Ok(())
+        }
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

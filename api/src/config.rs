@@ -1,0 +1,144 @@
+//! One typed configuration: defaults in code, an optional TOML file (`VARSEL_CONFIG`), then
+//! `VARSEL_*` environment variables; Temporal's own `TEMPORAL_ADDRESS` / `TEMPORAL_NAMESPACE`
+//! select an external Temporal. Every key is listed in the README.
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// varsel's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Config {
+    /// Folder for local state: SQLite file, dev signing key, email outbox, Temporal dev database.
+    pub data_dir: PathBuf,
+    /// Database URL: `sqlite://path` or `postgres://...`. Empty means `<data_dir>/varsel.db`.
+    pub database_url: String,
+    /// Database connections at most.
+    pub database_max_connections: u32,
+    /// Address the HTTP API listens on.
+    pub listen: String,
+    /// Public base URL used in `Location` headers; empty means `http://<listen>`.
+    pub public_base_url: String,
+    /// Temporal frontend address (`TEMPORAL_ADDRESS`).
+    pub temporal_address: String,
+    /// Temporal namespace (`TEMPORAL_NAMESPACE`).
+    pub temporal_namespace: String,
+    /// Task queue for order workflows and activities.
+    pub task_queue: String,
+    /// SMTP relay URL; empty writes emails to `<data_dir>/outbox`.
+    pub smtp_url: String,
+    /// Default email sender address.
+    pub email_from: String,
+    /// Pooled SMTP connections at most.
+    pub smtp_pool_size: u32,
+    /// SMTP command timeout, seconds.
+    pub smtp_timeout_secs: u64,
+    /// `simulator` (default).
+    pub sms_provider: String,
+    /// SMS sender id when an order gives none.
+    pub sms_default_sender: String,
+    /// HMAC (HS256) secrets accepted for tokens, base64. Empty with no public keys: the dev key
+    /// in `<data_dir>/dev-signing-key` (created on first start).
+    pub auth_hmac_secrets: Vec<String>,
+    /// PEM files with RSA or EC public keys accepted for tokens (RS256 / ES256).
+    pub auth_public_key_files: Vec<PathBuf>,
+    /// Hosts that may be used in `conditionEndpoint` although they are not public DNS names
+    /// (for example `localhost`, `127.0.0.1`).
+    pub condition_allowed_hosts: Vec<String>,
+    /// Timeout of one condition check, seconds.
+    pub condition_timeout_secs: u64,
+    /// Attempts at a condition endpoint before the order is sent anyway.
+    pub condition_attempts: u32,
+    /// First retry delay of a condition check, milliseconds.
+    pub condition_retry_ms: u64,
+    /// Upper bound of activity retry delays, milliseconds.
+    pub max_retry_interval_ms: u64,
+    /// Recipients per generate activity.
+    pub generate_batch: u32,
+    /// Notifications per send activity.
+    pub send_batch: u32,
+    /// Concurrent sends within one send activity.
+    pub send_concurrency: usize,
+    /// How often orders whose workflow could not be started are retried, milliseconds.
+    pub dispatch_interval_ms: u64,
+    /// Largest request body accepted, bytes.
+    pub max_body_bytes: usize,
+    /// Run the worker in this process (`serve` only; `dev` always does).
+    pub run_worker: bool,
+    /// Run the API in this process.
+    pub run_api: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            database_url: String::new(),
+            database_max_connections: 16,
+            listen: "127.0.0.1:8080".into(),
+            public_base_url: String::new(),
+            temporal_address: "http://127.0.0.1:7233".into(),
+            temporal_namespace: "default".into(),
+            task_queue: "varsel-orders".into(),
+            smtp_url: String::new(),
+            email_from: "noreply@varsel.local".into(),
+            smtp_pool_size: 8,
+            smtp_timeout_secs: 30,
+            sms_provider: "simulator".into(),
+            sms_default_sender: "Altinn".into(),
+            auth_hmac_secrets: vec![],
+            auth_public_key_files: vec![],
+            condition_allowed_hosts: vec![],
+            condition_timeout_secs: 10,
+            condition_attempts: 3,
+            condition_retry_ms: 60_000,
+            max_retry_interval_ms: 60_000,
+            generate_batch: 500,
+            send_batch: 200,
+            send_concurrency: 8,
+            dispatch_interval_ms: 2_000,
+            max_body_bytes: 64 * 1024 * 1024,
+            run_worker: true,
+            run_api: true,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file named by `VARSEL_CONFIG` (if any), then the environment.
+    pub fn load() -> anyhow::Result<Self> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Ok(path) = std::env::var("VARSEL_CONFIG") {
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig
+            .merge(Env::prefixed("VARSEL_").ignore(&["CONFIG"]).split("__").map(|k| k.as_str().to_lowercase().into()))
+            .merge(Env::raw().only(&["TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"]).map(|k| k.as_str().to_lowercase().into()));
+        let mut cfg: Config = fig.extract()?;
+        cfg.normalise();
+        Ok(cfg)
+    }
+
+    /// Fills derived defaults.
+    pub fn normalise(&mut self) {
+        if self.database_url.is_empty() {
+            self.database_url = format!("sqlite://{}", self.data_dir.join("varsel.db").display());
+        }
+        if !self.temporal_address.contains("://") {
+            self.temporal_address = format!("http://{}", self.temporal_address);
+        }
+    }
+
+    /// The base URL for links.
+    pub fn base_url(&self, bound: &str) -> String {
+        if self.public_base_url.is_empty() {
+            format!("http://{bound}")
+        } else {
+            self.public_base_url.trim_end_matches('/').to_owned()
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The one error table of the HTTP API: every failure a client can see is a variant here, with
+//! its status, title and problem type, rendered as RFC 9457 problem details
+//! (`application/problem+json`).
+
+use poem::{IntoResponse, Response, http::StatusCode};
+use poem_openapi::{
+    ApiResponse, Object,
+    payload::Payload,
+    registry::{MetaSchemaRef, Registry},
+    types::{ToJSON, Type},
+};
+use std::collections::BTreeMap;
+
+/// RFC 9457 problem details, as Altinn's ASP.NET `ValidationProblemDetails` shapes them.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct ProblemDetails {
+    /// A URI reference identifying the problem type.
+    #[oai(rename = "type")]
+    pub problem_type: String,
+    /// A short summary of the problem type.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// An explanation specific to this occurrence.
+    pub detail: Option<String>,
+    /// Validation messages keyed by property path (for example `Recipients[0]`).
+    pub errors: Option<BTreeMap<String, Vec<String>>>,
+    /// Identifier of the request, for support.
+    pub trace_id: Option<String>,
+}
+
+/// A payload with media type `application/problem+json`.
+#[derive(Debug, Clone)]
+pub struct ProblemJson(pub ProblemDetails);
+
+impl Payload for ProblemJson {
+    const CONTENT_TYPE: &'static str = "application/problem+json";
+    fn schema_ref() -> MetaSchemaRef {
+        ProblemDetails::schema_ref()
+    }
+    fn register(registry: &mut Registry) {
+        ProblemDetails::register(registry);
+    }
+}
+
+impl IntoResponse for ProblemJson {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.0.to_json()).unwrap_or_default();
+        Response::builder()
+            .status(StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+            .content_type(Self::CONTENT_TYPE)
+            .body(body)
+    }
+}
+
+/// Every error answer of the API.
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// The request is invalid: validation messages, malformed JSON or a wrong type.
+    #[oai(status = 400)]
+    BadRequest(ProblemJson),
+    /// Missing, expired or badly signed token.
+    #[oai(status = 401)]
+    Unauthorized(ProblemJson),
+    /// A valid token without the required scope or organisation.
+    #[oai(status = 403)]
+    Forbidden(ProblemJson),
+    /// No such order for this organisation.
+    #[oai(status = 404)]
+    NotFound(ProblemJson),
+    /// A part varsel depends on is unavailable; nothing was stored. Retry later.
+    #[oai(status = 503)]
+    Unavailable(ProblemJson),
+}
+
+fn problem(status: u16, problem_type: &str, title: &str, detail: Option<String>) -> ProblemJson {
+    ProblemJson(ProblemDetails {
+        problem_type: problem_type.to_owned(),
+        title: title.to_owned(),
+        status,
+        detail,
+        errors: None,
+        trace_id: None,
+    })
+}
+
+impl ApiError {
+    /// 400 with Altinn's validation envelope.
+    pub fn validation(errors: BTreeMap<String, Vec<String>>) -> Self {
+        let mut p = problem(400, "https://tools.ietf.org/html/rfc9110#section-15.5.1", "One or more validation errors occurred.", None);
+        p.0.errors = Some(errors);
+        Self::BadRequest(p)
+    }
+
+    /// 400 with one message under one key.
+    pub fn invalid(key: &str, message: impl Into<String>) -> Self {
+        Self::validation(BTreeMap::from([(key.to_owned(), vec![message.into()])]))
+    }
+
+    /// 401.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::Unauthorized(problem(401, "https://tools.ietf.org/html/rfc9110#section-15.5.2", "Unauthorized", Some(detail.into())))
+    }
+
+    /// 403.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::Forbidden(problem(403, "https://tools.ietf.org/html/rfc9110#section-15.5.4", "Forbidden", Some(detail.into())))
+    }
+
+    /// 404.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::NotFound(problem(404, "https://tools.ietf.org/html/rfc9110#section-15.5.5", "Not Found", Some(detail.into())))
+    }
+
+    /// 503.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::Unavailable(problem(503, "https://tools.ietf.org/html/rfc9110#section-15.6.4", "Service Unavailable", Some(detail.into())))
+    }
+
+    /// A storage failure: the database is unreachable or refused the write. Logged in full,
+    /// answered as 503 without internals.
+    pub fn storage(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "database error while handling a request");
+        Self::unavailable("The order store is temporarily unavailable. Nothing was stored; please retry.")
+    }
+}
+
+/// Renders any error that escaped the typed handlers (malformed JSON, wrong types, unknown
+/// routes, wrong methods, oversize bodies) as problem details, so no client ever sees a bare
+/// text body or a 500 for bad input.
+pub fn render_poem_error(err: poem::Error) -> Response {
+    // Our own typed errors already carry their problem-details response.
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let status = err.status();
+    let (ptype, title) = match status.as_u16() {
+        400 => ("https://tools.ietf.org/html/rfc9110#section-15.5.1", "One or more validation errors occurred."),
+        404 => ("https://tools.ietf.org/html/rfc9110#section-15.5.5", "Not Found"),
+        405 => ("https://tools.ietf.org/html/rfc9110#section-15.5.6", "Method Not Allowed"),
+        413 => ("https://tools.ietf.org/html/rfc9110#section-15.5.14", "Content Too Large"),
+        415 => ("https://tools.ietf.org/html/rfc9110#section-15.5.16", "Unsupported Media Type"),
+        s if s >= 500 => ("https://tools.ietf.org/html/rfc9110#section-15.6.1", "Internal Server Error"),
+        _ => ("about:blank", status.canonical_reason().unwrap_or("Error")),
+    };
+    let message = err.to_string();
+    if status.is_server_error() {
+        tracing::error!(error = %message, "unhandled server error");
+    }
+    let mut p = problem(status.as_u16(), ptype, title, Some(message.clone()));
+    if status.as_u16() == 400 {
+        p.0.errors = Some(BTreeMap::from([("$".to_owned(), vec![message])]));
+    }
+    p.into_response()
+}

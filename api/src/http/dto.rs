@@ -1,0 +1,293 @@
+//! Request and response bodies of the order API, exactly as Altinn clients send and read them.
+//! These are never stored: `validate` maps requests into store rows, `orders` maps rows back.
+
+use poem_openapi::{
+    Enum, Object,
+    registry::{MetaSchemaRef, Registry},
+    types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
+};
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// Names an enum's members in canonical spelling and Altinn's numeric order.
+pub trait CanonicalNames {
+    /// Member names, index = numeric value.
+    const NAMES: &'static [&'static str];
+}
+
+/// An enum accepted case-insensitively (and by number), as System.Text.Json does for Altinn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaseInsensitive<T>(pub T);
+
+impl<T: Type> Type for CaseInsensitive<T> {
+    const IS_REQUIRED: bool = T::IS_REQUIRED;
+    type RawValueType = T::RawValueType;
+    type RawElementValueType = T::RawElementValueType;
+    fn name() -> Cow<'static, str> {
+        T::name()
+    }
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+    fn register(registry: &mut Registry) {
+        T::register(registry)
+    }
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.0.as_raw_value()
+    }
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        self.0.raw_element_iter()
+    }
+}
+
+impl<T: ParseFromJSON + CanonicalNames> ParseFromJSON for CaseInsensitive<T> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        let value = match value {
+            Some(Value::String(s)) => Some(Value::String(
+                T::NAMES.iter().find(|n| n.eq_ignore_ascii_case(s.trim())).map(|n| n.to_string()).unwrap_or(s),
+            )),
+            Some(Value::Number(n)) => match n.as_u64().and_then(|i| T::NAMES.get(i as usize)) {
+                Some(name) => Some(Value::String(name.to_string())),
+                None => Some(Value::Number(n)),
+            },
+            other => other,
+        };
+        T::parse_from_json(value).map(CaseInsensitive).map_err(ParseError::propagate)
+    }
+}
+
+impl<T: ToJSON> ToJSON for CaseInsensitive<T> {
+    fn to_json(&self) -> Option<Value> {
+        self.0.to_json()
+    }
+}
+
+/// The notification channel of an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename = "NotificationChannelExt")]
+pub enum NotificationChannelDto {
+    /// Email only.
+    Email,
+    /// SMS only.
+    Sms,
+    /// Email where an address exists, SMS otherwise.
+    EmailPreferred,
+    /// SMS where a mobile number exists, email otherwise.
+    SmsPreferred,
+    /// Both email and SMS.
+    EmailAndSms,
+}
+
+impl CanonicalNames for NotificationChannelDto {
+    const NAMES: &'static [&'static str] = &["Email", "Sms", "EmailPreferred", "SmsPreferred", "EmailAndSms"];
+}
+
+/// The content type of an email body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename = "EmailContentTypeExt")]
+pub enum EmailContentTypeDto {
+    /// Plain text.
+    Plain,
+    /// HTML.
+    Html,
+}
+
+impl CanonicalNames for EmailContentTypeDto {
+    const NAMES: &'static [&'static str] = &["Plain", "Html"];
+}
+
+/// One recipient: a national identity number, an organisation number, an email address and/or
+/// a mobile number.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(rename = "RecipientExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct RecipientDto {
+    /// Email address of the recipient.
+    pub email_address: Option<String>,
+    /// Mobile number with country code, e.g. `+4799999999`.
+    pub mobile_number: Option<String>,
+    /// Organisation number (9 digits); contact points are looked up.
+    pub organization_number: Option<String>,
+    /// National identity number (11 digits); contact points and reservation are looked up.
+    pub national_identity_number: Option<String>,
+    /// Output only: whether the person is reserved against digital notifications.
+    pub is_reserved: Option<bool>,
+}
+
+/// The email template of an order.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(rename = "EmailTemplateExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct EmailTemplateDto {
+    /// Sender address; empty uses the service's default sender.
+    pub from_address: Option<String>,
+    /// Subject; may contain `$recipientName$` and `$recipientNumber$`.
+    pub subject: Option<String>,
+    /// Body; may contain `$recipientName$` and `$recipientNumber$`.
+    pub body: Option<String>,
+    /// `Plain` (default) or `Html`.
+    pub content_type: Option<CaseInsensitive<EmailContentTypeDto>>,
+}
+
+/// The SMS template of an order.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(rename = "SmsTemplateExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct SmsTemplateDto {
+    /// Sender id shown on the handset; empty uses the default (`Altinn`).
+    pub sender_number: Option<String>,
+    /// Text; may contain `$recipientName$` and `$recipientNumber$`.
+    pub body: Option<String>,
+}
+
+/// `POST /orders`: a notification order on a chosen channel.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(rename = "NotificationOrderRequestExt", rename_all = "camelCase")]
+pub struct OrderRequestDto {
+    /// The channel: `Email`, `Sms`, `EmailPreferred`, `SmsPreferred` or `EmailAndSms` (any case).
+    pub notification_channel: Option<CaseInsensitive<NotificationChannelDto>>,
+    /// Required for `Email`, `EmailPreferred`, `SmsPreferred` and `EmailAndSms`.
+    pub email_template: Option<EmailTemplateDto>,
+    /// Required for `Sms`, `EmailPreferred`, `SmsPreferred` and `EmailAndSms`.
+    pub sms_template: Option<SmsTemplateDto>,
+    /// One or more recipients.
+    pub recipients: Option<Vec<RecipientDto>>,
+    /// ISO-8601 date and time with offset; default now.
+    pub requested_send_time: Option<String>,
+    /// The sender's own reference, e.g. a case number.
+    pub senders_reference: Option<String>,
+    /// Altinn resource id, e.g. `app_ttd_apps-test` or `urn:altinn:resource:x`.
+    pub resource_id: Option<String>,
+    /// XACML action used with `resourceId`.
+    pub resource_action: Option<String>,
+    /// Send to persons reserved in KRR anyway (the content must qualify).
+    pub ignore_reservation: Option<bool>,
+    /// URL answering `{"sendNotification": true|false}` at send time.
+    pub condition_endpoint: Option<String>,
+}
+
+/// `POST /orders/email`: an email order.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(rename = "EmailNotificationOrderRequestExt", rename_all = "camelCase")]
+pub struct EmailOrderRequestDto {
+    /// Subject; may contain `$recipientName$` and `$recipientNumber$`.
+    pub subject: Option<String>,
+    /// Body; may contain `$recipientName$` and `$recipientNumber$`.
+    pub body: Option<String>,
+    /// `Plain` (default) or `Html`.
+    pub content_type: Option<CaseInsensitive<EmailContentTypeDto>>,
+    /// One or more recipients (email address, organisation or national identity number).
+    pub recipients: Option<Vec<RecipientDto>>,
+    /// ISO-8601 date and time with offset; default now.
+    pub requested_send_time: Option<String>,
+    /// The sender's own reference.
+    pub senders_reference: Option<String>,
+    /// Altinn resource id.
+    pub resource_id: Option<String>,
+    /// XACML action used with `resourceId`.
+    pub resource_action: Option<String>,
+    /// Send to persons reserved in KRR anyway.
+    pub ignore_reservation: Option<bool>,
+    /// URL answering `{"sendNotification": true|false}` at send time.
+    pub condition_endpoint: Option<String>,
+}
+
+/// `POST /orders/sms`: an SMS order.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(rename = "SmsNotificationOrderRequestExt", rename_all = "camelCase")]
+pub struct SmsOrderRequestDto {
+    /// Sender id; default `Altinn`.
+    pub sender_number: Option<String>,
+    /// Text; may contain `$recipientName$` and `$recipientNumber$`.
+    pub body: Option<String>,
+    /// One or more recipients (mobile number, organisation or national identity number).
+    pub recipients: Option<Vec<RecipientDto>>,
+    /// ISO-8601 date and time with offset; default now.
+    pub requested_send_time: Option<String>,
+    /// The sender's own reference.
+    pub senders_reference: Option<String>,
+    /// Altinn resource id.
+    pub resource_id: Option<String>,
+    /// XACML action used with `resourceId`.
+    pub resource_action: Option<String>,
+    /// Send to persons reserved in KRR anyway.
+    pub ignore_reservation: Option<bool>,
+    /// URL answering `{"sendNotification": true|false}` at send time.
+    pub condition_endpoint: Option<String>,
+}
+
+/// Result of the registration-time recipient lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename = "RecipientLookupStatusExt")]
+pub enum RecipientLookupStatusDto {
+    /// Every looked-up recipient is reachable.
+    Success,
+    /// Some looked-up recipients are reachable.
+    PartialSuccess,
+    /// No looked-up recipient is reachable.
+    Failed,
+}
+
+/// What the lookup at registration found.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "RecipientLookupResultExt", rename_all = "camelCase")]
+pub struct RecipientLookupDto {
+    /// Overall result.
+    pub status: RecipientLookupStatusDto,
+    /// National identity numbers of reserved persons.
+    pub is_reserved: Vec<String>,
+    /// Identifiers with no contact point for the channel.
+    pub missing_contact: Vec<String>,
+}
+
+/// The answer to a new order.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "NotificationOrderRequestResponseExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct OrderCreatedDto {
+    /// The new order's id.
+    pub order_id: String,
+    /// Present when some recipient needed a lookup.
+    pub recipient_lookup: Option<RecipientLookupDto>,
+}
+
+/// Links of an order.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "OrderResourceLinksExt", rename_all = "camelCase")]
+pub struct OrderLinksDto {
+    /// This order.
+    #[oai(rename = "self")]
+    pub self_link: String,
+    /// The order's status.
+    pub status: String,
+}
+
+/// A stored order, as submitted.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "NotificationOrderExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct OrderDto {
+    /// Order id.
+    pub id: String,
+    /// The sender's own reference.
+    pub senders_reference: Option<String>,
+    /// When the notifications are sent (UTC).
+    pub requested_send_time: String,
+    /// The creator org.
+    pub creator: String,
+    /// When the order was accepted (UTC).
+    pub created: String,
+    /// The channel.
+    pub notification_channel: NotificationChannelDto,
+    /// Whether KRR reservations are overridden.
+    pub ignore_reservation: Option<bool>,
+    /// Altinn resource id.
+    pub resource_id: Option<String>,
+    /// XACML action.
+    pub resource_action: Option<String>,
+    /// Condition endpoint.
+    pub condition_endpoint: Option<String>,
+    /// Recipients as submitted.
+    pub recipients: Vec<RecipientDto>,
+    /// Email template, when the order has one.
+    pub email_template: Option<EmailTemplateDto>,
+    /// SMS template, when the order has one.
+    pub sms_template: Option<SmsTemplateDto>,
+    /// Links.
+    pub links: OrderLinksDto,
+}

@@ -1,0 +1,5 @@
+//! The HTTP surface: DTOs, validation and handlers.
+
+pub mod dto;
+pub mod orders;
+pub mod validate;

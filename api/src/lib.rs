@@ -1,0 +1,15 @@
+//! varsel's API and binary: configuration, authentication, HTTP handlers, the Temporal bridge,
+//! and the commands of the `varsel` binary.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod dev;
+pub mod devserver;
+pub mod error;
+pub mod http;
+pub mod startup;
+pub mod temporal;
+
+pub use config::Config;
+pub use startup::Application;

@@ -1,0 +1,169 @@
+//! Wiring: `Application::build(config)` connects the database, migrates, starts the worker and
+//! the dispatcher, and binds the HTTP API (port 0 picks a free port, as the tests do).
+
+use crate::auth::Verifier;
+use crate::config::Config;
+use crate::error::render_poem_error;
+use crate::http::orders::OrdersApi;
+use crate::temporal::{Dispatcher, WorkerHandle, spawn_worker};
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::{EndpointExt, Route, Server, get, handler};
+use poem_openapi::OpenApiService;
+use std::sync::Arc;
+use std::time::Duration;
+use varsel_activities::providers::condition::ConditionClient;
+use varsel_activities::providers::email::{EmailSettings, Mailer};
+use varsel_activities::providers::sms::SmsProvider;
+use varsel_activities::{OrderActivitiesImpl, Store};
+
+/// What request handlers share.
+pub struct AppState {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// The database.
+    pub store: Store,
+    /// Token checks.
+    pub verifier: Verifier,
+    /// Workflow starts.
+    pub dispatcher: Arc<Dispatcher>,
+    /// Base URL for links.
+    pub base_url: String,
+}
+
+/// Title and version of the published contract.
+pub fn openapi_service(state: Arc<AppState>) -> OpenApiService<OrdersApi, ()> {
+    OpenApiService::new(OrdersApi { state }, "varsel notification orders", env!("CARGO_PKG_VERSION"))
+        .description(
+            "varsel accepts notification orders on the Altinn Notifications order API and carries each one to \
+             its recipients by email and SMS as a durable Temporal workflow. Errors are RFC 9457 problem details.",
+        )
+}
+
+/// The OpenAPI document as served, pretty-printed JSON.
+pub fn openapi_json() -> String {
+    let cfg = Arc::new(Config::default());
+    let store = Store::disconnected();
+    let state = Arc::new(AppState {
+        config: cfg.clone(),
+        store: store.clone(),
+        verifier: Verifier::empty(),
+        dispatcher: Arc::new(Dispatcher::new(cfg, store)),
+        base_url: String::new(),
+    });
+    openapi_service(state).spec()
+}
+
+#[handler]
+fn health() -> &'static str {
+    "ok"
+}
+
+/// The built application, bound and ready to run.
+pub struct Application {
+    port: u16,
+    base_url: String,
+    acceptor: Option<poem::listener::TcpAcceptor>,
+    state: Option<Arc<AppState>>,
+    worker: Option<WorkerHandle>,
+}
+
+impl Application {
+    /// Connects, migrates, starts the worker (when configured) and binds the API.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        if config.database_url.starts_with("sqlite:") {
+            std::fs::create_dir_all(&config.data_dir)?;
+        }
+        let store = Store::connect(&config.database_url, config.database_max_connections).await?;
+        store.migrate().await?;
+
+        let worker = if config.run_worker {
+            let mailer = Mailer::new(&EmailSettings {
+                smtp_url: Some(config.smtp_url.clone()).filter(|s| !s.is_empty()),
+                default_from: config.email_from.clone(),
+                outbox_dir: config.data_dir.join("outbox"),
+                pool_size: config.smtp_pool_size,
+                timeout: Duration::from_secs(config.smtp_timeout_secs),
+            })?;
+            let sms = match config.sms_provider.as_str() {
+                "simulator" => SmsProvider::Simulator(store.clone()),
+                other => anyhow::bail!("unknown VARSEL_SMS_PROVIDER {other:?} (expected: simulator)"),
+            };
+            let activities = OrderActivitiesImpl {
+                store: store.clone(),
+                mailer,
+                sms,
+                condition: ConditionClient::new(Duration::from_secs(config.condition_timeout_secs))?,
+                default_sms_sender: config.sms_default_sender.clone(),
+                send_concurrency: config.send_concurrency,
+            };
+            Some(spawn_worker(config.clone(), activities))
+        } else {
+            None
+        };
+
+        let (port, base_url, acceptor, state) = if config.run_api {
+            let acceptor = TcpListener::bind(config.listen.clone()).into_acceptor().await?;
+            let addr = acceptor
+                .local_addr()
+                .first()
+                .and_then(|a| a.as_socket_addr().copied())
+                .ok_or_else(|| anyhow::anyhow!("no local address"))?;
+            let base_url = config.base_url(&addr.to_string());
+            let state = Arc::new(AppState {
+                config: config.clone(),
+                store: store.clone(),
+                verifier: Verifier::from_config(&config)?,
+                dispatcher: Arc::new(Dispatcher::new(config.clone(), store.clone())),
+                base_url: base_url.clone(),
+            });
+            (addr.port(), base_url, Some(acceptor), Some(state))
+        } else {
+            (0, String::new(), None, None)
+        };
+        Ok(Self { port, base_url, acceptor, state, worker })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The API's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Serves until `shutdown` resolves, then stops the worker.
+    pub async fn run_until(mut self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let result = match (self.acceptor.take(), self.state.take()) {
+            (Some(acceptor), Some(state)) => {
+                let dispatcher = tokio::spawn(state.dispatcher.clone().run());
+                let max_body = state.config.max_body_bytes;
+                let api = openapi_service(state.clone());
+                let spec = api.spec_endpoint();
+                let ui = api.swagger_ui();
+                let app = Route::new()
+                    .nest("/", api)
+                    .at("/notifications/api/v1/openapi.json", spec)
+                    .nest("/docs", ui)
+                    .at("/health", get(health))
+                    .with(poem::middleware::SizeLimit::new(max_body))
+                    .catch_all_error(|e| async move { render_poem_error(e) });
+                let r = Server::new_with_acceptor(acceptor)
+                    .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
+                    .await;
+                dispatcher.abort();
+                r.map_err(Into::into)
+            }
+            _ => {
+                shutdown.await;
+                Ok(())
+            }
+        };
+        if let Some(w) = self.worker.take() {
+            tokio::task::spawn_blocking(move || w.stop()).await?;
+        }
+        result
+    }
+}

@@ -1,0 +1,211 @@
+//! The bridge to Temporal: client connection, the workflow dispatcher (a transactional outbox:
+//! every stored order gets its workflow, even when Temporal was down when it arrived), and the
+//! worker thread.
+
+use crate::config::Config;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use temporalio_client::{
+    Client, ClientOptions, Connection, ConnectionOptions, Url, WorkflowIdReusePolicy, WorkflowStartOptions,
+    errors::WorkflowStartError,
+};
+use temporalio_sdk::{Runtime, Worker, WorkerOptions};
+use tokio::sync::Mutex;
+use varsel_activities::{OrderActivitiesImpl, Store};
+use varsel_workflows::{OrderWorkflow, OrderWorkflowInput, WorkflowPolicy};
+
+/// Connects a Temporal client.
+pub async fn connect(cfg: &Config) -> anyhow::Result<Client> {
+    let url = Url::from_str(&cfg.temporal_address)?;
+    let connection = tokio::time::timeout(Duration::from_secs(5), Connection::connect(ConnectionOptions::new(url).build()))
+        .await
+        .map_err(|_| anyhow::anyhow!("timed out connecting to Temporal at {}", cfg.temporal_address))??;
+    Ok(Client::new(connection, ClientOptions::new(cfg.temporal_namespace.clone()).build())?)
+}
+
+/// The workflow tunables derived from configuration.
+pub fn policy(cfg: &Config) -> WorkflowPolicy {
+    WorkflowPolicy {
+        generate_batch: cfg.generate_batch,
+        send_batch: cfg.send_batch,
+        condition_attempts: cfg.condition_attempts,
+        condition_retry_ms: cfg.condition_retry_ms,
+        max_retry_interval_ms: cfg.max_retry_interval_ms,
+    }
+}
+
+/// Starts order workflows, now or, when Temporal is unreachable, later.
+pub struct Dispatcher {
+    cfg: Arc<Config>,
+    store: Store,
+    client: Mutex<Option<Client>>,
+}
+
+impl Dispatcher {
+    /// A dispatcher that connects on first use.
+    pub fn new(cfg: Arc<Config>, store: Store) -> Self {
+        Self { cfg, store, client: Mutex::new(None) }
+    }
+
+    async fn client(&self) -> anyhow::Result<Client> {
+        let mut guard = self.client.lock().await;
+        if let Some(c) = guard.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = connect(&self.cfg).await?;
+        *guard = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Starts one order's workflow. "Already started" is success: the workflow id is the order
+    /// id and duplicates are rejected, so a retry can never run an order twice.
+    pub async fn start(&self, order_id: &str, send_time_ms: i64) -> anyhow::Result<()> {
+        let client = self.client().await?;
+        let input = OrderWorkflowInput {
+            order_id: order_id.to_owned(),
+            requested_send_time_ms: send_time_ms,
+            policy: policy(&self.cfg),
+        };
+        let opts = WorkflowStartOptions::new(self.cfg.task_queue.clone(), order_id.to_owned())
+            .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
+            .build();
+        let started = tokio::time::timeout(Duration::from_secs(10), client.start_workflow(OrderWorkflow::run, input, opts)).await;
+        match started {
+            Ok(Ok(_)) | Ok(Err(WorkflowStartError::AlreadyStarted { .. })) => {}
+            Ok(Err(e)) => {
+                // Drop the cached connection so the next attempt reconnects.
+                *self.client.lock().await = None;
+                return Err(e.into());
+            }
+            Err(_) => {
+                *self.client.lock().await = None;
+                anyhow::bail!("timed out starting the workflow");
+            }
+        }
+        self.store.mark_workflow_started(order_id).await?;
+        Ok(())
+    }
+
+    /// Starts the workflow of a just-stored order; on failure the order waits for the loop.
+    pub async fn start_now(&self, order_id: &str, send_time_ms: i64) {
+        if let Err(e) = self.start(order_id, send_time_ms).await {
+            tracing::warn!(order_id, error = %e, "could not start the order's workflow now; it is stored and will be started when Temporal is reachable");
+        }
+    }
+
+    /// Retries orders whose workflow has not been started, until the process stops.
+    pub async fn run(self: Arc<Self>) {
+        let interval = Duration::from_millis(self.cfg.dispatch_interval_ms.max(100));
+        loop {
+            tokio::time::sleep(interval).await;
+            let pending = match self.store.orders_pending_start(200).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "dispatcher cannot read pending orders");
+                    continue;
+                }
+            };
+            for o in pending {
+                // Skip orders accepted a moment ago: their request is still starting them.
+                if chrono::Utc::now() - o.created < chrono::Duration::milliseconds(interval.as_millis() as i64) {
+                    continue;
+                }
+                match self.start(&o.id, o.requested_send_time.timestamp_millis()).await {
+                    Ok(()) => tracing::info!(order_id = o.id, "started a deferred order workflow"),
+                    Err(e) => {
+                        tracing::debug!(order_id = o.id, error = %e, "Temporal still unreachable");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A running worker thread.
+pub struct WorkerHandle {
+    shutdown: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    /// Asks the worker to stop and waits for it.
+    pub fn stop(mut self) {
+        let _ = self.shutdown.send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs the order worker on its own thread and runtime (`Worker::run` is not `Send`), until
+/// stopped. Reconnects while Temporal is unreachable.
+pub fn spawn_worker(cfg: Arc<Config>, activities: OrderActivitiesImpl) -> WorkerHandle {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("varsel-worker".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .thread_name("varsel-worker-rt")
+                .build()
+                .expect("worker runtime");
+            let activities = Arc::new(activities);
+            rt.block_on(async move {
+                let rx = Arc::new(std::sync::Mutex::new(rx));
+                loop {
+                    match run_worker_once(&cfg, activities.clone(), rx.clone()).await {
+                        Ok(true) => break,
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(error = %e, "worker stopped; restarting in 2 s"),
+                    }
+                    if rx.lock().map(|r| r.try_recv().is_ok()).unwrap_or(true) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            });
+        })
+        .expect("spawn worker thread");
+    WorkerHandle { shutdown: tx, thread: Some(thread) }
+}
+
+/// One worker lifetime. `Ok(true)` means it was asked to stop.
+async fn run_worker_once(
+    cfg: &Config,
+    activities: Arc<OrderActivitiesImpl>,
+    rx: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
+) -> anyhow::Result<bool> {
+    let client = connect(cfg).await?;
+    let runtime = Runtime::from_current_tokio(Default::default())?;
+    let opts = WorkerOptions::new(cfg.task_queue.clone())
+        .register_workflow::<OrderWorkflow>()?
+        .register_activities(SharedActivities(activities))
+        .build();
+    let mut worker = Worker::new(&runtime, client, opts)?;
+    let shutdown = worker.shutdown_handle();
+    let stop_requested = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop_requested.clone();
+    std::thread::spawn(move || {
+        if let Ok(rx) = rx.lock()
+            && rx.recv().is_ok()
+        {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            shutdown();
+        }
+    });
+    tracing::info!(task_queue = cfg.task_queue, "worker polling");
+    worker.run().await?;
+    Ok(stop_requested.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+/// Lets one activities instance (and its SMTP pool) serve successive worker lifetimes.
+struct SharedActivities(Arc<OrderActivitiesImpl>);
+
+impl temporalio_sdk::activities::ActivityImplementer for SharedActivities {
+    fn register_all(self: Arc<Self>, defs: &mut temporalio_sdk::activities::ActivityDefinitions) {
+        self.0.clone().register_all(defs)
+    }
+}

@@ -1,0 +1,120 @@
+//! Activity definitions: the contract between the order workflow and the worker that performs
+//! side effects. Names are durable (they are written into every workflow history): never rename
+//! one; add a new activity instead.
+
+use crate::domain::{Channel, OrderStatus};
+use serde::{Deserialize, Serialize};
+use temporalio_common::ActivityError;
+use temporalio_macros::activity_definitions;
+
+/// What `start_processing` found.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StartOutcome {
+    /// False when the order must not be processed (cancelled, or already finished).
+    pub proceed: bool,
+    /// Whether the order has a send condition to check.
+    pub has_condition: bool,
+    /// The order's status after the call.
+    pub status: OrderStatus,
+}
+
+/// The answer of a send-condition endpoint.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ConditionOutcome {
+    /// `{"sendNotification": true}`, or no endpoint.
+    Met,
+    /// `{"sendNotification": false}`.
+    NotMet,
+}
+
+/// One slice of an order's recipients to turn into notifications.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenerateBatch {
+    /// The order.
+    pub order_id: String,
+    /// First recipient index of the slice.
+    pub from_index: u32,
+    /// How many recipients at most.
+    pub limit: u32,
+}
+
+/// What a generate batch did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GenerateOutcome {
+    /// Where the next batch starts, or `None` when every recipient is done.
+    pub next_index: Option<u32>,
+    /// Notifications created for sending in this batch (not counting failed placeholders).
+    pub sendable: u32,
+}
+
+/// A request to send the next pending notifications of one channel of an order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendBatch {
+    /// The order.
+    pub order_id: String,
+    /// The channel.
+    pub channel: Channel,
+    /// How many notifications at most.
+    pub limit: u32,
+}
+
+/// What a send batch did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SendOutcome {
+    /// Notifications handed to the provider in this batch.
+    pub sent: u32,
+    /// Notifications of this channel still waiting to be sent.
+    pub remaining: u32,
+}
+
+/// Marker type carrying the activity definitions of the order workflow.
+pub struct OrderActivities;
+
+#[activity_definitions]
+impl OrderActivities {
+    /// Moves a `Registered` order to `Processing` (idempotent) and says whether to go on.
+    #[activity(name = "varsel.order.start_processing")]
+    pub fn start_processing(order_id: String) -> Result<StartOutcome, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Calls the order's condition endpoint once. Errors are retryable.
+    #[activity(name = "varsel.order.check_send_condition")]
+    pub fn check_send_condition(order_id: String) -> Result<ConditionOutcome, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Looks up contact points for a slice of recipients and writes one notification per address.
+    /// Idempotent: a retried batch finds its rows already written.
+    #[activity(name = "varsel.order.generate_notifications")]
+    pub fn generate_notifications(batch: GenerateBatch) -> Result<GenerateOutcome, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Sends the next pending notifications of one channel, each at most once per attempt.
+    #[activity(name = "varsel.order.send_batch")]
+    pub fn send_batch(batch: SendBatch) -> Result<SendOutcome, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Sets the order's final status: `Completed` when every notification is final (else
+    /// `Processed`), or the given terminal status.
+    #[activity(name = "varsel.order.finish")]
+    pub fn finish_order(input: FinishOrder) -> Result<OrderStatus, ActivityError> {
+        unimplemented!()
+    }
+}
+
+/// Input of `finish_order`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FinishOrder {
+    /// The order.
+    pub order_id: String,
+    /// `Some(SendConditionNotMet)` to stop the order; `None` to complete it from its notifications.
+    pub terminal: Option<OrderStatus>,
+}
+
+/// The activity marker types, for implementers (`#[activity(definition = defs::StartProcessing)]`).
+pub mod defs {
+    pub use super::order_activities::*;
+}

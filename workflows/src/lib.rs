@@ -1,0 +1,11 @@
+//! varsel's deterministic core: domain types that parse, the order workflow, and the activity
+//! definitions it calls. Nothing in this crate performs I/O; the `activities` crate implements the
+//! definitions and the `api` crate wires everything together.
+
+pub mod activities;
+pub mod domain;
+pub mod keywords;
+pub mod plan;
+pub mod workflow;
+
+pub use workflow::{OrderWorkflow, OrderWorkflowInput, OrderWorkflowOutput, WorkflowPolicy};

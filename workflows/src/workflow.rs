@@ -1,0 +1,195 @@
+//! The order workflow: one durable execution per order, workflow id = order id.
+//!
+//! Determinism: this code reads time only through `ctx.workflow_time()`, does no I/O, and takes
+//! every tunable from its input (which is recorded in history), so a replay takes the same path.
+//! The workflow type name `varsel.order` and the activity names are a contract with every running
+//! order: change behaviour only behind `ctx.patched(..)`.
+
+use crate::activities::{
+    ConditionOutcome, FinishOrder, GenerateBatch, OrderActivities, SendBatch,
+};
+use crate::domain::{Channel, OrderStatus};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, UNIX_EPOCH};
+use temporalio_common::RetryPolicy;
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowResult};
+
+/// The workflow type name, pinned.
+pub const ORDER_WORKFLOW_TYPE: &str = "varsel.order";
+
+/// Tunables of one order's run, fixed when the order is accepted and recorded in its history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkflowPolicy {
+    /// Recipients per generate activity.
+    pub generate_batch: u32,
+    /// Notifications per send activity.
+    pub send_batch: u32,
+    /// Attempts at the condition endpoint before the order is sent anyway.
+    pub condition_attempts: u32,
+    /// First retry delay for the condition endpoint, in milliseconds (doubles each attempt).
+    pub condition_retry_ms: u64,
+    /// Upper bound of the retry delay of store and provider activities, in milliseconds.
+    pub max_retry_interval_ms: u64,
+}
+
+impl Default for WorkflowPolicy {
+    fn default() -> Self {
+        Self {
+            generate_batch: 500,
+            send_batch: 200,
+            condition_attempts: 3,
+            condition_retry_ms: 60_000,
+            max_retry_interval_ms: 60_000,
+        }
+    }
+}
+
+/// Input of the order workflow.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OrderWorkflowInput {
+    /// The order id (also the workflow id).
+    pub order_id: String,
+    /// The requested send time, Unix milliseconds (UTC).
+    pub requested_send_time_ms: i64,
+    /// Tunables.
+    pub policy: WorkflowPolicy,
+}
+
+/// What the order workflow ended with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OrderWorkflowOutput {
+    /// The order's status when the workflow finished.
+    pub status: OrderStatus,
+    /// Whether the condition endpoint could not be read and the order was sent anyway.
+    pub condition_inconclusive: bool,
+}
+
+/// The order workflow.
+#[workflow]
+#[derive(Default)]
+pub struct OrderWorkflow;
+
+#[workflow_methods]
+impl OrderWorkflow {
+    /// Runs one order from its send time to its final status.
+    #[run(name = "varsel.order")]
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        input: OrderWorkflowInput,
+    ) -> WorkflowResult<OrderWorkflowOutput> {
+        let policy = &input.policy;
+        let store_retry = RetryPolicy::builder()
+            .initial_interval(Duration::from_millis(500))
+            .maximum_interval(Duration::from_millis(policy.max_retry_interval_ms.max(1000)))
+            .build();
+        let store_opts = || {
+            ActivityOptions::with_start_to_close_timeout(Duration::from_secs(120))
+                .retry_policy(store_retry.clone())
+                .build()
+        };
+
+        // 1. Durable wait for the requested send time.
+        let now_ms = ctx
+            .workflow_time()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(input.requested_send_time_ms);
+        let wait_ms = input.requested_send_time_ms - now_ms;
+        if wait_ms > 0 {
+            ctx.timer(Duration::from_millis(wait_ms as u64)).await;
+        }
+
+        // 2. Claim the order.
+        let start = ctx
+            .execute_activity(OrderActivities::start_processing, input.order_id.clone(), store_opts())
+            .await?;
+        if !start.proceed {
+            return Ok(OrderWorkflowOutput { status: start.status, condition_inconclusive: false });
+        }
+
+        // 3. Send condition: retried; when it stays unreadable the order is sent anyway, as in
+        //    Altinn (a notification the sender asked for is not silently dropped).
+        let mut condition_inconclusive = false;
+        if start.has_condition {
+            let condition_opts = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+                .retry_policy(
+                    RetryPolicy::builder()
+                        .initial_interval(Duration::from_millis(policy.condition_retry_ms.max(1)))
+                        .maximum_attempts(policy.condition_attempts.max(1))
+                        .build(),
+                )
+                .build();
+            match ctx
+                .execute_activity(OrderActivities::check_send_condition, input.order_id.clone(), condition_opts)
+                .await
+            {
+                Ok(ConditionOutcome::Met) => {}
+                Ok(ConditionOutcome::NotMet) => {
+                    let status = ctx
+                        .execute_activity(
+                            OrderActivities::finish_order,
+                            FinishOrder {
+                                order_id: input.order_id.clone(),
+                                terminal: Some(OrderStatus::SendConditionNotMet),
+                            },
+                            store_opts(),
+                        )
+                        .await?;
+                    return Ok(OrderWorkflowOutput { status, condition_inconclusive: false });
+                }
+                Err(_) => condition_inconclusive = true,
+            }
+        }
+
+        // 4. Contact lookup and notification rows, a batch of recipients at a time.
+        let mut from_index = 0;
+        loop {
+            let outcome = ctx
+                .execute_activity(
+                    OrderActivities::generate_notifications,
+                    GenerateBatch {
+                        order_id: input.order_id.clone(),
+                        from_index,
+                        limit: policy.generate_batch.max(1),
+                    },
+                    store_opts(),
+                )
+                .await?;
+            match outcome.next_index {
+                Some(next) => from_index = next,
+                None => break,
+            }
+        }
+
+        // 5. Send, channel by channel, a batch at a time.
+        for channel in [Channel::Email, Channel::Sms] {
+            loop {
+                let outcome = ctx
+                    .execute_activity(
+                        OrderActivities::send_batch,
+                        SendBatch {
+                            order_id: input.order_id.clone(),
+                            channel,
+                            limit: policy.send_batch.max(1),
+                        },
+                        store_opts(),
+                    )
+                    .await?;
+                if outcome.remaining == 0 {
+                    break;
+                }
+            }
+        }
+
+        // 6. Final status.
+        let status = ctx
+            .execute_activity(
+                OrderActivities::finish_order,
+                FinishOrder { order_id: input.order_id.clone(), terminal: None },
+                store_opts(),
+            )
+            .await?;
+        Ok(OrderWorkflowOutput { status, condition_inconclusive })
+    }
+}
