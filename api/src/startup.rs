@@ -53,6 +53,31 @@ pub fn openapi_json() -> String {
     openapi_service(state).spec()
 }
 
+/// Refuses request bodies over the configured size with 413, whether they announce their length
+/// or stream it chunked, before any handler buffers them.
+async fn body_limit<E: poem::Endpoint>(ep: Arc<E>, mut req: poem::Request, max: usize) -> poem::Result<poem::Response> {
+    use poem::IntoResponse;
+    let too_large = || poem::Error::from_string(format!("The request body exceeds {max} bytes."), poem::http::StatusCode::PAYLOAD_TOO_LARGE);
+    if let Some(len) = req.headers().get(poem::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
+        if len > max {
+            return Err(too_large());
+        }
+    } else if req.headers().contains_key(poem::http::header::TRANSFER_ENCODING) {
+        use futures::StreamExt;
+        let mut stream = req.take_body().into_bytes_stream();
+        let mut buf = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(poem::error::BadRequest)?;
+            if buf.len() + chunk.len() > max {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        req.set_body(buf);
+    }
+    Ok(ep.call(req).await?.into_response())
+}
+
 #[handler]
 fn health() -> &'static str {
     "ok"
@@ -148,7 +173,7 @@ impl Application {
                     .at("/notifications/api/v1/openapi.json", spec)
                     .nest("/docs", ui)
                     .at("/health", get(health))
-                    .with(poem::middleware::SizeLimit::new(max_body))
+                    .around(move |ep, req| body_limit(ep, req, max_body))
                     .catch_all_error(|e| async move { render_poem_error(e) });
                 let r = Server::new_with_acceptor(acceptor)
                     .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))

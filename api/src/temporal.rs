@@ -188,11 +188,13 @@ async fn run_worker_once(
     let shutdown = worker.shutdown_handle();
     let stop_requested = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop_requested.clone();
+    let handle = tokio::runtime::Handle::current();
     std::thread::spawn(move || {
         if let Ok(rx) = rx.lock()
             && rx.recv().is_ok()
         {
             flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _guard = handle.enter();
             shutdown();
         }
     });

@@ -1,1 +1,404 @@
+//! Test harness: starts the real parts (a Temporal dev server, an SMTP server process, SQLite or
+//! PostgreSQL) and the real application on a random port, and reads what a user would see.
 
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use varsel_activities::Store;
+use varsel_activities::store::entities::{notification, order, simulated_sms};
+use varsel_api::auth::{CREATE_SCOPE, TokenKind, mint};
+use varsel_api::devserver::{DevServer, DevServerOptions, find_temporal_bin, free_port};
+use varsel_api::{Application, Config};
+
+/// The project root (where `.venv` lives).
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn logs_dir() -> PathBuf {
+    let d = project_root().join("target/test-logs");
+    std::fs::create_dir_all(&d).expect("log dir");
+    d
+}
+
+/// Starts a Temporal dev server on `port` from a thread that stays alive until the test process
+/// exits (the server is tied to it, and dies with the process).
+pub fn start_temporal_on(port: u16) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let bin = find_temporal_bin().expect("the temporal CLI: run ./scripts/bootstrap");
+        let opts = DevServerOptions {
+            bin,
+            port,
+            ui_port: None,
+            db_file: None,
+            log_file: logs_dir().join(format!("temporal-{port}.log")),
+        };
+        match DevServer::start(&opts) {
+            Ok(server) => {
+                let _ = tx.send(Ok(server.address.clone()));
+                let _keep = server;
+                loop {
+                    std::thread::park();
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e.to_string()));
+            }
+        }
+    });
+    rx.recv().expect("temporal thread").expect("temporal dev server starts")
+}
+
+/// The Temporal dev server shared by every test of this process.
+pub fn temporal_address() -> String {
+    static ADDR: OnceLock<String> = OnceLock::new();
+    ADDR.get_or_init(|| start_temporal_on(free_port().expect("port"))).clone()
+}
+
+/// A Python with `aiosmtpd` (the project's `.venv`, or `VARSEL_TEST_PYTHON`).
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("VARSEL_TEST_PYTHON") {
+        return PathBuf::from(p);
+    }
+    project_root().join(".venv/bin/python")
+}
+
+/// A real SMTP server process (aiosmtpd) writing what it receives to a maildir.
+pub struct SmtpServer {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+    maildir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// An email as received by the SMTP server.
+#[derive(Debug, Clone)]
+pub struct ReceivedEmail {
+    /// `To` header.
+    pub to: String,
+    /// Decoded subject.
+    pub subject: String,
+    /// Decoded body.
+    pub body: String,
+    /// `Content-Type` mime type.
+    pub content_type: String,
+    /// `From` header.
+    pub from: String,
+}
+
+impl SmtpServer {
+    /// Starts the server and waits until it accepts connections.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let maildir = dir.path().join("maildir");
+        let port = free_port().expect("port");
+        let child = Command::new(python())
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("aiosmtpd: run ./scripts/bootstrap");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "SMTP server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, port, maildir, _dir: dir }
+    }
+
+    /// `smtp://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message received so far.
+    pub fn messages(&self) -> Vec<ReceivedEmail> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            let Ok(entries) = std::fs::read_dir(self.maildir.join(sub)) else { continue };
+            for e in entries.flatten() {
+                let raw = std::fs::read(e.path()).expect("read mail");
+                let parsed = mailparse::parse_mail(&raw).expect("parse mail");
+                let header = |name: &str| {
+                    parsed.headers.iter().find(|h| h.get_key().eq_ignore_ascii_case(name)).map(|h| h.get_value()).unwrap_or_default()
+                };
+                out.push(ReceivedEmail {
+                    to: header("To"),
+                    from: header("From"),
+                    subject: header("Subject"),
+                    body: parsed.get_body().expect("body").trim_end().to_owned(),
+                    content_type: parsed.ctype.mimetype.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Waits until at least `n` messages arrived.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<ReceivedEmail> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let m = self.messages();
+            if m.len() >= n {
+                return m;
+            }
+            assert!(Instant::now() < deadline, "expected {n} emails, got {}: {m:?}", m.len());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    /// A SQLite file in a temp dir.
+    Sqlite,
+    /// A fresh database on the server named by `TEST_DATABASE_URL`.
+    Postgres,
+}
+
+/// `TEST_DATABASE_URL`, when PostgreSQL tests are enabled.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())
+}
+
+async fn fresh_postgres_database(base: &str) -> String {
+    let name = format!("varsel_test_{}", uuid::Uuid::new_v4().simple());
+    let store = Store::connect(base, 1).await.expect("connect TEST_DATABASE_URL");
+    store.conn().execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create database");
+    let (prefix, _) = base.rsplit_once('/').expect("database url with a path");
+    format!("{prefix}/{name}")
+}
+
+/// Options of a test app.
+pub struct TestAppOptions {
+    /// Database.
+    pub db: Db,
+    /// SMTP relay URL; empty uses the outbox folder.
+    pub smtp_url: String,
+    /// Temporal address; `None` uses the shared dev server.
+    pub temporal_address: Option<String>,
+    /// Adjusts the configuration further.
+    pub tweak: Box<dyn FnOnce(&mut Config) + Send>,
+}
+
+impl TestAppOptions {
+    /// Defaults: SQLite, shared Temporal, given SMTP URL.
+    pub fn new(db: Db, smtp_url: impl Into<String>) -> Self {
+        Self { db, smtp_url: smtp_url.into(), temporal_address: None, tweak: Box::new(|_| {}) }
+    }
+}
+
+/// The real application, started for a test.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub base_url: String,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    /// Direct access to the database, to read notification rows.
+    pub store: Store,
+    key: Vec<u8>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// Starts API and worker on a random port with their own task queue.
+    pub async fn spawn(opts: TestAppOptions) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let temporal = match opts.temporal_address {
+            Some(a) => a,
+            None => tokio::task::spawn_blocking(temporal_address).await.expect("temporal"),
+        };
+        let database_url = match opts.db {
+            Db::Sqlite => format!("sqlite://{}", dir.path().join("varsel.db").display()),
+            Db::Postgres => fresh_postgres_database(&postgres_url().expect("TEST_DATABASE_URL")).await,
+        };
+        let key: [u8; 32] = rand_key();
+        let mut cfg = Config {
+            data_dir: dir.path().to_path_buf(),
+            database_url,
+            listen: "127.0.0.1:0".into(),
+            temporal_address: temporal,
+            task_queue: format!("test-{}", uuid::Uuid::new_v4().simple()),
+            smtp_url: opts.smtp_url,
+            auth_hmac_secrets: vec![base64_engine_encode(&key)],
+            condition_allowed_hosts: vec!["127.0.0.1".into(), "localhost".into()],
+            condition_retry_ms: 200,
+            condition_attempts: 2,
+            max_retry_interval_ms: 2_000,
+            dispatch_interval_ms: 300,
+            ..Config::default()
+        };
+        (opts.tweak)(&mut cfg);
+        cfg.normalise();
+        let app = Application::build(cfg.clone()).await.expect("app builds");
+        let base_url = app.base_url().to_owned();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        let store = Store::connect(&cfg.database_url, 2).await.expect("store");
+        varsel_api::dev::seed_demo_contacts(&store).await.expect("seed");
+        Self {
+            base_url,
+            http: reqwest::Client::new(),
+            store,
+            key: key.to_vec(),
+            stop: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// A valid bearer token for `org` with the create scope.
+    pub fn token(&self, org: &str) -> String {
+        mint(&self.key, TokenKind::Bearer { org: org.into(), scope: CREATE_SCOPE.into() }, 3600).expect("mint")
+    }
+
+    /// A token signed with this app's key, with arbitrary claims.
+    pub fn token_with(&self, claims: &Value) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            claims,
+            &jsonwebtoken::EncodingKey::from_secret(&self.key),
+        )
+        .expect("encode")
+    }
+
+    /// A platform access token issued by `org`.
+    pub fn platform_token(&self, org: &str) -> String {
+        mint(&self.key, TokenKind::Platform { org: org.into() }, 3600).expect("mint")
+    }
+
+    /// `POST` JSON to a path under `/notifications/api/v1` as `org`.
+    pub async fn post(&self, path: &str, body: &Value, org: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/notifications/api/v1{path}", self.base_url))
+            .bearer_auth(self.token(org))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// `GET` a path under `/notifications/api/v1` as `org`.
+    pub async fn get(&self, path: &str, org: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/notifications/api/v1{path}", self.base_url))
+            .bearer_auth(self.token(org))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Submits an order and returns its id, asserting 202.
+    pub async fn order(&self, path: &str, body: &Value) -> String {
+        let resp = self.post(path, body, "ttd").await;
+        let status = resp.status();
+        let json: Value = resp.json().await.expect("json");
+        assert_eq!(status, 202, "{json}");
+        json["orderId"].as_str().expect("orderId").to_owned()
+    }
+
+    /// The stored order row.
+    pub async fn order_row(&self, id: &str) -> order::Model {
+        self.store.order(id).await.expect("db").expect("order exists")
+    }
+
+    /// Waits until the order reaches `status`.
+    pub async fn wait_status(&self, id: &str, status: &str, timeout: Duration) -> order::Model {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let o = self.order_row(id).await;
+            if o.status == status {
+                return o;
+            }
+            assert!(Instant::now() < deadline, "order {id} is {} after {timeout:?}, expected {status}", o.status);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The order's notifications as (channel, address, status).
+    pub async fn notifications(&self, id: &str) -> Vec<(String, String, String)> {
+        let mut v: Vec<_> = self
+            .store
+            .notifications(id)
+            .await
+            .expect("db")
+            .into_iter()
+            .map(|n: notification::Model| (n.channel, n.address, n.status))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// What the SMS simulator accepted for an order.
+    pub async fn simulated_sms(&self, order_id: &str) -> Vec<simulated_sms::Model> {
+        let ids: Vec<String> = self.store.notifications(order_id).await.expect("db").into_iter().map(|n| n.id).collect();
+        simulated_sms::Entity::find()
+            .filter(simulated_sms::Column::NotificationId.is_in(ids))
+            .all(self.store.conn())
+            .await
+            .expect("db")
+    }
+
+    /// Stops API and worker.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(20), t).await;
+        }
+    }
+}
+
+fn rand_key() -> [u8; 32] {
+    let mut k = [0u8; 32];
+    for (i, b) in uuid::Uuid::new_v4().as_bytes().iter().chain(uuid::Uuid::new_v4().as_bytes()).enumerate() {
+        k[i] = *b;
+    }
+    k
+}
+
+fn base64_engine_encode(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// Runs a scenario on SQLite, and on PostgreSQL when `TEST_DATABASE_URL` is set.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$body($crate::Db::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if $crate::postgres_url().is_none() {
+                    eprintln!("TEST_DATABASE_URL not set: PostgreSQL variant skipped");
+                    return;
+                }
+                super::$body($crate::Db::Postgres).await;
+            }
+        }
+    };
+}
