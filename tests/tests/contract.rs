@@ -1,0 +1,253 @@
+//! The contract: every validation message of reference §2.1, auth and tenancy, the seed
+//! examples as written, problem details for malformed input, and nothing half-stored.
+
+use sea_orm::{EntityTrait, PaginatorTrait};
+use serde_json::{Value, json};
+use varsel_activities::store::entities::order;
+use varsel_tests::{Db, TestApp, TestAppOptions};
+
+async fn app() -> TestApp {
+    TestApp::spawn(TestAppOptions::new(Db::Sqlite, "")).await
+}
+
+async fn order_count(app: &TestApp) -> u64 {
+    order::Entity::find().count(app.store.conn()).await.unwrap()
+}
+
+fn valid_order() -> Value {
+    json!({
+        "notificationChannel": "Email",
+        "emailTemplate": {"subject": "s", "body": "b"},
+        "recipients": [{"emailAddress": "a@example.no"}]
+    })
+}
+
+fn with(mut base: Value, path: &[&str], value: Value) -> Value {
+    let mut cur = &mut base;
+    for p in &path[..path.len() - 1] {
+        cur = &mut cur[*p];
+    }
+    if value.is_null() {
+        cur.as_object_mut().unwrap().remove(path[path.len() - 1]);
+    } else {
+        cur[path[path.len() - 1]] = value;
+    }
+    base
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_validation_rule_answers_its_exact_message_and_stores_nothing() {
+    let app = app().await;
+    let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let cases: Vec<(&str, Value, &str, &str)> = vec![
+        ("/orders", with(valid_order(), &["notificationChannel"], Value::Null), "NotificationChannel", "A notification channel must be defined."),
+        ("/orders", with(valid_order(), &["requestedSendTime"], json!("2030-01-01T10:00:00")), "RequestedSendTime", "The requested send time value must have specified a time zone."),
+        ("/orders", with(valid_order(), &["requestedSendTime"], json!(past)), "RequestedSendTime", "Send time must be in the future. Leave blank to send immediately."),
+        ("/orders", with(valid_order(), &["conditionEndpoint"], json!("not a url")), "ConditionEndpoint", "The condition endpoint must be a valid URL."),
+        ("/orders", with(valid_order(), &["conditionEndpoint"], json!("ftp://example.com/x")), "ConditionEndpoint", "The condition endpoint must be a valid URL."),
+        ("/orders", with(valid_order(), &["conditionEndpoint"], json!("http://10.0.0.1/x")), "ConditionEndpoint", "The condition endpoint must be a valid URL."),
+        ("/orders", with(valid_order(), &["resourceAction"], json!("read")), "ResourceAction", "ResourceAction cannot be specified without a ResourceId."),
+        ("/orders", with(with(valid_order(), &["resourceAction"], json!("  ")), &["resourceId"], json!("urn:altinn:resource:x")), "ResourceAction", "ResourceAction cannot be blank or whitespace."),
+        ("/orders", with(valid_order(), &["recipients"], json!([])), "Recipients", "One or more recipient is required."),
+        ("/orders", with(valid_order(), &["recipients"], Value::Null), "Recipients", "One or more recipient is required."),
+        ("/orders", with(valid_order(), &["recipients"], json!([{}])), "Recipients[0]", "Either a valid email address, organization number, or national identity number must be provided for each recipient."),
+        ("/orders", with(with(valid_order(), &["notificationChannel"], json!("Sms")), &["smsTemplate"], json!({"body": "b"})).pipe(|v| with(v, &["recipients"], json!([{"emailAddress": "a@example.no"}]))), "Recipients[0]", "Either a valid mobile number starting with country code, organization number, or national identity number must be provided for each recipient."),
+        ("/orders", with(with(valid_order(), &["notificationChannel"], json!("EmailPreferred")), &["smsTemplate"], json!({"body": "b"})).pipe(|v| with(v, &["recipients"], json!([{}]))), "Recipients[0]", "Either a valid email address, mobile number starting with country code, organization number, or national identity number must be provided for each recipient."),
+        ("/orders", with(valid_order(), &["recipients"], json!([{"emailAddress": "not-an-address"}])), "Recipients[0]", "Invalid email address format."),
+        ("/orders", with(valid_order(), &["recipients"], json!([{"emailAddress": "a@b.no;c@d.no"}])), "Recipients[0]", "Invalid email address format."),
+        ("/orders/sms", json!({"body": "b", "recipients": [{"mobileNumber": "40000001"}]}), "Recipients[0]", "Mobile number can contain only '+' and numeric characters, and it must adhere to the E.164 standard."),
+        ("/orders", with(valid_order(), &["recipients"], json!([{"nationalIdentityNumber": "123"}])), "Recipients[0]", "National identity number must be 11 digits long."),
+        ("/orders", with(valid_order(), &["recipients"], json!([{"organizationNumber": "12345"}])), "Recipients[0]", "Organization number must be 9 digits long."),
+        ("/orders", with(valid_order(), &["recipients"], json!([{"nationalIdentityNumber": "16069412345", "emailAddress": "a@example.no"}])), "Recipients[0]", "National identity number cannot be combined with email address, mobile number, or organization number."),
+        ("/orders", with(valid_order(), &["recipients"], json!([{"organizationNumber": "311000179", "emailAddress": "a@example.no"}])), "Recipients[0]", "Organization number cannot be combined with email address, mobile number, or national identity number."),
+        ("/orders", with(valid_order(), &["emailTemplate"], Value::Null), "EmailTemplate", "An email template is required for the selected notification channel."),
+        ("/orders", with(valid_order(), &["notificationChannel"], json!("SmsPreferred")), "SmsTemplate", "An SMS template is required for the selected the notification channel."),
+        ("/orders", with(valid_order(), &["notificationChannel"], json!("EmailAndSms")), "SmsTemplate", "An SMS template is required for the selected the notification channel."),
+        ("/orders", with(valid_order(), &["emailTemplate", "body"], json!("")), "EmailTemplate.Body", "The email template body must not be empty."),
+        ("/orders", with(valid_order(), &["emailTemplate", "subject"], json!(" ")), "EmailTemplate.Subject", "The email template subject must not be empty."),
+        ("/orders", with(with(valid_order(), &["notificationChannel"], json!("Sms")), &["smsTemplate"], json!({"body": ""})).pipe(|v| with(v, &["recipients"], json!([{"mobileNumber": "+4799999999"}]))), "SmsTemplate.Body", "The SMS template body must not be empty."),
+        ("/orders/email", json!({"subject": "s", "recipients": [{"emailAddress": "a@example.no"}]}), "Body", "The email template body must not be empty."),
+        ("/orders/email", json!({"body": "b", "recipients": [{"emailAddress": "a@example.no"}]}), "Subject", "The email template subject must not be empty."),
+        ("/orders/email", json!({"subject": "s", "body": "b", "recipients": [{"mobileNumber": "+4799999999"}]}), "Recipients[0]", "Either a valid email address, organization number, or national identity number must be provided for each recipient."),
+        ("/orders/sms", json!({"recipients": [{"mobileNumber": "+4799999999"}]}), "Body", "The SMS template body must not be empty."),
+        ("/orders/sms", json!({"body": "b", "recipients": [{"emailAddress": "a@example.no"}]}), "Recipients[0]", "Either a valid mobile number starting with country code, organization number, or national identity number must be provided for each recipient."),
+    ];
+    for (path, body, key, message) in cases {
+        let resp = app.post(path, &body, "ttd").await;
+        assert_eq!(resp.status(), 400, "{path} {body}");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json", "{path} {body}");
+        let problem: Value = resp.json().await.unwrap();
+        assert_eq!(problem["title"], "One or more validation errors occurred.");
+        let messages = problem["errors"][key].as_array().unwrap_or_else(|| panic!("no key {key} in {problem} for {body}"));
+        assert!(messages.iter().any(|m| m == message), "{key}: expected {message:?} in {problem} for {body}");
+    }
+    assert_eq!(order_count(&app).await, 0, "nothing is stored for an invalid request");
+    app.stop().await;
+}
+
+trait Pipe: Sized {
+    fn pipe<R>(self, f: impl FnOnce(Self) -> R) -> R {
+        f(self)
+    }
+}
+impl Pipe for Value {}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_json_wrong_types_and_unknown_routes_are_problem_details() {
+    let app = app().await;
+    let url = format!("{}/notifications/api/v1/orders", app.base_url);
+    for raw in [r#"{"recipients":"#, r#"{"recipients": "abc"}"#, r#"{"notificationChannel": "Pigeon", "recipients": []}"#, r#"{"ignoreReservation": "yes"}"#, "[1,2]", ""] {
+        let resp = app
+            .http
+            .post(&url)
+            .bearer_auth(app.token("ttd"))
+            .header("content-type", "application/json")
+            .body(raw.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{raw}");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json", "{raw}");
+        let p: Value = resp.json().await.unwrap();
+        assert_eq!(p["status"], 400);
+        assert!(p["errors"].is_object(), "{p}");
+    }
+    let resp = app.http.get(format!("{}/notifications/api/v1/nothing-here", app.base_url)).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    assert_eq!(order_count(&app).await, 0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enums_are_case_insensitive_and_unknown_properties_ignored() {
+    let app = app().await;
+    for channel in ["email", "EMAIL", "Email", "0"] {
+        let mut body = valid_order();
+        body["notificationChannel"] = if channel == "0" { json!(0) } else { json!(channel) };
+        body["emailTemplate"]["content-type"] = json!("Plain");
+        body["somethingElse"] = json!({"x": 1});
+        let resp = app.post("/orders", &body, "ttd").await;
+        assert_eq!(resp.status(), 202, "{channel}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication_and_tenancy() {
+    let app = app().await;
+    let url = format!("{}/notifications/api/v1/orders", app.base_url);
+    let now = chrono::Utc::now().timestamp();
+    let post = |auth: Option<(&'static str, String)>| {
+        let mut r = app.http.post(&url).json(&valid_order());
+        if let Some((h, v)) = auth {
+            r = r.header(h, v);
+        }
+        r.send()
+    };
+    let status = |r: reqwest::Response| r.status().as_u16();
+
+    assert_eq!(status(post(None).await.unwrap()), 401, "missing token");
+    assert_eq!(status(post(Some(("Authorization", "Bearer not-a-jwt".into()))).await.unwrap()), 401, "garbage");
+    let expired = app.token_with(&json!({"scope": varsel_api::auth::CREATE_SCOPE, "urn:altinn:org": "ttd", "exp": now - 600}));
+    assert_eq!(status(post(Some(("Authorization", format!("Bearer {expired}")))).await.unwrap()), 401, "expired");
+    let foreign = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"scope": varsel_api::auth::CREATE_SCOPE, "urn:altinn:org": "ttd", "exp": now + 600}),
+        &jsonwebtoken::EncodingKey::from_secret(b"some other key"),
+    )
+    .unwrap();
+    assert_eq!(status(post(Some(("Authorization", format!("Bearer {foreign}")))).await.unwrap()), 401, "badly signed");
+    let unsigned = format!(
+        "{}.{}.",
+        base64_url(r#"{"alg":"none","typ":"JWT"}"#),
+        base64_url(&json!({"scope": varsel_api::auth::CREATE_SCOPE, "urn:altinn:org": "ttd", "exp": now + 600}).to_string())
+    );
+    assert_eq!(status(post(Some(("Authorization", format!("Bearer {unsigned}")))).await.unwrap()), 401, "alg none");
+    let no_scope = app.token_with(&json!({"scope": "altinn:something.else", "urn:altinn:org": "ttd", "exp": now + 600}));
+    let resp = post(Some(("Authorization", format!("Bearer {no_scope}")))).await.unwrap();
+    assert_eq!(resp.status(), 403, "no scope");
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let no_org = app.token_with(&json!({"scope": varsel_api::auth::CREATE_SCOPE, "exp": now + 600}));
+    assert_eq!(status(post(Some(("Authorization", format!("Bearer {no_org}")))).await.unwrap()), 403, "no org");
+
+    // A PlatformAccessToken alone authorises, and its issuer is the creator.
+    let resp = post(Some(("PlatformAccessToken", app.platform_token("digdir")))).await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let id = resp.json::<Value>().await.unwrap()["orderId"].as_str().unwrap().to_owned();
+    let got: Value = app.get(&format!("/orders/{id}"), "digdir").await.json().await.unwrap();
+    assert_eq!(got["creator"], "digdir");
+    assert_eq!(app.get(&format!("/orders/{id}"), "ttd").await.status(), 404, "another org's order is a 404");
+    assert_eq!(app.get("/orders/00000000-0000-0000-0000-000000000000", "ttd").await.status(), 404);
+    let anon = app.http.get(format!("{url}/{id}")).send().await.unwrap();
+    assert_eq!(anon.status(), 401);
+    app.stop().await;
+}
+
+fn base64_url(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}
+
+/// The curl examples of the seed documents, sent exactly as written (both token headers, tab
+/// indentation, `content-type` inside `emailTemplate`), are accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_examples_are_accepted_as_written() {
+    let app = app().await;
+    let examples: Vec<(&str, &str)> = vec![
+        ("/orders", r#"{
+    "sendersReference": "9A547448-FDF4-4E60-87AC-C2F652C8353C",
+    "emailTemplate": {
+        "subject": "A test email from Altinn Notifications",
+        "body": "A message to be sent immediately from an org.",
+        "content-type": "Plain"
+    },
+    "smsTemplate": {
+        "body": "Demo SMS content"
+    },
+    "notificationChannel": "emailPreferred",
+    "recipients": [
+        {"organizationNumber": "311000179"},
+        {"nationalIdentityNumber": "11876995923"}
+    ],
+    "resourceId": "app_ttd_apps-test"
+}"#),
+        ("/orders", r#"{
+    "sendersReference": "586B753D-9A02-49C8-AC22-2060E3A7862F",
+    "emailTemplate": {
+        "subject": "Important notification regarding your organization, $recipientName$",
+        "body": "Dear $recipientName$, this is an official notification regarding your organization, identified by the organization number $recipientNumber$. Please take the necessary actions.",
+        "content-type": "Plain"
+    },
+    "smsTemplate": {
+        "body": "Dear $recipientName$, this is an official notification regarding your organization, identified by the organization number $recipientNumber$. Please take the necessary actions."
+    },
+    "notificationChannel": "smsPreferred",
+    "recipients": [
+        {"organizationNumber": "311000179"},
+        {"organizationNumber": "312508729"}
+    ],
+    "resourceId": "app_ttd_apps-test"
+}"#),
+        ("/orders/email", "{\n    \"sendersReference\": \"ref-2023-12-01\",\n\t\"subject\": \"A test email from Altinn Notifications\",\n\t\"body\": \"A message to be sent immediately from an org.\",\n\t\"contentType\": \"Plain\",\n\t\"recipients\": [{\"emailAddress\": \"testuser@altinn.no\"}, {\"nationalIdentityNumber\": \"11876995923\"}, {\"organizationNumber\": \"311000179\"}]\n}"),
+        ("/orders/email", "{\n    \"sendersReference\": \"ref-2023-12-02\",\n    \"subject\": \"Important notification regarding your organization, $recipientName$\",\n    \"body\": \"Dear $recipientName$, this is an official notification regarding your organization, identified by the organization number $recipientNumber$. Please take the necessary actions.\",\n    \"contentType\": \"Plain\",\n    \"recipients\": [{\"organizationNumber\": \"311000179\"}]\n}"),
+        ("/orders/sms", "{\n    \"sendersReference\": \"ref-2024-01-01\",\n\t\"body\": \"A text message to be sent immediately from an org.\",\n\t\"recipients\": [{\"mobileNumber\": \"+4799999999\"}, {\"nationalIdentityNumber\": \"11876995923\"}]\n}"),
+    ];
+    for (path, raw) in examples {
+        let resp = app
+            .http
+            .post(format!("{}/notifications/api/v1{path}", app.base_url))
+            .header("Content-Type", "application/json")
+            .header("PlatformAccessToken", app.platform_token("ttd"))
+            .header("Authorization", format!("Bearer {}", app.token("ttd")))
+            .body(raw.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 202, "{path}: {body}");
+        assert!(body["orderId"].is_string());
+    }
+    app.stop().await;
+}

@@ -1,0 +1,104 @@
+//! Time, conditions and outages: the durable parts of the order workflow.
+
+use poem::{Route, Server, get, handler, listener::{Acceptor, Listener, TcpListener}, web::Json};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use varsel_api::devserver::free_port;
+use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, on_both_databases, start_temporal_on};
+
+const T: Duration = Duration::from_secs(60);
+
+#[handler]
+fn condition_false() -> Json<Value> {
+    Json(json!({"sendNotification": false}))
+}
+
+#[handler]
+fn condition_true() -> Json<Value> {
+    Json(json!({"sendNotification": true}))
+}
+
+#[handler]
+fn condition_broken() -> (poem::http::StatusCode, &'static str) {
+    (poem::http::StatusCode::INTERNAL_SERVER_ERROR, "boom")
+}
+
+/// A condition endpoint on loopback; returns its base URL.
+async fn condition_server() -> String {
+    let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+    let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
+    let app = Route::new().at("/false", get(condition_false)).at("/true", get(condition_true)).at("/broken", get(condition_broken));
+    tokio::spawn(Server::new_with_acceptor(acceptor).run(app));
+    format!("http://127.0.0.1:{port}")
+}
+
+fn email_order(extra: Value) -> Value {
+    let mut o = json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "cond@example.no"}]});
+    for (k, v) in extra.as_object().unwrap() {
+        o[k] = v.clone();
+    }
+    o
+}
+
+async fn condition(db: Db) {
+    let smtp = SmtpServer::start();
+    let app = TestApp::spawn(TestAppOptions::new(db, smtp.url())).await;
+    let cond = condition_server().await;
+
+    let not_met = app.order("/orders/email", &email_order(json!({"conditionEndpoint": format!("{cond}/false")}))).await;
+    let met = app.order("/orders/email", &email_order(json!({"conditionEndpoint": format!("{cond}/true")}))).await;
+    // An endpoint that keeps failing is retried, then the order is sent anyway (Altinn's rule).
+    let broken = app.order("/orders/email", &email_order(json!({"conditionEndpoint": format!("{cond}/broken")}))).await;
+
+    app.wait_status(&not_met, "SendConditionNotMet", T).await;
+    app.wait_status(&met, "Completed", T).await;
+    app.wait_status(&broken, "Completed", T).await;
+    assert!(app.notifications(&not_met).await.is_empty(), "a false condition creates no notifications");
+    assert_eq!(smtp.wait_for(2, T).await.len(), 2);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.messages().len(), 2, "nothing was sent for the false condition");
+    app.stop().await;
+}
+on_both_databases!(a_false_condition_sends_nothing, condition);
+
+async fn later(db: Db) {
+    let smtp = SmtpServer::start();
+    let app = TestApp::spawn(TestAppOptions::new(db, smtp.url())).await;
+    let at = chrono::Utc::now() + chrono::Duration::seconds(8);
+    let id = app.order("/orders/email", &email_order(json!({"requestedSendTime": at.to_rfc3339()}))).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(smtp.messages().is_empty(), "nothing is sent before the requested time");
+    assert_eq!(app.order_row(&id).await.status, "Registered");
+    let mails = smtp.wait_for(1, T).await;
+    assert!(chrono::Utc::now() >= at, "sent at or after the requested time");
+    assert_eq!(mails.len(), 1);
+    app.wait_status(&id, "Completed", T).await;
+    app.stop().await;
+}
+on_both_databases!(an_order_for_later_waits_for_its_time, later);
+
+/// Temporal is down when the order arrives: the order is accepted (202), stored, and its
+/// workflow starts as soon as Temporal is reachable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_accepted_while_temporal_is_down_starts_when_it_comes_back() {
+    let smtp = SmtpServer::start();
+    let port = free_port().unwrap();
+    let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
+    opts.temporal_address = Some(format!("http://127.0.0.1:{port}"));
+    let app = TestApp::spawn(opts).await;
+
+    let started = Instant::now();
+    let id = app.order("/orders/email", &email_order(json!({}))).await;
+    assert!(started.elapsed() < Duration::from_secs(15), "the API does not hang on a dead Temporal");
+    let row = app.order_row(&id).await;
+    assert_eq!(row.status, "Registered");
+    assert!(!row.workflow_started);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(smtp.messages().is_empty());
+
+    tokio::task::spawn_blocking(move || start_temporal_on(port)).await.unwrap();
+    smtp.wait_for(1, Duration::from_secs(90)).await;
+    let row = app.wait_status(&id, "Completed", T).await;
+    assert!(row.workflow_started);
+    app.stop().await;
+}
