@@ -8,6 +8,7 @@ pub mod dev;
 pub mod devserver;
 pub mod error;
 pub mod http;
+pub mod replay;
 pub mod startup;
 pub mod temporal;
 
