@@ -61,6 +61,8 @@ pub struct Config {
     pub generate_batch: u32,
     /// Notifications per send activity.
     pub send_batch: u32,
+    /// Batches one workflow run executes before continuing as new.
+    pub max_batches_per_run: u32,
     /// Concurrent sends within one send activity.
     pub send_concurrency: usize,
     /// How often orders whose workflow could not be started are retried, milliseconds.
@@ -99,6 +101,7 @@ impl Default for Config {
             max_retry_interval_ms: 60_000,
             generate_batch: 500,
             send_batch: 200,
+            max_batches_per_run: 500,
             send_concurrency: 8,
             dispatch_interval_ms: 2_000,
             max_body_bytes: 64 * 1024 * 1024,

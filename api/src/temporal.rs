@@ -32,6 +32,7 @@ pub fn policy(cfg: &Config) -> WorkflowPolicy {
         condition_attempts: cfg.condition_attempts,
         condition_retry_ms: cfg.condition_retry_ms,
         max_retry_interval_ms: cfg.max_retry_interval_ms,
+        max_batches_per_run: cfg.max_batches_per_run,
     }
 }
 
@@ -66,6 +67,8 @@ impl Dispatcher {
             order_id: order_id.to_owned(),
             requested_send_time_ms: send_time_ms,
             policy: policy(&self.cfg),
+            resume: None,
+            condition_inconclusive: false,
         };
         let opts = WorkflowStartOptions::new(self.cfg.task_queue.clone(), order_id.to_owned())
             .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)

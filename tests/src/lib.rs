@@ -212,6 +212,8 @@ pub struct TestApp {
     /// Direct access to the database, to read notification rows.
     pub store: Store,
     key: Vec<u8>,
+    /// (server URL, database name) of a per-test PostgreSQL database, dropped on stop.
+    pg: Option<(String, String)>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -225,9 +227,14 @@ impl TestApp {
             Some(a) => a,
             None => tokio::task::spawn_blocking(temporal_address).await.expect("temporal"),
         };
-        let database_url = match opts.db {
-            Db::Sqlite => format!("sqlite://{}", dir.path().join("varsel.db").display()),
-            Db::Postgres => fresh_postgres_database(&postgres_url().expect("TEST_DATABASE_URL")).await,
+        let (database_url, pg) = match opts.db {
+            Db::Sqlite => (format!("sqlite://{}", dir.path().join("varsel.db").display()), None),
+            Db::Postgres => {
+                let base = postgres_url().expect("TEST_DATABASE_URL");
+                let url = fresh_postgres_database(&base).await;
+                let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+                (url, Some((base, name)))
+            }
         };
         let key: [u8; 32] = rand_key();
         let mut cfg = Config {
@@ -260,6 +267,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             store,
             key: key.to_vec(),
+            pg,
             stop: Some(tx),
             task: Some(task),
             _dir: dir,
@@ -365,6 +373,11 @@ impl TestApp {
         }
         if let Some(t) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(20), t).await;
+        }
+        if let Some((base, name)) = self.pg.take()
+            && let Ok(admin) = Store::connect(&base, 1).await
+        {
+            let _ = admin.conn().execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
         }
     }
 }

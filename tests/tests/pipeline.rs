@@ -245,3 +245,38 @@ async fn html_email(db: Db) {
     app.stop().await;
 }
 on_both_databases!(html_body_passes_unchanged_and_subject_cannot_inject_headers, html_email);
+
+/// A long order continues as new between batches and still sends every notification once.
+async fn continued(db: Db) {
+    let smtp = SmtpServer::start();
+    let mut opts = TestAppOptions::new(db, smtp.url());
+    opts.tweak = Box::new(|c| {
+        c.generate_batch = 2;
+        c.send_batch = 2;
+        c.max_batches_per_run = 2;
+    });
+    let app = TestApp::spawn(opts).await;
+    let mut recipients: Vec<Value> = (0..7).map(|i| json!({"emailAddress": format!("r{i}@example.no")})).collect();
+    recipients.extend((0..3).map(|i| json!({"mobileNumber": format!("+479000010{i}")})));
+    let id = app
+        .order(
+            "/orders",
+            &json!({
+                "notificationChannel": "EmailPreferred",
+                "emailTemplate": {"subject": "s", "body": "b"},
+                "smsTemplate": {"body": "b"},
+                "recipients": recipients
+            }),
+        )
+        .await;
+    app.wait_status(&id, "Completed", T).await;
+    let mails = smtp.wait_for(7, T).await;
+    let mut to: Vec<String> = mails.iter().map(|m| m.to.clone()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!((mails.len(), to.len()), (7, 7), "each address exactly once");
+    assert_eq!(app.simulated_sms(&id).await.len(), 3);
+    assert_eq!(app.notifications(&id).await.len(), 10);
+    app.stop().await;
+}
+on_both_databases!(a_long_order_continues_as_new_and_sends_each_notification_once, continued);

@@ -18,7 +18,7 @@ fn fixtures_dir() -> PathBuf {
 }
 
 /// The workflow paths the fixtures must cover.
-const PATHS: &[&str] = &["sent_email", "sent_sms", "fallback", "reserved", "condition_false", "condition_inconclusive", "scheduled"];
+const PATHS: &[&str] = &["sent_email", "sent_sms", "fallback", "reserved", "condition_false", "condition_inconclusive", "scheduled", "continued"];
 
 #[handler]
 fn cond_false() -> Json<Value> {
@@ -77,6 +77,19 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
         app.wait_status(id, status, T).await;
     }
 
+    // A long order: tiny batches force continue-as-new; the last run (resumed mid-send) is kept.
+    let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
+    opts.tweak = Box::new(|c| {
+        c.generate_batch = 1;
+        c.send_batch = 1;
+        c.max_batches_per_run = 3;
+    });
+    let long_app = TestApp::spawn(opts).await;
+    let recipients: Vec<Value> = (0..4).map(|i| json!({"emailAddress": format!("long{i}@example.no")})).collect();
+    let long_id = long_app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": recipients})).await;
+    long_app.wait_status(&long_id, "Completed", T).await;
+    ids.push(("continued".to_string(), long_id));
+
     let cfg = Config { temporal_address: temporal_address(), ..Config::default() };
     let client = varsel_api::temporal::connect(&cfg).await.expect("temporal client");
     let mut histories = Vec::new();
@@ -106,4 +119,5 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
         }
     }
     app.stop().await;
+    long_app.stop().await;
 }

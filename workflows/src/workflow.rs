@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::time::{Duration, UNIX_EPOCH};
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowResult};
+use temporalio_sdk::{ActivityOptions, ContinueAsNewOptions, WorkflowContext, WorkflowResult};
 
 /// The workflow type name, pinned.
 pub const ORDER_WORKFLOW_TYPE: &str = "varsel.order";
@@ -31,6 +31,14 @@ pub struct WorkflowPolicy {
     pub condition_retry_ms: u64,
     /// Upper bound of the retry delay of store and provider activities, in milliseconds.
     pub max_retry_interval_ms: u64,
+    /// Batches one run may execute before it continues as new, so a history stays far below
+    /// Temporal's 51,200-event limit however many recipients an order has.
+    #[serde(default = "default_max_batches_per_run")]
+    pub max_batches_per_run: u32,
+}
+
+fn default_max_batches_per_run() -> u32 {
+    500
 }
 
 impl Default for WorkflowPolicy {
@@ -41,6 +49,7 @@ impl Default for WorkflowPolicy {
             condition_attempts: 3,
             condition_retry_ms: 60_000,
             max_retry_interval_ms: 60_000,
+            max_batches_per_run: default_max_batches_per_run(),
         }
     }
 }
@@ -54,6 +63,27 @@ pub struct OrderWorkflowInput {
     pub requested_send_time_ms: i64,
     /// Tunables.
     pub policy: WorkflowPolicy,
+    /// Where a continued run picks up; `None` for the first run.
+    #[serde(default)]
+    pub resume: Option<Resume>,
+    /// Carried across continued runs: the condition endpoint could not be read.
+    #[serde(default)]
+    pub condition_inconclusive: bool,
+}
+
+/// The point a continued run of an order resumes at.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Resume {
+    /// Generating notifications, at this recipient index.
+    Generate {
+        /// First recipient index still to do.
+        from_index: u32,
+    },
+    /// Sending, on this channel (and the ones after it).
+    Send {
+        /// The channel still being sent.
+        channel: Channel,
+    },
 }
 
 /// What the order workflow ended with.
@@ -89,81 +119,117 @@ impl OrderWorkflow {
                 .build()
         };
 
-        // 1. Durable wait for the requested send time.
-        let now_ms = ctx
-            .workflow_time()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(input.requested_send_time_ms);
-        let wait_ms = input.requested_send_time_ms - now_ms;
-        if wait_ms > 0 {
-            ctx.timer(Duration::from_millis(wait_ms as u64)).await;
-        }
+        let mut condition_inconclusive = input.condition_inconclusive;
+        if input.resume.is_none() {
+            // 1. Durable wait for the requested send time.
+            let now_ms = ctx
+                .workflow_time()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(input.requested_send_time_ms);
+            let wait_ms = input.requested_send_time_ms - now_ms;
+            if wait_ms > 0 {
+                ctx.timer(Duration::from_millis(wait_ms as u64)).await;
+            }
 
-        // 2. Claim the order.
-        let start = ctx
-            .execute_activity(OrderActivities::start_processing, input.order_id.clone(), store_opts())
-            .await?;
-        if !start.proceed {
-            return Ok(OrderWorkflowOutput { status: start.status, condition_inconclusive: false });
-        }
+            // 2. Claim the order.
+            let start = ctx
+                .execute_activity(OrderActivities::start_processing, input.order_id.clone(), store_opts())
+                .await?;
+            if !start.proceed {
+                return Ok(OrderWorkflowOutput { status: start.status, condition_inconclusive: false });
+            }
 
-        // 3. Send condition: retried; when it stays unreadable the order is sent anyway, as in
-        //    Altinn (a notification the sender asked for is not silently dropped).
-        let mut condition_inconclusive = false;
-        if start.has_condition {
-            let condition_opts = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
-                .retry_policy(
-                    RetryPolicy::builder()
-                        .initial_interval(Duration::from_millis(policy.condition_retry_ms.max(1)))
-                        .maximum_attempts(policy.condition_attempts.max(1))
-                        .build(),
-                )
-                .build();
-            match ctx
-                .execute_activity(OrderActivities::check_send_condition, input.order_id.clone(), condition_opts)
-                .await
-            {
-                Ok(ConditionOutcome::Met) => {}
-                Ok(ConditionOutcome::NotMet) => {
-                    let status = ctx
-                        .execute_activity(
-                            OrderActivities::finish_order,
-                            FinishOrder {
-                                order_id: input.order_id.clone(),
-                                terminal: Some(OrderStatus::SendConditionNotMet),
-                            },
-                            store_opts(),
-                        )
-                        .await?;
-                    return Ok(OrderWorkflowOutput { status, condition_inconclusive: false });
+            // 3. Send condition: retried; when it stays unreadable the order is sent anyway, as in
+            //    Altinn (a notification the sender asked for is not silently dropped).
+            if start.has_condition {
+                let condition_opts = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+                    .retry_policy(
+                        RetryPolicy::builder()
+                            .initial_interval(Duration::from_millis(policy.condition_retry_ms.max(1)))
+                            .maximum_attempts(policy.condition_attempts.max(1))
+                            .build(),
+                    )
+                    .build();
+                match ctx
+                    .execute_activity(OrderActivities::check_send_condition, input.order_id.clone(), condition_opts)
+                    .await
+                {
+                    Ok(ConditionOutcome::Met) => {}
+                    Ok(ConditionOutcome::NotMet) => {
+                        let status = ctx
+                            .execute_activity(
+                                OrderActivities::finish_order,
+                                FinishOrder {
+                                    order_id: input.order_id.clone(),
+                                    terminal: Some(OrderStatus::SendConditionNotMet),
+                                },
+                                store_opts(),
+                            )
+                            .await?;
+                        return Ok(OrderWorkflowOutput { status, condition_inconclusive: false });
+                    }
+                    Err(_) => condition_inconclusive = true,
                 }
-                Err(_) => condition_inconclusive = true,
             }
         }
 
+        // A long order continues as new every `max_batches_per_run` batches (or when Temporal
+        // suggests it), carrying where it was.
+        let mut batches = 0u32;
+        let continue_at = |ctx: &mut WorkflowContext<Self>, batches: u32, resume: Resume| -> Option<WorkflowResult<OrderWorkflowOutput>> {
+            if batches < policy.max_batches_per_run.max(1) && !ctx.continue_as_new_suggested() {
+                return None;
+            }
+            let next = OrderWorkflowInput {
+                resume: Some(resume),
+                condition_inconclusive,
+                ..input.clone()
+            };
+            Some(match ctx.continue_as_new(next, ContinueAsNewOptions::default()) {
+                Err(termination) => Err(termination),
+                Ok(never) => match never {},
+            })
+        };
+
         // 4. Contact lookup and notification rows, a batch of recipients at a time.
-        let mut from_index = 0;
-        loop {
-            let outcome = ctx
-                .execute_activity(
-                    OrderActivities::generate_notifications,
-                    GenerateBatch {
-                        order_id: input.order_id.clone(),
-                        from_index,
-                        limit: policy.generate_batch.max(1),
-                    },
-                    store_opts(),
-                )
-                .await?;
-            match outcome.next_index {
-                Some(next) => from_index = next,
-                None => break,
+        let generate_from = match input.resume {
+            None => Some(0),
+            Some(Resume::Generate { from_index }) => Some(from_index),
+            Some(Resume::Send { .. }) => None,
+        };
+        if let Some(mut from_index) = generate_from {
+            loop {
+                let outcome = ctx
+                    .execute_activity(
+                        OrderActivities::generate_notifications,
+                        GenerateBatch {
+                            order_id: input.order_id.clone(),
+                            from_index,
+                            limit: policy.generate_batch.max(1),
+                        },
+                        store_opts(),
+                    )
+                    .await?;
+                batches += 1;
+                match outcome.next_index {
+                    Some(next) => {
+                        from_index = next;
+                        if let Some(r) = continue_at(ctx, batches, Resume::Generate { from_index }) {
+                            return r;
+                        }
+                    }
+                    None => break,
+                }
             }
         }
 
         // 5. Send, channel by channel, a batch at a time.
-        for channel in [Channel::Email, Channel::Sms] {
+        let channels: &[Channel] = match input.resume {
+            Some(Resume::Send { channel: Channel::Sms }) => &[Channel::Sms],
+            _ => &[Channel::Email, Channel::Sms],
+        };
+        for &channel in channels {
             loop {
                 let outcome = ctx
                     .execute_activity(
@@ -176,8 +242,12 @@ impl OrderWorkflow {
                         store_opts(),
                     )
                     .await?;
+                batches += 1;
                 if outcome.remaining == 0 {
                     break;
+                }
+                if let Some(r) = continue_at(ctx, batches, Resume::Send { channel }) {
+                    return r;
                 }
             }
         }
