@@ -21,7 +21,7 @@ use varsel_workflows::activities::{
     defs,
 };
 use varsel_workflows::domain::{
-    Channel, EmailContentType, NotificationChannel, NotificationStatus, OrderStatus,
+    Channel, EmailAddress, EmailContentType, NotificationChannel, NotificationStatus, OrderStatus,
 };
 use varsel_workflows::keywords;
 use varsel_workflows::plan;
@@ -126,7 +126,12 @@ impl OrderActivitiesImpl {
         let mut rows = Vec::new();
         let mut sendable = 0;
         for (r, res) in slice.iter().zip(resolved.iter()) {
-            for p in plan::plan(channel, &res.contact, order.ignore_reservation) {
+            for mut p in plan::plan(channel, &res.contact, order.ignore_reservation) {
+                // Register data is not validated on entry: an address that cannot be valid ends
+                // here instead of at the relay.
+                if p.status == NotificationStatus::EmailNew && EmailAddress::parse(&p.address).is_err() {
+                    p.status = NotificationStatus::EmailFailedInvalidFormat;
+                }
                 let (subject, body) = render_for(&order, p.channel, res);
                 if p.status.is_pending() {
                     sendable += 1;

@@ -94,11 +94,22 @@ pub struct ReceivedEmail {
 impl SmtpServer {
     /// Starts the server and waits until it accepts connections.
     pub fn start() -> Self {
+        Self::start_with("aiosmtpd.handlers.Mailbox")
+    }
+
+    /// A server that refuses `flaky*` recipients once (451) and `rejected*` always (550); see
+    /// `tests/support/flaky_smtp.py`.
+    pub fn start_flaky() -> Self {
+        Self::start_with("flaky_smtp.Flaky")
+    }
+
+    fn start_with(handler: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let maildir = dir.path().join("maildir");
         let port = free_port().expect("port");
         let child = Command::new(python())
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .env("PYTHONPATH", project_root().join("tests/support"))
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", handler])
             .arg(&maildir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -280,3 +280,55 @@ async fn continued(db: Db) {
     app.stop().await;
 }
 on_both_databases!(a_long_order_continues_as_new_and_sends_each_notification_once, continued);
+
+/// A relay that refuses one recipient transiently: the send activity is retried, the refused
+/// email arrives after the retry, and no email already recorded as sent is sent again. A
+/// permanent refusal (550) ends in a failure status without retry, and an invalid register
+/// address never reaches the relay.
+async fn idempotent_retry(db: Db) {
+    let smtp = SmtpServer::start_flaky();
+    let app = TestApp::spawn(TestAppOptions::new(db, smtp.url())).await;
+    app.store
+        .upsert_organization("314000001", &varsel_activities::store::OrgContact {
+            name: Some("Broken Register AS".into()),
+            emails: vec!["not an address".into()],
+            mobiles: vec![],
+        })
+        .await
+        .unwrap();
+    let id = app
+        .order(
+            "/orders/email",
+            &json!({"subject": "s", "body": "b", "recipients": [
+                {"emailAddress": "first@example.no"},
+                {"emailAddress": "flaky@example.no"},
+                {"emailAddress": "third@example.no"},
+                {"emailAddress": "rejected@example.no"},
+                {"organizationNumber": "314000001"}
+            ]}),
+        )
+        .await;
+    app.wait_status(&id, "Completed", T).await;
+    let mails = smtp.wait_for(3, T).await;
+    let mut to: Vec<String> = mails.iter().map(|m| m.to.clone()).collect();
+    to.sort();
+    assert_eq!(to, vec!["first@example.no", "flaky@example.no", "third@example.no"], "each accepted address exactly once");
+    assert_eq!(
+        app.notifications(&id).await,
+        vec![
+            ("email".into(), "first@example.no".into(), "Email_Succeeded".into()),
+            ("email".into(), "flaky@example.no".into(), "Email_Succeeded".into()),
+            ("email".into(), "not an address".into(), "Email_Failed_InvalidFormat".into()),
+            ("email".into(), "rejected@example.no".into(), "Email_Failed".into()),
+            ("email".into(), "third@example.no".into(), "Email_Succeeded".into()),
+        ]
+    );
+    let rows = app.store.notifications(&id).await.unwrap();
+    let attempts = |addr: &str| rows.iter().find(|r| r.address == addr).unwrap().attempts;
+    assert_eq!(attempts("first@example.no"), 1, "not claimed again after the retry");
+    assert_eq!(attempts("flaky@example.no"), 2, "retried once");
+    assert_eq!(attempts("rejected@example.no"), 1, "a permanent refusal is not retried");
+    assert!(rows.iter().find(|r| r.address == "rejected@example.no").unwrap().status_reason.as_deref().unwrap().contains("550"));
+    app.stop().await;
+}
+on_both_databases!(a_retried_send_never_resends_what_was_recorded, idempotent_retry);
