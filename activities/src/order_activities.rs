@@ -69,7 +69,7 @@ impl OrderActivitiesImpl {
             .transition_order(&order_id, &[OrderStatus::Registered], OrderStatus::Processing)
             .await
             .map_err(classify)?;
-        let order = self.store.order(&order_id).await.map_err(classify)?.ok_or_else(|| corrupt("order row missing"))?;
+        let order = self.load_order(&order_id).await?;
         let status = OrderStatus::parse(&order.status).ok_or_else(|| corrupt("status"))?;
         // A retried attempt finds the order already Processing: that is still ours to run.
         let proceed = moved || status == OrderStatus::Processing;
@@ -86,7 +86,7 @@ impl OrderActivitiesImpl {
         _ctx: ActivityContext,
         order_id: String,
     ) -> Result<ConditionOutcome, ActivityError> {
-        let order = self.store.order(&order_id).await.map_err(classify)?.ok_or_else(|| corrupt("order row missing"))?;
+        let order = self.load_order(&order_id).await?;
         let Some(url) = order.condition_endpoint else { return Ok(ConditionOutcome::Met) };
         match self.condition.check(&url).await {
             Ok(outcome) => {
@@ -107,12 +107,7 @@ impl OrderActivitiesImpl {
         _ctx: ActivityContext,
         batch: GenerateBatch,
     ) -> Result<GenerateOutcome, ActivityError> {
-        let order = self
-            .store
-            .order(&batch.order_id)
-            .await
-            .map_err(classify)?
-            .ok_or_else(|| corrupt("order row missing"))?;
+        let order = self.load_order(&batch.order_id).await?;
         let channel = NotificationChannel::parse(&order.notification_channel).ok_or_else(|| corrupt("channel"))?;
         let slice = self.store.recipients_slice(&batch.order_id, batch.from_index, batch.limit).await.map_err(classify)?;
         let recipients: Vec<NewRecipient> = slice
@@ -172,12 +167,7 @@ impl OrderActivitiesImpl {
     /// See [`varsel_workflows::activities::OrderActivities::send_batch`].
     #[activity(definition = defs::SendBatch)]
     pub async fn send_batch(self: Arc<Self>, _ctx: ActivityContext, batch: SendBatch) -> Result<SendOutcome, ActivityError> {
-        let order = self
-            .store
-            .order(&batch.order_id)
-            .await
-            .map_err(classify)?
-            .ok_or_else(|| corrupt("order row missing"))?;
+        let order = self.load_order(&batch.order_id).await?;
         let claimed = self
             .store
             .claim_notifications(&batch.order_id, batch.channel, batch.limit)
@@ -231,6 +221,10 @@ impl OrderActivitiesImpl {
 }
 
 impl OrderActivitiesImpl {
+    async fn load_order(&self, id: &str) -> Result<order::Model, ActivityError> {
+        self.store.order(id).await.map_err(classify)?.ok_or_else(|| corrupt("order row missing"))
+    }
+
     /// Sends one claimed notification and records the outcome. `Err` means transient: the row
     /// stays `Sending` and the next attempt picks it up.
     async fn send_one(&self, order: &order::Model, n: notification::Model) -> Result<(), String> {

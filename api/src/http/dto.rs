@@ -147,6 +147,15 @@ pub struct OrderRequestDto {
     pub email_template: Option<EmailTemplateDto>,
     /// Required for `Sms`, `EmailPreferred`, `SmsPreferred` and `EmailAndSms`.
     pub sms_template: Option<SmsTemplateDto>,
+    /// Recipients, time, references and condition.
+    #[oai(flatten)]
+    pub base: OrderBaseDto,
+}
+
+/// The properties every order endpoint shares (Altinn `NotificationOrderRequestBaseExt`).
+#[derive(Debug, Clone, Default, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct OrderBaseDto {
     /// One or more recipients.
     pub recipients: Option<Vec<RecipientDto>>,
     /// ISO-8601 date and time with offset; default now.
@@ -173,20 +182,10 @@ pub struct EmailOrderRequestDto {
     pub body: Option<String>,
     /// `Plain` (default) or `Html`.
     pub content_type: Option<CaseInsensitive<EmailContentTypeDto>>,
-    /// One or more recipients (email address, organisation or national identity number).
-    pub recipients: Option<Vec<RecipientDto>>,
-    /// ISO-8601 date and time with offset; default now.
-    pub requested_send_time: Option<String>,
-    /// The sender's own reference.
-    pub senders_reference: Option<String>,
-    /// Altinn resource id.
-    pub resource_id: Option<String>,
-    /// XACML action used with `resourceId`.
-    pub resource_action: Option<String>,
-    /// Send to persons reserved in KRR anyway.
-    pub ignore_reservation: Option<bool>,
-    /// URL answering `{"sendNotification": true|false}` at send time.
-    pub condition_endpoint: Option<String>,
+    /// Recipients (email address, organisation or national identity number), time, references
+    /// and condition.
+    #[oai(flatten)]
+    pub base: OrderBaseDto,
 }
 
 /// `POST /orders/sms`: an SMS order.
@@ -197,20 +196,10 @@ pub struct SmsOrderRequestDto {
     pub sender_number: Option<String>,
     /// Text; may contain `$recipientName$` and `$recipientNumber$`.
     pub body: Option<String>,
-    /// One or more recipients (mobile number, organisation or national identity number).
-    pub recipients: Option<Vec<RecipientDto>>,
-    /// ISO-8601 date and time with offset; default now.
-    pub requested_send_time: Option<String>,
-    /// The sender's own reference.
-    pub senders_reference: Option<String>,
-    /// Altinn resource id.
-    pub resource_id: Option<String>,
-    /// XACML action used with `resourceId`.
-    pub resource_action: Option<String>,
-    /// Send to persons reserved in KRR anyway.
-    pub ignore_reservation: Option<bool>,
-    /// URL answering `{"sendNotification": true|false}` at send time.
-    pub condition_endpoint: Option<String>,
+    /// Recipients (mobile number, organisation or national identity number), time, references
+    /// and condition.
+    #[oai(flatten)]
+    pub base: OrderBaseDto,
 }
 
 /// Result of the registration-time recipient lookup.

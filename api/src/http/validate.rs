@@ -6,7 +6,7 @@
 //! `condition_allowed_hosts` even when it is not a public DNS name.
 
 use super::dto::{
-    EmailContentTypeDto, EmailOrderRequestDto, NotificationChannelDto, OrderRequestDto, RecipientDto,
+    EmailContentTypeDto, EmailOrderRequestDto, NotificationChannelDto, OrderBaseDto, OrderRequestDto, RecipientDto,
     SmsOrderRequestDto,
 };
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -107,14 +107,6 @@ pub struct Rules<'a> {
     pub condition_allowed_hosts: &'a [String],
 }
 
-struct Base<'a> {
-    recipients: &'a Option<Vec<RecipientDto>>,
-    requested_send_time: &'a Option<String>,
-    resource_id: &'a Option<String>,
-    resource_action: &'a Option<String>,
-    condition_endpoint: &'a Option<String>,
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum RecipientRule {
     Email,
@@ -144,9 +136,9 @@ fn parse_send_time(raw: &str, errors: &mut Errors) -> Option<DateTime<Utc>> {
     None
 }
 
-fn validate_base(base: &Base<'_>, rule: RecipientRule, rules: &Rules<'_>, errors: &mut Errors) -> (DateTime<Utc>, Vec<NewRecipient>) {
+fn validate_base(base: &OrderBaseDto, rule: RecipientRule, rules: &Rules<'_>, errors: &mut Errors) -> (DateTime<Utc>, Vec<NewRecipient>) {
     let mut send_time = rules.now;
-    if let Some(raw) = present(base.requested_send_time)
+    if let Some(raw) = present(&base.requested_send_time)
         && let Some(t) = parse_send_time(raw, errors)
     {
         if t < rules.now - chrono::Duration::minutes(5) {
@@ -155,7 +147,7 @@ fn validate_base(base: &Base<'_>, rule: RecipientRule, rules: &Rules<'_>, errors
         send_time = t.max(rules.now);
     }
 
-    if let Some(url) = present(base.condition_endpoint) {
+    if let Some(url) = present(&base.condition_endpoint) {
         let ok = reqwest::Url::parse(url).ok().is_some_and(|u| {
             matches!(u.scheme(), "http" | "https")
                 && u.host_str().is_some_and(|h| {
@@ -167,15 +159,15 @@ fn validate_base(base: &Base<'_>, rule: RecipientRule, rules: &Rules<'_>, errors
         }
     }
 
-    if let Some(action) = base.resource_action {
-        if present(base.resource_id).is_none() {
+    if let Some(action) = &base.resource_action {
+        if present(&base.resource_id).is_none() {
             add(errors, "ResourceAction", "ResourceAction cannot be specified without a ResourceId.");
         } else if action.trim().is_empty() {
             add(errors, "ResourceAction", "ResourceAction cannot be blank or whitespace.");
         }
     }
 
-    let recipients = validate_recipients(base.recipients, rule, errors);
+    let recipients = validate_recipients(&base.recipients, rule, errors);
     (send_time, recipients)
 }
 
@@ -259,8 +251,37 @@ fn one_line(s: &str) -> String {
     s.replace("\r\n", " ").replace(['\r', '\n'], " ")
 }
 
-fn finish(errors: Errors, order: ValidOrder) -> Result<ValidOrder, Errors> {
-    if errors.is_empty() { Ok(order) } else { Err(errors) }
+/// The parts of a valid order that differ between the endpoints.
+struct Parts {
+    kind: OrderKind,
+    channel: NotificationChannel,
+    email: Option<EmailTemplate>,
+    sms: Option<SmsTemplate>,
+}
+
+fn finish(
+    errors: Errors,
+    base: &OrderBaseDto,
+    requested_send_time: DateTime<Utc>,
+    recipients: Vec<NewRecipient>,
+    parts: Parts,
+) -> Result<ValidOrder, Errors> {
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(ValidOrder {
+        kind: parts.kind,
+        channel: parts.channel,
+        requested_send_time,
+        recipients,
+        email: parts.email,
+        sms: parts.sms,
+        senders_reference: base.senders_reference.clone(),
+        resource_id: present(&base.resource_id).map(str::to_owned),
+        resource_action: base.resource_action.clone(),
+        ignore_reservation: base.ignore_reservation.unwrap_or(false),
+        condition_endpoint: present(&base.condition_endpoint).map(str::to_owned),
+    })
 }
 
 /// `POST /orders`.
@@ -281,14 +302,7 @@ pub fn order_request(req: &OrderRequestDto, rules: &Rules<'_>) -> Result<ValidOr
         Some(NotificationChannel::Sms) => RecipientRule::Sms,
         _ => RecipientRule::Preferred,
     };
-    let base = Base {
-        recipients: &req.recipients,
-        requested_send_time: &req.requested_send_time,
-        resource_id: &req.resource_id,
-        resource_action: &req.resource_action,
-        condition_endpoint: &req.condition_endpoint,
-    };
-    let (send_time, recipients) = validate_base(&base, rule, rules, &mut errors);
+    let (send_time, recipients) = validate_base(&req.base, rule, rules, &mut errors);
 
     let mut email = None;
     let mut sms = None;
@@ -334,43 +348,27 @@ pub fn order_request(req: &OrderRequestDto, rules: &Rules<'_>) -> Result<ValidOr
             }
         }
     }
-    finish(errors, ValidOrder {
+    finish(errors, &req.base, send_time, recipients, Parts {
         kind: OrderKind::Orders,
         channel: channel.unwrap_or(NotificationChannel::Email),
-        requested_send_time: send_time,
-        recipients,
         email,
         sms,
-        senders_reference: req.senders_reference.clone(),
-        resource_id: present(&req.resource_id).map(str::to_owned),
-        resource_action: req.resource_action.clone(),
-        ignore_reservation: req.ignore_reservation.unwrap_or(false),
-        condition_endpoint: present(&req.condition_endpoint).map(str::to_owned),
     })
 }
 
 /// `POST /orders/email`.
 pub fn email_request(req: &EmailOrderRequestDto, rules: &Rules<'_>) -> Result<ValidOrder, Errors> {
     let mut errors = Errors::new();
-    let base = Base {
-        recipients: &req.recipients,
-        requested_send_time: &req.requested_send_time,
-        resource_id: &req.resource_id,
-        resource_action: &req.resource_action,
-        condition_endpoint: &req.condition_endpoint,
-    };
-    let (send_time, recipients) = validate_base(&base, RecipientRule::Email, rules, &mut errors);
+    let (send_time, recipients) = validate_base(&req.base, RecipientRule::Email, rules, &mut errors);
     if present(&req.body).is_none() {
         add(&mut errors, "Body", "The email template body must not be empty.");
     }
     if present(&req.subject).is_none() {
         add(&mut errors, "Subject", "The email template subject must not be empty.");
     }
-    finish(errors, ValidOrder {
+    finish(errors, &req.base, send_time, recipients, Parts {
         kind: OrderKind::Email,
         channel: NotificationChannel::Email,
-        requested_send_time: send_time,
-        recipients,
         email: Some(EmailTemplate {
             from: None,
             subject: one_line(present(&req.subject).unwrap_or_default()),
@@ -378,39 +376,20 @@ pub fn email_request(req: &EmailOrderRequestDto, rules: &Rules<'_>) -> Result<Va
             content_type: content_type(req.content_type.map(|c| c.0)),
         }),
         sms: None,
-        senders_reference: req.senders_reference.clone(),
-        resource_id: present(&req.resource_id).map(str::to_owned),
-        resource_action: req.resource_action.clone(),
-        ignore_reservation: req.ignore_reservation.unwrap_or(false),
-        condition_endpoint: present(&req.condition_endpoint).map(str::to_owned),
     })
 }
 
 /// `POST /orders/sms`.
 pub fn sms_request(req: &SmsOrderRequestDto, rules: &Rules<'_>) -> Result<ValidOrder, Errors> {
     let mut errors = Errors::new();
-    let base = Base {
-        recipients: &req.recipients,
-        requested_send_time: &req.requested_send_time,
-        resource_id: &req.resource_id,
-        resource_action: &req.resource_action,
-        condition_endpoint: &req.condition_endpoint,
-    };
-    let (send_time, recipients) = validate_base(&base, RecipientRule::Sms, rules, &mut errors);
+    let (send_time, recipients) = validate_base(&req.base, RecipientRule::Sms, rules, &mut errors);
     if present(&req.body).is_none() {
         add(&mut errors, "Body", "The SMS template body must not be empty.");
     }
-    finish(errors, ValidOrder {
+    finish(errors, &req.base, send_time, recipients, Parts {
         kind: OrderKind::Sms,
         channel: NotificationChannel::Sms,
-        requested_send_time: send_time,
-        recipients,
         email: None,
         sms: Some(SmsTemplate { sender: present(&req.sender_number).map(str::to_owned), body: req.body.clone().unwrap_or_default() }),
-        senders_reference: req.senders_reference.clone(),
-        resource_id: present(&req.resource_id).map(str::to_owned),
-        resource_action: req.resource_action.clone(),
-        ignore_reservation: req.ignore_reservation.unwrap_or(false),
-        condition_endpoint: present(&req.condition_endpoint).map(str::to_owned),
     })
 }
