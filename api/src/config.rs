@@ -67,6 +67,8 @@ pub struct Config {
     pub send_concurrency: usize,
     /// How often orders whose workflow could not be started are retried, milliseconds.
     pub dispatch_interval_ms: u64,
+    /// An order can be cancelled only while its send time is more than this far away, seconds.
+    pub cancel_cutoff_secs: u64,
     /// Largest request body accepted, bytes.
     pub max_body_bytes: usize,
     /// Run the worker in this process (`serve` only; `dev` always does).
@@ -104,6 +106,7 @@ impl Default for Config {
             max_batches_per_run: 500,
             send_concurrency: 8,
             dispatch_interval_ms: 2_000,
+            cancel_cutoff_secs: 300,
             max_body_bytes: 64 * 1024 * 1024,
             run_worker: true,
             run_api: true,

@@ -69,6 +69,9 @@ pub enum ApiError {
     /// No such order for this organisation.
     #[oai(status = 404)]
     NotFound(ProblemJson),
+    /// The order can no longer be changed this way (for example: cancelled too late).
+    #[oai(status = 409)]
+    Conflict(ProblemJson),
     /// A part varsel depends on is unavailable; nothing was stored. Retry later.
     #[oai(status = 503)]
     Unavailable(ProblemJson),
@@ -113,6 +116,11 @@ impl ApiError {
         Self::NotFound(problem(404, "https://tools.ietf.org/html/rfc9110#section-15.5.5", "Not Found", Some(detail.into())))
     }
 
+    /// 409.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::Conflict(problem(409, "https://tools.ietf.org/html/rfc9110#section-15.5.10", "Conflict", Some(detail.into())))
+    }
+
     /// 503.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::Unavailable(problem(503, "https://tools.ietf.org/html/rfc9110#section-15.6.4", "Service Unavailable", Some(detail.into())))
@@ -139,6 +147,7 @@ pub fn render_poem_error(err: poem::Error) -> Response {
         400 => ("https://tools.ietf.org/html/rfc9110#section-15.5.1", "One or more validation errors occurred."),
         404 => ("https://tools.ietf.org/html/rfc9110#section-15.5.5", "Not Found"),
         405 => ("https://tools.ietf.org/html/rfc9110#section-15.5.6", "Method Not Allowed"),
+        409 => ("https://tools.ietf.org/html/rfc9110#section-15.5.10", "Conflict"),
         413 => ("https://tools.ietf.org/html/rfc9110#section-15.5.14", "Content Too Large"),
         415 => ("https://tools.ietf.org/html/rfc9110#section-15.5.16", "Unsupported Media Type"),
         s if s >= 500 => ("https://tools.ietf.org/html/rfc9110#section-15.6.1", "Internal Server Error"),

@@ -7,7 +7,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use temporalio_client::{
-    Client, ClientOptions, Connection, ConnectionOptions, Url, WorkflowIdReusePolicy, WorkflowStartOptions,
+    Client, ClientOptions, Connection, ConnectionOptions, Url, WorkflowCancelOptions, WorkflowIdReusePolicy,
+    WorkflowStartOptions,
     errors::WorkflowStartError,
 };
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
@@ -88,6 +89,25 @@ impl Dispatcher {
         }
         self.store.mark_workflow_started(order_id).await?;
         Ok(())
+    }
+
+    /// Asks an order's workflow to stop (best effort: a workflow that misses this finds its
+    /// order cancelled in the store and sends nothing).
+    pub async fn cancel(&self, order_id: &str) {
+        let result = async {
+            let client = self.client().await?;
+            let handle = client.get_workflow_handle::<OrderWorkflow>(order_id);
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                handle.cancel(WorkflowCancelOptions::builder().reason("order cancelled by its creator").build()),
+            )
+            .await??;
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(order_id, error = %e, "could not cancel the order's workflow now; it will stop at its send time");
+        }
     }
 
     /// Starts the workflow of a just-stored order; on failure the order waits for the loop.

@@ -1,7 +1,7 @@
 //! Determinism: committed histories of finished orders (one per workflow path) replay cleanly
 //! against the current workflow code, and so do histories recorded just now.
 //!
-//! To re-record the fixtures after a deliberate, `patched`-guarded change:
+//! To record a fixture for a new path (existing files are kept; delete one to re-record it):
 //! `VARSEL_RECORD_HISTORIES=1 cargo test -p varsel-tests --test replay`.
 
 use poem::{Route, Server, get, handler, listener::{Acceptor, Listener, TcpListener}, web::Json};
@@ -18,7 +18,7 @@ fn fixtures_dir() -> PathBuf {
 }
 
 /// The workflow paths the fixtures must cover.
-const PATHS: &[&str] = &["sent_email", "sent_sms", "fallback", "reserved", "condition_false", "condition_inconclusive", "scheduled", "continued"];
+const PATHS: &[&str] = &["sent_email", "sent_sms", "fallback", "reserved", "condition_false", "condition_inconclusive", "scheduled", "continued", "cancelled"];
 
 #[handler]
 fn cond_false() -> Json<Value> {
@@ -70,6 +70,8 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
         ("scheduled", "/orders/email", email(json!({"requestedSendTime": (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339()})), "Completed"),
     ];
     let mut ids = Vec::new();
+    let later = (chrono::Utc::now() + chrono::Duration::minutes(30)).to_rfc3339();
+    let cancelled = app.order("/orders/email", &email(json!({"requestedSendTime": later}))).await;
     for (name, path, body, _) in &orders {
         ids.push((name.to_string(), app.order(path, body).await));
     }
@@ -90,6 +92,14 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
     long_app.wait_status(&long_id, "Completed", T).await;
     ids.push(("continued".to_string(), long_id));
 
+    // A cancelled order: its workflow waits for the send time and is cancelled.
+    while !app.order_row(&cancelled).await.workflow_started {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resp = app.http.put(format!("{}/notifications/api/v1/orders/{cancelled}/cancel", app.base_url)).bearer_auth(app.token("ttd")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    ids.push(("cancelled".to_string(), cancelled));
+
     let cfg = Config { temporal_address: temporal_address(), ..Config::default() };
     let client = varsel_api::temporal::connect(&cfg).await.expect("temporal client");
     let mut histories = Vec::new();
@@ -99,11 +109,13 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
         let bytes = loop {
             let bytes = varsel_api::replay::fetch_history_json(&client, id).await.expect("history");
             let json: Value = serde_json::from_slice(&bytes).expect("history json");
-            // EventType 2 = WorkflowExecutionCompleted.
-            if json["events"].as_array().and_then(|e| e.last()).is_some_and(|e| e["event_type"] == 2) {
+            // The history is closed: completed (2), failed (3), timed out (4), canceled (21),
+            // terminated (27) or continued as new (28).
+            let closed = [2, 3, 4, 21, 27, 28];
+            if json["events"].as_array().and_then(|e| e.last()).is_some_and(|e| closed.iter().any(|t| e["event_type"] == *t)) {
                 break bytes;
             }
-            assert!(std::time::Instant::now() < deadline, "{name}: workflow did not complete");
+            assert!(std::time::Instant::now() < deadline, "{name}: workflow did not complete: {:?}", json["events"].as_array().unwrap().iter().map(|e| e["event_type"].clone()).collect::<Vec<_>>());
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         histories.push((name.clone(), bytes));
@@ -113,9 +125,14 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
     }
     if std::env::var("VARSEL_RECORD_HISTORIES").is_ok() {
         std::fs::create_dir_all(fixtures_dir()).unwrap();
+        // Only missing fixtures are written: the committed ones were recorded by older code and
+        // are the point of the test. Delete a file to re-record it.
         for (name, bytes) in &histories {
-            let pretty: Value = serde_json::from_slice(bytes).unwrap();
-            std::fs::write(fixtures_dir().join(format!("{name}.json")), serde_json::to_vec_pretty(&pretty).unwrap()).unwrap();
+            let file = fixtures_dir().join(format!("{name}.json"));
+            if !file.exists() {
+                let pretty: Value = serde_json::from_slice(bytes).unwrap();
+                std::fs::write(file, serde_json::to_vec_pretty(&pretty).unwrap()).unwrap();
+            }
         }
     }
     app.stop().await;

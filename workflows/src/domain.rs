@@ -119,6 +119,18 @@ impl OrderStatus {
             Self::Cancelled => "Cancelled",
         }
     }
+    /// Altinn's description of the status (`GetOrderService`).
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Registered => "Order has been registered and is awaiting requested send time before processing.",
+            Self::Processing => "Order processing is ongoing. Notifications are being generated.",
+            Self::Processed => "Order processing is done. Notifications have been successfully generated.",
+            Self::Completed => "Order processing is completed. All notifications have a final status.",
+            Self::SendConditionNotMet => "Order processing was stopped due to send condition not being met.",
+            Self::Cancelled => "Order processing was stopped due to order being cancelled.",
+        }
+    }
+
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<Self> {
         [
@@ -318,6 +330,21 @@ impl NotificationStatus {
             self,
             Self::EmailSucceeded | Self::EmailDelivered | Self::SmsAccepted | Self::SmsDelivered
         )
+    }
+
+    /// The name Altinn's v1 summary endpoints answer: the result without its channel prefix, in
+    /// Altinn's spelling (`Failed_InvalidEmailFormat`, `Failed_SupressedRecipient` sic), with the
+    /// time-to-live failures reported as `Failed`.
+    pub fn v1_name(self) -> &'static str {
+        match self {
+            Self::EmailFailedInvalidFormat => "Failed_InvalidEmailFormat",
+            Self::EmailFailedSuppressedRecipient => "Failed_SupressedRecipient",
+            Self::EmailFailedTtl | Self::SmsFailedTtl => "Failed",
+            other => {
+                let name = other.as_str();
+                name.strip_prefix("Email_").or_else(|| name.strip_prefix("SMS_")).unwrap_or(name)
+            }
+        }
     }
 
     /// A sentence an operator or API consumer can read.

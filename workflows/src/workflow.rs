@@ -129,7 +129,15 @@ impl OrderWorkflow {
                 .unwrap_or(input.requested_send_time_ms);
             let wait_ms = input.requested_send_time_ms - now_ms;
             if wait_ms > 0 {
-                ctx.timer(Duration::from_millis(wait_ms as u64)).await;
+                // A cancelled order ends here; the store is checked again below in case the
+                // cancellation request never reached the workflow.
+                let cancelled = temporalio_sdk::workflows::select! {
+                    _ = ctx.timer(Duration::from_millis(wait_ms as u64)) => false,
+                    _ = ctx.cancelled() => true,
+                };
+                if cancelled {
+                    return Ok(OrderWorkflowOutput { status: OrderStatus::Cancelled, condition_inconclusive: false });
+                }
             }
 
             // 2. Claim the order.

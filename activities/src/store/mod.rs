@@ -45,6 +45,17 @@ pub struct NewRecipient {
     pub nin: Option<String>,
 }
 
+/// What a cancel request found.
+#[derive(Debug, Clone)]
+pub enum CancelOutcome {
+    /// No such order for this creator.
+    NotFound,
+    /// Cancelled now or before.
+    Cancelled(order::Model),
+    /// Already being processed, finished, or too close to its send time.
+    TooLate(order::Model),
+}
+
 /// A person's contact points as the register has them.
 #[derive(Debug, Clone)]
 pub struct PersonContact {
@@ -153,6 +164,96 @@ impl Store {
             .all(&self.db)
             .await?;
         Ok(Some((o, recipients)))
+    }
+
+    /// Orders of `creator` with a sender's reference, oldest first, with their recipients.
+    pub async fn orders_by_senders_reference(
+        &self,
+        creator: &str,
+        senders_reference: &str,
+    ) -> Result<Vec<(order::Model, Vec<order_recipient::Model>)>, DbErr> {
+        let orders = order::Entity::find()
+            .filter(order::Column::Creator.eq(creator))
+            .filter(order::Column::SendersReference.eq(senders_reference))
+            .order_by_asc(order::Column::Created)
+            .all(&self.db)
+            .await?;
+        let mut by_order: HashMap<String, Vec<order_recipient::Model>> = HashMap::new();
+        let ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
+        for chunk in ids.chunks(500) {
+            for r in order_recipient::Entity::find()
+                .filter(order_recipient::Column::OrderId.is_in(chunk.iter().cloned()))
+                .order_by_asc(order_recipient::Column::Idx)
+                .all(&self.db)
+                .await?
+            {
+                by_order.entry(r.order_id.clone()).or_default().push(r);
+            }
+        }
+        Ok(orders
+            .into_iter()
+            .map(|o| {
+                let r = by_order.remove(&o.id).unwrap_or_default();
+                (o, r)
+            })
+            .collect())
+    }
+
+    /// How many notifications of an order are in each (channel, status), without loading them.
+    pub async fn notification_counts(&self, order_id: &str) -> Result<Vec<(String, String, i64)>, DbErr> {
+        notification::Entity::find()
+            .select_only()
+            .column(notification::Column::Channel)
+            .column(notification::Column::Status)
+            .column_as(notification::Column::Id.count(), "n")
+            .filter(notification::Column::OrderId.eq(order_id))
+            .group_by(notification::Column::Channel)
+            .group_by(notification::Column::Status)
+            .into_tuple::<(String, String, i64)>()
+            .all(&self.db)
+            .await
+    }
+
+    /// The notifications of one channel of an order, in recipient order.
+    pub async fn notifications_of(&self, order_id: &str, channel: Channel) -> Result<Vec<notification::Model>, DbErr> {
+        notification::Entity::find()
+            .filter(notification::Column::OrderId.eq(order_id))
+            .filter(notification::Column::Channel.eq(channel.as_str()))
+            .order_by_asc(notification::Column::RecipientIdx)
+            .order_by_asc(notification::Column::Address)
+            .all(&self.db)
+            .await
+    }
+
+    /// Cancels an order of `creator` that is still `Registered` and whose send time is more than
+    /// `cutoff` away, in one conditional update (so a concurrent start cannot slip between the
+    /// check and the change).
+    pub async fn cancel_order(&self, id: &str, creator: &str, cutoff: chrono::Duration) -> Result<CancelOutcome, DbErr> {
+        let Some(o) = order::Entity::find_by_id(id.to_owned())
+            .filter(order::Column::Creator.eq(creator))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(CancelOutcome::NotFound);
+        };
+        if o.status == OrderStatus::Cancelled.as_str() {
+            return Ok(CancelOutcome::Cancelled(o));
+        }
+        let now = Utc::now();
+        let res = order::Entity::update_many()
+            .col_expr(order::Column::Status, Expr::value(OrderStatus::Cancelled.as_str()))
+            .col_expr(order::Column::StatusChanged, Expr::value(now))
+            .filter(order::Column::Id.eq(id))
+            .filter(order::Column::Status.eq(OrderStatus::Registered.as_str()))
+            .filter(order::Column::RequestedSendTime.gt(now + cutoff))
+            .exec(&self.db)
+            .await?;
+        let o = order::Entity::find_by_id(id.to_owned()).one(&self.db).await?.unwrap_or(o);
+        if res.rows_affected == 1 {
+            Ok(CancelOutcome::Cancelled(o))
+        } else {
+            Ok(CancelOutcome::TooLate(o))
+        }
     }
 
     /// An order by id, whoever created it (for the worker).

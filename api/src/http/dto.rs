@@ -247,10 +247,10 @@ pub struct OrderLinksDto {
     pub status: String,
 }
 
-/// A stored order, as submitted.
+/// The properties every order read answers (Altinn `BaseNotificationOrderExt`).
 #[derive(Debug, Clone, Object)]
-#[oai(rename = "NotificationOrderExt", rename_all = "camelCase", skip_serializing_if_is_none)]
-pub struct OrderDto {
+#[oai(rename = "BaseNotificationOrderExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct OrderInfoDto {
     /// Order id.
     pub id: String,
     /// The sender's own reference.
@@ -271,6 +271,15 @@ pub struct OrderDto {
     pub resource_action: Option<String>,
     /// Condition endpoint.
     pub condition_endpoint: Option<String>,
+}
+
+/// A stored order, as submitted.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "NotificationOrderExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct OrderDto {
+    /// Id, times, creator, channel and options.
+    #[oai(flatten)]
+    pub info: OrderInfoDto,
     /// Recipients as submitted.
     pub recipients: Vec<RecipientDto>,
     /// Email template, when the order has one.
@@ -279,4 +288,168 @@ pub struct OrderDto {
     pub sms_template: Option<SmsTemplateDto>,
     /// Links.
     pub links: OrderLinksDto,
+}
+
+/// Orders with a given sender's reference.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "NotificationOrderListExt", rename_all = "camelCase")]
+pub struct OrderListDto {
+    /// How many orders matched.
+    pub count: u64,
+    /// The orders, oldest first.
+    pub orders: Vec<OrderDto>,
+}
+
+/// Where an order is in its processing.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "OrderStatusExt", rename_all = "camelCase")]
+pub struct ProcessingStatusDto {
+    /// `Registered`, `Processing`, `Completed`, `SendConditionNotMet` or `Cancelled` (an order
+    /// whose notifications are generated but not all final is reported `Completed`, as in Altinn v1).
+    pub status: String,
+    /// What the status means.
+    pub description: String,
+    /// When the status last changed (UTC).
+    pub last_update: String,
+}
+
+/// A link to this resource.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "SelfLinkExt")]
+pub struct SelfLinkDto {
+    /// The resource's URL.
+    #[oai(rename = "self")]
+    pub self_link: String,
+}
+
+/// Counts of one channel's notifications.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "NotificationsStatusSummaryChannelExt", rename_all = "camelCase")]
+pub struct ChannelSummaryDto {
+    /// The channel's notification list.
+    pub links: SelfLinkDto,
+    /// Notifications generated.
+    pub generated: u64,
+    /// Notifications sent successfully (email: succeeded or delivered; SMS: accepted or delivered).
+    pub succeeded: u64,
+}
+
+/// Counts per channel; a channel without notifications is omitted.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "NotificationsStatusSummaryExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct NotificationsSummaryDto {
+    /// Email notifications.
+    pub email: Option<ChannelSummaryDto>,
+    /// SMS notifications.
+    pub sms: Option<ChannelSummaryDto>,
+}
+
+/// An order with its processing status.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "NotificationOrderWithStatusExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct OrderWithStatusDto {
+    /// Id, times, creator, channel and options.
+    #[oai(flatten)]
+    pub info: OrderInfoDto,
+    /// The order's processing status.
+    pub processing_status: ProcessingStatusDto,
+    /// Notification counts per channel, once notifications exist.
+    pub notifications_status_summary: Option<NotificationsSummaryDto>,
+}
+
+/// The status of one notification.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "StatusExt", rename_all = "camelCase")]
+pub struct SendStatusDto {
+    /// The result without its channel prefix, in Altinn's v1 spelling (e.g. `Succeeded`,
+    /// `Failed_RecipientReserved`, `Failed_InvalidEmailFormat`).
+    pub status: String,
+    /// What the status means.
+    pub description: String,
+    /// When the status last changed (UTC).
+    pub last_update: String,
+}
+
+/// The recipient of an email notification.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "EmailNotificationRecipientExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct EmailRecipientDto {
+    /// The address the email went to (absent when none was found).
+    pub email_address: Option<String>,
+    /// The organisation it was for.
+    pub organization_number: Option<String>,
+    /// The person it was for.
+    pub national_identity_number: Option<String>,
+}
+
+/// One email notification.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "EmailNotificationWithResultExt", rename_all = "camelCase")]
+pub struct EmailNotificationDto {
+    /// Notification id.
+    pub id: String,
+    /// Whether it was sent successfully.
+    pub succeeded: bool,
+    /// Who it was for.
+    pub recipient: EmailRecipientDto,
+    /// Its status.
+    pub send_status: SendStatusDto,
+}
+
+/// The email notifications of an order.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "EmailNotificationSummaryExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct EmailSummaryDto {
+    /// The order.
+    pub order_id: String,
+    /// The order's sender's reference.
+    pub senders_reference: Option<String>,
+    /// Notifications generated.
+    pub generated: u64,
+    /// Notifications sent successfully.
+    pub succeeded: u64,
+    /// The notifications.
+    pub notifications: Vec<EmailNotificationDto>,
+}
+
+/// The recipient of an SMS notification.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "SmsNotificationRecipientExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct SmsRecipientDto {
+    /// The number the SMS went to (absent when none was found).
+    pub mobile_number: Option<String>,
+    /// The organisation it was for.
+    pub organization_number: Option<String>,
+    /// The person it was for.
+    pub national_identity_number: Option<String>,
+}
+
+/// One SMS notification.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "SmsNotificationWithResultExt", rename_all = "camelCase")]
+pub struct SmsNotificationDto {
+    /// Notification id.
+    pub id: String,
+    /// Whether it was sent successfully.
+    pub succeeded: bool,
+    /// Who it was for.
+    pub recipient: SmsRecipientDto,
+    /// Its status.
+    pub send_status: SendStatusDto,
+}
+
+/// The SMS notifications of an order.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "SmsNotificationSummaryExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct SmsSummaryDto {
+    /// The order.
+    pub order_id: String,
+    /// The order's sender's reference.
+    pub senders_reference: Option<String>,
+    /// Notifications generated.
+    pub generated: u64,
+    /// Notifications sent successfully.
+    pub succeeded: u64,
+    /// The notifications.
+    pub notifications: Vec<SmsNotificationDto>,
 }

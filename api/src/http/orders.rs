@@ -6,12 +6,12 @@ use crate::error::ApiError;
 use crate::startup::AppState;
 use chrono::{SecondsFormat, Utc};
 use poem::Request;
-use poem_openapi::{ApiResponse, OpenApi, param::Path, payload::Json};
+use poem_openapi::{ApiResponse, OpenApi, param::{Path, Query}, payload::Json};
 use std::sync::Arc;
 use varsel_activities::contacts;
-use varsel_activities::store::entities::{order, order_recipient};
-use varsel_activities::store::NewOrder;
-use varsel_workflows::domain::{NotificationChannel, OrderStatus};
+use varsel_activities::store::entities::{notification, order, order_recipient};
+use varsel_activities::store::{CancelOutcome, NewOrder};
+use varsel_workflows::domain::{Channel, NotificationChannel, NotificationStatus, OrderStatus};
 use varsel_workflows::plan;
 
 /// The order API.
@@ -34,6 +34,38 @@ pub enum OrderResponse {
     /// The order as submitted.
     #[oai(status = 200)]
     Ok(Json<OrderDto>),
+}
+
+/// Orders found by sender's reference.
+#[derive(ApiResponse)]
+pub enum ListResponse {
+    /// The matching orders (possibly none).
+    #[oai(status = 200)]
+    Ok(Json<OrderListDto>),
+}
+
+/// An order with its status.
+#[derive(ApiResponse)]
+pub enum StatusResponse {
+    /// The order and its processing status.
+    #[oai(status = 200)]
+    Ok(Json<OrderWithStatusDto>),
+}
+
+/// An order's email notifications.
+#[derive(ApiResponse)]
+pub enum EmailSummaryResponse {
+    /// The email notifications.
+    #[oai(status = 200)]
+    Ok(Json<EmailSummaryDto>),
+}
+
+/// An order's SMS notifications.
+#[derive(ApiResponse)]
+pub enum SmsSummaryResponse {
+    /// The SMS notifications.
+    #[oai(status = 200)]
+    Ok(Json<SmsSummaryDto>),
 }
 
 #[derive(poem_openapi::Tags)]
@@ -80,19 +112,184 @@ impl OrdersApi {
         self.accept(&principal.org, valid).await
     }
 
+    /// Find orders by the sender's reference
+    ///
+    /// Every order of the calling organisation with this `sendersReference`, oldest first.
+    /// The parameter is required; no match is an empty list.
+    #[oai(path = "/orders", method = "get", tag = "Tag::Orders", operation_id = "getOrdersBySendersReference")]
+    async fn list(
+        &self,
+        req: &Request,
+        /// The sender's reference to match exactly.
+        #[oai(name = "sendersReference")] senders_reference: Query<Option<String>>,
+    ) -> Result<ListResponse, ApiError> {
+        let principal = self.state.verifier.authorize(req.headers())?;
+        let sref = senders_reference.0.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+            ApiError::invalid("SendersReference", "The sendersReference query parameter is required.")
+        })?;
+        let found = self.state.store.orders_by_senders_reference(&principal.org, &sref).await.map_err(ApiError::storage)?;
+        let orders: Vec<OrderDto> = found.into_iter().map(|(o, r)| self.order_dto(o, r)).collect();
+        Ok(ListResponse::Ok(Json(OrderListDto { count: orders.len() as u64, orders })))
+    }
+
+    /// Get an order's processing status
+    ///
+    /// Where the order is (`processingStatus`) and, once notifications exist, how many were
+    /// generated and sent successfully per channel. A delivered SMS counts as succeeded.
+    #[oai(path = "/orders/:id/status", method = "get", tag = "Tag::Orders", operation_id = "getOrderStatus")]
+    async fn status(&self, req: &Request, id: Path<String>) -> Result<StatusResponse, ApiError> {
+        let principal = self.state.verifier.authorize(req.headers())?;
+        let (o, _) = self.find(&id.0, &principal.org).await?;
+        Ok(StatusResponse::Ok(Json(self.with_status(o).await?)))
+    }
+
+    /// Get an order's email notifications
+    ///
+    /// One entry per email notification with its recipient, status and when it last changed.
+    #[oai(path = "/orders/:id/notifications/email", method = "get", tag = "Tag::Orders", operation_id = "getEmailNotifications")]
+    async fn email_notifications(&self, req: &Request, id: Path<String>) -> Result<EmailSummaryResponse, ApiError> {
+        let principal = self.state.verifier.authorize(req.headers())?;
+        let (o, _) = self.find(&id.0, &principal.org).await?;
+        let rows = self.state.store.notifications_of(&o.id, Channel::Email).await.map_err(ApiError::storage)?;
+        let notifications: Vec<EmailNotificationDto> = rows
+            .iter()
+            .map(|n| {
+                let (succeeded, send_status) = send_status(n);
+                EmailNotificationDto {
+                    id: n.id.clone(),
+                    succeeded,
+                    recipient: EmailRecipientDto {
+                        email_address: Some(n.address.clone()).filter(|a| !a.is_empty()),
+                        organization_number: n.org_no.clone(),
+                        national_identity_number: n.nin.clone(),
+                    },
+                    send_status,
+                }
+            })
+            .collect();
+        Ok(EmailSummaryResponse::Ok(Json(EmailSummaryDto {
+            order_id: o.id,
+            senders_reference: o.senders_reference,
+            generated: notifications.len() as u64,
+            succeeded: notifications.iter().filter(|n| n.succeeded).count() as u64,
+            notifications,
+        })))
+    }
+
+    /// Get an order's SMS notifications
+    ///
+    /// One entry per SMS notification with its recipient, status and when it last changed.
+    #[oai(path = "/orders/:id/notifications/sms", method = "get", tag = "Tag::Orders", operation_id = "getSmsNotifications")]
+    async fn sms_notifications(&self, req: &Request, id: Path<String>) -> Result<SmsSummaryResponse, ApiError> {
+        let principal = self.state.verifier.authorize(req.headers())?;
+        let (o, _) = self.find(&id.0, &principal.org).await?;
+        let rows = self.state.store.notifications_of(&o.id, Channel::Sms).await.map_err(ApiError::storage)?;
+        let notifications: Vec<SmsNotificationDto> = rows
+            .iter()
+            .map(|n| {
+                let (succeeded, send_status) = send_status(n);
+                SmsNotificationDto {
+                    id: n.id.clone(),
+                    succeeded,
+                    recipient: SmsRecipientDto {
+                        mobile_number: Some(n.address.clone()).filter(|a| !a.is_empty()),
+                        organization_number: n.org_no.clone(),
+                        national_identity_number: n.nin.clone(),
+                    },
+                    send_status,
+                }
+            })
+            .collect();
+        Ok(SmsSummaryResponse::Ok(Json(SmsSummaryDto {
+            order_id: o.id,
+            senders_reference: o.senders_reference,
+            generated: notifications.len() as u64,
+            succeeded: notifications.iter().filter(|n| n.succeeded).count() as u64,
+            notifications,
+        })))
+    }
+
+    /// Cancel an order
+    ///
+    /// Cancels an order that is still waiting for its send time: its workflow ends and nothing
+    /// is sent. Cancelling a cancelled order answers 200 again. An order already being
+    /// processed, or due within the cancellation cut-off (5 minutes by default), answers 409.
+    #[oai(path = "/orders/:id/cancel", method = "put", tag = "Tag::Orders", operation_id = "cancelOrder")]
+    async fn cancel(&self, req: &Request, id: Path<String>) -> Result<StatusResponse, ApiError> {
+        let principal = self.state.verifier.authorize(req.headers())?;
+        let cutoff = chrono::Duration::seconds(self.state.config.cancel_cutoff_secs as i64);
+        let outcome = self.state.store.cancel_order(&id.0, &principal.org, cutoff).await.map_err(ApiError::storage)?;
+        match outcome {
+            CancelOutcome::NotFound => Err(ApiError::not_found("The order does not exist.")),
+            CancelOutcome::TooLate(o) => Err(ApiError::conflict(format!(
+                "The order is {} and can no longer be cancelled: only registered orders whose send time is more than {} seconds away can be.",
+                o.status, self.state.config.cancel_cutoff_secs
+            ))),
+            CancelOutcome::Cancelled(o) => {
+                tracing::info!(order_id = o.id, creator = principal.org, "order cancelled");
+                // End the waiting workflow now; if this fails, the workflow still finds the
+                // order cancelled when its timer fires and sends nothing.
+                self.state.dispatcher.cancel(&o.id).await;
+                Ok(StatusResponse::Ok(Json(self.with_status(o).await?)))
+            }
+        }
+    }
+
     /// Get an order
     ///
     /// The order as it was submitted. Another organisation's order is answered 404.
     #[oai(path = "/orders/:id", method = "get", tag = "Tag::Orders", operation_id = "getOrder")]
     async fn get(&self, req: &Request, id: Path<String>) -> Result<OrderResponse, ApiError> {
         let principal = self.state.verifier.authorize(req.headers())?;
-        let found = self.state.store.get_order(&id.0, &principal.org).await.map_err(ApiError::storage)?;
-        let (o, recipients) = found.ok_or_else(|| ApiError::not_found("The order does not exist."))?;
+        let (o, recipients) = self.find(&id.0, &principal.org).await?;
         Ok(OrderResponse::Ok(Json(self.order_dto(o, recipients))))
     }
 }
 
 impl OrdersApi {
+    fn order_url(&self, id: &str) -> String {
+        format!("{}/notifications/api/v1/orders/{id}", self.state.base_url)
+    }
+
+    async fn find(&self, id: &str, creator: &str) -> Result<(order::Model, Vec<order_recipient::Model>), ApiError> {
+        let found = self.state.store.get_order(id, creator).await.map_err(ApiError::storage)?;
+        found.ok_or_else(|| ApiError::not_found("The order does not exist."))
+    }
+
+    async fn with_status(&self, o: order::Model) -> Result<OrderWithStatusDto, ApiError> {
+        let counts = self.state.store.notification_counts(&o.id).await.map_err(ApiError::storage)?;
+        let summary = |channel: Channel| -> Option<ChannelSummaryDto> {
+            let rows: Vec<_> = counts.iter().filter(|(c, _, _)| c == channel.as_str()).collect();
+            if rows.is_empty() {
+                return None;
+            }
+            let generated = rows.iter().map(|(_, _, n)| *n as u64).sum();
+            let succeeded = rows
+                .iter()
+                .filter(|(_, s, _)| NotificationStatus::parse(s).is_some_and(NotificationStatus::is_success))
+                .map(|(_, _, n)| *n as u64)
+                .sum();
+            Some(ChannelSummaryDto {
+                links: SelfLinkDto { self_link: format!("{}/notifications/{}", self.order_url(&o.id), channel.as_str()) },
+                generated,
+                succeeded,
+            })
+        };
+        let (email, sms) = (summary(Channel::Email), summary(Channel::Sms));
+        let status = OrderStatus::parse(&o.status).unwrap_or(OrderStatus::Registered);
+        // Altinn v1 reports Processed as Completed; clients match on that name.
+        let v1_name = if status == OrderStatus::Processed { OrderStatus::Completed.as_str() } else { status.as_str() };
+        Ok(OrderWithStatusDto {
+            info: order_info(&o),
+            processing_status: ProcessingStatusDto {
+                status: v1_name.to_owned(),
+                description: status.description().to_owned(),
+                last_update: timestamp(o.status_changed),
+            },
+            notifications_status_summary: (email.is_some() || sms.is_some()).then_some(NotificationsSummaryDto { email, sms }),
+        })
+    }
+
     fn rules(&self) -> Rules<'_> {
         Rules { now: Utc::now(), condition_allowed_hosts: &self.state.config.condition_allowed_hosts }
     }
@@ -143,14 +340,7 @@ impl OrdersApi {
     }
 
     fn order_dto(&self, o: order::Model, recipients: Vec<order_recipient::Model>) -> OrderDto {
-        let base = format!("{}/notifications/api/v1/orders/{}", self.state.base_url, o.id);
-        let channel = match NotificationChannel::parse(&o.notification_channel).unwrap_or(NotificationChannel::Email) {
-            NotificationChannel::Email => NotificationChannelDto::Email,
-            NotificationChannel::Sms => NotificationChannelDto::Sms,
-            NotificationChannel::EmailPreferred => NotificationChannelDto::EmailPreferred,
-            NotificationChannel::SmsPreferred => NotificationChannelDto::SmsPreferred,
-            NotificationChannel::EmailAndSms => NotificationChannelDto::EmailAndSms,
-        };
+        let base = self.order_url(&o.id);
         let email_template = o.email_body.as_ref().map(|body| EmailTemplateDto {
             from_address: o.email_from.clone(),
             subject: o.email_subject.clone(),
@@ -164,16 +354,7 @@ impl OrdersApi {
             body: Some(body.clone()),
         });
         OrderDto {
-            id: o.id.clone(),
-            senders_reference: o.senders_reference,
-            requested_send_time: o.requested_send_time.to_rfc3339_opts(SecondsFormat::Millis, true),
-            creator: o.creator,
-            created: o.created.to_rfc3339_opts(SecondsFormat::Millis, true),
-            notification_channel: channel,
-            ignore_reservation: Some(o.ignore_reservation),
-            resource_id: o.resource_id,
-            resource_action: o.resource_action,
-            condition_endpoint: o.condition_endpoint,
+            info: order_info(&o),
             recipients: recipients
                 .into_iter()
                 .map(|r| RecipientDto {
@@ -189,6 +370,50 @@ impl OrdersApi {
             links: OrderLinksDto { self_link: base.clone(), status: format!("{base}/status") },
         }
     }
+}
+
+fn timestamp(t: chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn order_info(o: &order::Model) -> OrderInfoDto {
+    let channel = match NotificationChannel::parse(&o.notification_channel).unwrap_or(NotificationChannel::Email) {
+        NotificationChannel::Email => NotificationChannelDto::Email,
+        NotificationChannel::Sms => NotificationChannelDto::Sms,
+        NotificationChannel::EmailPreferred => NotificationChannelDto::EmailPreferred,
+        NotificationChannel::SmsPreferred => NotificationChannelDto::SmsPreferred,
+        NotificationChannel::EmailAndSms => NotificationChannelDto::EmailAndSms,
+    };
+    OrderInfoDto {
+        id: o.id.clone(),
+        senders_reference: o.senders_reference.clone(),
+        requested_send_time: timestamp(o.requested_send_time),
+        creator: o.creator.clone(),
+        created: timestamp(o.created),
+        notification_channel: channel,
+        ignore_reservation: Some(o.ignore_reservation),
+        resource_id: o.resource_id.clone(),
+        resource_action: o.resource_action.clone(),
+        condition_endpoint: o.condition_endpoint.clone(),
+    }
+}
+
+fn send_status(n: &notification::Model) -> (bool, SendStatusDto) {
+    let status = NotificationStatus::parse(&n.status);
+    let succeeded = status.is_some_and(NotificationStatus::is_success);
+    let description = match (status, n.status_reason.as_deref()) {
+        (Some(s), Some(reason)) if !s.is_success() => format!("{} {reason}", s.description()),
+        (Some(s), _) => s.description().to_owned(),
+        (None, _) => String::new(),
+    };
+    (
+        succeeded,
+        SendStatusDto {
+            status: status.map(NotificationStatus::v1_name).unwrap_or(&n.status).to_owned(),
+            description,
+            last_update: timestamp(n.status_changed),
+        },
+    )
 }
 
 /// The registration-time lookup answer (Altinn `GetRecipientLookupResult`): `None` when no
