@@ -33,3 +33,21 @@ async fn the_server_serves_the_document_and_a_browsable_ui() {
     assert!(docs.text().await.unwrap().contains("swagger"));
     app.stop().await;
 }
+
+/// Every request example the document shows is an order the API accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_examples_are_accepted() {
+    let app = TestApp::spawn(TestAppOptions::new(Db::Sqlite, "")).await;
+    let doc: Value = serde_json::from_str(&varsel_api::startup::openapi_json()).unwrap();
+    for (path, schema) in [
+        ("/orders", "NotificationOrderRequestExt"),
+        ("/orders/email", "EmailNotificationOrderRequestExt"),
+        ("/orders/sms", "SmsNotificationOrderRequestExt"),
+    ] {
+        let example = &doc["components"]["schemas"][schema]["example"];
+        assert!(example.is_object(), "{schema} has an example");
+        let resp = app.post(path, example, "ttd").await;
+        assert_eq!(resp.status(), 202, "{schema}: {}", resp.text().await.unwrap());
+    }
+    app.stop().await;
+}

@@ -4,7 +4,7 @@
 use poem_openapi::{
     Enum, Object,
     registry::{MetaSchemaRef, Registry},
-    types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
+    types::{Example, ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
 };
 use serde_json::Value;
 use std::borrow::Cow;
@@ -139,7 +139,7 @@ pub struct SmsTemplateDto {
 
 /// `POST /orders`: a notification order on a chosen channel.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "NotificationOrderRequestExt", rename_all = "camelCase")]
+#[oai(rename = "NotificationOrderRequestExt", rename_all = "camelCase", skip_serializing_if_is_none, example)]
 pub struct OrderRequestDto {
     /// The channel: `Email`, `Sms`, `EmailPreferred`, `SmsPreferred` or `EmailAndSms` (any case).
     pub notification_channel: Option<CaseInsensitive<NotificationChannelDto>>,
@@ -154,7 +154,7 @@ pub struct OrderRequestDto {
 
 /// The properties every order endpoint shares (Altinn `NotificationOrderRequestBaseExt`).
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct OrderBaseDto {
     /// One or more recipients.
     pub recipients: Option<Vec<RecipientDto>>,
@@ -174,7 +174,7 @@ pub struct OrderBaseDto {
 
 /// `POST /orders/email`: an email order.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "EmailNotificationOrderRequestExt", rename_all = "camelCase")]
+#[oai(rename = "EmailNotificationOrderRequestExt", rename_all = "camelCase", skip_serializing_if_is_none, example)]
 pub struct EmailOrderRequestDto {
     /// Subject; may contain `$recipientName$` and `$recipientNumber$`.
     pub subject: Option<String>,
@@ -190,7 +190,7 @@ pub struct EmailOrderRequestDto {
 
 /// `POST /orders/sms`: an SMS order.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "SmsNotificationOrderRequestExt", rename_all = "camelCase")]
+#[oai(rename = "SmsNotificationOrderRequestExt", rename_all = "camelCase", skip_serializing_if_is_none, example)]
 pub struct SmsOrderRequestDto {
     /// Sender id; default `Altinn`.
     pub sender_number: Option<String>,
@@ -452,4 +452,67 @@ pub struct SmsSummaryDto {
     pub succeeded: u64,
     /// The notifications.
     pub notifications: Vec<SmsNotificationDto>,
+}
+
+fn recipient(org: Option<&str>, nin: Option<&str>, email: Option<&str>, mobile: Option<&str>) -> RecipientDto {
+    RecipientDto {
+        organization_number: org.map(str::to_owned),
+        national_identity_number: nin.map(str::to_owned),
+        email_address: email.map(str::to_owned),
+        mobile_number: mobile.map(str::to_owned),
+        is_reserved: None,
+    }
+}
+
+/// The first example of Altinn's "Send notifications" page: email preferred, SMS as fallback.
+impl Example for OrderRequestDto {
+    fn example() -> Self {
+        Self {
+            notification_channel: Some(CaseInsensitive(NotificationChannelDto::EmailPreferred)),
+            email_template: Some(EmailTemplateDto {
+                from_address: None,
+                subject: Some("A test email from Altinn Notifications".into()),
+                body: Some("A message to be sent immediately from an org.".into()),
+                content_type: Some(CaseInsensitive(EmailContentTypeDto::Plain)),
+            }),
+            sms_template: Some(SmsTemplateDto { sender_number: None, body: Some("Demo SMS content".into()) }),
+            base: OrderBaseDto {
+                recipients: Some(vec![recipient(Some("311000179"), None, None, None), recipient(None, Some("11876995923"), None, None)]),
+                senders_reference: Some("9A547448-FDF4-4E60-87AC-C2F652C8353C".into()),
+                resource_id: Some("app_ttd_apps-test".into()),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// The keyword example of Altinn's "Send email notifications" page.
+impl Example for EmailOrderRequestDto {
+    fn example() -> Self {
+        Self {
+            subject: Some("Important notification regarding your organization, $recipientName$".into()),
+            body: Some("Dear $recipientName$, this is an official notification regarding your organization, identified by the organization number $recipientNumber$. Please take the necessary actions.".into()),
+            content_type: Some(CaseInsensitive(EmailContentTypeDto::Plain)),
+            base: OrderBaseDto {
+                recipients: Some(vec![recipient(Some("311000179"), None, None, None)]),
+                senders_reference: Some("ref-2023-12-02".into()),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// The example of Altinn's "Send sms notifications" page.
+impl Example for SmsOrderRequestDto {
+    fn example() -> Self {
+        Self {
+            sender_number: None,
+            body: Some("A text message to be sent immediately from an org.".into()),
+            base: OrderBaseDto {
+                recipients: Some(vec![recipient(None, None, None, Some("+4799999999")), recipient(None, Some("11876995923"), None, None)]),
+                senders_reference: Some("ref-2024-01-01".into()),
+                ..Default::default()
+            },
+        }
+    }
 }

@@ -1,0 +1,118 @@
+//! The docs page in a real browser: headless Chromium driven by chromedriver (Debian packages
+//! `chromium` and `chromium-driver`, installed by `scripts/bootstrap`) lists the order
+//! operations and renders an example request.
+
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use varsel_api::devserver::free_port;
+use varsel_tests::{Db, TestApp, TestAppOptions};
+
+struct Driver {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    async fn start() -> Self {
+        let port = free_port().unwrap();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian chromium-driver): run ./scripts/bootstrap");
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http.get(format!("{url}/status")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { child, url, http }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let v: Value = req.send().await.unwrap().json().await.unwrap();
+        v["value"].clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docs_page_lists_the_operations_and_renders_an_example() {
+    let app = TestApp::spawn(TestAppOptions::new(Db::Sqlite, "")).await;
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let session = driver
+        .call(
+            reqwest::Method::POST,
+            "/session",
+            Some(json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         format!("--user-data-dir={}", profile.path().display())]
+            }}}})),
+        )
+        .await;
+    let sid = session["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {session}")).to_owned();
+    let s = |p: &str| format!("/session/{sid}{p}");
+    driver.call(reqwest::Method::POST, &s("/url"), Some(json!({"url": format!("{}/docs", app.base_url)}))).await;
+
+    // The operations are listed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let paths = loop {
+        let found = driver.call(reqwest::Method::POST, &s("/elements"), Some(json!({"using": "css selector", "value": ".opblock-summary-path"}))).await;
+        let mut texts = Vec::new();
+        for el in found.as_array().cloned().unwrap_or_default() {
+            let id = el.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_str()).unwrap().to_owned();
+            texts.push(driver.call(reqwest::Method::GET, &s(&format!("/element/{id}/text")), None).await.as_str().unwrap_or_default().replace('\u{200b}', ""));
+        }
+        if texts.len() >= 8 {
+            break texts;
+        }
+        assert!(Instant::now() < deadline, "operations not listed: {texts:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for expected in [
+        "/notifications/api/v1/orders",
+        "/notifications/api/v1/orders/email",
+        "/notifications/api/v1/orders/sms",
+        "/notifications/api/v1/orders/{id}",
+        "/notifications/api/v1/orders/{id}/status",
+        "/notifications/api/v1/orders/{id}/cancel",
+    ] {
+        assert!(paths.iter().any(|p| p == expected), "{expected} not in {paths:?}");
+    }
+
+    // Opening "POST /orders" renders the seed example as its request body.
+    let op = driver
+        .call(reqwest::Method::POST, &s("/element"), Some(json!({"using": "css selector", "value": "#operations-Orders-createOrder .opblock-summary"})))
+        .await;
+    let op_id = op.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_str()).expect("createOrder operation").to_owned();
+    driver.call(reqwest::Method::POST, &s(&format!("/element/{op_id}/click")), Some(json!({}))).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let source = driver.call(reqwest::Method::GET, &s("/source"), None).await;
+        let source = source.as_str().unwrap_or_default();
+        if source.contains("9A547448-FDF4-4E60-87AC-C2F652C8353C") && source.contains("Demo SMS content") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the example request did not render");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    driver.call(reqwest::Method::DELETE, &s(""), None).await;
+    app.stop().await;
+}
