@@ -2,6 +2,7 @@
 //! and the implementations of the order workflow's activities.
 
 pub mod contacts;
+pub mod events;
 pub mod order_activities;
 pub mod providers;
 pub mod store;

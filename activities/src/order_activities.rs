@@ -7,7 +7,7 @@ use crate::contacts;
 use crate::providers::SendError;
 use crate::providers::condition::ConditionClient;
 use crate::providers::email::{Mailer, OutgoingEmail};
-use crate::providers::sms::{OutgoingSms, SmsProvider};
+use crate::providers::sms::{OutgoingSms, SmsRouter};
 use crate::store::entities::{notification, order};
 use crate::store::{NewRecipient, Store};
 use chrono::Utc;
@@ -17,7 +17,7 @@ use temporalio_common::ActivityError;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::ActivityContext;
 use varsel_workflows::activities::{
-    ConditionOutcome, FinishOrder, GenerateBatch, GenerateOutcome, SendBatch, SendOutcome, StartOutcome,
+    ConditionOutcome, FinishOrder, GenerateBatch, GenerateOutcome, SendBatch, SendOutcome, SettleOutcome, StartOutcome,
     defs,
 };
 use varsel_workflows::domain::{
@@ -33,13 +33,17 @@ pub struct OrderActivitiesImpl {
     /// Email sender.
     pub mailer: Mailer,
     /// SMS sender.
-    pub sms: SmsProvider,
+    pub sms: SmsRouter,
+    /// Whether the email relay sends delivery reports (then `Email_Succeeded` waits for one).
+    pub email_reports: bool,
     /// Condition endpoint client.
     pub condition: ConditionClient,
     /// SMS sender id when the order gives none.
     pub default_sms_sender: String,
     /// How many sends of one batch run at once.
     pub send_concurrency: usize,
+    /// How long a notification may stay open before it fails with `*_Failed_TTL`.
+    pub notification_ttl: std::time::Duration,
 }
 
 /// Maps an internal error to an activity error. Everything here is retryable: the database
@@ -117,7 +121,7 @@ impl OrderActivitiesImpl {
         let resolved = contacts::resolve(&self.store, &recipients).await.map_err(classify)?;
 
         let now = Utc::now();
-        let expiry = Store::expiry_from(order.requested_send_time);
+        let expiry = Store::expiry_from(order.requested_send_time, self.notification_ttl);
         let mut rows = Vec::new();
         let mut sendable = 0;
         for (r, res) in slice.iter().zip(resolved.iter()) {
@@ -128,6 +132,10 @@ impl OrderActivitiesImpl {
                     p.status = NotificationStatus::EmailFailedInvalidFormat;
                 }
                 let (subject, body) = render_for(&order, p.channel, res);
+                let segments = (p.channel == Channel::Sms).then(|| {
+                    let text = body.as_deref().or(order.sms_body.as_deref()).unwrap_or_default();
+                    varsel_workflows::sms::segments(text) as i32
+                });
                 if p.status.is_pending() {
                     sendable += 1;
                 }
@@ -147,6 +155,9 @@ impl OrderActivitiesImpl {
                     provider_ref: None,
                     attempts: 0,
                     expiry,
+                    segments,
+                    delivery_report: None,
+                    awaits_report: false,
                 });
             }
         }
@@ -218,6 +229,26 @@ impl OrderActivitiesImpl {
         tracing::info!(order_id = input.order_id, status = target.as_str(), "order finished");
         Ok(target)
     }
+
+    /// See [`varsel_workflows::activities::OrderActivities::settle_order`].
+    #[activity(definition = defs::SettleOrder)]
+    pub async fn settle_order(self: Arc<Self>, _ctx: ActivityContext, order_id: String) -> Result<SettleOutcome, ActivityError> {
+        let settled = self.store.settle_order(&order_id).await.map_err(classify)?;
+        if settled.status == OrderStatus::Completed {
+            tracing::info!(order_id, "order completed: every notification has a final status");
+        }
+        Ok(SettleOutcome { status: settled.status, next_expiry_ms: settled.next_expiry.map(|t| t.timestamp_millis()) })
+    }
+
+    /// See [`varsel_workflows::activities::OrderActivities::expire_notifications`].
+    #[activity(definition = defs::ExpireNotifications)]
+    pub async fn expire_notifications(self: Arc<Self>, _ctx: ActivityContext, order_id: String) -> Result<u64, ActivityError> {
+        let n = self.store.expire_notifications(&order_id, Utc::now()).await.map_err(classify)?;
+        if n > 0 {
+            tracing::warn!(order_id, notifications = n, "notifications reached their time-to-live without a final status");
+        }
+        Ok(n)
+    }
 }
 
 impl OrderActivitiesImpl {
@@ -244,7 +275,7 @@ impl OrderActivitiesImpl {
                     body: n.body.clone().or_else(|| order.email_body.clone()).unwrap_or_default(),
                     content_type,
                 };
-                self.mailer.send(&mail).await.map(|r| (NotificationStatus::EmailSucceeded, r))
+                self.mailer.send(&mail).await.map(|r| (NotificationStatus::EmailSucceeded, Some(r), self.email_reports))
             }
             Channel::Sms => {
                 let sms = OutgoingSms {
@@ -253,17 +284,17 @@ impl OrderActivitiesImpl {
                     sender: order.sms_sender.clone().unwrap_or_else(|| self.default_sms_sender.clone()),
                     body: n.body.clone().or_else(|| order.sms_body.clone()).unwrap_or_default(),
                 };
-                self.sms.send(&sms).await.map(|r| (NotificationStatus::SmsAccepted, r))
+                self.sms.send(&sms).await.map(|r| (NotificationStatus::SmsAccepted, r.provider_ref, true))
             }
         };
         match result {
-            Ok((status, provider_ref)) => {
-                self.store.record_result(&n.id, status, None, Some(provider_ref)).await.map_err(|e| e.to_string())?;
+            Ok((status, provider_ref, awaits_report)) => {
+                self.store.record_result(&n.id, status, None, provider_ref, awaits_report).await.map_err(|e| e.to_string())?;
                 tracing::info!(order_id = order.id, notification_id = n.id, status = status.as_str(), "notification sent");
                 Ok(())
             }
             Err(SendError::Permanent { status, reason }) => {
-                self.store.record_result(&n.id, status, Some(reason.clone()), None).await.map_err(|e| e.to_string())?;
+                self.store.record_result(&n.id, status, Some(reason.clone()), None, false).await.map_err(|e| e.to_string())?;
                 tracing::warn!(order_id = order.id, notification_id = n.id, status = status.as_str(), reason, "notification failed permanently");
                 Ok(())
             }

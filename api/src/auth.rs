@@ -11,6 +11,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// The scope of operator endpoints (dead reports, every org's orders).
+pub const OPERATOR_SCOPE: &str = "varsel:operator";
+
 /// The scope an order creator needs.
 pub const CREATE_SCOPE: &str = "altinn:serviceowner/notifications.create";
 /// The claim naming the service owner org.
@@ -148,6 +151,46 @@ impl Verifier {
             None => Err(ApiError::unauthorized("The token is invalid, expired or not signed by a trusted key.")),
         }
     }
+}
+
+impl Verifier {
+    /// Authorises an operator endpoint: a valid bearer token with the operator scope.
+    pub fn authorize_operator(&self, headers: &poem::http::HeaderMap) -> Result<(), ApiError> {
+        let bearer = headers
+            .get("Authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim);
+        let Some(claims) = bearer.and_then(|t| self.decode(t)) else {
+            return Err(ApiError::unauthorized("A valid bearer token is required."));
+        };
+        if claims.scope.as_deref().unwrap_or("").split_whitespace().any(|s| s == OPERATOR_SCOPE) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("The token lacks the scope {OPERATOR_SCOPE}.")))
+        }
+    }
+}
+
+/// Reads the secret that authenticates delivery reports, creating it on first use.
+pub fn load_or_create_report_secret(cfg: &crate::config::Config) -> anyhow::Result<String> {
+    if !cfg.report_secret.is_empty() {
+        return Ok(cfg.report_secret.clone());
+    }
+    let path = cfg.data_dir.join("report-secret");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(text.trim().to_owned());
+    }
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let key: [u8; 32] = rand::random();
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key);
+    std::fs::write(&path, &secret)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(secret)
 }
 
 /// Mints an HS256 token with `key`, valid for `ttl_secs`.

@@ -37,8 +37,29 @@ pub struct Config {
     pub smtp_pool_size: u32,
     /// SMTP command timeout, seconds.
     pub smtp_timeout_secs: u64,
-    /// `simulator` (default).
+    /// `simulator` (default: numbers on `sms_allow_list` go to Kannel when it is configured, all
+    /// others to the simulator) or `kannel` (every number to Kannel).
     pub sms_provider: String,
+    /// Numbers or prefixes sent through the real gateway while `sms_provider` is `simulator`.
+    pub sms_allow_list: Vec<String>,
+    /// Kannel smsbox `sendsms` URL, e.g. `http://127.0.0.1:13013/cgi-bin/sendsms`; empty: no gateway.
+    pub kannel_sendsms_url: String,
+    /// Kannel `sendsms-user` name.
+    pub kannel_username: String,
+    /// Kannel `sendsms-user` password.
+    pub kannel_password: String,
+    /// Delay before the simulator reports a message delivered, milliseconds.
+    pub simulator_report_delay_ms: u64,
+    /// Whether the SMTP relay posts delivery reports (then `Email_Succeeded` waits for one).
+    pub email_delivery_reports: bool,
+    /// How long a notification may wait for a final status before it fails with `*_Failed_TTL`,
+    /// seconds.
+    pub notification_ttl_secs: u64,
+    /// Secret that signs Kannel report URLs and is the password of the email report endpoint;
+    /// empty: `<data_dir>/report-secret` (created on first start).
+    pub report_secret: String,
+    /// User name of the email report endpoint (HTTP Basic).
+    pub report_username: String,
     /// SMS sender id when an order gives none.
     pub sms_default_sender: String,
     /// HMAC (HS256) secrets accepted for tokens, base64. Empty with no public keys: the dev key
@@ -93,6 +114,15 @@ impl Default for Config {
             smtp_pool_size: 8,
             smtp_timeout_secs: 30,
             sms_provider: "simulator".into(),
+            sms_allow_list: vec![],
+            kannel_sendsms_url: String::new(),
+            kannel_username: "varsel".into(),
+            kannel_password: String::new(),
+            simulator_report_delay_ms: 2_000,
+            email_delivery_reports: false,
+            notification_ttl_secs: 48 * 3600,
+            report_secret: String::new(),
+            report_username: "reports".into(),
             sms_default_sender: "Altinn".into(),
             auth_hmac_secrets: vec![],
             auth_public_key_files: vec![],

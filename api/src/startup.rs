@@ -5,7 +5,8 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::error::render_poem_error;
 use crate::http::orders::OrdersApi;
-use crate::temporal::{Dispatcher, WorkerHandle, spawn_worker};
+use crate::http::reports::ReportsApi;
+use crate::temporal::{Dispatcher, SignalEvents, WorkerHandle, spawn_worker};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{EndpointExt, Route, Server, get, handler};
 use poem_openapi::OpenApiService;
@@ -13,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use varsel_activities::providers::condition::ConditionClient;
 use varsel_activities::providers::email::{EmailSettings, Mailer};
-use varsel_activities::providers::sms::SmsProvider;
+use varsel_activities::events::OrderEvents;
+use varsel_activities::providers::sms::{Kannel, ReportSigner, Simulator, SmsRouter};
 use varsel_activities::{OrderActivitiesImpl, Store};
 
 /// What request handlers share.
@@ -28,11 +30,14 @@ pub struct AppState {
     pub dispatcher: Arc<Dispatcher>,
     /// Base URL for links.
     pub base_url: String,
+    /// Order events (signals to workflows).
+    pub events: Arc<dyn OrderEvents>,
 }
 
 /// Title and version of the published contract.
-pub fn openapi_service(state: Arc<AppState>) -> OpenApiService<OrdersApi, ()> {
-    OpenApiService::new(OrdersApi { state }, "varsel notification orders", env!("CARGO_PKG_VERSION"))
+pub fn openapi_service(state: Arc<AppState>, report_secret: String) -> OpenApiService<(OrdersApi, ReportsApi), ()> {
+    let reports = ReportsApi { state: state.clone(), signer: ReportSigner::new(report_secret.as_bytes()), secret: report_secret };
+    OpenApiService::new((OrdersApi { state }, reports), "varsel notification orders", env!("CARGO_PKG_VERSION"))
         .description(
             "varsel accepts notification orders on the Altinn Notifications order API and carries each one to \
              its recipients by email and SMS as a durable Temporal workflow. Errors are RFC 9457 problem details.",
@@ -43,14 +48,16 @@ pub fn openapi_service(state: Arc<AppState>) -> OpenApiService<OrdersApi, ()> {
 pub fn openapi_json() -> String {
     let cfg = Arc::new(Config::default());
     let store = Store::disconnected();
+    let dispatcher = Arc::new(Dispatcher::new(cfg.clone(), store.clone()));
     let state = Arc::new(AppState {
-        config: cfg.clone(),
-        store: store.clone(),
+        config: cfg,
+        store,
         verifier: Verifier::empty(),
-        dispatcher: Arc::new(Dispatcher::new(cfg, store)),
+        dispatcher: dispatcher.clone(),
         base_url: String::new(),
+        events: Arc::new(SignalEvents(dispatcher)),
     });
-    openapi_service(state).spec()
+    openapi_service(state, String::new()).spec()
 }
 
 /// Refuses request bodies over the configured size with 413, whether they announce their length
@@ -89,6 +96,7 @@ pub struct Application {
     base_url: String,
     acceptor: Option<poem::listener::TcpAcceptor>,
     state: Option<Arc<AppState>>,
+    report_secret: String,
     worker: Option<WorkerHandle>,
 }
 
@@ -102,31 +110,11 @@ impl Application {
         let store = Store::connect(&config.database_url, config.database_max_connections).await?;
         store.migrate().await?;
 
-        let worker = if config.run_worker {
-            let mailer = Mailer::new(&EmailSettings {
-                smtp_url: Some(config.smtp_url.clone()).filter(|s| !s.is_empty()),
-                default_from: config.email_from.clone(),
-                outbox_dir: config.data_dir.join("outbox"),
-                pool_size: config.smtp_pool_size,
-                timeout: Duration::from_secs(config.smtp_timeout_secs),
-            })?;
-            let sms = match config.sms_provider.as_str() {
-                "simulator" => SmsProvider::Simulator(store.clone()),
-                other => anyhow::bail!("unknown VARSEL_SMS_PROVIDER {other:?} (expected: simulator)"),
-            };
-            let activities = OrderActivitiesImpl {
-                store: store.clone(),
-                mailer,
-                sms,
-                condition: ConditionClient::new(Duration::from_secs(config.condition_timeout_secs))?,
-                default_sms_sender: config.sms_default_sender.clone(),
-                send_concurrency: config.send_concurrency,
-            };
-            Some(spawn_worker(config.clone(), activities))
-        } else {
-            None
-        };
+        let dispatcher = Arc::new(Dispatcher::new(config.clone(), store.clone()));
+        let events: Arc<dyn OrderEvents> = Arc::new(SignalEvents(dispatcher.clone()));
+        let report_secret = crate::auth::load_or_create_report_secret(&config)?;
 
+        // Bind first: the worker needs the API's address for Kannel's report URLs.
         let (port, base_url, acceptor, state) = if config.run_api {
             let acceptor = TcpListener::bind(config.listen.clone()).into_acceptor().await?;
             let addr = acceptor
@@ -139,14 +127,57 @@ impl Application {
                 config: config.clone(),
                 store: store.clone(),
                 verifier: Verifier::from_config(&config)?,
-                dispatcher: Arc::new(Dispatcher::new(config.clone(), store.clone())),
+                dispatcher: dispatcher.clone(),
                 base_url: base_url.clone(),
+                events: events.clone(),
             });
             (addr.port(), base_url, Some(acceptor), Some(state))
         } else {
-            (0, String::new(), None, None)
+            (0, config.base_url(&config.listen), None, None)
         };
-        Ok(Self { port, base_url, acceptor, state, worker })
+
+        let worker = if config.run_worker {
+            let mailer = Mailer::new(&EmailSettings {
+                smtp_url: Some(config.smtp_url.clone()).filter(|s| !s.is_empty()),
+                default_from: config.email_from.clone(),
+                outbox_dir: config.data_dir.join("outbox"),
+                pool_size: config.smtp_pool_size,
+                timeout: Duration::from_secs(config.smtp_timeout_secs),
+            })?;
+            let gateway = if config.kannel_sendsms_url.is_empty() {
+                None
+            } else {
+                Some(Kannel::new(
+                    config.kannel_sendsms_url.clone(),
+                    config.kannel_username.clone(),
+                    config.kannel_password.clone(),
+                    base_url.clone(),
+                    ReportSigner::new(report_secret.as_bytes()),
+                )?)
+            };
+            let simulator = Some(Simulator::new(store.clone(), events.clone(), Duration::from_millis(config.simulator_report_delay_ms)));
+            let sms = match config.sms_provider.as_str() {
+                "simulator" => SmsRouter { simulator, gateway, allow_list: config.sms_allow_list.clone() },
+                "kannel" if gateway.is_some() => SmsRouter { simulator: None, gateway, allow_list: vec![] },
+                "kannel" => anyhow::bail!("VARSEL_SMS_PROVIDER=kannel needs VARSEL_KANNEL_SENDSMS_URL"),
+                other => anyhow::bail!("unknown VARSEL_SMS_PROVIDER {other:?} (expected: simulator, kannel)"),
+            };
+            let activities = OrderActivitiesImpl {
+                store: store.clone(),
+                mailer,
+                sms,
+                email_reports: config.email_delivery_reports,
+                condition: ConditionClient::new(Duration::from_secs(config.condition_timeout_secs))?,
+                default_sms_sender: config.sms_default_sender.clone(),
+                send_concurrency: config.send_concurrency,
+                notification_ttl: Duration::from_secs(config.notification_ttl_secs),
+            };
+            Some(spawn_worker(config.clone(), activities))
+        } else {
+            None
+        };
+
+        Ok(Self { port, base_url, acceptor, state, worker, report_secret })
     }
 
     /// The bound port.
@@ -165,7 +196,7 @@ impl Application {
             (Some(acceptor), Some(state)) => {
                 let dispatcher = tokio::spawn(state.dispatcher.clone().run());
                 let max_body = state.config.max_body_bytes;
-                let api = openapi_service(state.clone());
+                let api = openapi_service(state.clone(), self.report_secret.clone());
                 let spec = api.spec_endpoint();
                 let ui = api.swagger_ui();
                 let app = Route::new()

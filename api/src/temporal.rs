@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use temporalio_client::{
     Client, ClientOptions, Connection, ConnectionOptions, Url, WorkflowCancelOptions, WorkflowIdReusePolicy,
-    WorkflowStartOptions,
+    WorkflowSignalOptions, WorkflowStartOptions,
     errors::WorkflowStartError,
 };
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
@@ -107,6 +107,25 @@ impl Dispatcher {
         .await;
         if let Err(e) = result {
             tracing::warn!(order_id, error = %e, "could not cancel the order's workflow now; it will stop at its send time");
+        }
+    }
+
+    /// Tells an order's workflow that every notification may be final (best effort: the
+    /// time-to-live timer settles the order if this is lost).
+    pub async fn signal_reports_final(&self, order_id: &str) {
+        let result = async {
+            let client = self.client().await?;
+            let handle = client.get_workflow_handle::<OrderWorkflow>(order_id);
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                handle.signal(OrderWorkflow::reports_final, (), WorkflowSignalOptions::default()),
+            )
+            .await??;
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(order_id, error = %e, "could not signal the order's workflow; it settles at the next time-to-live");
         }
     }
 
@@ -232,5 +251,15 @@ struct SharedActivities(Arc<OrderActivitiesImpl>);
 impl temporalio_sdk::activities::ActivityImplementer for SharedActivities {
     fn register_all(self: Arc<Self>, defs: &mut temporalio_sdk::activities::ActivityDefinitions) {
         self.0.clone().register_all(defs)
+    }
+}
+
+/// Order events delivered as workflow signals.
+pub struct SignalEvents(pub Arc<Dispatcher>);
+
+#[async_trait::async_trait]
+impl varsel_activities::events::OrderEvents for SignalEvents {
+    async fn reports_final(&self, order_id: &str) {
+        self.0.signal_reports_final(order_id).await;
     }
 }

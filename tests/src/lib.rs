@@ -261,6 +261,7 @@ impl TestApp {
             condition_attempts: 2,
             max_retry_interval_ms: 2_000,
             dispatch_interval_ms: 300,
+            simulator_report_delay_ms: 200,
             ..Config::default()
         };
         (opts.tweak)(&mut cfg);

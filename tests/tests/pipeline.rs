@@ -95,7 +95,8 @@ async fn sms_order(db: Db) {
             ("+4799999999", "Altinn", "Hei $recipientName$, dette er en SMS."),
         ]
     );
-    assert!(app.notifications(&id).await.iter().all(|n| n.2 == "SMS_Accepted"));
+    // The simulator reports each one delivered shortly after accepting it.
+    assert!(app.notifications(&id).await.iter().all(|n| n.2 == "SMS_Delivered"));
     assert!(smtp.messages().is_empty());
     app.stop().await;
 }
@@ -130,7 +131,7 @@ async fn email_preferred(db: Db) {
         vec![
             ("email".into(), "".into(), "Email_Failed_RecipientReserved".into()),
             ("email".into(), "post@digdir-test.no".into(), "Email_Succeeded".into()),
-            ("sms".into(), "+4798765432".into(), "SMS_Accepted".into()),
+            ("sms".into(), "+4798765432".into(), "SMS_Delivered".into()),
         ]
     );
     let mails = smtp.wait_for(1, T).await;

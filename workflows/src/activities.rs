@@ -103,6 +103,28 @@ impl OrderActivities {
     pub fn finish_order(input: FinishOrder) -> Result<OrderStatus, ActivityError> {
         unimplemented!()
     }
+
+    /// Completes the order when every notification is final; otherwise says when the next open
+    /// one expires, so the workflow can wait for reports or that time.
+    #[activity(name = "varsel.order.settle")]
+    pub fn settle_order(order_id: String) -> Result<SettleOutcome, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Gives up the order's open notifications whose time-to-live has passed (`*_Failed_TTL`).
+    #[activity(name = "varsel.order.expire_notifications")]
+    pub fn expire_notifications(order_id: String) -> Result<u64, ActivityError> {
+        unimplemented!()
+    }
+}
+
+/// What `settle_order` found.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SettleOutcome {
+    /// `Completed` when every notification is final, else `Processed`.
+    pub status: OrderStatus,
+    /// When the earliest open notification expires (Unix milliseconds), if any is open.
+    pub next_expiry_ms: Option<i64>,
 }
 
 /// Input of `finish_order`.

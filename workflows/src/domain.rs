@@ -323,6 +323,39 @@ impl NotificationStatus {
         matches!(self, Self::EmailNew | Self::EmailSending | Self::SmsNew | Self::SmsSending)
     }
 
+    /// Whether the notification still waits for something: sending (`New`, `Sending`) or a
+    /// delivery report (`Email_Succeeded`, `SMS_Accepted`). The order completes when none is open.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            Self::EmailNew | Self::EmailSending | Self::EmailSucceeded | Self::SmsNew | Self::SmsSending | Self::SmsAccepted
+        )
+    }
+
+    /// Every open status.
+    pub fn open_statuses() -> impl Iterator<Item = NotificationStatus> {
+        Self::ALL.iter().copied().filter(|s| s.is_open())
+    }
+
+    /// `Failed_TTL` on `channel`.
+    pub fn ttl_for(channel: Channel) -> Self {
+        match channel {
+            Channel::Email => Self::EmailFailedTtl,
+            Channel::Sms => Self::SmsFailedTtl,
+        }
+    }
+
+    /// How far along the lifecycle a status is: a report may only move a notification forward
+    /// (a late "accepted" never undoes "delivered").
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::EmailNew | Self::SmsNew => 0,
+            Self::EmailSending | Self::SmsSending => 1,
+            Self::EmailSucceeded | Self::SmsAccepted => 2,
+            _ => 3,
+        }
+    }
+
     /// Whether this counts as a success for the order's summaries (Altinn counts
     /// `Succeeded`/`Delivered` for email and `Accepted`/`Delivered` for SMS).
     pub fn is_success(self) -> bool {

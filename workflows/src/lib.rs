@@ -6,6 +6,7 @@ pub mod activities;
 pub mod domain;
 pub mod keywords;
 pub mod plan;
+pub mod sms;
 pub mod workflow;
 
 pub use workflow::{OrderWorkflow, OrderWorkflowInput, OrderWorkflowOutput, WorkflowPolicy};

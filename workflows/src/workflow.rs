@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::time::{Duration, UNIX_EPOCH};
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_sdk::{ActivityOptions, ContinueAsNewOptions, WorkflowContext, WorkflowResult};
+use temporalio_sdk::{ActivityOptions, ContinueAsNewOptions, SyncWorkflowContext, WorkflowContext, WorkflowResult};
 
 /// The workflow type name, pinned.
 pub const ORDER_WORKFLOW_TYPE: &str = "varsel.order";
@@ -98,7 +98,14 @@ pub struct OrderWorkflowOutput {
 /// The order workflow.
 #[workflow]
 #[derive(Default)]
-pub struct OrderWorkflow;
+pub struct OrderWorkflow {
+    /// How many times the report endpoints said every notification looked final.
+    final_signals: u32,
+}
+
+/// The patch that added delivery tracking: histories recorded before it complete right after
+/// sending; with it, the workflow waits for delivery reports and the time-to-live.
+pub const PATCH_DELIVERY_TRACKING: &str = "varsel.delivery-tracking";
 
 #[workflow_methods]
 impl OrderWorkflow {
@@ -260,14 +267,46 @@ impl OrderWorkflow {
             }
         }
 
-        // 6. Final status.
-        let status = ctx
-            .execute_activity(
-                OrderActivities::finish_order,
-                FinishOrder { order_id: input.order_id.clone(), terminal: None },
-                store_opts(),
-            )
-            .await?;
-        Ok(OrderWorkflowOutput { status, condition_inconclusive })
+        if !ctx.patched(PATCH_DELIVERY_TRACKING) {
+            // 6. Final status (before delivery tracking).
+            let status = ctx
+                .execute_activity(
+                    OrderActivities::finish_order,
+                    FinishOrder { order_id: input.order_id.clone(), terminal: None },
+                    store_opts(),
+                )
+                .await?;
+            return Ok(OrderWorkflowOutput { status, condition_inconclusive });
+        }
+
+        // 6. Delivery tracking: the order completes when every notification is final. Wait for
+        //    the report endpoints' signal or the next time-to-live, whichever comes first; no
+        //    polling.
+        loop {
+            let settled = ctx.execute_activity(OrderActivities::settle_order, input.order_id.clone(), store_opts()).await?;
+            if settled.status != OrderStatus::Processed {
+                return Ok(OrderWorkflowOutput { status: settled.status, condition_inconclusive });
+            }
+            let now_ms = ctx
+                .workflow_time()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            let wait_ms = settled.next_expiry_ms.map(|e| (e - now_ms).max(1)).unwrap_or(1) as u64;
+            let seen = ctx.state(|s| s.final_signals);
+            let expired = temporalio_sdk::workflows::select! {
+                _ = ctx.timer(Duration::from_millis(wait_ms)) => true,
+                _ = ctx.wait_condition(move |s| s.final_signals > seen) => false,
+            };
+            if expired {
+                ctx.execute_activity(OrderActivities::expire_notifications, input.order_id.clone(), store_opts()).await?;
+            }
+        }
+    }
+
+    /// The report endpoints' word that every notification of the order may now be final.
+    #[signal(name = "varsel.order.reports_final")]
+    pub fn reports_final(&mut self, _ctx: &mut SyncWorkflowContext<Self>, _input: ()) {
+        self.final_signals += 1;
     }
 }

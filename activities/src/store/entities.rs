@@ -132,6 +132,14 @@ pub mod notification {
         pub attempts: i32,
         /// After this time an unfinished notification is given up (time-to-live).
         pub expiry: DateTimeUtc,
+        /// SMS segments the text takes (SMS only).
+        pub segments: Option<i32>,
+        /// The last delivery report received, as the provider sent it.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub delivery_report: Option<String>,
+        /// Whether the provider that took it reports delivery, so `Succeeded`/`Accepted` is not
+        /// yet final.
+        pub awaits_report: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -214,6 +222,40 @@ pub mod simulated_sms {
         pub body: String,
         /// When the simulator accepted it.
         pub accepted_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A delivery report that matched no notification, or arrived after its notification expired.
+pub mod dead_report {
+    use sea_orm::entity::prelude::*;
+
+    /// One row per unmatched report.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "dead_reports")]
+    pub struct Model {
+        /// Report id (UUID text).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// `email` or `sms`.
+        pub channel: String,
+        /// The notification id or provider reference the report named.
+        pub reference: String,
+        /// The `NotificationStatus` the report maps to.
+        pub status: String,
+        /// The report as received.
+        #[sea_orm(column_type = "Text")]
+        pub payload: String,
+        /// `UNKNOWN_REFERENCE` or `NOTIFICATION_EXPIRED`.
+        pub reason: String,
+        /// When it arrived.
+        pub received_at: DateTimeUtc,
+        /// When an operator re-applied it successfully.
+        pub applied_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,7 +6,7 @@ pub mod entities;
 pub mod migrations;
 
 use chrono::{DateTime, Utc};
-use entities::{contact_organization, contact_person, notification, order, order_recipient};
+use entities::{contact_organization, contact_person, dead_report, notification, order, order_recipient};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
@@ -56,6 +56,71 @@ pub enum CancelOutcome {
     TooLate(order::Model),
 }
 
+/// Which notification a delivery report is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportTarget {
+    /// Our notification id (carried in the report URL or as the email Message-ID).
+    Notification(String),
+    /// The provider's message reference.
+    ProviderRef(String),
+}
+
+impl ReportTarget {
+    fn text(&self) -> &str {
+        match self {
+            Self::Notification(s) | Self::ProviderRef(s) => s,
+        }
+    }
+}
+
+/// A delivery report, mapped to a status.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Which notification.
+    pub target: ReportTarget,
+    /// The status it reports.
+    pub status: NotificationStatus,
+    /// The provider's words, for the status description.
+    pub reason: Option<String>,
+    /// The provider's message reference, if the report carries one.
+    pub provider_ref: Option<String>,
+    /// The report as received.
+    pub raw: String,
+}
+
+/// What applying a report did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// The notification moved; `open_left` notifications of its order still wait.
+    Applied {
+        /// The order.
+        order_id: String,
+        /// Open notifications left in the order.
+        open_left: u64,
+    },
+    /// Nothing changed: the notification was already at or past this status (a repeat).
+    Unchanged {
+        /// The order.
+        order_id: String,
+    },
+    /// No notification matches; kept as a dead report.
+    Dead {
+        /// The dead report's id.
+        id: String,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+/// What settling an order found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    /// The order's status now.
+    pub status: OrderStatus,
+    /// The earliest expiry of its open notifications.
+    pub next_expiry: Option<DateTime<Utc>>,
+}
+
 /// A person's contact points as the register has them.
 #[derive(Debug, Clone)]
 pub struct PersonContact {
@@ -78,6 +143,26 @@ pub struct OrgContact {
     pub emails: Vec<String>,
     /// Mobile numbers (as stored; normalise before use).
     pub mobiles: Vec<String>,
+}
+
+/// Notifications that still wait: not yet sent, or sent to a provider that reports delivery
+/// and not yet reported.
+fn open_condition() -> sea_orm::Condition {
+    use sea_orm::Condition;
+    let unsent = [
+        NotificationStatus::EmailNew,
+        NotificationStatus::EmailSending,
+        NotificationStatus::SmsNew,
+        NotificationStatus::SmsSending,
+    ];
+    let sent = [NotificationStatus::EmailSucceeded, NotificationStatus::SmsAccepted];
+    Condition::any()
+        .add(notification::Column::Status.is_in(unsent.iter().map(|s| s.as_str())))
+        .add(
+            Condition::all()
+                .add(notification::Column::Status.is_in(sent.iter().map(|s| s.as_str())))
+                .add(notification::Column::AwaitsReport.eq(true)),
+        )
 }
 
 impl Store {
@@ -466,8 +551,10 @@ impl Store {
         status: NotificationStatus,
         reason: Option<String>,
         provider_ref: Option<String>,
+        awaits_report: bool,
     ) -> Result<(), DbErr> {
         notification::Entity::update_many()
+            .col_expr(notification::Column::AwaitsReport, Expr::value(awaits_report))
             .col_expr(notification::Column::Status, Expr::value(status.as_str()))
             .col_expr(notification::Column::StatusChanged, Expr::value(Utc::now()))
             .col_expr(notification::Column::StatusReason, Expr::value(reason))
@@ -500,8 +587,161 @@ impl Store {
             .await
     }
 
-    /// The time a notification created now should be given up at.
-    pub fn expiry_from(send_time: DateTime<Utc>) -> DateTime<Utc> {
-        send_time.max(Utc::now()) + chrono::Duration::hours(48)
+    /// How many notifications of an order still wait for sending or a report.
+    pub async fn count_open(&self, order_id: &str) -> Result<u64, DbErr> {
+        notification::Entity::find()
+            .filter(notification::Column::OrderId.eq(order_id))
+            .filter(open_condition())
+            .count(&self.db)
+            .await
+    }
+
+    /// `Completed` when no notification is open (else `Processed`), and when the next open one
+    /// expires.
+    pub async fn settle_order(&self, order_id: &str) -> Result<Settled, DbErr> {
+        let open = self.count_open(order_id).await?;
+        let target = if open == 0 { OrderStatus::Completed } else { OrderStatus::Processed };
+        self.transition_order(order_id, &[OrderStatus::Processing, OrderStatus::Processed], target).await?;
+        let next_expiry = if open == 0 {
+            None
+        } else {
+            notification::Entity::find()
+                .filter(notification::Column::OrderId.eq(order_id))
+                .filter(open_condition())
+                .order_by_asc(notification::Column::Expiry)
+                .one(&self.db)
+                .await?
+                .map(|n| n.expiry)
+        };
+        let status = self.order(order_id).await?.and_then(|o| OrderStatus::parse(&o.status)).unwrap_or(target);
+        Ok(Settled { status, next_expiry })
+    }
+
+    /// Gives up every open notification of an order whose expiry has passed: it becomes
+    /// `*_Failed_TTL`, whether it was never sent or never reported. Returns how many.
+    pub async fn expire_notifications(&self, order_id: &str, now: DateTime<Utc>) -> Result<u64, DbErr> {
+        let mut n = 0;
+        for channel in [Channel::Email, Channel::Sms] {
+            let res = notification::Entity::update_many()
+                .col_expr(notification::Column::Status, Expr::value(NotificationStatus::ttl_for(channel).as_str()))
+                .col_expr(notification::Column::StatusChanged, Expr::value(now))
+                .filter(notification::Column::OrderId.eq(order_id))
+                .filter(notification::Column::Channel.eq(channel.as_str()))
+                .filter(open_condition())
+                .filter(notification::Column::Expiry.lte(now))
+                .exec(&self.db)
+                .await?;
+            n += res.rows_affected;
+        }
+        Ok(n)
+    }
+
+    /// Applies a delivery report. A report only moves a notification forward (a repeat, or a
+    /// late "accepted" after "delivered", changes nothing); a report for no notification, or for
+    /// one already given up at its time-to-live, is kept as a dead report.
+    pub async fn apply_report(&self, report: &Report, channel: Channel) -> Result<ApplyOutcome, DbErr> {
+        self.apply_report_inner(report, channel, true).await
+    }
+
+    /// Re-applies a dead report: like [`Store::apply_report`], but an unmatched report is not
+    /// stored again (the caller still holds it).
+    pub async fn reapply_report(&self, report: &Report, channel: Channel) -> Result<ApplyOutcome, DbErr> {
+        self.apply_report_inner(report, channel, false).await
+    }
+
+    async fn apply_report_inner(&self, report: &Report, channel: Channel, keep_dead: bool) -> Result<ApplyOutcome, DbErr> {
+        let found = match &report.target {
+            ReportTarget::Notification(id) => notification::Entity::find_by_id(id.clone()).one(&self.db).await?,
+            ReportTarget::ProviderRef(r) => {
+                notification::Entity::find().filter(notification::Column::ProviderRef.eq(r.clone())).one(&self.db).await?
+            }
+        }
+        .filter(|n| n.channel == channel.as_str());
+        let Some(n) = found else {
+            return self.dead_report(report, channel, "UNKNOWN_REFERENCE", keep_dead).await;
+        };
+        let current = NotificationStatus::parse(&n.status).unwrap_or(NotificationStatus::new_for(channel));
+        if current == NotificationStatus::ttl_for(channel) {
+            return self.dead_report(report, channel, "NOTIFICATION_EXPIRED", keep_dead).await;
+        }
+        // The raw report is kept even when it changes nothing.
+        let mut update = notification::Entity::update_many()
+            .col_expr(notification::Column::DeliveryReport, Expr::value(report.raw.clone()))
+            .filter(notification::Column::Id.eq(n.id.clone()));
+        if let Some(r) = &report.provider_ref
+            && n.provider_ref.is_none()
+        {
+            update = update.col_expr(notification::Column::ProviderRef, Expr::value(r.clone()));
+        }
+        // A notification is still movable while it is unsent or sent-and-awaiting a report (a
+        // provider that does not report may still send one: it is applied all the same).
+        let moves = current.is_open() && report.status.rank() > current.rank();
+        if !moves {
+            update.exec(&self.db).await?;
+            return Ok(ApplyOutcome::Unchanged { order_id: n.order_id });
+        }
+        let res = update
+            .col_expr(notification::Column::Status, Expr::value(report.status.as_str()))
+            .col_expr(notification::Column::StatusChanged, Expr::value(Utc::now()))
+            .col_expr(notification::Column::StatusReason, Expr::value(report.reason.clone()))
+            // Guard against a concurrent report: only from the status we read.
+            .filter(notification::Column::Status.eq(n.status.clone()))
+            .exec(&self.db)
+            .await?;
+        if res.rows_affected == 0 {
+            return Ok(ApplyOutcome::Unchanged { order_id: n.order_id });
+        }
+        let open_left = self.count_open(&n.order_id).await?;
+        Ok(ApplyOutcome::Applied { order_id: n.order_id, open_left })
+    }
+
+    async fn dead_report(&self, report: &Report, channel: Channel, reason: &'static str, keep: bool) -> Result<ApplyOutcome, DbErr> {
+        let id = uuid::Uuid::new_v4().to_string();
+        if !keep {
+            return Ok(ApplyOutcome::Dead { id, reason });
+        }
+        dead_report::Entity::insert(dead_report::ActiveModel {
+            id: Set(id.clone()),
+            channel: Set(channel.as_str().to_owned()),
+            reference: Set(report.target.text().to_owned()),
+            status: Set(report.status.as_str().to_owned()),
+            payload: Set(report.raw.clone()),
+            reason: Set(reason.to_owned()),
+            received_at: Set(Utc::now()),
+            applied_at: Set(None),
+        })
+        .exec_without_returning(&self.db)
+        .await?;
+        Ok(ApplyOutcome::Dead { id, reason })
+    }
+
+    /// Dead reports not yet re-applied, oldest first.
+    pub async fn dead_reports(&self, limit: u64) -> Result<Vec<dead_report::Model>, DbErr> {
+        dead_report::Entity::find()
+            .filter(dead_report::Column::AppliedAt.is_null())
+            .order_by_asc(dead_report::Column::ReceivedAt)
+            .limit(limit)
+            .all(&self.db)
+            .await
+    }
+
+    /// One dead report.
+    pub async fn dead_report_by_id(&self, id: &str) -> Result<Option<dead_report::Model>, DbErr> {
+        dead_report::Entity::find_by_id(id.to_owned()).one(&self.db).await
+    }
+
+    /// Marks a dead report as re-applied.
+    pub async fn mark_dead_report_applied(&self, id: &str) -> Result<(), DbErr> {
+        dead_report::Entity::update_many()
+            .col_expr(dead_report::Column::AppliedAt, Expr::value(Utc::now()))
+            .filter(dead_report::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// The time a notification for `send_time` is given up at.
+    pub fn expiry_from(send_time: DateTime<Utc>, ttl: std::time::Duration) -> DateTime<Utc> {
+        send_time.max(Utc::now()) + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(48))
     }
 }

@@ -1,0 +1,323 @@
+//! Delivery reports: Kannel's `dlr-url` callback, an email provider's JSON reports, and the
+//! operator's view of reports that matched nothing.
+
+use super::dto::{CanonicalNames, CaseInsensitive};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use base64::Engine;
+use poem::Request;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, param::{Path, Query}, payload::{Json, PlainText}};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+use varsel_activities::events::apply_and_notify;
+use varsel_activities::providers::sms::ReportSigner;
+use varsel_activities::store::{ApplyOutcome, Report, ReportTarget};
+use varsel_workflows::domain::{Channel, NotificationStatus};
+
+/// The report endpoints.
+pub struct ReportsApi {
+    /// Shared state.
+    pub state: Arc<AppState>,
+    /// Checks Kannel report signatures.
+    pub signer: ReportSigner,
+    /// Password of the email report endpoint.
+    pub secret: String,
+}
+
+#[derive(poem_openapi::Tags)]
+enum Tag {
+    /// Delivery reports from providers (authenticated per provider).
+    Reports,
+    /// Operator tools (scope `varsel:operator`).
+    Operator,
+}
+
+/// Status an email provider reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename = "EmailReportStatus")]
+pub enum EmailReportStatus {
+    /// Delivered to the recipient's mailbox → `Email_Delivered`.
+    Delivered,
+    /// Hard bounce → `Email_Failed_Bounced`.
+    Bounced,
+    /// Rejected as spam → `Email_Failed_FilteredSpam`.
+    FilteredSpam,
+    /// Quarantined → `Email_Failed_Quarantined`.
+    Quarantined,
+    /// The address is on a suppression list → `Email_Failed_SuppressedRecipient`.
+    Suppressed,
+    /// Any other failure → `Email_Failed`.
+    Failed,
+}
+
+impl CanonicalNames for EmailReportStatus {
+    const NAMES: &'static [&'static str] = &["Delivered", "Bounced", "FilteredSpam", "Quarantined", "Suppressed", "Failed"];
+}
+
+impl EmailReportStatus {
+    fn status(self) -> NotificationStatus {
+        match self {
+            Self::Delivered => NotificationStatus::EmailDelivered,
+            Self::Bounced => NotificationStatus::EmailFailedBounced,
+            Self::FilteredSpam => NotificationStatus::EmailFailedFilteredSpam,
+            Self::Quarantined => NotificationStatus::EmailFailedQuarantined,
+            Self::Suppressed => NotificationStatus::EmailFailedSuppressedRecipient,
+            Self::Failed => NotificationStatus::EmailFailed,
+        }
+    }
+}
+
+/// One email delivery report.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "EmailDeliveryReport", rename_all = "camelCase")]
+pub struct EmailReportDto {
+    /// The notification id, or
+    pub notification_id: Option<String>,
+    /// the email's `Message-ID` (`<notification-id@varsel>`), as most providers report it.
+    pub message_id: Option<String>,
+    /// What happened (any case).
+    pub status: CaseInsensitive<EmailReportStatus>,
+    /// The provider's words, kept in the status description.
+    pub detail: Option<String>,
+}
+
+/// What a report did.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "ReportOutcome", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct ReportOutcomeDto {
+    /// `applied`, `unchanged` (a repeat or a late report) or `dead` (kept for an operator).
+    pub outcome: String,
+    /// The dead report's id, when kept.
+    pub dead_report_id: Option<String>,
+}
+
+fn outcome_dto(o: &ApplyOutcome) -> ReportOutcomeDto {
+    match o {
+        ApplyOutcome::Applied { .. } => ReportOutcomeDto { outcome: "applied".into(), dead_report_id: None },
+        ApplyOutcome::Unchanged { .. } => ReportOutcomeDto { outcome: "unchanged".into(), dead_report_id: None },
+        ApplyOutcome::Dead { id, .. } => ReportOutcomeDto { outcome: "dead".into(), dead_report_id: Some(id.clone()) },
+    }
+}
+
+/// A report that matched no open notification.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "DeadReport", rename_all = "camelCase")]
+pub struct DeadReportDto {
+    /// Its id.
+    pub id: String,
+    /// `email` or `sms`.
+    pub channel: String,
+    /// The notification id or provider reference it named.
+    pub reference: String,
+    /// The status it reports.
+    pub status: String,
+    /// `UNKNOWN_REFERENCE` or `NOTIFICATION_EXPIRED`.
+    pub reason: String,
+    /// The report as received.
+    pub payload: String,
+    /// When it arrived (UTC).
+    pub received_at: String,
+}
+
+/// Answer to a report.
+#[derive(ApiResponse)]
+pub enum ReportResponse {
+    /// The report was taken.
+    #[oai(status = 200)]
+    Ok(Json<ReportOutcomeDto>),
+}
+
+/// Answer to Kannel.
+#[derive(ApiResponse)]
+pub enum KannelResponse {
+    /// The report was taken (Kannel does not read the body).
+    #[oai(status = 200)]
+    Ok(PlainText<String>),
+}
+
+/// The dead reports.
+#[derive(ApiResponse)]
+pub enum DeadReportsResponse {
+    /// Reports not yet re-applied, oldest first.
+    #[oai(status = 200)]
+    Ok(Json<Vec<DeadReportDto>>),
+}
+
+/// Maps a Kannel report (`%d` type and `%A` SMSC answer) to a status.
+///
+/// | type | meaning | status |
+/// |---|---|---|
+/// | 1 | delivered to the phone | `SMS_Delivered` |
+/// | 2 | not delivered to the phone | by the answer's SMPP state: `EXPIRED` → `SMS_Failed_Expired`, `DELETED` → `SMS_Failed_Deleted`, `REJECTD` → `SMS_Failed_Rejected`, `BARRED` → `SMS_Failed_BarredReceiver`, otherwise `SMS_Failed_Undelivered` |
+/// | 4 | queued on the SMSC | `SMS_Accepted` |
+/// | 8 | accepted by the SMSC | `SMS_Accepted` |
+/// | 16 | rejected by the SMSC | `SMS_Failed_Rejected` |
+pub fn kannel_status(kind: u32, answer: &str) -> Option<NotificationStatus> {
+    let upper = answer.to_ascii_uppercase();
+    Some(match kind {
+        1 => NotificationStatus::SmsDelivered,
+        2 if upper.contains("EXPIRED") => NotificationStatus::SmsFailedExpired,
+        2 if upper.contains("DELETED") => NotificationStatus::SmsFailedDeleted,
+        2 if upper.contains("REJECTD") || upper.contains("REJECTED") => NotificationStatus::SmsFailedRejected,
+        2 if upper.contains("BARRED") => NotificationStatus::SmsFailedBarredReceiver,
+        2 => NotificationStatus::SmsFailedUndelivered,
+        4 | 8 => NotificationStatus::SmsAccepted,
+        16 => NotificationStatus::SmsFailedRejected,
+        _ => return None,
+    })
+}
+
+#[OpenApi(prefix_path = "/notifications/api/v1")]
+impl ReportsApi {
+    /// Kannel delivery report
+    ///
+    /// Kannel's `dlr-url` callback. varsel puts the notification id and its signature in the URL
+    /// when it sends (`nid`, `sig` = hex HMAC-SHA256 of the id with the report secret), and Kannel
+    /// fills `type` (`%d`), `answer` (`%A`) and `fid` (`%F`). A wrong or missing signature is 401.
+    #[oai(path = "/reports/sms/kannel", method = "get", tag = "Tag::Reports", operation_id = "kannelReport")]
+    async fn kannel(
+        &self,
+        req: &Request,
+        /// Notification id.
+        nid: Query<String>,
+        /// Signature of the notification id.
+        sig: Query<String>,
+        /// Kannel report type (1, 2, 4, 8, 16).
+        #[oai(name = "type")]
+        kind: Query<u32>,
+        /// SMSC answer text.
+        answer: Query<Option<String>>,
+        /// The SMSC's message id.
+        fid: Query<Option<String>>,
+    ) -> Result<KannelResponse, ApiError> {
+        if !self.signer.verify(&nid.0, &sig.0) {
+            return Err(ApiError::unauthorized("The report signature is not valid for this notification."));
+        }
+        let answer = answer.0.unwrap_or_default();
+        let status = kannel_status(kind.0, &answer)
+            .ok_or_else(|| ApiError::invalid("type", format!("Unknown Kannel report type {}.", kind.0)))?;
+        let report = Report {
+            target: ReportTarget::Notification(nid.0.clone()),
+            status,
+            reason: Some(answer.clone()).filter(|a| !a.is_empty() && !status.is_success()).map(|a| format!("Kannel: {a}")),
+            provider_ref: fid.0.filter(|f| !f.is_empty()),
+            raw: req.uri().query().unwrap_or_default().to_owned(),
+        };
+        apply_and_notify(&self.state.store, &self.state.events, &report, Channel::Sms, false).await.map_err(ApiError::storage)?;
+        Ok(KannelResponse::Ok(PlainText("ok".into())))
+    }
+
+    /// Email delivery report
+    ///
+    /// An email provider reports what became of an email: `Delivered`, `Bounced`, `FilteredSpam`,
+    /// `Quarantined`, `Suppressed` or `Failed`, naming it by notification id or Message-ID.
+    /// Authenticated with HTTP Basic (`VARSEL_REPORT_USERNAME` and the report secret). A report
+    /// that matches nothing is kept as a dead report; a repeat changes nothing.
+    #[oai(path = "/reports/email", method = "post", tag = "Tag::Reports", operation_id = "emailReport")]
+    async fn email(&self, req: &Request, body: Json<EmailReportDto>) -> Result<ReportResponse, ApiError> {
+        self.check_basic(req)?;
+        let target = match (&body.notification_id, &body.message_id) {
+            (Some(id), _) => ReportTarget::Notification(id.trim().to_owned()),
+            (None, Some(mid)) => {
+                let mid = mid.trim().trim_start_matches('<').trim_end_matches('>');
+                match mid.strip_suffix("@varsel") {
+                    Some(id) => ReportTarget::Notification(id.to_owned()),
+                    None => ReportTarget::ProviderRef(format!("<{mid}>")),
+                }
+            }
+            (None, None) => return Err(ApiError::invalid("NotificationId", "Either notificationId or messageId must be given.")),
+        };
+        let status = body.status.0.status();
+        let report = Report {
+            target,
+            status,
+            reason: body.detail.clone().filter(|d| !d.is_empty()),
+            provider_ref: None,
+            raw: serde_json::json!({
+                "notificationId": body.notification_id, "messageId": body.message_id,
+                "status": status.as_str(), "detail": body.detail
+            })
+            .to_string(),
+        };
+        let outcome = apply_and_notify(&self.state.store, &self.state.events, &report, Channel::Email, false)
+            .await
+            .map_err(ApiError::storage)?;
+        Ok(ReportResponse::Ok(Json(outcome_dto(&outcome))))
+    }
+
+    /// List dead reports
+    ///
+    /// Delivery reports that matched no notification, or arrived after their notification's
+    /// time-to-live, oldest first (at most 500). None is dropped silently.
+    #[oai(path = "/operator/dead-reports", method = "get", tag = "Tag::Operator", operation_id = "listDeadReports")]
+    async fn dead_reports(&self, req: &Request) -> Result<DeadReportsResponse, ApiError> {
+        self.state.verifier.authorize_operator(req.headers())?;
+        let rows = self.state.store.dead_reports(500).await.map_err(ApiError::storage)?;
+        Ok(DeadReportsResponse::Ok(Json(
+            rows.into_iter()
+                .map(|r| DeadReportDto {
+                    id: r.id,
+                    channel: r.channel,
+                    reference: r.reference,
+                    status: r.status,
+                    reason: r.reason,
+                    payload: r.payload,
+                    received_at: r.received_at.to_rfc3339(),
+                })
+                .collect(),
+        )))
+    }
+
+    /// Re-apply a dead report
+    ///
+    /// Applies a dead report again (for example after its notification was found under another
+    /// reference). Applied or unchanged: it leaves the dead list. Still matching nothing: 409.
+    #[oai(path = "/operator/dead-reports/:id/reapply", method = "post", tag = "Tag::Operator", operation_id = "reapplyDeadReport")]
+    async fn reapply(&self, req: &Request, id: Path<String>) -> Result<ReportResponse, ApiError> {
+        self.state.verifier.authorize_operator(req.headers())?;
+        let dead = self
+            .state
+            .store
+            .dead_report_by_id(&id.0)
+            .await
+            .map_err(ApiError::storage)?
+            .filter(|d| d.applied_at.is_none())
+            .ok_or_else(|| ApiError::not_found("No such dead report."))?;
+        let channel = Channel::parse(&dead.channel).unwrap_or(Channel::Sms);
+        let status = NotificationStatus::parse(&dead.status).ok_or_else(|| ApiError::conflict("The dead report has an unknown status."))?;
+        let mut outcome = None;
+        // The reference may be a notification id or a provider reference; try both.
+        for target in [ReportTarget::Notification(dead.reference.clone()), ReportTarget::ProviderRef(dead.reference.clone())] {
+            let report = Report { target, status, reason: None, provider_ref: None, raw: dead.payload.clone() };
+            let o = apply_and_notify(&self.state.store, &self.state.events, &report, channel, true).await.map_err(ApiError::storage)?;
+            if !matches!(o, ApplyOutcome::Dead { .. }) {
+                outcome = Some(o);
+                break;
+            }
+        }
+        match outcome {
+            Some(o) => {
+                self.state.store.mark_dead_report_applied(&dead.id).await.map_err(ApiError::storage)?;
+                Ok(ReportResponse::Ok(Json(outcome_dto(&o))))
+            }
+            None => Err(ApiError::conflict("The report still matches no open notification.")),
+        }
+    }
+}
+
+impl ReportsApi {
+    fn check_basic(&self, req: &Request) -> Result<(), ApiError> {
+        let header = req.headers().get("Authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let decoded = header
+            .strip_prefix("Basic ")
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_default();
+        let expected = format!("{}:{}", self.state.config.report_username, self.secret);
+        if bool::from(decoded.as_bytes().ct_eq(expected.as_bytes())) && !self.secret.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized("Delivery reports need HTTP Basic credentials."))
+        }
+    }
+}
