@@ -179,6 +179,12 @@ impl OrderActivitiesImpl {
     #[activity(definition = defs::SendBatch)]
     pub async fn send_batch(self: Arc<Self>, _ctx: ActivityContext, batch: SendBatch) -> Result<SendOutcome, ActivityError> {
         let order = self.load_order(&batch.order_id).await?;
+        // Whatever could not be sent within its time-to-live (a relay down for days) is given up
+        // here, so a retried batch ends instead of retrying forever.
+        let expired = self.store.expire_notifications(&batch.order_id, Utc::now()).await.map_err(classify)?;
+        if expired > 0 {
+            tracing::warn!(order_id = batch.order_id, notifications = expired, "unsent notifications reached their time-to-live");
+        }
         let claimed = self
             .store
             .claim_notifications(&batch.order_id, batch.channel, batch.limit)

@@ -427,3 +427,70 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+/// A real Kannel: bearerbox with a `fake` SMSC, smsbox with a `sendsms` user, and the
+/// `fakesmsc` client that plays the network. Numbers starting `+4799000` are not routable.
+pub struct KannelGateway {
+    children: Vec<Child>,
+    /// `http://127.0.0.1:<port>/cgi-bin/sendsms`.
+    pub sendsms_url: String,
+    /// The sendsms user's password.
+    pub password: String,
+    _dir: tempfile::TempDir,
+}
+
+/// The prefix the test Kannel refuses to route.
+pub const KANNEL_UNROUTABLE_PREFIX: &str = "+4799000";
+
+impl KannelGateway {
+    /// Starts bearerbox, fakesmsc and smsbox, and waits until smsbox accepts requests.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let [admin, smsbox, fake, sendsms] = [(); 4].map(|_| free_port().expect("port"));
+        let log = |name: &str| dir.path().join(name).display().to_string();
+        let conf = format!(
+            "group = core\nadmin-port = {admin}\nadmin-password = admin\nsmsbox-port = {smsbox}\nbox-allow-ip = 127.0.0.1\n\
+             log-level = 1\nlog-file = \"{bb}\"\ndlr-storage = internal\n\n\
+             group = smsc\nsmsc = fake\nsmsc-id = fake\nport = {fake}\nconnect-allow-ip = 127.0.0.1\ndenied-prefix = \"{KANNEL_UNROUTABLE_PREFIX}\"\n\n\
+             group = smsbox\nbearerbox-host = 127.0.0.1\nbearerbox-port = {smsbox}\nsendsms-port = {sendsms}\nlog-level = 1\nlog-file = \"{sb}\"\n\n\
+             group = sendsms-user\nusername = varsel\npassword = kannel-secret\nmax-messages = 10\nconcatenation = true\n\n\
+             group = sms-service\nkeyword = default\ncatch-all = true\ntext = \"No service\"\n",
+            bb = log("bearerbox.log"),
+            sb = log("smsbox.log"),
+        );
+        let conf_path = dir.path().join("kannel.conf");
+        std::fs::write(&conf_path, conf).expect("write kannel.conf");
+        let spawn = |cmd: &mut Command| cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+        let wait_port = |port: u16, what: &str| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "{what} did not start");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        let mut children = Vec::new();
+        children.push(spawn(Command::new("/usr/sbin/bearerbox").arg(&conf_path)).expect("bearerbox (Debian kannel): run ./scripts/bootstrap"));
+        wait_port(fake, "bearerbox");
+        children.push(
+            spawn(Command::new("/usr/lib/kannel/test/fakesmsc").args(["-H", "127.0.0.1", "-r", &fake.to_string(), "-m", "0", "1 2 text x"]))
+                .expect("fakesmsc (Debian kannel-extras)"),
+        );
+        children.push(spawn(Command::new("/usr/sbin/smsbox").arg(&conf_path)).expect("smsbox"));
+        wait_port(sendsms, "smsbox");
+        Self {
+            children,
+            sendsms_url: format!("http://127.0.0.1:{sendsms}/cgi-bin/sendsms"),
+            password: "kannel-secret".into(),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for KannelGateway {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().rev() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Delivery tracking with real providers: Kannel's delivery reports, the simulator's test
+//! numbers, email reports, dead reports and the time-to-live. An order completes exactly when
+//! every notification is final.
+
+use base64::Engine;
+use serde_json::{Value, json};
+use std::time::Duration;
+use varsel_tests::{Db, KannelGateway, SmtpServer, TestApp, TestAppOptions, on_both_databases};
+
+const T: Duration = Duration::from_secs(60);
+
+fn basic(secret: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("reports:{secret}")))
+}
+
+async fn kannel(db: Db) {
+    let smtp = SmtpServer::start();
+    let gw = tokio::task::spawn_blocking(KannelGateway::start).await.unwrap();
+    let mut opts = TestAppOptions::new(db, smtp.url());
+    let (url, password) = (gw.sendsms_url.clone(), gw.password.clone());
+    opts.tweak = Box::new(move |c| {
+        c.sms_provider = "kannel".into();
+        c.kannel_sendsms_url = url;
+        c.kannel_password = password;
+    });
+    let app = TestApp::spawn(opts).await;
+    let delivered = app.order("/orders/sms", &json!({"body": "Hei fra varsel", "recipients": [{"mobileNumber": "+4799999999"}]})).await;
+    let unroutable = app.order("/orders/sms", &json!({"body": "Hei", "recipients": [{"mobileNumber": "+4799000001"}]})).await;
+    app.wait_status(&delivered, "Completed", T).await;
+    app.wait_status(&unroutable, "Completed", T).await;
+
+    let rows = app.store.notifications(&delivered).await.unwrap();
+    assert_eq!(rows[0].status, "SMS_Delivered");
+    assert!(rows[0].provider_ref.is_some(), "Kannel's message id is stored");
+    assert!(rows[0].delivery_report.as_deref().unwrap().contains("type="), "the raw report is kept");
+    let rows = app.store.notifications(&unroutable).await.unwrap();
+    assert_eq!(rows[0].status, "SMS_Failed_Undelivered");
+    assert!(rows[0].status_reason.as_deref().unwrap().contains("Not routable"));
+    let sms: Value = app.get(&format!("/orders/{unroutable}/notifications/sms"), "ttd").await.json().await.unwrap();
+    assert_eq!(sms["notifications"][0]["sendStatus"]["status"], "Failed_Undelivered");
+    app.stop().await;
+}
+on_both_databases!(kannel_reports_delivered_and_undeliverable, kannel);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kannel_report_urls_are_authenticated() {
+    let app = TestApp::spawn(TestAppOptions::new(Db::Sqlite, "")).await;
+    let url = format!("{}/notifications/api/v1/reports/sms/kannel?nid=abc&sig=00&type=1", app.base_url);
+    assert_eq!(app.http.get(&url).send().await.unwrap().status(), 401, "wrong signature");
+    let url = format!("{}/notifications/api/v1/reports/sms/kannel?nid=abc&type=1", app.base_url);
+    assert_eq!(app.http.get(&url).send().await.unwrap().status(), 400, "missing signature is a bad request");
+    app.stop().await;
+}
+
+async fn simulator_numbers(db: Db) {
+    let smtp = SmtpServer::start();
+    let app = TestApp::spawn(TestAppOptions::new(db, smtp.url())).await;
+    let cases = [
+        ("+4740000091", "SMS_Failed_InvalidRecipient"),
+        ("+4740000092", "SMS_Failed_BarredReceiver"),
+        ("+4740000093", "SMS_Failed_Deleted"),
+        ("+4740000094", "SMS_Failed_Expired"),
+        ("+4740000095", "SMS_Failed_Undelivered"),
+        ("+4740000096", "SMS_Failed_Rejected"),
+        ("+4740000097", "SMS_Failed"),
+        ("+4740000099", "SMS_Delivered"),
+    ];
+    let recipients: Vec<Value> = cases.iter().map(|(n, _)| json!({"mobileNumber": n})).collect();
+    let id = app.order("/orders/sms", &json!({"body": "test", "recipients": recipients})).await;
+    app.wait_status(&id, "Completed", T).await;
+    let got = app.notifications(&id).await;
+    for (number, status) in cases {
+        let n = got.iter().find(|n| n.1 == number).unwrap();
+        assert_eq!(n.2, status, "{number}");
+    }
+    app.stop().await;
+}
+on_both_databases!(simulator_test_numbers_produce_each_status, simulator_numbers);
+
+async fn email_reports(db: Db) {
+    let smtp = SmtpServer::start();
+    let mut opts = TestAppOptions::new(db, smtp.url());
+    opts.tweak = Box::new(|c| {
+        c.email_delivery_reports = true;
+        c.report_secret = "report-secret-for-tests".into();
+    });
+    let app = TestApp::spawn(opts).await;
+    let statuses = [
+        ("Delivered", "Email_Delivered"),
+        ("bounced", "Email_Failed_Bounced"),
+        ("FilteredSpam", "Email_Failed_FilteredSpam"),
+        ("Quarantined", "Email_Failed_Quarantined"),
+        ("Suppressed", "Email_Failed_SuppressedRecipient"),
+    ];
+    let recipients: Vec<Value> = (0..statuses.len()).map(|i| json!({"emailAddress": format!("r{i}@example.no")})).collect();
+    let id = app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": recipients})).await;
+    smtp.wait_for(statuses.len(), T).await;
+    // Sent, but not final: the order waits for the reports.
+    let deadline = std::time::Instant::now() + T;
+    while app.notifications(&id).await.iter().any(|n| n.2 != "Email_Succeeded") {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.order_row(&id).await.status, "Processed");
+
+    let url = format!("{}/notifications/api/v1/reports/email", app.base_url);
+    let post = |body: Value, auth: Option<String>| {
+        let mut r = app.http.post(&url).json(&body);
+        if let Some(a) = auth {
+            r = r.header("Authorization", a);
+        }
+        r.send()
+    };
+    let rows = app.store.notifications(&id).await.unwrap();
+    assert_eq!(post(json!({"notificationId": rows[0].id, "status": "Delivered"}), None).await.unwrap().status(), 401);
+    assert_eq!(post(json!({"notificationId": rows[0].id, "status": "Delivered"}), Some(basic("wrong"))).await.unwrap().status(), 401);
+    for ((report, expected), (i, row)) in statuses.iter().zip(rows.iter().enumerate()) {
+        // Half by notification id, half by Message-ID, as providers report it.
+        let body = if i % 2 == 0 {
+            json!({"notificationId": row.id, "status": report, "detail": "provider says so"})
+        } else {
+            json!({"messageId": format!("<{}@varsel>", row.id), "status": report})
+        };
+        let resp: Value = post(body, Some(basic("report-secret-for-tests"))).await.unwrap().json().await.unwrap();
+        assert_eq!(resp["outcome"], "applied", "{report}");
+        let _ = expected;
+    }
+    let order = app.wait_status(&id, "Completed", T).await;
+    assert_eq!(order.status, "Completed");
+    let got = app.notifications(&id).await;
+    for (i, (_, expected)) in statuses.iter().enumerate() {
+        let n = got.iter().find(|n| n.1 == format!("r{i}@example.no")).unwrap();
+        assert_eq!(&n.2, expected);
+    }
+    // A repeat changes nothing; a report for nothing is kept, listed, and cannot be re-applied.
+    let again: Value = post(json!({"notificationId": rows[0].id, "status": "Bounced"}), Some(basic("report-secret-for-tests"))).await.unwrap().json().await.unwrap();
+    assert_eq!(again["outcome"], "unchanged");
+    let dead: Value = post(json!({"notificationId": "no-such-notification", "status": "Delivered"}), Some(basic("report-secret-for-tests"))).await.unwrap().json().await.unwrap();
+    assert_eq!(dead["outcome"], "dead");
+    let operator = app.token_with(&json!({"scope": varsel_api::auth::OPERATOR_SCOPE, "exp": chrono::Utc::now().timestamp() + 600}));
+    let list: Value = app.http.get(format!("{}/notifications/api/v1/operator/dead-reports", app.base_url)).bearer_auth(&operator).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list[0]["reference"], "no-such-notification");
+    assert_eq!(list[0]["reason"], "UNKNOWN_REFERENCE");
+    assert_eq!(app.http.get(format!("{}/notifications/api/v1/operator/dead-reports", app.base_url)).bearer_auth(app.token("ttd")).send().await.unwrap().status(), 403);
+    let reapply = app
+        .http
+        .post(format!("{}/notifications/api/v1/operator/dead-reports/{}/reapply", app.base_url, dead["deadReportId"].as_str().unwrap()))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reapply.status(), 409);
+    app.stop().await;
+}
+on_both_databases!(email_reports_map_to_statuses_and_complete_the_order, email_reports);
+
+/// Nothing final within the time-to-live: sent-but-unreported and never-sent notifications both
+/// end *_Failed_TTL, the order completes, and a report arriving afterwards is kept as dead.
+async fn ttl(db: Db) {
+    let smtp = SmtpServer::start();
+    let dead_port = varsel_api::devserver::free_port().unwrap();
+    let mut opts = TestAppOptions::new(db, format!("smtp://127.0.0.1:{dead_port}"));
+    opts.tweak = Box::new(|c| {
+        c.notification_ttl_secs = 4;
+        c.report_secret = "s3cret".into();
+    });
+    let app = TestApp::spawn(opts).await;
+    drop(smtp);
+    // The SMTP relay is down (never sent) and the simulator never reports this number.
+    let email = app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "x@example.no"}]})).await;
+    let silent = app.order("/orders/sms", &json!({"body": "b", "recipients": [{"mobileNumber": varsel_activities::providers::sms::SIMULATOR_SILENT_NUMBER}]})).await;
+    app.wait_status(&email, "Completed", T).await;
+    app.wait_status(&silent, "Completed", T).await;
+    assert_eq!(app.notifications(&email).await[0].2, "Email_Failed_TTL");
+    assert_eq!(app.notifications(&silent).await[0].2, "SMS_Failed_TTL");
+    let sms: Value = app.get(&format!("/orders/{silent}/notifications/sms"), "ttd").await.json().await.unwrap();
+    assert_eq!(sms["notifications"][0]["sendStatus"]["status"], "Failed", "Altinn reports TTL as Failed");
+
+    let row = &app.store.notifications(&email).await.unwrap()[0];
+    let late: Value = app
+        .http
+        .post(format!("{}/notifications/api/v1/reports/email", app.base_url))
+        .header("Authorization", basic("s3cret"))
+        .json(&json!({"notificationId": row.id, "status": "Delivered"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(late["outcome"], "dead");
+    let dead = app.store.dead_reports(10).await.unwrap();
+    assert_eq!(dead[0].reason, "NOTIFICATION_EXPIRED");
+    app.stop().await;
+}
+on_both_databases!(open_notifications_fail_at_their_time_to_live, ttl);
