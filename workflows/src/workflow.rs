@@ -283,6 +283,9 @@ impl OrderWorkflow {
         //    the report endpoints' signal or the next time-to-live, whichever comes first; no
         //    polling.
         loop {
+            // Read before settling: a signal that arrives while the settle activity runs must
+            // wake the wait below, not be counted as already seen.
+            let seen = ctx.state(|s| s.final_signals);
             let settled = ctx.execute_activity(OrderActivities::settle_order, input.order_id.clone(), store_opts()).await?;
             if settled.status != OrderStatus::Processed {
                 return Ok(OrderWorkflowOutput { status: settled.status, condition_inconclusive });
@@ -293,7 +296,6 @@ impl OrderWorkflow {
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0);
             let wait_ms = settled.next_expiry_ms.map(|e| (e - now_ms).max(1)).unwrap_or(1) as u64;
-            let seen = ctx.state(|s| s.final_signals);
             let expired = temporalio_sdk::workflows::select! {
                 _ = ctx.timer(Duration::from_millis(wait_ms)) => true,
                 _ = ctx.wait_condition(move |s| s.final_signals > seen) => false,

@@ -650,6 +650,17 @@ impl Store {
     }
 
     async fn apply_report_inner(&self, report: &Report, channel: Channel, keep_dead: bool) -> Result<ApplyOutcome, DbErr> {
+        // The update is guarded by the status read; when the sender (or another report) moved
+        // the row in between, read again instead of losing this report.
+        for _ in 0..8 {
+            if let Some(outcome) = self.try_apply_report(report, channel, keep_dead).await? {
+                return Ok(outcome);
+            }
+        }
+        Err(DbErr::Custom("delivery report kept conflicting with concurrent updates".into()))
+    }
+
+    async fn try_apply_report(&self, report: &Report, channel: Channel, keep_dead: bool) -> Result<Option<ApplyOutcome>, DbErr> {
         let found = match &report.target {
             ReportTarget::Notification(id) => notification::Entity::find_by_id(id.clone()).one(&self.db).await?,
             ReportTarget::ProviderRef(r) => {
@@ -658,11 +669,11 @@ impl Store {
         }
         .filter(|n| n.channel == channel.as_str());
         let Some(n) = found else {
-            return self.dead_report(report, channel, "UNKNOWN_REFERENCE", keep_dead).await;
+            return self.dead_report(report, channel, "UNKNOWN_REFERENCE", keep_dead).await.map(Some);
         };
         let current = NotificationStatus::parse(&n.status).unwrap_or(NotificationStatus::new_for(channel));
         if current == NotificationStatus::ttl_for(channel) {
-            return self.dead_report(report, channel, "NOTIFICATION_EXPIRED", keep_dead).await;
+            return self.dead_report(report, channel, "NOTIFICATION_EXPIRED", keep_dead).await.map(Some);
         }
         // The raw report is kept even when it changes nothing.
         let mut update = notification::Entity::update_many()
@@ -678,7 +689,7 @@ impl Store {
         let moves = current.is_open() && report.status.rank() > current.rank();
         if !moves {
             update.exec(&self.db).await?;
-            return Ok(ApplyOutcome::Unchanged { order_id: n.order_id });
+            return Ok(Some(ApplyOutcome::Unchanged { order_id: n.order_id }));
         }
         let res = update
             .col_expr(notification::Column::Status, Expr::value(report.status.as_str()))
@@ -689,10 +700,10 @@ impl Store {
             .exec(&self.db)
             .await?;
         if res.rows_affected == 0 {
-            return Ok(ApplyOutcome::Unchanged { order_id: n.order_id });
+            return Ok(None);
         }
         let open_left = self.count_open(&n.order_id).await?;
-        Ok(ApplyOutcome::Applied { order_id: n.order_id, open_left })
+        Ok(Some(ApplyOutcome::Applied { order_id: n.order_id, open_left }))
     }
 
     async fn dead_report(&self, report: &Report, channel: Channel, reason: &'static str, keep: bool) -> Result<ApplyOutcome, DbErr> {
