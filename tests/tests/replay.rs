@@ -18,7 +18,7 @@ fn fixtures_dir() -> PathBuf {
 }
 
 /// The workflow paths the fixtures must cover.
-const PATHS: &[&str] = &["sent_email", "sent_sms", "fallback", "reserved", "condition_false", "condition_inconclusive", "scheduled", "continued", "cancelled"];
+const PATHS: &[&str] = &["sent_email", "sent_sms", "fallback", "reserved", "condition_false", "condition_inconclusive", "scheduled", "continued", "cancelled", "report_signal", "ttl"];
 
 #[handler]
 fn cond_false() -> Json<Value> {
@@ -47,7 +47,10 @@ async fn committed_histories_replay_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_histories_of_every_path_replay_cleanly() {
     let smtp = SmtpServer::start();
-    let app = TestApp::spawn(TestAppOptions::new(Db::Sqlite, smtp.url())).await;
+    let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
+    // The simulator's report comes well after sending, so the workflow waits for its signal.
+    opts.tweak = Box::new(|c| c.simulator_report_delay_ms = 1500);
+    let app = TestApp::spawn(opts).await;
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
     let cport = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
     tokio::spawn(Server::new_with_acceptor(acceptor).run(Route::new().at("/false", get(cond_false))));
@@ -67,6 +70,7 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
         ("reserved", "/orders", json!({"notificationChannel": "Email", "emailTemplate": {"subject": "s", "body": "b"}, "recipients": [{"nationalIdentityNumber": "11876995923"}]}), "Completed"),
         ("condition_false", "/orders/email", email(json!({"conditionEndpoint": format!("http://127.0.0.1:{cport}/false")})), "SendConditionNotMet"),
         ("condition_inconclusive", "/orders/email", email(json!({"conditionEndpoint": dead})), "Completed"),
+        ("report_signal", "/orders/sms", json!({"body": "b", "recipients": [{"mobileNumber": "+4799999997"}]}), "Completed"),
         ("scheduled", "/orders/email", email(json!({"requestedSendTime": (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339()})), "Completed"),
     ];
     let mut ids = Vec::new();
@@ -85,12 +89,19 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
         c.generate_batch = 1;
         c.send_batch = 1;
         c.max_batches_per_run = 3;
+        c.notification_ttl_secs = 3;
     });
     let long_app = TestApp::spawn(opts).await;
     let recipients: Vec<Value> = (0..4).map(|i| json!({"emailAddress": format!("long{i}@example.no")})).collect();
     let long_id = long_app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": recipients})).await;
     long_app.wait_status(&long_id, "Completed", T).await;
     ids.push(("continued".to_string(), long_id));
+    // Never reported: settled by the time-to-live timer.
+    let ttl_id = long_app
+        .order("/orders/sms", &json!({"body": "b", "recipients": [{"mobileNumber": varsel_activities::providers::sms::SIMULATOR_SILENT_NUMBER}]}))
+        .await;
+    long_app.wait_status(&ttl_id, "Completed", T).await;
+    ids.push(("ttl".to_string(), ttl_id));
 
     // A cancelled order: its workflow waits for the send time and is cancelled.
     while !app.order_row(&cancelled).await.workflow_started {
