@@ -24,6 +24,7 @@ use varsel_workflows::domain::{
     Channel, EmailAddress, EmailContentType, NotificationChannel, NotificationStatus, OrderStatus,
 };
 use varsel_workflows::keywords;
+use varsel_workflows::sms::SenderDecision;
 use varsel_workflows::plan;
 
 /// Everything the activities need, built once per worker.
@@ -44,6 +45,10 @@ pub struct OrderActivitiesImpl {
     pub send_concurrency: usize,
     /// How long a notification may stay open before it fails with `*_Failed_TTL`.
     pub notification_ttl: std::time::Duration,
+    /// The SMS sending window; an SMS's time-to-live counts from when it opens.
+    pub sms_window: Option<varsel_workflows::sms::SendingWindow>,
+    /// Per-country handling of unregistered sender ids.
+    pub sender_policies: Vec<varsel_workflows::sms::SenderPolicy>,
 }
 
 /// Maps an internal error to an activity error. Everything here is retryable: the database
@@ -122,6 +127,15 @@ impl OrderActivitiesImpl {
 
         let now = Utc::now();
         let expiry = Store::expiry_from(order.requested_send_time, self.notification_ttl);
+        // An SMS may wait for its sending window; its time-to-live starts there (as Altinn's).
+        let sms_expiry = match &self.sms_window {
+            Some(w) => {
+                let start = order.requested_send_time.max(now);
+                let opens = start + chrono::Duration::milliseconds(w.wait_ms(start.timestamp_millis()));
+                Store::expiry_from(opens, self.notification_ttl)
+            }
+            None => expiry,
+        };
         let mut rows = Vec::new();
         let mut sendable = 0;
         for (r, res) in slice.iter().zip(resolved.iter()) {
@@ -154,7 +168,7 @@ impl OrderActivitiesImpl {
                     status_reason: None,
                     provider_ref: None,
                     attempts: 0,
-                    expiry,
+                    expiry: if p.channel == Channel::Sms { sms_expiry } else { expiry },
                     segments,
                     delivery_report: None,
                     awaits_report: false,
@@ -266,6 +280,8 @@ impl OrderActivitiesImpl {
     /// stays `Sending` and the next attempt picks it up.
     async fn send_one(&self, order: &order::Model, n: notification::Model) -> Result<(), String> {
         let channel = Channel::parse(&n.channel).ok_or("unknown channel")?;
+        // A sender-policy note for the status description (e.g. the sender shows as "tuntematon").
+        let mut note = None;
         let result = match channel {
             Channel::Email => {
                 let content_type = order
@@ -284,18 +300,21 @@ impl OrderActivitiesImpl {
                 self.mailer.send(&mail).await.map(|r| (NotificationStatus::EmailSucceeded, Some(r), self.email_reports))
             }
             Channel::Sms => {
-                let sms = OutgoingSms {
-                    notification_id: n.id.clone(),
-                    to: n.address.clone(),
-                    sender: order.sms_sender.clone().unwrap_or_else(|| self.default_sms_sender.clone()),
-                    body: n.body.clone().or_else(|| order.sms_body.clone()).unwrap_or_default(),
-                };
-                self.sms.send(&sms).await.map(|r| (NotificationStatus::SmsAccepted, r.provider_ref, true))
+                let sender = order.sms_sender.clone().unwrap_or_else(|| self.default_sms_sender.clone());
+                let body = n.body.clone().or_else(|| order.sms_body.clone()).unwrap_or_default();
+                match varsel_workflows::sms::decide_sender(&n.address, &sender, &body, &self.sender_policies) {
+                    SenderDecision::Refuse(reason) => Err(SendError::Permanent { status: NotificationStatus::SmsFailedRejected, reason }),
+                    SenderDecision::Send { sender, note: policy_note } => {
+                        note = policy_note;
+                        let sms = OutgoingSms { notification_id: n.id.clone(), to: n.address.clone(), sender, body };
+                        self.sms.send(&sms).await.map(|r| (NotificationStatus::SmsAccepted, r.provider_ref, true))
+                    }
+                }
             }
         };
         match result {
             Ok((status, provider_ref, awaits_report)) => {
-                self.store.record_result(&n.id, status, None, provider_ref, awaits_report).await.map_err(|e| e.to_string())?;
+                self.store.record_result(&n.id, status, note, provider_ref, awaits_report).await.map_err(|e| e.to_string())?;
                 tracing::info!(order_id = order.id, notification_id = n.id, status = status.as_str(), "notification sent");
                 Ok(())
             }

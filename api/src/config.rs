@@ -50,6 +50,12 @@ pub struct Config {
     pub kannel_password: String,
     /// Delay before the simulator reports a message delivered, milliseconds.
     pub simulator_report_delay_ms: u64,
+    /// Daily window for SMS, `HH:MM-HH:MM` in `sms_sending_window_zone`; empty: any time.
+    pub sms_sending_window: String,
+    /// Time zone of the SMS window.
+    pub sms_sending_window_zone: String,
+    /// Per-country handling of unregistered alphanumeric sender ids.
+    pub sms_sender_policies: Vec<varsel_workflows::sms::SenderPolicy>,
     /// Whether the SMTP relay posts delivery reports (then `Email_Succeeded` waits for one).
     pub email_delivery_reports: bool,
     /// How long a notification may wait for a final status before it fails with `*_Failed_TTL`,
@@ -120,6 +126,9 @@ impl Default for Config {
             kannel_password: String::new(),
             simulator_report_delay_ms: 2_000,
             email_delivery_reports: false,
+            sms_sending_window: "09:00-17:00".into(),
+            sms_sending_window_zone: "Europe/Oslo".into(),
+            sms_sender_policies: varsel_workflows::sms::default_sender_policies(),
             notification_ttl_secs: 48 * 3600,
             report_secret: String::new(),
             report_username: "reports".into(),
@@ -167,6 +176,16 @@ impl Config {
         if !self.temporal_address.contains("://") {
             self.temporal_address = format!("http://{}", self.temporal_address);
         }
+    }
+
+    /// The SMS sending window, if one is configured.
+    pub fn sms_window(&self) -> anyhow::Result<Option<varsel_workflows::sms::SendingWindow>> {
+        if self.sms_sending_window.trim().is_empty() {
+            return Ok(None);
+        }
+        varsel_workflows::sms::SendingWindow::parse(&self.sms_sending_window, &self.sms_sending_window_zone)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("VARSEL_SMS_SENDING_WINDOW: {e}"))
     }
 
     /// The base URL for links.

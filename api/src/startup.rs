@@ -110,6 +110,7 @@ impl Application {
         let store = Store::connect(&config.database_url, config.database_max_connections).await?;
         store.migrate().await?;
 
+        config.sms_window()?;
         let dispatcher = Arc::new(Dispatcher::new(config.clone(), store.clone()));
         let events: Arc<dyn OrderEvents> = Arc::new(SignalEvents(dispatcher.clone()));
         let report_secret = crate::auth::load_or_create_report_secret(&config)?;
@@ -171,6 +172,8 @@ impl Application {
                 default_sms_sender: config.sms_default_sender.clone(),
                 send_concurrency: config.send_concurrency,
                 notification_ttl: Duration::from_secs(config.notification_ttl_secs),
+                sms_window: config.sms_window()?,
+                sender_policies: config.sms_sender_policies.clone(),
             };
             Some(spawn_worker(config.clone(), activities))
         } else {

@@ -34,6 +34,8 @@ pub fn policy(cfg: &Config) -> WorkflowPolicy {
         condition_retry_ms: cfg.condition_retry_ms,
         max_retry_interval_ms: cfg.max_retry_interval_ms,
         max_batches_per_run: cfg.max_batches_per_run,
+        // Validated at start-up (Application::build).
+        sms_window: cfg.sms_window().ok().flatten(),
     }
 }
 

@@ -262,6 +262,8 @@ impl TestApp {
             max_retry_interval_ms: 2_000,
             dispatch_interval_ms: 300,
             simulator_report_delay_ms: 200,
+            // Tests send SMS at any hour; the window has a test of its own.
+            sms_sending_window: String::new(),
             ..Config::default()
         };
         (opts.tweak)(&mut cfg);

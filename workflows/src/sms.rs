@@ -38,3 +38,173 @@ mod tests {
         assert_eq!(segments(&"a".repeat(10_000)), 16);
     }
 }
+
+/// The daily window SMS may be sent in, local time of a zone (Altinn: 09:00-17:00
+/// Europe/Oslo). Carried in the workflow input, so waiting for it is deterministic.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SendingWindow {
+    /// IANA zone name, e.g. `Europe/Oslo`.
+    pub zone: String,
+    /// Window start, seconds after local midnight.
+    pub start_secs: u32,
+    /// Window end, seconds after local midnight (before `start_secs` for a window over midnight).
+    pub end_secs: u32,
+}
+
+impl SendingWindow {
+    /// Parses `HH:MM[:SS]-HH:MM[:SS]` in `zone`.
+    pub fn parse(spec: &str, zone: &str) -> Result<Self, String> {
+        zone.parse::<chrono_tz::Tz>().map_err(|_| format!("unknown time zone {zone:?}"))?;
+        let (a, b) = spec.split_once('-').ok_or_else(|| format!("sending window {spec:?} is not HH:MM-HH:MM"))?;
+        let secs = |t: &str| -> Result<u32, String> {
+            let parts: Vec<u32> = t.trim().split(':').map(|p| p.parse::<u32>().map_err(|_| format!("bad time {t:?}"))).collect::<Result<_, _>>()?;
+            match parts.as_slice() {
+                [h, m] if *h < 24 && *m < 60 => Ok(h * 3600 + m * 60),
+                [h, m, s] if *h < 24 && *m < 60 && *s < 60 => Ok(h * 3600 + m * 60 + s),
+                _ => Err(format!("bad time {t:?}")),
+            }
+        };
+        Ok(Self { zone: zone.to_owned(), start_secs: secs(a)?, end_secs: secs(b)? })
+    }
+
+    /// Milliseconds from `now_ms` (Unix) until the window is open; 0 when it is open now.
+    pub fn wait_ms(&self, now_ms: i64) -> i64 {
+        use chrono::{TimeZone, Timelike};
+        let Ok(tz) = self.zone.parse::<chrono_tz::Tz>() else { return 0 };
+        let Some(now) = tz.timestamp_millis_opt(now_ms).single() else { return 0 };
+        let t = now.num_seconds_from_midnight();
+        let open = if self.start_secs <= self.end_secs {
+            t >= self.start_secs && t < self.end_secs
+        } else {
+            t >= self.start_secs || t < self.end_secs
+        };
+        if open {
+            return 0;
+        }
+        // The next start, today or tomorrow, resolved in the zone (DST-safe).
+        let midnight = now.date_naive();
+        for day in 0..3 {
+            let date = midnight + chrono::Duration::days(day);
+            let start = date.and_hms_opt(0, 0, 0).unwrap() + chrono::Duration::seconds(self.start_secs as i64);
+            if let Some(start) = tz.from_local_datetime(&start).earliest()
+                && start.timestamp_millis() > now_ms
+            {
+                return start.timestamp_millis() - now_ms;
+            }
+        }
+        0
+    }
+}
+
+/// What a country's networks do with sender ids that are not registered there.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SenderRule {
+    /// The network shows the sender as this text (Finland: "tuntematon"); sent, with a note.
+    ShownAs(String),
+    /// Replace the sender with this numeric sender (Spain).
+    ReplaceWithNumeric(String),
+    /// Refuse texts that contain a URL (Thailand).
+    RefuseUrls,
+}
+
+/// A per-country sender policy.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SenderPolicy {
+    /// Destination prefix, e.g. `+358`.
+    pub prefix: String,
+    /// What happens to an unregistered alphanumeric sender.
+    pub rule: SenderRule,
+    /// Sender ids registered in that country (these pass unchanged).
+    #[serde(default)]
+    pub registered: Vec<String>,
+}
+
+/// The seed's three cases.
+pub fn default_sender_policies() -> Vec<SenderPolicy> {
+    vec![
+        SenderPolicy { prefix: "+358".into(), rule: SenderRule::ShownAs("tuntematon".into()), registered: vec![] },
+        SenderPolicy { prefix: "+34".into(), rule: SenderRule::ReplaceWithNumeric("+4759440000".into()), registered: vec![] },
+        SenderPolicy { prefix: "+66".into(), rule: SenderRule::RefuseUrls, registered: vec![] },
+    ]
+}
+
+/// What to do with one SMS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SenderDecision {
+    /// Send with this sender; the note goes into the notification's status description.
+    Send {
+        /// The sender to use.
+        sender: String,
+        /// What the recipient will see differently, if anything.
+        note: Option<String>,
+    },
+    /// Do not send: `SMS_Failed_Rejected` with this reason.
+    Refuse(String),
+}
+
+fn is_alphanumeric_sender(sender: &str) -> bool {
+    sender.chars().any(|c| c.is_alphabetic())
+}
+
+fn has_url(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.contains("http://") || lower.contains("https://") || lower.contains("www.")
+}
+
+/// Applies the first policy whose prefix matches `to`.
+pub fn decide_sender(to: &str, sender: &str, body: &str, policies: &[SenderPolicy]) -> SenderDecision {
+    let keep = SenderDecision::Send { sender: sender.to_owned(), note: None };
+    let Some(p) = policies.iter().find(|p| to.starts_with(p.prefix.as_str())) else { return keep };
+    if !is_alphanumeric_sender(sender) || p.registered.iter().any(|r| r.eq_ignore_ascii_case(sender)) {
+        return keep;
+    }
+    match &p.rule {
+        SenderRule::ShownAs(label) => SenderDecision::Send {
+            sender: sender.to_owned(),
+            note: Some(format!("The sender id '{sender}' is not registered for {} numbers; the recipient's network shows it as '{label}'.", p.prefix)),
+        },
+        SenderRule::ReplaceWithNumeric(numeric) => SenderDecision::Send {
+            sender: numeric.clone(),
+            note: Some(format!("The sender id '{sender}' is not registered for {} numbers; sent from {numeric} instead.", p.prefix)),
+        },
+        SenderRule::RefuseUrls if has_url(body) => SenderDecision::Refuse(format!(
+            "Refused before sending: {} networks reject texts with a URL from the unregistered sender id '{sender}'.",
+            p.prefix
+        )),
+        SenderRule::RefuseUrls => keep,
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    #[test]
+    fn the_three_country_cases() {
+        let p = default_sender_policies();
+        assert!(matches!(decide_sender("+358401234567", "Altinn", "hei", &p), SenderDecision::Send { note: Some(n), .. } if n.contains("tuntematon")));
+        assert_eq!(
+            decide_sender("+34612345678", "Altinn", "hola", &p),
+            SenderDecision::Send { sender: "+4759440000".into(), note: Some("The sender id 'Altinn' is not registered for +34 numbers; sent from +4759440000 instead.".into()) }
+        );
+        assert!(matches!(decide_sender("+66812345678", "Altinn", "see https://x.no", &p), SenderDecision::Refuse(_)));
+        assert_eq!(decide_sender("+66812345678", "Altinn", "no link", &p), SenderDecision::Send { sender: "Altinn".into(), note: None });
+        assert_eq!(decide_sender("+4799999999", "Altinn", "https://x", &p), SenderDecision::Send { sender: "Altinn".into(), note: None });
+        assert_eq!(decide_sender("+34612345678", "+4712345678", "x", &p), SenderDecision::Send { sender: "+4712345678".into(), note: None });
+    }
+
+    #[test]
+    fn window_waits_until_it_opens() {
+        let w = SendingWindow::parse("09:00-17:00", "Europe/Oslo").unwrap();
+        // 2026-01-15 07:00 UTC = 08:00 Oslo: one hour to go.
+        let t = chrono::DateTime::parse_from_rfc3339("2026-01-15T07:00:00Z").unwrap().timestamp_millis();
+        assert_eq!(w.wait_ms(t), 3_600_000);
+        // 12:00 Oslo: open.
+        let t = chrono::DateTime::parse_from_rfc3339("2026-01-15T11:00:00Z").unwrap().timestamp_millis();
+        assert_eq!(w.wait_ms(t), 0);
+        // 18:00 Oslo: next morning 09:00, 15 hours.
+        let t = chrono::DateTime::parse_from_rfc3339("2026-01-15T17:00:00Z").unwrap().timestamp_millis();
+        assert_eq!(w.wait_ms(t), 15 * 3_600_000);
+    }
+}

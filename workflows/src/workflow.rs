@@ -35,6 +35,10 @@ pub struct WorkflowPolicy {
     /// Temporal's 51,200-event limit however many recipients an order has.
     #[serde(default = "default_max_batches_per_run")]
     pub max_batches_per_run: u32,
+    /// The daily window SMS are sent in; `None` sends at any time. Orders recorded before this
+    /// field existed decode as `None` and replay unchanged.
+    #[serde(default)]
+    pub sms_window: Option<crate::sms::SendingWindow>,
 }
 
 fn default_max_batches_per_run() -> u32 {
@@ -50,6 +54,7 @@ impl Default for WorkflowPolicy {
             condition_retry_ms: 60_000,
             max_retry_interval_ms: 60_000,
             max_batches_per_run: default_max_batches_per_run(),
+            sms_window: None,
         }
     }
 }
@@ -245,6 +250,20 @@ impl OrderWorkflow {
             _ => &[Channel::Email, Channel::Sms],
         };
         for &channel in channels {
+            if channel == Channel::Sms
+                && let Some(window) = &policy.sms_window
+            {
+                // Durable wait for the SMS sending window (a timer, so it survives restarts).
+                let now_ms = ctx
+                    .workflow_time()
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                let wait = window.wait_ms(now_ms);
+                if wait > 0 {
+                    ctx.timer(Duration::from_millis(wait as u64)).await;
+                }
+            }
             loop {
                 let outcome = ctx
                     .execute_activity(

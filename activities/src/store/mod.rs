@@ -691,10 +691,13 @@ impl Store {
             update.exec(&self.db).await?;
             return Ok(Some(ApplyOutcome::Unchanged { order_id: n.order_id }));
         }
+        // A report without words keeps the note recorded at sending (e.g. a sender-policy note).
+        if let Some(reason) = &report.reason {
+            update = update.col_expr(notification::Column::StatusReason, Expr::value(reason.clone()));
+        }
         let res = update
             .col_expr(notification::Column::Status, Expr::value(report.status.as_str()))
             .col_expr(notification::Column::StatusChanged, Expr::value(Utc::now()))
-            .col_expr(notification::Column::StatusReason, Expr::value(report.reason.clone()))
             // Guard against a concurrent report: only from the status we read.
             .filter(notification::Column::Status.eq(n.status.clone()))
             .exec(&self.db)

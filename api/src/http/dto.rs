@@ -426,10 +426,13 @@ pub struct SmsRecipientDto {
 
 /// One SMS notification.
 #[derive(Debug, Clone, Object)]
-#[oai(rename = "SmsNotificationWithResultExt", rename_all = "camelCase")]
+#[oai(rename = "SmsNotificationWithResultExt", rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SmsNotificationDto {
     /// Notification id.
     pub id: String,
+    /// How many SMS segments the text takes (one up to 160 URL-encoded characters, then one per
+    /// 134, at most 16); a varsel addition.
+    pub segments: Option<u32>,
     /// Whether it was sent successfully.
     pub succeeded: bool,
     /// Who it was for.

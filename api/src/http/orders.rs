@@ -190,6 +190,7 @@ impl OrdersApi {
                 let (succeeded, send_status) = send_status(n);
                 SmsNotificationDto {
                     id: n.id.clone(),
+                    segments: n.segments.map(|s| s as u32),
                     succeeded,
                     recipient: SmsRecipientDto {
                         mobile_number: Some(n.address.clone()).filter(|a| !a.is_empty()),
@@ -402,7 +403,7 @@ fn send_status(n: &notification::Model) -> (bool, SendStatusDto) {
     let status = NotificationStatus::parse(&n.status);
     let succeeded = status.is_some_and(NotificationStatus::is_success);
     let description = match (status, n.status_reason.as_deref()) {
-        (Some(s), Some(reason)) if !s.is_success() => format!("{} {reason}", s.description()),
+        (Some(s), Some(reason)) => format!("{} {reason}", s.description()),
         (Some(s), _) => s.description().to_owned(),
         (None, _) => String::new(),
     };

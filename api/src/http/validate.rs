@@ -239,6 +239,16 @@ fn validate_recipients(list: &Option<Vec<RecipientDto>>, rule: RecipientRule, er
     out
 }
 
+/// Alphanumeric sender ids are cut at 11 characters by the networks; refuse them up front.
+fn check_sender(sender: Option<&str>, key: &str, errors: &mut Errors) {
+    if let Some(s) = sender
+        && s.chars().any(|c| c.is_alphabetic())
+        && s.chars().count() > 11
+    {
+        add(errors, key, "An alphanumeric sender id can be at most 11 characters long.");
+    }
+}
+
 fn content_type(ct: Option<EmailContentTypeDto>) -> EmailContentType {
     match ct {
         Some(EmailContentTypeDto::Html) => EmailContentType::Html,
@@ -340,6 +350,7 @@ pub fn order_request(req: &OrderRequestDto, rules: &Rules<'_>) -> Result<ValidOr
                     if present(&t.body).is_none() {
                         add(&mut errors, "SmsTemplate.Body", "The SMS template body must not be empty.");
                     }
+                    check_sender(present(&t.sender_number), "SmsTemplate.SenderNumber", &mut errors);
                     sms = Some(SmsTemplate {
                         sender: present(&t.sender_number).map(str::to_owned),
                         body: t.body.clone().unwrap_or_default(),
@@ -386,6 +397,7 @@ pub fn sms_request(req: &SmsOrderRequestDto, rules: &Rules<'_>) -> Result<ValidO
     if present(&req.body).is_none() {
         add(&mut errors, "Body", "The SMS template body must not be empty.");
     }
+    check_sender(present(&req.sender_number), "SenderNumber", &mut errors);
     finish(errors, &req.base, send_time, recipients, Parts {
         kind: OrderKind::Sms,
         channel: NotificationChannel::Sms,
