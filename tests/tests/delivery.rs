@@ -195,3 +195,30 @@ async fn ttl(db: Db) {
     app.stop().await;
 }
 on_both_databases!(open_notifications_fail_at_their_time_to_live, ttl);
+
+/// Simulator mode with an allow-list: listed numbers go through the real gateway, the rest to the
+/// simulator, as in Altinn's test environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_listed_numbers_go_to_the_gateway() {
+    let smtp = SmtpServer::start();
+    let gw = tokio::task::spawn_blocking(KannelGateway::start).await.unwrap();
+    let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
+    let (url, password) = (gw.sendsms_url.clone(), gw.password.clone());
+    opts.tweak = Box::new(move |c| {
+        c.kannel_sendsms_url = url;
+        c.kannel_password = password;
+        c.sms_allow_list = vec!["+4798000001".into()];
+    });
+    let app = TestApp::spawn(opts).await;
+    let id = app.order("/orders/sms", &json!({"body": "b", "recipients": [{"mobileNumber": "+4798000001"}, {"mobileNumber": "+4798000002"}]})).await;
+    app.wait_status(&id, "Completed", T).await;
+    let rows = app.store.notifications(&id).await.unwrap();
+    let by = |n: &str| rows.iter().find(|r| r.address == n).unwrap().clone();
+    assert_eq!(by("+4798000001").status, "SMS_Delivered");
+    assert!(by("+4798000001").delivery_report.unwrap().contains("type=1"), "reported by Kannel");
+    assert_eq!(by("+4798000002").status, "SMS_Delivered");
+    assert!(by("+4798000002").provider_ref.unwrap().starts_with("sim:"), "taken by the simulator");
+    let simulated: Vec<String> = app.simulated_sms(&id).await.into_iter().map(|s| s.recipient).collect();
+    assert_eq!(simulated, vec!["+4798000002"]);
+    app.stop().await;
+}
