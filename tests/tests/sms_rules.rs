@@ -57,7 +57,9 @@ async fn sms_waits_for_the_sending_window() {
     let smtp = SmtpServer::start();
     let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
     // A window that opens eight seconds from now, Oslo time.
-    let opens = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Oslo) + chrono::Duration::seconds(8);
+    // Whole seconds: the window is given to the second.
+    use chrono::Timelike;
+    let opens = (chrono::Utc::now().with_timezone(&chrono_tz::Europe::Oslo) + chrono::Duration::seconds(8)).with_nanosecond(0).unwrap();
     let closes = opens + chrono::Duration::hours(1);
     let window = format!("{}-{}", opens.format("%H:%M:%S"), closes.format("%H:%M:%S"));
     opts.tweak = Box::new(move |c| c.sms_sending_window = window);
