@@ -39,6 +39,23 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document the server serves.
     Openapi,
+    /// Replay orders' workflow histories against this build's workflow code.
+    ///
+    /// Reports per order whether it replays cleanly or where the code diverges. Exit status 1
+    /// when any order does not replay. Temporal is `TEMPORAL_ADDRESS`.
+    Replay {
+        /// Order ids.
+        order_ids: Vec<String>,
+        /// Replay the orders whose workflow failed, timed out or was terminated.
+        #[arg(long)]
+        failed: bool,
+        /// Replay every order started since this time (RFC 3339 or YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many orders from --failed/--since.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
     /// Print a token the dev instance with the same data dir accepts.
     Token {
         /// Creator org.
@@ -94,6 +111,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrated {}", cfg.database_url);
             Ok(())
         }
+        Command::Replay { order_ids, failed, since, limit } => {
+            let cfg = Config::load()?;
+            let client = crate::temporal::connect(&cfg).await?;
+            let since = since.map(|s| parse_since(&s)).transpose()?;
+            let mut ids = order_ids;
+            if failed || since.is_some() {
+                ids.extend(crate::replay::find_orders(&client, failed, since, limit).await?);
+            }
+            if ids.is_empty() {
+                anyhow::bail!("name order ids, or use --failed / --since");
+            }
+            let mut bad = 0;
+            for (id, verdict) in crate::replay::replay_orders(&client, &ids).await? {
+                match verdict {
+                    crate::replay::ReplayVerdict::Clean { events } => println!("ok      {id}  replays cleanly ({events} events)"),
+                    crate::replay::ReplayVerdict::Nondeterministic(e) => {
+                        bad += 1;
+                        println!("DIVERGE {id}  {e}");
+                    }
+                    crate::replay::ReplayVerdict::Unavailable(e) => {
+                        bad += 1;
+                        println!("MISSING {id}  {e}");
+                    }
+                }
+            }
+            if bad > 0 {
+                anyhow::bail!("{bad} of {} orders did not replay", ids.len());
+            }
+            Ok(())
+        }
         Command::Openapi => {
             println!("{}", openapi_json());
             Ok(())
@@ -125,4 +172,12 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| anyhow::anyhow!("--since takes RFC 3339 or YYYY-MM-DD, not {s:?}"))?;
+    Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
 }

@@ -23,3 +23,64 @@ pub async fn replay_json(histories: &[(String, Vec<u8>)]) -> anyhow::Result<Vec<
     }
     Ok(out)
 }
+
+/// How one order's history replayed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayVerdict {
+    /// The current code takes the recorded path.
+    Clean {
+        /// Events in the replayed history.
+        events: usize,
+    },
+    /// The current code diverges from the history; the message says where.
+    Nondeterministic(String),
+    /// The history could not be fetched (unknown order, Temporal unreachable).
+    Unavailable(String),
+}
+
+/// Fetches each order's workflow history (its latest run) from Temporal and replays it against
+/// the current workflow code.
+pub async fn replay_orders(client: &Client, order_ids: &[String]) -> anyhow::Result<Vec<(String, ReplayVerdict)>> {
+    let mut out = Vec::new();
+    for id in order_ids {
+        let bytes = match fetch_history_json(client, id).await {
+            Ok(b) => b,
+            Err(e) => {
+                out.push((id.clone(), ReplayVerdict::Unavailable(format!("{e:#}"))));
+                continue;
+            }
+        };
+        let events = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["events"].as_array().map(|a| a.len()))
+            .unwrap_or(0);
+        let verdict = match replay_json(&[(id.clone(), bytes)]).await?.pop().map(|(_, r)| r) {
+            Some(Ok(())) => ReplayVerdict::Clean { events },
+            Some(Err(e)) => ReplayVerdict::Nondeterministic(e),
+            None => ReplayVerdict::Unavailable("no replay result".into()),
+        };
+        out.push((id.clone(), verdict));
+    }
+    Ok(out)
+}
+
+/// Order ids whose workflows match a Temporal visibility query, newest first.
+pub async fn find_orders(client: &Client, failed_only: bool, since: Option<chrono::DateTime<chrono::Utc>>, limit: usize) -> anyhow::Result<Vec<String>> {
+    use futures::StreamExt;
+    let mut query = format!("WorkflowType = '{}'", varsel_workflows::workflow::ORDER_WORKFLOW_TYPE);
+    if failed_only {
+        query.push_str(" AND ExecutionStatus IN ('Failed', 'TimedOut', 'Terminated')");
+    }
+    if let Some(t) = since {
+        query.push_str(&format!(" AND StartTime >= '{}'", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+    }
+    let mut stream = client.list_workflows(query, temporalio_client::WorkflowListOptions::builder().limit(limit).build());
+    let mut ids = Vec::new();
+    while let Some(item) = stream.next().await {
+        let id = item?.id().to_owned();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}

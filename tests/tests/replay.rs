@@ -46,6 +46,7 @@ async fn committed_histories_replay_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_histories_of_every_path_replay_cleanly() {
+    let started = chrono::Utc::now();
     let smtp = SmtpServer::start();
     let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
     // The simulator's report comes well after sending, so the workflow waits for its signal.
@@ -134,6 +135,27 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
     for (name, result) in varsel_api::replay::replay_json(&histories).await.expect("replayer") {
         assert!(result.is_ok(), "{name}: {}", result.unwrap_err());
     }
+
+    // What `varsel replay` does: find orders in Temporal's visibility, fetch and replay each.
+    let order_ids: Vec<String> = ids.iter().map(|(_, id)| id.clone()).collect();
+    let mut wanted = order_ids.clone();
+    wanted.push("no-such-order".into());
+    let verdicts = varsel_api::replay::replay_orders(&client, &wanted).await.unwrap();
+    for (id, verdict) in &verdicts[..order_ids.len()] {
+        assert!(matches!(verdict, varsel_api::replay::ReplayVerdict::Clean { events } if *events > 5), "{id}: {verdict:?}");
+    }
+    assert!(matches!(verdicts.last().unwrap().1, varsel_api::replay::ReplayVerdict::Unavailable(_)));
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        // Visibility is eventually consistent.
+        let found = varsel_api::replay::find_orders(&client, false, Some(started - chrono::Duration::seconds(5)), 10_000).await.unwrap();
+        if order_ids.iter().all(|id| found.contains(id)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "visibility did not list the orders");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
     if std::env::var("VARSEL_RECORD_HISTORIES").is_ok() {
         std::fs::create_dir_all(fixtures_dir()).unwrap();
         // Only missing fixtures are written: the committed ones were recorded by older code and
