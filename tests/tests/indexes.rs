@@ -67,3 +67,28 @@ async fn reads_use_indexes_on_postgres() {
     admin.conn().execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
     check(&p);
 }
+
+/// Several processes starting at once against one PostgreSQL all migrate without error.
+#[tokio::test]
+async fn concurrent_migrations_on_postgres() {
+    let Some(base) = varsel_tests::postgres_url() else {
+        eprintln!("TEST_DATABASE_URL not set: PostgreSQL variant skipped");
+        return;
+    };
+    let name = format!("varsel_mig_{}", uuid::Uuid::new_v4().simple());
+    let admin = Store::connect(&base, 1).await.unwrap();
+    admin.conn().execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let store = Store::connect(&url, 1).await.unwrap();
+            store.migrate().await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().expect("every process migrates");
+    }
+    admin.conn().execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+}

@@ -200,8 +200,16 @@ impl Store {
         Self { db: DatabaseConnection::Disconnected }
     }
 
-    /// Applies pending migrations.
+    /// Applies pending migrations. On PostgreSQL they run in one transaction under an advisory
+    /// lock, so API and worker processes starting together migrate once, one after the other.
     pub async fn migrate(&self) -> Result<(), DbErr> {
+        if self.db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            let txn = self.db.begin().await?;
+            // Any constant shared by every varsel process; "varsel" in ASCII.
+            txn.execute_unprepared("SELECT pg_advisory_xact_lock(508441031532)").await?;
+            migrations::Migrator::up(&txn, None).await?;
+            return txn.commit().await;
+        }
         migrations::Migrator::up(&self.db, None).await
     }
 
