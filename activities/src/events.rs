@@ -1,6 +1,7 @@
 //! How the side-effect layer tells an order's workflow that something happened, without
 //! depending on the Temporal client (the `api` crate implements this with a signal).
 
+use crate::metrics::Metrics;
 use crate::store::{ApplyOutcome, Report, Store};
 use std::sync::Arc;
 use varsel_workflows::domain::Channel;
@@ -18,13 +19,25 @@ pub trait OrderEvents: Send + Sync {
 pub async fn apply_and_notify(
     store: &Store,
     events: &Arc<dyn OrderEvents>,
+    metrics: &Metrics,
     report: &Report,
     channel: Channel,
     reapply: bool,
 ) -> Result<ApplyOutcome, sea_orm::DbErr> {
     let outcome = if reapply { store.reapply_report(report, channel).await? } else { store.apply_report(report, channel).await? };
+    let label = match &outcome {
+        ApplyOutcome::Applied { lag, .. } => {
+            if let Some(lag) = lag {
+                metrics.report_lag_seconds.with_label_values(&[channel.as_str()]).observe(lag.as_secs_f64());
+            }
+            "applied"
+        }
+        ApplyOutcome::Unchanged { .. } => "unchanged",
+        ApplyOutcome::Dead { .. } => "dead",
+    };
+    metrics.reports.with_label_values(&[channel.as_str(), label]).inc();
     match &outcome {
-        ApplyOutcome::Applied { order_id, open_left: 0 } => {
+        ApplyOutcome::Applied { order_id, open_left: 0, .. } => {
             tracing::info!(order_id, status = report.status.as_str(), "delivery report applied; no notification of the order is open any more");
             events.reports_final(order_id).await;
         }

@@ -3,6 +3,7 @@
 
 pub mod contacts;
 pub mod events;
+pub mod metrics;
 pub mod order_activities;
 pub mod providers;
 pub mod store;

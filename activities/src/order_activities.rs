@@ -49,6 +49,8 @@ pub struct OrderActivitiesImpl {
     pub sms_window: Option<varsel_workflows::sms::SendingWindow>,
     /// Per-country handling of unregistered sender ids.
     pub sender_policies: Vec<varsel_workflows::sms::SenderPolicy>,
+    /// Send latency, provider errors, finished orders.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Maps an internal error to an activity error. Everything here is retryable: the database
@@ -245,7 +247,9 @@ impl OrderActivitiesImpl {
                 if pending > 0 { OrderStatus::Processed } else { OrderStatus::Completed }
             }
         };
-        self.store.transition_order(&input.order_id, &from, target).await.map_err(classify)?;
+        if self.store.transition_order(&input.order_id, &from, target).await.map_err(classify)? && target != OrderStatus::Processed {
+            self.metrics.orders_finished.with_label_values(&[target.as_str()]).inc();
+        }
         tracing::info!(order_id = input.order_id, status = target.as_str(), "order finished");
         Ok(target)
     }
@@ -255,6 +259,7 @@ impl OrderActivitiesImpl {
     pub async fn settle_order(self: Arc<Self>, _ctx: ActivityContext, order_id: String) -> Result<SettleOutcome, ActivityError> {
         let settled = self.store.settle_order(&order_id).await.map_err(classify)?;
         if settled.status == OrderStatus::Completed {
+            self.metrics.orders_finished.with_label_values(&[settled.status.as_str()]).inc();
             tracing::info!(order_id, "order completed: every notification has a final status");
         }
         Ok(SettleOutcome { status: settled.status, next_expiry_ms: settled.next_expiry.map(|t| t.timestamp_millis()) })
@@ -282,6 +287,11 @@ impl OrderActivitiesImpl {
         let channel = Channel::parse(&n.channel).ok_or("unknown channel")?;
         // A sender-policy note for the status description (e.g. the sender shows as "tuntematon").
         let mut note = None;
+        let provider = match channel {
+            Channel::Email => self.mailer.provider(),
+            Channel::Sms => self.sms.provider_for(&n.address),
+        };
+        let started = std::time::Instant::now();
         let result = match channel {
             Channel::Email => {
                 let content_type = order
@@ -312,6 +322,12 @@ impl OrderActivitiesImpl {
                 }
             }
         };
+        self.metrics.send_seconds.with_label_values(&[provider]).observe(started.elapsed().as_secs_f64());
+        match &result {
+            Err(SendError::Permanent { .. }) => self.metrics.provider_errors.with_label_values(&[provider, "permanent"]).inc(),
+            Err(SendError::Transient(_)) => self.metrics.provider_errors.with_label_values(&[provider, "transient"]).inc(),
+            Ok(_) => {}
+        }
         match result {
             Ok((status, provider_ref, awaits_report)) => {
                 self.store.record_result(&n.id, status, note, provider_ref, awaits_report).await.map_err(|e| e.to_string())?;

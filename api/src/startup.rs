@@ -15,6 +15,7 @@ use std::time::Duration;
 use varsel_activities::providers::condition::ConditionClient;
 use varsel_activities::providers::email::{EmailSettings, Mailer};
 use varsel_activities::events::OrderEvents;
+use varsel_activities::metrics::Metrics;
 use varsel_activities::providers::sms::{Kannel, ReportSigner, Simulator, SmsRouter};
 use varsel_activities::{OrderActivitiesImpl, Store};
 
@@ -32,6 +33,8 @@ pub struct AppState {
     pub base_url: String,
     /// Order events (signals to workflows).
     pub events: Arc<dyn OrderEvents>,
+    /// Counters and histograms.
+    pub metrics: Metrics,
 }
 
 /// Title and version of the published contract.
@@ -56,6 +59,7 @@ pub fn openapi_json() -> String {
         dispatcher: dispatcher.clone(),
         base_url: String::new(),
         events: Arc::new(SignalEvents(dispatcher)),
+        metrics: Metrics::new(),
     });
     openapi_service(state, String::new()).spec()
 }
@@ -90,6 +94,49 @@ fn health() -> &'static str {
     "ok"
 }
 
+/// Prometheus text format: varsel's counters and histograms, plus gauges read from the database
+/// at scrape time (orders and notifications by status, the queue of unsent notifications, dead
+/// reports).
+#[handler]
+async fn metrics_endpoint(state: poem::web::Data<&Arc<AppState>>) -> poem::Result<poem::Response> {
+    use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
+    let (orders, notifications, dead) = state
+        .store
+        .status_counts()
+        .await
+        .map_err(|e| poem::Error::from_string(format!("metrics unavailable: {e}"), poem::http::StatusCode::SERVICE_UNAVAILABLE))?;
+    let scrape = Registry::new();
+    let gauge = |name: &str, help: &str, labels: &[&str]| {
+        let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+        scrape.register(Box::new(g.clone())).expect("unique metric");
+        g
+    };
+    let g_orders = gauge("varsel_orders", "Orders by status.", &["status"]);
+    for (status, n) in orders {
+        g_orders.with_label_values(&[&status]).set(n);
+    }
+    let g_notes = gauge("varsel_notifications", "Notifications by channel and status.", &["channel", "status"]);
+    let g_queue = gauge("varsel_notifications_unsent", "Notifications not yet handed to a provider (New or Sending), by channel.", &["channel"]);
+    for channel in ["email", "sms"] {
+        g_queue.with_label_values(&[channel]).set(0);
+    }
+    for (channel, status, n) in notifications {
+        g_notes.with_label_values(&[&channel, &status]).set(n);
+        if status.ends_with("_New") || status.ends_with("_Sending") {
+            g_queue.with_label_values(&[&channel]).add(n);
+        }
+    }
+    let g_dead = prometheus::IntGauge::new("varsel_dead_reports", "Delivery reports that matched nothing and wait for an operator.")
+        .expect("valid metric");
+    g_dead.set(dead as i64);
+    scrape.register(Box::new(g_dead)).expect("unique metric");
+    let mut families = state.metrics.registry.gather();
+    families.extend(scrape.gather());
+    let mut body = Vec::new();
+    TextEncoder::new().encode(&families, &mut body).map_err(poem::error::InternalServerError)?;
+    Ok(poem::Response::builder().content_type("text/plain; version=0.0.4").body(body))
+}
+
 /// The built application, bound and ready to run.
 pub struct Application {
     port: u16,
@@ -111,6 +158,7 @@ impl Application {
         store.migrate().await?;
 
         config.sms_window()?;
+        let metrics = Metrics::new();
         let dispatcher = Arc::new(Dispatcher::new(config.clone(), store.clone()));
         let events: Arc<dyn OrderEvents> = Arc::new(SignalEvents(dispatcher.clone()));
         let report_secret = crate::auth::load_or_create_report_secret(&config)?;
@@ -131,6 +179,7 @@ impl Application {
                 dispatcher: dispatcher.clone(),
                 base_url: base_url.clone(),
                 events: events.clone(),
+                metrics: metrics.clone(),
             });
             (addr.port(), base_url, Some(acceptor), Some(state))
         } else {
@@ -156,7 +205,7 @@ impl Application {
                     ReportSigner::new(report_secret.as_bytes()),
                 )?)
             };
-            let simulator = Some(Simulator::new(store.clone(), events.clone(), Duration::from_millis(config.simulator_report_delay_ms)));
+            let simulator = Some(Simulator::new(store.clone(), events.clone(), metrics.clone(), Duration::from_millis(config.simulator_report_delay_ms)));
             let sms = match config.sms_provider.as_str() {
                 "simulator" => SmsRouter { simulator, gateway, allow_list: config.sms_allow_list.clone() },
                 "kannel" if gateway.is_some() => SmsRouter { simulator: None, gateway, allow_list: vec![] },
@@ -174,6 +223,7 @@ impl Application {
                 notification_ttl: Duration::from_secs(config.notification_ttl_secs),
                 sms_window: config.sms_window()?,
                 sender_policies: config.sms_sender_policies.clone(),
+                metrics: metrics.clone(),
             };
             Some(spawn_worker(config.clone(), activities))
         } else {
@@ -207,6 +257,7 @@ impl Application {
                     .at("/notifications/api/v1/openapi.json", spec)
                     .nest("/docs", ui)
                     .at("/health", get(health))
+                    .at("/metrics", get(metrics_endpoint).data(state.clone()))
                     .around(move |ep, req| body_limit(ep, req, max_body))
                     .catch_all_error(|e| async move { render_poem_error(e) });
                 let r = Server::new_with_acceptor(acceptor)

@@ -77,6 +77,14 @@ impl Mailer {
         Ok(Self { transport, default_from: s.default_from.clone() })
     }
 
+    /// `smtp` or `outbox`, for metrics and logs.
+    pub fn provider(&self) -> &'static str {
+        match self.transport {
+            Transport::Smtp(_) => "smtp",
+            Transport::File(_) => "outbox",
+        }
+    }
+
     /// Sends one email. `Ok` carries the provider reference (the Message-ID).
     pub async fn send(&self, mail: &OutgoingEmail) -> Result<String, SendError> {
         let from: Mailbox = mail

@@ -13,6 +13,7 @@ use varsel_workflows::domain::{Channel, NotificationStatus};
 
 use super::SendError;
 use crate::events::{OrderEvents, apply_and_notify};
+use crate::metrics::Metrics;
 use crate::store::{Report, ReportTarget, Store, entities::simulated_sms};
 
 /// One SMS to send.
@@ -146,14 +147,15 @@ pub const SIMULATOR_SILENT_NUMBER: &str = "+4740000098";
 pub struct Simulator {
     store: Store,
     events: Arc<dyn OrderEvents>,
+    metrics: Metrics,
     /// How long after acceptance the simulated delivery report arrives.
     pub report_delay: Duration,
 }
 
 impl Simulator {
     /// A simulator recording into `store`.
-    pub fn new(store: Store, events: Arc<dyn OrderEvents>, report_delay: Duration) -> Self {
-        Self { store, events, report_delay }
+    pub fn new(store: Store, events: Arc<dyn OrderEvents>, metrics: Metrics, report_delay: Duration) -> Self {
+        Self { store, events, metrics, report_delay }
     }
 
     async fn send(&self, sms: &OutgoingSms) -> Result<SmsAccepted, SendError> {
@@ -180,7 +182,7 @@ impl Simulator {
             // The report arrives later, through the same path as a gateway's. If the worker
             // stops first, the notification's time-to-live settles it.
             let status = outcome.unwrap_or(NotificationStatus::SmsDelivered);
-            let (store, events, delay) = (self.store.clone(), self.events.clone(), self.report_delay);
+            let (store, events, metrics, delay) = (self.store.clone(), self.events.clone(), self.metrics.clone(), self.report_delay);
             let report = Report {
                 target: ReportTarget::ProviderRef(format!("sim:{id}")),
                 status,
@@ -190,7 +192,7 @@ impl Simulator {
             };
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                if let Err(e) = apply_and_notify(&store, &events, &report, Channel::Sms, false).await {
+                if let Err(e) = apply_and_notify(&store, &events, &metrics, &report, Channel::Sms, false).await {
                     tracing::warn!(error = %e, "simulator could not record its delivery report");
                 }
             });
@@ -210,14 +212,25 @@ pub struct SmsRouter {
 }
 
 impl SmsRouter {
+    fn use_gateway(&self, to: &str) -> bool {
+        match (&self.gateway, &self.simulator) {
+            (Some(_), None) => true,
+            (Some(_), Some(_)) => self.allow_list.iter().any(|p| to.starts_with(p.as_str())),
+            _ => false,
+        }
+    }
+
+    /// Which provider an SMS to `to` goes to (`kannel` or `simulator`), for metrics and logs.
+    pub fn provider_for(&self, to: &str) -> &'static str {
+        if self.use_gateway(to) { "kannel" } else { "simulator" }
+    }
+
     /// Sends one SMS through the gateway or the simulator.
     pub async fn send(&self, sms: &OutgoingSms) -> Result<SmsAccepted, SendError> {
-        let allowed = self.allow_list.iter().any(|p| sms.to.starts_with(p.as_str()));
         match (&self.gateway, &self.simulator) {
-            (Some(g), None) => g.send(sms).await,
-            (Some(g), Some(_)) if allowed => g.send(sms).await,
+            (Some(g), _) if self.use_gateway(&sms.to) => g.send(sms).await,
             (_, Some(s)) => s.send(sms).await,
-            (None, None) => Err(SendError::Transient("no SMS provider configured".into())),
+            _ => Err(SendError::Transient("no SMS provider configured".into())),
         }
     }
 }

@@ -97,6 +97,8 @@ pub enum ApplyOutcome {
         order_id: String,
         /// Open notifications left in the order.
         open_left: u64,
+        /// Time since the notification last changed status (sent or accepted) until this report.
+        lag: Option<std::time::Duration>,
     },
     /// Nothing changed: the notification was already at or past this status (a repeat).
     Unchanged {
@@ -714,7 +716,8 @@ impl Store {
             return Ok(None);
         }
         let open_left = self.count_open(&n.order_id).await?;
-        Ok(Some(ApplyOutcome::Applied { order_id: n.order_id, open_left }))
+        let lag = (Utc::now() - n.status_changed).to_std().ok();
+        Ok(Some(ApplyOutcome::Applied { order_id: n.order_id, open_left, lag }))
     }
 
     async fn dead_report(&self, report: &Report, channel: Channel, reason: &'static str, keep: bool) -> Result<ApplyOutcome, DbErr> {
@@ -735,6 +738,31 @@ impl Store {
         .exec_without_returning(&self.db)
         .await?;
         Ok(ApplyOutcome::Dead { id, reason })
+    }
+
+    /// Orders per status, and notifications per (channel, status), across all orders: the
+    /// gauges of `/metrics`.
+    pub async fn status_counts(&self) -> Result<(Vec<(String, i64)>, Vec<(String, String, i64)>, u64), DbErr> {
+        let orders = order::Entity::find()
+            .select_only()
+            .column(order::Column::Status)
+            .column_as(order::Column::Id.count(), "n")
+            .group_by(order::Column::Status)
+            .into_tuple::<(String, i64)>()
+            .all(&self.db)
+            .await?;
+        let notifications = notification::Entity::find()
+            .select_only()
+            .column(notification::Column::Channel)
+            .column(notification::Column::Status)
+            .column_as(notification::Column::Id.count(), "n")
+            .group_by(notification::Column::Channel)
+            .group_by(notification::Column::Status)
+            .into_tuple::<(String, String, i64)>()
+            .all(&self.db)
+            .await?;
+        let dead = dead_report::Entity::find().filter(dead_report::Column::AppliedAt.is_null()).count(&self.db).await?;
+        Ok((orders, notifications, dead))
     }
 
     /// Dead reports not yet re-applied, oldest first.

@@ -333,6 +333,7 @@ impl OrdersApi {
             .await
             .map_err(ApiError::storage)?;
         tracing::info!(order_id = id, creator, channel = v.channel.as_str(), "order accepted");
+        self.state.metrics.orders_accepted.with_label_values(&[v.kind.as_str()]).inc();
 
         self.state.dispatcher.start_now(&id, send_time_ms).await;
 

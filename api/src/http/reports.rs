@@ -203,7 +203,7 @@ impl ReportsApi {
             provider_ref: fid.0.filter(|f| !f.is_empty()),
             raw: req.uri().query().unwrap_or_default().to_owned(),
         };
-        apply_and_notify(&self.state.store, &self.state.events, &report, Channel::Sms, false).await.map_err(ApiError::storage)?;
+        apply_and_notify(&self.state.store, &self.state.events, &self.state.metrics, &report, Channel::Sms, false).await.map_err(ApiError::storage)?;
         Ok(KannelResponse::Ok(PlainText("ok".into())))
     }
 
@@ -239,7 +239,7 @@ impl ReportsApi {
             })
             .to_string(),
         };
-        let outcome = apply_and_notify(&self.state.store, &self.state.events, &report, Channel::Email, false)
+        let outcome = apply_and_notify(&self.state.store, &self.state.events, &self.state.metrics, &report, Channel::Email, false)
             .await
             .map_err(ApiError::storage)?;
         Ok(ReportResponse::Ok(Json(outcome_dto(&outcome))))
@@ -289,7 +289,7 @@ impl ReportsApi {
         // The reference may be a notification id or a provider reference; try both.
         for target in [ReportTarget::Notification(dead.reference.clone()), ReportTarget::ProviderRef(dead.reference.clone())] {
             let report = Report { target, status, reason: None, provider_ref: None, raw: dead.payload.clone() };
-            let o = apply_and_notify(&self.state.store, &self.state.events, &report, channel, true).await.map_err(ApiError::storage)?;
+            let o = apply_and_notify(&self.state.store, &self.state.events, &self.state.metrics, &report, channel, true).await.map_err(ApiError::storage)?;
             if !matches!(o, ApplyOutcome::Dead { .. }) {
                 outcome = Some(o);
                 break;
