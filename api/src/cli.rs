@@ -56,6 +56,14 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         limit: usize,
     },
+    /// Print an order's timeline: its workflow history in words, merged with its notifications.
+    History {
+        /// The order id.
+        order_id: String,
+        /// JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a token the dev instance with the same data dir accepts.
     Token {
         /// Creator org.
@@ -138,6 +146,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if bad > 0 {
                 anyhow::bail!("{bad} of {} orders did not replay", ids.len());
+            }
+            Ok(())
+        }
+        Command::History { order_id, json } => {
+            let cfg = Config::load()?;
+            let store = varsel_activities::Store::connect(&cfg.database_url, 2).await?;
+            store.order(&order_id).await?.ok_or_else(|| anyhow::anyhow!("no order {order_id} in {}", cfg.database_url))?;
+            let client = crate::temporal::connect(&cfg).await?;
+            let entries = crate::timeline::order_timeline(&store, &client, &order_id).await?;
+            if json {
+                for e in entries {
+                    println!("{}", serde_json::json!({"time": e.time.to_rfc3339(), "source": e.source, "text": e.text, "notificationId": e.notification_id}));
+                }
+            } else {
+                println!("order {order_id}\nTemporal web UI: {}\n", cfg.temporal_ui_link(&order_id));
+                for e in entries {
+                    println!("{}  {:<12}  {}", e.time.format("%Y-%m-%d %H:%M:%S%.3f"), e.source, e.text);
+                }
             }
             Ok(())
         }

@@ -27,6 +27,8 @@ pub struct Config {
     pub temporal_address: String,
     /// Temporal namespace (`TEMPORAL_NAMESPACE`).
     pub temporal_namespace: String,
+    /// Base URL of the Temporal web UI, for links to an order's workflow.
+    pub temporal_ui_url: String,
     /// Task queue for order workflows and activities.
     pub task_queue: String,
     /// SMTP relay URL; empty writes emails to `<data_dir>/outbox`.
@@ -114,6 +116,7 @@ impl Default for Config {
             public_base_url: String::new(),
             temporal_address: "http://127.0.0.1:7233".into(),
             temporal_namespace: "default".into(),
+            temporal_ui_url: "http://127.0.0.1:8233".into(),
             task_queue: "varsel-orders".into(),
             smtp_url: String::new(),
             email_from: "noreply@varsel.local".into(),
@@ -176,6 +179,11 @@ impl Config {
         if !self.temporal_address.contains("://") {
             self.temporal_address = format!("http://{}", self.temporal_address);
         }
+    }
+
+    /// The order's page in the Temporal web UI.
+    pub fn temporal_ui_link(&self, order_id: &str) -> String {
+        format!("{}/namespaces/{}/workflows/{order_id}", self.temporal_ui_url.trim_end_matches('/'), self.temporal_namespace)
     }
 
     /// The SMS sending window, if one is configured.

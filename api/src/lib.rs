@@ -11,6 +11,7 @@ pub mod http;
 pub mod replay;
 pub mod startup;
 pub mod temporal;
+pub mod timeline;
 
 pub use config::Config;
 pub use startup::Application;

@@ -84,3 +84,14 @@ pub async fn find_orders(client: &Client, failed_only: bool, since: Option<chron
     }
     Ok(ids)
 }
+
+/// One run's history, as Temporal's JSON history format.
+pub async fn fetch_run_history_json(client: &Client, order_id: &str, run_id: &str) -> anyhow::Result<Vec<u8>> {
+    let info = temporalio_client::WorkflowExecutionInfo::builder()
+        .namespace(client.options().namespace.clone())
+        .workflow_id(order_id)
+        .run_id(run_id)
+        .build();
+    let handle: temporalio_client::WorkflowHandle<Client, OrderWorkflow> = temporalio_client::WorkflowHandle::new(client.clone(), info);
+    Ok(handle.fetch_history(WorkflowFetchHistoryOptions::default()).to_json().await?)
+}

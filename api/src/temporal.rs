@@ -52,7 +52,8 @@ impl Dispatcher {
         Self { cfg, store, client: Mutex::new(None) }
     }
 
-    async fn client(&self) -> anyhow::Result<Client> {
+    /// The Temporal client, connecting on first use.
+    pub async fn client(&self) -> anyhow::Result<Client> {
         let mut guard = self.client.lock().await;
         if let Some(c) = guard.as_ref() {
             return Ok(c.clone());

@@ -519,3 +519,29 @@ impl Example for SmsOrderRequestDto {
         }
     }
 }
+
+/// One line of an order's timeline.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "OrderHistoryEntry", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct HistoryEntryDto {
+    /// When it happened (UTC).
+    pub time: String,
+    /// `workflow` (the order's workflow history) or `notification` (a notification's status).
+    pub source: String,
+    /// What happened, in words.
+    pub text: String,
+    /// The notification it is about.
+    pub notification_id: Option<String>,
+}
+
+/// An order's timeline.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "OrderHistory", rename_all = "camelCase")]
+pub struct OrderHistoryDto {
+    /// The order.
+    pub order_id: String,
+    /// The order's workflow in the Temporal web UI.
+    pub temporal_ui: String,
+    /// What happened, oldest first.
+    pub entries: Vec<HistoryEntryDto>,
+}

@@ -68,6 +68,14 @@ pub enum SmsSummaryResponse {
     Ok(Json<SmsSummaryDto>),
 }
 
+/// An order's timeline.
+#[derive(ApiResponse)]
+pub enum HistoryResponse {
+    /// The timeline.
+    #[oai(status = 200)]
+    Ok(Json<OrderHistoryDto>),
+}
+
 #[derive(poem_openapi::Tags)]
 enum Tag {
     /// Creating and reading notification orders (Altinn v1 order API).
@@ -234,6 +242,35 @@ impl OrdersApi {
                 Ok(StatusResponse::Ok(Json(self.with_status(o).await?)))
             }
         }
+    }
+
+    /// Get an order's timeline
+    ///
+    /// What happened to the order, oldest first: its workflow history in words (waiting for the
+    /// send time, the condition check, lookups, every activity retry with the failure that caused
+    /// it, timers, signals, continued runs) merged with its notifications' statuses. Scoped to the
+    /// creator; a token with scope `varsel:operator` sees every organisation's orders.
+    #[oai(path = "/orders/:id/history", method = "get", tag = "Tag::Orders", operation_id = "getOrderHistory")]
+    async fn history(&self, req: &Request, id: Path<String>) -> Result<HistoryResponse, ApiError> {
+        let found = if self.state.verifier.authorize_operator(req.headers()).is_ok() {
+            self.state.store.order(&id.0).await.map_err(ApiError::storage)?
+        } else {
+            let principal = self.state.verifier.authorize(req.headers())?;
+            self.state.store.get_order(&id.0, &principal.org).await.map_err(ApiError::storage)?.map(|(o, _)| o)
+        };
+        let o = found.ok_or_else(|| ApiError::not_found("The order does not exist."))?;
+        let client = self.state.dispatcher.client().await.map_err(|e| ApiError::unavailable(format!("Temporal is unreachable: {e}")))?;
+        let entries = crate::timeline::order_timeline(&self.state.store, &client, &o.id)
+            .await
+            .map_err(|e| ApiError::unavailable(format!("The order's history could not be read: {e:#}")))?;
+        Ok(HistoryResponse::Ok(Json(OrderHistoryDto {
+            temporal_ui: self.state.config.temporal_ui_link(&o.id),
+            order_id: o.id,
+            entries: entries
+                .into_iter()
+                .map(|e| HistoryEntryDto { time: timestamp(e.time), source: e.source.to_owned(), text: e.text, notification_id: e.notification_id })
+                .collect(),
+        })))
     }
 
     /// Get an order

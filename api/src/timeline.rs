@@ -1,0 +1,203 @@
+//! An order's timeline: its workflow history (every run), told in words an operator reads at a
+//! glance, merged with its notifications' statuses.
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde_json::Value;
+use std::collections::HashMap;
+use temporalio_client::Client;
+use varsel_activities::Store;
+use varsel_workflows::domain::NotificationStatus;
+
+/// One line of the timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// When it happened.
+    pub time: DateTime<Utc>,
+    /// `workflow` or `notification`.
+    pub source: &'static str,
+    /// What happened.
+    pub text: String,
+    /// The notification it is about.
+    pub notification_id: Option<String>,
+}
+
+fn activity_words(name: &str) -> &str {
+    match name {
+        "varsel.order.start_processing" => "claim the order for processing",
+        "varsel.order.check_send_condition" => "check the send condition",
+        "varsel.order.generate_notifications" => "look up recipients and create notifications",
+        "varsel.order.send_batch" => "send a batch",
+        "varsel.order.settle" => "settle the order",
+        "varsel.order.expire_notifications" => "give up notifications past their time-to-live",
+        "varsel.order.finish" => "finish the order",
+        other => other,
+    }
+}
+
+fn payload(v: &Value) -> Option<Value> {
+    let data = v["payloads"][0]["data"].as_str()?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(data).ok()?;
+    serde_json::from_slice(&raw).ok()
+}
+
+fn compact(v: &Value) -> String {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| format!("{k}={}", if let Value::String(s) = v { s.clone() } else { v.to_string() }))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn seconds(d: &Value) -> Option<f64> {
+    d.as_str()?.trim_end_matches('s').parse().ok()
+}
+
+/// Turns one run's history (Temporal's JSON) into entries.
+pub fn workflow_entries(history: &Value) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let mut scheduled: HashMap<i64, String> = HashMap::new();
+    for e in history["events"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        let time = e["event_time"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc));
+        let Some(time) = time else { continue };
+        let Some((kind, a)) = e["attributes"].as_object().and_then(|m| m.iter().next()) else { continue };
+        let id = e["event_id"].as_i64().unwrap_or(0);
+        let text = match kind.as_str() {
+            "WorkflowExecutionStartedEventAttributes" => {
+                let input = payload(&a["input"]).unwrap_or_default();
+                if a["continued_execution_run_id"].as_str().is_some_and(|s| !s.is_empty()) {
+                    format!("workflow continued as a new run, resuming at {}", compact(&input["resume"]))
+                } else {
+                    let at = input["requested_send_time_ms"].as_i64().and_then(DateTime::from_timestamp_millis);
+                    format!("workflow started; send time {}", at.map(|t| t.to_rfc3339()).unwrap_or_default())
+                }
+            }
+            "TimerStartedEventAttributes" => {
+                let secs = seconds(&a["start_to_fire_timeout"]).unwrap_or(0.0);
+                let until = time + chrono::Duration::milliseconds((secs * 1000.0) as i64);
+                format!("waiting {secs:.0} s, until {}", until.to_rfc3339())
+            }
+            "TimerFiredEventAttributes" => "timer fired".to_owned(),
+            "TimerCanceledEventAttributes" => "timer cancelled".to_owned(),
+            "ActivityTaskScheduledEventAttributes" => {
+                let name = a["activity_type"]["name"].as_str().unwrap_or_default().to_owned();
+                scheduled.insert(id, name.clone());
+                let input = payload(&a["input"]).unwrap_or_default();
+                let detail = match &input {
+                    Value::Object(m) => {
+                        let mut m = m.clone();
+                        m.remove("order_id");
+                        compact(&Value::Object(m))
+                    }
+                    _ => String::new(),
+                };
+                if detail.is_empty() { format!("{}: scheduled", activity_words(&name)) } else { format!("{}: scheduled ({detail})", activity_words(&name)) }
+            }
+            "ActivityTaskStartedEventAttributes" => {
+                let name = scheduled.get(&a["scheduled_event_id"].as_i64().unwrap_or(0)).cloned().unwrap_or_default();
+                let attempt = a["attempt"].as_i64().unwrap_or(1);
+                if attempt <= 1 {
+                    continue;
+                }
+                let failure = a["last_failure"]["message"].as_str().unwrap_or("unknown failure");
+                format!("{}: attempt {attempt}; the previous attempt failed: {failure}", activity_words(&name))
+            }
+            "ActivityTaskCompletedEventAttributes" => {
+                let name = scheduled.get(&a["scheduled_event_id"].as_i64().unwrap_or(0)).cloned().unwrap_or_default();
+                let result = payload(&a["result"]).map(|r| compact(&r)).unwrap_or_default();
+                format!("{}: done ({result})", activity_words(&name))
+            }
+            "ActivityTaskFailedEventAttributes" => {
+                let name = scheduled.get(&a["scheduled_event_id"].as_i64().unwrap_or(0)).cloned().unwrap_or_default();
+                format!("{}: failed for good: {}", activity_words(&name), a["failure"]["message"].as_str().unwrap_or_default())
+            }
+            "ActivityTaskTimedOutEventAttributes" => {
+                let name = scheduled.get(&a["scheduled_event_id"].as_i64().unwrap_or(0)).cloned().unwrap_or_default();
+                format!("{}: timed out", activity_words(&name))
+            }
+            "WorkflowExecutionSignaledEventAttributes" => match a["signal_name"].as_str() {
+                Some("varsel.order.reports_final") => "delivery reports: every notification may be final".to_owned(),
+                Some(other) => format!("signal {other}"),
+                None => continue,
+            },
+            "WorkflowExecutionCancelRequestedEventAttributes" => "cancellation requested".to_owned(),
+            "WorkflowExecutionCanceledEventAttributes" => "workflow ended: order cancelled".to_owned(),
+            "WorkflowExecutionCompletedEventAttributes" => {
+                format!("workflow completed ({})", payload(&a["result"]).map(|r| compact(&r)).unwrap_or_default())
+            }
+            "WorkflowExecutionContinuedAsNewEventAttributes" => "run handed over to a new run (continue-as-new)".to_owned(),
+            "WorkflowExecutionFailedEventAttributes" => format!("workflow failed: {}", a["failure"]["message"].as_str().unwrap_or_default()),
+            "WorkflowExecutionTerminatedEventAttributes" => format!("workflow terminated: {}", a["reason"].as_str().unwrap_or_default()),
+            "WorkflowTaskFailedEventAttributes" => format!("workflow task failed: {}", a["failure"]["message"].as_str().unwrap_or_default()),
+            _ => continue,
+        };
+        out.push(Entry { time, source: "workflow", text, notification_id: None });
+    }
+    out
+}
+
+/// Every run of the order's workflow, oldest first, as entries.
+pub async fn fetch_workflow_entries(client: &Client, order_id: &str) -> anyhow::Result<Vec<Entry>> {
+    // Runs of a continued order share its workflow id; visibility lists them all.
+    let mut runs = Vec::new();
+    let mut stream = client.list_workflows(format!("WorkflowId = '{order_id}'"), Default::default());
+    while let Some(item) = stream.next().await {
+        let info = item?;
+        runs.push((info.start_time(), info.run_id().to_owned()));
+    }
+    runs.sort();
+    let mut entries = Vec::new();
+    if runs.is_empty() {
+        // Visibility may lag just after the start: fall back to the latest run.
+        let bytes = crate::replay::fetch_history_json(client, order_id).await?;
+        entries.extend(workflow_entries(&serde_json::from_slice(&bytes)?));
+        return Ok(entries);
+    }
+    for (_, run_id) in runs {
+        let bytes = crate::replay::fetch_run_history_json(client, order_id, &run_id).await?;
+        entries.extend(workflow_entries(&serde_json::from_slice(&bytes)?));
+    }
+    Ok(entries)
+}
+
+/// The notifications' current statuses as entries.
+pub async fn notification_entries(store: &Store, order_id: &str) -> Result<Vec<Entry>, sea_orm::DbErr> {
+    Ok(store
+        .notifications(order_id)
+        .await?
+        .into_iter()
+        .map(|n| {
+            let status = NotificationStatus::parse(&n.status);
+            let to = if n.address.is_empty() {
+                n.nin.clone().or(n.org_no.clone()).map(|id| format!("recipient {id}")).unwrap_or_else(|| "recipient".into())
+            } else {
+                n.address.clone()
+            };
+            let mut text = format!("{} {to}: {}", n.channel, n.status);
+            if let Some(s) = status {
+                text.push_str(&format!(" ({})", s.description().trim_end_matches('.')));
+            }
+            if let Some(r) = &n.status_reason {
+                text.push_str(&format!("; {r}"));
+            }
+            if n.attempts > 1 {
+                text.push_str(&format!("; {} send attempts", n.attempts));
+            }
+            Entry { time: n.status_changed, source: "notification", text, notification_id: Some(n.id) }
+        })
+        .collect())
+}
+
+/// The merged timeline, ordered by time.
+pub async fn order_timeline(store: &Store, client: &Client, order_id: &str) -> anyhow::Result<Vec<Entry>> {
+    let mut entries = fetch_workflow_entries(client, order_id).await?;
+    entries.extend(notification_entries(store, order_id).await?);
+    entries.sort_by_key(|e| e.time);
+    Ok(entries)
+}
