@@ -187,12 +187,20 @@ pub fn postgres_url() -> Option<String> {
     std::env::var("TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())
 }
 
-async fn fresh_postgres_database(base: &str) -> String {
+/// Creates an empty database on the server of `base` and returns its URL.
+pub async fn fresh_postgres_database(base: &str) -> String {
     let name = format!("varsel_test_{}", uuid::Uuid::new_v4().simple());
     let store = Store::connect(base, 1).await.expect("connect TEST_DATABASE_URL");
     store.conn().execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create database");
     let (prefix, _) = base.rsplit_once('/').expect("database url with a path");
     format!("{prefix}/{name}")
+}
+
+/// Drops a database made by [`fresh_postgres_database`] (best effort).
+pub async fn drop_postgres_database(base: &str, name: &str) {
+    if let Ok(admin) = Store::connect(base, 1).await {
+        let _ = admin.conn().execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    }
 }
 
 /// Options of a test app.
@@ -388,10 +396,8 @@ impl TestApp {
         if let Some(t) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(20), t).await;
         }
-        if let Some((base, name)) = self.pg.take()
-            && let Ok(admin) = Store::connect(&base, 1).await
-        {
-            let _ = admin.conn().execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        if let Some((base, name)) = self.pg.take() {
+            drop_postgres_database(&base, &name).await;
         }
     }
 }

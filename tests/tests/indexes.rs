@@ -56,15 +56,12 @@ async fn reads_use_indexes_on_postgres() {
         eprintln!("TEST_DATABASE_URL not set: PostgreSQL variant skipped");
         return;
     };
-    let name = format!("varsel_ix_{}", uuid::Uuid::new_v4().simple());
-    let admin = Store::connect(&base, 1).await.unwrap();
-    admin.conn().execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+    let url = varsel_tests::fresh_postgres_database(&base).await;
     let store = Store::connect(&url, 1).await.unwrap();
     store.migrate().await.unwrap();
     let p = plans(&store, false).await;
     drop(store);
-    admin.conn().execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+    varsel_tests::drop_postgres_database(&base, url.rsplit('/').next().unwrap()).await;
     check(&p);
 }
 
@@ -75,10 +72,7 @@ async fn concurrent_migrations_on_postgres() {
         eprintln!("TEST_DATABASE_URL not set: PostgreSQL variant skipped");
         return;
     };
-    let name = format!("varsel_mig_{}", uuid::Uuid::new_v4().simple());
-    let admin = Store::connect(&base, 1).await.unwrap();
-    admin.conn().execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+    let url = varsel_tests::fresh_postgres_database(&base).await;
     let mut tasks = Vec::new();
     for _ in 0..4 {
         let url = url.clone();
@@ -90,5 +84,5 @@ async fn concurrent_migrations_on_postgres() {
     for t in tasks {
         t.await.unwrap().expect("every process migrates");
     }
-    admin.conn().execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+    varsel_tests::drop_postgres_database(&base, url.rsplit('/').next().unwrap()).await;
 }
