@@ -265,6 +265,14 @@ impl OrderActivitiesImpl {
         Ok(SettleOutcome { status: settled.status, next_expiry_ms: settled.next_expiry.map(|t| t.timestamp_millis()) })
     }
 
+    /// See [`varsel_workflows::activities::OrderActivities::redrive_reset`].
+    #[activity(definition = defs::RedriveReset)]
+    pub async fn redrive_reset(self: Arc<Self>, _ctx: ActivityContext, order_id: String) -> Result<u64, ActivityError> {
+        let n = self.store.redrive_reset(&order_id, self.notification_ttl).await.map_err(classify)?;
+        tracing::info!(order_id, notifications = n, "redrive: failed notifications reset for sending");
+        Ok(n)
+    }
+
     /// See [`varsel_workflows::activities::OrderActivities::expire_notifications`].
     #[activity(definition = defs::ExpireNotifications)]
     pub async fn expire_notifications(self: Arc<Self>, _ctx: ActivityContext, order_id: String) -> Result<u64, ActivityError> {

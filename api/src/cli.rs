@@ -64,6 +64,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send again the notifications of a completed order that failed before reaching a provider.
+    Redrive {
+        /// The order id.
+        order_id: String,
+    },
     /// Print a token the dev instance with the same data dir accepts.
     Token {
         /// Creator org.
@@ -165,6 +170,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("{}  {:<12}  {}", e.time.format("%Y-%m-%d %H:%M:%S%.3f"), e.source, e.text);
                 }
             }
+            Ok(())
+        }
+        Command::Redrive { order_id } => {
+            let cfg = std::sync::Arc::new(Config::load()?);
+            let store = varsel_activities::Store::connect(&cfg.database_url, 2).await?;
+            let dispatcher = crate::temporal::Dispatcher::new(cfg, store);
+            let n = dispatcher.redrive(&order_id).await.map_err(|e| anyhow::anyhow!("redrive refused: {e}"))?;
+            println!("redrive of {order_id} started: {n} notifications will be sent again (see `varsel history {order_id}`)");
             Ok(())
         }
         Command::Openapi => {

@@ -94,6 +94,50 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Starts a redrive run of a finished order: its notifications that failed without reaching
+    /// a provider are sent again; nothing sent or delivered is. Refused while the order's
+    /// workflow runs, when the order is not completed, or when nothing qualifies.
+    pub async fn redrive(&self, order_id: &str) -> Result<u64, RedriveRefusal> {
+        let order = self.store.order(order_id).await.map_err(|e| RedriveRefusal::Unavailable(e.to_string()))?.ok_or(RedriveRefusal::NotFound)?;
+        let client = self.client().await.map_err(|e| RedriveRefusal::Unavailable(e.to_string()))?;
+        let handle = client.get_workflow_handle::<OrderWorkflow>(order_id);
+        let running = handle
+            .describe(Default::default())
+            .await
+            .map(|d| d.status() == temporalio_client::WorkflowExecutionStatus::Running)
+            .unwrap_or(false);
+        if running || order.status != varsel_workflows::domain::OrderStatus::Completed.as_str() {
+            return Err(RedriveRefusal::Conflict(format!(
+                "The order is {} and its workflow is {}: only completed orders can be redriven.",
+                order.status,
+                if running { "still running" } else { "closed" }
+            )));
+        }
+        let n = self.store.count_redrivable(order_id).await.map_err(|e| RedriveRefusal::Unavailable(e.to_string()))?;
+        if n == 0 {
+            return Err(RedriveRefusal::Conflict("No notification of the order failed before reaching a provider; nothing to redrive.".into()));
+        }
+        let input = OrderWorkflowInput {
+            order_id: order_id.to_owned(),
+            requested_send_time_ms: order.requested_send_time.timestamp_millis(),
+            policy: policy(&self.cfg),
+            resume: Some(varsel_workflows::workflow::Resume::Redrive),
+            condition_inconclusive: false,
+        };
+        // The same workflow id, as a new run: the order's timeline shows it after the first.
+        let opts = WorkflowStartOptions::new(self.cfg.task_queue.clone(), order_id.to_owned())
+            .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate)
+            .build();
+        match client.start_workflow(OrderWorkflow::run, input, opts).await {
+            Ok(_) => {
+                tracing::info!(order_id, notifications = n, "redrive started");
+                Ok(n)
+            }
+            Err(WorkflowStartError::AlreadyStarted { .. }) => Err(RedriveRefusal::Conflict("A run of the order started meanwhile.".into())),
+            Err(e) => Err(RedriveRefusal::Unavailable(e.to_string())),
+        }
+    }
+
     /// Asks an order's workflow to stop (best effort: a workflow that misses this finds its
     /// order cancelled in the store and sends nothing).
     pub async fn cancel(&self, order_id: &str) {
@@ -166,6 +210,20 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// Why a redrive did not start.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RedriveRefusal {
+    /// No such order.
+    #[error("no such order")]
+    NotFound,
+    /// The order is running, not completed, or has nothing to redrive.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database or Temporal is unreachable.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// A running worker thread.

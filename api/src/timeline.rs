@@ -32,6 +32,7 @@ fn activity_words(name: &str) -> &str {
         "varsel.order.settle" => "settle the order",
         "varsel.order.expire_notifications" => "give up notifications past their time-to-live",
         "varsel.order.finish" => "finish the order",
+        "varsel.order.redrive_reset" => "reset failed notifications for a redrive",
         other => other,
     }
 }
@@ -71,7 +72,9 @@ pub fn workflow_entries(history: &Value) -> Vec<Entry> {
         let text = match kind.as_str() {
             "WorkflowExecutionStartedEventAttributes" => {
                 let input = payload(&a["input"]).unwrap_or_default();
-                if a["continued_execution_run_id"].as_str().is_some_and(|s| !s.is_empty()) {
+                if input["resume"] == "Redrive" {
+                    "workflow started again: an operator's redrive".to_owned()
+                } else if a["continued_execution_run_id"].as_str().is_some_and(|s| !s.is_empty()) {
                     format!("workflow continued as a new run, resuming at {}", compact(&input["resume"]))
                 } else {
                     let at = input["requested_send_time_ms"].as_i64().and_then(DateTime::from_timestamp_millis);

@@ -124,6 +124,16 @@ impl SmtpServer {
         Self { child, port, maildir, _dir: dir }
     }
 
+    /// Switches the flaky server's outage for `outage*` recipients on or off.
+    pub fn set_outage(&self, on: bool) {
+        let flag = self.maildir.parent().expect("maildir has a parent").join("outage");
+        if on {
+            std::fs::write(flag, b"").expect("outage flag");
+        } else {
+            let _ = std::fs::remove_file(flag);
+        }
+    }
+
     /// `smtp://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)

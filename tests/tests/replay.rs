@@ -18,7 +18,7 @@ fn fixtures_dir() -> PathBuf {
 }
 
 /// The workflow paths the fixtures must cover.
-const PATHS: &[&str] = &["sent_email", "sent_sms", "fallback", "reserved", "condition_false", "condition_inconclusive", "scheduled", "continued", "cancelled", "report_signal", "ttl"];
+const PATHS: &[&str] = &["sent_email", "sent_sms", "fallback", "reserved", "condition_false", "condition_inconclusive", "scheduled", "continued", "cancelled", "report_signal", "ttl", "redrive"];
 
 #[handler]
 fn cond_false() -> Json<Value> {
@@ -47,7 +47,7 @@ async fn committed_histories_replay_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_histories_of_every_path_replay_cleanly() {
     let started = chrono::Utc::now();
-    let smtp = SmtpServer::start();
+    let smtp = SmtpServer::start_flaky();
     let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
     // The simulator's report comes well after sending, so the workflow waits for its signal.
     opts.tweak = Box::new(|c| c.simulator_report_delay_ms = 1500);
@@ -103,6 +103,28 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
         .await;
     long_app.wait_status(&ttl_id, "Completed", T).await;
     ids.push(("ttl".to_string(), ttl_id));
+
+    // A relay outage past the time-to-live, then an operator's redrive (its run is kept).
+    smtp.set_outage(true);
+    let redriven = long_app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "outage@example.no"}]})).await;
+    long_app.wait_status(&redriven, "Completed", T).await;
+    smtp.set_outage(false);
+    let operator = long_app.token_with(&json!({"scope": varsel_api::auth::OPERATOR_SCOPE, "exp": chrono::Utc::now().timestamp() + 600}));
+    let resp = long_app
+        .http
+        .post(format!("{}/notifications/api/v1/operator/orders/{redriven}/redrive", long_app.base_url))
+        .bearer_auth(operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let deadline = std::time::Instant::now() + T;
+    while long_app.notifications(&redriven).await[0].2 != "Email_Succeeded" {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    long_app.wait_status(&redriven, "Completed", T).await;
+    ids.push(("redrive".to_string(), redriven));
 
     // A cancelled order: its workflow waits for the send time and is cancelled.
     while !app.order_row(&cancelled).await.workflow_started {

@@ -111,6 +111,13 @@ impl OrderActivities {
         unimplemented!()
     }
 
+    /// Resets, for a redrive, the order's notifications that failed without reaching a provider
+    /// (`*_Failed_TTL` never accepted, `*_Failed`) to `New` with a fresh time-to-live. Returns how many.
+    #[activity(name = "varsel.order.redrive_reset")]
+    pub fn redrive_reset(order_id: String) -> Result<u64, ActivityError> {
+        unimplemented!()
+    }
+
     /// Gives up the order's open notifications whose time-to-live has passed (`*_Failed_TTL`).
     #[activity(name = "varsel.order.expire_notifications")]
     pub fn expire_notifications(order_id: String) -> Result<u64, ActivityError> {

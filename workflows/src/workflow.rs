@@ -89,6 +89,9 @@ pub enum Resume {
         /// The channel still being sent.
         channel: Channel,
     },
+    /// An operator's redrive of a finished order: reset the notifications that failed without
+    /// reaching a provider, send them, and settle again.
+    Redrive,
 }
 
 /// What the order workflow ended with.
@@ -132,6 +135,9 @@ impl OrderWorkflow {
         };
 
         let mut condition_inconclusive = input.condition_inconclusive;
+        if input.resume == Some(Resume::Redrive) {
+            ctx.execute_activity(OrderActivities::redrive_reset, input.order_id.clone(), store_opts()).await?;
+        }
         if input.resume.is_none() {
             // 1. Durable wait for the requested send time.
             let now_ms = ctx
@@ -216,7 +222,7 @@ impl OrderWorkflow {
         let generate_from = match input.resume {
             None => Some(0),
             Some(Resume::Generate { from_index }) => Some(from_index),
-            Some(Resume::Send { .. }) => None,
+            Some(Resume::Send { .. } | Resume::Redrive) => None,
         };
         if let Some(mut from_index) = generate_from {
             loop {

@@ -765,6 +765,50 @@ impl Store {
         Ok((orders, notifications, dead))
     }
 
+    /// Notifications a redrive would send again: failed without ever being accepted by a
+    /// provider (`*_Failed_TTL` while unsent) or refused outright (`Email_Failed`, `SMS_Failed`).
+    /// Nothing sent, accepted or delivered qualifies.
+    fn redrivable() -> sea_orm::Condition {
+        use sea_orm::Condition;
+        Condition::any()
+            .add(
+                Condition::all()
+                    .add(notification::Column::Status.is_in([NotificationStatus::EmailFailedTtl.as_str(), NotificationStatus::SmsFailedTtl.as_str()]))
+                    .add(notification::Column::AwaitsReport.eq(false)),
+            )
+            .add(notification::Column::Status.is_in([NotificationStatus::EmailFailed.as_str(), NotificationStatus::SmsFailed.as_str()]))
+    }
+
+    /// How many notifications of an order a redrive would send again.
+    pub async fn count_redrivable(&self, order_id: &str) -> Result<u64, DbErr> {
+        notification::Entity::find()
+            .filter(notification::Column::OrderId.eq(order_id))
+            .filter(Self::redrivable())
+            .count(&self.db)
+            .await
+    }
+
+    /// Resets the redrivable notifications to `New` with a fresh expiry and reopens the order.
+    pub async fn redrive_reset(&self, order_id: &str, ttl: std::time::Duration) -> Result<u64, DbErr> {
+        let now = Utc::now();
+        let mut n = 0;
+        for channel in [Channel::Email, Channel::Sms] {
+            let res = notification::Entity::update_many()
+                .col_expr(notification::Column::Status, Expr::value(NotificationStatus::new_for(channel).as_str()))
+                .col_expr(notification::Column::StatusChanged, Expr::value(now))
+                .col_expr(notification::Column::StatusReason, Expr::value(Some("Redriven by an operator.".to_owned())))
+                .col_expr(notification::Column::Expiry, Expr::value(Self::expiry_from(now, ttl)))
+                .filter(notification::Column::OrderId.eq(order_id))
+                .filter(notification::Column::Channel.eq(channel.as_str()))
+                .filter(Self::redrivable())
+                .exec(&self.db)
+                .await?;
+            n += res.rows_affected;
+        }
+        self.transition_order(order_id, &[OrderStatus::Completed, OrderStatus::Processed], OrderStatus::Processing).await?;
+        Ok(n)
+    }
+
     /// Dead reports not yet re-applied, oldest first.
     pub async fn dead_reports(&self, limit: u64) -> Result<Vec<dead_report::Model>, DbErr> {
         dead_report::Entity::find()

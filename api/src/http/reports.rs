@@ -245,6 +245,24 @@ impl ReportsApi {
         Ok(ReportResponse::Ok(Json(outcome_dto(&outcome))))
     }
 
+    /// Redrive an order
+    ///
+    /// Sends again the notifications of a completed order that failed before reaching a provider
+    /// (for example during a relay outage: `*_Failed_TTL` never accepted, `Email_Failed`,
+    /// `SMS_Failed`), as a new run of the order's workflow. Nothing already sent, accepted or
+    /// delivered is sent again. A running or not yet completed order, or one with nothing to
+    /// redrive, answers 409.
+    #[oai(path = "/operator/orders/:id/redrive", method = "post", tag = "Tag::Operator", operation_id = "redriveOrder")]
+    async fn redrive(&self, req: &Request, id: Path<String>) -> Result<RedriveResponse, ApiError> {
+        self.state.verifier.authorize_operator(req.headers())?;
+        match self.state.dispatcher.redrive(&id.0).await {
+            Ok(n) => Ok(RedriveResponse::Accepted(Json(RedriveDto { order_id: id.0, notifications: n }))),
+            Err(crate::temporal::RedriveRefusal::NotFound) => Err(ApiError::not_found("The order does not exist.")),
+            Err(crate::temporal::RedriveRefusal::Conflict(m)) => Err(ApiError::conflict(m)),
+            Err(crate::temporal::RedriveRefusal::Unavailable(m)) => Err(ApiError::unavailable(m)),
+        }
+    }
+
     /// List dead reports
     ///
     /// Delivery reports that matched no notification, or arrived after their notification's
@@ -303,6 +321,24 @@ impl ReportsApi {
             None => Err(ApiError::conflict("The report still matches no open notification.")),
         }
     }
+}
+
+/// A started redrive.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "Redrive", rename_all = "camelCase")]
+pub struct RedriveDto {
+    /// The order.
+    pub order_id: String,
+    /// Notifications that will be sent again.
+    pub notifications: u64,
+}
+
+/// Answer to a redrive.
+#[derive(ApiResponse)]
+pub enum RedriveResponse {
+    /// The redrive run started.
+    #[oai(status = 202)]
+    Accepted(Json<RedriveDto>),
 }
 
 impl ReportsApi {

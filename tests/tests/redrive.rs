@@ -1,0 +1,73 @@
+//! Redrive: after a relay outage outlasted the time-to-live, an operator sends the failed
+//! notifications again; nothing already sent goes out twice, and the timeline shows the new run.
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, on_both_databases};
+
+const T: Duration = Duration::from_secs(60);
+
+async fn redrive(db: Db) {
+    let smtp = SmtpServer::start_flaky();
+    smtp.set_outage(true);
+    let mut opts = TestAppOptions::new(db, smtp.url());
+    opts.tweak = Box::new(|c| c.notification_ttl_secs = 3);
+    let app = TestApp::spawn(opts).await;
+    let operator = app.token_with(&json!({"scope": varsel_api::auth::OPERATOR_SCOPE, "exp": chrono::Utc::now().timestamp() + 600}));
+    let redrive = |id: String| {
+        let req = app.http.post(format!("{}/notifications/api/v1/operator/orders/{id}/redrive", app.base_url)).bearer_auth(&operator);
+        async move { req.send().await.unwrap() }
+    };
+
+    // A running order (waiting for its send time) is refused.
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let waiting = app.order("/orders/email", &json!({"subject": "s", "body": "b", "requestedSendTime": later, "recipients": [{"emailAddress": "x@example.no"}]})).await;
+    while !app.order_row(&waiting).await.workflow_started {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resp = redrive(waiting.clone()).await;
+    assert_eq!(resp.status(), 409);
+    assert!(resp.text().await.unwrap().contains("still running"));
+
+    // The outage outlasts the time-to-live: one email went out, one failed.
+    let id = app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "ok@example.no"}, {"emailAddress": "outage@example.no"}]})).await;
+    app.wait_status(&id, "Completed", T).await;
+    assert_eq!(
+        app.notifications(&id).await,
+        vec![
+            ("email".into(), "ok@example.no".into(), "Email_Succeeded".into()),
+            ("email".into(), "outage@example.no".into(), "Email_Failed_TTL".into()),
+        ]
+    );
+    let creator = app.http.post(format!("{}/notifications/api/v1/operator/orders/{id}/redrive", app.base_url)).bearer_auth(app.token("ttd")).send().await.unwrap();
+    assert_eq!(creator.status(), 403, "redrive is an operator's tool");
+
+    // The relay is back: redrive sends the failed one, and only that one.
+    smtp.set_outage(false);
+    let resp = redrive(id.clone()).await;
+    assert_eq!(resp.status(), 202);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["notifications"], 1);
+    let deadline = std::time::Instant::now() + T;
+    while app.notifications(&id).await.iter().any(|n| n.2 != "Email_Succeeded") {
+        assert!(std::time::Instant::now() < deadline, "the redriven email was not sent");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.wait_status(&id, "Completed", T).await;
+    let mails = smtp.wait_for(2, T).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut to: Vec<String> = smtp.messages().iter().map(|m| m.to.clone()).collect();
+    to.sort();
+    assert_eq!(to, vec!["ok@example.no", "outage@example.no"], "each address exactly once: {mails:?}");
+
+    // The timeline shows the redrive run; a second redrive has nothing to do.
+    let h: Value = app.get(&format!("/orders/{id}/history"), "ttd").await.json().await.unwrap();
+    let texts: Vec<&str> = h["entries"].as_array().unwrap().iter().map(|e| e["text"].as_str().unwrap()).collect();
+    assert!(texts.iter().any(|t| t.contains("reset failed notifications for a redrive: done")), "{texts:#?}");
+    assert_eq!(texts.iter().filter(|t| t.starts_with("workflow completed")).count(), 2, "{texts:#?}");
+    let again = redrive(id.clone()).await;
+    assert_eq!(again.status(), 409);
+    assert!(again.text().await.unwrap().contains("nothing to redrive"));
+    app.stop().await;
+}
+on_both_databases!(a_redrive_resends_only_what_failed, redrive);
