@@ -169,30 +169,43 @@ pub async fn fetch_workflow_entries(client: &Client, order_id: &str) -> anyhow::
     Ok(entries)
 }
 
-/// The notifications' current statuses as entries.
+/// Every status change of the order's notifications (creation, each send attempt, the
+/// provider's answer, each delivery report, time-to-live, redrive) as entries.
 pub async fn notification_entries(store: &Store, order_id: &str) -> Result<Vec<Entry>, sea_orm::DbErr> {
+    let notes: HashMap<String, _> = store.notifications(order_id).await?.into_iter().map(|n| (n.id.clone(), n)).collect();
     Ok(store
-        .notifications(order_id)
+        .notification_events(order_id)
         .await?
         .into_iter()
-        .map(|n| {
-            let status = NotificationStatus::parse(&n.status);
-            let to = if n.address.is_empty() {
-                n.nin.clone().or(n.org_no.clone()).map(|id| format!("recipient {id}")).unwrap_or_else(|| "recipient".into())
-            } else {
-                n.address.clone()
+        .map(|e| {
+            let n = notes.get(&e.notification_id);
+            let to = n
+                .map(|n| {
+                    if n.address.is_empty() {
+                        n.nin.clone().or(n.org_no.clone()).map(|id| format!("recipient {id}")).unwrap_or_else(|| "recipient".into())
+                    } else {
+                        n.address.clone()
+                    }
+                })
+                .unwrap_or_default();
+            let channel = n.map(|n| n.channel.as_str()).unwrap_or_default();
+            let what = match e.source.as_str() {
+                "created" => "created",
+                "sending" => "handed to the provider",
+                "provider" => "provider answered",
+                "report" => "delivery report",
+                "ttl" => "time-to-live reached",
+                "redrive" => "reset by a redrive",
+                other => other,
             };
-            let mut text = format!("{} {to}: {}", n.channel, n.status);
-            if let Some(s) = status {
+            let mut text = format!("{channel} {to}: {what}: {}", e.status);
+            if let Some(s) = NotificationStatus::parse(&e.status).filter(|_| e.source != "sending") {
                 text.push_str(&format!(" ({})", s.description().trim_end_matches('.')));
             }
-            if let Some(r) = &n.status_reason {
-                text.push_str(&format!("; {r}"));
+            if let Some(d) = &e.detail {
+                text.push_str(&format!("; {d}"));
             }
-            if n.attempts > 1 {
-                text.push_str(&format!("; {} send attempts", n.attempts));
-            }
-            Entry { time: n.status_changed, source: "notification", text, notification_id: Some(n.id) }
+            Entry { time: e.at, source: "notification", text, notification_id: Some(e.notification_id) }
         })
         .collect())
 }

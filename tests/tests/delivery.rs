@@ -136,6 +136,18 @@ async fn email_reports(db: Db) {
     // A repeat changes nothing; a report for nothing is kept, listed, and cannot be re-applied.
     let again: Value = post(json!({"notificationId": rows[0].id, "status": "Bounced"}), Some(basic("report-secret-for-tests"))).await.unwrap().json().await.unwrap();
     assert_eq!(again["outcome"], "unchanged");
+    // Every report is in the order's timeline, the repeat included.
+    let h: Value = app.get(&format!("/orders/{id}/history"), "ttd").await.json().await.unwrap();
+    let reports: Vec<&str> = h["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["source"] == "notification")
+        .map(|e| e["text"].as_str().unwrap())
+        .filter(|t| t.contains(": delivery report: "))
+        .collect();
+    assert_eq!(reports.len(), statuses.len() + 1, "{reports:#?}");
+    assert!(reports.iter().any(|t| t.contains("no change: already Email_Delivered")), "{reports:#?}");
     let dead: Value = post(json!({"notificationId": "no-such-notification", "status": "Delivered"}), Some(basic("report-secret-for-tests"))).await.unwrap().json().await.unwrap();
     assert_eq!(dead["outcome"], "dead");
     let operator = app.token_with(&json!({"scope": varsel_api::auth::OPERATOR_SCOPE, "exp": chrono::Utc::now().timestamp() + 600}));

@@ -64,6 +64,9 @@ async fn redrive(db: Db) {
     let h: Value = app.get(&format!("/orders/{id}/history"), "ttd").await.json().await.unwrap();
     let texts: Vec<&str> = h["entries"].as_array().unwrap().iter().map(|e| e["text"].as_str().unwrap()).collect();
     assert!(texts.iter().any(|t| t.contains("reset failed notifications for a redrive: done")), "{texts:#?}");
+    assert!(texts.iter().any(|t| t.contains("outage@example.no: time-to-live reached: Email_Failed_TTL")), "{texts:#?}");
+    assert!(texts.iter().any(|t| t.contains("outage@example.no: reset by a redrive: Email_New") && t.ends_with("was Email_Failed_TTL")), "{texts:#?}");
+    assert!(texts.iter().any(|t| t.contains("outage@example.no: provider answered: Email_Succeeded")), "{texts:#?}");
     assert_eq!(texts.iter().filter(|t| t.starts_with("workflow completed")).count(), 2, "{texts:#?}");
     let again = redrive(id.clone()).await;
     assert_eq!(again.status(), 409);

@@ -263,3 +263,35 @@ pub mod dead_report {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// One status change of a notification, for the order's timeline.
+pub mod notification_event {
+    use sea_orm::entity::prelude::*;
+
+    /// One row per change.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "notification_events")]
+    pub struct Model {
+        /// Event id (UUID text).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// The order.
+        pub order_id: String,
+        /// The notification.
+        pub notification_id: String,
+        /// The status it moved to (or was reported as).
+        pub status: String,
+        /// `created`, `sending`, `provider`, `report`, `ttl` or `redrive`.
+        pub source: String,
+        /// The provider's words, the report, or what did not change.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub detail: Option<String>,
+        /// When.
+        pub at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

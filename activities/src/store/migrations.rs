@@ -9,7 +9,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial), Box::new(M0002DeliveryTracking)]
+        vec![Box::new(M0001Initial), Box::new(M0002DeliveryTracking), Box::new(M0003NotificationEvents)]
     }
 }
 
@@ -237,6 +237,42 @@ impl MigrationTrait for M0002DeliveryTracking {
                 .table(tbl("dead_reports"))
                 .col(Alias::new("applied_at"))
                 .col(Alias::new("received_at"))
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+struct M0003NotificationEvents;
+
+impl MigrationName for M0003NotificationEvents {
+    fn name(&self) -> &str {
+        "m0003_notification_events"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003NotificationEvents {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(tbl("notification_events"))
+                .col(col("id").string().not_null().primary_key())
+                .col(col("order_id").string().not_null())
+                .col(col("notification_id").string().not_null())
+                .col(col("status").string().not_null())
+                .col(col("source").string().not_null())
+                .col(col("detail").text().null())
+                .col(col("at").timestamp_with_time_zone().not_null())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_notification_events_order_at")
+                .table(tbl("notification_events"))
+                .col(Alias::new("order_id"))
+                .col(Alias::new("at"))
                 .to_owned(),
         )
         .await

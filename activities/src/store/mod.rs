@@ -6,7 +6,7 @@ pub mod entities;
 pub mod migrations;
 
 use chrono::{DateTime, Utc};
-use entities::{contact_organization, contact_person, dead_report, notification, order, order_recipient};
+use entities::{contact_organization, contact_person, dead_report, notification, notification_event, order, order_recipient};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
@@ -503,6 +503,7 @@ impl Store {
     /// Inserts notifications, skipping any that already exist (same order, recipient, channel
     /// and address), so a retried batch is harmless.
     pub async fn insert_notifications(&self, rows: Vec<notification::Model>) -> Result<(), DbErr> {
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         for chunk in rows.chunks(200) {
             let models = chunk.iter().cloned().map(notification::ActiveModel::from);
             notification::Entity::insert_many(models)
@@ -519,7 +520,14 @@ impl Store {
                 .exec_without_returning(&self.db)
                 .await?;
         }
-        Ok(())
+        // Only the rows this call created (a retried batch keeps its first ids) get an event.
+        let mut created = Vec::new();
+        for chunk in ids.chunks(500) {
+            for n in notification::Entity::find().filter(notification::Column::Id.is_in(chunk.iter().cloned())).all(&self.db).await? {
+                created.push((n.id, n.order_id, n.status, "created", None));
+            }
+        }
+        Self::log_events(&self.db, created).await
     }
 
     /// Claims up to `limit` unsent notifications of one channel of an order and marks them
@@ -551,6 +559,11 @@ impl Store {
             .filter(notification::Column::Id.is_in(ids))
             .exec(&self.db)
             .await?;
+        let events = rows
+            .iter()
+            .map(|r| (r.id.clone(), r.order_id.clone(), NotificationStatus::sending_for(channel).as_str().to_owned(), "sending", Some(format!("attempt {}", r.attempts + 1))))
+            .collect();
+        Self::log_events(&self.db, events).await?;
         Ok(rows)
     }
 
@@ -567,12 +580,15 @@ impl Store {
             .col_expr(notification::Column::AwaitsReport, Expr::value(awaits_report))
             .col_expr(notification::Column::Status, Expr::value(status.as_str()))
             .col_expr(notification::Column::StatusChanged, Expr::value(Utc::now()))
-            .col_expr(notification::Column::StatusReason, Expr::value(reason))
+            .col_expr(notification::Column::StatusReason, Expr::value(reason.clone()))
             .col_expr(notification::Column::ProviderRef, Expr::value(provider_ref))
             .filter(notification::Column::Id.eq(id))
             .filter(notification::Column::Status.eq(NotificationStatus::sending_for(status.channel()).as_str()))
             .exec(&self.db)
             .await?;
+        if let Some(n) = notification::Entity::find_by_id(id.to_owned()).one(&self.db).await? {
+            Self::log_events(&self.db, vec![(n.id, n.order_id, status.as_str().to_owned(), "provider", reason)]).await?;
+        }
         Ok(())
     }
 
@@ -631,6 +647,20 @@ impl Store {
     /// `*_Failed_TTL`, whether it was never sent or never reported. Returns how many.
     pub async fn expire_notifications(&self, order_id: &str, now: DateTime<Utc>) -> Result<u64, DbErr> {
         let mut n = 0;
+        let expiring = notification::Entity::find()
+            .filter(notification::Column::OrderId.eq(order_id))
+            .filter(open_condition())
+            .filter(notification::Column::Expiry.lte(now))
+            .all(&self.db)
+            .await?;
+        let events = expiring
+            .iter()
+            .filter_map(|r| {
+                let ch = Channel::parse(&r.channel)?;
+                Some((r.id.clone(), r.order_id.clone(), NotificationStatus::ttl_for(ch).as_str().to_owned(), "ttl", Some(format!("still {} at its expiry", r.status))))
+            })
+            .collect();
+        Self::log_events(&self.db, events).await?;
         for channel in [Channel::Email, Channel::Sms] {
             let res = notification::Entity::update_many()
                 .col_expr(notification::Column::Status, Expr::value(NotificationStatus::ttl_for(channel).as_str()))
@@ -699,6 +729,7 @@ impl Store {
         let moves = current.is_open() && report.status.rank() > current.rank();
         if !moves {
             update.exec(&self.db).await?;
+            Self::log_events(&self.db, vec![(n.id.clone(), n.order_id.clone(), report.status.as_str().to_owned(), "report", Some(format!("no change: already {}", n.status)))]).await?;
             return Ok(Some(ApplyOutcome::Unchanged { order_id: n.order_id }));
         }
         // A report without words keeps the note recorded at sending (e.g. a sender-policy note).
@@ -715,6 +746,7 @@ impl Store {
         if res.rows_affected == 0 {
             return Ok(None);
         }
+        Self::log_events(&self.db, vec![(n.id.clone(), n.order_id.clone(), report.status.as_str().to_owned(), "report", report.reason.clone())]).await?;
         let open_left = self.count_open(&n.order_id).await?;
         let lag = (Utc::now() - n.status_changed).to_std().ok();
         Ok(Some(ApplyOutcome::Applied { order_id: n.order_id, open_left, lag }))
@@ -792,6 +824,19 @@ impl Store {
     pub async fn redrive_reset(&self, order_id: &str, ttl: std::time::Duration) -> Result<u64, DbErr> {
         let now = Utc::now();
         let mut n = 0;
+        let resetting = notification::Entity::find()
+            .filter(notification::Column::OrderId.eq(order_id))
+            .filter(Self::redrivable())
+            .all(&self.db)
+            .await?;
+        let events = resetting
+            .iter()
+            .filter_map(|r| {
+                let ch = Channel::parse(&r.channel)?;
+                Some((r.id.clone(), r.order_id.clone(), NotificationStatus::new_for(ch).as_str().to_owned(), "redrive", Some(format!("was {}", r.status))))
+            })
+            .collect();
+        Self::log_events(&self.db, events).await?;
         for channel in [Channel::Email, Channel::Sms] {
             let res = notification::Entity::update_many()
                 .col_expr(notification::Column::Status, Expr::value(NotificationStatus::new_for(channel).as_str()))
@@ -807,6 +852,38 @@ impl Store {
         }
         self.transition_order(order_id, &[OrderStatus::Completed, OrderStatus::Processed], OrderStatus::Processing).await?;
         Ok(n)
+    }
+
+    /// Records status changes for the timeline: (notification, order, status, source, detail).
+    async fn log_events<C: ConnectionTrait>(db: &C, rows: Vec<(String, String, String, &str, Option<String>)>) -> Result<(), DbErr> {
+        let now = Utc::now();
+        for chunk in rows.chunks(200) {
+            let models: Vec<notification_event::ActiveModel> = chunk
+                .iter()
+                .map(|(nid, oid, status, source, detail)| notification_event::ActiveModel {
+                    id: Set(uuid::Uuid::new_v4().to_string()),
+                    order_id: Set(oid.clone()),
+                    notification_id: Set(nid.clone()),
+                    status: Set(status.clone()),
+                    source: Set((*source).to_owned()),
+                    detail: Set(detail.clone()),
+                    at: Set(now),
+                })
+                .collect();
+            if !models.is_empty() {
+                notification_event::Entity::insert_many(models).exec_without_returning(db).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An order's notification events, oldest first.
+    pub async fn notification_events(&self, order_id: &str) -> Result<Vec<notification_event::Model>, DbErr> {
+        notification_event::Entity::find()
+            .filter(notification_event::Column::OrderId.eq(order_id))
+            .order_by_asc(notification_event::Column::At)
+            .all(&self.db)
+            .await
     }
 
     /// Dead reports not yet re-applied, oldest first.
