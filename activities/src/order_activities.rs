@@ -338,12 +338,12 @@ impl OrderActivitiesImpl {
         }
         match result {
             Ok((status, provider_ref, awaits_report)) => {
-                self.store.record_result(&n.id, status, note, provider_ref, awaits_report).await.map_err(|e| e.to_string())?;
+                self.store.record_result(&n.id, &order.id, status, note, provider_ref, awaits_report).await.map_err(|e| e.to_string())?;
                 tracing::info!(order_id = order.id, notification_id = n.id, status = status.as_str(), "notification sent");
                 Ok(())
             }
             Err(SendError::Permanent { status, reason }) => {
-                self.store.record_result(&n.id, status, Some(reason.clone()), None, false).await.map_err(|e| e.to_string())?;
+                self.store.record_result(&n.id, &order.id, status, Some(reason.clone()), None, false).await.map_err(|e| e.to_string())?;
                 tracing::warn!(order_id = order.id, notification_id = n.id, status = status.as_str(), reason, "notification failed permanently");
                 Ok(())
             }

@@ -571,6 +571,7 @@ impl Store {
     pub async fn record_result(
         &self,
         id: &str,
+        order_id: &str,
         status: NotificationStatus,
         reason: Option<String>,
         provider_ref: Option<String>,
@@ -586,10 +587,7 @@ impl Store {
             .filter(notification::Column::Status.eq(NotificationStatus::sending_for(status.channel()).as_str()))
             .exec(&self.db)
             .await?;
-        if let Some(n) = notification::Entity::find_by_id(id.to_owned()).one(&self.db).await? {
-            Self::log_events(&self.db, vec![(n.id, n.order_id, status.as_str().to_owned(), "provider", reason)]).await?;
-        }
-        Ok(())
+        Self::log_events(&self.db, vec![(id.to_owned(), order_id.to_owned(), status.as_str().to_owned(), "provider", reason)]).await
     }
 
     /// How many notifications of one channel of an order are not yet sent.
