@@ -89,10 +89,18 @@ enum Command {
     },
 }
 
-fn init_tracing() {
+/// Logs go to stderr, filtered by `VARSEL_LOG` (an `EnvFilter`), as text or, with
+/// `VARSEL_LOG_FORMAT=json`, one JSON object per line with the span fields (order and
+/// notification ids) flattened in.
+fn init_tracing(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VARSEL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,temporalio_sdk_core=warn,temporalio_sdk=warn,sqlx=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,temporalio_sdk_core=warn,temporalio_sdk=warn,temporalio_common=warn,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if format.eq_ignore_ascii_case("json") {
+        builder.json().flatten_event(true).with_current_span(true).try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 async fn shutdown_signal() {
@@ -103,13 +111,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve | Command::Worker | Command::Api => {
             let mut cfg = Config::load()?;
+            // The command names the role; `serve` takes it from the configuration.
             match cli.command {
-                Command::Worker => cfg.run_api = false,
-                Command::Api => cfg.run_worker = false,
+                Command::Worker => (cfg.run_api, cfg.run_worker) = (false, true),
+                Command::Api => (cfg.run_api, cfg.run_worker) = (true, false),
                 _ => {}
             }
+            let api = cfg.run_api;
             let app = Application::build(cfg).await?;
-            if !app.base_url().is_empty() {
+            if api {
                 tracing::info!(url = app.base_url(), "API listening");
             }
             app.run_until(shutdown_signal()).await
@@ -195,8 +205,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    // A broken configuration is reported by the command that loads it; logging falls back to text.
+    init_tracing(&Config::load().map(|c| c.log_format).unwrap_or_default());
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -104,6 +104,11 @@ pub struct Config {
     pub run_worker: bool,
     /// Run the API in this process.
     pub run_api: bool,
+    /// Where a worker-only process (`varsel worker`) serves `/metrics` and `/health`; empty: not
+    /// at all. A process that runs the API serves them on `listen` instead.
+    pub worker_metrics_listen: String,
+    /// Log format: `text` (readable) or `json` (one object per line, for log collectors).
+    pub log_format: String,
 }
 
 impl Default for Config {
@@ -152,6 +157,8 @@ impl Default for Config {
             max_body_bytes: 64 * 1024 * 1024,
             run_worker: true,
             run_api: true,
+            worker_metrics_listen: "127.0.0.1:9464".into(),
+            log_format: "text".into(),
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::error::render_poem_error;
 use crate::http::orders::OrdersApi;
 use crate::http::reports::ReportsApi;
-use crate::temporal::{Dispatcher, SignalEvents, WorkerHandle, spawn_worker};
+use crate::temporal::{Dispatcher, SdkMetrics, SignalEvents, WorkerHandle, spawn_worker};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{EndpointExt, Route, Server, get, handler};
 use poem_openapi::OpenApiService;
@@ -35,6 +35,8 @@ pub struct AppState {
     pub events: Arc<dyn OrderEvents>,
     /// Counters and histograms.
     pub metrics: Metrics,
+    /// The in-process worker's Temporal SDK metrics, appended to `/metrics`.
+    pub sdk_metrics: SdkMetrics,
 }
 
 /// Title and version of the published contract.
@@ -60,6 +62,7 @@ pub fn openapi_json() -> String {
         base_url: String::new(),
         events: Arc::new(SignalEvents(dispatcher)),
         metrics: Metrics::new(),
+        sdk_metrics: SdkMetrics::default(),
     });
     openapi_service(state, String::new()).spec()
 }
@@ -96,18 +99,17 @@ fn health() -> &'static str {
 
 /// Prometheus text format: varsel's counters and histograms, plus gauges read from the database
 /// at scrape time (orders and notifications by status, the queue of unsent notifications, dead
-/// reports).
+/// reports), plus the in-process worker's Temporal SDK metrics.
 #[handler]
 async fn metrics_endpoint(state: poem::web::Data<&Arc<AppState>>) -> poem::Result<poem::Response> {
-    use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
     let (orders, notifications, dead) = state
         .store
         .status_counts()
         .await
         .map_err(|e| poem::Error::from_string(format!("metrics unavailable: {e}"), poem::http::StatusCode::SERVICE_UNAVAILABLE))?;
-    let scrape = Registry::new();
+    let scrape = prometheus::Registry::new();
     let gauge = |name: &str, help: &str, labels: &[&str]| {
-        let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+        let g = prometheus::IntGaugeVec::new(prometheus::Opts::new(name, help), labels).expect("valid metric");
         scrape.register(Box::new(g.clone())).expect("unique metric");
         g
     };
@@ -132,8 +134,21 @@ async fn metrics_endpoint(state: poem::web::Data<&Arc<AppState>>) -> poem::Resul
     scrape.register(Box::new(g_dead)).expect("unique metric");
     let mut families = state.metrics.registry.gather();
     families.extend(scrape.gather());
+    prometheus_response(families, &state.sdk_metrics).await
+}
+
+/// What a worker-only process reports on `/metrics`: its send and provider counters and the
+/// Temporal SDK's worker metrics (the database gauges are the API's).
+#[handler]
+async fn worker_metrics_endpoint(poem::web::Data((metrics, sdk)): poem::web::Data<&(Metrics, SdkMetrics)>) -> poem::Result<poem::Response> {
+    prometheus_response(metrics.registry.gather(), sdk).await
+}
+
+async fn prometheus_response(families: Vec<prometheus::proto::MetricFamily>, sdk: &SdkMetrics) -> poem::Result<poem::Response> {
+    use prometheus::Encoder;
     let mut body = Vec::new();
-    TextEncoder::new().encode(&families, &mut body).map_err(poem::error::InternalServerError)?;
+    prometheus::TextEncoder::new().encode(&families, &mut body).map_err(poem::error::InternalServerError)?;
+    body.extend_from_slice(sdk.text().await.as_bytes());
     Ok(poem::Response::builder().content_type("text/plain; version=0.0.4").body(body))
 }
 
@@ -145,6 +160,8 @@ pub struct Application {
     state: Option<Arc<AppState>>,
     report_secret: String,
     worker: Option<WorkerHandle>,
+    /// A worker-only process's metrics listener, with what it serves.
+    worker_metrics: Option<(poem::listener::TcpAcceptor, Metrics, SdkMetrics)>,
 }
 
 impl Application {
@@ -159,6 +176,7 @@ impl Application {
 
         config.sms_window()?;
         let metrics = Metrics::new();
+        let sdk_metrics = SdkMetrics::default();
         let dispatcher = Arc::new(Dispatcher::new(config.clone(), store.clone()));
         let events: Arc<dyn OrderEvents> = Arc::new(SignalEvents(dispatcher.clone()));
         let report_secret = crate::auth::load_or_create_report_secret(&config)?;
@@ -180,6 +198,7 @@ impl Application {
                 base_url: base_url.clone(),
                 events: events.clone(),
                 metrics: metrics.clone(),
+                sdk_metrics: sdk_metrics.clone(),
             });
             (addr.port(), base_url, Some(acceptor), Some(state))
         } else {
@@ -225,17 +244,36 @@ impl Application {
                 sender_policies: config.sms_sender_policies.clone(),
                 metrics: metrics.clone(),
             };
-            Some(spawn_worker(config.clone(), activities))
+            Some(spawn_worker(config.clone(), activities, sdk_metrics.clone()))
         } else {
             None
         };
 
-        Ok(Self { port, base_url, acceptor, state, worker, report_secret })
+        let worker_metrics = if !config.run_api && config.run_worker && !config.worker_metrics_listen.is_empty() {
+            let acceptor = TcpListener::bind(config.worker_metrics_listen.clone()).into_acceptor().await.map_err(|e| {
+                anyhow::anyhow!("cannot serve worker metrics on VARSEL_WORKER_METRICS_LISTEN={}: {e}", config.worker_metrics_listen)
+            })?;
+            if let Some(addr) = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()) {
+                tracing::info!(url = %format!("http://{addr}/metrics"), "worker metrics");
+            }
+            Some((acceptor, metrics.clone(), sdk_metrics.clone()))
+        } else {
+            None
+        };
+
+        Ok(Self { port, base_url, acceptor, state, worker, report_secret, worker_metrics })
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Where a worker-only process serves its metrics.
+    pub fn worker_metrics_url(&self) -> Option<String> {
+        let (acceptor, _, _) = self.worker_metrics.as_ref()?;
+        let addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied())?;
+        Some(format!("http://{addr}/metrics"))
     }
 
     /// The API's base URL.
@@ -266,10 +304,21 @@ impl Application {
                 dispatcher.abort();
                 r.map_err(Into::into)
             }
-            _ => {
-                shutdown.await;
-                Ok(())
-            }
+            _ => match self.worker_metrics.take() {
+                Some((acceptor, metrics, sdk)) => {
+                    let app = Route::new()
+                        .at("/health", get(health))
+                        .at("/metrics", get(worker_metrics_endpoint).data((metrics, sdk)));
+                    Server::new_with_acceptor(acceptor)
+                        .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(5)))
+                        .await
+                        .map_err(Into::into)
+                }
+                None => {
+                    shutdown.await;
+                    Ok(())
+                }
+            },
         };
         if let Some(w) = self.worker.take() {
             tokio::task::spawn_blocking(move || w.stop()).await?;

@@ -240,6 +240,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// Direct access to the database, to read notification rows.
     pub store: Store,
+    /// The configuration the app runs with.
+    pub config: Config,
     key: Vec<u8>,
     /// (server URL, database name) of a per-test PostgreSQL database, dropped on stop.
     pg: Option<(String, String)>,
@@ -298,6 +300,7 @@ impl TestApp {
             base_url,
             http: reqwest::Client::new(),
             store,
+            config: cfg,
             key: key.to_vec(),
             pg,
             stop: Some(tx),
@@ -396,6 +399,18 @@ impl TestApp {
             .all(self.store.conn())
             .await
             .expect("db")
+    }
+
+    /// The `varsel` binary at `exe`, configured like this app (same database, Temporal, task
+    /// queue, data folder and keys) through a `VARSEL_CONFIG` file.
+    pub fn command(&self, exe: &str, cfg: impl FnOnce(&mut Config)) -> std::process::Command {
+        let mut config = self.config.clone();
+        cfg(&mut config);
+        let path = self._dir.path().join(format!("varsel-{}.toml", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&path, toml::to_string(&config).expect("config as TOML")).expect("write config");
+        let mut cmd = std::process::Command::new(exe);
+        cmd.env("VARSEL_CONFIG", &path).env("VARSEL_LOG", "warn").env_remove("TEMPORAL_ADDRESS").env_remove("TEMPORAL_NAMESPACE");
+        cmd
     }
 
     /// Stops API and worker.

@@ -41,5 +41,8 @@ async fn metrics_count_orders_notifications_sends_and_reports() {
     assert_eq!(value(&text, r#"varsel_delivery_reports_total{channel="sms",outcome="applied"}"#), 1.0);
     assert_eq!(value(&text, r#"varsel_delivery_report_lag_seconds_count{channel="sms"}"#), 1.0);
     assert_eq!(value(&text, "varsel_dead_reports"), 0.0);
+    // The in-process worker's Temporal SDK metrics come with them.
+    assert!(text.lines().any(|l| l.starts_with("temporal_worker_task_slots_available{")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("temporal_workflow_completed_total{")), "{text}");
     app.stop().await;
 }

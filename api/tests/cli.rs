@@ -1,0 +1,144 @@
+//! The `varsel` binary as an operator runs it, against a running stack: `history`, `redrive` and
+//! `replay` on an order whose SMTP relay was down, and `worker` as a process of its own.
+
+use serde_json::{Value, json};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions};
+
+const VARSEL: &str = env!("CARGO_BIN_EXE_varsel");
+const T: Duration = Duration::from_secs(60);
+
+async fn run(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("varsel runs")).await.unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_redrive_and_replay_from_the_command_line() {
+    let smtp = SmtpServer::start_flaky();
+    smtp.set_outage(true);
+    let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
+    opts.tweak = Box::new(|c| c.notification_ttl_secs = 3);
+    let app = TestApp::spawn(opts).await;
+    let cmd = |args: &[&str]| {
+        let mut c = app.command(VARSEL, |_| {});
+        c.args(args);
+        c
+    };
+
+    // A waiting order cannot be redriven: the command says why and exits 1.
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let waiting = app.order("/orders/email", &json!({"subject": "s", "body": "b", "requestedSendTime": later, "recipients": [{"emailAddress": "x@example.no"}]})).await;
+    while !app.order_row(&waiting).await.workflow_started {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = run(cmd(&["redrive", &waiting])).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("still running"), "{}", stderr(&out));
+
+    // The relay is down longer than the time-to-live.
+    let id = app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "ok@example.no"}, {"emailAddress": "outage@example.no"}]})).await;
+    app.wait_status(&id, "Completed", T).await;
+
+    let out = run(cmd(&["history", &id])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with(&format!("order {id}\nTemporal web UI: http://127.0.0.1:8233/namespaces/default/workflows/{id}\n")), "{text}");
+    assert!(text.contains("workflow started"), "{text}");
+    assert!(text.contains("outage@example.no: time-to-live reached: Email_Failed_TTL"), "{text}");
+    assert!(text.contains("ok@example.no: provider answered: Email_Succeeded"), "{text}");
+
+    // The relay is back: the command redrives the failed notification, and only it.
+    smtp.set_outage(false);
+    let out = run(cmd(&["redrive", &id])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("1 notifications will be sent again"), "{}", stdout(&out));
+    let deadline = Instant::now() + T;
+    while app.notifications(&id).await.iter().any(|n| n.2 != "Email_Succeeded") {
+        assert!(Instant::now() < deadline, "the redriven email was not sent");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.wait_status(&id, "Completed", T).await;
+    smtp.wait_for(2, T).await;
+    let mut to: Vec<String> = smtp.messages().iter().map(|m| m.to.clone()).collect();
+    to.sort();
+    assert_eq!(to, vec!["ok@example.no", "outage@example.no"]);
+
+    // --json: one object per line, the redrive run in it.
+    let out = run(cmd(&["history", &id, "--json"])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let entries: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert!(entries.iter().all(|e| e["time"].is_string() && e["source"].is_string() && e["text"].is_string()));
+    let texts: Vec<&str> = entries.iter().map(|e| e["text"].as_str().unwrap()).collect();
+    assert!(texts.iter().any(|t| t.contains("reset failed notifications for a redrive: done")), "{texts:#?}");
+    assert!(texts.iter().any(|t| t.contains("outage@example.no: provider answered: Email_Succeeded")), "{texts:#?}");
+    let out = run(cmd(&["redrive", &id])).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nothing to redrive"), "{}", stderr(&out));
+
+    // Replay: the order's history replays against this build; an unknown id is reported missing.
+    let out = run(cmd(&["replay", &id])).await;
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains(&format!("ok      {id}  replays cleanly")), "{}", stdout(&out));
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let out = run(cmd(&["replay", &id, &unknown])).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains(&format!("MISSING {unknown}")), "{}", stdout(&out));
+    assert!(stderr(&out).contains("1 of 2 orders did not replay"), "{}", stderr(&out));
+
+    let out = run(cmd(&["history", &unknown])).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&format!("no order {unknown}")), "{}", stderr(&out));
+    app.stop().await;
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Kills the child when the test ends, whichever way.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // SIGTERM first would be kinder; the worker's activities are idempotent either way.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_process_sends_and_reports_its_own_and_temporal_metrics() {
+    let smtp = SmtpServer::start();
+    let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
+    opts.tweak = Box::new(|c| c.run_worker = false);
+    let app = TestApp::spawn(opts).await;
+    let port = free_port();
+    let mut worker = app.command(VARSEL, |c| c.worker_metrics_listen = format!("127.0.0.1:{port}"));
+    worker.arg("worker").stdout(std::process::Stdio::null());
+    let _worker = Child(worker.spawn().expect("varsel worker starts"));
+
+    let id = app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "a@example.no"}]})).await;
+    app.wait_status(&id, "Completed", T).await;
+    assert_eq!(smtp.wait_for(1, T).await[0].to, "a@example.no");
+
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(text.lines().any(|l| l.starts_with(r#"varsel_send_seconds_count{provider="smtp"} 1"#)), "{text}");
+    // The SDK's worker metrics, from its own exporter, appended.
+    assert!(text.lines().any(|l| l.starts_with("temporal_worker_task_slots_available{")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("temporal_activity_execution_latency_count{")), "{text}");
+    // The database gauges are the API's alone.
+    assert!(!text.contains("varsel_orders{"), "{text}");
+
+    let api = app.http.get(format!("{}/metrics", app.base_url)).send().await.unwrap().text().await.unwrap();
+    assert!(api.contains(r#"varsel_orders{status="Completed"} 1"#), "{api}");
+    app.stop().await;
+}
