@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions};
+use varsel_tests::{Db, KillOnDrop, SmtpServer, TestApp, TestAppOptions};
 
 const VARSEL: &str = env!("CARGO_BIN_EXE_varsel");
 const T: Duration = Duration::from_secs(60);
@@ -100,20 +100,7 @@ async fn history_redrive_and_replay_from_the_command_line() {
     app.stop().await;
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
-/// Kills the child when the test ends, whichever way.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        // SIGTERM first would be kinder; the worker's activities are idempotent either way.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_process_sends_and_reports_its_own_and_temporal_metrics() {
@@ -121,10 +108,10 @@ async fn a_worker_process_sends_and_reports_its_own_and_temporal_metrics() {
     let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
     opts.tweak = Box::new(|c| c.run_worker = false);
     let app = TestApp::spawn(opts).await;
-    let port = free_port();
+    let port = varsel_tests::port();
     let mut worker = app.command(VARSEL, |c| c.worker_metrics_listen = format!("127.0.0.1:{port}"));
     worker.arg("worker").stdout(std::process::Stdio::null());
-    let _worker = Child(worker.spawn().expect("varsel worker starts"));
+    let _worker = KillOnDrop(worker.spawn().expect("varsel worker starts"));
 
     let id = app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "a@example.no"}]})).await;
     app.wait_status(&id, "Completed", T).await;

@@ -162,6 +162,11 @@ impl SmtpServer {
         out
     }
 
+    /// How many messages arrived so far (cheap: counts files).
+    pub fn count(&self) -> usize {
+        ["new", "cur"].iter().filter_map(|sub| std::fs::read_dir(self.maildir.join(sub)).ok()).map(|d| d.count()).sum()
+    }
+
     /// Waits until at least `n` messages arrived.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<ReceivedEmail> {
         let deadline = Instant::now() + timeout;
@@ -526,4 +531,19 @@ impl Drop for KannelGateway {
             let _ = c.wait();
         }
     }
+}
+
+/// A child process (a `varsel` role, say) that is killed when the test ends, whichever way.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn port() -> u16 {
+    free_port().expect("a free port")
 }

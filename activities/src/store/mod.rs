@@ -356,6 +356,36 @@ impl Store {
         order::Entity::find_by_id(id.to_owned()).one(&self.db).await
     }
 
+    /// How many of these orders have `status` (in chunks, for long lists).
+    pub async fn count_orders_with_status(&self, ids: &[String], status: &str) -> Result<u64, DbErr> {
+        let mut n = 0;
+        for chunk in ids.chunks(500) {
+            n += order::Entity::find()
+                .filter(order::Column::Id.is_in(chunk.iter().cloned()))
+                .filter(order::Column::Status.eq(status))
+                .count(&self.db)
+                .await?;
+        }
+        Ok(n)
+    }
+
+    /// The latest status change among these orders.
+    pub async fn last_status_change(&self, ids: &[String]) -> Result<Option<DateTime<Utc>>, DbErr> {
+        let mut last = None;
+        for chunk in ids.chunks(500) {
+            let t: Option<DateTime<Utc>> = order::Entity::find()
+                .select_only()
+                .column_as(order::Column::StatusChanged.max(), "m")
+                .filter(order::Column::Id.is_in(chunk.iter().cloned()))
+                .into_tuple::<Option<DateTime<Utc>>>()
+                .one(&self.db)
+                .await?
+                .flatten();
+            last = last.max(t);
+        }
+        Ok(last)
+    }
+
     /// Records that an order's workflow exists.
     pub async fn mark_workflow_started(&self, id: &str) -> Result<(), DbErr> {
         order::Entity::update_many()
@@ -456,26 +486,34 @@ impl Store {
 
     /// Adds or replaces a person in the contact register.
     pub async fn upsert_person(&self, nin: &str, c: &PersonContact) -> Result<(), DbErr> {
-        contact_person::Entity::insert(contact_person::ActiveModel {
-            nin: Set(nin.to_owned()),
-            name: Set(c.name.clone()),
-            email: Set(c.email.clone()),
-            mobile: Set(c.mobile.clone()),
-            reserved: Set(c.reserved),
-        })
-        .on_conflict(
-            OnConflict::column(contact_person::Column::Nin)
-                .update_columns([
-                    contact_person::Column::Name,
-                    contact_person::Column::Email,
-                    contact_person::Column::Mobile,
-                    contact_person::Column::Reserved,
-                ])
-                .to_owned(),
-        )
-        .exec_without_returning(&self.db)
-        .await?;
-        Ok(())
+        self.upsert_persons(&[(nin.to_owned(), c.clone())]).await
+    }
+
+    /// Adds or replaces many persons in the contact register, a few hundred rows a statement.
+    pub async fn upsert_persons(&self, persons: &[(String, PersonContact)]) -> Result<(), DbErr> {
+        let txn = self.db.begin().await?;
+        for chunk in persons.chunks(500) {
+            contact_person::Entity::insert_many(chunk.iter().map(|(nin, c)| contact_person::ActiveModel {
+                nin: Set(nin.clone()),
+                name: Set(c.name.clone()),
+                email: Set(c.email.clone()),
+                mobile: Set(c.mobile.clone()),
+                reserved: Set(c.reserved),
+            }))
+            .on_conflict(
+                OnConflict::column(contact_person::Column::Nin)
+                    .update_columns([
+                        contact_person::Column::Name,
+                        contact_person::Column::Email,
+                        contact_person::Column::Mobile,
+                        contact_person::Column::Reserved,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        txn.commit().await
     }
 
     /// Adds or replaces an organisation in the contact register.

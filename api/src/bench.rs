@@ -1,0 +1,688 @@
+//! `varsel bench`: measures varsel on the embedded stack, each figure against a baseline taken in
+//! the same run, on the same machine and the same Temporal server, so that the ratio means
+//! something on a shared, noisy machine.
+//!
+//! - accept: `POST /orders` against a bare client starting a no-op workflow;
+//! - small orders: single-recipient email orders from POST to `Completed` against a trivial
+//!   one-activity workflow run by a worker with the same settings;
+//! - bulk: one large email order to a local SMTP sink against lettre sending the same messages
+//!   to the same sink with the same pooled connections.
+
+use crate::config::Config;
+use crate::devserver::{DevServer, DevServerOptions, find_temporal_bin};
+use crate::startup::Application;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowStartOptions};
+use temporalio_common::ActivityError;
+use temporalio_macros::activities;
+use temporalio_sdk::activities::ActivityContext;
+use temporalio_sdk::{Runtime, Worker, WorkerOptions};
+use varsel_activities::Store;
+use varsel_activities::providers::email::{EmailSettings, Mailer, OutgoingEmail};
+use varsel_activities::store::{OrgContact, PersonContact};
+use varsel_workflows::bench::{BenchInput, NoopWorkflow, OneActivityWorkflow, defs};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Recipients of the bulk order.
+    pub recipients: u32,
+    /// Orders of the small-order phase.
+    pub small_orders: u32,
+    /// Seconds each accept measurement runs.
+    pub accept_secs: u64,
+    /// Concurrent clients in the accept and small-order phases.
+    pub clients: usize,
+    /// Phases to run: `accept`, `small`, `bulk`.
+    pub phases: Vec<String>,
+    /// Where the JSON result goes.
+    pub json_out: PathBuf,
+}
+
+/// One measured figure with its baseline.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    /// What was measured.
+    pub name: String,
+    /// varsel's figure.
+    pub value: f64,
+    /// The baseline's figure (same unit).
+    pub baseline: Option<f64>,
+    /// value / baseline.
+    pub ratio: Option<f64>,
+    /// Unit of both.
+    pub unit: String,
+    /// The target, in words.
+    pub target: String,
+    /// Whether the target was met.
+    pub met: Option<bool>,
+}
+
+impl Figure {
+    fn ratio(name: &str, value: f64, baseline: f64, unit: &str, min_ratio: f64) -> Self {
+        let ratio = if baseline > 0.0 { value / baseline } else { 0.0 };
+        Self {
+            name: name.into(),
+            value,
+            baseline: Some(baseline),
+            ratio: Some(ratio),
+            unit: unit.into(),
+            target: format!("ratio >= {min_ratio}"),
+            met: Some(ratio >= min_ratio),
+        }
+    }
+
+    fn plain(name: &str, value: f64, unit: &str, target: &str, met: Option<bool>) -> Self {
+        Self { name: name.into(), value, baseline: None, ratio: None, unit: unit.into(), target: target.into(), met }
+    }
+}
+
+/// The baseline's one activity.
+pub struct BenchActivitiesImpl;
+
+#[activities]
+impl BenchActivitiesImpl {
+    #[activity(definition = defs::Echo)]
+    pub async fn echo(self: Arc<Self>, _ctx: ActivityContext, input: BenchInput) -> Result<BenchInput, ActivityError> {
+        Ok(input)
+    }
+}
+
+const BASELINE_QUEUE: &str = "varsel-bench-baseline";
+
+/// Runs the benchmark and prints its table; writes the JSON to `opts.json_out`.
+pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
+    let dir = tempfile::tempdir()?;
+    let mut cfg = Config::load()?;
+    let configured_temporal = std::env::var("TEMPORAL_ADDRESS").is_ok();
+    // The embedded default: a dev server with a SQLite file in WAL mode, unless one is configured.
+    let _server = if configured_temporal {
+        None
+    } else {
+        let bin = find_temporal_bin().ok_or_else(|| anyhow::anyhow!("the Temporal CLI was not found: run ./scripts/bootstrap"))?;
+        let port = crate::devserver::free_port()?;
+        let server = DevServer::start(&DevServerOptions {
+            bin,
+            port,
+            ui_port: None,
+            db_file: Some(dir.path().join("temporal.db")),
+            log_file: dir.path().join("temporal.log"),
+        })?;
+        cfg.temporal_address = server.address.clone();
+        Some(server)
+    };
+    let sink = SmtpSink::start()?;
+    cfg.data_dir = dir.path().to_path_buf();
+    if std::env::var("VARSEL_DATABASE_URL").is_err() {
+        cfg.database_url = String::new();
+    }
+    cfg.listen = "127.0.0.1:0".into();
+    cfg.smtp_url = format!("smtp://127.0.0.1:{}", sink.port);
+    cfg.task_queue = format!("varsel-bench-{}", uuid::Uuid::new_v4().simple());
+    cfg.sms_sending_window = String::new();
+    cfg.run_api = true;
+    cfg.run_worker = true;
+    cfg.normalise();
+    let key = crate::auth::load_or_create_dev_key(&cfg.data_dir)?;
+    let token = crate::auth::mint(&key, crate::auth::TokenKind::Bearer { org: "bench".into(), scope: crate::auth::CREATE_SCOPE.into() }, 24 * 3600)?;
+
+    eprintln!("varsel bench: Temporal {}, database {}, SMTP sink {}", cfg.temporal_address, cfg.database_url, cfg.smtp_url);
+    let app = Application::build(cfg.clone()).await?;
+    let base = format!("{}/notifications/api/v1", app.base_url());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let app_task = tokio::spawn(app.run_until(async move {
+        let _ = stop_rx.await;
+    }));
+    let store = Store::connect(&cfg.database_url, 4).await?;
+    let client = crate::temporal::connect(&cfg).await?;
+    let baseline_worker = BaselineWorker::spawn(cfg.clone());
+    let http = reqwest::Client::builder().pool_max_idle_per_host(opts.clients).build()?;
+    let bench = Bench { opts: opts.clone(), ctx: Arc::new(TaskCtx { base, token, http }), client, store, cfg: cfg.clone(), sink };
+
+    let mut figures = Vec::new();
+    for phase in &opts.phases {
+        match phase.as_str() {
+            "accept" => figures.extend(bench.accept().await?),
+            "small" => figures.extend(bench.small_orders().await?),
+            "bulk" => figures.extend(bench.bulk().await?),
+            other => anyhow::bail!("unknown phase {other:?} (accept, small, bulk)"),
+        }
+    }
+
+    print_table(&figures);
+    let doc = json!({
+        "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)},
+        "temporal": if configured_temporal { "configured" } else { "embedded dev server (SQLite, WAL)" },
+        "database": if cfg.database_url.starts_with("sqlite") { "sqlite" } else { "postgres" },
+        "options": {"recipients": opts.recipients, "smallOrders": opts.small_orders, "acceptSeconds": opts.accept_secs, "clients": opts.clients,
+                    "sendBatch": cfg.send_batch, "sendConcurrency": cfg.send_concurrency, "smtpPoolSize": cfg.smtp_pool_size},
+        "figures": figures,
+    });
+    std::fs::write(&opts.json_out, serde_json::to_string_pretty(&doc)?)?;
+    eprintln!("written to {}", opts.json_out.display());
+
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(20), app_task).await;
+    tokio::task::spawn_blocking(move || baseline_worker.stop()).await?;
+    Ok(figures)
+}
+
+struct Bench {
+    opts: BenchOptions,
+    ctx: Arc<TaskCtx>,
+    client: Client,
+    store: Store,
+    cfg: Config,
+    sink: SmtpSink,
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:32} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_owned());
+    pb
+}
+
+/// Runs `op(n)` for every `n` in `0..total` from `workers` concurrent tasks; the outputs in `n`
+/// order.
+async fn fan_out<T, F, Fut>(workers: usize, total: u64, op: F) -> anyhow::Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<T>> + Send,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..workers.max(1) {
+        let (op, next) = (op.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    return anyhow::Ok(out);
+                }
+                out.push((n, op(n).await?));
+            }
+        }));
+    }
+    let mut all = Vec::with_capacity(total as usize);
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    all.sort_by_key(|(n, _)| *n);
+    Ok(all.into_iter().map(|(_, t)| t).collect())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+impl Bench {
+    /// Runs `op` from `clients` tasks for `secs`; returns (operations, elapsed, latencies).
+    async fn closed_loop<F, Fut>(&self, what: &str, secs: u64, op: F) -> anyhow::Result<(u64, Duration, Vec<Duration>)>
+    where
+        F: Fn(u64) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+    {
+        let op = Arc::new(op);
+        let counter = Arc::new(AtomicU64::new(0));
+        let pb = bar(secs, what);
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(secs);
+        let mut tasks = Vec::new();
+        for _ in 0..self.opts.clients {
+            let (op, counter) = (op.clone(), counter.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let n = counter.fetch_add(1, Ordering::Relaxed);
+                    let t = Instant::now();
+                    op(n).await?;
+                    lat.push(t.elapsed());
+                }
+                anyhow::Ok(lat)
+            }));
+        }
+        let ticker = {
+            let pb = pb.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    pb.set_position(start.elapsed().as_secs().min(secs));
+                }
+            })
+        };
+        let mut lat = Vec::new();
+        for t in tasks {
+            lat.extend(t.await??);
+        }
+        let elapsed = start.elapsed();
+        ticker.abort();
+        pb.finish_and_clear();
+        lat.sort();
+        Ok((lat.len() as u64, elapsed, lat))
+    }
+
+    /// Issues `op` at a fixed rate for `secs`, each in its own task; returns the latencies.
+    async fn open_loop<F, Fut>(&self, what: &str, rate: f64, secs: u64, op: F) -> anyhow::Result<Vec<Duration>>
+    where
+        F: Fn(u64) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let total = (rate * secs as f64).max(1.0) as u64;
+        let pb = bar(total, what);
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut tasks = Vec::new();
+        for n in 0..total {
+            tick.tick().await;
+            let fut = op(n);
+            tasks.push(tokio::spawn(async move {
+                let t = Instant::now();
+                fut.await?;
+                anyhow::Ok(t.elapsed())
+            }));
+            pb.inc(1);
+        }
+        let mut lat = Vec::new();
+        for t in tasks {
+            lat.push(t.await??);
+        }
+        pb.finish_and_clear();
+        lat.sort();
+        Ok(lat)
+    }
+
+    async fn accept(&self) -> anyhow::Result<Vec<Figure>> {
+        let secs = self.opts.accept_secs;
+        // Baseline: a bare client starting a no-op workflow (run by the baseline worker, as an
+        // order's first workflow task is run by the order worker).
+        let client = self.client.clone();
+        let run_id = uuid::Uuid::new_v4().simple().to_string();
+        let (raw_n, raw_elapsed, _) = self
+            .closed_loop("baseline: raw workflow starts", secs, move |n| {
+                let client = client.clone();
+                let id = format!("bench-noop-{run_id}-{n}");
+                async move {
+                    let opts = WorkflowStartOptions::new(BASELINE_QUEUE, id).build();
+                    client.start_workflow(NoopWorkflow::run, BenchInput { n: n as u32 }, opts).await?;
+                    Ok(())
+                }
+            })
+            .await?;
+        let raw_rate = raw_n as f64 / raw_elapsed.as_secs_f64();
+
+        // varsel: POST /orders (send time next week, so only acceptance is measured).
+        let me = self.ctx.clone();
+        let m = me.clone();
+        let (n, elapsed, lat) = self
+            .closed_loop("accept: POST /orders", secs, move |n| {
+                let m = m.clone();
+                async move { m.post("/orders", &m.order_body(n, true)).await.map(|_| ()) }
+            })
+            .await?;
+        let rate = n as f64 / elapsed.as_secs_f64();
+        let half = rate / 2.0;
+        let m = me.clone();
+        let half_lat = self
+            .open_loop("accept: at half the highest rate", half, secs, move |n| {
+                let m = m.clone();
+                async move { m.post("/orders", &m.order_body(1_000_000 + n, true)).await.map(|_| ()) }
+            })
+            .await?;
+        let p99_half = percentile(&half_lat, 0.99);
+        Ok(vec![
+            Figure::ratio("accept: highest sustained orders/s", rate, raw_rate, "orders/s vs starts/s", 0.8),
+            Figure::plain("accept: p50 at the highest rate", percentile(&lat, 0.5), "ms", "", None),
+            Figure::plain("accept: p99 at the highest rate", percentile(&lat, 0.99), "ms", "", None),
+            Figure::plain(&format!("accept: p50 at half ({half:.0}/s)"), percentile(&half_lat, 0.5), "ms", "", None),
+            Figure::plain(&format!("accept: p99 at half ({half:.0}/s)"), p99_half, "ms", "<= 50 ms", Some(p99_half <= 50.0)),
+        ])
+    }
+
+    async fn small_orders(&self) -> anyhow::Result<Vec<Figure>> {
+        let total = self.opts.small_orders as u64;
+        let clients = self.opts.clients;
+        // Baseline: the trivial one-activity workflow, started and awaited the same way.
+        let pb = bar(total, "baseline: one-activity workflows");
+        let run_id = uuid::Uuid::new_v4().simple().to_string();
+        let start = Instant::now();
+        let client = self.client.clone();
+        let handles = fan_out(clients, total, move |n| {
+            let (client, id) = (client.clone(), format!("bench-one-{run_id}-{n}"));
+            async move {
+                let opts = WorkflowStartOptions::new(BASELINE_QUEUE, id).build();
+                Ok(client.start_workflow(OneActivityWorkflow::run, BenchInput { n: n as u32 }, opts).await?)
+            }
+        })
+        .await?;
+        let handles = Arc::new(handles);
+        let pb2 = pb.clone();
+        fan_out(clients, total, move |n| {
+            let (handles, pb) = (handles.clone(), pb2.clone());
+            async move {
+                handles[n as usize].get_result(WorkflowGetResultOptions::default()).await?;
+                pb.inc(1);
+                Ok(())
+            }
+        })
+        .await?;
+        let raw_rate = total as f64 / start.elapsed().as_secs_f64();
+        pb.finish_and_clear();
+
+        // varsel: single-recipient email orders, POST to Completed.
+        let pb = bar(total, "small orders: POST to Completed");
+        let me = self.ctx.clone();
+        let ids = fan_out(clients, total, move |n| {
+            let me = me.clone();
+            async move { me.post("/orders", &me.order_body(2_000_000 + n, false)).await }
+        })
+        .await?;
+        let elapsed = self.wait_completed(&ids, &pb, Duration::from_secs(600)).await?;
+        pb.finish_and_clear();
+        let rate = total as f64 / elapsed.as_secs_f64();
+        Ok(vec![Figure::ratio("small orders: POST to Completed, orders/s", rate, raw_rate, "orders/s vs workflows/s", 0.5)])
+    }
+
+    /// Waits until every order is `Completed`; returns the time since `start` of the wait's caller
+    /// (measured from the first order's creation in the database).
+    async fn wait_completed(&self, ids: &[String], pb: &ProgressBar, timeout: Duration) -> anyhow::Result<Duration> {
+        let deadline = Instant::now() + timeout;
+        let first_created = self.store.order(&ids[0]).await?.map(|o| o.created).unwrap_or_else(chrono::Utc::now);
+        loop {
+            let done = self.store.count_orders_with_status(ids, "Completed").await?;
+            pb.set_position(done);
+            if done as usize == ids.len() {
+                let last = self.store.last_status_change(ids).await?.unwrap_or_else(chrono::Utc::now);
+                return Ok((last - first_created).to_std().unwrap_or_default());
+            }
+            anyhow::ensure!(Instant::now() < deadline, "{} of {} orders completed in {timeout:?}", done, ids.len());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn bulk(&self) -> anyhow::Result<Vec<Figure>> {
+        let n = self.opts.recipients as usize;
+        // Baseline: lettre's pooled SMTP sending the same messages to the same sink, with as many
+        // concurrent sends as the worker's pool allows.
+        let mailer = Mailer::new(&EmailSettings {
+            smtp_url: Some(self.cfg.smtp_url.clone()),
+            default_from: self.cfg.email_from.clone(),
+            outbox_dir: self.cfg.data_dir.join("baseline-outbox"),
+            pool_size: self.cfg.smtp_pool_size,
+            timeout: Duration::from_secs(self.cfg.smtp_timeout_secs),
+        })?;
+        let mailer = Arc::new(mailer);
+        let pb = bar(n as u64, "baseline: lettre to the sink");
+        let before = self.sink.received();
+        let start = Instant::now();
+        let pb2 = pb.clone();
+        fan_out(self.cfg.send_concurrency.max(1), n as u64, move |i| {
+            let (mailer, pb) = (mailer.clone(), pb2.clone());
+            async move {
+                let mail = OutgoingEmail {
+                    notification_id: uuid::Uuid::new_v4().to_string(),
+                    from: None,
+                    to: format!("bulk-{i}@bench.example"),
+                    subject: "Bench".into(),
+                    body: "A benchmark message.".into(),
+                    content_type: Default::default(),
+                };
+                mailer.send(&mail).await.map_err(|e| anyhow::anyhow!("baseline send: {e:?}"))?;
+                pb.inc(1);
+                Ok(())
+            }
+        })
+        .await?;
+        let raw_rate = n as f64 / start.elapsed().as_secs_f64();
+        pb.finish_and_clear();
+        anyhow::ensure!(self.sink.received() - before == n as u64, "the sink did not receive every baseline message");
+
+        // varsel: one order, a tenth of its recipients persons and organisations from the
+        // contact register, the rest plain addresses.
+        let pb = bar(0, "bulk: seeding the contact register");
+        let recipients = seed_bulk_recipients(&self.store, n).await?;
+        pb.finish_and_clear();
+        let body = json!({
+            "notificationChannel": "Email",
+            "emailTemplate": {"subject": "Bench $recipientName$", "body": "A benchmark message."},
+            "recipients": recipients,
+        });
+        let pb = bar(n as u64, "bulk: POST to Completed");
+        let before = self.sink.received();
+        let start = Instant::now();
+        let id = self.ctx.post("/orders", &body).await?;
+        let accepted = start.elapsed();
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        loop {
+            pb.set_position(self.sink.received() - before);
+            if self.store.count_orders_with_status(std::slice::from_ref(&id), "Completed").await? == 1 {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the bulk order did not complete in an hour");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let elapsed = start.elapsed();
+        pb.finish_and_clear();
+        let sent = self.sink.received() - before;
+        anyhow::ensure!(sent == n as u64, "the sink received {sent} of {n} bulk messages");
+        let rate = n as f64 / elapsed.as_secs_f64();
+        Ok(vec![
+            Figure::plain(&format!("bulk: POST of {n} recipients accepted in"), accepted.as_secs_f64() * 1000.0, "ms", "", None),
+            Figure::ratio(&format!("bulk: {n} recipients, POST to Completed, notifications/s"), rate, raw_rate, "notifications/s vs emails/s", 0.5),
+            Figure::plain("bulk: notifications/s", rate, "notifications/s", ">= 2000", Some(rate >= 2000.0)),
+        ])
+    }
+
+}
+
+/// What request tasks need.
+struct TaskCtx {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl TaskCtx {
+    async fn post(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<String> {
+        let resp = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(body).send().await?;
+        let status = resp.status();
+        let v: serde_json::Value = resp.json().await?;
+        if status != 202 {
+            anyhow::bail!("POST {path}: {status} {v}");
+        }
+        Ok(v["orderId"].as_str().unwrap_or_default().to_owned())
+    }
+
+    fn order_body(&self, n: u64, send_later: bool) -> serde_json::Value {
+        let mut body = json!({
+            "notificationChannel": "Email",
+            "emailTemplate": {"subject": "Bench", "body": "A benchmark message."},
+            "recipients": [{"emailAddress": format!("small-{n}@bench.example")}],
+        });
+        if send_later {
+            body["requestedSendTime"] = json!((chrono::Utc::now() + chrono::Duration::days(7)).to_rfc3339());
+        }
+        body
+    }
+}
+
+/// Recipients of a large order: every tenth a person or an organisation seeded into the contact
+/// register (a person with an email address, an organisation with one), the rest plain
+/// addresses. The numbers are synthetic and never collide with real ones' test data.
+pub async fn seed_bulk_recipients(store: &Store, n: usize) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut persons = Vec::new();
+    let mut recipients = Vec::with_capacity(n);
+    for i in 0..n {
+        if i % 20 == 0 {
+            let nin = format!("{:011}", 70_000_000_000u64 + i as u64);
+            persons.push((nin.clone(), PersonContact {
+                name: Some(format!("Person {i}")),
+                email: Some(format!("person-{i}@bench.example")),
+                mobile: None,
+                reserved: false,
+            }));
+            recipients.push(json!({"nationalIdentityNumber": nin}));
+        } else if i % 20 == 10 {
+            let org = format!("{:09}", 800_000_000u64 + i as u64);
+            store
+                .upsert_organization(&org, &OrgContact { name: Some(format!("Org {i}")), emails: vec![format!("org-{i}@bench.example")], mobiles: vec![] })
+                .await?;
+            recipients.push(json!({"organizationNumber": org}));
+        } else {
+            recipients.push(json!({"emailAddress": format!("plain-{i}@bench.example")}));
+        }
+    }
+    store.upsert_persons(&persons).await?;
+    Ok(recipients)
+}
+
+fn print_table(figures: &[Figure]) {
+    println!("\n{:<58} {:>12} {:>12} {:>7}  {:<10} target", "figure", "varsel", "baseline", "ratio", "unit");
+    for f in figures {
+        let baseline = f.baseline.map(|b| format!("{b:.1}")).unwrap_or_default();
+        let ratio = f.ratio.map(|r| format!("{r:.2}")).unwrap_or_default();
+        let met = match f.met {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "",
+        };
+        println!("{:<58} {:>12.1} {:>12} {:>7}  {:<10} {} {}", f.name, f.value, baseline, ratio, f.unit.split(' ').next().unwrap_or(""), f.target, met);
+    }
+}
+
+/// A worker for the baseline workflows, with the order worker's default settings.
+struct BaselineWorker {
+    shutdown: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BaselineWorker {
+    fn spawn(cfg: Config) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let run = async {
+                    let client = crate::temporal::connect(&cfg).await?;
+                    let runtime = Runtime::from_current_tokio(Default::default())?;
+                    let opts = WorkerOptions::new(BASELINE_QUEUE)
+                        .register_workflow::<NoopWorkflow>()?
+                        .register_workflow::<OneActivityWorkflow>()?
+                        .register_activities(BenchActivitiesImpl)
+                        .build();
+                    let mut worker = Worker::new(&runtime, client, opts)?;
+                    let shutdown = worker.shutdown_handle();
+                    let handle = tokio::runtime::Handle::current();
+                    std::thread::spawn(move || {
+                        let _ = rx.recv();
+                        let _guard = handle.enter();
+                        shutdown();
+                    });
+                    worker.run().await?;
+                    anyhow::Ok(())
+                };
+                if let Err(e) = run.await {
+                    eprintln!("baseline worker stopped: {e:#}");
+                }
+            });
+        });
+        Self { shutdown: tx, thread: Some(thread) }
+    }
+
+    fn stop(mut self) {
+        let _ = self.shutdown.send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// An SMTP server that accepts every message and discards it, counting: the bulk phase's
+/// destination for both varsel and the baseline. It runs on its own thread and runtime, as a
+/// separate relay would.
+pub struct SmtpSink {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    received: Arc<AtomicU64>,
+}
+
+impl SmtpSink {
+    /// Starts the sink.
+    pub fn start() -> anyhow::Result<Self> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
+        let received = Arc::new(AtomicU64::new(0));
+        let counter = received.clone();
+        std::thread::Builder::new().name("smtp-sink".into()).spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                while let Ok((stream, _)) = listener.accept().await {
+                    tokio::spawn(sink_session(stream, counter.clone()));
+                }
+            });
+        })?;
+        Ok(Self { port, received })
+    }
+
+    /// Messages received so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+}
+
+async fn sink_session(stream: tokio::net::TcpStream, counter: Arc<AtomicU64>) -> std::io::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    w.write_all(b"220 sink ESMTP\r\n").await?;
+    let mut line = String::new();
+    let mut in_data = false;
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        if in_data {
+            if line == ".\r\n" || line == ".\n" {
+                in_data = false;
+                counter.fetch_add(1, Ordering::Relaxed);
+                w.write_all(b"250 2.0.0 queued\r\n").await?;
+            }
+            continue;
+        }
+        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+        let reply: &[u8] = match verb.as_str() {
+            "EHLO" => b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n",
+            "HELO" | "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 2.0.0 ok\r\n",
+            "DATA" => {
+                in_data = true;
+                b"354 go ahead\r\n"
+            }
+            "QUIT" => {
+                w.write_all(b"221 bye\r\n").await?;
+                return Ok(());
+            }
+            _ => b"502 5.5.2 not implemented\r\n",
+        };
+        w.write_all(reply).await?;
+    }
+}

@@ -1,0 +1,119 @@
+//! The production profile: PostgreSQL, one Temporal server, and API and worker as separate
+//! `varsel` processes, two of each. Every notification goes out exactly once, a 10,000-recipient
+//! order among them, whichever process takes which batch.
+
+use serde_json::json;
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use varsel_tests::{Db, KillOnDrop, SmtpServer, TestApp, TestAppOptions, postgres_url};
+
+const VARSEL: &str = env!("CARGO_BIN_EXE_varsel");
+
+
+
+async fn wait_http(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reqwest::get(url).await.map(|r| !r.status().is_success()).unwrap_or(true) {
+        assert!(Instant::now() < deadline, "{url} did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_api_and_two_worker_processes_send_every_notification_exactly_once() {
+    if postgres_url().is_none() {
+        eprintln!("TEST_DATABASE_URL not set: the production profile runs on PostgreSQL; skipped");
+        return;
+    }
+    let smtp = SmtpServer::start();
+    let mut opts = TestAppOptions::new(Db::Postgres, smtp.url());
+    // This process only migrates and seeds; the work is the child processes'.
+    opts.tweak = Box::new(|c| {
+        c.run_api = false;
+        c.run_worker = false;
+    });
+    let app = TestApp::spawn(opts).await;
+    let recipients = varsel_api::bench::seed_bulk_recipients(&app.store, 10_000).await.unwrap();
+
+    let mut apis = Vec::new();
+    let mut processes = Vec::new();
+    for _ in 0..2 {
+        let port = varsel_tests::port();
+        let mut c = app.command(VARSEL, |c| c.listen = format!("127.0.0.1:{port}"));
+        c.arg("api").stdout(Stdio::null());
+        processes.push(KillOnDrop(c.spawn().expect("varsel api")));
+        apis.push(format!("http://127.0.0.1:{port}"));
+    }
+    let mut worker_metrics = Vec::new();
+    for _ in 0..2 {
+        let port = varsel_tests::port();
+        let mut c = app.command(VARSEL, |c| c.worker_metrics_listen = format!("127.0.0.1:{port}"));
+        c.arg("worker").stdout(Stdio::null());
+        processes.push(KillOnDrop(c.spawn().expect("varsel worker")));
+        worker_metrics.push(format!("http://127.0.0.1:{port}/metrics"));
+    }
+    for url in apis.iter().map(|a| format!("{a}/health")).chain(worker_metrics.clone()) {
+        wait_http(&url).await;
+    }
+
+    let token = app.token("ttd");
+    let http = reqwest::Client::new();
+    let post = |api: &str, body: serde_json::Value| {
+        let req = http.post(format!("{api}/notifications/api/v1/orders")).bearer_auth(&token).json(&body);
+        async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 202);
+            resp.json::<serde_json::Value>().await.unwrap()["orderId"].as_str().unwrap().to_owned()
+        }
+    };
+    let mut ids = vec![
+        post(&apis[0], json!({"notificationChannel": "Email", "emailTemplate": {"subject": "Hei $recipientName$", "body": "b"}, "recipients": recipients})).await,
+    ];
+    for i in 0..40 {
+        let body = json!({"notificationChannel": "Email", "emailTemplate": {"subject": "s", "body": "b"}, "recipients": [{"emailAddress": format!("small-{i}@example.no")}]});
+        ids.push(post(&apis[i % 2], body).await);
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let done = app.store.count_orders_with_status(&ids, "Completed").await.unwrap();
+        if done as usize == ids.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{done} of {} orders completed; {} emails arrived", ids.len(), smtp.count());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Exactly once: every address once, nothing else.
+    let expected = 10_000 + 40;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while smtp.count() < expected {
+        assert!(Instant::now() < deadline, "{} of {expected} emails arrived", smtp.count());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut by_address: HashMap<String, usize> = HashMap::new();
+    for m in smtp.messages() {
+        *by_address.entry(m.to).or_default() += 1;
+    }
+    assert_eq!(by_address.len(), expected, "distinct addresses");
+    let twice: Vec<_> = by_address.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    assert_eq!(by_address.get("person-0@bench.example"), Some(&1), "a person from the contact register");
+    assert_eq!(by_address.get("org-10@bench.example"), Some(&1), "an organisation from the contact register");
+
+    // Both workers took part.
+    for url in &worker_metrics {
+        let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+        let sent: f64 = text
+            .lines()
+            .find(|l| l.starts_with(r#"varsel_send_seconds_count{provider="smtp"}"#))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        assert!(sent > 0.0, "a worker sent nothing ({url}):\n{text}");
+    }
+    drop(processes);
+    app.stop().await;
+}
