@@ -51,7 +51,15 @@ pub struct OrderActivitiesImpl {
     pub sender_policies: Vec<varsel_workflows::sms::SenderPolicy>,
     /// Send latency, provider errors, finished orders.
     pub metrics: crate::metrics::Metrics,
+    /// Per-provider send-rate limits shared by all workers.
+    pub rate_limits: crate::providers::rate::SendRateLimits,
 }
+
+/// How long one send activity keeps starting sends. Its start-to-close timeout is 120 s: a batch
+/// slowed by a rate limit or a sluggish relay stops early and leaves the rest to the next batch,
+/// instead of timing out while still sending (a timed-out attempt keeps running, and its retry
+/// would send the same notifications again).
+const SEND_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Maps an internal error to an activity error. Everything here is retryable: the database
 /// coming back or a provider recovering is the normal case. Permanent outcomes never reach this
@@ -208,21 +216,28 @@ impl OrderActivitiesImpl {
             .map_err(classify)?;
         let this = self.clone();
         let order = Arc::new(order);
-        let results: Vec<Result<(), String>> = futures::stream::iter(claimed.into_iter().map(|n| {
+        let deadline = std::time::Instant::now() + SEND_BUDGET;
+        let results: Vec<Result<bool, String>> = futures::stream::iter(claimed.into_iter().map(|n| {
             let this = this.clone();
             let order = order.clone();
-            async move { this.send_one(&order, n).await }
+            async move {
+                if std::time::Instant::now() >= deadline {
+                    // Left `Sending`: the next batch claims it again.
+                    return Ok(false);
+                }
+                this.send_one(&order, n).await.map(|()| true)
+            }
         }))
         .buffer_unordered(self.send_concurrency.max(1))
         .collect()
         .await;
-        let sent = results.iter().filter(|r| r.is_ok()).count() as u32;
+        let sent = results.iter().filter(|r| matches!(r, Ok(true))).count() as u32;
         if let Some(Err(first)) = results.iter().find(|r| r.is_err()) {
             // Some sends hit a transient fault: fail the attempt so Temporal retries with backoff.
             // Rows already recorded are not claimed again.
             return Err(classify(format!(
                 "{} of {} {} notifications could not be sent yet: {first}",
-                results.len() as u32 - sent,
+                results.iter().filter(|r| r.is_err()).count(),
                 results.len(),
                 batch.channel.as_str()
             )));
@@ -299,6 +314,7 @@ impl OrderActivitiesImpl {
             Channel::Email => self.mailer.provider(),
             Channel::Sms => self.sms.provider_for(&n.address),
         };
+        self.rate_limits.acquire(provider).await.map_err(|e| e.to_string())?;
         let started = std::time::Instant::now();
         let result = match channel {
             Channel::Email => {

@@ -100,6 +100,10 @@ pub struct Config {
     pub cancel_cutoff_secs: u64,
     /// Largest request body accepted, bytes.
     pub max_body_bytes: usize,
+    /// Send-rate limits, messages per second, by provider (`smtp`, `outbox`, `kannel`,
+    /// `simulator`), held across all workers sharing the database
+    /// (`VARSEL_SEND_RATE_LIMITS__SMTP=100`). None by default.
+    pub send_rate_limits: std::collections::BTreeMap<String, u32>,
     /// Run the worker in this process (`serve` only; `dev` always does).
     pub run_worker: bool,
     /// Run the API in this process.
@@ -155,6 +159,7 @@ impl Default for Config {
             dispatch_interval_ms: 2_000,
             cancel_cutoff_secs: 300,
             max_body_bytes: 64 * 1024 * 1024,
+            send_rate_limits: Default::default(),
             run_worker: true,
             run_api: true,
             worker_metrics_listen: "127.0.0.1:9464".into(),

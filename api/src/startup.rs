@@ -16,6 +16,7 @@ use varsel_activities::providers::condition::ConditionClient;
 use varsel_activities::providers::email::{EmailSettings, Mailer};
 use varsel_activities::events::OrderEvents;
 use varsel_activities::metrics::Metrics;
+use varsel_activities::providers::rate::SendRateLimits;
 use varsel_activities::providers::sms::{Kannel, ReportSigner, Simulator, SmsRouter};
 use varsel_activities::{OrderActivitiesImpl, Store};
 
@@ -243,6 +244,7 @@ impl Application {
                 sms_window: config.sms_window()?,
                 sender_policies: config.sms_sender_policies.clone(),
                 metrics: metrics.clone(),
+                rate_limits: SendRateLimits::new(store.clone(), config.send_rate_limits.clone()),
             };
             Some(spawn_worker(config.clone(), activities, sdk_metrics.clone()))
         } else {

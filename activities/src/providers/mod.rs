@@ -2,6 +2,7 @@
 
 pub mod condition;
 pub mod email;
+pub mod rate;
 pub mod sms;
 
 use varsel_workflows::domain::NotificationStatus;

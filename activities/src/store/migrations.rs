@@ -9,7 +9,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial), Box::new(M0002DeliveryTracking), Box::new(M0003NotificationEvents)]
+        vec![Box::new(M0001Initial), Box::new(M0002DeliveryTracking), Box::new(M0003NotificationEvents), Box::new(M0004SendRateSlots)]
     }
 }
 
@@ -273,6 +273,32 @@ impl MigrationTrait for M0003NotificationEvents {
                 .table(tbl("notification_events"))
                 .col(Alias::new("order_id"))
                 .col(Alias::new("at"))
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+struct M0004SendRateSlots;
+
+impl MigrationName for M0004SendRateSlots {
+    fn name(&self) -> &str {
+        "m0004_send_rate_slots"
+    }
+}
+
+/// Per-provider send-rate limits shared by every worker: how many sends each provider was granted
+/// in each one-second slot.
+#[async_trait::async_trait]
+impl MigrationTrait for M0004SendRateSlots {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(tbl("send_rate_slots"))
+                .col(col("provider").string().not_null())
+                .col(col("slot").big_integer().not_null())
+                .col(col("used").integer().not_null())
+                .primary_key(Index::create().col(Alias::new("provider")).col(Alias::new("slot")))
                 .to_owned(),
         )
         .await
