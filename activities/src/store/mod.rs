@@ -181,19 +181,19 @@ impl Store {
             .connect_timeout(Duration::from_secs(5))
             .acquire_timeout(Duration::from_secs(10))
             .sqlx_logging(false);
-        let db = Database::connect(opts).await?;
         if is_sqlite {
-            // WAL lets the API read while the worker writes; busy_timeout turns lock contention
-            // into a short wait instead of an error.
-            for pragma in [
-                "PRAGMA journal_mode=WAL",
-                "PRAGMA synchronous=NORMAL",
-                "PRAGMA busy_timeout=10000",
-                "PRAGMA foreign_keys=ON",
-            ] {
-                db.execute_unprepared(pragma).await?;
-            }
+            // On every pooled connection (these settings are per connection, except WAL): WAL
+            // lets the API read while the worker writes; synchronous=NORMAL is durable across a
+            // process crash and far cheaper per commit; busy_timeout turns lock contention into a
+            // short wait instead of an error.
+            opts.map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
         }
+        let db = Database::connect(opts).await?;
         Ok(Self { db })
     }
 
@@ -635,13 +635,15 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<notification::Model>, DbErr> {
         let pending = [NotificationStatus::new_for(channel), NotificationStatus::sending_for(channel)];
+        // One transaction: one commit for the whole batch's claim and its status log.
+        let txn = self.db.begin().await?;
         let rows = notification::Entity::find()
             .filter(notification::Column::OrderId.eq(order_id))
             .filter(notification::Column::Channel.eq(channel.as_str()))
             .filter(notification::Column::Status.is_in(pending.iter().map(|s| s.as_str())))
             .order_by_asc(notification::Column::RecipientIdx)
             .limit(limit as u64)
-            .all(&self.db)
+            .all(&txn)
             .await?;
         if rows.is_empty() {
             return Ok(rows);
@@ -652,13 +654,14 @@ impl Store {
             .col_expr(notification::Column::StatusChanged, Expr::value(Utc::now()))
             .col_expr(notification::Column::Attempts, Expr::col(notification::Column::Attempts).add(1))
             .filter(notification::Column::Id.is_in(ids))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         let events = rows
             .iter()
             .map(|r| (r.id.clone(), r.order_id.clone(), NotificationStatus::sending_for(channel).as_str().to_owned(), "sending", Some(format!("attempt {}", r.attempts + 1))))
             .collect();
-        Self::log_events(&self.db, events).await?;
+        Self::log_events(&txn, events).await?;
+        txn.commit().await?;
         Ok(rows)
     }
 
@@ -672,7 +675,9 @@ impl Store {
         provider_ref: Option<String>,
         awaits_report: bool,
     ) -> Result<(), DbErr> {
-        notification::Entity::update_many()
+        // One transaction (one commit per send), and the status log only when the row moved.
+        let txn = self.db.begin().await?;
+        let moved = notification::Entity::update_many()
             .col_expr(notification::Column::AwaitsReport, Expr::value(awaits_report))
             .col_expr(notification::Column::Status, Expr::value(status.as_str()))
             .col_expr(notification::Column::StatusChanged, Expr::value(Utc::now()))
@@ -680,9 +685,13 @@ impl Store {
             .col_expr(notification::Column::ProviderRef, Expr::value(provider_ref))
             .filter(notification::Column::Id.eq(id))
             .filter(notification::Column::Status.eq(NotificationStatus::sending_for(status.channel()).as_str()))
-            .exec(&self.db)
-            .await?;
-        Self::log_events(&self.db, vec![(id.to_owned(), order_id.to_owned(), status.as_str().to_owned(), "provider", reason)]).await
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        if moved > 0 {
+            Self::log_events(&txn, vec![(id.to_owned(), order_id.to_owned(), status.as_str().to_owned(), "provider", reason)]).await?;
+        }
+        txn.commit().await
     }
 
     /// How many notifications of one channel of an order are not yet sent.
