@@ -251,3 +251,70 @@ async fn seed_examples_are_accepted_as_written() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100000_recipient_order_is_validated_like_a_small_one_within_the_body_limit() {
+    let mut opts = TestAppOptions::new(Db::Sqlite, "");
+    // Accepted, not sent: this test is about the request.
+    opts.tweak = Box::new(|c| {
+        c.run_worker = false;
+        c.max_body_bytes = 8 * 1024 * 1024;
+    });
+    let app = TestApp::spawn(opts).await;
+    let recipients: Vec<Value> = (0..100_000).map(|i| json!({"emailAddress": format!("r{i}@example.no")})).collect();
+    let mut order = with(valid_order(), &["recipients"], json!(recipients));
+    order["requestedSendTime"] = json!((chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339());
+
+    // One bad address among them is named by its index, as in a small order; nothing is stored.
+    let mut bad = order.clone();
+    bad["recipients"][99_998] = json!({"emailAddress": "not-an-address"});
+    let resp = app.post("/orders", &bad, "ttd").await;
+    assert_eq!(resp.status(), 400);
+    let problem: Value = resp.json().await.unwrap();
+    let keys: Vec<&String> = problem["errors"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, vec!["Recipients[99998]"], "{problem}");
+    assert_eq!(order_count(&app).await, 0);
+
+    // The whole order (about 4 MB) is accepted and stored with every recipient.
+    let resp = app.post("/orders", &order, "ttd").await;
+    assert_eq!(resp.status(), 202);
+    let id = resp.json::<Value>().await.unwrap()["orderId"].as_str().unwrap().to_owned();
+    assert_eq!(app.order_row(&id).await.recipient_count, 100_000);
+
+    // Over the configured limit: 413, as problem details, whether the length is announced or not,
+    // before the body is read (a raw client, so that what it has not sent yet cannot matter).
+    let limit = 8 * 1024 * 1024;
+    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let token = app.token("ttd");
+    let announced = raw_post(&addr, &token, &format!("Content-Length: {}\r\n", limit + 1), Vec::new()).await;
+    assert!(announced.starts_with("HTTP/1.1 413"), "{announced}");
+    assert!(announced.to_ascii_lowercase().contains("content-type: application/problem+json"), "{announced}");
+    // Chunked: one chunk just over the limit (its closing CRLF never sent).
+    let mut chunk = format!("{:x}\r\n", limit + 1).into_bytes();
+    chunk.extend(std::iter::repeat_n(b' ', limit + 1));
+    let streamed = raw_post(&addr, &token, "Transfer-Encoding: chunked\r\n", chunk).await;
+    assert!(streamed.starts_with("HTTP/1.1 413"), "{streamed}");
+    assert_eq!(order_count(&app).await, 1);
+    app.stop().await;
+}
+
+/// POSTs /orders over a bare TCP connection: the headers, `extra` header lines, then `body`
+/// as given; returns the response head.
+async fn raw_post(addr: &str, token: &str, extra: &str, body: Vec<u8>) -> String {
+    use std::io::{Read, Write};
+    let (addr, token, extra) = (addr.to_owned(), token.to_owned(), extra.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        let head = format!(
+            "POST /notifications/api/v1/orders HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n{extra}\r\n"
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        let _ = s.write_all(&body);
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    })
+    .await
+    .unwrap()
+}

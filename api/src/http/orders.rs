@@ -95,6 +95,8 @@ impl OrdersApi {
     async fn create(&self, req: &Request, body: Json<OrderRequestDto>) -> Result<CreatedResponse, ApiError> {
         let principal = self.state.verifier.authorize(req.headers())?;
         let valid = validate::order_request(&body.0, &self.rules()).map_err(ApiError::validation)?;
+        // A large order's recipients are held once: the request is dropped once validated.
+        drop(body);
         self.accept(&principal.org, valid).await
     }
 
@@ -106,6 +108,8 @@ impl OrdersApi {
     async fn create_email(&self, req: &Request, body: Json<EmailOrderRequestDto>) -> Result<CreatedResponse, ApiError> {
         let principal = self.state.verifier.authorize(req.headers())?;
         let valid = validate::email_request(&body.0, &self.rules()).map_err(ApiError::validation)?;
+        // A large order's recipients are held once: the request is dropped once validated.
+        drop(body);
         self.accept(&principal.org, valid).await
     }
 
@@ -117,6 +121,8 @@ impl OrdersApi {
     async fn create_sms(&self, req: &Request, body: Json<SmsOrderRequestDto>) -> Result<CreatedResponse, ApiError> {
         let principal = self.state.verifier.authorize(req.headers())?;
         let valid = validate::sms_request(&body.0, &self.rules()).map_err(ApiError::validation)?;
+        // A large order's recipients are held once: the request is dropped once validated.
+        drop(body);
         self.accept(&principal.org, valid).await
     }
 
