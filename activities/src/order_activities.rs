@@ -203,17 +203,20 @@ impl OrderActivitiesImpl {
     #[activity(definition = defs::SendBatch)]
     pub async fn send_batch(self: Arc<Self>, _ctx: ActivityContext, batch: SendBatch) -> Result<SendOutcome, ActivityError> {
         let order = self.load_order(&batch.order_id).await?;
-        // Whatever could not be sent within its time-to-live (a relay down for days) is given up
-        // here, so a retried batch ends instead of retrying forever.
-        let expired = self.store.expire_notifications(&batch.order_id, Utc::now()).await.map_err(classify)?;
-        if expired > 0 {
-            tracing::warn!(order_id = batch.order_id, notifications = expired, "unsent notifications reached their time-to-live");
-        }
         let claimed = self
             .store
             .claim_notifications(&batch.order_id, batch.channel, batch.limit)
             .await
             .map_err(classify)?;
+        // Whatever could not be sent within its time-to-live (a relay down for days) is given up
+        // when it is claimed, so a retried batch ends instead of retrying forever. Only the
+        // claimed rows are looked at: a large order is not scanned once per batch.
+        let now = Utc::now();
+        let (expired, claimed): (Vec<_>, Vec<_>) = claimed.into_iter().partition(|n| n.expiry <= now);
+        let n_expired = self.store.expire_claimed(batch.channel, &expired, now).await.map_err(classify)?;
+        if n_expired > 0 {
+            tracing::warn!(order_id = batch.order_id, notifications = n_expired, "unsent notifications reached their time-to-live");
+        }
         let this = self.clone();
         let order = Arc::new(order);
         let deadline = std::time::Instant::now() + SEND_BUDGET;

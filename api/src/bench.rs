@@ -328,16 +328,28 @@ impl Bench {
             .await?;
         let raw_rate = raw_n as f64 / raw_elapsed.as_secs_f64();
 
-        // varsel: POST /orders (send time next week, so only acceptance is measured).
+        self.drain().await?;
+
+        // varsel: POST /orders (send time next week, so only acceptance is measured). The order
+        // is stored and answered at once; its workflow starts in the background, so the
+        // sustained rate is counted until every accepted order's workflow has started.
         let me = self.ctx.clone();
         let m = me.clone();
+        let started = Instant::now();
         let (n, elapsed, lat) = self
             .closed_loop("accept: POST /orders", secs, move |n| {
                 let m = m.clone();
                 async move { m.post("/orders", &m.order_body(n, true)).await.map(|_| ()) }
             })
             .await?;
-        let rate = n as f64 / elapsed.as_secs_f64();
+        let http_rate = n as f64 / elapsed.as_secs_f64();
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while !self.store.orders_pending_start(1).await?.is_empty() {
+            anyhow::ensure!(Instant::now() < deadline, "accepted orders' workflows did not start within 10 minutes");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let rate = n as f64 / started.elapsed().as_secs_f64();
+        self.drain().await?;
         let half = rate / 2.0;
         let m = me.clone();
         let half_lat = self
@@ -346,14 +358,28 @@ impl Bench {
                 async move { m.post("/orders", &m.order_body(1_000_000 + n, true)).await.map(|_| ()) }
             })
             .await?;
+        self.drain().await?;
         let p99_half = percentile(&half_lat, 0.99);
         Ok(vec![
-            Figure::ratio("accept: highest sustained orders/s", rate, raw_rate, "orders/s vs starts/s", 0.8),
+            Figure::ratio("accept: sustained orders/s (accepted and started)", rate, raw_rate, "orders/s vs starts/s", 0.8),
+            Figure::plain("accept: orders/s answered 202", http_rate, "orders/s", "", None),
             Figure::plain("accept: p50 at the highest rate", percentile(&lat, 0.5), "ms", "", None),
             Figure::plain("accept: p99 at the highest rate", percentile(&lat, 0.99), "ms", "", None),
             Figure::plain(&format!("accept: p50 at half ({half:.0}/s)"), percentile(&half_lat, 0.5), "ms", "", None),
             Figure::plain(&format!("accept: p99 at half ({half:.0}/s)"), p99_half, "ms", "<= 50 ms", Some(p99_half <= 50.0)),
         ])
+    }
+
+    /// Waits until both workers have caught up with what the previous phase queued: a no-op
+    /// baseline workflow and an order sent now are queued behind it, and awaited.
+    async fn drain(&self) -> anyhow::Result<()> {
+        let opts = WorkflowStartOptions::new(BASELINE_QUEUE, format!("bench-drain-{}", uuid::Uuid::new_v4().simple())).build();
+        let handle = self.client.start_workflow(NoopWorkflow::run, BenchInput { n: 0 }, opts).await?;
+        handle.get_result(WorkflowGetResultOptions::default()).await?;
+        let id = self.ctx.post("/orders", &self.ctx.order_body(u64::MAX, false)).await?;
+        let pb = ProgressBar::hidden();
+        self.wait_completed(std::slice::from_ref(&id), &pb, Duration::from_secs(600)).await?;
+        Ok(())
     }
 
     async fn small_orders(&self) -> anyhow::Result<Vec<Figure>> {
@@ -385,6 +411,7 @@ impl Bench {
         .await?;
         let raw_rate = total as f64 / start.elapsed().as_secs_f64();
         pb.finish_and_clear();
+        self.drain().await?;
 
         // varsel: single-recipient email orders, POST to Completed.
         let pb = bar(total, "small orders: POST to Completed");
@@ -650,7 +677,20 @@ impl SmtpSink {
 }
 
 async fn sink_session(stream: tokio::net::TcpStream, counter: Arc<AtomicU64>) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    stream.set_nodelay(true)?;
+    let fd = stream.as_raw_fd();
+    // lettre writes a message and its closing "\r\n.\r\n" in two writes; with Nagle on the
+    // client and delayed ACKs here, each message would wait ~40 ms for an ACK. A relay that
+    // acknowledges at once (as busy ones effectively do) is what the sink plays.
+    let quickack = move || {
+        let one: libc::c_int = 1;
+        // SAFETY: a valid socket fd owned by this session; the option value outlives the call.
+        unsafe {
+            libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_QUICKACK, (&one as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as libc::socklen_t);
+        }
+    };
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
     w.write_all(b"220 sink ESMTP\r\n").await?;
@@ -658,6 +698,7 @@ async fn sink_session(stream: tokio::net::TcpStream, counter: Arc<AtomicU64>) ->
     let mut in_data = false;
     loop {
         line.clear();
+        quickack();
         if r.read_line(&mut line).await? == 0 {
             return Ok(());
         }

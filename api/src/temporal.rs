@@ -44,12 +44,17 @@ pub struct Dispatcher {
     cfg: Arc<Config>,
     store: Store,
     client: Mutex<Option<Client>>,
+    /// Starts in flight from accepted requests; beyond this the outbox loop takes over.
+    starting: Arc<tokio::sync::Semaphore>,
 }
+
+/// Workflow starts in flight at once from accepted requests.
+const STARTS_IN_FLIGHT: usize = 64;
 
 impl Dispatcher {
     /// A dispatcher that connects on first use.
     pub fn new(cfg: Arc<Config>, store: Store) -> Self {
-        Self { cfg, store, client: Mutex::new(None) }
+        Self { cfg, store, client: Mutex::new(None), starting: Arc::new(tokio::sync::Semaphore::new(STARTS_IN_FLIGHT)) }
     }
 
     /// The Temporal client, connecting on first use.
@@ -67,6 +72,13 @@ impl Dispatcher {
     /// id and duplicates are rejected, so a retry can never run an order twice.
     pub async fn start(&self, order_id: &str, send_time_ms: i64) -> anyhow::Result<()> {
         let client = self.client().await?;
+        // Cancelled before its workflow started (the start is asynchronous): nothing to run.
+        if let Some(o) = self.store.order(order_id).await?
+            && o.status == varsel_workflows::domain::OrderStatus::Cancelled.as_str()
+        {
+            self.store.mark_workflow_started(order_id).await?;
+            return Ok(());
+        }
         let input = OrderWorkflowInput {
             order_id: order_id.to_owned(),
             requested_send_time_ms: send_time_ms,
@@ -101,11 +113,19 @@ impl Dispatcher {
         let order = self.store.order(order_id).await.map_err(|e| RedriveRefusal::Unavailable(e.to_string()))?.ok_or(RedriveRefusal::NotFound)?;
         let client = self.client().await.map_err(|e| RedriveRefusal::Unavailable(e.to_string()))?;
         let handle = client.get_workflow_handle::<OrderWorkflow>(order_id);
-        let running = handle
-            .describe(Default::default())
-            .await
-            .map(|d| d.status() == temporalio_client::WorkflowExecutionStatus::Running)
-            .unwrap_or(false);
+        let is_running = || async {
+            handle
+                .describe(Default::default())
+                .await
+                .map(|d| d.status() == temporalio_client::WorkflowExecutionStatus::Running)
+                .unwrap_or(false)
+        };
+        let mut running = is_running().await;
+        if running && order.status == varsel_workflows::domain::OrderStatus::Completed.as_str() {
+            // The order is completed and its workflow is returning: give it a moment to close.
+            let _ = tokio::time::timeout(Duration::from_secs(5), handle.get_result(Default::default())).await;
+            running = is_running().await;
+        }
         if running || order.status != varsel_workflows::domain::OrderStatus::Completed.as_str() {
             return Err(RedriveRefusal::Conflict(format!(
                 "The order is {} and its workflow is {}: only completed orders can be redriven.",
@@ -177,10 +197,21 @@ impl Dispatcher {
     }
 
     /// Starts the workflow of a just-stored order; on failure the order waits for the loop.
-    pub async fn start_now(&self, order_id: &str, send_time_ms: i64) {
-        if let Err(e) = self.start(order_id, send_time_ms).await {
-            tracing::warn!(order_id, error = %e, "could not start the order's workflow now; it is stored and will be started when Temporal is reachable");
-        }
+    /// Starts a just-accepted order's workflow in the background: the order is stored, so the
+    /// request need not wait for Temporal (the accept latency is the database's). Beyond
+    /// `STARTS_IN_FLIGHT` concurrent starts, or when the start fails, the outbox loop starts it.
+    pub fn start_soon(self: &Arc<Self>, order_id: String, send_time_ms: i64) {
+        let Ok(permit) = self.starting.clone().try_acquire_owned() else {
+            tracing::debug!(order_id, "many starts in flight; the dispatcher loop will start this order's workflow");
+            return;
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.start(&order_id, send_time_ms).await {
+                tracing::warn!(order_id, error = %e, "could not start the order's workflow now; it is stored and will be started when Temporal is reachable");
+            }
+            drop(permit);
+        });
     }
 
     /// Retries orders whose workflow has not been started, until the process stops.
@@ -195,15 +226,22 @@ impl Dispatcher {
                     continue;
                 }
             };
-            for o in pending {
-                // Skip orders accepted a moment ago: their request is still starting them.
-                if chrono::Utc::now() - o.created < chrono::Duration::milliseconds(interval.as_millis() as i64) {
-                    continue;
-                }
-                match self.start(&o.id, o.requested_send_time.timestamp_millis()).await {
-                    Ok(()) => tracing::info!(order_id = o.id, "started a deferred order workflow"),
+            // Skip orders accepted a moment ago: their request is still starting them.
+            let cutoff = chrono::Utc::now() - chrono::Duration::milliseconds(interval.as_millis() as i64);
+            let due: Vec<_> = pending.into_iter().filter(|o| o.created < cutoff).collect();
+            // A backlog (a burst beyond the in-flight starts, or Temporal back after an outage)
+            // is started several at a time; the first failure ends this round.
+            use futures::StreamExt;
+            let mut starts = futures::stream::iter(due.into_iter().map(|o| {
+                let this = self.clone();
+                async move { (this.start(&o.id, o.requested_send_time.timestamp_millis()).await, o.id) }
+            }))
+            .buffer_unordered(16);
+            while let Some((result, order_id)) = starts.next().await {
+                match result {
+                    Ok(()) => tracing::info!(order_id, "started a deferred order workflow"),
                     Err(e) => {
-                        tracing::debug!(order_id = o.id, error = %e, "Temporal still unreachable");
+                        tracing::debug!(order_id, error = %e, "Temporal still unreachable");
                         break;
                     }
                 }

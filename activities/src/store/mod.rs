@@ -778,6 +778,47 @@ impl Store {
         Ok(n)
     }
 
+    /// Gives up claimed (`Sending`) notifications of one channel whose time-to-live has passed,
+    /// by id: only rows that really move get a status-log entry. Returns how many moved.
+    pub async fn expire_claimed(&self, channel: Channel, rows: &[notification::Model], now: DateTime<Utc>) -> Result<u64, DbErr> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let ttl = NotificationStatus::ttl_for(channel);
+        let txn = self.db.begin().await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let moved = notification::Entity::update_many()
+            .col_expr(notification::Column::Status, Expr::value(ttl.as_str()))
+            .col_expr(notification::Column::StatusChanged, Expr::value(now))
+            .filter(notification::Column::Id.is_in(ids))
+            .filter(notification::Column::Status.eq(NotificationStatus::sending_for(channel).as_str()))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        // Which rows moved (another attempt may have recorded a result in between).
+        let moved_ids: std::collections::HashSet<String> = if moved as usize == rows.len() {
+            rows.iter().map(|r| r.id.clone()).collect()
+        } else {
+            notification::Entity::find()
+                .filter(notification::Column::Id.is_in(rows.iter().map(|r| r.id.clone())))
+                .filter(notification::Column::Status.eq(ttl.as_str()))
+                .filter(notification::Column::StatusChanged.eq(now))
+                .all(&txn)
+                .await?
+                .into_iter()
+                .map(|r| r.id)
+                .collect()
+        };
+        let events = rows
+            .iter()
+            .filter(|r| moved_ids.contains(&r.id))
+            .map(|r| (r.id.clone(), r.order_id.clone(), ttl.as_str().to_owned(), "ttl", Some(format!("still unsent at its expiry ({})", r.expiry.to_rfc3339()))))
+            .collect();
+        Self::log_events(&txn, events).await?;
+        txn.commit().await?;
+        Ok(moved)
+    }
+
     /// Applies a delivery report. A report only moves a notification forward (a repeat, or a
     /// late "accepted" after "delivered", changes nothing); a report for no notification, or for
     /// one already given up at its time-to-live, is kept as a dead report.

@@ -378,7 +378,7 @@ impl OrdersApi {
         tracing::info!(order_id = id, creator, channel = v.channel.as_str(), "order accepted");
         self.state.metrics.orders_accepted.with_label_values(&[v.kind.as_str()]).inc();
 
-        self.state.dispatcher.start_now(&id, send_time_ms).await;
+        self.state.dispatcher.start_soon(id.clone(), send_time_ms);
 
         let location = format!("{}/notifications/api/v1/orders/{id}", self.state.base_url);
         Ok(CreatedResponse::Accepted(Json(OrderCreatedDto { order_id: id, recipient_lookup: lookup }), location))
