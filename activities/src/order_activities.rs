@@ -95,7 +95,8 @@ impl OrderActivitiesImpl {
         if moved {
             tracing::info!(order_id, "order processing started");
         }
-        Ok(StartOutcome { proceed, has_condition: order.condition_endpoint.is_some(), status })
+        let channels = NotificationChannel::parse(&order.notification_channel).map(|c| c.channels());
+        Ok(StartOutcome { proceed, has_condition: order.condition_endpoint.is_some(), status, channels })
     }
 
     /// See [`varsel_workflows::activities::OrderActivities::check_send_condition`].

@@ -217,8 +217,12 @@ impl Dispatcher {
     /// Retries orders whose workflow has not been started, until the process stops.
     pub async fn run(self: Arc<Self>) {
         let interval = Duration::from_millis(self.cfg.dispatch_interval_ms.max(100));
+        let mut backlog = false;
         loop {
-            tokio::time::sleep(interval).await;
+            // A full page means a backlog: go on at once; otherwise wait for the next round.
+            if !backlog {
+                tokio::time::sleep(interval).await;
+            }
             let pending = match self.store.orders_pending_start(200).await {
                 Ok(p) => p,
                 Err(e) => {
@@ -229,6 +233,7 @@ impl Dispatcher {
             // Skip orders accepted a moment ago: their request is still starting them.
             let cutoff = chrono::Utc::now() - chrono::Duration::milliseconds(interval.as_millis() as i64);
             let due: Vec<_> = pending.into_iter().filter(|o| o.created < cutoff).collect();
+            backlog = due.len() == 200;
             // A backlog (a burst beyond the in-flight starts, or Temporal back after an outage)
             // is started several at a time; the first failure ends this round.
             use futures::StreamExt;
@@ -242,6 +247,7 @@ impl Dispatcher {
                     Ok(()) => tracing::info!(order_id, "started a deferred order workflow"),
                     Err(e) => {
                         tracing::debug!(order_id, error = %e, "Temporal still unreachable");
+                        backlog = false;
                         break;
                     }
                 }

@@ -18,7 +18,7 @@ fn fixtures_dir() -> PathBuf {
 }
 
 /// The workflow paths the fixtures must cover.
-const PATHS: &[&str] = &["sent_email", "sent_sms", "fallback", "reserved", "condition_false", "condition_inconclusive", "scheduled", "continued", "cancelled", "report_signal", "ttl", "redrive"];
+const PATHS: &[&str] = &["sent_email", "sent_sms", "fallback", "reserved", "condition_false", "condition_inconclusive", "scheduled", "continued", "cancelled", "report_signal", "ttl", "redrive", "sent_email_one_channel"];
 
 #[handler]
 fn cond_false() -> Json<Value> {
@@ -66,6 +66,8 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
     };
     let orders = vec![
         ("sent_email", "/orders/email", email(json!({})), "Completed"),
+        // Recorded after start_processing began naming the order's channels: no SMS batch.
+        ("sent_email_one_channel", "/orders/email", email(json!({})), "Completed"),
         ("sent_sms", "/orders/sms", json!({"body": "b", "recipients": [{"mobileNumber": "+4799999999"}]}), "Completed"),
         ("fallback", "/orders", json!({"notificationChannel": "EmailPreferred", "emailTemplate": {"subject": "s", "body": "b"}, "smsTemplate": {"body": "b"}, "recipients": [{"nationalIdentityNumber": "01017012345"}]}), "Completed"),
         ("reserved", "/orders", json!({"notificationChannel": "Email", "emailTemplate": {"subject": "s", "body": "b"}, "recipients": [{"nationalIdentityNumber": "11876995923"}]}), "Completed"),

@@ -16,6 +16,10 @@ pub struct StartOutcome {
     pub has_condition: bool,
     /// The order's status after the call.
     pub status: OrderStatus,
+    /// The channels the order can send on, so the workflow skips a channel it cannot use.
+    /// Absent in histories recorded before it existed: every channel, as then.
+    #[serde(default)]
+    pub channels: Option<Vec<Channel>>,
 }
 
 /// The answer of a send-condition endpoint.

@@ -24,6 +24,15 @@ pub enum NotificationChannel {
 }
 
 impl NotificationChannel {
+    /// The channels an order of this kind can send on.
+    pub fn channels(self) -> Vec<Channel> {
+        match self {
+            Self::Email => vec![Channel::Email],
+            Self::Sms => vec![Channel::Sms],
+            Self::EmailPreferred | Self::SmsPreferred | Self::EmailAndSms => vec![Channel::Email, Channel::Sms],
+        }
+    }
+
     /// Every channel, in Altinn's numeric order (0..=4).
     pub const ALL: [NotificationChannel; 5] = [
         Self::Email,

@@ -135,6 +135,8 @@ impl OrderWorkflow {
         };
 
         let mut condition_inconclusive = input.condition_inconclusive;
+        // The channels this order can use, when `start_processing` said so (first runs).
+        let mut usable_channels: Option<Vec<Channel>> = None;
         if input.resume == Some(Resume::Redrive) {
             ctx.execute_activity(OrderActivities::redrive_reset, input.order_id.clone(), store_opts()).await?;
         }
@@ -165,6 +167,7 @@ impl OrderWorkflow {
             if !start.proceed {
                 return Ok(OrderWorkflowOutput { status: start.status, condition_inconclusive: false });
             }
+            usable_channels = start.channels.clone();
 
             // 3. Send condition: retried; when it stays unreadable the order is sent anyway, as in
             //    Altinn (a notification the sender asked for is not silently dropped).
@@ -256,6 +259,9 @@ impl OrderWorkflow {
             _ => &[Channel::Email, Channel::Sms],
         };
         for &channel in channels {
+            if usable_channels.as_ref().is_some_and(|c| !c.contains(&channel)) {
+                continue;
+            }
             if channel == Channel::Sms
                 && let Some(window) = &policy.sms_window
             {
