@@ -9,7 +9,7 @@ use crate::providers::condition::ConditionClient;
 use crate::providers::email::{Mailer, OutgoingEmail};
 use crate::providers::sms::{OutgoingSms, SmsRouter};
 use crate::store::entities::{notification, order};
-use crate::store::{NewRecipient, Store};
+use crate::store::{NewRecipient, ProviderResult, ResultWriter, Store};
 use chrono::Utc;
 use futures::StreamExt;
 use std::sync::Arc;
@@ -220,16 +220,18 @@ impl OrderActivitiesImpl {
         }
         let this = self.clone();
         let order = Arc::new(order);
+        let writer = ResultWriter::start(self.store.clone());
         let deadline = std::time::Instant::now() + SEND_BUDGET;
         let results: Vec<Result<bool, String>> = futures::stream::iter(claimed.into_iter().map(|n| {
             let this = this.clone();
             let order = order.clone();
+            let writer = writer.clone();
             async move {
                 if std::time::Instant::now() >= deadline {
                     // Left `Sending`: the next batch claims it again.
                     return Ok(false);
                 }
-                this.send_one(&order, n).await.map(|()| true)
+                this.send_one(&order, n, &writer).await.map(|()| true)
             }
         }))
         .buffer_unordered(self.send_concurrency.max(1))
@@ -310,7 +312,7 @@ impl OrderActivitiesImpl {
 
     /// Sends one claimed notification and records the outcome. `Err` means transient: the row
     /// stays `Sending` and the next attempt picks it up.
-    async fn send_one(&self, order: &order::Model, n: notification::Model) -> Result<(), String> {
+    async fn send_one(&self, order: &order::Model, n: notification::Model, writer: &ResultWriter) -> Result<(), String> {
         let channel = Channel::parse(&n.channel).ok_or("unknown channel")?;
         // A sender-policy note for the status description (e.g. the sender shows as "tuntematon").
         let mut note = None;
@@ -358,12 +360,16 @@ impl OrderActivitiesImpl {
         }
         match result {
             Ok((status, provider_ref, awaits_report)) => {
-                self.store.record_result(&n.id, &order.id, status, note, provider_ref, awaits_report).await.map_err(|e| e.to_string())?;
+                writer
+                    .record(ProviderResult { id: n.id.clone(), order_id: order.id.clone(), status, reason: note, provider_ref, awaits_report })
+                    .await?;
                 tracing::info!(order_id = order.id, notification_id = n.id, status = status.as_str(), "notification sent");
                 Ok(())
             }
             Err(SendError::Permanent { status, reason }) => {
-                self.store.record_result(&n.id, &order.id, status, Some(reason.clone()), None, false).await.map_err(|e| e.to_string())?;
+                writer
+                    .record(ProviderResult { id: n.id.clone(), order_id: order.id.clone(), status, reason: Some(reason.clone()), provider_ref: None, awaits_report: false })
+                    .await?;
                 tracing::warn!(order_id = order.id, notification_id = n.id, status = status.as_str(), reason, "notification failed permanently");
                 Ok(())
             }

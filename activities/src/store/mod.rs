@@ -123,6 +123,65 @@ pub struct Settled {
     pub next_expiry: Option<DateTime<Utc>>,
 }
 
+/// A provider's answer for one notification.
+#[derive(Debug, Clone)]
+pub struct ProviderResult {
+    /// The notification.
+    pub id: String,
+    /// Its order.
+    pub order_id: String,
+    /// The status the answer means.
+    pub status: NotificationStatus,
+    /// The provider's words, or a policy note.
+    pub reason: Option<String>,
+    /// The provider's reference (for matching delivery reports).
+    pub provider_ref: Option<String>,
+    /// Whether a delivery report is still to come.
+    pub awaits_report: bool,
+}
+
+type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// Group commit of provider answers: concurrent senders hand their answers to one writer, which
+/// records everything waiting in one transaction and then tells each sender. A send still counts
+/// as done only once its answer is committed (the duplicate window after a crash stays one
+/// in-flight send per sender), but the database sees one commit per group instead of one per
+/// message, and SQLite's single writer is not fought over.
+#[derive(Clone)]
+pub struct ResultWriter {
+    tx: tokio::sync::mpsc::UnboundedSender<(ProviderResult, Ack)>,
+}
+
+impl ResultWriter {
+    /// Starts the writer; it ends when every clone is dropped.
+    pub fn start(store: Store) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(ProviderResult, Ack)>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut group = vec![first];
+                while group.len() < 256
+                    && let Ok(more) = rx.try_recv()
+                {
+                    group.push(more);
+                }
+                let rows: Vec<&ProviderResult> = group.iter().map(|(r, _)| r).collect();
+                let outcome = store.record_results(&rows).await.map_err(|e| e.to_string());
+                for (_, ack) in group {
+                    let _ = ack.send(outcome.clone());
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Records one answer; returns once it is committed.
+    pub async fn record(&self, result: ProviderResult) -> Result<(), String> {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        self.tx.send((result, ack)).map_err(|_| "the result writer stopped".to_owned())?;
+        done.await.map_err(|_| "the result writer stopped".to_owned())?
+    }
+}
+
 /// A person's contact points as the register has them.
 #[derive(Debug, Clone)]
 pub struct PersonContact {
@@ -665,32 +724,28 @@ impl Store {
         Ok(rows)
     }
 
-    /// Records a provider's answer for one notification, only if it is still `Sending`.
-    pub async fn record_result(
-        &self,
-        id: &str,
-        order_id: &str,
-        status: NotificationStatus,
-        reason: Option<String>,
-        provider_ref: Option<String>,
-        awaits_report: bool,
-    ) -> Result<(), DbErr> {
-        // One transaction (one commit per send), and the status log only when the row moved.
+    /// Records providers' answers, each only if its notification is still `Sending`, in one
+    /// transaction; the status log gets a line for each row that moved.
+    pub async fn record_results(&self, results: &[&ProviderResult]) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
-        let moved = notification::Entity::update_many()
-            .col_expr(notification::Column::AwaitsReport, Expr::value(awaits_report))
-            .col_expr(notification::Column::Status, Expr::value(status.as_str()))
-            .col_expr(notification::Column::StatusChanged, Expr::value(Utc::now()))
-            .col_expr(notification::Column::StatusReason, Expr::value(reason.clone()))
-            .col_expr(notification::Column::ProviderRef, Expr::value(provider_ref))
-            .filter(notification::Column::Id.eq(id))
-            .filter(notification::Column::Status.eq(NotificationStatus::sending_for(status.channel()).as_str()))
-            .exec(&txn)
-            .await?
-            .rows_affected;
-        if moved > 0 {
-            Self::log_events(&txn, vec![(id.to_owned(), order_id.to_owned(), status.as_str().to_owned(), "provider", reason)]).await?;
+        let mut events = Vec::with_capacity(results.len());
+        for r in results {
+            let moved = notification::Entity::update_many()
+                .col_expr(notification::Column::AwaitsReport, Expr::value(r.awaits_report))
+                .col_expr(notification::Column::Status, Expr::value(r.status.as_str()))
+                .col_expr(notification::Column::StatusChanged, Expr::value(Utc::now()))
+                .col_expr(notification::Column::StatusReason, Expr::value(r.reason.clone()))
+                .col_expr(notification::Column::ProviderRef, Expr::value(r.provider_ref.clone()))
+                .filter(notification::Column::Id.eq(r.id.as_str()))
+                .filter(notification::Column::Status.eq(NotificationStatus::sending_for(r.status.channel()).as_str()))
+                .exec(&txn)
+                .await?
+                .rows_affected;
+            if moved > 0 {
+                events.push((r.id.clone(), r.order_id.clone(), r.status.as_str().to_owned(), "provider", r.reason.clone()));
+            }
         }
+        Self::log_events(&txn, events).await?;
         txn.commit().await
     }
 
