@@ -248,7 +248,7 @@ impl OrderActivitiesImpl {
                 batch.channel.as_str()
             )));
         }
-        let remaining = self.store.count_pending(&batch.order_id, batch.channel).await.map_err(classify)? as u32;
+        let remaining = u32::from(self.store.has_pending(&batch.order_id, batch.channel).await.map_err(classify)?);
         Ok(SendOutcome { sent, remaining })
     }
 
@@ -263,9 +263,9 @@ impl OrderActivitiesImpl {
         let target = match input.terminal {
             Some(t) => t,
             None => {
-                let pending = self.store.count_pending(&input.order_id, Channel::Email).await.map_err(classify)?
-                    + self.store.count_pending(&input.order_id, Channel::Sms).await.map_err(classify)?;
-                if pending > 0 { OrderStatus::Processed } else { OrderStatus::Completed }
+                let pending = self.store.has_pending(&input.order_id, Channel::Email).await.map_err(classify)?
+                    || self.store.has_pending(&input.order_id, Channel::Sms).await.map_err(classify)?;
+                if pending { OrderStatus::Processed } else { OrderStatus::Completed }
             }
         };
         if self.store.transition_order(&input.order_id, &from, target).await.map_err(classify)? && target != OrderStatus::Processed {

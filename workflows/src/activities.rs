@@ -67,7 +67,8 @@ pub struct SendBatch {
 pub struct SendOutcome {
     /// Notifications handed to the provider in this batch.
     pub sent: u32,
-    /// Notifications of this channel still waiting to be sent.
+    /// Whether notifications of this channel still wait to be sent: 0 when none (otherwise 1;
+    /// histories recorded before may hold a count).
     pub remaining: u32,
 }
 

@@ -700,7 +700,9 @@ impl Store {
             .filter(notification::Column::OrderId.eq(order_id))
             .filter(notification::Column::Channel.eq(channel.as_str()))
             .filter(notification::Column::Status.is_in(pending.iter().map(|s| s.as_str())))
-            .order_by_asc(notification::Column::RecipientIdx)
+            // No ORDER BY: the (order, channel, status) index yields rows in its own order and the
+            // LIMIT stops the scan; sorting would read every pending row of a large order once
+            // per batch.
             .limit(limit as u64)
             .all(&txn)
             .await?;
@@ -749,15 +751,21 @@ impl Store {
         txn.commit().await
     }
 
-    /// How many notifications of one channel of an order are not yet sent.
-    pub async fn count_pending(&self, order_id: &str, channel: Channel) -> Result<u64, DbErr> {
+    /// Whether any notification of one channel of an order is not yet sent (an index probe that
+    /// stops at the first row, however large the order).
+    pub async fn has_pending(&self, order_id: &str, channel: Channel) -> Result<bool, DbErr> {
         let pending = [NotificationStatus::new_for(channel), NotificationStatus::sending_for(channel)];
-        notification::Entity::find()
+        Ok(notification::Entity::find()
+            .select_only()
+            .column(notification::Column::Id)
             .filter(notification::Column::OrderId.eq(order_id))
             .filter(notification::Column::Channel.eq(channel.as_str()))
             .filter(notification::Column::Status.is_in(pending.iter().map(|s| s.as_str())))
-            .count(&self.db)
-            .await
+            .limit(1)
+            .into_tuple::<String>()
+            .one(&self.db)
+            .await?
+            .is_some())
     }
 
     /// All notifications of an order, in recipient order.
