@@ -515,6 +515,23 @@ impl KannelGateway {
         );
         children.push(spawn(Command::new("/usr/sbin/smsbox").arg(&conf_path)).expect("smsbox"));
         wait_port(sendsms, "smsbox");
+        // Until fakesmsc has connected, bearerbox queues messages and later reports them
+        // unroutable (a NACK) instead of refusing them at once: wait for the SMSC to be online.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            use std::io::{Read, Write};
+            let status = std::net::TcpStream::connect(("127.0.0.1", admin)).ok().and_then(|mut s| {
+                s.write_all(b"GET /status.txt?password=admin HTTP/1.0\r\n\r\n").ok()?;
+                let mut text = String::new();
+                s.read_to_string(&mut text).ok()?;
+                Some(text)
+            });
+            if status.as_deref().is_some_and(|t| t.contains("(online")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "Kannel's fake SMSC did not come online: {status:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Self {
             children,
             sendsms_url: format!("http://127.0.0.1:{sendsms}/cgi-bin/sendsms"),
