@@ -100,6 +100,8 @@ pub struct Config {
     pub cancel_cutoff_secs: u64,
     /// Largest request body accepted, bytes.
     pub max_body_bytes: usize,
+    /// Most recipients one order may have (400 above).
+    pub max_recipients: usize,
     /// Send-rate limits, messages per second, by provider (`smtp`, `outbox`, `kannel`,
     /// `simulator`), held across all workers sharing the database
     /// (`VARSEL_SEND_RATE_LIMITS__SMTP=100`). None by default.
@@ -159,6 +161,7 @@ impl Default for Config {
             dispatch_interval_ms: 2_000,
             cancel_cutoff_secs: 300,
             max_body_bytes: 64 * 1024 * 1024,
+            max_recipients: 500_000,
             send_rate_limits: Default::default(),
             run_worker: true,
             run_api: true,

@@ -281,6 +281,23 @@ async fn a_100000_recipient_order_is_validated_like_a_small_one_within_the_body_
     let id = resp.json::<Value>().await.unwrap()["orderId"].as_str().unwrap().to_owned();
     assert_eq!(app.order_row(&id).await.recipient_count, 100_000);
 
+    // More recipients than the configured cap: 400 with its own message, nothing stored.
+    let capped = TestApp::spawn({
+        let mut o = TestAppOptions::new(Db::Sqlite, "");
+        o.tweak = Box::new(|c| {
+            c.run_worker = false;
+            c.max_recipients = 99_999;
+        });
+        o
+    })
+    .await;
+    let resp = capped.post("/orders", &order, "ttd").await;
+    assert_eq!(resp.status(), 400);
+    let problem: Value = resp.json().await.unwrap();
+    assert_eq!(problem["errors"]["Recipients"][0], "An order can have at most 99999 recipients; this one has 100000.", "{problem}");
+    assert_eq!(order_count(&capped).await, 0);
+    capped.stop().await;
+
     // Over the configured limit: 413, as problem details, whether the length is announced or not,
     // before the body is read (a raw client, so that what it has not sent yet cannot matter).
     let limit = 8 * 1024 * 1024;

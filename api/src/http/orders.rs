@@ -335,7 +335,11 @@ impl OrdersApi {
     }
 
     fn rules(&self) -> Rules<'_> {
-        Rules { now: Utc::now(), condition_allowed_hosts: &self.state.config.condition_allowed_hosts }
+        Rules {
+            now: Utc::now(),
+            condition_allowed_hosts: &self.state.config.condition_allowed_hosts,
+            max_recipients: self.state.config.max_recipients,
+        }
     }
 
     /// Looks up recipients, stores the order atomically, and starts its workflow (or leaves it

@@ -105,6 +105,8 @@ pub struct Rules<'a> {
     pub now: DateTime<Utc>,
     /// Hosts accepted in `conditionEndpoint` besides public DNS names.
     pub condition_allowed_hosts: &'a [String],
+    /// Most recipients one order may have.
+    pub max_recipients: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -167,6 +169,13 @@ fn validate_base(base: &OrderBaseDto, rule: RecipientRule, rules: &Rules<'_>, er
         }
     }
 
+    if let Some(list) = &base.recipients
+        && list.len() > rules.max_recipients
+    {
+        // Checked before the recipients themselves: a too-large order is not worth validating.
+        add(errors, "Recipients", &format!("An order can have at most {} recipients; this one has {}.", rules.max_recipients, list.len()));
+        return (send_time, vec![]);
+    }
     let recipients = validate_recipients(&base.recipients, rule, errors);
     (send_time, recipients)
 }
