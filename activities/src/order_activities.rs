@@ -352,6 +352,7 @@ impl OrderActivitiesImpl {
                 }
             }
         };
+        let answered_at = Utc::now();
         self.metrics.send_seconds.with_label_values(&[provider]).observe(started.elapsed().as_secs_f64());
         match &result {
             Err(SendError::Permanent { .. }) => self.metrics.provider_errors.with_label_values(&[provider, "permanent"]).inc(),
@@ -361,14 +362,22 @@ impl OrderActivitiesImpl {
         match result {
             Ok((status, provider_ref, awaits_report)) => {
                 writer
-                    .record(ProviderResult { id: n.id.clone(), order_id: order.id.clone(), status, reason: note, provider_ref, awaits_report })
+                    .record(ProviderResult { id: n.id.clone(), order_id: order.id.clone(), status, reason: note, provider_ref, awaits_report, answered_at })
                     .await?;
                 tracing::info!(order_id = order.id, notification_id = n.id, status = status.as_str(), "notification sent");
                 Ok(())
             }
             Err(SendError::Permanent { status, reason }) => {
                 writer
-                    .record(ProviderResult { id: n.id.clone(), order_id: order.id.clone(), status, reason: Some(reason.clone()), provider_ref: None, awaits_report: false })
+                    .record(ProviderResult {
+                        id: n.id.clone(),
+                        order_id: order.id.clone(),
+                        status,
+                        reason: Some(reason.clone()),
+                        provider_ref: None,
+                        awaits_report: false,
+                        answered_at,
+                    })
                     .await?;
                 tracing::warn!(order_id = order.id, notification_id = n.id, status = status.as_str(), reason, "notification failed permanently");
                 Ok(())

@@ -271,13 +271,6 @@ impl Application {
         self.port
     }
 
-    /// Where a worker-only process serves its metrics.
-    pub fn worker_metrics_url(&self) -> Option<String> {
-        let (acceptor, _, _) = self.worker_metrics.as_ref()?;
-        let addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied())?;
-        Some(format!("http://{addr}/metrics"))
-    }
-
     /// The API's base URL.
     pub fn base_url(&self) -> &str {
         &self.base_url

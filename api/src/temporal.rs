@@ -282,6 +282,7 @@ pub struct WorkerHandle {
 #[derive(Clone, Default)]
 pub struct SdkMetrics {
     addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
+    http: reqwest::Client,
 }
 
 impl SdkMetrics {
@@ -289,7 +290,7 @@ impl SdkMetrics {
     pub async fn text(&self) -> String {
         let Some(addr) = self.addr.get() else { return String::new() };
         let fetch = async {
-            let resp = reqwest::Client::new().get(format!("http://{addr}/metrics")).timeout(Duration::from_secs(2)).send().await?;
+            let resp = self.http.get(format!("http://{addr}/metrics")).timeout(Duration::from_secs(2)).send().await?;
             resp.error_for_status()?.text().await
         };
         match fetch.await {

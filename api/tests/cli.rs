@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use varsel_tests::{Db, KillOnDrop, SmtpServer, TestApp, TestAppOptions};
+use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions};
 
 const VARSEL: &str = env!("CARGO_BIN_EXE_varsel");
 const T: Duration = Duration::from_secs(60);
@@ -109,9 +109,7 @@ async fn a_worker_process_sends_and_reports_its_own_and_temporal_metrics() {
     opts.tweak = Box::new(|c| c.run_worker = false);
     let app = TestApp::spawn(opts).await;
     let port = varsel_tests::port();
-    let mut worker = app.command(VARSEL, |c| c.worker_metrics_listen = format!("127.0.0.1:{port}"));
-    worker.arg("worker").stdout(std::process::Stdio::null());
-    let _worker = KillOnDrop(worker.spawn().expect("varsel worker starts"));
+    let _worker = app.spawn_role(VARSEL, "worker", |c| c.worker_metrics_listen = format!("127.0.0.1:{port}"));
 
     let id = app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "a@example.no"}]})).await;
     app.wait_status(&id, "Completed", T).await;

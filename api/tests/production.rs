@@ -4,9 +4,8 @@
 
 use serde_json::json;
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
-use varsel_tests::{Db, KillOnDrop, SmtpServer, TestApp, TestAppOptions, postgres_url};
+use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, postgres_url};
 
 const VARSEL: &str = env!("CARGO_BIN_EXE_varsel");
 
@@ -28,15 +27,14 @@ async fn a_send_rate_limit_holds_across_two_worker_processes() {
     opts.tweak = Box::new(|c| c.run_worker = false);
     let app = TestApp::spawn(opts).await;
     const LIMIT: u32 = 20;
-    let mut workers = Vec::new();
-    for _ in 0..2 {
-        let mut c = app.command(VARSEL, |c| {
-            c.worker_metrics_listen = String::new();
-            c.send_rate_limits.insert("smtp".into(), LIMIT);
-        });
-        c.arg("worker").stdout(Stdio::null());
-        workers.push(KillOnDrop(c.spawn().expect("varsel worker")));
-    }
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            app.spawn_role(VARSEL, "worker", |c| {
+                c.worker_metrics_listen = String::new();
+                c.send_rate_limits.insert("smtp".into(), LIMIT);
+            })
+        })
+        .collect();
     let recipients: Vec<_> = (0..100).map(|i| json!({"emailAddress": format!("r{i}@example.no")})).collect();
     let id = app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": recipients})).await;
     app.wait_status(&id, "Completed", Duration::from_secs(120)).await;
@@ -86,17 +84,13 @@ async fn two_api_and_two_worker_processes_send_every_notification_exactly_once()
     let mut processes = Vec::new();
     for _ in 0..2 {
         let port = varsel_tests::port();
-        let mut c = app.command(VARSEL, |c| c.listen = format!("127.0.0.1:{port}"));
-        c.arg("api").stdout(Stdio::null());
-        processes.push(KillOnDrop(c.spawn().expect("varsel api")));
+        processes.push(app.spawn_role(VARSEL, "api", |c| c.listen = format!("127.0.0.1:{port}")));
         apis.push(format!("http://127.0.0.1:{port}"));
     }
     let mut worker_metrics = Vec::new();
     for _ in 0..2 {
         let port = varsel_tests::port();
-        let mut c = app.command(VARSEL, |c| c.worker_metrics_listen = format!("127.0.0.1:{port}"));
-        c.arg("worker").stdout(Stdio::null());
-        processes.push(KillOnDrop(c.spawn().expect("varsel worker")));
+        processes.push(app.spawn_role(VARSEL, "worker", |c| c.worker_metrics_listen = format!("127.0.0.1:{port}")));
         worker_metrics.push(format!("http://127.0.0.1:{port}/metrics"));
     }
     for url in apis.iter().map(|a| format!("{a}/health")).chain(worker_metrics.clone()) {

@@ -418,6 +418,14 @@ impl TestApp {
         cmd
     }
 
+    /// Runs `varsel ROLE` (`api`, `worker`, …) at `exe` as a process of its own, configured like
+    /// this app and then by `cfg`; killed when the returned guard drops.
+    pub fn spawn_role(&self, exe: &str, role: &str, cfg: impl FnOnce(&mut Config)) -> KillOnDrop {
+        let mut cmd = self.command(exe, cfg);
+        cmd.arg(role).stdout(Stdio::null());
+        KillOnDrop(cmd.spawn().unwrap_or_else(|e| panic!("varsel {role}: {e}")))
+    }
+
     /// Stops API and worker.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {

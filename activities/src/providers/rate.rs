@@ -64,9 +64,4 @@ impl SendRateLimits {
             _ => false,
         }
     }
-
-    /// Whether any provider is limited.
-    pub fn is_empty(&self) -> bool {
-        self.limits.is_empty()
-    }
 }

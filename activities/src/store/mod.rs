@@ -123,6 +123,9 @@ pub struct Settled {
     pub next_expiry: Option<DateTime<Utc>>,
 }
 
+/// A status-log line (notification, order, status, source, detail) and when it happened.
+type EventAt<'a> = ((String, String, String, &'a str, Option<String>), DateTime<Utc>);
+
 /// A provider's answer for one notification.
 #[derive(Debug, Clone)]
 pub struct ProviderResult {
@@ -138,6 +141,9 @@ pub struct ProviderResult {
     pub provider_ref: Option<String>,
     /// Whether a delivery report is still to come.
     pub awaits_report: bool,
+    /// When the provider answered (the row and its status-log line carry this time, not the
+    /// time the answer was committed with others).
+    pub answered_at: DateTime<Utc>,
 }
 
 type Ack = tokio::sync::oneshot::Sender<Result<(), String>>;
@@ -687,6 +693,17 @@ impl Store {
         Self::log_events(&self.db, created).await
     }
 
+    /// The notifications of one channel of an order not yet handed to a provider (`New`, or
+    /// `Sending` left by an attempt that did not finish), through the (order, channel, status)
+    /// index.
+    fn unsent(order_id: &str, channel: Channel) -> sea_orm::Select<notification::Entity> {
+        let pending = [NotificationStatus::new_for(channel), NotificationStatus::sending_for(channel)];
+        notification::Entity::find()
+            .filter(notification::Column::OrderId.eq(order_id))
+            .filter(notification::Column::Channel.eq(channel.as_str()))
+            .filter(notification::Column::Status.is_in(pending.iter().map(|s| s.as_str())))
+    }
+
     /// Claims up to `limit` unsent notifications of one channel of an order and marks them
     /// `Sending` (counting the attempt). Rows left in `Sending` by a crashed attempt are claimed
     /// again: that is the documented at-least-once window.
@@ -696,13 +713,9 @@ impl Store {
         channel: Channel,
         limit: u32,
     ) -> Result<Vec<notification::Model>, DbErr> {
-        let pending = [NotificationStatus::new_for(channel), NotificationStatus::sending_for(channel)];
         // One transaction: one commit for the whole batch's claim and its status log.
         let txn = self.db.begin().await?;
-        let rows = notification::Entity::find()
-            .filter(notification::Column::OrderId.eq(order_id))
-            .filter(notification::Column::Channel.eq(channel.as_str()))
-            .filter(notification::Column::Status.is_in(pending.iter().map(|s| s.as_str())))
+        let rows = Self::unsent(order_id, channel)
             // No ORDER BY: the (order, channel, status) index yields rows in its own order and the
             // LIMIT stops the scan; sorting would read every pending row of a large order once
             // per batch.
@@ -738,7 +751,7 @@ impl Store {
             let moved = notification::Entity::update_many()
                 .col_expr(notification::Column::AwaitsReport, Expr::value(r.awaits_report))
                 .col_expr(notification::Column::Status, Expr::value(r.status.as_str()))
-                .col_expr(notification::Column::StatusChanged, Expr::value(Utc::now()))
+                .col_expr(notification::Column::StatusChanged, Expr::value(r.answered_at))
                 .col_expr(notification::Column::StatusReason, Expr::value(r.reason.clone()))
                 .col_expr(notification::Column::ProviderRef, Expr::value(r.provider_ref.clone()))
                 .filter(notification::Column::Id.eq(r.id.as_str()))
@@ -747,23 +760,19 @@ impl Store {
                 .await?
                 .rows_affected;
             if moved > 0 {
-                events.push((r.id.clone(), r.order_id.clone(), r.status.as_str().to_owned(), "provider", r.reason.clone()));
+                events.push(((r.id.clone(), r.order_id.clone(), r.status.as_str().to_owned(), "provider", r.reason.clone()), r.answered_at));
             }
         }
-        Self::log_events(&txn, events).await?;
+        Self::log_events_at(&txn, events).await?;
         txn.commit().await
     }
 
     /// Whether any notification of one channel of an order is not yet sent (an index probe that
     /// stops at the first row, however large the order).
     pub async fn has_pending(&self, order_id: &str, channel: Channel) -> Result<bool, DbErr> {
-        let pending = [NotificationStatus::new_for(channel), NotificationStatus::sending_for(channel)];
-        Ok(notification::Entity::find()
+        Ok(Self::unsent(order_id, channel)
             .select_only()
             .column(notification::Column::Id)
-            .filter(notification::Column::OrderId.eq(order_id))
-            .filter(notification::Column::Channel.eq(channel.as_str()))
-            .filter(notification::Column::Status.is_in(pending.iter().map(|s| s.as_str())))
             .limit(1)
             .into_tuple::<String>()
             .one(&self.db)
@@ -845,44 +854,32 @@ impl Store {
     }
 
     /// Gives up claimed (`Sending`) notifications of one channel whose time-to-live has passed,
-    /// by id: only rows that really move get a status-log entry. Returns how many moved.
+    /// by id, in one transaction: only rows that really move (another attempt may have recorded
+    /// a result meanwhile) get a status-log entry. Returns how many moved.
     pub async fn expire_claimed(&self, channel: Channel, rows: &[notification::Model], now: DateTime<Utc>) -> Result<u64, DbErr> {
         if rows.is_empty() {
             return Ok(0);
         }
         let ttl = NotificationStatus::ttl_for(channel);
         let txn = self.db.begin().await?;
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        let moved = notification::Entity::update_many()
-            .col_expr(notification::Column::Status, Expr::value(ttl.as_str()))
-            .col_expr(notification::Column::StatusChanged, Expr::value(now))
-            .filter(notification::Column::Id.is_in(ids))
-            .filter(notification::Column::Status.eq(NotificationStatus::sending_for(channel).as_str()))
-            .exec(&txn)
-            .await?
-            .rows_affected;
-        // Which rows moved (another attempt may have recorded a result in between).
-        let moved_ids: std::collections::HashSet<String> = if moved as usize == rows.len() {
-            rows.iter().map(|r| r.id.clone()).collect()
-        } else {
-            notification::Entity::find()
-                .filter(notification::Column::Id.is_in(rows.iter().map(|r| r.id.clone())))
-                .filter(notification::Column::Status.eq(ttl.as_str()))
-                .filter(notification::Column::StatusChanged.eq(now))
-                .all(&txn)
+        let mut events = Vec::new();
+        for r in rows {
+            let moved = notification::Entity::update_many()
+                .col_expr(notification::Column::Status, Expr::value(ttl.as_str()))
+                .col_expr(notification::Column::StatusChanged, Expr::value(now))
+                .filter(notification::Column::Id.eq(r.id.as_str()))
+                .filter(notification::Column::Status.eq(NotificationStatus::sending_for(channel).as_str()))
+                .exec(&txn)
                 .await?
-                .into_iter()
-                .map(|r| r.id)
-                .collect()
-        };
-        let events = rows
-            .iter()
-            .filter(|r| moved_ids.contains(&r.id))
-            .map(|r| (r.id.clone(), r.order_id.clone(), ttl.as_str().to_owned(), "ttl", Some(format!("still unsent at its expiry ({})", r.expiry.to_rfc3339()))))
-            .collect();
+                .rows_affected;
+            if moved > 0 {
+                events.push((r.id.clone(), r.order_id.clone(), ttl.as_str().to_owned(), "ttl", Some(format!("still unsent at its expiry ({})", r.expiry.to_rfc3339()))));
+            }
+        }
+        let n = events.len() as u64;
         Self::log_events(&txn, events).await?;
         txn.commit().await?;
-        Ok(moved)
+        Ok(n)
     }
 
     /// Applies a delivery report. A report only moves a notification forward (a repeat, or a
@@ -1063,20 +1060,26 @@ impl Store {
         Ok(n)
     }
 
-    /// Records status changes for the timeline: (notification, order, status, source, detail).
+    /// Records status changes for the timeline, as of now: (notification, order, status, source,
+    /// detail).
     async fn log_events<C: ConnectionTrait>(db: &C, rows: Vec<(String, String, String, &str, Option<String>)>) -> Result<(), DbErr> {
         let now = Utc::now();
+        Self::log_events_at(db, rows.into_iter().map(|r| (r, now)).collect()).await
+    }
+
+    /// Records status changes for the timeline, each at its own time.
+    async fn log_events_at<C: ConnectionTrait>(db: &C, rows: Vec<EventAt<'_>>) -> Result<(), DbErr> {
         for chunk in rows.chunks(200) {
             let models: Vec<notification_event::ActiveModel> = chunk
                 .iter()
-                .map(|(nid, oid, status, source, detail)| notification_event::ActiveModel {
+                .map(|((nid, oid, status, source, detail), at)| notification_event::ActiveModel {
                     id: Set(uuid::Uuid::new_v4().to_string()),
                     order_id: Set(oid.clone()),
                     notification_id: Set(nid.clone()),
                     status: Set(status.clone()),
                     source: Set((*source).to_owned()),
                     detail: Set(detail.clone()),
-                    at: Set(now),
+                    at: Set(*at),
                 })
                 .collect();
             if !models.is_empty() {
