@@ -5,7 +5,7 @@
 
 use crate::contacts;
 use crate::providers::SendError;
-use crate::providers::condition::ConditionClient;
+use crate::providers::condition::{ConditionClient, ConditionError};
 use crate::providers::email::{Mailer, OutgoingEmail};
 use crate::providers::sms::{OutgoingSms, SmsRouter};
 use crate::store::entities::{notification, order};
@@ -53,6 +53,59 @@ pub struct OrderActivitiesImpl {
     pub metrics: crate::metrics::Metrics,
     /// Per-provider send-rate limits shared by all workers.
     pub rate_limits: crate::providers::rate::SendRateLimits,
+    /// Providers that asked this worker to wait (`Retry-After`).
+    pub pauses: crate::providers::rate::ProviderPauses,
+}
+
+/// Why a claimed notification was not sent in this attempt: it stays `Sending`, and the retried
+/// attempt claims it again.
+#[derive(Debug)]
+struct Deferred {
+    reason: String,
+    /// The provider asked not to be called again before this.
+    retry_after: Option<std::time::Duration>,
+    /// A provider's answer could not be stored: the message may have gone out unrecorded, so
+    /// the batch starts no further sends (each would be one more possible duplicate).
+    store_failed: bool,
+}
+
+impl Deferred {
+    fn unrecorded(reason: String) -> Self {
+        Self { reason: format!("the provider's answer could not be stored: {reason}"), retry_after: None, store_failed: true }
+    }
+}
+
+impl From<String> for Deferred {
+    fn from(reason: String) -> Self {
+        Self { reason, retry_after: None, store_failed: false }
+    }
+}
+
+/// How often a running batch tells Temporal it is alive; with the workflow's heartbeat timeout,
+/// a batch whose worker died is retried elsewhere within seconds instead of at its
+/// start-to-close timeout.
+const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs `work` while heartbeating, and stops it when Temporal cancels the attempt (it timed out
+/// while this worker was cut off, say, and a retry may already be running elsewhere): a
+/// stopped batch starts no further sends.
+async fn with_heartbeats<T>(ctx: &ActivityContext, work: impl std::future::Future<Output = Result<T, ActivityError>>) -> Result<T, ActivityError> {
+    let beat = async {
+        loop {
+            tokio::time::sleep(HEARTBEAT_EVERY).await;
+            if let Err(e) = ctx.record_heartbeat(0u8).await {
+                tracing::warn!(error = %e, "heartbeat could not be recorded");
+            }
+        }
+    };
+    tokio::select! {
+        out = work => out,
+        never = beat => never,
+        () = ctx.cancelled() => {
+            tracing::warn!("batch attempt cancelled by Temporal; its unsent notifications are left to the next attempt");
+            Err(ActivityError::cancelled())
+        }
+    }
 }
 
 /// How long one send activity keeps starting sends. Its start-to-close timeout is 120 s: a batch
@@ -113,6 +166,12 @@ impl OrderActivitiesImpl {
                 tracing::info!(order_id, ?outcome, "send condition checked");
                 Ok(outcome)
             }
+            Err(e @ ConditionError::Refused(_)) => {
+                // Retrying cannot make a refused destination allowed: the order goes on as for
+                // an unreadable condition (sent anyway), without further attempts.
+                tracing::warn!(order_id, error = %e, "send condition endpoint refused by the outbound policy");
+                Err(ActivityError::application(temporalio_common::error::ApplicationFailure::non_retryable(anyhow::anyhow!("{e}"))))
+            }
             Err(e) => {
                 tracing::warn!(order_id, error = %e, "send condition could not be read; will retry");
                 Err(classify(e))
@@ -124,9 +183,73 @@ impl OrderActivitiesImpl {
     #[activity(definition = defs::GenerateNotifications)]
     pub async fn generate_notifications(
         self: Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         batch: GenerateBatch,
     ) -> Result<GenerateOutcome, ActivityError> {
+        with_heartbeats(&ctx, self.generate(batch)).await
+    }
+
+    /// See [`varsel_workflows::activities::OrderActivities::send_batch`].
+    #[activity(definition = defs::SendBatch)]
+    pub async fn send_batch(self: Arc<Self>, ctx: ActivityContext, batch: SendBatch) -> Result<SendOutcome, ActivityError> {
+        with_heartbeats(&ctx, self.send(batch)).await
+    }
+    /// See [`varsel_workflows::activities::OrderActivities::finish_order`].
+    #[activity(definition = defs::FinishOrder)]
+    pub async fn finish_order(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: FinishOrder,
+    ) -> Result<OrderStatus, ActivityError> {
+        let from = [OrderStatus::Registered, OrderStatus::Processing, OrderStatus::Processed];
+        let target = match input.terminal {
+            Some(t) => t,
+            None => {
+                let pending = self.store.has_pending(&input.order_id, Channel::Email).await.map_err(classify)?
+                    || self.store.has_pending(&input.order_id, Channel::Sms).await.map_err(classify)?;
+                if pending { OrderStatus::Processed } else { OrderStatus::Completed }
+            }
+        };
+        if self.store.transition_order(&input.order_id, &from, target).await.map_err(classify)? && target != OrderStatus::Processed {
+            self.metrics.orders_finished.with_label_values(&[target.as_str()]).inc();
+        }
+        tracing::info!(order_id = input.order_id, status = target.as_str(), "order finished");
+        Ok(target)
+    }
+
+    /// See [`varsel_workflows::activities::OrderActivities::settle_order`].
+    #[activity(definition = defs::SettleOrder)]
+    pub async fn settle_order(self: Arc<Self>, _ctx: ActivityContext, order_id: String) -> Result<SettleOutcome, ActivityError> {
+        let settled = self.store.settle_order(&order_id).await.map_err(classify)?;
+        if settled.status == OrderStatus::Completed {
+            self.metrics.orders_finished.with_label_values(&[settled.status.as_str()]).inc();
+            tracing::info!(order_id, "order completed: every notification has a final status");
+        }
+        Ok(SettleOutcome { status: settled.status, next_expiry_ms: settled.next_expiry.map(|t| t.timestamp_millis()) })
+    }
+
+    /// See [`varsel_workflows::activities::OrderActivities::redrive_reset`].
+    #[activity(definition = defs::RedriveReset)]
+    pub async fn redrive_reset(self: Arc<Self>, _ctx: ActivityContext, order_id: String) -> Result<u64, ActivityError> {
+        let n = self.store.redrive_reset(&order_id, self.notification_ttl).await.map_err(classify)?;
+        tracing::info!(order_id, notifications = n, "redrive: failed notifications reset for sending");
+        Ok(n)
+    }
+
+    /// See [`varsel_workflows::activities::OrderActivities::expire_notifications`].
+    #[activity(definition = defs::ExpireNotifications)]
+    pub async fn expire_notifications(self: Arc<Self>, _ctx: ActivityContext, order_id: String) -> Result<u64, ActivityError> {
+        let n = self.store.expire_notifications(&order_id, Utc::now()).await.map_err(classify)?;
+        if n > 0 {
+            tracing::warn!(order_id, notifications = n, "notifications reached their time-to-live without a final status");
+        }
+        Ok(n)
+    }
+}
+
+impl OrderActivitiesImpl {
+    /// One batch of recipients: contact lookup and notification rows.
+    async fn generate(&self, batch: GenerateBatch) -> Result<GenerateOutcome, ActivityError> {
         let order = self.load_order(&batch.order_id).await?;
         let channel = NotificationChannel::parse(&order.notification_channel).ok_or_else(|| corrupt("channel"))?;
         let slice = self.store.recipients_slice(&batch.order_id, batch.from_index, batch.limit).await.map_err(classify)?;
@@ -200,9 +323,8 @@ impl OrderActivitiesImpl {
         Ok(GenerateOutcome { next_index, sendable })
     }
 
-    /// See [`varsel_workflows::activities::OrderActivities::send_batch`].
-    #[activity(definition = defs::SendBatch)]
-    pub async fn send_batch(self: Arc<Self>, _ctx: ActivityContext, batch: SendBatch) -> Result<SendOutcome, ActivityError> {
+    /// One batch of sends.
+    async fn send(self: &Arc<Self>, batch: SendBatch) -> Result<SendOutcome, ActivityError> {
         let order = self.load_order(&batch.order_id).await?;
         let claimed = self
             .store
@@ -222,113 +344,82 @@ impl OrderActivitiesImpl {
         let order = Arc::new(order);
         let writer = ResultWriter::start(self.store.clone());
         let deadline = std::time::Instant::now() + SEND_BUDGET;
-        let results: Vec<Result<bool, String>> = futures::stream::iter(claimed.into_iter().map(|n| {
+        let halted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let results = futures::stream::iter(claimed.into_iter().map(|n| {
             let this = this.clone();
             let order = order.clone();
             let writer = writer.clone();
+            let halted = halted.clone();
             async move {
                 if std::time::Instant::now() >= deadline {
                     // Left `Sending`: the next batch claims it again.
                     return Ok(false);
                 }
-                this.send_one(&order, n, &writer).await.map(|()| true)
+                if halted.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(Deferred::from("not sent: an earlier answer of this batch could not be stored".to_owned()));
+                }
+                let result = this.send_one(&order, n, &writer).await;
+                if result.as_ref().is_err_and(|d| d.store_failed) {
+                    halted.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                result.map(|()| true)
             }
         }))
         .buffer_unordered(self.send_concurrency.max(1))
-        .collect()
+        .collect::<Vec<Result<bool, Deferred>>>()
         .await;
         let sent = results.iter().filter(|r| matches!(r, Ok(true))).count() as u32;
-        if let Some(Err(first)) = results.iter().find(|r| r.is_err()) {
-            // Some sends hit a transient fault: fail the attempt so Temporal retries with backoff.
-            // Rows already recorded are not claimed again.
-            return Err(classify(format!(
-                "{} of {} {} notifications could not be sent yet: {first}",
-                results.iter().filter(|r| r.is_err()).count(),
+        let deferred: Vec<&Deferred> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        // The root cause first: the store failure that halted the batch, else the first fault.
+        if let Some(first) = deferred.iter().find(|d| d.store_failed).or(deferred.first()) {
+            // Some sends hit a transient fault: fail the attempt so Temporal retries, with its
+            // backoff or, when a provider said how long to wait, after exactly that. Rows already
+            // recorded are not claimed again.
+            let message = format!(
+                "{} of {} {} notifications could not be sent yet: {}",
+                deferred.len(),
                 results.len(),
-                batch.channel.as_str()
-            )));
+                batch.channel.as_str(),
+                first.reason
+            );
+            return Err(match deferred.iter().filter_map(|d| d.retry_after).max() {
+                Some(wait) => ActivityError::application(
+                    temporalio_common::error::ApplicationFailure::builder(anyhow::anyhow!(message))
+                        .next_retry_delay(wait.max(std::time::Duration::from_millis(100)))
+                        .build(),
+                ),
+                None => classify(message),
+            });
         }
         let remaining = u32::from(self.store.has_pending(&batch.order_id, batch.channel).await.map_err(classify)?);
         Ok(SendOutcome { sent, remaining })
     }
 
-    /// See [`varsel_workflows::activities::OrderActivities::finish_order`].
-    #[activity(definition = defs::FinishOrder)]
-    pub async fn finish_order(
-        self: Arc<Self>,
-        _ctx: ActivityContext,
-        input: FinishOrder,
-    ) -> Result<OrderStatus, ActivityError> {
-        let from = [OrderStatus::Registered, OrderStatus::Processing, OrderStatus::Processed];
-        let target = match input.terminal {
-            Some(t) => t,
-            None => {
-                let pending = self.store.has_pending(&input.order_id, Channel::Email).await.map_err(classify)?
-                    || self.store.has_pending(&input.order_id, Channel::Sms).await.map_err(classify)?;
-                if pending { OrderStatus::Processed } else { OrderStatus::Completed }
-            }
-        };
-        if self.store.transition_order(&input.order_id, &from, target).await.map_err(classify)? && target != OrderStatus::Processed {
-            self.metrics.orders_finished.with_label_values(&[target.as_str()]).inc();
-        }
-        tracing::info!(order_id = input.order_id, status = target.as_str(), "order finished");
-        Ok(target)
-    }
-
-    /// See [`varsel_workflows::activities::OrderActivities::settle_order`].
-    #[activity(definition = defs::SettleOrder)]
-    pub async fn settle_order(self: Arc<Self>, _ctx: ActivityContext, order_id: String) -> Result<SettleOutcome, ActivityError> {
-        let settled = self.store.settle_order(&order_id).await.map_err(classify)?;
-        if settled.status == OrderStatus::Completed {
-            self.metrics.orders_finished.with_label_values(&[settled.status.as_str()]).inc();
-            tracing::info!(order_id, "order completed: every notification has a final status");
-        }
-        Ok(SettleOutcome { status: settled.status, next_expiry_ms: settled.next_expiry.map(|t| t.timestamp_millis()) })
-    }
-
-    /// See [`varsel_workflows::activities::OrderActivities::redrive_reset`].
-    #[activity(definition = defs::RedriveReset)]
-    pub async fn redrive_reset(self: Arc<Self>, _ctx: ActivityContext, order_id: String) -> Result<u64, ActivityError> {
-        let n = self.store.redrive_reset(&order_id, self.notification_ttl).await.map_err(classify)?;
-        tracing::info!(order_id, notifications = n, "redrive: failed notifications reset for sending");
-        Ok(n)
-    }
-
-    /// See [`varsel_workflows::activities::OrderActivities::expire_notifications`].
-    #[activity(definition = defs::ExpireNotifications)]
-    pub async fn expire_notifications(self: Arc<Self>, _ctx: ActivityContext, order_id: String) -> Result<u64, ActivityError> {
-        let n = self.store.expire_notifications(&order_id, Utc::now()).await.map_err(classify)?;
-        if n > 0 {
-            tracing::warn!(order_id, notifications = n, "notifications reached their time-to-live without a final status");
-        }
-        Ok(n)
-    }
-}
-
-impl OrderActivitiesImpl {
     async fn load_order(&self, id: &str) -> Result<order::Model, ActivityError> {
         self.store.order(id).await.map_err(classify)?.ok_or_else(|| corrupt("order row missing"))
     }
 
-    /// Sends one claimed notification and records the outcome. `Err` means transient: the row
-    /// stays `Sending` and the next attempt picks it up.
-    async fn send_one(&self, order: &order::Model, n: notification::Model, writer: &ResultWriter) -> Result<(), String> {
-        let channel = Channel::parse(&n.channel).ok_or("unknown channel")?;
+    /// Hands one notification to its provider: honours a provider's pause and the shared send
+    /// rate, applies the sender policy, sends, and counts the outcome. `Ok` is the answer to
+    /// record (a success or a permanent failure); `Err` is transient (`Transient`, or
+    /// `Throttled`, which also pauses the provider for this process). Used by send batches and
+    /// by the API's instant messages.
+    pub async fn deliver(&self, order: &order::Model, n: &notification::Model) -> Result<ProviderResult, SendError> {
+        let channel = Channel::parse(&n.channel).ok_or_else(|| SendError::Transient("unknown channel".to_owned()))?;
         // A sender-policy note for the status description (e.g. the sender shows as "tuntematon").
         let mut note = None;
         let provider = match channel {
             Channel::Email => self.mailer.provider(),
             Channel::Sms => self.sms.provider_for(&n.address),
         };
-        self.rate_limits.acquire(provider).await.map_err(|e| e.to_string())?;
+        if let Some(wait) = self.pauses.remaining(provider) {
+            return Err(SendError::Throttled { reason: format!("{provider} asked to wait; not called for {wait:?}"), retry_after: wait });
+        }
+        self.rate_limits.acquire(provider).await.map_err(|e| SendError::Transient(e.to_string()))?;
         let started = std::time::Instant::now();
         let result = match channel {
             Channel::Email => {
-                let content_type = order
-                    .email_content_type
-                    .as_deref()
-                    .and_then(EmailContentType::parse)
-                    .unwrap_or_default();
+                let content_type = order.email_content_type.as_deref().and_then(EmailContentType::parse).unwrap_or_default();
                 let mail = OutgoingEmail {
                     notification_id: n.id.clone(),
                     from: order.email_from.clone(),
@@ -346,7 +437,9 @@ impl OrderActivitiesImpl {
                     SenderDecision::Refuse(reason) => Err(SendError::Permanent { status: NotificationStatus::SmsFailedRejected, reason }),
                     SenderDecision::Send { sender, note: policy_note } => {
                         note = policy_note;
-                        let sms = OutgoingSms { notification_id: n.id.clone(), to: n.address.clone(), sender, body };
+                        // The gateway stops trying when varsel gives the message up.
+                        let validity = (n.expiry - Utc::now()).to_std().ok();
+                        let sms = OutgoingSms { notification_id: n.id.clone(), to: n.address.clone(), sender, body, validity };
                         self.sms.send(&sms).await.map(|r| (NotificationStatus::SmsAccepted, r.provider_ref, true))
                     }
                 }
@@ -357,34 +450,50 @@ impl OrderActivitiesImpl {
         match &result {
             Err(SendError::Permanent { .. }) => self.metrics.provider_errors.with_label_values(&[provider, "permanent"]).inc(),
             Err(SendError::Transient(_)) => self.metrics.provider_errors.with_label_values(&[provider, "transient"]).inc(),
+            Err(SendError::Throttled { .. }) => self.metrics.provider_errors.with_label_values(&[provider, "throttled"]).inc(),
             Ok(_) => {}
         }
+        let base = |status, reason, provider_ref, awaits_report| ProviderResult {
+            id: n.id.clone(),
+            order_id: order.id.clone(),
+            status,
+            reason,
+            provider_ref,
+            awaits_report,
+            answered_at,
+        };
         match result {
-            Ok((status, provider_ref, awaits_report)) => {
-                writer
-                    .record(ProviderResult { id: n.id.clone(), order_id: order.id.clone(), status, reason: note, provider_ref, awaits_report, answered_at })
-                    .await?;
-                tracing::info!(order_id = order.id, notification_id = n.id, status = status.as_str(), "notification sent");
+            Ok((status, provider_ref, awaits_report)) => Ok(base(status, note, provider_ref, awaits_report)),
+            Err(SendError::Permanent { status, reason }) => Ok(base(status, Some(reason), None, false)),
+            Err(SendError::Throttled { reason, retry_after }) => {
+                self.pauses.pause(provider, retry_after);
+                Err(SendError::Throttled { reason, retry_after })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends one claimed notification and records the outcome. `Err` means transient: the row
+    /// stays `Sending` and the next attempt picks it up.
+    async fn send_one(&self, order: &order::Model, n: notification::Model, writer: &ResultWriter) -> Result<(), Deferred> {
+        match self.deliver(order, &n).await {
+            Ok(result) => {
+                let (status, failed, reason) = (result.status, !result.status.is_success(), result.reason.clone());
+                writer.record(result).await.map_err(Deferred::unrecorded)?;
+                if failed {
+                    tracing::warn!(order_id = order.id, notification_id = n.id, status = status.as_str(), reason, "notification failed permanently");
+                } else {
+                    tracing::info!(order_id = order.id, notification_id = n.id, status = status.as_str(), "notification sent");
+                }
                 Ok(())
             }
-            Err(SendError::Permanent { status, reason }) => {
-                writer
-                    .record(ProviderResult {
-                        id: n.id.clone(),
-                        order_id: order.id.clone(),
-                        status,
-                        reason: Some(reason.clone()),
-                        provider_ref: None,
-                        awaits_report: false,
-                        answered_at,
-                    })
-                    .await?;
-                tracing::warn!(order_id = order.id, notification_id = n.id, status = status.as_str(), reason, "notification failed permanently");
-                Ok(())
+            Err(SendError::Throttled { reason, retry_after }) => {
+                tracing::warn!(order_id = order.id, notification_id = n.id, reason, ?retry_after, "provider asked to slow down; will retry after its delay");
+                Err(Deferred { reason, retry_after: Some(retry_after), store_failed: false })
             }
-            Err(SendError::Transient(reason)) => {
+            Err(SendError::Transient(reason) | SendError::Permanent { reason, .. }) => {
                 tracing::warn!(order_id = order.id, notification_id = n.id, reason, "send failed; will retry");
-                Err(reason)
+                Err(reason.into())
             }
         }
     }

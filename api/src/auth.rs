@@ -55,7 +55,12 @@ pub struct Principal {
 #[derive(Clone)]
 pub struct Verifier {
     keys: Vec<(DecodingKey, Algorithm)>,
+    /// Issuers accepted for bearer tokens; empty: any.
+    issuers: Vec<String>,
 }
+
+/// The issuer of tokens minted for the dev key (`varsel token`).
+pub const DEV_ISSUER: &str = "varsel-dev";
 
 /// The dev signing key's file in a data dir.
 pub fn dev_key_path(data_dir: &Path) -> PathBuf {
@@ -83,7 +88,7 @@ pub fn load_or_create_dev_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
 impl Verifier {
     /// Accepts nothing (for offline document generation).
     pub fn empty() -> Self {
-        Self { keys: vec![] }
+        Self { keys: vec![], issuers: vec![] }
     }
 
     /// From configured secrets and public keys; with neither, the data dir's dev key.
@@ -101,21 +106,35 @@ impl Verifier {
                 keys.push((DecodingKey::from_ec_pem(&pem)?, Algorithm::ES256));
             }
         }
+        let mut issuers: Vec<String> = cfg.auth_issuers.iter().map(|i| i.trim().to_owned()).filter(|i| !i.is_empty()).collect();
         if keys.is_empty() {
             tracing::warn!("no token keys configured (VARSEL_AUTH_HMAC_SECRETS / VARSEL_AUTH_PUBLIC_KEY_FILES): accepting tokens signed with the dev key of the data dir");
             let key = load_or_create_dev_key(&cfg.data_dir)?;
             keys.push((DecodingKey::from_secret(&key), Algorithm::HS256));
+            if issuers.is_empty() {
+                issuers.push(DEV_ISSUER.to_owned());
+            }
+        } else if issuers.is_empty() {
+            tracing::warn!("VARSEL_AUTH_ISSUERS is empty: bearer tokens from any issuer signed by a configured key are accepted");
         }
-        Ok(Self { keys })
+        Ok(Self { keys, issuers })
     }
 
-    fn decode(&self, token: &str) -> Option<Claims> {
+    /// Checks signature (only the algorithm each key is for, so `alg: none` or an HMAC made
+    /// with a public key never passes), `exp` (required), `nbf`, and for bearer tokens the
+    /// issuer.
+    fn decode(&self, token: &str, check_issuer: bool) -> Option<Claims> {
         self.keys.iter().find_map(|(key, alg)| {
             let mut v = Validation::new(*alg);
             v.leeway = 5;
             v.validate_nbf = true;
             v.validate_aud = false;
-            v.set_required_spec_claims(&["exp"]);
+            if check_issuer && !self.issuers.is_empty() {
+                v.set_issuer(&self.issuers);
+                v.set_required_spec_claims(&["exp", "iss"]);
+            } else {
+                v.set_required_spec_claims(&["exp"]);
+            }
             jsonwebtoken::decode::<Claims>(token, key, &v).ok().map(|d| d.claims)
         })
     }
@@ -131,13 +150,13 @@ impl Verifier {
             return Err(ApiError::unauthorized("A bearer token or a PlatformAccessToken header is required."));
         }
         // Either credential authorises on its own; a valid platform token wins.
-        if let Some(claims) = platform.and_then(|t| self.decode(t)) {
+        if let Some(claims) = platform.and_then(|t| self.decode(t, false)) {
             return match claims.iss.filter(|i| !i.is_empty()) {
                 Some(org) => Ok(Principal { org }),
                 None => Err(ApiError::forbidden("The PlatformAccessToken has no issuer to act as creator.")),
             };
         }
-        match bearer.and_then(|t| self.decode(t)) {
+        match bearer.and_then(|t| self.decode(t, true)) {
             Some(claims) => {
                 let scoped = claims.scope.as_deref().unwrap_or("").split_whitespace().any(|s| s == CREATE_SCOPE);
                 if !scoped {
@@ -161,7 +180,7 @@ impl Verifier {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim);
-        let Some(claims) = bearer.and_then(|t| self.decode(t)) else {
+        let Some(claims) = bearer.and_then(|t| self.decode(t, true)) else {
             return Err(ApiError::unauthorized("A valid bearer token is required."));
         };
         if claims.scope.as_deref().unwrap_or("").split_whitespace().any(|s| s == OPERATOR_SCOPE) {
@@ -198,7 +217,7 @@ pub fn mint(key: &[u8], claims_for: TokenKind, ttl_secs: i64) -> anyhow::Result<
     let now = chrono::Utc::now().timestamp();
     let claims = match claims_for {
         TokenKind::Bearer { org, scope } => Claims {
-            iss: Some("varsel-dev".into()),
+            iss: Some(DEV_ISSUER.into()),
             sub: Some(format!("org:{org}")),
             scope: Some(scope),
             org: Some(org),

@@ -39,8 +39,10 @@ pub struct BenchOptions {
     pub accept_secs: u64,
     /// Concurrent clients in the accept and small-order phases.
     pub clients: usize,
-    /// Phases to run: `accept`, `small`, `bulk`.
+    /// Phases to run: `accept`, `small`, `bulk`, `load`.
     pub phases: Vec<String>,
+    /// Seconds the load phase offers orders.
+    pub load_secs: u64,
     /// Where the JSON result goes.
     pub json_out: PathBuf,
 }
@@ -151,7 +153,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
             "accept" => figures.extend(bench.accept().await?),
             "small" => figures.extend(bench.small_orders().await?),
             "bulk" => figures.extend(bench.bulk().await?),
-            other => anyhow::bail!("unknown phase {other:?} (accept, small, bulk)"),
+            "load" => figures.extend(bench.load().await?),
+            other => anyhow::bail!("unknown phase {other:?} (accept, small, bulk, load)"),
         }
     }
 
@@ -343,11 +346,7 @@ impl Bench {
             })
             .await?;
         let http_rate = n as f64 / elapsed.as_secs_f64();
-        let deadline = Instant::now() + Duration::from_secs(600);
-        while !self.store.orders_pending_start(1).await?.is_empty() {
-            anyhow::ensure!(Instant::now() < deadline, "accepted orders' workflows did not start within 10 minutes");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.wait_started().await?;
         let rate = n as f64 / started.elapsed().as_secs_f64();
         self.drain().await?;
         let half = rate / 2.0;
@@ -368,6 +367,77 @@ impl Bench {
             Figure::plain(&format!("accept: p50 at half ({half:.0}/s)"), percentile(&half_lat, 0.5), "ms", "", None),
             Figure::plain(&format!("accept: p99 at half ({half:.0}/s)"), p99_half, "ms", "<= 50 ms", Some(p99_half <= 50.0)),
         ])
+    }
+
+    /// The load run: finds the highest sustained accept rate (orders accepted and their
+    /// workflows started), then offers 80% of it, open loop, for `load_secs` with orders sent at
+    /// once, and waits until every accepted order has reached its final status. Every answer
+    /// other than 202 counts as an error.
+    async fn load(&self) -> anyhow::Result<Vec<Figure>> {
+        let probe_secs = self.opts.accept_secs;
+        let m = self.ctx.clone();
+        let started = Instant::now();
+        let (n, _, _) = self
+            .closed_loop("load: probing the highest accept rate", probe_secs, move |n| {
+                let m = m.clone();
+                async move { m.post("/orders", &m.order_body(3_000_000 + n, true)).await.map(|_| ()) }
+            })
+            .await?;
+        self.wait_started().await?;
+        let highest = n as f64 / started.elapsed().as_secs_f64();
+        self.drain().await?;
+
+        let rate = highest * 0.8;
+        let secs = self.opts.load_secs;
+        let ids = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let errors = Arc::new(AtomicU64::new(0));
+        let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
+        let (m, ids2, errors2, first2) = (self.ctx.clone(), ids.clone(), errors.clone(), first_error.clone());
+        let lat = self
+            .open_loop(&format!("load: {rate:.0} orders/s for {secs} s"), rate, secs, move |n| {
+                let (m, ids, errors, first) = (m.clone(), ids2.clone(), errors2.clone(), first2.clone());
+                async move {
+                    match m.post("/orders", &m.order_body(4_000_000 + n, false)).await {
+                        Ok(id) => ids.lock().expect("ids").push(id),
+                        Err(e) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            first.lock().expect("first error").get_or_insert(e.to_string());
+                        }
+                    }
+                    Ok(())
+                }
+            })
+            .await?;
+        let offered_until = Instant::now();
+        let ids = std::mem::take(&mut *ids.lock().expect("ids"));
+        let errors = errors.load(Ordering::Relaxed);
+        if let Some(e) = first_error.lock().expect("first error").take() {
+            eprintln!("load: first error: {e}");
+        }
+        let pb = bar(ids.len() as u64, "load: orders reaching their final status");
+        let all_final = !ids.is_empty() && self.wait_completed(&ids, &pb, Duration::from_secs(3600)).await.is_ok();
+        pb.finish_and_clear();
+        let drained = offered_until.elapsed().as_secs_f64();
+        let done = self.store.count_orders_with_status(&ids, "Completed").await? as f64;
+        Ok(vec![
+            Figure::plain("load: highest sustained accept rate", highest, "orders/s", "", None),
+            Figure::plain("load: offered (80% of it)", rate, "orders/s", "", None),
+            Figure::plain("load: orders accepted", ids.len() as f64, "orders", "", None),
+            Figure::plain("load: errors (answers other than 202)", errors as f64, "answers", "0", Some(errors == 0)),
+            Figure::plain("load: p99 answer time", percentile(&lat, 0.99), "ms", "", None),
+            Figure::plain("load: accepted orders Completed", done, "orders", "all", Some(all_final && done as usize == ids.len())),
+            Figure::plain("load: from the last POST until all Completed", drained, "s", "", None),
+        ])
+    }
+
+    /// Waits until every accepted order's workflow has started.
+    async fn wait_started(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while !self.store.orders_pending_start(1).await?.is_empty() {
+            anyhow::ensure!(Instant::now() < deadline, "accepted orders' workflows did not start within 10 minutes");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
     }
 
     /// Waits until both workers have caught up with what the previous phase queued: a no-op

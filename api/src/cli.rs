@@ -87,9 +87,13 @@ enum Command {
         /// Concurrent clients.
         #[arg(long, default_value_t = 16)]
         clients: usize,
-        /// Phases, comma-separated: accept, small, bulk.
+        /// Phases, comma-separated: accept, small, bulk, and load (not run by default: 80% of
+        /// the highest accept rate for --load-seconds, then every order to its final status).
         #[arg(long, default_value = "accept,small,bulk", value_delimiter = ',')]
         phases: Vec<String>,
+        /// Seconds the load phase offers orders.
+        #[arg(long, default_value_t = 60)]
+        load_seconds: u64,
         /// Where the JSON result goes.
         #[arg(long, default_value = "bench.json")]
         json: PathBuf,
@@ -216,13 +220,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("redrive of {order_id} started: {n} notifications will be sent again (see `varsel history {order_id}`)");
             Ok(())
         }
-        Command::Bench { recipients, small_orders, accept_seconds, clients, phases, json } => {
+        Command::Bench { recipients, small_orders, accept_seconds, clients, phases, load_seconds, json } => {
             crate::bench::run(crate::bench::BenchOptions {
                 recipients,
                 small_orders,
                 accept_secs: accept_seconds,
                 clients,
                 phases,
+                load_secs: load_seconds,
                 json_out: json,
             })
             .await?;

@@ -37,7 +37,7 @@ pub struct Config {
     pub email_from: String,
     /// Pooled SMTP connections at most.
     pub smtp_pool_size: u32,
-    /// SMTP command timeout, seconds.
+    /// SMTP timeout, seconds: of connecting, and of one message's whole exchange with the relay.
     pub smtp_timeout_secs: u64,
     /// `simulator` (default: numbers on `sms_allow_list` go to Kannel when it is configured, all
     /// others to the simulator) or `kannel` (every number to Kannel).
@@ -46,6 +46,8 @@ pub struct Config {
     pub sms_allow_list: Vec<String>,
     /// Kannel smsbox `sendsms` URL, e.g. `http://127.0.0.1:13013/cgi-bin/sendsms`; empty: no gateway.
     pub kannel_sendsms_url: String,
+    /// Timeout of one request to the SMS gateway, seconds.
+    pub sms_gateway_timeout_secs: u64,
     /// Kannel `sendsms-user` name.
     pub kannel_username: String,
     /// Kannel `sendsms-user` password.
@@ -75,8 +77,13 @@ pub struct Config {
     pub auth_hmac_secrets: Vec<String>,
     /// PEM files with RSA or EC public keys accepted for tokens (RS256 / ES256).
     pub auth_public_key_files: Vec<PathBuf>,
-    /// Hosts that may be used in `conditionEndpoint` although they are not public DNS names
-    /// (for example `localhost`, `127.0.0.1`).
+    /// Issuers (`iss`) accepted for bearer tokens, e.g. `https://maskinporten.no/`. Empty: any
+    /// issuer signed by a configured key (warned at start); with the dev key: `varsel-dev`.
+    pub auth_issuers: Vec<String>,
+    /// Destinations `conditionEndpoint` may reach although they are not public: host names
+    /// (`localhost`), addresses (`127.0.0.1`, `::1`) or networks (`10.20.0.0/16`). Everything
+    /// else in loopback, private, link-local (metadata) or other non-public ranges is refused,
+    /// whether named directly, resolved from a name or reached by a redirect.
     pub condition_allowed_hosts: Vec<String>,
     /// Timeout of one condition check, seconds.
     pub condition_timeout_secs: u64,
@@ -98,6 +105,10 @@ pub struct Config {
     pub dispatch_interval_ms: u64,
     /// An order can be cancelled only while its send time is more than this far away, seconds.
     pub cancel_cutoff_secs: u64,
+    /// Length of the "day" of a reminder's `delayDays`, seconds (shortened in tests).
+    pub reminder_day_secs: u64,
+    /// Days a status-feed entry is kept.
+    pub status_feed_retention_days: u64,
     /// Largest request body accepted, bytes.
     pub max_body_bytes: usize,
     /// Most recipients one order may have (400 above).
@@ -136,6 +147,7 @@ impl Default for Config {
             sms_provider: "simulator".into(),
             sms_allow_list: vec![],
             kannel_sendsms_url: String::new(),
+            sms_gateway_timeout_secs: 30,
             kannel_username: "varsel".into(),
             kannel_password: String::new(),
             simulator_report_delay_ms: 2_000,
@@ -149,6 +161,7 @@ impl Default for Config {
             sms_default_sender: "Altinn".into(),
             auth_hmac_secrets: vec![],
             auth_public_key_files: vec![],
+            auth_issuers: vec![],
             condition_allowed_hosts: vec![],
             condition_timeout_secs: 10,
             condition_attempts: 3,
@@ -160,6 +173,8 @@ impl Default for Config {
             send_concurrency: 16,
             dispatch_interval_ms: 2_000,
             cancel_cutoff_secs: 300,
+            reminder_day_secs: 86_400,
+            status_feed_retention_days: 90,
             max_body_bytes: 64 * 1024 * 1024,
             max_recipients: 500_000,
             send_rate_limits: Default::default(),
@@ -209,6 +224,13 @@ impl Config {
         varsel_workflows::sms::SendingWindow::parse(&self.sms_sending_window, &self.sms_sending_window_zone)
             .map(Some)
             .map_err(|e| anyhow::anyhow!("VARSEL_SMS_SENDING_WINDOW: {e}"))
+    }
+
+    /// How long an instant message may be in its provider's hands before the request that sent
+    /// it counts as gone: the longer provider timeout and half a minute. Until then a repeat of
+    /// the request is told to wait, and the dispatcher leaves the order to the request.
+    pub fn instant_grace(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.smtp_timeout_secs.max(self.sms_gateway_timeout_secs) as i64 + 30)
     }
 
     /// The base URL for links.

@@ -105,6 +105,12 @@ impl DevServer {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Stops the server (SIGTERM, then SIGKILL after a grace period).
     pub fn stop(&mut self) {
         #[cfg(unix)]

@@ -28,6 +28,8 @@ pub struct ProblemDetails {
     pub errors: Option<BTreeMap<String, Vec<String>>>,
     /// Identifier of the request, for support.
     pub trace_id: Option<String>,
+    /// Altinn's error code (`NOT-00001` …), on coded errors of the newer API.
+    pub code: Option<String>,
 }
 
 /// A payload with media type `application/problem+json`.
@@ -69,9 +71,19 @@ pub enum ApiError {
     /// No such order for this organisation.
     #[oai(status = 404)]
     NotFound(ProblemJson),
-    /// The order can no longer be changed this way (for example: cancelled too late).
+    /// The order can no longer be changed this way (for example: cancelled too late), or an
+    /// idempotency id is repeated with a different request.
     #[oai(status = 409)]
     Conflict(ProblemJson),
+    /// A recipient has no contact details for its channel (`NOT-00001`); nothing was stored.
+    #[oai(status = 422)]
+    Unprocessable(ProblemJson),
+    /// The request body exceeds the configured limit (`VARSEL_MAX_BODY_BYTES`); it was not read.
+    #[oai(status = 413)]
+    ContentTooLarge(ProblemJson),
+    /// The request has a body that is not `application/json` (operations that take one).
+    #[oai(status = 415)]
+    UnsupportedMediaType(ProblemJson),
     /// A part varsel depends on is unavailable; nothing was stored. Retry later.
     #[oai(status = 503)]
     Unavailable(ProblemJson),
@@ -85,6 +97,7 @@ fn problem(status: u16, problem_type: &str, title: &str, detail: Option<String>)
         detail,
         errors: None,
         trace_id: None,
+        code: None,
     })
 }
 
@@ -124,6 +137,17 @@ impl ApiError {
     /// 503.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::Unavailable(problem(503, "https://tools.ietf.org/html/rfc9110#section-15.6.4", "Service Unavailable", Some(detail.into())))
+    }
+
+    /// An Altinn coded error (`type = urn:altinn:error:<code>`, `code`, `title`).
+    pub fn coded(status: u16, code: &str, title: &str, detail: Option<String>) -> Self {
+        let mut p = problem(status, &format!("urn:altinn:error:{code}"), title, detail);
+        p.0.code = Some(code.to_owned());
+        match status {
+            404 => Self::NotFound(p),
+            422 => Self::Unprocessable(p),
+            _ => Self::Unavailable(p),
+        }
     }
 
     /// A storage failure: the database is unreachable or refused the write. Logged in full,

@@ -4,6 +4,7 @@
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::error::render_poem_error;
+use crate::http::future::FutureApi;
 use crate::http::orders::OrdersApi;
 use crate::http::reports::ReportsApi;
 use crate::temporal::{Dispatcher, SdkMetrics, SignalEvents, WorkerHandle, spawn_worker};
@@ -13,6 +14,7 @@ use poem_openapi::OpenApiService;
 use std::sync::Arc;
 use std::time::Duration;
 use varsel_activities::providers::condition::ConditionClient;
+use varsel_activities::providers::outbound::OutboundPolicy;
 use varsel_activities::providers::email::{EmailSettings, Mailer};
 use varsel_activities::events::OrderEvents;
 use varsel_activities::metrics::Metrics;
@@ -28,6 +30,8 @@ pub struct AppState {
     pub store: Store,
     /// Token checks.
     pub verifier: Verifier,
+    /// Which non-public `conditionEndpoint` destinations are allowed.
+    pub outbound: OutboundPolicy,
     /// Workflow starts.
     pub dispatcher: Arc<Dispatcher>,
     /// Base URL for links.
@@ -38,12 +42,16 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The in-process worker's Temporal SDK metrics, appended to `/metrics`.
     pub sdk_metrics: SdkMetrics,
+    /// The providers, for instant messages (sent from the request); `None` where none are
+    /// configured (the document generator).
+    pub sender: Option<Arc<OrderActivitiesImpl>>,
 }
 
 /// Title and version of the published contract.
-pub fn openapi_service(state: Arc<AppState>, report_secret: String) -> OpenApiService<(OrdersApi, ReportsApi), ()> {
+pub fn openapi_service(state: Arc<AppState>, report_secret: String) -> OpenApiService<(OrdersApi, FutureApi, ReportsApi), ()> {
     let reports = ReportsApi { state: state.clone(), signer: ReportSigner::new(report_secret.as_bytes()), secret: report_secret };
-    OpenApiService::new((OrdersApi { state }, reports), "varsel notification orders", env!("CARGO_PKG_VERSION"))
+    let future = FutureApi { state: state.clone() };
+    OpenApiService::new((OrdersApi { state }, future, reports), "varsel notification orders", env!("CARGO_PKG_VERSION"))
         .description(
             "varsel accepts notification orders on the Altinn Notifications order API and carries each one to \
              its recipients by email and SMS as a durable Temporal workflow. Errors are RFC 9457 problem details.",
@@ -59,11 +67,13 @@ pub fn openapi_json() -> String {
         config: cfg,
         store,
         verifier: Verifier::empty(),
+        outbound: OutboundPolicy::default(),
         dispatcher: dispatcher.clone(),
         base_url: String::new(),
         events: Arc::new(SignalEvents(dispatcher)),
         metrics: Metrics::new(),
         sdk_metrics: SdkMetrics::default(),
+        sender: None,
     });
     openapi_service(state, String::new()).spec()
 }
@@ -91,6 +101,44 @@ async fn body_limit<E: poem::Endpoint>(ep: Arc<E>, mut req: poem::Request, max: 
         req.set_body(buf);
     }
     Ok(ep.call(req).await?.into_response())
+}
+
+/// The methods each documented path answers, for the `Allow` header of a 405 (RFC 9110
+/// §15.5.6 requires it). Read from the OpenAPI document, so it cannot drift from the routes.
+#[derive(Clone, Default)]
+struct AllowedMethods(Arc<Vec<(regex::Regex, String)>>);
+
+impl AllowedMethods {
+    fn from_spec(spec: &str) -> Self {
+        let doc: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+        let param = regex::Regex::new(r"\{[^}]+\}").expect("param pattern");
+        let mut out = Vec::new();
+        for (path, ops) in doc["paths"].as_object().into_iter().flatten() {
+            let pattern = regex::escape(path).replace(r"\{", "{").replace(r"\}", "}");
+            let pattern = param.replace_all(&pattern, "[^/]+");
+            let Ok(re) = regex::Regex::new(&format!("^{pattern}/?$")) else { continue };
+            let methods: Vec<String> = ops.as_object().into_iter().flatten().map(|(m, _)| m.to_uppercase()).collect();
+            out.push((re, methods.join(", ")));
+        }
+        Self(Arc::new(out))
+    }
+
+    fn for_path(&self, path: &str) -> Option<&str> {
+        self.0.iter().find(|(re, _)| re.is_match(path)).map(|(_, m)| m.as_str())
+    }
+}
+
+async fn allow_header<E: poem::Endpoint>(ep: Arc<E>, req: poem::Request, allowed: AllowedMethods) -> poem::Result<poem::Response> {
+    use poem::IntoResponse;
+    let path = req.uri().path().to_owned();
+    let mut resp = ep.call(req).await?.into_response();
+    if resp.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED
+        && let Some(methods) = allowed.for_path(&path)
+        && let Ok(value) = poem::http::HeaderValue::from_str(methods)
+    {
+        resp.headers_mut().insert(poem::http::header::ALLOW, value);
+    }
+    Ok(resp)
 }
 
 #[handler]
@@ -191,15 +239,18 @@ impl Application {
                 .and_then(|a| a.as_socket_addr().copied())
                 .ok_or_else(|| anyhow::anyhow!("no local address"))?;
             let base_url = config.base_url(&addr.to_string());
+            let sender = Arc::new(providers(&config, &store, &base_url, &report_secret, &events, &metrics)?);
             let state = Arc::new(AppState {
                 config: config.clone(),
                 store: store.clone(),
                 verifier: Verifier::from_config(&config)?,
+                outbound: OutboundPolicy::new(&config.condition_allowed_hosts),
                 dispatcher: dispatcher.clone(),
                 base_url: base_url.clone(),
                 events: events.clone(),
                 metrics: metrics.clone(),
                 sdk_metrics: sdk_metrics.clone(),
+                sender: Some(sender),
             });
             (addr.port(), base_url, Some(acceptor), Some(state))
         } else {
@@ -207,45 +258,9 @@ impl Application {
         };
 
         let worker = if config.run_worker {
-            let mailer = Mailer::new(&EmailSettings {
-                smtp_url: Some(config.smtp_url.clone()).filter(|s| !s.is_empty()),
-                default_from: config.email_from.clone(),
-                outbox_dir: config.data_dir.join("outbox"),
-                pool_size: config.smtp_pool_size,
-                timeout: Duration::from_secs(config.smtp_timeout_secs),
-            })?;
-            let gateway = if config.kannel_sendsms_url.is_empty() {
-                None
-            } else {
-                Some(Kannel::new(
-                    config.kannel_sendsms_url.clone(),
-                    config.kannel_username.clone(),
-                    config.kannel_password.clone(),
-                    base_url.clone(),
-                    ReportSigner::new(report_secret.as_bytes()),
-                )?)
-            };
-            let simulator = Some(Simulator::new(store.clone(), events.clone(), metrics.clone(), Duration::from_millis(config.simulator_report_delay_ms)));
-            let sms = match config.sms_provider.as_str() {
-                "simulator" => SmsRouter { simulator, gateway, allow_list: config.sms_allow_list.clone() },
-                "kannel" if gateway.is_some() => SmsRouter { simulator: None, gateway, allow_list: vec![] },
-                "kannel" => anyhow::bail!("VARSEL_SMS_PROVIDER=kannel needs VARSEL_KANNEL_SENDSMS_URL"),
-                other => anyhow::bail!("unknown VARSEL_SMS_PROVIDER {other:?} (expected: simulator, kannel)"),
-            };
-            let activities = OrderActivitiesImpl {
-                store: store.clone(),
-                mailer,
-                sms,
-                email_reports: config.email_delivery_reports,
-                condition: ConditionClient::new(Duration::from_secs(config.condition_timeout_secs))?,
-                default_sms_sender: config.sms_default_sender.clone(),
-                send_concurrency: config.send_concurrency,
-                notification_ttl: Duration::from_secs(config.notification_ttl_secs),
-                sms_window: config.sms_window()?,
-                sender_policies: config.sms_sender_policies.clone(),
-                metrics: metrics.clone(),
-                rate_limits: SendRateLimits::new(store.clone(), config.send_rate_limits.clone()),
-            };
+            // Its own providers: the worker runs on a runtime of its own, and connection pools
+            // belong to the runtime that opened them.
+            let activities = providers(&config, &store, &base_url, &report_secret, &events, &metrics)?;
             Some(spawn_worker(config.clone(), activities, sdk_metrics.clone()))
         } else {
             None
@@ -283,6 +298,7 @@ impl Application {
                 let dispatcher = tokio::spawn(state.dispatcher.clone().run());
                 let max_body = state.config.max_body_bytes;
                 let api = openapi_service(state.clone(), self.report_secret.clone());
+                let allowed = AllowedMethods::from_spec(&api.spec());
                 let spec = api.spec_endpoint();
                 let ui = api.swagger_ui();
                 let app = Route::new()
@@ -292,7 +308,8 @@ impl Application {
                     .at("/health", get(health))
                     .at("/metrics", get(metrics_endpoint).data(state.clone()))
                     .around(move |ep, req| body_limit(ep, req, max_body))
-                    .catch_all_error(|e| async move { render_poem_error(e) });
+                    .catch_all_error(|e| async move { render_poem_error(e) })
+                    .around(move |ep, req| allow_header(ep, req, allowed.clone()));
                 let r = Server::new_with_acceptor(acceptor)
                     .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
                     .await;
@@ -320,4 +337,60 @@ impl Application {
         }
         result
     }
+}
+
+/// The email and SMS providers and everything a send needs, as configured: what the worker's
+/// activities use, and what an API process sends instant messages with.
+fn providers(
+    config: &Arc<Config>,
+    store: &Store,
+    base_url: &str,
+    report_secret: &str,
+    events: &Arc<dyn OrderEvents>,
+    metrics: &Metrics,
+) -> anyhow::Result<OrderActivitiesImpl> {
+    let mailer = Mailer::new(&EmailSettings {
+        smtp_url: Some(config.smtp_url.clone()).filter(|s| !s.is_empty()),
+        default_from: config.email_from.clone(),
+        outbox_dir: config.data_dir.join("outbox"),
+        pool_size: config.smtp_pool_size,
+        timeout: Duration::from_secs(config.smtp_timeout_secs),
+    })?;
+    let gateway = if config.kannel_sendsms_url.is_empty() {
+        None
+    } else {
+        Some(Kannel::new(
+            config.kannel_sendsms_url.clone(),
+            config.kannel_username.clone(),
+            config.kannel_password.clone(),
+            base_url.to_owned(),
+            ReportSigner::new(report_secret.as_bytes()),
+            Duration::from_secs(config.sms_gateway_timeout_secs.max(1)),
+        )?)
+    };
+    let simulator = Some(Simulator::new(store.clone(), events.clone(), metrics.clone(), Duration::from_millis(config.simulator_report_delay_ms)));
+    let sms = match config.sms_provider.as_str() {
+        "simulator" => SmsRouter { simulator, gateway, allow_list: config.sms_allow_list.clone() },
+        "kannel" if gateway.is_some() => SmsRouter { simulator: None, gateway, allow_list: vec![] },
+        "kannel" => anyhow::bail!("VARSEL_SMS_PROVIDER=kannel needs VARSEL_KANNEL_SENDSMS_URL"),
+        other => anyhow::bail!("unknown VARSEL_SMS_PROVIDER {other:?} (expected: simulator, kannel)"),
+    };
+    Ok(OrderActivitiesImpl {
+        store: store.clone(),
+        mailer,
+        sms,
+        email_reports: config.email_delivery_reports,
+        condition: ConditionClient::new(
+            Duration::from_secs(config.condition_timeout_secs),
+            OutboundPolicy::new(&config.condition_allowed_hosts),
+        )?,
+        default_sms_sender: config.sms_default_sender.clone(),
+        send_concurrency: config.send_concurrency,
+        notification_ttl: Duration::from_secs(config.notification_ttl_secs),
+        sms_window: config.sms_window()?,
+        sender_policies: config.sms_sender_policies.clone(),
+        metrics: metrics.clone(),
+        rate_limits: SendRateLimits::new(store.clone(), config.send_rate_limits.clone()),
+        pauses: Default::default(),
+    })
 }

@@ -13,7 +13,10 @@ use temporalio_client::{
 };
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tokio::sync::Mutex;
+use varsel_activities::store::ORDER_TYPE_INSTANT;
 use varsel_activities::{OrderActivitiesImpl, Store};
+use varsel_workflows::domain::{Channel, NotificationChannel};
+use varsel_workflows::workflow::Resume;
 use varsel_workflows::{OrderWorkflow, OrderWorkflowInput, WorkflowPolicy};
 
 /// Connects a Temporal client.
@@ -73,17 +76,28 @@ impl Dispatcher {
     pub async fn start(&self, order_id: &str, send_time_ms: i64) -> anyhow::Result<()> {
         let client = self.client().await?;
         // Cancelled before its workflow started (the start is asynchronous): nothing to run.
-        if let Some(o) = self.store.order(order_id).await?
+        let order = self.store.order(order_id).await?;
+        if let Some(o) = &order
             && o.status == varsel_workflows::domain::OrderStatus::Cancelled.as_str()
         {
             self.store.mark_workflow_started(order_id).await?;
             return Ok(());
         }
+        let mut policy = policy(&self.cfg);
+        // `sendingTimePolicy: Anytime` (newer API): no waiting for the SMS window.
+        if order.as_ref().is_some_and(|o| o.sms_anytime) {
+            policy.sms_window = None;
+        }
+        // An instant message was sent by its request: its run only settles it (reports and
+        // time-to-live), starting where a continued run's sending would.
+        let resume = order.as_ref().filter(|o| o.order_type.as_deref() == Some(ORDER_TYPE_INSTANT)).map(|o| Resume::Send {
+            channel: if o.notification_channel == NotificationChannel::Sms.as_str() { Channel::Sms } else { Channel::Email },
+        });
         let input = OrderWorkflowInput {
             order_id: order_id.to_owned(),
             requested_send_time_ms: send_time_ms,
-            policy: policy(&self.cfg),
-            resume: None,
+            policy,
+            resume,
             condition_inconclusive: false,
         };
         let opts = WorkflowStartOptions::new(self.cfg.task_queue.clone(), order_id.to_owned())
@@ -218,7 +232,18 @@ impl Dispatcher {
     pub async fn run(self: Arc<Self>) {
         let interval = Duration::from_millis(self.cfg.dispatch_interval_ms.max(100));
         let mut backlog = false;
+        let mut next_prune = std::time::Instant::now();
         loop {
+            // Status-feed retention, once an hour.
+            if std::time::Instant::now() >= next_prune {
+                next_prune = std::time::Instant::now() + Duration::from_secs(3600);
+                let before = chrono::Utc::now() - chrono::Duration::days(self.cfg.status_feed_retention_days as i64);
+                match self.store.prune_status_feed(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(entries = n, "status feed entries past their retention deleted"),
+                    Err(e) => tracing::warn!(error = %e, "status feed retention could not run"),
+                }
+            }
             // A full page means a backlog: go on at once; otherwise wait for the next round.
             if !backlog {
                 tokio::time::sleep(interval).await;
@@ -232,7 +257,14 @@ impl Dispatcher {
             };
             // Skip orders accepted a moment ago: their request is still starting them.
             let cutoff = chrono::Utc::now() - chrono::Duration::milliseconds(interval.as_millis() as i64);
-            let due: Vec<_> = pending.into_iter().filter(|o| o.created < cutoff).collect();
+            // An instant message's request starts it once the provider answered; only when that
+            // request is gone (the process died mid-send) does the loop take over.
+            let instant_cutoff = chrono::Utc::now() - self.cfg.instant_grace();
+            let due: Vec<_> = pending
+                .into_iter()
+                .filter(|o| o.created < cutoff)
+                .filter(|o| o.order_type.as_deref() != Some(ORDER_TYPE_INSTANT) || o.created < instant_cutoff)
+                .collect();
             backlog = due.len() == 200;
             // A backlog (a burst beyond the in-flight starts, or Temporal back after an outage)
             // is started several at a time; the first failure ends this round.

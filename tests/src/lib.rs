@@ -97,7 +97,8 @@ impl SmtpServer {
         Self::start_with("aiosmtpd.handlers.Mailbox")
     }
 
-    /// A server that refuses `flaky*` recipients once (451) and `rejected*` always (550); see
+    /// A server that fails `flaky*`, `busy*`, `drop*` and `stall*` recipients once (451, 421, a
+    /// cut connection, no answer) and refuses `rejected*` always (550); see
     /// `tests/support/flaky_smtp.py`.
     pub fn start_flaky() -> Self {
         Self::start_with("flaky_smtp.Flaky")
@@ -132,6 +133,12 @@ impl SmtpServer {
         } else {
             let _ = std::fs::remove_file(flag);
         }
+    }
+
+    /// How many times the flaky server saw `RCPT TO` for `address`.
+    pub fn rcpt_attempts(&self, address: &str) -> usize {
+        let log = self.maildir.parent().expect("maildir has a parent").join("rcpt.log");
+        std::fs::read_to_string(log).unwrap_or_default().lines().filter(|l| *l == address).count()
     }
 
     /// `smtp://127.0.0.1:<port>`.
@@ -281,6 +288,7 @@ impl TestApp {
             task_queue: format!("test-{}", uuid::Uuid::new_v4().simple()),
             smtp_url: opts.smtp_url,
             auth_hmac_secrets: vec![base64_engine_encode(&key)],
+            auth_issuers: vec![varsel_api::auth::DEV_ISSUER.into()],
             condition_allowed_hosts: vec!["127.0.0.1".into(), "localhost".into()],
             condition_retry_ms: 200,
             condition_attempts: 2,
@@ -317,6 +325,11 @@ impl TestApp {
     /// A valid bearer token for `org` with the create scope.
     pub fn token(&self, org: &str) -> String {
         mint(&self.key, TokenKind::Bearer { org: org.into(), scope: CREATE_SCOPE.into() }, 3600).expect("mint")
+    }
+
+    /// The HMAC key this app's tokens are signed with.
+    pub fn key(&self) -> Vec<u8> {
+        self.key.clone()
     }
 
     /// A token signed with this app's key, with arbitrary claims.
@@ -571,4 +584,117 @@ impl Drop for KillOnDrop {
 /// A free TCP port on 127.0.0.1.
 pub fn port() -> u16 {
     free_port().expect("a free port")
+}
+
+/// A Temporal dev server with file persistence that a test can kill (SIGKILL) and start again
+/// on the same port and database file. A thread of its own owns the process (the server is
+/// tied to the thread that spawned it).
+pub struct TemporalProcess {
+    tx: std::sync::mpsc::Sender<(bool, std::sync::mpsc::Sender<Result<(), String>>)>,
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TemporalProcess {
+    /// Starts a server persisting to a file in a temp dir.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port().expect("port");
+        let opts = DevServerOptions {
+            bin: find_temporal_bin().expect("the temporal CLI: run ./scripts/bootstrap"),
+            port,
+            ui_port: None,
+            db_file: Some(dir.path().join("temporal.db")),
+            log_file: logs_dir().join(format!("temporal-{port}.log")),
+        };
+        let (tx, rx) = std::sync::mpsc::channel::<(bool, std::sync::mpsc::Sender<Result<(), String>>)>();
+        std::thread::spawn(move || {
+            let mut server: Option<DevServer> = None;
+            // `true` starts the server, `false` kills it; the thread ends with the test process.
+            for (start, reply) in rx {
+                let result = if start {
+                    DevServer::start(&opts).map(|s| server = Some(s)).map_err(|e| e.to_string())
+                } else {
+                    if let Some(mut s) = server.take() {
+                        s.kill();
+                    }
+                    Ok(())
+                };
+                let _ = reply.send(result);
+            }
+        });
+        let this = Self { tx, address: format!("http://127.0.0.1:{port}"), _dir: dir };
+        this.command(true);
+        this
+    }
+
+    fn command(&self, start: bool) {
+        let (reply, done) = std::sync::mpsc::channel();
+        self.tx.send((start, reply)).expect("temporal thread");
+        done.recv().expect("temporal thread").expect("temporal dev server");
+    }
+
+    /// Kills the server with SIGKILL.
+    pub fn kill(&self) {
+        self.command(false);
+    }
+
+    /// Starts it again on the same port and database file.
+    pub fn restart(&self) {
+        self.command(true);
+    }
+}
+
+/// A TCP proxy a test can cut: while down, open connections are closed and new ones are
+/// accepted and closed at once (a database or network outage as clients see it).
+pub struct TcpProxy {
+    /// The port to connect to instead of the target's.
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    /// Forwards a loopback port to `target`.
+    pub async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Default::default();
+        let (up2, conns2) = (up.clone(), conns.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns2.lock().expect("conns").push(task.abort_handle());
+            }
+        });
+        Self { port, up, conns, accept }
+    }
+
+    /// Cuts every connection and refuses new ones (`false`), or lets them through again.
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+        if !up {
+            for c in self.conns.lock().expect("conns").drain(..) {
+                c.abort();
+            }
+        }
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.set_up(false);
+    }
 }

@@ -96,7 +96,7 @@ impl Pipe for Value {}
 async fn malformed_json_wrong_types_and_unknown_routes_are_problem_details() {
     let app = app().await;
     let url = format!("{}/notifications/api/v1/orders", app.base_url);
-    for raw in [r#"{"recipients":"#, r#"{"recipients": "abc"}"#, r#"{"notificationChannel": "Pigeon", "recipients": []}"#, r#"{"ignoreReservation": "yes"}"#, "[1,2]", ""] {
+    for raw in [r#"{"recipients":"#, r#"{"recipients": "abc"}"#, r#"{"notificationChannel": "Pigeon", "recipients": []}"#, r#"{"ignoreReservation": "yes"}"#, r#"{"resourceId": false}"#, r#"{"recipients": [{"emailAddress": 5}]}"#, "[1,2]", ""] {
         let resp = app
             .http
             .post(&url)
@@ -112,6 +112,39 @@ async fn malformed_json_wrong_types_and_unknown_routes_are_problem_details() {
         assert_eq!(p["status"], 400);
         assert!(p["errors"].is_object(), "{p}");
     }
+    // Bodies no parser should choke on: nesting far past serde's recursion limit, invalid
+    // UTF-8 (inside a string and as a lone byte), a BOM-less UTF-16 body, a NUL.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let deep_object = format!(r#"{{"recipients": [{}{}]}}"#, r#"{"a":"#.repeat(5_000), "}".repeat(5_000));
+    let mut bad_utf8 = br#"{"notificationChannel": "Email", "emailTemplate": {"subject": "s", "body": ""#.to_vec();
+    bad_utf8.extend_from_slice(&[0xff, 0xfe, 0xc3, 0x28]);
+    bad_utf8.extend_from_slice(br#""}, "recipients": [{"emailAddress": "a@example.no"}]}"#);
+    let utf16: Vec<u8> = r#"{"recipients": []}"#.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+    for (what, raw) in [
+        ("deeply nested array", deep.into_bytes()),
+        ("deeply nested object", deep_object.into_bytes()),
+        ("invalid UTF-8", bad_utf8),
+        ("a lone 0xff", vec![0xff]),
+        ("UTF-16", utf16),
+        ("NUL", b"\0".to_vec()),
+    ] {
+        let resp = app
+            .http
+            .post(&url)
+            .bearer_auth(app.token("ttd"))
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{what}");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json", "{what}");
+    }
+    // A method a path does not answer: 405 naming the ones it does (RFC 9110 §15.5.6).
+    let resp = app.http.request(reqwest::Method::TRACE, &url).bearer_auth(app.token("ttd")).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    let allow = resp.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
     let resp = app.http.get(format!("{}/notifications/api/v1/nothing-here", app.base_url)).send().await.unwrap();
     assert_eq!(resp.status(), 404);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
@@ -139,7 +172,7 @@ async fn authentication_and_tenancy() {
     let url = format!("{}/notifications/api/v1/orders", app.base_url);
     let now = chrono::Utc::now().timestamp();
     let post = |auth: Option<(&'static str, String)>| {
-        let mut r = app.http.post(&url).json(&valid_order());
+        let mut r = app.http.post(&url).json(&with(valid_order(), &["sendersReference"], json!("ref-337")));
         if let Some((h, v)) = auth {
             r = r.header(h, v);
         }
@@ -149,7 +182,7 @@ async fn authentication_and_tenancy() {
 
     assert_eq!(status(post(None).await.unwrap()), 401, "missing token");
     assert_eq!(status(post(Some(("Authorization", "Bearer not-a-jwt".into()))).await.unwrap()), 401, "garbage");
-    let expired = app.token_with(&json!({"scope": varsel_api::auth::CREATE_SCOPE, "urn:altinn:org": "ttd", "exp": now - 600}));
+    let expired = app.token_with(&json!({"iss": varsel_api::auth::DEV_ISSUER, "scope": varsel_api::auth::CREATE_SCOPE, "urn:altinn:org": "ttd", "exp": now - 600}));
     assert_eq!(status(post(Some(("Authorization", format!("Bearer {expired}")))).await.unwrap()), 401, "expired");
     let foreign = jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
@@ -164,11 +197,28 @@ async fn authentication_and_tenancy() {
         base64_url(&json!({"scope": varsel_api::auth::CREATE_SCOPE, "urn:altinn:org": "ttd", "exp": now + 600}).to_string())
     );
     assert_eq!(status(post(Some(("Authorization", format!("Bearer {unsigned}")))).await.unwrap()), 401, "alg none");
-    let no_scope = app.token_with(&json!({"scope": "altinn:something.else", "urn:altinn:org": "ttd", "exp": now + 600}));
+    let iss = varsel_api::auth::DEV_ISSUER;
+    let not_yet = app.token_with(&json!({"iss": iss, "scope": varsel_api::auth::CREATE_SCOPE, "urn:altinn:org": "ttd", "nbf": now + 600, "exp": now + 1200}));
+    assert_eq!(status(post(Some(("Authorization", format!("Bearer {not_yet}")))).await.unwrap()), 401, "not yet valid");
+    let wrong_issuer = app.token_with(&json!({"iss": "https://evil.example/", "scope": varsel_api::auth::CREATE_SCOPE, "urn:altinn:org": "ttd", "exp": now + 600}));
+    assert_eq!(status(post(Some(("Authorization", format!("Bearer {wrong_issuer}")))).await.unwrap()), 401, "wrong issuer");
+    let no_issuer = app.token_with(&json!({"scope": varsel_api::auth::CREATE_SCOPE, "urn:altinn:org": "ttd", "exp": now + 600}));
+    assert_eq!(status(post(Some(("Authorization", format!("Bearer {no_issuer}")))).await.unwrap()), 401, "no issuer");
+    let no_exp = app.token_with(&json!({"iss": iss, "scope": varsel_api::auth::CREATE_SCOPE, "urn:altinn:org": "ttd"}));
+    assert_eq!(status(post(Some(("Authorization", format!("Bearer {no_exp}")))).await.unwrap()), 401, "no expiry");
+    // An HS256 token whose header claims RS256, and one signed by the right key with HS512.
+    let hs512 = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS512),
+        &json!({"iss": iss, "scope": varsel_api::auth::CREATE_SCOPE, "urn:altinn:org": "ttd", "exp": now + 600}),
+        &jsonwebtoken::EncodingKey::from_secret(&app.key()),
+    )
+    .unwrap();
+    assert_eq!(status(post(Some(("Authorization", format!("Bearer {hs512}")))).await.unwrap()), 401, "unexpected algorithm");
+    let no_scope = app.token_with(&json!({"iss": iss, "scope": "altinn:something.else", "urn:altinn:org": "ttd", "exp": now + 600}));
     let resp = post(Some(("Authorization", format!("Bearer {no_scope}")))).await.unwrap();
     assert_eq!(resp.status(), 403, "no scope");
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
-    let no_org = app.token_with(&json!({"scope": varsel_api::auth::CREATE_SCOPE, "exp": now + 600}));
+    let no_org = app.token_with(&json!({"iss": iss, "scope": varsel_api::auth::CREATE_SCOPE, "exp": now + 600}));
     assert_eq!(status(post(Some(("Authorization", format!("Bearer {no_org}")))).await.unwrap()), 403, "no org");
 
     // A PlatformAccessToken alone authorises, and its issuer is the creator.
@@ -177,7 +227,22 @@ async fn authentication_and_tenancy() {
     let id = resp.json::<Value>().await.unwrap()["orderId"].as_str().unwrap().to_owned();
     let got: Value = app.get(&format!("/orders/{id}"), "digdir").await.json().await.unwrap();
     assert_eq!(got["creator"], "digdir");
-    assert_eq!(app.get(&format!("/orders/{id}"), "ttd").await.status(), 404, "another org's order is a 404");
+    // Another org's order does not exist for ttd, on every endpoint that names an order.
+    for path in ["", "/status", "/notifications/email", "/notifications/sms", "/history"] {
+        let resp = app.get(&format!("/orders/{id}{path}"), "ttd").await;
+        assert_eq!(resp.status(), 404, "another org's order{path}");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    }
+    let cancel = app
+        .http
+        .put(format!("{url}/{id}/cancel"))
+        .bearer_auth(app.token("ttd"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 404, "cancelling another org's order");
+    let by_ref: Value = app.get("/orders?sendersReference=ref-337", "ttd").await.json().await.unwrap();
+    assert_eq!(by_ref["count"], 0, "another org's orders are not listed: {by_ref}");
     assert_eq!(app.get("/orders/00000000-0000-0000-0000-000000000000", "ttd").await.status(), 404);
     let anon = app.http.get(format!("{url}/{id}")).send().await.unwrap();
     assert_eq!(anon.status(), 401);

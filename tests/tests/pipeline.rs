@@ -243,9 +243,32 @@ async fn html_email(db: Db) {
     // A CR/LF in the subject folds into a space; it cannot add a header.
     assert_eq!(mails[0].subject, "Line one Bcc: victim@example.no");
     assert_eq!(mails.len(), 1);
+
+    // A sender address with a line break is refused, not folded into a header.
+    let resp = app
+        .post(
+            "/orders",
+            &json!({"notificationChannel": "Email", "emailTemplate": {"fromAddress": "a@example.no\r\nBcc: victim@example.no", "subject": "s", "body": "b"}, "recipients": [{"emailAddress": "x@example.no"}]}),
+            "ttd",
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    let p: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(p["errors"]["EmailTemplate.FromAddress"][0], "Invalid email address format.");
+
+    // A plain body is never HTML, and SMTP control lines inside it (a lone "." ending the data,
+    // then new commands) stay text: no message is cut short and no recipient is added.
+    let plain = "<b>not bold</b>\r\n.\r\nRCPT TO:<victim@example.no>\r\nDATA\r\nBcc: victim@example.no";
+    let id = app.order("/orders/email", &json!({"subject": "plain", "body": plain, "recipients": [{"emailAddress": "plain@example.no"}]})).await;
+    app.wait_status(&id, "Completed", T).await;
+    let mails = smtp.wait_for(2, T).await;
+    let m = mails.iter().find(|m| m.to.contains("plain@example.no")).expect("the plain email");
+    assert_eq!(m.content_type, "text/plain");
+    assert_eq!(m.body.replace("\r\n", "\n"), plain.replace("\r\n", "\n"));
+    assert_eq!(mails.len(), 2, "nobody else received anything: {mails:?}");
     app.stop().await;
 }
-on_both_databases!(html_body_passes_unchanged_and_subject_cannot_inject_headers, html_email);
+on_both_databases!(html_body_passes_unchanged_plain_stays_plain_and_nothing_injects_headers, html_email);
 
 /// A long order continues as new between batches and still sends every notification once.
 async fn continued(db: Db) {

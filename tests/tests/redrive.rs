@@ -13,7 +13,7 @@ async fn redrive(db: Db) {
     let mut opts = TestAppOptions::new(db, smtp.url());
     opts.tweak = Box::new(|c| c.notification_ttl_secs = 3);
     let app = TestApp::spawn(opts).await;
-    let operator = app.token_with(&json!({"scope": varsel_api::auth::OPERATOR_SCOPE, "exp": chrono::Utc::now().timestamp() + 600}));
+    let operator = app.token_with(&json!({"iss": varsel_api::auth::DEV_ISSUER, "scope": varsel_api::auth::OPERATOR_SCOPE, "exp": chrono::Utc::now().timestamp() + 600}));
     let redrive = |id: String| {
         let req = app.http.post(format!("{}/notifications/api/v1/operator/orders/{id}/redrive", app.base_url)).bearer_auth(&operator);
         async move { req.send().await.unwrap() }

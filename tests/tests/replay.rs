@@ -18,7 +18,7 @@ fn fixtures_dir() -> PathBuf {
 }
 
 /// The workflow paths the fixtures must cover.
-const PATHS: &[&str] = &["sent_email", "sent_sms", "fallback", "reserved", "condition_false", "condition_inconclusive", "scheduled", "continued", "cancelled", "report_signal", "ttl", "redrive", "sent_email_one_channel"];
+const PATHS: &[&str] = &["sent_email", "sent_sms", "fallback", "reserved", "condition_false", "condition_inconclusive", "scheduled", "continued", "cancelled", "report_signal", "ttl", "redrive", "sent_email_one_channel", "instant_sms", "chain_reminder"];
 
 #[handler]
 fn cond_false() -> Json<Value> {
@@ -86,6 +86,31 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
         app.wait_status(id, status, T).await;
     }
 
+    // The newer API: an instant SMS (its run starts at settling) and a reminder of a chain.
+    let resp = app
+        .post(
+            "/future/orders/instant/sms",
+            &json!({"idempotencyId": "replay-instant", "recipientSms": {"phoneNumber": "+4799999999", "timeToLiveInSeconds": 600, "smsSettings": {"body": "b"}}}),
+            "ttd",
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let instant: Value = resp.json().await.unwrap();
+    let instant = instant["notification"]["shipmentId"].as_str().unwrap().to_owned();
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339();
+    let recipient = json!({"recipientSms": {"phoneNumber": "+4799999999", "smsSettings": {"body": "b", "sendingTimePolicy": "Anytime"}}});
+    let resp = app
+        .post("/future/orders", &json!({"idempotencyId": "replay-chain", "recipient": recipient, "reminders": [{"requestedSendTime": soon, "recipient": recipient}]}), "ttd")
+        .await;
+    assert_eq!(resp.status(), 201);
+    let chain: Value = resp.json().await.unwrap();
+    let reminder = chain["notification"]["reminders"][0]["shipmentId"].as_str().unwrap().to_owned();
+    for id in [&instant, &reminder] {
+        app.wait_status(id, "Completed", T).await;
+    }
+    ids.push(("instant_sms".to_string(), instant));
+    ids.push(("chain_reminder".to_string(), reminder));
+
     // A long order: tiny batches force continue-as-new; the last run (resumed mid-send) is kept.
     let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
     opts.tweak = Box::new(|c| {
@@ -111,7 +136,7 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
     let redriven = long_app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "outage@example.no"}]})).await;
     long_app.wait_status(&redriven, "Completed", T).await;
     smtp.set_outage(false);
-    let operator = long_app.token_with(&json!({"scope": varsel_api::auth::OPERATOR_SCOPE, "exp": chrono::Utc::now().timestamp() + 600}));
+    let operator = long_app.token_with(&json!({"iss": varsel_api::auth::DEV_ISSUER, "scope": varsel_api::auth::OPERATOR_SCOPE, "exp": chrono::Utc::now().timestamp() + 600}));
     let resp = long_app
         .http
         .post(format!("{}/notifications/api/v1/operator/orders/{redriven}/redrive", long_app.base_url))

@@ -18,6 +18,10 @@ use temporalio_sdk::{ActivityOptions, ContinueAsNewOptions, SyncWorkflowContext,
 /// The workflow type name, pinned.
 pub const ORDER_WORKFLOW_TYPE: &str = "varsel.order";
 
+/// How long a generate or send batch may go without a heartbeat before Temporal gives its
+/// attempt up and retries it (the activities heartbeat every 2 s).
+pub const BATCH_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Tunables of one order's run, fixed when the order is accepted and recorded in its history.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WorkflowPolicy {
@@ -133,6 +137,14 @@ impl OrderWorkflow {
                 .retry_policy(store_retry.clone())
                 .build()
         };
+        // Batches heartbeat while they run: one whose worker died is retried elsewhere after
+        // the heartbeat timeout, not after the whole start-to-close timeout.
+        let batch_opts = || {
+            ActivityOptions::with_start_to_close_timeout(Duration::from_secs(120))
+                .heartbeat_timeout(BATCH_HEARTBEAT_TIMEOUT)
+                .retry_policy(store_retry.clone())
+                .build()
+        };
 
         let mut condition_inconclusive = input.condition_inconclusive;
         // The channels this order can use, when `start_processing` said so (first runs).
@@ -237,7 +249,7 @@ impl OrderWorkflow {
                             from_index,
                             limit: policy.generate_batch.max(1),
                         },
-                        store_opts(),
+                        batch_opts(),
                     )
                     .await?;
                 batches += 1;
@@ -285,7 +297,7 @@ impl OrderWorkflow {
                             channel,
                             limit: policy.send_batch.max(1),
                         },
-                        store_opts(),
+                        batch_opts(),
                     )
                     .await?;
                 batches += 1;

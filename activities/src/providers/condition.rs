@@ -1,52 +1,118 @@
 //! The send-condition check: `GET conditionEndpoint` → `{"sendNotification": bool}`.
 
+use super::outbound::{OutboundPolicy, Refused};
 use futures::StreamExt;
+use std::sync::Arc;
 use std::time::Duration;
 use varsel_workflows::activities::ConditionOutcome;
 
+/// Redirects followed at most.
+const MAX_REDIRECTS: usize = 3;
+
 /// Largest condition answer read; anything longer is an error, not a memory problem.
 const MAX_BODY: usize = 64 * 1024;
+
+/// Why a condition check gave no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConditionError {
+    /// The destination is not allowed (see [`super::outbound`]); retrying cannot help.
+    #[error("condition endpoint refused: {0}")]
+    Refused(String),
+    /// Unreachable, timed out, not 2xx, too large or not the expected JSON: worth a retry.
+    #[error("{0}")]
+    Inconclusive(String),
+}
 
 /// Calls condition endpoints.
 #[derive(Clone)]
 pub struct ConditionClient {
     http: reqwest::Client,
+    policy: Arc<OutboundPolicy>,
 }
 
 impl ConditionClient {
-    /// A client with the given per-request timeout.
-    pub fn new(timeout: Duration) -> anyhow::Result<Self> {
+    /// A client with the given per-request timeout (connect, answer and body together) that only
+    /// reaches the destinations `policy` allows, redirects included.
+    pub fn new(timeout: Duration, policy: OutboundPolicy) -> anyhow::Result<Self> {
+        let policy = Arc::new(policy);
+        let redirect_policy = policy.clone();
         let http = reqwest::Client::builder()
             .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::limited(3))
+            .connect_timeout(timeout)
+            // A proxy would resolve names itself and get around the resolver below.
+            .no_proxy()
+            .dns_resolver(policy.resolver())
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= MAX_REDIRECTS {
+                    return attempt.error(Refused(format!("more than {MAX_REDIRECTS} redirects")));
+                }
+                match redirect_policy.check_url(attempt.url()) {
+                    Ok(()) => attempt.follow(),
+                    Err(refused) => attempt.error(Refused(format!("redirect to {refused}"))),
+                }
+            }))
             .user_agent(concat!("varsel/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { http })
+        Ok(Self { http, policy })
     }
 
-    /// One check. `Err` is inconclusive (retry): non-2xx, network error, timeout, a body that is
-    /// too large, not JSON, or without a boolean `sendNotification`.
-    pub async fn check(&self, url: &str) -> Result<ConditionOutcome, String> {
-        let resp = self.http.get(url).send().await.map_err(|e| format!("condition endpoint unreachable: {e}"))?;
+    /// One check. `Refused` when the destination (or a redirect, or every address its name
+    /// resolves to) is not allowed; `Inconclusive` on a non-2xx answer, network error, timeout, a
+    /// body that is too large, not JSON, or without a boolean `sendNotification`.
+    pub async fn check(&self, url: &str) -> Result<ConditionOutcome, ConditionError> {
+        use ConditionError::Inconclusive;
+        let parsed = reqwest::Url::parse(url).map_err(|e| ConditionError::Refused(format!("{url}: {e}")))?;
+        self.policy.check_url(&parsed).map_err(|r| ConditionError::Refused(r.0))?;
+        let resp = self.http.get(parsed).send().await.map_err(|e| match refusal(&e) {
+            Some(r) => ConditionError::Refused(r),
+            None => Inconclusive(format!("condition endpoint unreachable: {}", chain(&e))),
+        })?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(format!("condition endpoint answered HTTP {status}"));
+            return Err(Inconclusive(format!("condition endpoint answered HTTP {status}")));
         }
         let mut body = Vec::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| format!("condition endpoint body unreadable: {e}"))?;
+            let chunk = chunk.map_err(|e| Inconclusive(format!("condition endpoint body unreadable: {}", chain(&e))))?;
             if body.len() + chunk.len() > MAX_BODY {
-                return Err(format!("condition endpoint answer exceeds {MAX_BODY} bytes"));
+                return Err(Inconclusive(format!("condition endpoint answer exceeds {MAX_BODY} bytes")));
             }
             body.extend_from_slice(&chunk);
         }
         let value: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| format!("condition endpoint answer is not JSON: {e}"))?;
+            serde_json::from_slice(&body).map_err(|e| Inconclusive(format!("condition endpoint answer is not JSON: {e}")))?;
         match value.get("sendNotification").and_then(|v| v.as_bool()) {
             Some(true) => Ok(ConditionOutcome::Met),
             Some(false) => Ok(ConditionOutcome::NotMet),
-            None => Err("condition endpoint answer has no boolean sendNotification".into()),
+            None => Err(Inconclusive("condition endpoint answer has no boolean sendNotification".into())),
         }
     }
+}
+
+/// The policy's refusal inside a reqwest error (from the resolver or the redirect policy).
+fn refusal(e: &reqwest::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<Refused>() {
+            return Some(r.0.clone());
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// An error and its causes on one line ("error sending request: … : connection refused").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }

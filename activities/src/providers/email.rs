@@ -23,7 +23,7 @@ pub struct EmailSettings {
     pub outbox_dir: PathBuf,
     /// Pooled SMTP connections at most.
     pub pool_size: u32,
-    /// Timeout of one SMTP command.
+    /// Timeout of connecting, and of one message's whole SMTP exchange.
     pub timeout: Duration,
 }
 
@@ -53,6 +53,8 @@ enum Transport {
 pub struct Mailer {
     transport: Transport,
     default_from: String,
+    /// Bound of one message's whole SMTP exchange.
+    timeout: Duration,
 }
 
 impl Mailer {
@@ -74,7 +76,7 @@ impl Mailer {
                 Transport::File(AsyncFileTransport::<Tokio1Executor>::new(&s.outbox_dir))
             }
         };
-        Ok(Self { transport, default_from: s.default_from.clone() })
+        Ok(Self { transport, default_from: s.default_from.clone(), timeout: s.timeout })
     }
 
     /// `smtp` or `outbox`, for metrics and logs.
@@ -116,13 +118,16 @@ impl Mailer {
             .body(mail.body.clone())
             .map_err(|e| SendError::Permanent { status: NotificationStatus::EmailFailed, reason: e.to_string() })?;
         match &self.transport {
-            Transport::Smtp(t) => match t.send(message).await {
-                Ok(_) => Ok(message_id),
-                Err(e) if e.is_permanent() => Err(SendError::Permanent {
+            // lettre's timeout bounds connecting; a relay that stops answering mid-exchange is
+            // cut off here, so one attempt never outlasts the configured timeout.
+            Transport::Smtp(t) => match tokio::time::timeout(self.timeout, t.send(message)).await {
+                Err(_) => Err(SendError::Transient(format!("SMTP relay did not answer within {:?}", self.timeout))),
+                Ok(Ok(_)) => Ok(message_id),
+                Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent {
                     status: NotificationStatus::EmailFailed,
                     reason: format!("SMTP relay refused the message: {e}"),
                 }),
-                Err(e) => Err(SendError::Transient(format!("SMTP relay unavailable: {e}"))),
+                Ok(Err(e)) => Err(SendError::Transient(format!("SMTP relay unavailable: {e}"))),
             },
             Transport::File(t) => t
                 .send(message)

@@ -65,3 +65,27 @@ impl SendRateLimits {
         }
     }
 }
+
+/// Pauses a provider asked for (`Retry-After`): while one lasts, this worker sends nothing to
+/// that provider, whichever order or batch the send belongs to.
+#[derive(Default)]
+pub struct ProviderPauses {
+    until: Mutex<HashMap<&'static str, std::time::Instant>>,
+}
+
+impl ProviderPauses {
+    /// Starts (or extends) a pause of `provider` for `wait`.
+    pub fn pause(&self, provider: &'static str, wait: Duration) {
+        let end = std::time::Instant::now() + wait;
+        let mut until = self.until.lock().expect("pauses lock");
+        let entry = until.entry(provider).or_insert(end);
+        *entry = (*entry).max(end);
+    }
+
+    /// How much of a pause of `provider` is left, if any.
+    pub fn remaining(&self, provider: &'static str) -> Option<Duration> {
+        let now = std::time::Instant::now();
+        let until = self.until.lock().expect("pauses lock");
+        until.get(provider).filter(|end| **end > now).map(|end| *end - now)
+    }
+}

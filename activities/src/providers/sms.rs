@@ -27,6 +27,8 @@ pub struct OutgoingSms {
     pub sender: String,
     /// Text.
     pub body: String,
+    /// How long the network may keep trying to deliver it; `None`: the gateway's default.
+    pub validity: Option<Duration>,
 }
 
 /// What a provider said when it took an SMS.
@@ -85,9 +87,16 @@ pub struct Kannel {
 }
 
 impl Kannel {
-    /// A Kannel client.
-    pub fn new(sendsms_url: String, username: String, password: String, report_base_url: String, signer: ReportSigner) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    /// A Kannel client; `timeout` bounds one `sendsms` request (connect, answer, body).
+    pub fn new(
+        sendsms_url: String,
+        username: String,
+        password: String,
+        report_base_url: String,
+        signer: ReportSigner,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout).build()?;
         Ok(Self { http, sendsms_url, username, password, report_base_url, signer })
     }
 
@@ -99,9 +108,13 @@ impl Kannel {
             sms.notification_id,
             self.signer.sign(&sms.notification_id)
         );
-        let resp = self
-            .http
-            .get(&self.sendsms_url)
+        // Kannel's `validity` is in minutes; a part minute counts as one.
+        let validity = sms.validity.map(|v| v.as_secs().div_ceil(60).max(1).to_string());
+        let mut request = self.http.get(&self.sendsms_url);
+        if let Some(v) = &validity {
+            request = request.query(&[("validity", v.as_str())]);
+        }
+        let resp = request
             .query(&[
                 ("username", self.username.as_str()),
                 ("password", self.password.as_str()),
@@ -114,17 +127,40 @@ impl Kannel {
             ])
             .send()
             .await
-            .map_err(|e| SendError::Transient(format!("Kannel unreachable: {e}")))?;
+            // Without the URL: its query holds the sendsms password and signed report links,
+            // which belong in neither logs nor workflow histories.
+            .map_err(|e| {
+                let e = e.without_url();
+                let what = if e.is_timeout() { "did not answer in time" } else { "unreachable" };
+                SendError::Transient(format!("Kannel {what}: {e}"))
+            })?;
         let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| super::parse_retry_after(v, std::time::SystemTime::now()));
+        // The answer is a short status line; a gateway (or something in front of it) that sends
+        // more is not read further.
+        let text = match resp.bytes().await {
+            Ok(b) => String::from_utf8_lossy(&b[..b.len().min(512)]).trim().to_owned(),
+            Err(e) if status.is_success() => {
+                return Err(SendError::Transient(format!("Kannel answered HTTP {status} but the answer was cut off: {e}")));
+            }
+            Err(_) => String::new(),
+        };
         // 202 "0: Accepted for delivery" / "3: Queued for later delivery"; 403 "Not routable.
-        // Do not try again."; anything else (auth, overload, 5xx) is retried.
+        // Do not try again."; 429, or 503 with Retry-After: slow down as asked; anything else
+        // (auth, overload, 5xx) is retried with backoff.
         if status.is_success() {
             Ok(SmsAccepted { provider_ref: None })
         } else if status.as_u16() == 403 && text.contains("Not routable") {
-            Err(SendError::Permanent { status: NotificationStatus::SmsFailedUndelivered, reason: format!("Kannel: {}", text.trim()) })
+            Err(SendError::Permanent { status: NotificationStatus::SmsFailedUndelivered, reason: format!("Kannel: {text}") })
+        } else if status.as_u16() == 429 || (status.as_u16() == 503 && retry_after.is_some()) {
+            let retry_after = retry_after.unwrap_or(Duration::from_secs(1));
+            Err(SendError::Throttled { reason: format!("SMS gateway answered HTTP {status} (retry after {retry_after:?}): {text}"), retry_after })
         } else {
-            Err(SendError::Transient(format!("Kannel answered HTTP {status}: {}", text.trim())))
+            Err(SendError::Transient(format!("Kannel answered HTTP {status}: {text}")))
         }
     }
 }

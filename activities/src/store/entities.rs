@@ -53,6 +53,16 @@ pub mod order {
         pub recipient_count: i32,
         /// Whether its workflow has been started (transactional outbox flag).
         pub workflow_started: bool,
+        /// The order chain (newer API) this order belongs to.
+        pub chain_id: Option<String>,
+        /// `Notification` or `Reminder` (newer API); `None` for orders of the v1 API.
+        pub order_type: Option<String>,
+        /// SMS may go at any hour (`sendingTimePolicy: Anytime`), not only in the sending window.
+        pub sms_anytime: bool,
+        /// Dialogporten dialog the order belongs to.
+        pub dialog_id: Option<String>,
+        /// Dialogporten transmission the order belongs to.
+        pub transmission_id: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -288,6 +298,62 @@ pub mod notification_event {
         pub detail: Option<String>,
         /// When.
         pub at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// An order chain of the newer API: created once per creator and idempotency id.
+pub mod order_chain {
+    use sea_orm::entity::prelude::*;
+
+    /// One row per chain.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "order_chains")]
+    pub struct Model {
+        /// Chain id (`notificationOrderId`).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// The creator org.
+        pub creator: String,
+        /// The client's idempotency id, unique per creator.
+        pub idempotency_id: String,
+        /// SHA-256 of the request as received, to tell a repeat from a different request.
+        pub request_hash: String,
+        /// The answer given when the chain was created (JSON), repeated for a repeat.
+        #[sea_orm(column_type = "Text")]
+        pub response: String,
+        /// When it was created.
+        pub created: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The status feed: one entry per finished order, numbered in commit order.
+pub mod status_feed {
+    use sea_orm::entity::prelude::*;
+
+    /// One row per finished order.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "status_feed")]
+    pub struct Model {
+        /// Sequence number, the feed's cursor.
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        /// The order.
+        #[sea_orm(unique)]
+        pub order_id: String,
+        /// Its creator.
+        pub creator: String,
+        /// When the entry was written.
+        pub created: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,7 +6,7 @@ pub mod entities;
 pub mod migrations;
 
 use chrono::{DateTime, Utc};
-use entities::{contact_organization, contact_person, dead_report, notification, notification_event, order, order_recipient};
+use entities::{contact_organization, contact_person, dead_report, notification, notification_event, order, order_chain, order_recipient, status_feed};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
@@ -43,6 +43,15 @@ pub struct NewRecipient {
     pub org_no: Option<String>,
     /// National identity number.
     pub nin: Option<String>,
+}
+
+/// What storing an order chain came to.
+#[derive(Debug, Clone)]
+pub enum ChainInsert {
+    /// Stored now.
+    Created,
+    /// The creator already had a chain with this idempotency id; nothing was stored.
+    Exists(order_chain::Model),
 }
 
 /// What a cancel request found.
@@ -188,6 +197,10 @@ impl ResultWriter {
     }
 }
 
+/// `orders.order_type` of an instant message (the newer API's `Instant`): sent by its request,
+/// its workflow only settles it.
+pub const ORDER_TYPE_INSTANT: &str = "Instant";
+
 /// A person's contact points as the register has them.
 #[derive(Debug, Clone)]
 pub struct PersonContact {
@@ -290,9 +303,14 @@ impl Store {
 
     /// Stores an order and its recipients in one transaction: all or nothing.
     pub async fn insert_order(&self, new: NewOrder) -> Result<(), DbErr> {
-        let order_id = new.order.id.clone();
         let txn = self.db.begin().await?;
-        order::Entity::insert(order::ActiveModel::from(new.order)).exec_without_returning(&txn).await?;
+        Self::insert_order_rows(&txn, new).await?;
+        txn.commit().await
+    }
+
+    async fn insert_order_rows(txn: &sea_orm::DatabaseTransaction, new: NewOrder) -> Result<(), DbErr> {
+        let order_id = new.order.id.clone();
+        order::Entity::insert(order::ActiveModel::from(new.order)).exec_without_returning(txn).await?;
         for chunk in new.recipients.chunks(500).enumerate() {
             let (chunk_no, rows) = chunk;
             let models = rows.iter().enumerate().map(|(i, r)| order_recipient::ActiveModel {
@@ -303,9 +321,105 @@ impl Store {
                 org_no: Set(r.org_no.clone()),
                 nin: Set(r.nin.clone()),
             });
-            order_recipient::Entity::insert_many(models).exec_without_returning(&txn).await?;
+            order_recipient::Entity::insert_many(models).exec_without_returning(txn).await?;
         }
+        Ok(())
+    }
+
+    /// Stores an order chain and its orders in one transaction, unless the creator already has a
+    /// chain with this idempotency id: then nothing is stored and that chain is returned. Two
+    /// requests racing with the same id create one chain (the unique index decides).
+    pub async fn insert_chain(&self, chain: order_chain::Model, orders: Vec<NewOrder>) -> Result<ChainInsert, DbErr> {
+        let txn = match self.begin_chain(chain).await? {
+            Ok(txn) => txn,
+            Err(existing) => return Ok(ChainInsert::Exists(existing)),
+        };
+        for new in orders {
+            Self::insert_order_rows(&txn, new).await?;
+        }
+        txn.commit().await?;
+        Ok(ChainInsert::Created)
+    }
+
+    /// Opens a transaction holding a new chain row; when the creator already has a chain with
+    /// its idempotency id (the unique index decides, also between racing requests), nothing is
+    /// kept and that chain is returned.
+    async fn begin_chain(&self, chain: order_chain::Model) -> Result<Result<sea_orm::DatabaseTransaction, order_chain::Model>, DbErr> {
+        let (creator, idempotency_id) = (chain.creator.clone(), chain.idempotency_id.clone());
+        let txn = self.db.begin().await?;
+        match order_chain::Entity::insert(order_chain::ActiveModel::from(chain)).exec_without_returning(&txn).await {
+            Ok(_) => Ok(Ok(txn)),
+            Err(e) => {
+                let duplicate = matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)));
+                txn.rollback().await?;
+                if duplicate && let Some(existing) = self.find_chain(&creator, &idempotency_id).await? {
+                    return Ok(Err(existing));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores an instant message before it is sent: its chain (the idempotency id), its order
+    /// and its one notification, already `Sending` (one attempt), in one transaction. Delivery
+    /// reports that arrive while the request still waits for the provider find the row. As with
+    /// [`Store::insert_chain`], a chain that exists already is returned and nothing is stored.
+    pub async fn reserve_instant(&self, chain: order_chain::Model, order: NewOrder, n: notification::Model) -> Result<ChainInsert, DbErr> {
+        let txn = match self.begin_chain(chain).await? {
+            Ok(txn) => txn,
+            Err(existing) => return Ok(ChainInsert::Exists(existing)),
+        };
+        Self::insert_order_rows(&txn, order).await?;
+        let events = vec![
+            (n.id.clone(), n.order_id.clone(), n.status.clone(), "created", None),
+            (n.id.clone(), n.order_id.clone(), n.status.clone(), "sending", Some("attempt 1 (instant)".to_owned())),
+        ];
+        notification::Entity::insert(notification::ActiveModel::from(n)).exec_without_returning(&txn).await?;
+        Self::log_events(&txn, events).await?;
+        txn.commit().await?;
+        Ok(ChainInsert::Created)
+    }
+
+    /// Removes an instant message whose provider could not take it, so that nothing of it stays
+    /// stored and its idempotency id can be used again: chain, order, recipient, notification
+    /// and status log, in one transaction.
+    pub async fn discard_instant(&self, chain_id: &str, order_id: &str) -> Result<(), DbErr> {
+        let txn = self.db.begin().await?;
+        notification_event::Entity::delete_many().filter(notification_event::Column::OrderId.eq(order_id)).exec(&txn).await?;
+        notification::Entity::delete_many().filter(notification::Column::OrderId.eq(order_id)).exec(&txn).await?;
+        order_recipient::Entity::delete_many().filter(order_recipient::Column::OrderId.eq(order_id)).exec(&txn).await?;
+        order::Entity::delete_by_id(order_id.to_owned()).exec(&txn).await?;
+        order_chain::Entity::delete_by_id(chain_id.to_owned()).exec(&txn).await?;
         txn.commit().await
+    }
+
+    /// The orders of a chain (an instant message's one order), oldest first.
+    pub async fn chain_orders(&self, chain_id: &str) -> Result<Vec<order::Model>, DbErr> {
+        order::Entity::find().filter(order::Column::ChainId.eq(chain_id)).order_by_asc(order::Column::Created).all(&self.db).await
+    }
+
+    /// The creator's chain with this idempotency id.
+    pub async fn find_chain(&self, creator: &str, idempotency_id: &str) -> Result<Option<order_chain::Model>, DbErr> {
+        order_chain::Entity::find()
+            .filter(order_chain::Column::Creator.eq(creator))
+            .filter(order_chain::Column::IdempotencyId.eq(idempotency_id))
+            .one(&self.db)
+            .await
+    }
+
+    /// The creator's chain with this id.
+    pub async fn get_chain(&self, id: &str, creator: &str) -> Result<Option<order_chain::Model>, DbErr> {
+        order_chain::Entity::find_by_id(id.to_owned()).filter(order_chain::Column::Creator.eq(creator)).one(&self.db).await
+    }
+
+    /// The reminders of a chain, in send-time order.
+    pub async fn chain_reminders(&self, chain_id: &str) -> Result<Vec<order::Model>, DbErr> {
+        order::Entity::find()
+            .filter(order::Column::ChainId.eq(chain_id))
+            .filter(order::Column::OrderType.eq("Reminder"))
+            .order_by_asc(order::Column::RequestedSendTime)
+            .all(&self.db)
+            .await
     }
 
     /// An order of `creator`, with its recipients; `None` when missing or another org's.
@@ -538,14 +652,67 @@ impl Store {
         from: &[OrderStatus],
         to: OrderStatus,
     ) -> Result<bool, DbErr> {
+        let finished = matches!(to, OrderStatus::Completed | OrderStatus::SendConditionNotMet);
+        let txn = self.db.begin().await?;
         let res = order::Entity::update_many()
             .col_expr(order::Column::Status, Expr::value(to.as_str()))
             .col_expr(order::Column::StatusChanged, Expr::value(Utc::now()))
             .filter(order::Column::Id.eq(id))
             .filter(order::Column::Status.is_in(from.iter().map(|s| s.as_str())))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        Ok(res.rows_affected > 0)
+        let moved = res.rows_affected > 0;
+        if moved && finished {
+            // The status feed's entry commits with the status. On PostgreSQL the lock makes
+            // entries commit in sequence order, so a reader paging by sequence number never
+            // passes an entry that commits later (SQLite has one writer anyway).
+            if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+                txn.execute_unprepared("LOCK TABLE status_feed IN SHARE ROW EXCLUSIVE MODE").await?;
+            }
+            let creator = order::Entity::find_by_id(id.to_owned()).one(&txn).await?.map(|o| o.creator).unwrap_or_default();
+            status_feed::Entity::insert(status_feed::ActiveModel {
+                order_id: Set(id.to_owned()),
+                creator: Set(creator),
+                created: Set(Utc::now()),
+                ..Default::default()
+            })
+            .on_conflict(OnConflict::column(status_feed::Column::OrderId).do_nothing().to_owned())
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(moved)
+    }
+
+    /// A page of `creator`'s status feed: entries after `seq` oldest first, or before it newest
+    /// first (`seq = 0`: the newest).
+    pub async fn status_feed(&self, creator: &str, seq: i64, limit: u64, descending: bool) -> Result<Vec<status_feed::Model>, DbErr> {
+        let q = status_feed::Entity::find().filter(status_feed::Column::Creator.eq(creator));
+        let q = match (descending, seq) {
+            (false, _) => q.filter(status_feed::Column::Seq.gt(seq)).order_by_asc(status_feed::Column::Seq),
+            (true, 0) => q.order_by_desc(status_feed::Column::Seq),
+            (true, _) => q.filter(status_feed::Column::Seq.lt(seq)).order_by_desc(status_feed::Column::Seq),
+        };
+        q.limit(limit).all(&self.db).await
+    }
+
+    /// Deletes feed entries written before `before`; returns how many.
+    pub async fn prune_status_feed(&self, before: DateTime<Utc>) -> Result<u64, DbErr> {
+        Ok(status_feed::Entity::delete_many().filter(status_feed::Column::Created.lt(before)).exec(&self.db).await?.rows_affected)
+    }
+
+    /// Orders by id (any creator), for pages that name several.
+    pub async fn orders_by_ids(&self, ids: &[String]) -> Result<Vec<order::Model>, DbErr> {
+        order::Entity::find().filter(order::Column::Id.is_in(ids.iter().cloned())).all(&self.db).await
+    }
+
+    /// The notifications of several orders.
+    pub async fn notifications_of_orders(&self, order_ids: &[String]) -> Result<Vec<notification::Model>, DbErr> {
+        notification::Entity::find()
+            .filter(notification::Column::OrderId.is_in(order_ids.iter().cloned()))
+            .order_by_asc(notification::Column::RecipientIdx)
+            .all(&self.db)
+            .await
     }
 
     /// Recipients `from_index..from_index+limit` of an order.

@@ -3,7 +3,7 @@
 
 use poem_openapi::{
     Enum, Object,
-    registry::{MetaSchemaRef, Registry},
+    registry::{MetaSchema, MetaSchemaRef, Registry},
     types::{Example, ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
 };
 use serde_json::Value;
@@ -11,23 +11,34 @@ use std::borrow::Cow;
 
 /// Names an enum's members in canonical spelling and Altinn's numeric order.
 pub trait CanonicalNames {
-    /// Member names, index = numeric value.
+    /// Member names, index = numeric value − `FIRST`.
     const NAMES: &'static [&'static str];
+    /// The numeric value of the first member.
+    const FIRST: u64 = 0;
 }
 
 /// An enum accepted case-insensitively (and by number), as System.Text.Json does for Altinn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CaseInsensitive<T>(pub T);
 
-impl<T: Type> Type for CaseInsensitive<T> {
+impl<T: Type + CanonicalNames> Type for CaseInsensitive<T> {
     const IS_REQUIRED: bool = T::IS_REQUIRED;
     type RawValueType = T::RawValueType;
     type RawElementValueType = T::RawElementValueType;
     fn name() -> Cow<'static, str> {
         T::name()
     }
+    /// The member names, or their numbers (as System.Text.Json takes them); names are matched
+    /// regardless of case, which JSON Schema cannot say, so the description does.
     fn schema_ref() -> MetaSchemaRef {
-        T::schema_ref()
+        let mut number = MetaSchema::new("integer");
+        number.minimum = Some(T::FIRST as f64);
+        number.maximum = Some((T::FIRST as usize + T::NAMES.len() - 1) as f64);
+        number.description = Some("The member's number, in the order the names are listed.");
+        let mut either = MetaSchema::ANY;
+        either.one_of = vec![T::schema_ref(), MetaSchemaRef::Inline(Box::new(number))];
+        either.description = Some("A member name (any letter case) or its number.");
+        MetaSchemaRef::Inline(Box::new(either))
     }
     fn register(registry: &mut Registry) {
         T::register(registry)
@@ -46,7 +57,7 @@ impl<T: ParseFromJSON + CanonicalNames> ParseFromJSON for CaseInsensitive<T> {
             Some(Value::String(s)) => Some(Value::String(
                 T::NAMES.iter().find(|n| n.eq_ignore_ascii_case(s.trim())).map(|n| n.to_string()).unwrap_or(s),
             )),
-            Some(Value::Number(n)) => match n.as_u64().and_then(|i| T::NAMES.get(i as usize)) {
+            Some(Value::Number(n)) => match n.as_u64().and_then(|i| i.checked_sub(T::FIRST)).and_then(|i| T::NAMES.get(i as usize)) {
                 Some(name) => Some(Value::String(name.to_string())),
                 None => Some(Value::Number(n)),
             },
@@ -56,7 +67,7 @@ impl<T: ParseFromJSON + CanonicalNames> ParseFromJSON for CaseInsensitive<T> {
     }
 }
 
-impl<T: ToJSON> ToJSON for CaseInsensitive<T> {
+impl<T: ToJSON + CanonicalNames> ToJSON for CaseInsensitive<T> {
     fn to_json(&self) -> Option<Value> {
         self.0.to_json()
     }
@@ -99,15 +110,19 @@ impl CanonicalNames for EmailContentTypeDto {
 /// One recipient: a national identity number, an organisation number, an email address and/or
 /// a mobile number.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "RecipientExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+#[oai(rename = "RecipientExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
 pub struct RecipientDto {
     /// Email address of the recipient.
+    #[oai(deserialize_with = "strict_string")]
     pub email_address: Option<String>,
     /// Mobile number with country code, e.g. `+4799999999`.
+    #[oai(deserialize_with = "strict_string")]
     pub mobile_number: Option<String>,
     /// Organisation number (9 digits); contact points are looked up.
+    #[oai(deserialize_with = "strict_string")]
     pub organization_number: Option<String>,
     /// National identity number (11 digits); contact points and reservation are looked up.
+    #[oai(deserialize_with = "strict_string")]
     pub national_identity_number: Option<String>,
     /// Output only: whether the person is reserved against digital notifications.
     pub is_reserved: Option<bool>,
@@ -115,13 +130,16 @@ pub struct RecipientDto {
 
 /// The email template of an order.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "EmailTemplateExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+#[oai(rename = "EmailTemplateExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
 pub struct EmailTemplateDto {
     /// Sender address; empty uses the service's default sender.
+    #[oai(deserialize_with = "strict_string")]
     pub from_address: Option<String>,
     /// Subject; may contain `$recipientName$` and `$recipientNumber$`.
+    #[oai(deserialize_with = "strict_string")]
     pub subject: Option<String>,
     /// Body; may contain `$recipientName$` and `$recipientNumber$`.
+    #[oai(deserialize_with = "strict_string")]
     pub body: Option<String>,
     /// `Plain` (default) or `Html`.
     pub content_type: Option<CaseInsensitive<EmailContentTypeDto>>,
@@ -129,17 +147,19 @@ pub struct EmailTemplateDto {
 
 /// The SMS template of an order.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "SmsTemplateExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+#[oai(rename = "SmsTemplateExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
 pub struct SmsTemplateDto {
     /// Sender id shown on the handset; empty uses the default (`Altinn`).
+    #[oai(deserialize_with = "strict_string")]
     pub sender_number: Option<String>,
     /// Text; may contain `$recipientName$` and `$recipientNumber$`.
+    #[oai(deserialize_with = "strict_string")]
     pub body: Option<String>,
 }
 
 /// `POST /orders`: a notification order on a chosen channel.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "NotificationOrderRequestExt", rename_all = "camelCase", skip_serializing_if_is_none, example)]
+#[oai(rename = "NotificationOrderRequestExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all, example)]
 pub struct OrderRequestDto {
     /// The channel: `Email`, `Sms`, `EmailPreferred`, `SmsPreferred` or `EmailAndSms` (any case).
     pub notification_channel: Option<CaseInsensitive<NotificationChannelDto>>,
@@ -154,31 +174,49 @@ pub struct OrderRequestDto {
 
 /// The properties every order endpoint shares (Altinn `NotificationOrderRequestBaseExt`).
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
 pub struct OrderBaseDto {
     /// One or more recipients.
     pub recipients: Option<Vec<RecipientDto>>,
     /// ISO-8601 date and time with offset; default now.
+    #[oai(deserialize_with = "strict_string")]
     pub requested_send_time: Option<String>,
     /// The sender's own reference, e.g. a case number.
+    #[oai(deserialize_with = "strict_string")]
     pub senders_reference: Option<String>,
     /// Altinn resource id, e.g. `app_ttd_apps-test` or `urn:altinn:resource:x`.
+    #[oai(deserialize_with = "strict_string")]
     pub resource_id: Option<String>,
     /// XACML action used with `resourceId`.
+    #[oai(deserialize_with = "strict_string")]
     pub resource_action: Option<String>,
     /// Send to persons reserved in KRR anyway (the content must qualify).
     pub ignore_reservation: Option<bool>,
     /// URL answering `{"sendNotification": true|false}` at send time.
+    #[oai(deserialize_with = "strict_string")]
     pub condition_endpoint: Option<String>,
+}
+
+/// A JSON string or `null`, nothing else: poem-openapi's `String` would also take a number or a
+/// boolean and turn it into text, which Altinn's API (System.Text.Json) refuses, and so does the
+/// schema.
+pub fn strict_string(value: Option<Value>) -> ParseResult<Option<String>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(ParseError::expected_type(other)),
+    }
 }
 
 /// `POST /orders/email`: an email order.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "EmailNotificationOrderRequestExt", rename_all = "camelCase", skip_serializing_if_is_none, example)]
+#[oai(rename = "EmailNotificationOrderRequestExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all, example)]
 pub struct EmailOrderRequestDto {
     /// Subject; may contain `$recipientName$` and `$recipientNumber$`.
+    #[oai(deserialize_with = "strict_string")]
     pub subject: Option<String>,
     /// Body; may contain `$recipientName$` and `$recipientNumber$`.
+    #[oai(deserialize_with = "strict_string")]
     pub body: Option<String>,
     /// `Plain` (default) or `Html`.
     pub content_type: Option<CaseInsensitive<EmailContentTypeDto>>,
@@ -190,11 +228,13 @@ pub struct EmailOrderRequestDto {
 
 /// `POST /orders/sms`: an SMS order.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "SmsNotificationOrderRequestExt", rename_all = "camelCase", skip_serializing_if_is_none, example)]
+#[oai(rename = "SmsNotificationOrderRequestExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all, example)]
 pub struct SmsOrderRequestDto {
     /// Sender id; default `Altinn`.
+    #[oai(deserialize_with = "strict_string")]
     pub sender_number: Option<String>,
     /// Text; may contain `$recipientName$` and `$recipientNumber$`.
+    #[oai(deserialize_with = "strict_string")]
     pub body: Option<String>,
     /// Recipients (mobile number, organisation or national identity number), time, references
     /// and condition.

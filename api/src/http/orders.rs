@@ -245,6 +245,18 @@ impl OrdersApi {
                 // End the waiting workflow now; if this fails, the workflow still finds the
                 // order cancelled when its timer fires and sends nothing.
                 self.state.dispatcher.cancel(&o.id).await;
+                // A chain's notification takes its reminders with it.
+                if o.order_type.as_deref() == Some("Notification")
+                    && let Some(chain) = &o.chain_id
+                {
+                    for r in self.state.store.chain_reminders(chain).await.map_err(ApiError::storage)? {
+                        let reminder = self.state.store.cancel_order(&r.id, &principal.org, chrono::Duration::zero()).await.map_err(ApiError::storage)?;
+                        if let CancelOutcome::Cancelled(r) = reminder {
+                            tracing::info!(order_id = r.id, chain, "reminder cancelled with its notification");
+                            self.state.dispatcher.cancel(&r.id).await;
+                        }
+                    }
+                }
                 Ok(StatusResponse::Ok(Json(self.with_status(o).await?)))
             }
         }
@@ -337,7 +349,7 @@ impl OrdersApi {
     fn rules(&self) -> Rules<'_> {
         Rules {
             now: Utc::now(),
-            condition_allowed_hosts: &self.state.config.condition_allowed_hosts,
+            outbound: &self.state.outbound,
             max_recipients: self.state.config.max_recipients,
         }
     }
@@ -349,30 +361,7 @@ impl OrdersApi {
         let lookup = lookup_result(v.channel, v.ignore_reservation, &v.recipients, &resolved);
 
         let id = uuid::Uuid::new_v4().to_string();
-        let now = Utc::now();
-        let row = order::Model {
-            id: id.clone(),
-            creator: creator.to_owned(),
-            senders_reference: v.senders_reference.clone(),
-            requested_send_time: v.requested_send_time,
-            created: now,
-            notification_channel: v.channel.as_str().to_owned(),
-            ignore_reservation: v.ignore_reservation,
-            resource_id: v.resource_id.clone(),
-            resource_action: v.resource_action.clone(),
-            condition_endpoint: v.condition_endpoint.clone(),
-            email_from: v.email.as_ref().and_then(|e| e.from.clone()),
-            email_subject: v.email.as_ref().map(|e| e.subject.clone()),
-            email_body: v.email.as_ref().map(|e| e.body.clone()),
-            email_content_type: v.email.as_ref().map(|e| e.content_type.as_str().to_owned()),
-            sms_sender: v.sms.as_ref().and_then(|s| s.sender.clone()),
-            sms_body: v.sms.as_ref().map(|s| s.body.clone()),
-            order_kind: v.kind.as_str().to_owned(),
-            status: OrderStatus::Registered.as_str().to_owned(),
-            status_changed: now,
-            recipient_count: v.recipients.len() as i32,
-            workflow_started: false,
-        };
+        let row = order_row(&v, id.clone(), creator, Utc::now());
         let send_time_ms = v.requested_send_time.timestamp_millis();
         self.state
             .store
@@ -421,7 +410,7 @@ impl OrdersApi {
     }
 }
 
-fn timestamp(t: chrono::DateTime<Utc>) -> String {
+pub(crate) fn timestamp(t: chrono::DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -467,6 +456,39 @@ fn send_status(n: &notification::Model) -> (bool, SendStatusDto) {
 
 /// The registration-time lookup answer (Altinn `GetRecipientLookupResult`): `None` when no
 /// recipient was given by identifier.
+/// The stored row of a validated order, `Registered` and not yet started, as either API makes it
+/// (the newer API sets its chain fields on top).
+pub(crate) fn order_row(v: &ValidOrder, id: String, creator: &str, now: chrono::DateTime<Utc>) -> order::Model {
+    order::Model {
+        id,
+        creator: creator.to_owned(),
+        senders_reference: v.senders_reference.clone(),
+        requested_send_time: v.requested_send_time,
+        created: now,
+        notification_channel: v.channel.as_str().to_owned(),
+        ignore_reservation: v.ignore_reservation,
+        resource_id: v.resource_id.clone(),
+        resource_action: v.resource_action.clone(),
+        condition_endpoint: v.condition_endpoint.clone(),
+        email_from: v.email.as_ref().and_then(|e| e.from.clone()),
+        email_subject: v.email.as_ref().map(|e| e.subject.clone()),
+        email_body: v.email.as_ref().map(|e| e.body.clone()),
+        email_content_type: v.email.as_ref().map(|e| e.content_type.as_str().to_owned()),
+        sms_sender: v.sms.as_ref().and_then(|s| s.sender.clone()),
+        sms_body: v.sms.as_ref().map(|s| s.body.clone()),
+        order_kind: v.kind.as_str().to_owned(),
+        status: OrderStatus::Registered.as_str().to_owned(),
+        status_changed: now,
+        recipient_count: v.recipients.len() as i32,
+        workflow_started: false,
+        chain_id: None,
+        order_type: None,
+        sms_anytime: false,
+        dialog_id: None,
+        transmission_id: None,
+    }
+}
+
 fn lookup_result(
     channel: NotificationChannel,
     ignore_reservation: bool,

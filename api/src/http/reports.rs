@@ -151,7 +151,11 @@ pub enum DeadReportsResponse {
 /// | 2 | not delivered to the phone | by the answer's SMPP state: `EXPIRED` → `SMS_Failed_Expired`, `DELETED` → `SMS_Failed_Deleted`, `REJECTD` → `SMS_Failed_Rejected`, `BARRED` → `SMS_Failed_BarredReceiver`, otherwise `SMS_Failed_Undelivered` |
 /// | 4 | queued on the SMSC | `SMS_Accepted` |
 /// | 8 | accepted by the SMSC | `SMS_Accepted` |
-/// | 16 | rejected by the SMSC | `SMS_Failed_Rejected` |
+/// | 16 | rejected by the SMSC | `SMS_Failed_Rejected`; `NACK/no SMSC` (Kannel itself found no route) → `SMS_Failed_Undelivered` |
+///
+/// Kannel answers an unroutable number twice: sendsms says 403 "Not routable" and bearerbox
+/// also sends a type-16 report `NACK/no SMSC`, which may arrive before the 403 is recorded.
+/// Both mean the same, so both give `SMS_Failed_Undelivered`, whichever lands first.
 pub fn kannel_status(kind: u32, answer: &str) -> Option<NotificationStatus> {
     let upper = answer.to_ascii_uppercase();
     Some(match kind {
@@ -162,6 +166,7 @@ pub fn kannel_status(kind: u32, answer: &str) -> Option<NotificationStatus> {
         2 if upper.contains("BARRED") => NotificationStatus::SmsFailedBarredReceiver,
         2 => NotificationStatus::SmsFailedUndelivered,
         4 | 8 => NotificationStatus::SmsAccepted,
+        16 if upper.contains("NO SMSC") => NotificationStatus::SmsFailedUndelivered,
         16 => NotificationStatus::SmsFailedRejected,
         _ => return None,
     })
@@ -183,7 +188,7 @@ impl ReportsApi {
         /// Signature of the notification id.
         sig: Query<String>,
         /// Kannel report type (1, 2, 4, 8, 16).
-        #[oai(name = "type")]
+        #[oai(name = "type", validator(minimum(value = "0"), maximum(value = "4294967295")))]
         kind: Query<u32>,
         /// SMSC answer text.
         answer: Query<Option<String>>,
@@ -355,5 +360,23 @@ impl ReportsApi {
         } else {
             Err(ApiError::unauthorized("Delivery reports need HTTP Basic credentials."))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kannel_status;
+    use varsel_workflows::domain::NotificationStatus;
+
+    #[test]
+    fn kannel_report_types_map_to_statuses() {
+        assert_eq!(kannel_status(1, ""), Some(NotificationStatus::SmsDelivered));
+        assert_eq!(kannel_status(2, "id:1 stat:EXPIRED"), Some(NotificationStatus::SmsFailedExpired));
+        assert_eq!(kannel_status(2, "id:1 stat:UNDELIV"), Some(NotificationStatus::SmsFailedUndelivered));
+        assert_eq!(kannel_status(8, "ACK/"), Some(NotificationStatus::SmsAccepted));
+        assert_eq!(kannel_status(16, "NACK/0x00000045/Submit failed"), Some(NotificationStatus::SmsFailedRejected));
+        // Kannel's own "no route" report means what its 403 "Not routable" means.
+        assert_eq!(kannel_status(16, "NACK/no SMSC"), Some(NotificationStatus::SmsFailedUndelivered));
+        assert_eq!(kannel_status(32, ""), None);
     }
 }

@@ -2,8 +2,9 @@
 //! property paths so existing clients' error handling keeps working.
 //!
 //! Departures, on purpose: `EmailAndSms` orders are validated like preferred-channel orders and
-//! need both templates (Altinn skips validation for them); `conditionEndpoint` may name a host in
-//! `condition_allowed_hosts` even when it is not a public DNS name.
+//! need both templates (Altinn skips validation for them); `conditionEndpoint` must be a public
+//! DNS name or an address the outbound policy allows (`condition_allowed_hosts`): an IP literal
+//! in a loopback, private, link-local or metadata range is refused here already.
 
 use super::dto::{
     EmailContentTypeDto, EmailOrderRequestDto, NotificationChannelDto, OrderBaseDto, OrderRequestDto, RecipientDto,
@@ -12,6 +13,7 @@ use super::dto::{
 use chrono::{DateTime, NaiveDateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
+use varsel_activities::providers::outbound::OutboundPolicy;
 use varsel_activities::store::NewRecipient;
 use varsel_workflows::domain::{
     EmailAddress, EmailContentType, MobileNumber, NationalIdentityNumber, NotificationChannel,
@@ -21,7 +23,7 @@ use varsel_workflows::domain::{
 /// Validation messages keyed by property path.
 pub type Errors = BTreeMap<String, Vec<String>>;
 
-fn add(errors: &mut Errors, key: impl Into<String>, msg: &str) {
+pub(crate) fn add(errors: &mut Errors, key: impl Into<String>, msg: &str) {
     let list = errors.entry(key.into()).or_default();
     if !list.iter().any(|m| m == msg) {
         list.push(msg.to_owned());
@@ -59,6 +61,10 @@ pub enum OrderKind {
     Email,
     /// `POST /orders/sms`.
     Sms,
+    /// `POST /future/orders` (one order of a chain).
+    Chain,
+    /// `POST /future/orders/instant/sms` or `/instant/email`.
+    Instant,
 }
 
 impl OrderKind {
@@ -68,6 +74,8 @@ impl OrderKind {
             Self::Orders => "orders",
             Self::Email => "email",
             Self::Sms => "sms",
+            Self::Chain => "chain",
+            Self::Instant => "instant",
         }
     }
 }
@@ -103,8 +111,8 @@ pub struct ValidOrder {
 pub struct Rules<'a> {
     /// Now.
     pub now: DateTime<Utc>,
-    /// Hosts accepted in `conditionEndpoint` besides public DNS names.
-    pub condition_allowed_hosts: &'a [String],
+    /// Destinations accepted in `conditionEndpoint` besides public DNS names.
+    pub outbound: &'a OutboundPolicy,
     /// Most recipients one order may have.
     pub max_recipients: usize,
 }
@@ -116,8 +124,20 @@ enum RecipientRule {
     Preferred,
 }
 
-fn present(s: &Option<String>) -> Option<&str> {
+pub(crate) fn present(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Whether a condition endpoint may be used: http(s), and a public DNS name or a destination the
+/// outbound policy allows (an IP literal in a non-public range only when allow-listed). A name
+/// that resolves to a private address is refused later, when the check runs.
+pub(crate) fn condition_destination_allowed(u: &reqwest::Url, rules: &Rules<'_>) -> bool {
+    rules.outbound.check_url(u).is_ok()
+        && match u.host() {
+            Some(url::Host::Domain(name)) => HOST_RE.is_match(name) || rules.outbound.name_allowed(name),
+            Some(_) => true,
+            None => false,
+        }
 }
 
 static HOST_RE: LazyLock<regex::Regex> =
@@ -150,12 +170,7 @@ fn validate_base(base: &OrderBaseDto, rule: RecipientRule, rules: &Rules<'_>, er
     }
 
     if let Some(url) = present(&base.condition_endpoint) {
-        let ok = reqwest::Url::parse(url).ok().is_some_and(|u| {
-            matches!(u.scheme(), "http" | "https")
-                && u.host_str().is_some_and(|h| {
-                    HOST_RE.is_match(h) || rules.condition_allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(h.trim_matches(['[', ']'])))
-                })
-        });
+        let ok = reqwest::Url::parse(url).ok().is_some_and(|u| condition_destination_allowed(&u, rules));
         if !ok {
             add(errors, "ConditionEndpoint", "The condition endpoint must be a valid URL.");
         }
@@ -249,7 +264,7 @@ fn validate_recipients(list: &Option<Vec<RecipientDto>>, rule: RecipientRule, er
 }
 
 /// Alphanumeric sender ids are cut at 11 characters by the networks; refuse them up front.
-fn check_sender(sender: Option<&str>, key: &str, errors: &mut Errors) {
+pub(crate) fn check_sender(sender: Option<&str>, key: &str, errors: &mut Errors) {
     if let Some(s) = sender
         && s.chars().any(|c| c.is_alphabetic())
         && s.chars().count() > 11
@@ -265,7 +280,7 @@ fn content_type(ct: Option<EmailContentTypeDto>) -> EmailContentType {
     }
 }
 
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     // Altinn replaces line breaks in subjects with a single space.
     s.replace("\r\n", " ").replace(['\r', '\n'], " ")
 }

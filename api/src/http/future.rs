@@ -1,0 +1,486 @@
+//! The newer order API under `/notifications/api/v1/future`: order chains (a notification and
+//! its reminders) created once per idempotency id, and the shipment view of an order.
+
+use super::future_dto::*;
+use super::orders::{order_row, timestamp};
+use super::validate::Rules;
+use super::validate_future::{ValidChain, ValidChainOrder, ValidInstant, validate_chain, validate_instant_email, validate_instant_sms};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use chrono::Utc;
+use poem::Request;
+use poem_openapi::{ApiResponse, OpenApi, Tags, param::{Path, Query}, payload::Json, types::ToJSON};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use varsel_activities::contacts;
+use std::collections::HashMap;
+use varsel_activities::store::entities::{notification, order, order_chain};
+use varsel_activities::store::{ChainInsert, NewOrder, ORDER_TYPE_INSTANT};
+use varsel_workflows::domain::{Channel, NotificationChannel, NotificationStatus, OrderStatus};
+use varsel_workflows::plan;
+
+/// The newer order API.
+pub struct FutureApi {
+    /// Shared state.
+    pub state: Arc<AppState>,
+}
+
+#[derive(Tags)]
+enum Tag {
+    /// Order chains with idempotency and reminders, and shipments (Altinn's newer order API).
+    Future,
+}
+
+/// Answer to an order chain.
+#[derive(ApiResponse)]
+pub enum ChainCreatedResponse {
+    /// Created: the notification and its reminders are scheduled.
+    #[oai(status = 201)]
+    Created(Json<ChainResponseDto>, #[oai(header = "Location")] String),
+    /// A repeat of an earlier request with the same idempotency id: its answer, nothing new.
+    #[oai(status = 200)]
+    Repeated(Json<ChainResponseDto>, #[oai(header = "Location")] String),
+}
+
+/// Answer to an instant message.
+#[derive(ApiResponse)]
+pub enum InstantCreatedResponse {
+    /// Sent: the provider took the message (or refused it for good, which its shipment shows).
+    #[oai(status = 201)]
+    Created(Json<ChainResponseDto>, #[oai(header = "Location")] String),
+    /// A repeat of an earlier request with the same idempotency id: its answer; nothing is
+    /// sent again.
+    #[oai(status = 200)]
+    Repeated(Json<ChainResponseDto>, #[oai(header = "Location")] String),
+}
+
+/// An order chain as created.
+#[derive(ApiResponse)]
+pub enum ChainResponse {
+    /// The chain.
+    #[oai(status = 200)]
+    Ok(Json<ChainResponseDto>),
+}
+
+/// A page of the status feed.
+#[derive(ApiResponse)]
+pub enum FeedResponse {
+    /// Entries in the order asked for; empty when there are no more.
+    #[oai(status = 200)]
+    Ok(Json<Vec<FeedEntryDto>>),
+}
+
+/// A shipment.
+#[derive(ApiResponse)]
+pub enum ShipmentResponse {
+    /// The order and its messages.
+    #[oai(status = 200)]
+    Ok(Json<DeliveryManifestDto>),
+}
+
+#[OpenApi(prefix_path = "/notifications/api/v1")]
+impl FutureApi {
+    /// Send a notification with reminders, once
+    ///
+    /// Creates one notification to one recipient (an email address, a mobile number, a person or
+    /// an organisation looked up in the contact register) and any reminders, each an order of its
+    /// own sent `delayDays` later or at its `requestedSendTime`, with its own condition and
+    /// recipient. `idempotencyId` makes the request safe to repeat: a repeat with the same id
+    /// answers 200 with the first answer and creates nothing; the same id with a different request
+    /// is 409. When a person or organisation has no contact details for its channel the answer is
+    /// 422 `NOT-00001` and nothing is stored (a reserved person is not missing). Cancelling the
+    /// notification (`PUT /orders/{shipmentId}/cancel`) cancels its reminders too.
+    #[oai(path = "/future/orders", method = "post", tag = "Tag::Future", operation_id = "createOrderChain")]
+    async fn create(&self, req: &Request, body: Json<OrderChainRequestDto>) -> Result<ChainCreatedResponse, ApiError> {
+        let principal = self.state.verifier.authorize(req.headers())?;
+        let rules = Rules { now: Utc::now(), outbound: &self.state.outbound, max_recipients: self.state.config.max_recipients };
+        let day = chrono::Duration::seconds(self.state.config.reminder_day_secs.max(1) as i64);
+        let hash = request_hash(&body.0);
+        let valid = validate_chain(&body.0, &rules, day).map_err(ApiError::validation)?;
+        drop(body);
+        if let Some(existing) = self.state.store.find_chain(&principal.org, &valid.idempotency_id).await.map_err(ApiError::storage)? {
+            return self.repeat(existing, &hash);
+        }
+        self.check_contacts(&valid).await?;
+
+        let chain_id = uuid::Uuid::new_v4().to_string();
+        let now = Utc::now();
+        let mut orders = vec![self.order_row(&principal.org, &chain_id, &valid, &valid.main, now)];
+        for r in &valid.reminders {
+            orders.push(self.order_row(&principal.org, &chain_id, &valid, r, now));
+        }
+        let response = ChainResponseDto {
+            notification_order_id: chain_id.clone(),
+            notification: ChainReceiptDto {
+                shipment_id: orders[0].order.id.clone(),
+                senders_reference: valid.main.order.senders_reference.clone(),
+                reminders: (!valid.reminders.is_empty()).then(|| {
+                    orders[1..]
+                        .iter()
+                        .map(|o| ShipmentRefDto { shipment_id: o.order.id.clone(), senders_reference: o.order.senders_reference.clone() })
+                        .collect()
+                }),
+            },
+        };
+        let chain = order_chain::Model {
+            id: chain_id.clone(),
+            creator: principal.org.clone(),
+            idempotency_id: valid.idempotency_id.clone(),
+            request_hash: hash.clone(),
+            response: serde_json::to_string(&response).unwrap_or_default(),
+            created: now,
+        };
+        let starts: Vec<(String, i64)> = orders.iter().map(|o| (o.order.id.clone(), o.order.requested_send_time.timestamp_millis())).collect();
+        match self.state.store.insert_chain(chain, orders).await.map_err(ApiError::storage)? {
+            ChainInsert::Exists(existing) => self.repeat(existing, &hash),
+            ChainInsert::Created => {
+                tracing::info!(chain_id, creator = principal.org, orders = starts.len(), "order chain accepted");
+                for (id, send_time_ms) in starts {
+                    self.state.metrics.orders_accepted.with_label_values(&["chain"]).inc();
+                    self.state.dispatcher.start_soon(id, send_time_ms);
+                }
+                Ok(ChainCreatedResponse::Created(Json(response), self.chain_url(&chain_id)))
+            }
+        }
+    }
+
+    /// Send an SMS now
+    ///
+    /// Sends one SMS while the request waits, with no lookup, condition or sending window, and
+    /// answers once the gateway has taken it. The network may try to deliver it for
+    /// `timeToLiveInSeconds` (60 to 172,800); after that it is given up (`SMS_Failed_TTL`).
+    /// When the gateway cannot be reached or is overloaded the answer is 503 `NOT-00004` and
+    /// nothing is stored, so the same request can simply be repeated. A repeat of a request that
+    /// was answered gets that answer (200) and sends nothing; one that is still being sent gets
+    /// 409. Read its delivery at `/future/shipment/{shipmentId}`.
+    #[oai(path = "/future/orders/instant/sms", method = "post", tag = "Tag::Future", operation_id = "sendInstantSms")]
+    async fn instant_sms(&self, req: &Request, body: Json<InstantSmsRequestDto>) -> Result<InstantCreatedResponse, ApiError> {
+        let principal = self.state.verifier.authorize(req.headers())?;
+        let hash = request_hash_of("instant-sms", &body.0);
+        let valid = validate_instant_sms(&body.0, Utc::now()).map_err(ApiError::validation)?;
+        self.instant(&principal.org, valid, hash).await
+    }
+
+    /// Send an email now
+    ///
+    /// Sends one email while the request waits, with no lookup or condition, and answers once
+    /// the mail relay has taken it. It stays open for a delivery report for 48 hours. When the
+    /// relay cannot be reached the answer is 503 `NOT-00004` and nothing is stored; repeats are
+    /// answered as for `/future/orders/instant/sms`.
+    #[oai(path = "/future/orders/instant/email", method = "post", tag = "Tag::Future", operation_id = "sendInstantEmail")]
+    async fn instant_email(&self, req: &Request, body: Json<InstantEmailRequestDto>) -> Result<InstantCreatedResponse, ApiError> {
+        let principal = self.state.verifier.authorize(req.headers())?;
+        let hash = request_hash_of("instant-email", &body.0);
+        let valid = validate_instant_email(&body.0, Utc::now()).map_err(ApiError::validation)?;
+        self.instant(&principal.org, valid, hash).await
+    }
+
+    /// Get an order chain
+    ///
+    /// The answer given when the chain was created: its notification's and reminders' shipment
+    /// ids. This is where a new chain's `Location` points.
+    #[oai(path = "/future/orders/:id", method = "get", tag = "Tag::Future", operation_id = "getOrderChain")]
+    async fn chain(&self, req: &Request, id: Path<String>) -> Result<ChainResponse, ApiError> {
+        let principal = self.state.verifier.authorize(req.headers())?;
+        let chain = self.state.store.get_chain(&id.0, &principal.org).await.map_err(ApiError::storage)?;
+        let chain = chain.ok_or_else(|| ApiError::not_found("The order chain does not exist."))?;
+        Ok(ChainResponse::Ok(Json(stored_response(&chain)?)))
+    }
+
+    /// Read the status feed
+    ///
+    /// One entry per order of the caller that reached `Order_Completed` or
+    /// `Order_SendConditionNotMet`, numbered in the order they were written. Read on by passing
+    /// the last `sequenceNumber` seen as `seq` (exclusive): ascending (the default) returns the
+    /// entries after it; descending the ones before it, or the newest when `seq` is 0. Entries
+    /// are numbered in commit order, so paging never skips one written concurrently. `pageSize`
+    /// is 1 to 500 (default 500). Entries are kept `VARSEL_STATUS_FEED_RETENTION_DAYS` days.
+    #[oai(path = "/future/shipment/feed", method = "get", tag = "Tag::Future", operation_id = "getStatusFeed")]
+    async fn feed(
+        &self,
+        req: &Request,
+        /// Exclusive cursor: the last sequence number seen (default 0).
+        seq: Query<Option<i64>>,
+        /// Entries per page, 1 to 500 (default 500).
+        #[oai(name = "pageSize")]
+        page_size: Query<Option<i64>>,
+        /// `Asc` (default) or `Desc`.
+        #[oai(name = "orderBy")]
+        order_by: Query<Option<String>>,
+    ) -> Result<FeedResponse, ApiError> {
+        let principal = self.state.verifier.authorize(req.headers())?;
+        let seq = seq.0.unwrap_or(0);
+        if seq < 0 {
+            return Err(ApiError::invalid("Seq", "Sequence number cannot be less than 0."));
+        }
+        let limit = page_size.0.unwrap_or(500).clamp(1, 500) as u64;
+        let descending = match order_by.0.as_deref().map(str::trim) {
+            None | Some("") => false,
+            Some(o) if o.eq_ignore_ascii_case("asc") => false,
+            Some(o) if o.eq_ignore_ascii_case("desc") => true,
+            Some(_) => return Err(ApiError::invalid("OrderBy", "OrderBy must be Asc or Desc.")),
+        };
+        let store = &self.state.store;
+        let entries = store.status_feed(&principal.org, seq, limit, descending).await.map_err(ApiError::storage)?;
+        let ids: Vec<String> = entries.iter().map(|e| e.order_id.clone()).collect();
+        let orders = store.orders_by_ids(&ids).await.map_err(ApiError::storage)?;
+        let mut notifications: HashMap<String, Vec<notification::Model>> = HashMap::new();
+        for n in store.notifications_of_orders(&ids).await.map_err(ApiError::storage)? {
+            notifications.entry(n.order_id.clone()).or_default().push(n);
+        }
+        let page = entries
+            .into_iter()
+            .filter_map(|e| {
+                let o = orders.iter().find(|o| o.id == e.order_id)?;
+                Some(FeedEntryDto {
+                    sequence_number: e.seq,
+                    shipment_id: o.id.clone(),
+                    senders_reference: o.senders_reference.clone(),
+                    shipment_type: shipment_type(o),
+                    status: order_status(o),
+                    last_update: timestamp(o.status_changed),
+                    recipients: notifications
+                        .remove(&o.id)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|n| FeedRecipientDto { destination: n.address, status: n.status, last_update: timestamp(n.status_changed) })
+                        .collect(),
+                })
+            })
+            .collect();
+        Ok(FeedResponse::Ok(Json(page)))
+    }
+
+    /// Get a shipment
+    ///
+    /// An order (of either API) and where each of its messages is: destination, status and when it
+    /// last changed. Unknown, or another organisation's: 404 `NOT-00003`.
+    #[oai(path = "/future/shipment/:id", method = "get", tag = "Tag::Future", operation_id = "getShipment")]
+    async fn shipment(&self, req: &Request, id: Path<String>) -> Result<ShipmentResponse, ApiError> {
+        let principal = self.state.verifier.authorize(req.headers())?;
+        // The order row alone: its submitted recipients (up to 500,000) are not needed here.
+        let found = self.state.store.order(&id.0).await.map_err(ApiError::storage)?;
+        let Some(o) = found.filter(|o| o.creator == principal.org) else {
+            return Err(ApiError::coded(404, "NOT-00003", "Shipment not found", None));
+        };
+        let notifications = self.state.store.notifications(&o.id).await.map_err(ApiError::storage)?;
+        Ok(ShipmentResponse::Ok(Json(DeliveryManifestDto {
+            shipment_id: o.id.clone(),
+            senders_reference: o.senders_reference.clone(),
+            kind: shipment_type(&o),
+            status: order_status(&o),
+            last_update: timestamp(o.status_changed),
+            recipients: notifications
+                .into_iter()
+                .map(|n| ManifestRecipientDto {
+                    kind: if n.channel == "sms" { "SMS".into() } else { "Email".into() },
+                    destination: n.address,
+                    status: n.status,
+                    last_update: timestamp(n.status_changed),
+                })
+                .collect(),
+        })))
+    }
+}
+
+/// `Notification` or `Reminder`; a v1 order is a `Notification`.
+fn shipment_type(o: &order::Model) -> String {
+    o.order_type.clone().unwrap_or_else(|| "Notification".into())
+}
+
+/// The unified lifecycle name of an order's status (`Order_Completed`, …).
+fn order_status(o: &order::Model) -> String {
+    format!("Order_{}", o.status)
+}
+
+/// SHA-256 of the request as parsed: a repeat is the same request whatever its key order or
+/// spacing.
+fn request_hash(dto: &OrderChainRequestDto) -> String {
+    let canonical = dto.to_json().map(|v| v.to_string()).unwrap_or_default();
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// As [`request_hash`], with the endpoint in it: the same idempotency id sent to another
+/// endpoint is another request (409).
+fn request_hash_of(endpoint: &str, dto: &impl ToJSON) -> String {
+    let canonical = dto.to_json().map(|v| v.to_string()).unwrap_or_default();
+    hex::encode(Sha256::digest(format!("{endpoint}:{canonical}").as_bytes()))
+}
+
+/// 503 `NOT-00004`: the provider could not take an instant message.
+fn provider_unavailable(detail: String) -> ApiError {
+    ApiError::coded(503, "NOT-00004", "A temporary network failure occurred", Some(detail))
+}
+
+fn stored_response(chain: &order_chain::Model) -> Result<ChainResponseDto, ApiError> {
+    serde_json::from_str(&chain.response).map_err(|e| ApiError::storage(format!("stored chain answer unreadable: {e}")))
+}
+
+impl FutureApi {
+    fn chain_url(&self, id: &str) -> String {
+        format!("{}/notifications/api/v1/future/orders/{id}", self.state.base_url)
+    }
+
+    /// The answer to a repeated idempotency id: the first answer when the request is the same.
+    fn repeat(&self, existing: order_chain::Model, hash: &str) -> Result<ChainCreatedResponse, ApiError> {
+        if existing.request_hash != hash {
+            return Err(ApiError::conflict(format!(
+                "The idempotency id {} was used before with a different request; a new request needs a new id.",
+                existing.idempotency_id
+            )));
+        }
+        Ok(ChainCreatedResponse::Repeated(Json(stored_response(&existing)?), self.chain_url(&existing.id)))
+    }
+
+    /// Stores the instant message as `Sending`, sends it, and records the provider's answer;
+    /// a provider that cannot take it now leaves nothing stored.
+    async fn instant(&self, creator: &str, v: ValidInstant, hash: String) -> Result<InstantCreatedResponse, ApiError> {
+        let store = &self.state.store;
+        if let Some(existing) = store.find_chain(creator, &v.idempotency_id).await.map_err(ApiError::storage)? {
+            return self.instant_repeat(existing, &hash).await;
+        }
+        let Some(sender) = self.state.sender.clone() else {
+            return Err(provider_unavailable("No provider is configured in this process.".into()));
+        };
+        let now = Utc::now();
+        let chain_id = uuid::Uuid::new_v4().to_string();
+        let order = order::Model {
+            chain_id: Some(chain_id.clone()),
+            order_type: Some(ORDER_TYPE_INSTANT.to_owned()),
+            sms_anytime: true,
+            status: OrderStatus::Processed.as_str().to_owned(),
+            ..order_row(&v.order, uuid::Uuid::new_v4().to_string(), creator, now)
+        };
+        let channel = if v.order.channel == NotificationChannel::Sms { Channel::Sms } else { Channel::Email };
+        let recipient = v.order.recipients[0].clone();
+        let notification = notification::Model {
+            id: uuid::Uuid::new_v4().to_string(),
+            order_id: order.id.clone(),
+            channel: channel.as_str().to_owned(),
+            recipient_idx: 0,
+            org_no: None,
+            nin: None,
+            address: recipient.email.clone().or_else(|| recipient.mobile.clone()).unwrap_or_default(),
+            subject: None,
+            body: None,
+            status: NotificationStatus::sending_for(channel).as_str().to_owned(),
+            status_changed: now,
+            status_reason: None,
+            provider_ref: None,
+            attempts: 1,
+            expiry: now + v.time_to_live,
+            segments: v.order.sms.as_ref().map(|s| varsel_workflows::sms::segments(&s.body) as i32),
+            delivery_report: None,
+            awaits_report: false,
+        };
+        let response = ChainResponseDto {
+            notification_order_id: chain_id.clone(),
+            notification: ChainReceiptDto { shipment_id: order.id.clone(), senders_reference: order.senders_reference.clone(), reminders: None },
+        };
+        let chain = order_chain::Model {
+            id: chain_id.clone(),
+            creator: creator.to_owned(),
+            idempotency_id: v.idempotency_id.clone(),
+            request_hash: hash.clone(),
+            response: serde_json::to_string(&response).unwrap_or_default(),
+            created: now,
+        };
+        let new = NewOrder { order: order.clone(), recipients: v.order.recipients.clone() };
+        if let ChainInsert::Exists(existing) = store.reserve_instant(chain, new, notification.clone()).await.map_err(ApiError::storage)? {
+            return self.instant_repeat(existing, &hash).await;
+        }
+        match sender.deliver(&order, &notification).await {
+            Ok(result) => {
+                let status = result.status;
+                // The message is out: its answer must be stored, or a later run would send it again.
+                let mut recorded = store.record_results(&[&result]).await;
+                for _ in 0..3 {
+                    if recorded.is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    recorded = store.record_results(&[&result]).await;
+                }
+                if let Err(e) = recorded {
+                    tracing::error!(order_id = order.id, error = %e, "an instant message was sent but its answer could not be stored");
+                    return Err(ApiError::storage(e));
+                }
+                tracing::info!(order_id = order.id, notification_id = notification.id, status = status.as_str(), "instant message sent");
+                self.state.metrics.orders_accepted.with_label_values(&["instant"]).inc();
+                self.state.dispatcher.start_soon(order.id.clone(), now.timestamp_millis());
+                Ok(InstantCreatedResponse::Created(Json(response), self.chain_url(&chain_id)))
+            }
+            Err(e) => {
+                if let Err(db) = store.discard_instant(&chain_id, &order.id).await {
+                    // Left `Sending`: the dispatcher takes the order over after the grace period
+                    // and sends it then.
+                    tracing::error!(order_id = order.id, error = %db, "an instant message the provider did not take could not be removed");
+                }
+                tracing::warn!(order_id = order.id, error = %e, "instant message not sent: the provider could not take it");
+                Err(provider_unavailable(format!(
+                    "The {} provider could not take the message now; nothing was stored, so the same request can be repeated. ({e})",
+                    if channel == Channel::Sms { "SMS" } else { "email" }
+                )))
+            }
+        }
+    }
+
+    /// The answer to a repeated instant message: the first answer once it was sent; 409 while
+    /// the first request still waits for its provider, or when the request differs.
+    async fn instant_repeat(&self, existing: order_chain::Model, hash: &str) -> Result<InstantCreatedResponse, ApiError> {
+        if existing.request_hash != hash {
+            return Err(ApiError::conflict(format!(
+                "The idempotency id {} was used before with a different request; a new request needs a new id.",
+                existing.idempotency_id
+            )));
+        }
+        let store = &self.state.store;
+        if existing.created > Utc::now() - self.state.config.instant_grace() {
+            let sending = match store.chain_orders(&existing.id).await.map_err(ApiError::storage)?.first() {
+                None => true,
+                Some(o) => store.notifications(&o.id).await.map_err(ApiError::storage)?.iter().any(|n| {
+                    NotificationStatus::parse(&n.status).is_some_and(|s| s.is_pending())
+                }),
+            };
+            if sending {
+                return Err(ApiError::conflict(format!(
+                    "The request with idempotency id {} is still being sent; repeat it in a moment for its answer.",
+                    existing.idempotency_id
+                )));
+            }
+        }
+        Ok(InstantCreatedResponse::Repeated(Json(stored_response(&existing)?), self.chain_url(&existing.id)))
+    }
+
+    /// 422 `NOT-00001` when a person or organisation (of the notification or a reminder) has no
+    /// contact details for its channel; a reserved person is not missing.
+    async fn check_contacts(&self, v: &ValidChain) -> Result<(), ApiError> {
+        let orders: Vec<&ValidChainOrder> = std::iter::once(&v.main).chain(v.reminders.iter()).collect();
+        let recipients: Vec<_> = orders.iter().flat_map(|o| o.order.recipients.iter().cloned()).collect();
+        let resolved = contacts::resolve(&self.state.store, &recipients).await.map_err(ApiError::storage)?;
+        let missing: Vec<String> = orders
+            .iter()
+            .zip(recipients.iter().zip(&resolved))
+            .filter(|(_, (_, res))| res.looked_up && !res.contact.reserved)
+            .filter(|(o, (_, res))| !plan::plan(o.order.channel, &res.contact, o.order.ignore_reservation).iter().any(|p| p.status.is_pending()))
+            .map(|(_, (r, _))| r.nin.clone().or_else(|| r.org_no.clone()).unwrap_or_default())
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::coded(422, "NOT-00001", "Missing contact information for recipient(s)", Some(missing.join(", "))))
+        }
+    }
+
+    fn order_row(&self, creator: &str, chain_id: &str, chain: &ValidChain, v: &ValidChainOrder, now: chrono::DateTime<Utc>) -> NewOrder {
+        let row = order::Model {
+            chain_id: Some(chain_id.to_owned()),
+            order_type: Some(v.order_type.to_owned()),
+            sms_anytime: v.sms_anytime,
+            dialog_id: chain.dialog_id.clone(),
+            transmission_id: chain.transmission_id.clone(),
+            ..order_row(&v.order, uuid::Uuid::new_v4().to_string(), creator, now)
+        };
+        NewOrder { order: row, recipients: v.order.recipients.clone() }
+    }
+}

@@ -1,0 +1,510 @@
+//! Validation of `POST /future/orders` with Altinn's exact messages (reference §2.2), keyed by
+//! FluentValidation property paths (`Recipient.RecipientEmail.EmailAddress`,
+//! `Reminders[0].DelayDays`, …).
+
+use super::dto::{EmailContentTypeDto, NotificationChannelDto};
+use super::future_dto::*;
+use super::validate::{EmailTemplate, Errors, OrderKind, Rules, SmsTemplate, ValidOrder, add, check_sender, condition_destination_allowed, one_line, present};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use varsel_activities::store::NewRecipient;
+use varsel_workflows::domain::{EmailAddress, EmailContentType, MobileNumber, NationalIdentityNumber, NotificationChannel, OrganizationNumber};
+
+/// One order of a valid chain: the notification or a reminder. Its `order` has one recipient.
+#[derive(Debug, Clone)]
+pub struct ValidChainOrder {
+    /// `Notification` or `Reminder`.
+    pub order_type: &'static str,
+    /// SMS may go at any hour.
+    pub sms_anytime: bool,
+    /// The order as the v1 API would hold it.
+    pub order: ValidOrder,
+}
+
+/// A request that passed every rule.
+#[derive(Debug, Clone)]
+pub struct ValidChain {
+    /// The client's idempotency id.
+    pub idempotency_id: String,
+    /// The notification.
+    pub main: ValidChainOrder,
+    /// Its reminders.
+    pub reminders: Vec<ValidChainOrder>,
+    /// Dialogporten dialog id.
+    pub dialog_id: Option<String>,
+    /// Dialogporten transmission id.
+    pub transmission_id: Option<String>,
+}
+
+fn send_time(raw: &str, key: &str, zone_msg: &str, past_msg: &str, now: DateTime<Utc>, errors: &mut Errors) -> Option<DateTime<Utc>> {
+    let raw = raw.trim();
+    match DateTime::parse_from_rfc3339(raw) {
+        Ok(t) => {
+            let t = t.with_timezone(&Utc);
+            // A few seconds of grace for the client's clock and the trip here.
+            if t < now - chrono::Duration::seconds(5) {
+                add(errors, key, past_msg);
+            }
+            Some(t.max(now))
+        }
+        Err(_) => {
+            let naive = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S%.f"]
+                .iter()
+                .any(|f| NaiveDateTime::parse_from_str(raw, f).is_ok());
+            add(errors, key, if naive { zone_msg } else { "The requested send time must be a valid ISO-8601 date and time." });
+            None
+        }
+    }
+}
+
+fn condition(url: &Option<String>, key: &str, rules: &Rules<'_>, errors: &mut Errors) -> Option<String> {
+    let raw = present(url)?;
+    let Ok(u) = reqwest::Url::parse(raw) else {
+        add(errors, key, "ConditionEndpoint must be a valid absolute URI or null.");
+        return None;
+    };
+    if !matches!(u.scheme(), "http" | "https") {
+        add(errors, key, "ConditionEndpoint must use http or https scheme.");
+        return None;
+    }
+    if !condition_destination_allowed(&u, rules) {
+        add(errors, key, "ConditionEndpoint must name a public host or one allowed by configuration.");
+        return None;
+    }
+    Some(raw.to_owned())
+}
+
+fn email_settings(s: &Option<EmailSettingsDto>, key: &str, errors: &mut Errors) -> Option<EmailTemplate> {
+    let Some(s) = s else {
+        add(errors, key, "Email sending options cannot be null.");
+        return None;
+    };
+    if let Some(from) = present(&s.sender_email_address)
+        && EmailAddress::parse(from).is_err()
+    {
+        add(errors, format!("{key}.SenderEmailAddress"), "The sender email address is not valid.");
+    }
+    let subject = present(&s.subject);
+    let body = present(&s.body);
+    if subject.is_none() {
+        add(errors, format!("{key}.Subject"), "The email subject must not be empty.");
+    }
+    if body.is_none() {
+        add(errors, format!("{key}.Body"), "The email body must not be empty.");
+    }
+    if s.sending_time_policy.is_some_and(|p| p.0 != SendingTimePolicyDto::Anytime) {
+        add(errors, format!("{key}.SendingTimePolicy"), "Email only supports send time anytime");
+    }
+    Some(EmailTemplate {
+        from: present(&s.sender_email_address).map(str::to_owned),
+        subject: one_line(subject.unwrap_or_default()),
+        body: s.body.clone().unwrap_or_default(),
+        content_type: match s.content_type.map(|c| c.0) {
+            Some(EmailContentTypeDto::Html) => EmailContentType::Html,
+            _ => EmailContentType::Plain,
+        },
+    })
+}
+
+/// The SMS and whether it may go at any hour (`Daytime` is the default).
+fn sms_settings(s: &Option<SmsSettingsDto>, key: &str, errors: &mut Errors) -> Option<(SmsTemplate, bool)> {
+    let Some(s) = s else {
+        add(errors, key, "SMS sending options cannot be null.");
+        return None;
+    };
+    let body = present(&s.body);
+    if body.is_none() {
+        add(errors, format!("{key}.Body"), "SMS body cannot be null or empty.");
+    }
+    let sender = s.sender.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    check_sender(sender, &format!("{key}.Sender"), errors);
+    let anytime = s.sending_time_policy.is_some_and(|p| p.0 == SendingTimePolicyDto::Anytime);
+    Some((SmsTemplate { sender: sender.map(str::to_owned), body: s.body.clone().unwrap_or_default() }, anytime))
+}
+
+fn resource(id: &Option<String>, action: &Option<String>, key: &str, errors: &mut Errors) -> (Option<String>, Option<String>) {
+    let id = present(id);
+    if let Some(r) = id
+        && !(r.starts_with("urn:altinn:resource:") && r.len() > "urn:altinn:resource:".len())
+    {
+        add(errors, format!("{key}.ResourceId"), "ResourceId must have a valid syntax.");
+    }
+    if let Some(a) = action {
+        if id.is_none() {
+            add(errors, format!("{key}.ResourceAction"), "ResourceAction cannot be specified without a ResourceId.");
+        } else if a.trim().is_empty() {
+            add(errors, format!("{key}.ResourceAction"), "ResourceAction cannot be blank or whitespace.");
+        }
+    }
+    (id.map(str::to_owned), action.as_deref().map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned))
+}
+
+/// A recipient looked up in the register: its channel's settings must be there.
+fn channel_settings(
+    channel: NotificationChannelDto,
+    email: &Option<EmailSettingsDto>,
+    sms: &Option<SmsSettingsDto>,
+    key: &str,
+    errors: &mut Errors,
+) -> (Option<EmailTemplate>, Option<(SmsTemplate, bool)>) {
+    let (needs_email, needs_sms, email_msg, sms_msg) = match channel {
+        NotificationChannelDto::Email => (true, false, "EmailSettings must be set when ChannelSchema is Email", ""),
+        NotificationChannelDto::Sms => (false, true, "", "SmsSettings must be set when ChannelSchema is Sms"),
+        NotificationChannelDto::EmailPreferred | NotificationChannelDto::SmsPreferred => (
+            true,
+            true,
+            "EmailSettings must be set when ChannelSchema is SmsPreferred or EmailPreferred",
+            "SmsSettings must be set when ChannelSchema is SmsPreferred or EmailPreferred",
+        ),
+        NotificationChannelDto::EmailAndSms => {
+            (true, true, "EmailSettings must be set when ChannelSchema is EmailAndSms", "SmsSettings must be set when ChannelSchema is EmailAndSms")
+        }
+    };
+    let e = if needs_email {
+        if email.is_none() {
+            add(errors, format!("{key}.EmailSettings"), email_msg);
+            None
+        } else {
+            email_settings(email, &format!("{key}.EmailSettings"), errors)
+        }
+    } else {
+        None
+    };
+    let s = if needs_sms {
+        if sms.is_none() {
+            add(errors, format!("{key}.SmsSettings"), sms_msg);
+            None
+        } else {
+            sms_settings(sms, &format!("{key}.SmsSettings"), errors)
+        }
+    } else {
+        None
+    };
+    (e, s)
+}
+
+fn channel_of(dto: NotificationChannelDto) -> NotificationChannel {
+    match dto {
+        NotificationChannelDto::Email => NotificationChannel::Email,
+        NotificationChannelDto::Sms => NotificationChannel::Sms,
+        NotificationChannelDto::EmailPreferred => NotificationChannel::EmailPreferred,
+        NotificationChannelDto::SmsPreferred => NotificationChannel::SmsPreferred,
+        NotificationChannelDto::EmailAndSms => NotificationChannel::EmailAndSms,
+    }
+}
+
+/// What a recipient union comes to.
+struct Recipient {
+    channel: NotificationChannel,
+    recipient: NewRecipient,
+    email: Option<EmailTemplate>,
+    sms: Option<(SmsTemplate, bool)>,
+    ignore_reservation: bool,
+    resource_id: Option<String>,
+    resource_action: Option<String>,
+}
+
+fn recipient(r: &Option<RecipientUnionDto>, key: &str, errors: &mut Errors) -> Option<Recipient> {
+    let Some(r) = r else {
+        add(errors, key, "Recipient specification cannot be null.");
+        return None;
+    };
+    let given = [r.recipient_email.is_some(), r.recipient_sms.is_some(), r.recipient_person.is_some(), r.recipient_organization.is_some()];
+    if given.iter().filter(|g| **g).count() != 1 {
+        add(errors, key, "Must have exactly one recipient.");
+        return None;
+    }
+    let mut out = Recipient {
+        channel: NotificationChannel::Email,
+        recipient: NewRecipient::default(),
+        email: None,
+        sms: None,
+        ignore_reservation: false,
+        resource_id: None,
+        resource_action: None,
+    };
+    if let Some(e) = &r.recipient_email {
+        let k = format!("{key}.RecipientEmail");
+        match present(&e.email_address).map(EmailAddress::parse) {
+            Some(Ok(a)) => out.recipient.email = Some(a.as_str().to_owned()),
+            _ => add(errors, format!("{k}.EmailAddress"), "Invalid email address format."),
+        }
+        if e.email_settings.is_none() {
+            add(errors, format!("{k}.EmailSettings"), "Recipient email settings cannot be null.");
+        } else {
+            out.email = email_settings(&e.email_settings, &format!("{k}.EmailSettings"), errors);
+        }
+    } else if let Some(s) = &r.recipient_sms {
+        let k = format!("{key}.RecipientSms");
+        out.channel = NotificationChannel::Sms;
+        match present(&s.phone_number) {
+            None => add(errors, format!("{k}.PhoneNumber"), "Recipient phone number cannot be null or empty."),
+            Some(p) => match MobileNumber::parse(p) {
+                Ok(m) => out.recipient.mobile = Some(m.as_str().to_owned()),
+                Err(_) => add(errors, format!("{k}.PhoneNumber"), "Recipient phone number is not a valid mobile number."),
+            },
+        }
+        out.sms = sms_settings(&s.sms_settings, &format!("{k}.SmsSettings"), errors);
+    } else if let Some(p) = &r.recipient_person {
+        let k = format!("{key}.RecipientPerson");
+        match present(&p.national_identity_number).map(NationalIdentityNumber::parse) {
+            Some(Ok(n)) => out.recipient.nin = Some(n.as_str().to_owned()),
+            _ => add(errors, format!("{k}.NationalIdentityNumber"), "National identity number must be 11 digits long."),
+        }
+        let channel = p.channel_schema.map(|c| c.0).unwrap_or(NotificationChannelDto::EmailPreferred);
+        out.channel = channel_of(channel);
+        (out.email, out.sms) = channel_settings(channel, &p.email_settings, &p.sms_settings, &k, errors);
+        out.ignore_reservation = p.ignore_reservation.unwrap_or(false);
+        (out.resource_id, out.resource_action) = resource(&p.resource_id, &p.resource_action, &k, errors);
+    } else if let Some(o) = &r.recipient_organization {
+        let k = format!("{key}.RecipientOrganization");
+        match present(&o.org_number) {
+            None => add(errors, format!("{k}.OrgNumber"), "OrgNumber cannot be null or empty."),
+            Some(n) => match OrganizationNumber::parse(n) {
+                Ok(n) => out.recipient.org_no = Some(n.as_str().to_owned()),
+                Err(_) => add(errors, format!("{k}.OrgNumber"), "Organization number must be 9 digits long."),
+            },
+        }
+        match o.channel_schema.map(|c| c.0) {
+            None => add(errors, format!("{k}.ChannelSchema"), "Invalid channel scheme value."),
+            Some(channel) => {
+                out.channel = channel_of(channel);
+                (out.email, out.sms) = channel_settings(channel, &o.email_settings, &o.sms_settings, &k, errors);
+            }
+        }
+        (out.resource_id, out.resource_action) = resource(&o.resource_id, &o.resource_action, &k, errors);
+    }
+    Some(out)
+}
+
+fn chain_order(
+    order_type: &'static str,
+    r: Recipient,
+    requested_send_time: DateTime<Utc>,
+    senders_reference: Option<String>,
+    condition_endpoint: Option<String>,
+) -> ValidChainOrder {
+    let (sms, sms_anytime) = match r.sms {
+        Some((t, anytime)) => (Some(t), anytime),
+        None => (None, false),
+    };
+    ValidChainOrder {
+        order_type,
+        sms_anytime,
+        order: ValidOrder {
+            kind: OrderKind::Chain,
+            channel: r.channel,
+            requested_send_time,
+            recipients: vec![r.recipient],
+            email: r.email,
+            sms,
+            senders_reference,
+            resource_id: r.resource_id,
+            resource_action: r.resource_action,
+            ignore_reservation: r.ignore_reservation,
+            condition_endpoint,
+        },
+    }
+}
+
+/// Validates a chain; a reminder's `delayDays` counts in days of `day` length (a day, unless
+/// configured shorter for tests).
+pub fn validate_chain(dto: &OrderChainRequestDto, rules: &Rules<'_>, day: chrono::Duration) -> Result<ValidChain, Errors> {
+    let mut errors = Errors::new();
+    let idempotency_id = present(&dto.idempotency_id).map(str::to_owned);
+    if idempotency_id.is_none() {
+        add(&mut errors, "IdempotencyId", "IdempotencyId cannot be null or empty.");
+    }
+    let main_time = match present(&dto.requested_send_time) {
+        Some(raw) => send_time(
+            raw,
+            "RequestedSendTime",
+            "The requested send time value must have specified a time zone.",
+            "RequestedSendTime must be greater than or equal to now.",
+            rules.now,
+            &mut errors,
+        )
+        .unwrap_or(rules.now),
+        None => rules.now,
+    };
+    let main_condition = condition(&dto.condition_endpoint, "ConditionEndpoint", rules, &mut errors);
+    let main = recipient(&dto.recipient, "Recipient", &mut errors);
+
+    let mut reminders = Vec::new();
+    for (i, r) in dto.reminders.iter().flatten().enumerate() {
+        let key = format!("Reminders[{i}]");
+        let time = match (r.delay_days, present(&r.requested_send_time)) {
+            (Some(_), Some(_)) | (None, None) => {
+                add(&mut errors, &key, "Either DelayDays or RequestedSendTime must be defined, but not both.");
+                None
+            }
+            (Some(d), None) if d < 1 => {
+                add(&mut errors, format!("{key}.DelayDays"), "DelayDays must be greater than or equal to 1 day.");
+                None
+            }
+            (Some(d), None) => Some(main_time + day * d.min(3650) as i32),
+            (None, Some(raw)) => send_time(
+                raw,
+                &format!("{key}.RequestedSendTime"),
+                "The RequestedSendTime must have specified a time zone.",
+                "RequestedSendTime must be greater than or equal to the current UTC time.",
+                rules.now,
+                &mut errors,
+            ),
+        };
+        let cond = condition(&r.condition_endpoint, &format!("{key}.ConditionEndpoint"), rules, &mut errors);
+        let rec = recipient(&r.recipient, &format!("{key}.Recipient"), &mut errors);
+        if let (Some(time), Some(rec)) = (time, rec) {
+            reminders.push(chain_order("Reminder", rec, time, present(&r.senders_reference).map(str::to_owned), cond));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let (Some(idempotency_id), Some(main)) = (idempotency_id, main) else {
+        return Err(errors);
+    };
+    let dialog = dto.dialogporten_association.as_ref();
+    Ok(ValidChain {
+        idempotency_id,
+        main: chain_order("Notification", main, main_time, present(&dto.senders_reference).map(str::to_owned), main_condition),
+        reminders,
+        dialog_id: dialog.and_then(|d| present(&d.dialog_id)).map(str::to_owned),
+        transmission_id: dialog.and_then(|d| present(&d.transmission_id)).map(str::to_owned),
+    })
+}
+
+/// A valid instant message: one address, sent at once.
+#[derive(Debug, Clone)]
+pub struct ValidInstant {
+    /// The client's idempotency id.
+    pub idempotency_id: String,
+    /// The order as the v1 API would hold it (one recipient, sent now).
+    pub order: ValidOrder,
+    /// How long the message may take to arrive: the SMS's time-to-live, 48 hours for email.
+    pub time_to_live: chrono::Duration,
+}
+
+/// How long an instant email stays open for a delivery report (Altinn: 48 hours).
+pub const INSTANT_EMAIL_TTL_SECS: i64 = 48 * 3600;
+
+fn instant_order(recipient: NewRecipient, channel: NotificationChannel, email: Option<EmailTemplate>, sms: Option<SmsTemplate>, senders_reference: &Option<String>, now: DateTime<Utc>) -> ValidOrder {
+    ValidOrder {
+        kind: OrderKind::Instant,
+        channel,
+        requested_send_time: now,
+        recipients: vec![recipient],
+        email,
+        sms,
+        senders_reference: present(senders_reference).map(str::to_owned),
+        resource_id: None,
+        resource_action: None,
+        ignore_reservation: false,
+        condition_endpoint: None,
+    }
+}
+
+fn idempotency(id: &Option<String>, errors: &mut Errors) -> Option<String> {
+    let id = present(id).map(str::to_owned);
+    if id.is_none() {
+        add(errors, "IdempotencyId", "IdempotencyId cannot be null or empty.");
+    }
+    id
+}
+
+/// Validates `POST /future/orders/instant/sms` with Altinn's messages (reference §2.3).
+pub fn validate_instant_sms(dto: &InstantSmsRequestDto, now: DateTime<Utc>) -> Result<ValidInstant, Errors> {
+    let mut errors = Errors::new();
+    let idempotency_id = idempotency(&dto.idempotency_id, &mut errors);
+    let Some(r) = &dto.recipient_sms else {
+        add(&mut errors, "RecipientSms", "SMS details cannot be null.");
+        return Err(errors);
+    };
+    let mobile = match present(&r.phone_number).map(MobileNumber::parse) {
+        Some(Ok(m)) => Some(m.as_str().to_owned()),
+        _ => {
+            add(&mut errors, "RecipientSms.PhoneNumber", "Recipient phone number is not a valid mobile number.");
+            None
+        }
+    };
+    let ttl = r.time_to_live_in_seconds.filter(|t| (60..=172_800).contains(t));
+    if ttl.is_none() {
+        add(&mut errors, "RecipientSms.TimeToLiveInSeconds", "Time-to-live must be between 60 and 172800 seconds (48 hours).");
+    }
+    let sms = match &r.sms_settings {
+        None => {
+            add(&mut errors, "RecipientSms.SmsSettings", "SMS settings cannot be null.");
+            None
+        }
+        Some(s) => {
+            if present(&s.body).is_none() {
+                add(&mut errors, "RecipientSms.SmsSettings.Body", "The Body field is required.");
+            }
+            let sender = s.sender.as_deref().map(str::trim).filter(|s| !s.is_empty());
+            check_sender(sender, "RecipientSms.SmsSettings.Sender", &mut errors);
+            Some(SmsTemplate { sender: sender.map(str::to_owned), body: s.body.clone().unwrap_or_default() })
+        }
+    };
+    match (idempotency_id, mobile, ttl, sms) {
+        (Some(idempotency_id), Some(mobile), Some(ttl), Some(sms)) if errors.is_empty() => Ok(ValidInstant {
+            idempotency_id,
+            order: instant_order(NewRecipient { mobile: Some(mobile), ..Default::default() }, NotificationChannel::Sms, None, Some(sms), &dto.senders_reference, now),
+            time_to_live: chrono::Duration::seconds(ttl),
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// Validates `POST /future/orders/instant/email` with Altinn's messages (reference §2.3).
+pub fn validate_instant_email(dto: &InstantEmailRequestDto, now: DateTime<Utc>) -> Result<ValidInstant, Errors> {
+    let mut errors = Errors::new();
+    let idempotency_id = idempotency(&dto.idempotency_id, &mut errors);
+    let Some(r) = &dto.recipient_email else {
+        add(&mut errors, "RecipientEmail", "Email details cannot be null.");
+        return Err(errors);
+    };
+    let address = match present(&r.email_address).map(EmailAddress::parse) {
+        Some(Ok(a)) => Some(a.as_str().to_owned()),
+        _ => {
+            add(&mut errors, "RecipientEmail.EmailAddress", "Invalid email address format.");
+            None
+        }
+    };
+    let email = match &r.email_settings {
+        None => {
+            add(&mut errors, "RecipientEmail.EmailSettings", "Email settings cannot be null.");
+            None
+        }
+        Some(s) => {
+            let key = "RecipientEmail.EmailSettings";
+            if let Some(from) = present(&s.sender_email_address)
+                && EmailAddress::parse(from).is_err()
+            {
+                add(&mut errors, format!("{key}.SenderEmailAddress"), "Invalid email address format.");
+            }
+            let subject = present(&s.subject);
+            if subject.is_none() {
+                add(&mut errors, format!("{key}.Subject"), "The email subject cannot be empty.");
+            }
+            if present(&s.body).is_none() {
+                add(&mut errors, format!("{key}.Body"), "The email body cannot be empty.");
+            }
+            Some(EmailTemplate {
+                from: present(&s.sender_email_address).map(str::to_owned),
+                subject: one_line(subject.unwrap_or_default()),
+                body: s.body.clone().unwrap_or_default(),
+                content_type: match s.content_type.map(|c| c.0) {
+                    Some(EmailContentTypeDto::Html) => EmailContentType::Html,
+                    _ => EmailContentType::Plain,
+                },
+            })
+        }
+    };
+    match (idempotency_id, address, email) {
+        (Some(idempotency_id), Some(address), Some(email)) if errors.is_empty() => Ok(ValidInstant {
+            idempotency_id,
+            order: instant_order(NewRecipient { email: Some(address), ..Default::default() }, NotificationChannel::Email, Some(email), None, &dto.senders_reference, now),
+            time_to_live: chrono::Duration::seconds(INSTANT_EMAIL_TTL_SECS),
+        }),
+        _ => Err(errors),
+    }
+}

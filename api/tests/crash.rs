@@ -1,0 +1,189 @@
+//! Crashes and outages against the real processes: a worker killed with SIGKILL in the middle of
+//! a 1,000-recipient order, the Temporal server killed and restarted, and the database cut off.
+//! Every order completes afterwards, and the SMTP server counts what each recipient received:
+//! one message each, or, for the few sends in flight at the moment of a crash, a duplicate
+//! within the bound the README states (one per concurrent send of the killed worker).
+
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use varsel_activities::Store;
+use varsel_api::Config;
+use varsel_tests::{Db, SmtpServer, TcpProxy, TemporalProcess, TestApp, TestAppOptions, postgres_url};
+
+const EXE: &str = env!("CARGO_BIN_EXE_varsel");
+
+fn db() -> Db {
+    if postgres_url().is_some() { Db::Postgres } else { Db::Sqlite }
+}
+
+fn email_order(prefix: &str, n: usize) -> Value {
+    let recipients: Vec<Value> = (0..n).map(|i| json!({"emailAddress": format!("{prefix}{i}@example.no")})).collect();
+    json!({"subject": "s", "body": "b", "recipients": recipients})
+}
+
+async fn wait_for_count(smtp: &SmtpServer, n: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while smtp.count() < n {
+        assert!(Instant::now() < deadline, "only {} emails after {timeout:?}, waiting for {n}", smtp.count());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Emails received per address, for the `prefix` addresses.
+fn per_address(smtp: &SmtpServer, prefix: &str) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for m in smtp.messages() {
+        if m.to.starts_with(prefix) {
+            *seen.entry(m.to.clone()).or_insert(0) += 1;
+        }
+    }
+    seen
+}
+
+/// Every one of `n` addresses received at least one email; returns how many got a second.
+fn assert_all_received(smtp: &SmtpServer, prefix: &str, n: usize) -> usize {
+    let seen = per_address(smtp, prefix);
+    for i in 0..n {
+        let a = format!("{prefix}{i}@example.no");
+        assert!(seen.get(&a).copied().unwrap_or(0) >= 1, "{a} received nothing");
+    }
+    assert_eq!(seen.len(), n, "no other address received mail");
+    seen.values().map(|c| c - 1).sum()
+}
+
+fn worker_config(c: &mut Config) {
+    c.run_api = false;
+    c.run_worker = true;
+    c.worker_metrics_listen = String::new();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_order_resumes_and_each_recipient_gets_one_email() {
+    let smtp = SmtpServer::start();
+    let mut opts = TestAppOptions::new(db(), smtp.url());
+    opts.tweak = Box::new(|c| {
+        // This process only accepts orders; the worker is a process of its own, to be killed.
+        c.run_worker = false;
+        // Slow enough that the kill lands in the middle of sending.
+        c.send_rate_limits.insert("smtp".into(), 150);
+    });
+    let app = TestApp::spawn(opts).await;
+    let concurrency = app.config.send_concurrency;
+    let mut worker = app.spawn_role(EXE, "worker", worker_config);
+
+    let id = app.order("/orders/email", &email_order("crash", 1000)).await;
+    wait_for_count(&smtp, 250, Duration::from_secs(90)).await;
+    worker.0.kill().expect("SIGKILL the worker");
+    let _ = worker.0.wait();
+    let at_kill = smtp.count();
+    assert!(at_kill < 1000, "the worker was killed mid-order ({at_kill} sent)");
+
+    let _worker = app.spawn_role(EXE, "worker", worker_config);
+    let order = app.wait_status(&id, "Completed", Duration::from_secs(180)).await;
+    assert_eq!(order.status, "Completed");
+    let rows = app.store.notifications(&id).await.unwrap();
+    assert_eq!(rows.len(), 1000);
+    assert!(rows.iter().all(|r| r.status == "Email_Succeeded"), "every notification succeeded");
+    let duplicates = assert_all_received(&smtp, "crash", 1000);
+    eprintln!("worker SIGKILL after {at_kill} of 1000 emails: {duplicates} duplicate(s), bound {concurrency}");
+    assert!(duplicates <= concurrency, "{duplicates} duplicates exceed the in-flight bound {concurrency}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_temporal_server_killed_and_restarted_mid_order_loses_nothing() {
+    let temporal = tokio::task::spawn_blocking(TemporalProcess::start).await.unwrap();
+    let smtp = SmtpServer::start();
+    let mut opts = TestAppOptions::new(db(), smtp.url());
+    opts.temporal_address = Some(temporal.address.clone());
+    opts.tweak = Box::new(|c| {
+        c.send_rate_limits.insert("smtp".into(), 60);
+    });
+    let app = TestApp::spawn(opts).await;
+    let concurrency = app.config.send_concurrency;
+
+    let id = app.order("/orders/email", &email_order("restart", 300)).await;
+    wait_for_count(&smtp, 60, Duration::from_secs(60)).await;
+    let temporal = tokio::task::spawn_blocking(move || {
+        temporal.kill();
+        temporal
+    })
+    .await
+    .unwrap();
+    // Orders keep being accepted while Temporal is down; they start when it is back.
+    let during = app.order("/orders/email", &email_order("during", 3)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let temporal = tokio::task::spawn_blocking(move || {
+        temporal.restart();
+        temporal
+    })
+    .await
+    .unwrap();
+
+    app.wait_status(&id, "Completed", Duration::from_secs(180)).await;
+    app.wait_status(&during, "Completed", Duration::from_secs(60)).await;
+    let duplicates = assert_all_received(&smtp, "restart", 300);
+    assert_eq!(assert_all_received(&smtp, "during", 3), 0);
+    eprintln!("Temporal SIGKILL and restart mid-order: {duplicates} duplicate(s), bound {concurrency}");
+    assert!(duplicates <= concurrency);
+    app.stop().await;
+    drop(temporal);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_answers_503_stores_nothing_and_running_orders_resume() {
+    let Some(base) = postgres_url() else {
+        eprintln!("TEST_DATABASE_URL not set: the database outage test runs on PostgreSQL only");
+        return;
+    };
+    let target = base.split('@').nth(1).and_then(|h| h.split('/').next()).unwrap_or("127.0.0.1:5432").to_owned();
+    let target: std::net::SocketAddr = tokio::net::lookup_host(&target).await.unwrap().next().unwrap();
+    let proxy = TcpProxy::start(target).await;
+    let smtp = SmtpServer::start();
+    let mut opts = TestAppOptions::new(Db::Postgres, smtp.url());
+    let proxy_port = proxy.port;
+    let direct_url = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let direct_url2 = direct_url.clone();
+    opts.tweak = Box::new(move |c| {
+        *direct_url2.lock().unwrap() = c.database_url.clone();
+        c.database_url = c.database_url.replacen(&target.to_string(), &format!("127.0.0.1:{proxy_port}"), 1);
+        c.send_rate_limits.insert("smtp".into(), 40);
+    });
+    let app = TestApp::spawn(opts).await;
+    let direct_url = direct_url.lock().unwrap().clone();
+    let direct = Store::connect(&direct_url, 2).await.unwrap();
+    let concurrency = app.config.send_concurrency;
+
+    let running = app.order("/orders/email", &email_order("outage", 200)).await;
+    wait_for_count(&smtp, 20, Duration::from_secs(60)).await;
+
+    proxy.set_up(false);
+    let mut during = email_order("never", 2);
+    during["sendersReference"] = json!("sent-during-the-outage");
+    let started = Instant::now();
+    let resp = app.post("/orders/email", &during, "ttd").await;
+    let took = started.elapsed();
+    assert_eq!(resp.status(), 503, "an order sent while the database is down");
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let p: Value = resp.json().await.unwrap();
+    assert_eq!(p["detail"], "The order store is temporarily unavailable. Nothing was stored; please retry.");
+    assert!(took < Duration::from_secs(20), "the 503 came after {took:?}");
+    let read = app.get(&format!("/orders/{running}"), "ttd").await;
+    assert_eq!(read.status(), 503);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.set_up(true);
+
+    // Nothing of the refused order was stored.
+    assert!(direct.orders_by_senders_reference("ttd", "sent-during-the-outage").await.unwrap().is_empty());
+
+    // The running order resumes and completes; a new order goes through.
+    let after = app.order("/orders/email", &email_order("after", 2)).await;
+    app.wait_status(&running, "Completed", Duration::from_secs(180)).await;
+    app.wait_status(&after, "Completed", Duration::from_secs(60)).await;
+    let duplicates = assert_all_received(&smtp, "outage", 200);
+    eprintln!("database outage mid-order: {duplicates} duplicate(s), bound {concurrency}");
+    assert!(duplicates <= concurrency);
+    assert!(per_address(&smtp, "never").is_empty());
+    app.stop().await;
+}
