@@ -39,7 +39,7 @@ pub struct BenchOptions {
     pub accept_secs: u64,
     /// Concurrent clients in the accept and small-order phases.
     pub clients: usize,
-    /// Phases to run: `accept`, `small`, `bulk`, `load`.
+    /// Phases to run: `accept`, `small`, `bulk`, `load`, `instant`.
     pub phases: Vec<String>,
     /// Seconds the load phase offers orders.
     pub load_secs: u64,
@@ -154,7 +154,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
             "small" => figures.extend(bench.small_orders().await?),
             "bulk" => figures.extend(bench.bulk().await?),
             "load" => figures.extend(bench.load().await?),
-            other => anyhow::bail!("unknown phase {other:?} (accept, small, bulk, load)"),
+            "instant" => figures.extend(bench.instant().await?),
+            other => anyhow::bail!("unknown phase {other:?} (accept, small, bulk, load, instant)"),
         }
     }
 
@@ -512,6 +513,62 @@ impl Bench {
             anyhow::ensure!(Instant::now() < deadline, "{} of {} orders completed in {timeout:?}", done, ids.len());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Instant emails (`POST /future/orders/instant/email`, answered once the relay took the
+    /// message) against the same sends straight through lettre's pool to the same sink, from
+    /// the same number of clients for the same time.
+    async fn instant(&self) -> anyhow::Result<Vec<Figure>> {
+        let secs = self.opts.accept_secs;
+        let mailer = Arc::new(Mailer::new(&EmailSettings {
+            smtp_url: Some(self.cfg.smtp_url.clone()),
+            default_from: self.cfg.email_from.clone(),
+            outbox_dir: self.cfg.data_dir.join("baseline-outbox"),
+            pool_size: self.cfg.smtp_pool_size,
+            timeout: Duration::from_secs(self.cfg.smtp_timeout_secs),
+        })?);
+        let (raw_n, raw_elapsed, raw_lat) = self
+            .closed_loop("baseline: lettre sends to the sink", secs, move |n| {
+                let mailer = mailer.clone();
+                async move {
+                    let mail = OutgoingEmail {
+                        notification_id: uuid::Uuid::new_v4().to_string(),
+                        from: None,
+                        to: format!("instant-base-{n}@bench.example"),
+                        subject: "Bench".into(),
+                        body: "A benchmark message.".into(),
+                        content_type: Default::default(),
+                    };
+                    mailer.send(&mail).await.map_err(|e| anyhow::anyhow!("baseline send: {e:?}"))?;
+                    Ok(())
+                }
+            })
+            .await?;
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let me = self.ctx.clone();
+        let (n, elapsed, lat) = self
+            .closed_loop("instant: POST /future/orders/instant/email", secs, move |n| {
+                let me = me.clone();
+                let body = json!({
+                    "idempotencyId": format!("bench-{run}-{n}"),
+                    "recipientEmail": {"emailAddress": format!("instant-{n}@bench.example"), "emailSettings": {"subject": "Bench", "body": "A benchmark message."}},
+                });
+                async move {
+                    let resp = me.http.post(format!("{}/future/orders/instant/email", me.base)).bearer_auth(&me.token).json(&body).send().await?;
+                    anyhow::ensure!(resp.status() == 201, "instant email: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+                    Ok(())
+                }
+            })
+            .await?;
+        let raw_rate = raw_n as f64 / raw_elapsed.as_secs_f64();
+        let rate = n as f64 / elapsed.as_secs_f64();
+        Ok(vec![
+            // No target yet: each answer holds two database transactions and a workflow start
+            // besides the send, and this figure is the first measurement of them.
+            Figure { target: "measured".into(), met: None, ..Figure::ratio("instant: emails/s answered 201 (sent and stored)", rate, raw_rate, "messages/s", 0.0) },
+            Figure::plain("instant: p50", percentile(&lat, 0.5), "ms", &format!("baseline p50 {:.1} ms", percentile(&raw_lat, 0.5)), None),
+            Figure::plain("instant: p99", percentile(&lat, 0.99), "ms", &format!("baseline p99 {:.1} ms", percentile(&raw_lat, 0.99)), None),
+        ])
     }
 
     async fn bulk(&self) -> anyhow::Result<Vec<Figure>> {

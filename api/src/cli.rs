@@ -87,8 +87,9 @@ enum Command {
         /// Concurrent clients.
         #[arg(long, default_value_t = 16)]
         clients: usize,
-        /// Phases, comma-separated: accept, small, bulk, and load (not run by default: 80% of
-        /// the highest accept rate for --load-seconds, then every order to its final status).
+        /// Phases, comma-separated: accept, small, bulk, and, not run by default, load (80% of
+        /// the highest accept rate for --load-seconds, then every order to its final status)
+        /// and instant (instant emails against lettre's sends, --accept-seconds each).
         #[arg(long, default_value = "accept,small,bulk", value_delimiter = ',')]
         phases: Vec<String>,
         /// Seconds the load phase offers orders.

@@ -43,25 +43,22 @@ async fn a_send_rate_limit_holds_across_two_worker_processes() {
     // No one-second slot carried more than the limit (a send that took its place at the end of
     // a second may be recorded just after it: a little slack), so 100 at 20/s spread over five
     // slots at least: more than 3 s from the first to the last.
-    let sent: Vec<i64> = app
-        .store
-        .notification_events(&id)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.source == "provider")
-        .map(|e| e.at.timestamp_millis())
-        .collect();
+    let events = app.store.notification_events(&id).await.unwrap();
+    let sent: Vec<i64> = events.iter().filter(|e| e.source == "provider").map(|e| e.at.timestamp_millis()).collect();
+    // No token can be taken before the first batch claimed its rows.
+    let claimed = events.iter().filter(|e| e.source == "sending").map(|e| e.at.timestamp_millis()).min().unwrap();
     assert_eq!(sent.len(), 100);
     let mut per_second: BTreeMap<i64, u32> = BTreeMap::new();
     for t in &sent {
         *per_second.entry(t.div_euclid(1000)).or_default() += 1;
     }
-    // Counted cumulatively: by the end of the k-th second since the first, at most k × LIMIT
-    // sends (plus a little slack for a slot's sends recorded at its end). A slow machine only
-    // delays answers, which moves sends later and never breaks this, while a missing limit
-    // (100 sends in a second or two) does.
-    let first = *per_second.keys().next().unwrap();
+    // Counted cumulatively from the second the first batch was claimed: by the end of the k-th
+    // second, at most k × LIMIT answers (plus a little slack for a slot's sends recorded at its
+    // end). An answer is recorded after its send took its token, never before, so a slow
+    // machine (a slow first SMTP connection, say) only moves answers later and cannot break
+    // this; counting from the first answer instead could (two slots' tokens answered in one
+    // second). A missing limit (100 sends in a second or two) does break it.
+    let first = claimed.div_euclid(1000);
     let mut so_far = 0;
     for (second, n) in &per_second {
         so_far += n;
