@@ -229,6 +229,19 @@ where
     Ok(all.into_iter().map(|(_, t)| t).collect())
 }
 
+/// One baseline message to `to`, straight through lettre.
+async fn baseline_send(mailer: &Mailer, to: String) -> anyhow::Result<()> {
+    let mail = OutgoingEmail {
+        notification_id: uuid::Uuid::new_v4().to_string(),
+        from: None,
+        to,
+        subject: "Bench".into(),
+        body: "A benchmark message.".into(),
+        content_type: Default::default(),
+    };
+    mailer.send(&mail).await.map(drop).map_err(|e| anyhow::anyhow!("baseline send: {e:?}"))
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -515,31 +528,29 @@ impl Bench {
         }
     }
 
+    /// lettre's pooled transport to the sink, as the worker's mailer is configured: the
+    /// baseline of the bulk and instant phases.
+    fn baseline_mailer(&self) -> anyhow::Result<Arc<Mailer>> {
+        Ok(Arc::new(Mailer::new(&EmailSettings {
+                smtp_url: Some(self.cfg.smtp_url.clone()),
+                default_from: self.cfg.email_from.clone(),
+                outbox_dir: self.cfg.data_dir.join("baseline-outbox"),
+                pool_size: self.cfg.smtp_pool_size,
+                timeout: Duration::from_secs(self.cfg.smtp_timeout_secs),
+            })?))
+    }
+
     /// Instant emails (`POST /future/orders/instant/email`, answered once the relay took the
     /// message) against the same sends straight through lettre's pool to the same sink, from
     /// the same number of clients for the same time.
     async fn instant(&self) -> anyhow::Result<Vec<Figure>> {
         let secs = self.opts.accept_secs;
-        let mailer = Arc::new(Mailer::new(&EmailSettings {
-            smtp_url: Some(self.cfg.smtp_url.clone()),
-            default_from: self.cfg.email_from.clone(),
-            outbox_dir: self.cfg.data_dir.join("baseline-outbox"),
-            pool_size: self.cfg.smtp_pool_size,
-            timeout: Duration::from_secs(self.cfg.smtp_timeout_secs),
-        })?);
+        let mailer = self.baseline_mailer()?;
         let (raw_n, raw_elapsed, raw_lat) = self
             .closed_loop("baseline: lettre sends to the sink", secs, move |n| {
                 let mailer = mailer.clone();
                 async move {
-                    let mail = OutgoingEmail {
-                        notification_id: uuid::Uuid::new_v4().to_string(),
-                        from: None,
-                        to: format!("instant-base-{n}@bench.example"),
-                        subject: "Bench".into(),
-                        body: "A benchmark message.".into(),
-                        content_type: Default::default(),
-                    };
-                    mailer.send(&mail).await.map_err(|e| anyhow::anyhow!("baseline send: {e:?}"))?;
+                    baseline_send(&mailer, format!("instant-base-{n}@bench.example")).await?;
                     Ok(())
                 }
             })
@@ -575,14 +586,7 @@ impl Bench {
         let n = self.opts.recipients as usize;
         // Baseline: lettre's pooled SMTP sending the same messages to the same sink, with as many
         // concurrent sends as the worker's pool allows.
-        let mailer = Mailer::new(&EmailSettings {
-            smtp_url: Some(self.cfg.smtp_url.clone()),
-            default_from: self.cfg.email_from.clone(),
-            outbox_dir: self.cfg.data_dir.join("baseline-outbox"),
-            pool_size: self.cfg.smtp_pool_size,
-            timeout: Duration::from_secs(self.cfg.smtp_timeout_secs),
-        })?;
-        let mailer = Arc::new(mailer);
+        let mailer = self.baseline_mailer()?;
         let pb = bar(n as u64, "baseline: lettre to the sink");
         let before = self.sink.received();
         let start = Instant::now();
@@ -590,15 +594,7 @@ impl Bench {
         fan_out(self.cfg.send_concurrency.max(1), n as u64, move |i| {
             let (mailer, pb) = (mailer.clone(), pb2.clone());
             async move {
-                let mail = OutgoingEmail {
-                    notification_id: uuid::Uuid::new_v4().to_string(),
-                    from: None,
-                    to: format!("bulk-{i}@bench.example"),
-                    subject: "Bench".into(),
-                    body: "A benchmark message.".into(),
-                    content_type: Default::default(),
-                };
-                mailer.send(&mail).await.map_err(|e| anyhow::anyhow!("baseline send: {e:?}"))?;
+                baseline_send(&mailer, format!("bulk-{i}@bench.example")).await?;
                 pb.inc(1);
                 Ok(())
             }

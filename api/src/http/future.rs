@@ -296,15 +296,17 @@ fn order_status(o: &order::Model) -> String {
 /// SHA-256 of the request as parsed: a repeat is the same request whatever its key order or
 /// spacing.
 fn request_hash(dto: &OrderChainRequestDto) -> String {
-    let canonical = dto.to_json().map(|v| v.to_string()).unwrap_or_default();
-    hex::encode(Sha256::digest(canonical.as_bytes()))
+    hex::encode(Sha256::digest(canonical_json(dto).as_bytes()))
 }
 
 /// As [`request_hash`], with the endpoint in it: the same idempotency id sent to another
 /// endpoint is another request (409).
 fn request_hash_of(endpoint: &str, dto: &impl ToJSON) -> String {
-    let canonical = dto.to_json().map(|v| v.to_string()).unwrap_or_default();
-    hex::encode(Sha256::digest(format!("{endpoint}:{canonical}").as_bytes()))
+    hex::encode(Sha256::digest(format!("{endpoint}:{}", canonical_json(dto)).as_bytes()))
+}
+
+fn canonical_json(dto: &impl ToJSON) -> String {
+    dto.to_json().map(|v| v.to_string()).unwrap_or_default()
 }
 
 /// 503 `NOT-00004`: the provider could not take an instant message.
