@@ -107,9 +107,13 @@ enum Command {
         /// Scopes (space-separated).
         #[arg(long, default_value = auth::CREATE_SCOPE)]
         scope: String,
-        /// Mint a PlatformAccessToken instead of a bearer token.
+        /// Mint a PlatformAccessToken (issued by --org, signed with that issuer's dev key)
+        /// instead of a bearer token.
         #[arg(long)]
         platform: bool,
+        /// The app a PlatformAccessToken is issued to (its `urn:altinn:app` claim).
+        #[arg(long, default_value = "varsel-cli")]
+        app: String,
         /// Data folder holding the dev signing key.
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
@@ -238,10 +242,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", openapi_json());
             Ok(())
         }
-        Command::Token { org, scope, platform, data_dir, ttl } => {
-            let key = auth::load_or_create_dev_key(&data_dir)?;
-            let kind = if platform { TokenKind::Platform { org } } else { TokenKind::Bearer { org, scope } };
-            println!("{}", auth::mint(&key, kind, ttl)?);
+        Command::Token { org, scope, platform, app, data_dir, ttl } => {
+            let token = if platform {
+                // The issuer's own key in the dev key set: derived from the dev platform secret.
+                let secret = auth::load_or_create_dev_platform_secret(&data_dir)?;
+                auth::mint(&auth::derived_platform_key(&secret, &org), TokenKind::Platform { org, app }, ttl)?
+            } else {
+                auth::mint(&auth::load_or_create_dev_key(&data_dir)?, TokenKind::Bearer { org, scope }, ttl)?
+            };
+            println!("{token}");
             Ok(())
         }
     }

@@ -7,7 +7,18 @@ use figment::{
     providers::{Env, Format, Serialized, Toml},
 };
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+/// The keys of one PlatformAccessToken issuer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct IssuerKeys {
+    /// HMAC (HS256) secrets, base64, at least 32 bytes each.
+    pub hmac_secrets: Vec<String>,
+    /// PEM files with RSA or EC public keys (RS256 / ES256).
+    pub public_key_files: Vec<PathBuf>,
+}
 
 /// varsel's configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -80,6 +91,13 @@ pub struct Config {
     /// Issuers (`iss`) accepted for bearer tokens, e.g. `https://maskinporten.no/`. Empty: any
     /// issuer signed by a configured key (warned at start); with the dev key: `varsel-dev`.
     pub auth_issuers: Vec<String>,
+    /// PlatformAccessToken issuers and the keys that verify their tokens, by issuer (the
+    /// token's `iss`, which becomes the creator): `[platform_issuers.ttd]` with `hmac_secrets`
+    /// and/or `public_key_files`, or `VARSEL_PLATFORM_ISSUERS__TTD__PUBLIC_KEY_FILES=[...]`
+    /// (issuer names are lowercase, as Altinn's org codes). A platform token is verified only
+    /// with its own issuer's keys; none of them may also be a bearer key. Empty, with no bearer
+    /// keys either: the dev key set of the data dir.
+    pub platform_issuers: BTreeMap<String, IssuerKeys>,
     /// Destinations `conditionEndpoint` may reach although they are not public: host names
     /// (`localhost`), addresses (`127.0.0.1`, `::1`) or networks (`10.20.0.0/16`). Everything
     /// else in loopback, private, link-local (metadata) or other non-public ranges is refused,
@@ -113,6 +131,30 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Most recipients one order may have (400 above).
     pub max_recipients: usize,
+    /// Longest email subject, characters (400 above). Emails' header lines stay within SMTP's
+    /// 998 characters whatever the subject.
+    pub max_subject_chars: usize,
+    /// Largest email body, bytes of UTF-8 (400 above).
+    pub max_email_body_bytes: usize,
+    /// Most SMS segments a text may take (400 above; Altinn's gateway cuts at 16). Counted as
+    /// Altinn counts them: 134 URL-encoded characters a segment.
+    pub max_sms_segments: u32,
+    /// Longest reference or id a client chooses (`sendersReference`, `idempotencyId`,
+    /// `resourceId`, `resourceAction`, Dialogporten ids), characters (400 above).
+    pub max_reference_chars: usize,
+    /// Most reminders one order chain may have (400 above).
+    pub max_reminders: usize,
+    /// How far ahead a send time (or a reminder's) may be, days (400 beyond).
+    pub max_send_ahead_days: u32,
+    /// Open connections the API holds at most; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time a client has to send a request's header, seconds; also how long an idle
+    /// keep-alive connection stays open. Slower clients are disconnected.
+    pub header_read_timeout_secs: u64,
+    /// Time a client has to send a request's body once its header arrived, seconds (408 after).
+    pub body_read_timeout_secs: u64,
+    /// Largest request header block, bytes (431 above).
+    pub max_header_bytes: usize,
     /// Send-rate limits, messages per second, by provider (`smtp`, `outbox`, `kannel`,
     /// `simulator`), held across all workers sharing the database
     /// (`VARSEL_SEND_RATE_LIMITS__SMTP=100`). None by default.
@@ -162,6 +204,7 @@ impl Default for Config {
             auth_hmac_secrets: vec![],
             auth_public_key_files: vec![],
             auth_issuers: vec![],
+            platform_issuers: BTreeMap::new(),
             condition_allowed_hosts: vec![],
             condition_timeout_secs: 10,
             condition_attempts: 3,
@@ -177,6 +220,16 @@ impl Default for Config {
             status_feed_retention_days: 90,
             max_body_bytes: 64 * 1024 * 1024,
             max_recipients: 500_000,
+            max_subject_chars: 500,
+            max_email_body_bytes: 1024 * 1024,
+            max_sms_segments: varsel_workflows::sms::MAX_SEGMENTS,
+            max_reference_chars: 255,
+            max_reminders: 20,
+            max_send_ahead_days: 3650,
+            max_connections: 1024,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 60,
+            max_header_bytes: 64 * 1024,
             send_rate_limits: Default::default(),
             run_worker: true,
             run_api: true,

@@ -77,6 +77,8 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     cfg.database_url = String::new();
     cfg.listen = format!("127.0.0.1:{}", opts.port);
     cfg.temporal_address = server.address.clone();
+    // Links to an order's workflow go to the web UI this dev server really serves.
+    cfg.temporal_ui_url = format!("http://127.0.0.1:{}", opts.temporal_port + 1000);
     cfg.run_api = true;
     cfg.run_worker = true;
     cfg.normalise();

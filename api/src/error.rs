@@ -84,12 +84,41 @@ pub enum ApiError {
     /// The request has a body that is not `application/json` (operations that take one).
     #[oai(status = 415)]
     UnsupportedMediaType(ProblemJson),
+    /// The request body did not arrive within `VARSEL_BODY_READ_TIMEOUT_SECS`; the connection
+    /// is closed.
+    #[oai(status = 408)]
+    RequestTimeout(ProblemJson),
+    /// The request's header fields exceed `VARSEL_MAX_HEADER_BYTES`; the connection is closed.
+    #[oai(status = 431)]
+    HeaderFieldsTooLarge(ProblemJson),
     /// A part varsel depends on is unavailable; nothing was stored. Retry later.
     #[oai(status = 503)]
     Unavailable(ProblemJson),
 }
 
-fn problem(status: u16, problem_type: &str, title: &str, detail: Option<String>) -> ProblemJson {
+/// The one table of problem types and titles, by status.
+pub fn status_meta(status: u16) -> (&'static str, &'static str) {
+    match status {
+        400 => ("https://tools.ietf.org/html/rfc9110#section-15.5.1", "One or more validation errors occurred."),
+        401 => ("https://tools.ietf.org/html/rfc9110#section-15.5.2", "Unauthorized"),
+        403 => ("https://tools.ietf.org/html/rfc9110#section-15.5.4", "Forbidden"),
+        404 => ("https://tools.ietf.org/html/rfc9110#section-15.5.5", "Not Found"),
+        405 => ("https://tools.ietf.org/html/rfc9110#section-15.5.6", "Method Not Allowed"),
+        408 => ("https://tools.ietf.org/html/rfc9110#section-15.5.9", "Request Timeout"),
+        409 => ("https://tools.ietf.org/html/rfc9110#section-15.5.10", "Conflict"),
+        413 => ("https://tools.ietf.org/html/rfc9110#section-15.5.14", "Content Too Large"),
+        414 => ("https://tools.ietf.org/html/rfc9110#section-15.5.15", "URI Too Long"),
+        415 => ("https://tools.ietf.org/html/rfc9110#section-15.5.16", "Unsupported Media Type"),
+        422 => ("https://tools.ietf.org/html/rfc9110#section-15.5.21", "Unprocessable Content"),
+        431 => ("https://www.rfc-editor.org/rfc/rfc6585#section-5", "Request Header Fields Too Large"),
+        503 => ("https://tools.ietf.org/html/rfc9110#section-15.6.4", "Service Unavailable"),
+        s if s >= 500 => ("https://tools.ietf.org/html/rfc9110#section-15.6.1", "Internal Server Error"),
+        s => ("about:blank", StatusCode::from_u16(s).ok().and_then(|c| c.canonical_reason()).unwrap_or("Error")),
+    }
+}
+
+fn problem(status: u16, detail: Option<String>) -> ProblemJson {
+    let (problem_type, title) = status_meta(status);
     ProblemJson(ProblemDetails {
         problem_type: problem_type.to_owned(),
         title: title.to_owned(),
@@ -101,10 +130,20 @@ fn problem(status: u16, problem_type: &str, title: &str, detail: Option<String>)
     })
 }
 
+/// The problem-details document of a status, as JSON bytes (for answers made outside poem).
+pub fn problem_body(status: u16, detail: impl Into<String>) -> Vec<u8> {
+    serde_json::to_vec(&problem(status, Some(detail.into())).0.to_json()).unwrap_or_default()
+}
+
+/// A problem-details answer of a status (for answers made outside the typed handlers).
+pub fn problem_response(status: u16, detail: impl Into<String>) -> Response {
+    problem(status, Some(detail.into())).into_response()
+}
+
 impl ApiError {
     /// 400 with Altinn's validation envelope.
     pub fn validation(errors: BTreeMap<String, Vec<String>>) -> Self {
-        let mut p = problem(400, "https://tools.ietf.org/html/rfc9110#section-15.5.1", "One or more validation errors occurred.", None);
+        let mut p = problem(400, None);
         p.0.errors = Some(errors);
         Self::BadRequest(p)
     }
@@ -116,32 +155,34 @@ impl ApiError {
 
     /// 401.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::Unauthorized(problem(401, "https://tools.ietf.org/html/rfc9110#section-15.5.2", "Unauthorized", Some(detail.into())))
+        Self::Unauthorized(problem(401, Some(detail.into())))
     }
 
     /// 403.
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::Forbidden(problem(403, "https://tools.ietf.org/html/rfc9110#section-15.5.4", "Forbidden", Some(detail.into())))
+        Self::Forbidden(problem(403, Some(detail.into())))
     }
 
     /// 404.
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::NotFound(problem(404, "https://tools.ietf.org/html/rfc9110#section-15.5.5", "Not Found", Some(detail.into())))
+        Self::NotFound(problem(404, Some(detail.into())))
     }
 
     /// 409.
     pub fn conflict(detail: impl Into<String>) -> Self {
-        Self::Conflict(problem(409, "https://tools.ietf.org/html/rfc9110#section-15.5.10", "Conflict", Some(detail.into())))
+        Self::Conflict(problem(409, Some(detail.into())))
     }
 
     /// 503.
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::Unavailable(problem(503, "https://tools.ietf.org/html/rfc9110#section-15.6.4", "Service Unavailable", Some(detail.into())))
+        Self::Unavailable(problem(503, Some(detail.into())))
     }
 
     /// An Altinn coded error (`type = urn:altinn:error:<code>`, `code`, `title`).
     pub fn coded(status: u16, code: &str, title: &str, detail: Option<String>) -> Self {
-        let mut p = problem(status, &format!("urn:altinn:error:{code}"), title, detail);
+        let mut p = problem(status, detail);
+        p.0.problem_type = format!("urn:altinn:error:{code}");
+        p.0.title = title.to_owned();
         p.0.code = Some(code.to_owned());
         match status {
             404 => Self::NotFound(p),
@@ -167,21 +208,11 @@ pub fn render_poem_error(err: poem::Error) -> Response {
         return err.into_response();
     }
     let status = err.status();
-    let (ptype, title) = match status.as_u16() {
-        400 => ("https://tools.ietf.org/html/rfc9110#section-15.5.1", "One or more validation errors occurred."),
-        404 => ("https://tools.ietf.org/html/rfc9110#section-15.5.5", "Not Found"),
-        405 => ("https://tools.ietf.org/html/rfc9110#section-15.5.6", "Method Not Allowed"),
-        409 => ("https://tools.ietf.org/html/rfc9110#section-15.5.10", "Conflict"),
-        413 => ("https://tools.ietf.org/html/rfc9110#section-15.5.14", "Content Too Large"),
-        415 => ("https://tools.ietf.org/html/rfc9110#section-15.5.16", "Unsupported Media Type"),
-        s if s >= 500 => ("https://tools.ietf.org/html/rfc9110#section-15.6.1", "Internal Server Error"),
-        _ => ("about:blank", status.canonical_reason().unwrap_or("Error")),
-    };
     let message = err.to_string();
     if status.is_server_error() {
         tracing::error!(error = %message, "unhandled server error");
     }
-    let mut p = problem(status.as_u16(), ptype, title, Some(message.clone()));
+    let mut p = problem(status.as_u16(), Some(message.clone()));
     if status.as_u16() == 400 {
         p.0.errors = Some(BTreeMap::from([("$".to_owned(), vec![message])]));
     }

@@ -10,6 +10,7 @@ pub mod devserver;
 pub mod error;
 pub mod http;
 pub mod replay;
+pub mod server;
 pub mod startup;
 pub mod temporal;
 pub mod timeline;

@@ -8,8 +8,10 @@ use crate::http::future::FutureApi;
 use crate::http::orders::OrdersApi;
 use crate::http::reports::ReportsApi;
 use crate::temporal::{Dispatcher, SdkMetrics, SignalEvents, WorkerHandle, spawn_worker};
-use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::{EndpointExt, Route, Server, get, handler};
+use crate::http::security::ReportCredentials;
+use crate::server::{EdgeLimits, guard_body, serve};
+use poem::middleware::{NormalizePath, TrailingSlash};
+use poem::{EndpointExt, Route, get, handler};
 use poem_openapi::OpenApiService;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +31,7 @@ pub struct AppState {
     /// The database.
     pub store: Store,
     /// Token checks.
-    pub verifier: Verifier,
+    pub verifier: Arc<Verifier>,
     /// Which non-public `conditionEndpoint` destinations are allowed.
     pub outbound: OutboundPolicy,
     /// Workflow starts.
@@ -49,7 +51,7 @@ pub struct AppState {
 
 /// Title and version of the published contract.
 pub fn openapi_service(state: Arc<AppState>, report_secret: String) -> OpenApiService<(OrdersApi, FutureApi, ReportsApi), ()> {
-    let reports = ReportsApi { state: state.clone(), signer: ReportSigner::new(report_secret.as_bytes()), secret: report_secret };
+    let reports = ReportsApi { state: state.clone(), signer: ReportSigner::new(report_secret.as_bytes()) };
     let future = FutureApi { state: state.clone() };
     OpenApiService::new((OrdersApi { state }, future, reports), "varsel notification orders", env!("CARGO_PKG_VERSION"))
         .description(
@@ -66,7 +68,7 @@ pub fn openapi_json() -> String {
     let state = Arc::new(AppState {
         config: cfg,
         store,
-        verifier: Verifier::empty(),
+        verifier: Arc::new(Verifier::empty()),
         outbound: OutboundPolicy::default(),
         dispatcher: dispatcher.clone(),
         base_url: String::new(),
@@ -76,31 +78,6 @@ pub fn openapi_json() -> String {
         sender: None,
     });
     openapi_service(state, String::new()).spec()
-}
-
-/// Refuses request bodies over the configured size with 413, whether they announce their length
-/// or stream it chunked, before any handler buffers them.
-async fn body_limit<E: poem::Endpoint>(ep: Arc<E>, mut req: poem::Request, max: usize) -> poem::Result<poem::Response> {
-    use poem::IntoResponse;
-    let too_large = || poem::Error::from_string(format!("The request body exceeds {max} bytes."), poem::http::StatusCode::PAYLOAD_TOO_LARGE);
-    if let Some(len) = req.headers().get(poem::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()) {
-        if len > max {
-            return Err(too_large());
-        }
-    } else if req.headers().contains_key(poem::http::header::TRANSFER_ENCODING) {
-        use futures::StreamExt;
-        let mut stream = req.take_body().into_bytes_stream();
-        let mut buf = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(poem::error::BadRequest)?;
-            if buf.len() + chunk.len() > max {
-                return Err(too_large());
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        req.set_body(buf);
-    }
-    Ok(ep.call(req).await?.into_response())
 }
 
 /// The methods each documented path answers, for the `Allow` header of a 405 (RFC 9110
@@ -205,12 +182,12 @@ async fn prometheus_response(families: Vec<prometheus::proto::MetricFamily>, sdk
 pub struct Application {
     port: u16,
     base_url: String,
-    acceptor: Option<poem::listener::TcpAcceptor>,
+    listener: Option<tokio::net::TcpListener>,
     state: Option<Arc<AppState>>,
     report_secret: String,
     worker: Option<WorkerHandle>,
     /// A worker-only process's metrics listener, with what it serves.
-    worker_metrics: Option<(poem::listener::TcpAcceptor, Metrics, SdkMetrics)>,
+    worker_metrics: Option<(tokio::net::TcpListener, Metrics, SdkMetrics)>,
 }
 
 impl Application {
@@ -231,19 +208,17 @@ impl Application {
         let report_secret = crate::auth::load_or_create_report_secret(&config)?;
 
         // Bind first: the worker needs the API's address for Kannel's report URLs.
-        let (port, base_url, acceptor, state) = if config.run_api {
-            let acceptor = TcpListener::bind(config.listen.clone()).into_acceptor().await?;
-            let addr = acceptor
-                .local_addr()
-                .first()
-                .and_then(|a| a.as_socket_addr().copied())
-                .ok_or_else(|| anyhow::anyhow!("no local address"))?;
+        let (port, base_url, listener, state) = if config.run_api {
+            let listener = tokio::net::TcpListener::bind(&config.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on VARSEL_LISTEN={}: {e}", config.listen))?;
+            let addr = listener.local_addr()?;
             let base_url = config.base_url(&addr.to_string());
             let sender = Arc::new(providers(&config, &store, &base_url, &report_secret, &events, &metrics)?);
             let state = Arc::new(AppState {
                 config: config.clone(),
                 store: store.clone(),
-                verifier: Verifier::from_config(&config)?,
+                verifier: Arc::new(Verifier::from_config(&config)?),
                 outbound: OutboundPolicy::new(&config.condition_allowed_hosts),
                 dispatcher: dispatcher.clone(),
                 base_url: base_url.clone(),
@@ -252,7 +227,7 @@ impl Application {
                 sdk_metrics: sdk_metrics.clone(),
                 sender: Some(sender),
             });
-            (addr.port(), base_url, Some(acceptor), Some(state))
+            (addr.port(), base_url, Some(listener), Some(state))
         } else {
             (0, config.base_url(&config.listen), None, None)
         };
@@ -267,18 +242,16 @@ impl Application {
         };
 
         let worker_metrics = if !config.run_api && config.run_worker && !config.worker_metrics_listen.is_empty() {
-            let acceptor = TcpListener::bind(config.worker_metrics_listen.clone()).into_acceptor().await.map_err(|e| {
+            let listener = tokio::net::TcpListener::bind(&config.worker_metrics_listen).await.map_err(|e| {
                 anyhow::anyhow!("cannot serve worker metrics on VARSEL_WORKER_METRICS_LISTEN={}: {e}", config.worker_metrics_listen)
             })?;
-            if let Some(addr) = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()) {
-                tracing::info!(url = %format!("http://{addr}/metrics"), "worker metrics");
-            }
-            Some((acceptor, metrics.clone(), sdk_metrics.clone()))
+            tracing::info!(url = %format!("http://{}/metrics", listener.local_addr()?), "worker metrics");
+            Some((listener, metrics.clone(), sdk_metrics.clone()))
         } else {
             None
         };
 
-        Ok(Self { port, base_url, acceptor, state, worker, report_secret, worker_metrics })
+        Ok(Self { port, base_url, listener, state, worker, report_secret, worker_metrics })
     }
 
     /// The bound port.
@@ -293,38 +266,44 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops the worker.
     pub async fn run_until(mut self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let result = match (self.acceptor.take(), self.state.take()) {
-            (Some(acceptor), Some(state)) => {
+        let result = match (self.listener.take(), self.state.take()) {
+            (Some(listener), Some(state)) => {
                 let dispatcher = tokio::spawn(state.dispatcher.clone().run());
-                let max_body = state.config.max_body_bytes;
+                let limits = EdgeLimits::from_config(&state.config);
                 let api = openapi_service(state.clone(), self.report_secret.clone());
                 let allowed = AllowedMethods::from_spec(&api.spec());
                 let spec = api.spec_endpoint();
                 let ui = api.swagger_ui();
+                let report_credentials =
+                    ReportCredentials { username: state.config.report_username.clone(), secret: self.report_secret.clone() };
+                let body_limits = limits.clone();
                 let app = Route::new()
                     .nest("/", api)
                     .at("/notifications/api/v1/openapi.json", spec)
                     .nest("/docs", ui)
                     .at("/health", get(health))
                     .at("/metrics", get(metrics_endpoint).data(state.clone()))
-                    .around(move |ep, req| body_limit(ep, req, max_body))
+                    .data(state.verifier.clone())
+                    .data(report_credentials)
+                    .around(move |ep, req| guard_body(ep, req, body_limits.clone()))
+                    // Every route answers with and without a trailing slash (Altinn's routing
+                    // does, and its clients use both); rewritten, not redirected, as clients do
+                    // not follow redirects of a POST.
+                    .with(NormalizePath::new(TrailingSlash::Trim))
                     .catch_all_error(|e| async move { render_poem_error(e) })
                     .around(move |ep, req| allow_header(ep, req, allowed.clone()));
-                let r = Server::new_with_acceptor(acceptor)
-                    .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
-                    .await;
+                let r = serve(listener, app, limits, shutdown, Duration::from_secs(10)).await;
                 dispatcher.abort();
                 r.map_err(Into::into)
             }
             _ => match self.worker_metrics.take() {
-                Some((acceptor, metrics, sdk)) => {
+                Some((listener, metrics, sdk)) => {
                     let app = Route::new()
                         .at("/health", get(health))
-                        .at("/metrics", get(worker_metrics_endpoint).data((metrics, sdk)));
-                    Server::new_with_acceptor(acceptor)
-                        .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(5)))
-                        .await
-                        .map_err(Into::into)
+                        .at("/metrics", get(worker_metrics_endpoint).data((metrics, sdk)))
+                        .with(NormalizePath::new(TrailingSlash::Trim));
+                    let limits = EdgeLimits { max_connections: 64, max_body_bytes: 0, ..EdgeLimits::from_config(&Config::default()) };
+                    serve(listener, app, limits, shutdown, Duration::from_secs(5)).await.map_err(Into::into)
                 }
                 None => {
                     shutdown.await;

@@ -11,7 +11,11 @@ use varsel_activities::Store;
 use varsel_activities::store::entities::{notification, order, simulated_sms};
 use varsel_api::auth::{CREATE_SCOPE, TokenKind, mint};
 use varsel_api::devserver::{DevServer, DevServerOptions, find_temporal_bin, free_port};
+use varsel_api::config::IssuerKeys;
 use varsel_api::{Application, Config};
+
+/// The PlatformAccessToken issuers a test app accepts, each with a key of its own.
+pub const PLATFORM_ISSUERS: &[&str] = &["ttd", "digdir", "nav"];
 
 /// The project root (where `.venv` lives).
 pub fn project_root() -> PathBuf {
@@ -169,6 +173,15 @@ impl SmtpServer {
         out
     }
 
+    /// Every message received so far, as the bytes the server stored.
+    pub fn raw_messages(&self) -> Vec<Vec<u8>> {
+        ["new", "cur"]
+            .iter()
+            .filter_map(|sub| std::fs::read_dir(self.maildir.join(sub)).ok())
+            .flat_map(|d| d.flatten().map(|e| std::fs::read(e.path()).expect("read mail")))
+            .collect()
+    }
+
     /// How many messages arrived so far (cheap: counts files).
     pub fn count(&self) -> usize {
         ["new", "cur"].iter().filter_map(|sub| std::fs::read_dir(self.maildir.join(sub)).ok()).map(|d| d.count()).sum()
@@ -255,6 +268,8 @@ pub struct TestApp {
     /// The configuration the app runs with.
     pub config: Config,
     key: Vec<u8>,
+    /// The PlatformAccessToken key of each issuer in [`PLATFORM_ISSUERS`].
+    platform_keys: std::collections::BTreeMap<String, Vec<u8>>,
     /// (server URL, database name) of a per-test PostgreSQL database, dropped on stop.
     pg: Option<(String, String)>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -280,6 +295,8 @@ impl TestApp {
             }
         };
         let key: [u8; 32] = rand_key();
+        let platform_keys: std::collections::BTreeMap<String, Vec<u8>> =
+            PLATFORM_ISSUERS.iter().map(|org| ((*org).to_owned(), rand_key().to_vec())).collect();
         let mut cfg = Config {
             data_dir: dir.path().to_path_buf(),
             database_url,
@@ -289,6 +306,10 @@ impl TestApp {
             smtp_url: opts.smtp_url,
             auth_hmac_secrets: vec![base64_engine_encode(&key)],
             auth_issuers: vec![varsel_api::auth::DEV_ISSUER.into()],
+            platform_issuers: platform_keys
+                .iter()
+                .map(|(org, k)| (org.clone(), IssuerKeys { hmac_secrets: vec![base64_engine_encode(k)], public_key_files: vec![] }))
+                .collect(),
             condition_allowed_hosts: vec!["127.0.0.1".into(), "localhost".into()],
             condition_retry_ms: 200,
             condition_attempts: 2,
@@ -315,6 +336,7 @@ impl TestApp {
             store,
             config: cfg,
             key: key.to_vec(),
+            platform_keys,
             pg,
             stop: Some(tx),
             task: Some(task),
@@ -342,9 +364,15 @@ impl TestApp {
         .expect("encode")
     }
 
-    /// A platform access token issued by `org`.
+    /// A platform access token issued by `org` (one of [`PLATFORM_ISSUERS`]), signed with that
+    /// issuer's own key.
     pub fn platform_token(&self, org: &str) -> String {
-        mint(&self.key, TokenKind::Platform { org: org.into() }, 3600).expect("mint")
+        mint(&self.platform_key(org), TokenKind::Platform { org: org.into(), app: format!("{org}/test-app") }, 3600).expect("mint")
+    }
+
+    /// The key of a PlatformAccessToken issuer (one of [`PLATFORM_ISSUERS`]).
+    pub fn platform_key(&self, org: &str) -> Vec<u8> {
+        self.platform_keys.get(org).unwrap_or_else(|| panic!("{org} is not a platform issuer of the test app")).clone()
     }
 
     /// `POST` JSON to a path under `/notifications/api/v1` as `org`.

@@ -45,7 +45,9 @@ async fn every_validation_rule_answers_its_exact_message_and_stores_nothing() {
         ("/orders", with(valid_order(), &["requestedSendTime"], json!(past)), "RequestedSendTime", "Send time must be in the future. Leave blank to send immediately."),
         ("/orders", with(valid_order(), &["conditionEndpoint"], json!("not a url")), "ConditionEndpoint", "The condition endpoint must be a valid URL."),
         ("/orders", with(valid_order(), &["conditionEndpoint"], json!("ftp://example.com/x")), "ConditionEndpoint", "The condition endpoint must be a valid URL."),
-        ("/orders", with(valid_order(), &["conditionEndpoint"], json!("http://10.0.0.1/x")), "ConditionEndpoint", "The condition endpoint must be a valid URL."),
+        // A valid URL varsel will not call: the message says why (Altinn's says "must be a valid URL").
+        ("/orders", with(valid_order(), &["conditionEndpoint"], json!("http://10.0.0.1/x")), "ConditionEndpoint", "The condition endpoint is not reachable for varsel: 10.0.0.1 is not a public address and is not allow-listed; varsel calls only public hosts, and others that VARSEL_CONDITION_ALLOWED_HOSTS lists."),
+        ("/orders", with(valid_order(), &["conditionEndpoint"], json!("http://intranet/x")), "ConditionEndpoint", "The condition endpoint's host intranet is not a public DNS name (one with a top-level domain); varsel calls only public hosts, and others that VARSEL_CONDITION_ALLOWED_HOSTS lists."),
         ("/orders", with(valid_order(), &["resourceAction"], json!("read")), "ResourceAction", "ResourceAction cannot be specified without a ResourceId."),
         ("/orders", with(with(valid_order(), &["resourceAction"], json!("  ")), &["resourceId"], json!("urn:altinn:resource:x")), "ResourceAction", "ResourceAction cannot be blank or whitespace."),
         ("/orders", with(valid_order(), &["recipients"], json!([])), "Recipients", "One or more recipient is required."),
@@ -221,12 +223,67 @@ async fn authentication_and_tenancy() {
     let no_org = app.token_with(&json!({"iss": iss, "scope": varsel_api::auth::CREATE_SCOPE, "exp": now + 600}));
     assert_eq!(status(post(Some(("Authorization", format!("Bearer {no_org}")))).await.unwrap()), 403, "no org");
 
+    // Scheme names are case-insensitive (RFC 9110 §11.1); a bare token or another scheme is not
+    // a bearer token.
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let resp = app.http.post(&url).json(&valid_order()).header("Authorization", format!("{scheme} {}", app.token("ttd"))).send().await.unwrap();
+        assert_eq!(resp.status(), 202, "{scheme}");
+    }
+    for value in [app.token("ttd"), format!("Basic {}", app.token("ttd")), "Bearer".to_owned()] {
+        let resp = post(Some(("Authorization", value.clone()))).await.unwrap();
+        assert_eq!(resp.status(), 401, "{value}");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    }
+    let numeric_org = app.token_with(&json!({"iss": iss, "scope": varsel_api::auth::CREATE_SCOPE, "urn:altinn:org": 991825827, "exp": now + 600}));
+    let resp = post(Some(("Authorization", format!("Bearer {numeric_org}")))).await.unwrap();
+    assert_eq!(resp.status(), 403, "an org claim that is a number");
+    let p: Value = resp.json().await.unwrap();
+    assert!(p["detail"].as_str().unwrap().contains("must be a string naming the organisation, not a number"), "{p}");
+
     // A PlatformAccessToken alone authorises, and its issuer is the creator.
     let resp = post(Some(("PlatformAccessToken", app.platform_token("digdir")))).await.unwrap();
     assert_eq!(resp.status(), 202);
     let id = resp.json::<Value>().await.unwrap()["orderId"].as_str().unwrap().to_owned();
     let got: Value = app.get(&format!("/orders/{id}"), "digdir").await.json().await.unwrap();
     assert_eq!(got["creator"], "digdir");
+
+    // Platform tokens are verified with their issuer's own key and nothing else.
+    let platform = |org: &str, claims: Value| {
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(&app.platform_key(org))).unwrap()
+    };
+    let no_scope_other_org = app.token_with(&json!({"iss": iss, "urn:altinn:org": "other", "exp": now + 600}));
+    let cross_uses = [
+        ("a bearer-key token of another org, without scope, as a platform token", ("PlatformAccessToken", no_scope_other_org.clone())),
+        ("a bearer token with the scope as a platform token", ("PlatformAccessToken", app.token("ttd"))),
+        ("a platform token as a bearer token", ("Authorization", format!("Bearer {}", app.platform_token("ttd")))),
+        ("signed by ttd's key, claiming to be digdir", ("PlatformAccessToken", platform("ttd", json!({"iss": "digdir", "urn:altinn:app": "ttd/app", "exp": now + 600})))),
+        ("signed by nav's key, claiming to be ttd", ("PlatformAccessToken", platform("nav", json!({"iss": "ttd", "urn:altinn:app": "nav/app", "exp": now + 600})))),
+        ("without the app claim", ("PlatformAccessToken", platform("ttd", json!({"iss": "ttd", "exp": now + 600})))),
+        ("expired", ("PlatformAccessToken", platform("ttd", json!({"iss": "ttd", "urn:altinn:app": "ttd/app", "exp": now - 600})))),
+        ("an issuer varsel does not know", ("PlatformAccessToken", jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &json!({"iss": "stranger", "urn:altinn:app": "stranger/app", "exp": now + 600}),
+            &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32]),
+        ).unwrap())),
+    ];
+    for (what, header) in cross_uses {
+        let resp = post(Some((header.0, header.1))).await.unwrap();
+        assert_eq!(resp.status(), 401, "{what}");
+    }
+    // A valid platform token decides whatever bearer token comes with it; an invalid one is not
+    // overruled by a valid bearer token.
+    let both = app.http.post(&url).json(&valid_order()).header("PlatformAccessToken", app.platform_token("ttd")).bearer_auth("not-a-jwt").send().await.unwrap();
+    assert_eq!(both.status(), 202, "a platform token with a user's bearer token, as Altinn apps send them");
+    let both = app.http.post(&url).json(&valid_order()).header("PlatformAccessToken", no_scope_other_org).bearer_auth(app.token("ttd")).send().await.unwrap();
+    assert_eq!(both.status(), 401, "an invalid platform token next to a valid bearer token");
+    // Two orgs' platform tokens never see each other's orders.
+    let read = |org: &'static str, path: String| {
+        let (http, url, token) = (app.http.clone(), format!("{}/notifications/api/v1{path}", app.base_url), app.platform_token(org));
+        async move { http.get(url).header("PlatformAccessToken", token).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(read("digdir", format!("/orders/{id}")).await, 200);
+    assert_eq!(read("ttd", format!("/orders/{id}")).await, 404);
+    assert_eq!(read("ttd", format!("/future/shipment/{id}")).await, 404);
     // Another org's order does not exist for ttd, on every endpoint that names an order.
     for path in ["", "/status", "/notifications/email", "/notifications/sms", "/history"] {
         let resp = app.get(&format!("/orders/{id}{path}"), "ttd").await;

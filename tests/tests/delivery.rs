@@ -47,22 +47,34 @@ on_both_databases!(kannel_reports_delivered_and_undeliverable, kannel);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kannel_report_urls_are_authenticated() {
+    use varsel_activities::providers::sms::ReportSigner;
     let mut opts = TestAppOptions::new(Db::Sqlite, "");
     opts.tweak = Box::new(|c| c.report_secret = "s3cret".into());
     let app = TestApp::spawn(opts).await;
-    let url = format!("{}/notifications/api/v1/reports/sms/kannel?nid=abc&sig=00&type=1", app.base_url);
-    assert_eq!(app.http.get(&url).send().await.unwrap().status(), 401, "wrong signature");
-    // A genuine signature of one notification does not authenticate a report on another.
-    let sig = varsel_activities::providers::sms::ReportSigner::new(b"s3cret").sign("abc");
-    let url = format!("{}/notifications/api/v1/reports/sms/kannel?nid=abd&sig={sig}&type=1", app.base_url);
-    assert_eq!(app.http.get(&url).send().await.unwrap().status(), 401, "signature of another notification");
-    let other = varsel_activities::providers::sms::ReportSigner::new(b"not-the-secret").sign("abc");
-    let url = format!("{}/notifications/api/v1/reports/sms/kannel?nid=abc&sig={other}&type=1", app.base_url);
-    assert_eq!(app.http.get(&url).send().await.unwrap().status(), 401, "signed with another secret");
-    let url = format!("{}/notifications/api/v1/reports/sms/kannel?nid=abc&sig={sig}&type=1", app.base_url);
-    assert_ne!(app.http.get(&url).send().await.unwrap().status(), 401, "the genuine signature is accepted");
-    let url = format!("{}/notifications/api/v1/reports/sms/kannel?nid=abc&type=1", app.base_url);
-    assert_eq!(app.http.get(&url).send().await.unwrap().status(), 400, "missing signature is a bad request");
+    let signer = ReportSigner::new(b"s3cret");
+    let now = chrono::Utc::now().timestamp();
+    let exp = now + 3600;
+    let status = |query: String| {
+        let url = format!("{}/notifications/api/v1/reports/sms/kannel?{query}", app.base_url);
+        let http = app.http.clone();
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+    let sig = signer.sign("abc", exp);
+    assert_eq!(status(format!("nid=abc&exp={exp}&sig=00&type=1")).await, 401, "wrong signature");
+    // The signature covers the notification id and the expiry varsel wrote into the URL.
+    assert_eq!(status(format!("nid=abd&exp={exp}&sig={sig}&type=1")).await, 401, "signature of another notification");
+    assert_eq!(status(format!("nid=abc&exp={}&sig={sig}&type=1", exp + 86_400)).await, 401, "a later expiry than signed");
+    let other = ReportSigner::new(b"not-the-secret").sign("abc", exp);
+    assert_eq!(status(format!("nid=abc&exp={exp}&sig={other}&type=1")).await, 401, "signed with another secret");
+    let old = now - 10;
+    assert_eq!(status(format!("nid=abc&exp={old}&sig={}&type=1", signer.sign("abc", old))).await, 401, "expired");
+    // The URL varsel gives Kannel, with Kannel's fields filled in, is accepted (it names no
+    // notification, so the report is kept as a dead report).
+    let given = signer.report_url(&app.base_url, "abc", now);
+    let filled = given.replace("%d", "1").replace("%A", "id%3A1").replace("%F", "f1");
+    let resp = app.http.get(&filled).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{filled}");
+    assert_eq!(status(format!("nid=abc&exp={exp}&type=1")).await, 400, "missing signature is a bad request");
     app.stop().await;
 }
 

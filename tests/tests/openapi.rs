@@ -51,3 +51,51 @@ async fn the_documented_examples_are_accepted() {
     }
     app.stop().await;
 }
+
+/// Every operation of the document answers the same with and without a trailing slash (Altinn's
+/// routing does, and its own API test suite calls `POST /orders/email/`, `/future/orders/` and
+/// `GET …/notifications/sms/`): not a redirect, which clients do not follow for a POST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_alike_with_a_trailing_slash() {
+    let mut opts = TestAppOptions::new(Db::Sqlite, "");
+    opts.tweak = Box::new(|c| c.run_worker = false);
+    let app = TestApp::spawn(opts).await;
+    let doc: Value = serde_json::from_str(&varsel_api::startup::openapi_json()).unwrap();
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut walked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let concrete = path.replace("{id}", &id);
+        for (method, _) in ops.as_object().unwrap() {
+            let mut answers = Vec::new();
+            for url in [format!("{}{concrete}", app.base_url), format!("{}{concrete}/", app.base_url)] {
+                let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let mut req = app.http.request(method.clone(), &url).bearer_auth(app.token("ttd"));
+                if method == reqwest::Method::POST || method == reqwest::Method::PUT {
+                    req = req.json(&serde_json::json!({}));
+                }
+                let resp = req.send().await.unwrap();
+                let status = resp.status().as_u16();
+                let body: Value = resp.json().await.unwrap_or(Value::Null);
+                answers.push((status, body["detail"].clone(), body["errors"].as_object().map(|e| e.keys().cloned().collect::<Vec<_>>())));
+            }
+            assert_eq!(answers[0], answers[1], "{method} {path} and {path}/");
+            assert!(!(answers[0].0 == 404 && answers[0].1.as_str().is_some_and(|d| d.eq_ignore_ascii_case("not found"))), "{method} {path} is routed");
+            walked += 1;
+        }
+    }
+    assert!(walked >= 20, "every operation walked: {walked}");
+    // The calls of Altinn's API test suite, as it makes them.
+    let email = serde_json::json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "a@example.no"}]});
+    assert_eq!(app.post("/orders/email/", &email, "ttd").await.status(), 202);
+    let sms = serde_json::json!({"body": "b", "recipients": [{"mobileNumber": "+4799999999"}]});
+    let resp = app.post("/orders/sms/", &sms, "ttd").await;
+    assert_eq!(resp.status(), 202);
+    let order: Value = resp.json().await.unwrap();
+    let sms_id = order["orderId"].as_str().unwrap();
+    assert_eq!(app.get(&format!("/orders/{sms_id}/notifications/sms/"), "ttd").await.status(), 200);
+    assert_eq!(app.get(&format!("/orders/{sms_id}/notifications/email/"), "ttd").await.status(), 200);
+    let chain = serde_json::json!({"idempotencyId": uuid::Uuid::new_v4().to_string(),
+        "recipient": {"recipientEmail": {"emailAddress": "a@example.no", "emailSettings": {"subject": "s", "body": "b"}}}});
+    assert_eq!(app.post("/future/orders/", &chain, "ttd").await.status(), 201);
+    app.stop().await;
+}

@@ -21,6 +21,39 @@ pub fn segments(text: &str) -> u32 {
     if len <= 160 { 1 } else { (len.div_ceil(134) as u32).min(MAX_SEGMENTS) }
 }
 
+/// The characters of the GSM 03.38 default alphabet (basic set) that may appear in an
+/// alphanumeric sender id: printable ones, so no line breaks and no escape.
+const GSM_PRINTABLE: &str = "@£$¥èéùìòÇØøÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+
+/// Longest alphanumeric sender id networks show (GSM 03.40 TP-OA: 11 characters).
+pub const MAX_ALPHANUMERIC_SENDER: usize = 11;
+/// Longest numeric sender id (an E.164 number: 15 digits).
+pub const MAX_NUMERIC_SENDER: usize = 15;
+
+/// Whether `sender` is a sender id networks accept: a number (optionally with a leading `+`,
+/// at most 15 digits), or up to 11 characters of the GSM alphabet with at least one letter.
+/// The reason when it is not.
+pub fn check_sender_id(sender: &str) -> Result<(), &'static str> {
+    let digits = sender.strip_prefix('+').unwrap_or(sender);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return if digits.len() <= MAX_NUMERIC_SENDER {
+            Ok(())
+        } else {
+            Err("A numeric sender id can be at most 15 digits long.")
+        };
+    }
+    if !sender.chars().all(|c| GSM_PRINTABLE.contains(c)) {
+        return Err("A sender id can only hold letters, digits and punctuation of the GSM alphabet (no line breaks, emoji or invisible characters).");
+    }
+    if !sender.chars().any(char::is_alphabetic) {
+        return Err("An alphanumeric sender id must contain at least one letter; a numeric one only digits.");
+    }
+    if sender.chars().count() > MAX_ALPHANUMERIC_SENDER {
+        return Err("An alphanumeric sender id can be at most 11 characters long.");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,6 +69,19 @@ mod tests {
         assert_eq!(url_encoded_len("ø"), 6);
         assert_eq!(segments(&"ø".repeat(27)), 2);
         assert_eq!(segments(&"a".repeat(10_000)), 16);
+    }
+
+    #[test]
+    fn sender_ids_are_what_networks_accept() {
+        for ok in ["Altinn", "Skatteetat", "NAV", "+4799999999", "26000", "Ål & Co.", "123456789012345"] {
+            assert!(check_sender_id(ok).is_ok(), "{ok}");
+        }
+        let emoji = "😀".repeat(20);
+        let bangs = "!".repeat(40);
+        let digits = "1".repeat(30);
+        for bad in [emoji.as_str(), bangs.as_str(), digits.as_str(), "Alt\ninn", "Alt\u{200b}inn", "!!!", "Skatteetaten", "Alt\u{1b}inn"] {
+            assert!(check_sender_id(bad).is_err(), "{bad:?}");
+        }
     }
 }
 

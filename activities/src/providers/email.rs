@@ -27,6 +27,32 @@ pub struct EmailSettings {
     pub timeout: Duration,
 }
 
+/// The longest run of text without a space a header line may hold: lettre folds at spaces,
+/// and SMTP allows 998 characters a line (RFC 5322 §2.1.1), less the header's name.
+const MAX_HEADER_WORD: usize = 900;
+
+/// A subject as a header can carry it: control characters (a rendered keyword may bring
+/// them, whatever the API refused) become spaces, and a run of text too long for one header
+/// line is broken with a space, so that the header can be folded.
+pub fn header_safe(subject: &str) -> String {
+    let mut out = String::with_capacity(subject.len());
+    let mut run = 0;
+    for c in subject.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if c == ' ' {
+            run = 0;
+        } else {
+            run += c.len_utf8();
+            if run > MAX_HEADER_WORD {
+                out.push(' ');
+                run = c.len_utf8();
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// One email to send.
 #[derive(Debug, Clone)]
 pub struct OutgoingEmail {
@@ -108,11 +134,11 @@ impl Mailer {
             EmailContentType::Html => ContentType::TEXT_HTML,
         };
         // Header injection is impossible by construction: lettre encodes header values, and the
-        // subject is folded to one line before it gets here.
+        // subject is made one line of printable text here.
         let message = Message::builder()
             .from(from)
             .to(to)
-            .subject(mail.subject.replace(['\r', '\n'], " "))
+            .subject(header_safe(&mail.subject))
             .message_id(Some(message_id.clone()))
             .header(content_type)
             .body(mail.body.clone())
@@ -135,5 +161,18 @@ impl Mailer {
                 .map(|_| message_id)
                 .map_err(|e| SendError::Transient(format!("writing to the outbox failed: {e}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_safe;
+
+    #[test]
+    fn subjects_become_printable_foldable_header_text() {
+        assert_eq!(header_safe("a\u{b}b\u{1b}c\r\nd"), "a b c  d");
+        let long = header_safe(&"x".repeat(2000));
+        assert!(long.split(' ').all(|w| w.len() <= 900), "{}", long.len());
+        assert_eq!(long.replace(' ', ""), "x".repeat(2000));
     }
 }

@@ -38,8 +38,21 @@ pub struct SmsAccepted {
     pub provider_ref: Option<String>,
 }
 
-/// Signs and checks delivery-report URLs: `sig = hex(HMAC-SHA256(secret, notification id))`, so
-/// a report can only be made for a notification varsel sent.
+/// The path of Kannel's delivery reports under the API's base URL.
+pub const KANNEL_REPORT_PATH: &str = "/notifications/api/v1/reports/sms/kannel";
+
+/// The query parameters Kannel fills in itself (`%d`, `%A`, `%F`), in the order they appear.
+pub const KANNEL_REPORT_FIELDS: &[(&str, &str)] = &[("type", "%d"), ("answer", "%A"), ("fid", "%F")];
+
+/// How long a report URL stays valid: longer than any network keeps trying (48 hours) and the
+/// SMSC's report takes to come back.
+pub const REPORT_URL_VALIDITY: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Signs and checks delivery-report URLs. The signature covers everything varsel writes into
+/// the URL: the report path, the notification id, the expiry and the names of the fields
+/// Kannel fills in. Those values Kannel only knows when it reports, so they cannot be signed;
+/// a report can therefore only be made for a notification varsel sent, through this endpoint,
+/// until the URL expires, and a final status is never changed by a later report.
 #[derive(Clone)]
 pub struct ReportSigner {
     secret: Vec<u8>,
@@ -51,23 +64,35 @@ impl ReportSigner {
         Self { secret: secret.to_vec() }
     }
 
-    fn mac(&self) -> Hmac<Sha256> {
-        Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length")
+    fn mac(&self, notification_id: &str, expires: i64) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        let fields: Vec<&str> = KANNEL_REPORT_FIELDS.iter().map(|(k, _)| *k).collect();
+        mac.update(format!("varsel report url\n{KANNEL_REPORT_PATH}\nnid={notification_id}\nexp={expires}\n{}", fields.join(",")).as_bytes());
+        mac
     }
 
-    /// The signature of a notification id.
-    pub fn sign(&self, notification_id: &str) -> String {
-        let mut mac = self.mac();
-        mac.update(notification_id.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+    /// The signature of the report URL of a notification, valid until `expires` (Unix seconds).
+    pub fn sign(&self, notification_id: &str, expires: i64) -> String {
+        hex::encode(self.mac(notification_id, expires).finalize().into_bytes())
     }
 
-    /// Whether `sig` is the signature of `notification_id` (constant time).
-    pub fn verify(&self, notification_id: &str, sig: &str) -> bool {
+    /// Whether `sig` signs the report URL of `notification_id` with `expires` (constant time),
+    /// and it has not expired at `now` (Unix seconds).
+    pub fn verify(&self, notification_id: &str, expires: i64, sig: &str, now: i64) -> bool {
         let Ok(raw) = hex::decode(sig) else { return false };
-        let mut mac = self.mac();
-        mac.update(notification_id.as_bytes());
-        mac.verify_slice(&raw).is_ok()
+        self.mac(notification_id, expires).verify_slice(&raw).is_ok() && now <= expires
+    }
+
+    /// The report URL Kannel calls for a notification, under `base_url`.
+    pub fn report_url(&self, base_url: &str, notification_id: &str, now: i64) -> String {
+        let expires = now + REPORT_URL_VALIDITY.as_secs() as i64;
+        let kannel: Vec<String> = KANNEL_REPORT_FIELDS.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!(
+            "{}{KANNEL_REPORT_PATH}?nid={notification_id}&exp={expires}&sig={}&{}",
+            base_url.trim_end_matches('/'),
+            self.sign(notification_id, expires),
+            kannel.join("&")
+        )
     }
 }
 
@@ -102,12 +127,7 @@ impl Kannel {
 
     async fn send(&self, sms: &OutgoingSms) -> Result<SmsAccepted, SendError> {
         // %d: report type, %A: SMSC answer, %F: the SMSC's message id (Kannel's placeholders).
-        let dlr_url = format!(
-            "{}/notifications/api/v1/reports/sms/kannel?nid={}&sig={}&type=%d&answer=%A&fid=%F",
-            self.report_base_url.trim_end_matches('/'),
-            sms.notification_id,
-            self.signer.sign(&sms.notification_id)
-        );
+        let dlr_url = self.signer.report_url(&self.report_base_url, &sms.notification_id, chrono::Utc::now().timestamp());
         // Kannel's `validity` is in minutes; a part minute counts as one.
         let validity = sms.validity.map(|v| v.as_secs().div_ceil(60).max(1).to_string());
         let mut request = self.http.get(&self.sendsms_url);

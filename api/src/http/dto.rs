@@ -274,6 +274,10 @@ pub struct OrderCreatedDto {
     pub order_id: String,
     /// Present when some recipient needed a lookup.
     pub recipient_lookup: Option<RecipientLookupDto>,
+    /// Present when recipients repeated an earlier one (the same person, organisation, mobile
+    /// number, or email address in any letter case): their positions in `recipients`, counted
+    /// from 0. Each recipient is notified once; the repeats were left out of the order.
+    pub duplicate_recipients: Option<Vec<u64>>,
 }
 
 /// Links of an order.

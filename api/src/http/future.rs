@@ -2,13 +2,14 @@
 //! its reminders) created once per idempotency id, and the shipment view of an order.
 
 use super::future_dto::*;
-use super::orders::{order_row, timestamp};
+use super::json_body::JsonBody;
+use super::orders::{order_id, order_row, timestamp};
+use super::security::ServiceOwner;
 use super::validate::Rules;
 use super::validate_future::{ValidChain, ValidChainOrder, ValidInstant, validate_chain, validate_instant_email, validate_instant_sms};
 use crate::error::ApiError;
 use crate::startup::AppState;
 use chrono::Utc;
-use poem::Request;
 use poem_openapi::{ApiResponse, OpenApi, Tags, param::{Path, Query}, payload::Json, types::ToJSON};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -91,9 +92,8 @@ impl FutureApi {
     /// 422 `NOT-00001` and nothing is stored (a reserved person is not missing). Cancelling the
     /// notification (`PUT /orders/{shipmentId}/cancel`) cancels its reminders too.
     #[oai(path = "/future/orders", method = "post", tag = "Tag::Future", operation_id = "createOrderChain")]
-    async fn create(&self, req: &Request, body: Json<OrderChainRequestDto>) -> Result<ChainCreatedResponse, ApiError> {
-        let principal = self.state.verifier.authorize(req.headers())?;
-        let rules = Rules { now: Utc::now(), outbound: &self.state.outbound, max_recipients: self.state.config.max_recipients };
+    async fn create(&self, ServiceOwner(principal): ServiceOwner, body: JsonBody<OrderChainRequestDto>) -> Result<ChainCreatedResponse, ApiError> {
+        let rules = Rules::new(&self.state.config, &self.state.outbound);
         let day = chrono::Duration::seconds(self.state.config.reminder_day_secs.max(1) as i64);
         let hash = request_hash(&body.0);
         let valid = validate_chain(&body.0, &rules, day).map_err(ApiError::validation)?;
@@ -154,10 +154,9 @@ impl FutureApi {
     /// was answered gets that answer (200) and sends nothing; one that is still being sent gets
     /// 409. Read its delivery at `/future/shipment/{shipmentId}`.
     #[oai(path = "/future/orders/instant/sms", method = "post", tag = "Tag::Future", operation_id = "sendInstantSms")]
-    async fn instant_sms(&self, req: &Request, body: Json<InstantSmsRequestDto>) -> Result<InstantCreatedResponse, ApiError> {
-        let principal = self.state.verifier.authorize(req.headers())?;
+    async fn instant_sms(&self, ServiceOwner(principal): ServiceOwner, body: JsonBody<InstantSmsRequestDto>) -> Result<InstantCreatedResponse, ApiError> {
         let hash = request_hash_of("instant-sms", &body.0);
-        let valid = validate_instant_sms(&body.0, Utc::now()).map_err(ApiError::validation)?;
+        let valid = validate_instant_sms(&body.0, &Rules::new(&self.state.config, &self.state.outbound)).map_err(ApiError::validation)?;
         self.instant(&principal.org, valid, hash).await
     }
 
@@ -168,10 +167,9 @@ impl FutureApi {
     /// relay cannot be reached the answer is 503 `NOT-00004` and nothing is stored; repeats are
     /// answered as for `/future/orders/instant/sms`.
     #[oai(path = "/future/orders/instant/email", method = "post", tag = "Tag::Future", operation_id = "sendInstantEmail")]
-    async fn instant_email(&self, req: &Request, body: Json<InstantEmailRequestDto>) -> Result<InstantCreatedResponse, ApiError> {
-        let principal = self.state.verifier.authorize(req.headers())?;
+    async fn instant_email(&self, ServiceOwner(principal): ServiceOwner, body: JsonBody<InstantEmailRequestDto>) -> Result<InstantCreatedResponse, ApiError> {
         let hash = request_hash_of("instant-email", &body.0);
-        let valid = validate_instant_email(&body.0, Utc::now()).map_err(ApiError::validation)?;
+        let valid = validate_instant_email(&body.0, &Rules::new(&self.state.config, &self.state.outbound)).map_err(ApiError::validation)?;
         self.instant(&principal.org, valid, hash).await
     }
 
@@ -180,9 +178,9 @@ impl FutureApi {
     /// The answer given when the chain was created: its notification's and reminders' shipment
     /// ids. This is where a new chain's `Location` points.
     #[oai(path = "/future/orders/:id", method = "get", tag = "Tag::Future", operation_id = "getOrderChain")]
-    async fn chain(&self, req: &Request, id: Path<String>) -> Result<ChainResponse, ApiError> {
-        let principal = self.state.verifier.authorize(req.headers())?;
-        let chain = self.state.store.get_chain(&id.0, &principal.org).await.map_err(ApiError::storage)?;
+    async fn chain(&self, ServiceOwner(principal): ServiceOwner, id: Path<String>) -> Result<ChainResponse, ApiError> {
+        let Ok(id) = order_id(&id.0) else { return Err(ApiError::not_found("The order chain does not exist.")) };
+        let chain = self.state.store.get_chain(&id, &principal.org).await.map_err(ApiError::storage)?;
         let chain = chain.ok_or_else(|| ApiError::not_found("The order chain does not exist."))?;
         Ok(ChainResponse::Ok(Json(stored_response(&chain)?)))
     }
@@ -198,7 +196,7 @@ impl FutureApi {
     #[oai(path = "/future/shipment/feed", method = "get", tag = "Tag::Future", operation_id = "getStatusFeed")]
     async fn feed(
         &self,
-        req: &Request,
+        ServiceOwner(principal): ServiceOwner,
         /// Exclusive cursor: the last sequence number seen (default 0).
         seq: Query<Option<i64>>,
         /// Entries per page, 1 to 500 (default 500).
@@ -208,12 +206,14 @@ impl FutureApi {
         #[oai(name = "orderBy")]
         order_by: Query<Option<String>>,
     ) -> Result<FeedResponse, ApiError> {
-        let principal = self.state.verifier.authorize(req.headers())?;
         let seq = seq.0.unwrap_or(0);
         if seq < 0 {
             return Err(ApiError::invalid("Seq", "Sequence number cannot be less than 0."));
         }
-        let limit = page_size.0.unwrap_or(500).clamp(1, 500) as u64;
+        let limit = match page_size.0.unwrap_or(500) {
+            n @ 1..=500 => n as u64,
+            n => return Err(ApiError::invalid("PageSize", format!("PageSize must be between 1 and 500; it is {n}."))),
+        };
         let descending = match order_by.0.as_deref().map(str::trim) {
             None | Some("") => false,
             Some(o) if o.eq_ignore_ascii_case("asc") => false,
@@ -256,10 +256,10 @@ impl FutureApi {
     /// An order (of either API) and where each of its messages is: destination, status and when it
     /// last changed. Unknown, or another organisation's: 404 `NOT-00003`.
     #[oai(path = "/future/shipment/:id", method = "get", tag = "Tag::Future", operation_id = "getShipment")]
-    async fn shipment(&self, req: &Request, id: Path<String>) -> Result<ShipmentResponse, ApiError> {
-        let principal = self.state.verifier.authorize(req.headers())?;
+    async fn shipment(&self, ServiceOwner(principal): ServiceOwner, id: Path<String>) -> Result<ShipmentResponse, ApiError> {
+        let Ok(id) = order_id(&id.0) else { return Err(ApiError::coded(404, "NOT-00003", "Shipment not found", None)) };
         // The order row alone: its submitted recipients (up to 500,000) are not needed here.
-        let found = self.state.store.order(&id.0).await.map_err(ApiError::storage)?;
+        let found = self.state.store.order(&id).await.map_err(ApiError::storage)?;
         let Some(o) = found.filter(|o| o.creator == principal.org) else {
             return Err(ApiError::coded(404, "NOT-00003", "Shipment not found", None));
         };

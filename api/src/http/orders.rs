@@ -1,11 +1,12 @@
 //! The order endpoints under `/notifications/api/v1`.
 
 use super::dto::*;
+use super::json_body::JsonBody;
+use super::security::{OwnerOrOperator, ServiceOwner};
 use super::validate::{self, Rules, ValidOrder};
 use crate::error::ApiError;
 use crate::startup::AppState;
 use chrono::{SecondsFormat, Utc};
-use poem::Request;
 use poem_openapi::{ApiResponse, OpenApi, param::{Path, Query}, payload::Json};
 use std::sync::Arc;
 use varsel_activities::contacts;
@@ -92,8 +93,7 @@ impl OrdersApi {
     /// who has no contact point. Requires the scope `altinn:serviceowner/notifications.create` or a
     /// `PlatformAccessToken`.
     #[oai(path = "/orders", method = "post", tag = "Tag::Orders", operation_id = "createOrder")]
-    async fn create(&self, req: &Request, body: Json<OrderRequestDto>) -> Result<CreatedResponse, ApiError> {
-        let principal = self.state.verifier.authorize(req.headers())?;
+    async fn create(&self, ServiceOwner(principal): ServiceOwner, body: JsonBody<OrderRequestDto>) -> Result<CreatedResponse, ApiError> {
         let valid = validate::order_request(&body.0, &self.rules()).map_err(ApiError::validation)?;
         // A large order's recipients are held once: the request is dropped once validated.
         drop(body);
@@ -105,8 +105,7 @@ impl OrdersApi {
     /// Creates an email order for recipients given by email address, organisation number or
     /// national identity number. Mobile numbers in recipients are ignored.
     #[oai(path = "/orders/email", method = "post", tag = "Tag::Orders", operation_id = "createEmailOrder")]
-    async fn create_email(&self, req: &Request, body: Json<EmailOrderRequestDto>) -> Result<CreatedResponse, ApiError> {
-        let principal = self.state.verifier.authorize(req.headers())?;
+    async fn create_email(&self, ServiceOwner(principal): ServiceOwner, body: JsonBody<EmailOrderRequestDto>) -> Result<CreatedResponse, ApiError> {
         let valid = validate::email_request(&body.0, &self.rules()).map_err(ApiError::validation)?;
         // A large order's recipients are held once: the request is dropped once validated.
         drop(body);
@@ -118,8 +117,7 @@ impl OrdersApi {
     /// Creates an SMS order for recipients given by mobile number, organisation number or
     /// national identity number. Email addresses in recipients are ignored.
     #[oai(path = "/orders/sms", method = "post", tag = "Tag::Orders", operation_id = "createSmsOrder")]
-    async fn create_sms(&self, req: &Request, body: Json<SmsOrderRequestDto>) -> Result<CreatedResponse, ApiError> {
-        let principal = self.state.verifier.authorize(req.headers())?;
+    async fn create_sms(&self, ServiceOwner(principal): ServiceOwner, body: JsonBody<SmsOrderRequestDto>) -> Result<CreatedResponse, ApiError> {
         let valid = validate::sms_request(&body.0, &self.rules()).map_err(ApiError::validation)?;
         // A large order's recipients are held once: the request is dropped once validated.
         drop(body);
@@ -133,14 +131,16 @@ impl OrdersApi {
     #[oai(path = "/orders", method = "get", tag = "Tag::Orders", operation_id = "getOrdersBySendersReference")]
     async fn list(
         &self,
-        req: &Request,
+        ServiceOwner(principal): ServiceOwner,
         /// The sender's reference to match exactly.
         #[oai(name = "sendersReference")] senders_reference: Query<Option<String>>,
     ) -> Result<ListResponse, ApiError> {
-        let principal = self.state.verifier.authorize(req.headers())?;
         let sref = senders_reference.0.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
             ApiError::invalid("SendersReference", "The sendersReference query parameter is required.")
         })?;
+        if sref.contains('\0') {
+            return Err(ApiError::invalid("SendersReference", "The value must not contain the NUL character (\\u0000)."));
+        }
         let found = self.state.store.orders_by_senders_reference(&principal.org, &sref).await.map_err(ApiError::storage)?;
         let orders: Vec<OrderDto> = found.into_iter().map(|(o, r)| self.order_dto(o, r)).collect();
         Ok(ListResponse::Ok(Json(OrderListDto { count: orders.len() as u64, orders })))
@@ -151,8 +151,7 @@ impl OrdersApi {
     /// Where the order is (`processingStatus`) and, once notifications exist, how many were
     /// generated and sent successfully per channel. A delivered SMS counts as succeeded.
     #[oai(path = "/orders/:id/status", method = "get", tag = "Tag::Orders", operation_id = "getOrderStatus")]
-    async fn status(&self, req: &Request, id: Path<String>) -> Result<StatusResponse, ApiError> {
-        let principal = self.state.verifier.authorize(req.headers())?;
+    async fn status(&self, ServiceOwner(principal): ServiceOwner, id: Path<String>) -> Result<StatusResponse, ApiError> {
         let (o, _) = self.find(&id.0, &principal.org).await?;
         Ok(StatusResponse::Ok(Json(self.with_status(o).await?)))
     }
@@ -161,8 +160,7 @@ impl OrdersApi {
     ///
     /// One entry per email notification with its recipient, status and when it last changed.
     #[oai(path = "/orders/:id/notifications/email", method = "get", tag = "Tag::Orders", operation_id = "getEmailNotifications")]
-    async fn email_notifications(&self, req: &Request, id: Path<String>) -> Result<EmailSummaryResponse, ApiError> {
-        let principal = self.state.verifier.authorize(req.headers())?;
+    async fn email_notifications(&self, ServiceOwner(principal): ServiceOwner, id: Path<String>) -> Result<EmailSummaryResponse, ApiError> {
         let (o, _) = self.find(&id.0, &principal.org).await?;
         let rows = self.state.store.notifications_of(&o.id, Channel::Email).await.map_err(ApiError::storage)?;
         let notifications: Vec<EmailNotificationDto> = rows
@@ -194,8 +192,7 @@ impl OrdersApi {
     ///
     /// One entry per SMS notification with its recipient, status and when it last changed.
     #[oai(path = "/orders/:id/notifications/sms", method = "get", tag = "Tag::Orders", operation_id = "getSmsNotifications")]
-    async fn sms_notifications(&self, req: &Request, id: Path<String>) -> Result<SmsSummaryResponse, ApiError> {
-        let principal = self.state.verifier.authorize(req.headers())?;
+    async fn sms_notifications(&self, ServiceOwner(principal): ServiceOwner, id: Path<String>) -> Result<SmsSummaryResponse, ApiError> {
         let (o, _) = self.find(&id.0, &principal.org).await?;
         let rows = self.state.store.notifications_of(&o.id, Channel::Sms).await.map_err(ApiError::storage)?;
         let notifications: Vec<SmsNotificationDto> = rows
@@ -230,10 +227,10 @@ impl OrdersApi {
     /// is sent. Cancelling a cancelled order answers 200 again. An order already being
     /// processed, or due within the cancellation cut-off (5 minutes by default), answers 409.
     #[oai(path = "/orders/:id/cancel", method = "put", tag = "Tag::Orders", operation_id = "cancelOrder")]
-    async fn cancel(&self, req: &Request, id: Path<String>) -> Result<StatusResponse, ApiError> {
-        let principal = self.state.verifier.authorize(req.headers())?;
+    async fn cancel(&self, ServiceOwner(principal): ServiceOwner, id: Path<String>) -> Result<StatusResponse, ApiError> {
+        let id = order_id(&id.0)?;
         let cutoff = chrono::Duration::seconds(self.state.config.cancel_cutoff_secs as i64);
-        let outcome = self.state.store.cancel_order(&id.0, &principal.org, cutoff).await.map_err(ApiError::storage)?;
+        let outcome = self.state.store.cancel_order(&id, &principal.org, cutoff).await.map_err(ApiError::storage)?;
         match outcome {
             CancelOutcome::NotFound => Err(ApiError::not_found("The order does not exist.")),
             CancelOutcome::TooLate(o) => Err(ApiError::conflict(format!(
@@ -269,12 +266,13 @@ impl OrdersApi {
     /// it, timers, signals, continued runs) merged with its notifications' statuses. Scoped to the
     /// creator; a token with scope `varsel:operator` sees every organisation's orders.
     #[oai(path = "/orders/:id/history", method = "get", tag = "Tag::Orders", operation_id = "getOrderHistory")]
-    async fn history(&self, req: &Request, id: Path<String>) -> Result<HistoryResponse, ApiError> {
-        let found = if self.state.verifier.authorize_operator(req.headers()).is_ok() {
-            self.state.store.order(&id.0).await.map_err(ApiError::storage)?
-        } else {
-            let principal = self.state.verifier.authorize(req.headers())?;
-            self.state.store.get_order(&id.0, &principal.org).await.map_err(ApiError::storage)?.map(|(o, _)| o)
+    async fn history(&self, caller: OwnerOrOperator, id: Path<String>) -> Result<HistoryResponse, ApiError> {
+        let id = order_id(&id.0)?;
+        let found = match caller {
+            OwnerOrOperator::Operator => self.state.store.order(&id).await.map_err(ApiError::storage)?,
+            OwnerOrOperator::Owner(principal) => {
+                self.state.store.get_order(&id, &principal.org).await.map_err(ApiError::storage)?.map(|(o, _)| o)
+            }
         };
         let o = found.ok_or_else(|| ApiError::not_found("The order does not exist."))?;
         let client = self.state.dispatcher.client().await.map_err(|e| ApiError::unavailable(format!("Temporal is unreachable: {e}")))?;
@@ -295,8 +293,7 @@ impl OrdersApi {
     ///
     /// The order as it was submitted. Another organisation's order is answered 404.
     #[oai(path = "/orders/:id", method = "get", tag = "Tag::Orders", operation_id = "getOrder")]
-    async fn get(&self, req: &Request, id: Path<String>) -> Result<OrderResponse, ApiError> {
-        let principal = self.state.verifier.authorize(req.headers())?;
+    async fn get(&self, ServiceOwner(principal): ServiceOwner, id: Path<String>) -> Result<OrderResponse, ApiError> {
         let (o, recipients) = self.find(&id.0, &principal.org).await?;
         Ok(OrderResponse::Ok(Json(self.order_dto(o, recipients))))
     }
@@ -308,6 +305,7 @@ impl OrdersApi {
     }
 
     async fn find(&self, id: &str, creator: &str) -> Result<(order::Model, Vec<order_recipient::Model>), ApiError> {
+        let id = &order_id(id)?;
         let found = self.state.store.get_order(id, creator).await.map_err(ApiError::storage)?;
         found.ok_or_else(|| ApiError::not_found("The order does not exist."))
     }
@@ -347,11 +345,7 @@ impl OrdersApi {
     }
 
     fn rules(&self) -> Rules<'_> {
-        Rules {
-            now: Utc::now(),
-            outbound: &self.state.outbound,
-            max_recipients: self.state.config.max_recipients,
-        }
+        Rules::new(&self.state.config, &self.state.outbound)
     }
 
     /// Looks up recipients, stores the order atomically, and starts its workflow (or leaves it
@@ -374,7 +368,8 @@ impl OrdersApi {
         self.state.dispatcher.start_soon(id.clone(), send_time_ms);
 
         let location = format!("{}/notifications/api/v1/orders/{id}", self.state.base_url);
-        Ok(CreatedResponse::Accepted(Json(OrderCreatedDto { order_id: id, recipient_lookup: lookup }), location))
+        let duplicates = (!v.duplicates.is_empty()).then(|| v.duplicates.iter().map(|i| *i as u64).collect());
+        Ok(CreatedResponse::Accepted(Json(OrderCreatedDto { order_id: id, recipient_lookup: lookup, duplicate_recipients: duplicates }), location))
     }
 
     fn order_dto(&self, o: order::Model, recipients: Vec<order_recipient::Model>) -> OrderDto {
@@ -408,6 +403,14 @@ impl OrdersApi {
             links: OrderLinksDto { self_link: base.clone(), status: format!("{base}/status") },
         }
     }
+}
+
+/// An order id from a path: a GUID, as Altinn routes only those (`{id:guid}`); anything else
+/// names no order (404), and never reaches the database.
+pub(crate) fn order_id(raw: &str) -> Result<String, ApiError> {
+    uuid::Uuid::parse_str(raw.trim())
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| ApiError::not_found("The order does not exist."))
 }
 
 pub(crate) fn timestamp(t: chrono::DateTime<Utc>) -> String {

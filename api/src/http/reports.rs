@@ -2,13 +2,14 @@
 //! operator's view of reports that matched nothing.
 
 use super::dto::{CanonicalNames, CaseInsensitive};
+use super::json_body::JsonBody;
+use super::orders::order_id;
+use super::security::{Operator, ReportSender};
 use crate::error::ApiError;
 use crate::startup::AppState;
-use base64::Engine;
 use poem::Request;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, param::{Path, Query}, payload::{Json, PlainText}};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 use varsel_activities::events::apply_and_notify;
 use varsel_activities::providers::sms::ReportSigner;
 use varsel_activities::store::{ApplyOutcome, Report, ReportTarget};
@@ -20,8 +21,6 @@ pub struct ReportsApi {
     pub state: Arc<AppState>,
     /// Checks Kannel report signatures.
     pub signer: ReportSigner,
-    /// Password of the email report endpoint.
-    pub secret: String,
 }
 
 #[derive(poem_openapi::Tags)]
@@ -176,16 +175,19 @@ pub fn kannel_status(kind: u32, answer: &str) -> Option<NotificationStatus> {
 impl ReportsApi {
     /// Kannel delivery report
     ///
-    /// Kannel's `dlr-url` callback. varsel puts the notification id and its signature in the URL
-    /// when it sends (`nid`, `sig` = hex HMAC-SHA256 of the id with the report secret), and Kannel
-    /// fills `type` (`%d`), `answer` (`%A`) and `fid` (`%F`). A wrong or missing signature is 401.
+    /// Kannel's `dlr-url` callback. varsel writes the notification id, the URL's expiry and their
+    /// signature into the URL when it sends (`nid`, `exp`, `sig` = hex HMAC-SHA256 with the report
+    /// secret over this path, `nid`, `exp` and the names of Kannel's fields), and Kannel fills
+    /// `type` (`%d`), `answer` (`%A`) and `fid` (`%F`). A wrong, missing or expired signature is 401.
     #[oai(path = "/reports/sms/kannel", method = "get", tag = "Tag::Reports", operation_id = "kannelReport")]
     async fn kannel(
         &self,
         req: &Request,
         /// Notification id.
         nid: Query<String>,
-        /// Signature of the notification id.
+        /// When the URL expires (Unix seconds).
+        exp: Query<i64>,
+        /// Signature of the URL.
         sig: Query<String>,
         /// Kannel report type (1, 2, 4, 8, 16).
         #[oai(name = "type", validator(minimum(value = "0"), maximum(value = "4294967295")))]
@@ -195,18 +197,19 @@ impl ReportsApi {
         /// The SMSC's message id.
         fid: Query<Option<String>>,
     ) -> Result<KannelResponse, ApiError> {
-        if !self.signer.verify(&nid.0, &sig.0) {
-            return Err(ApiError::unauthorized("The report signature is not valid for this notification."));
+        if !self.signer.verify(&nid.0, exp.0, &sig.0, chrono::Utc::now().timestamp()) {
+            return Err(ApiError::unauthorized("The report signature is not valid for this notification, or the report URL has expired."));
         }
-        let answer = answer.0.unwrap_or_default();
+        // The SMSC's words are kept as they came, less what no database stores.
+        let answer = clean(&answer.0.unwrap_or_default());
         let status = kannel_status(kind.0, &answer)
             .ok_or_else(|| ApiError::invalid("type", format!("Unknown Kannel report type {}.", kind.0)))?;
         let report = Report {
             target: ReportTarget::Notification(nid.0.clone()),
             status,
             reason: Some(answer.clone()).filter(|a| !a.is_empty() && !status.is_success()).map(|a| format!("Kannel: {a}")),
-            provider_ref: fid.0.filter(|f| !f.is_empty()),
-            raw: req.uri().query().unwrap_or_default().to_owned(),
+            provider_ref: fid.0.map(|f| clean(&f)).filter(|f| !f.is_empty()),
+            raw: clean(req.uri().query().unwrap_or_default()),
         };
         apply_and_notify(&self.state.store, &self.state.events, &self.state.metrics, &report, Channel::Sms, false).await.map_err(ApiError::storage)?;
         Ok(KannelResponse::Ok(PlainText("ok".into())))
@@ -219,8 +222,7 @@ impl ReportsApi {
     /// Authenticated with HTTP Basic (`VARSEL_REPORT_USERNAME` and the report secret). A report
     /// that matches nothing is kept as a dead report; a repeat changes nothing.
     #[oai(path = "/reports/email", method = "post", tag = "Tag::Reports", operation_id = "emailReport")]
-    async fn email(&self, req: &Request, body: Json<EmailReportDto>) -> Result<ReportResponse, ApiError> {
-        self.check_basic(req)?;
+    async fn email(&self, _sender: ReportSender, body: JsonBody<EmailReportDto>) -> Result<ReportResponse, ApiError> {
         let target = match (&body.notification_id, &body.message_id) {
             (Some(id), _) => ReportTarget::Notification(id.trim().to_owned()),
             (None, Some(mid)) => {
@@ -258,10 +260,10 @@ impl ReportsApi {
     /// delivered is sent again. A running or not yet completed order, or one with nothing to
     /// redrive, answers 409.
     #[oai(path = "/operator/orders/:id/redrive", method = "post", tag = "Tag::Operator", operation_id = "redriveOrder")]
-    async fn redrive(&self, req: &Request, id: Path<String>) -> Result<RedriveResponse, ApiError> {
-        self.state.verifier.authorize_operator(req.headers())?;
-        match self.state.dispatcher.redrive(&id.0).await {
-            Ok(n) => Ok(RedriveResponse::Accepted(Json(RedriveDto { order_id: id.0, notifications: n }))),
+    async fn redrive(&self, _operator: Operator, id: Path<String>) -> Result<RedriveResponse, ApiError> {
+        let id = order_id(&id.0)?;
+        match self.state.dispatcher.redrive(&id).await {
+            Ok(n) => Ok(RedriveResponse::Accepted(Json(RedriveDto { order_id: id, notifications: n }))),
             Err(crate::temporal::RedriveRefusal::NotFound) => Err(ApiError::not_found("The order does not exist.")),
             Err(crate::temporal::RedriveRefusal::Conflict(m)) => Err(ApiError::conflict(m)),
             Err(crate::temporal::RedriveRefusal::Unavailable(m)) => Err(ApiError::unavailable(m)),
@@ -273,8 +275,7 @@ impl ReportsApi {
     /// Delivery reports that matched no notification, or arrived after their notification's
     /// time-to-live, oldest first (at most 500). None is dropped silently.
     #[oai(path = "/operator/dead-reports", method = "get", tag = "Tag::Operator", operation_id = "listDeadReports")]
-    async fn dead_reports(&self, req: &Request) -> Result<DeadReportsResponse, ApiError> {
-        self.state.verifier.authorize_operator(req.headers())?;
+    async fn dead_reports(&self, _operator: Operator) -> Result<DeadReportsResponse, ApiError> {
         let rows = self.state.store.dead_reports(500).await.map_err(ApiError::storage)?;
         Ok(DeadReportsResponse::Ok(Json(
             rows.into_iter()
@@ -296,12 +297,12 @@ impl ReportsApi {
     /// Applies a dead report again (for example after its notification was found under another
     /// reference). Applied or unchanged: it leaves the dead list. Still matching nothing: 409.
     #[oai(path = "/operator/dead-reports/:id/reapply", method = "post", tag = "Tag::Operator", operation_id = "reapplyDeadReport")]
-    async fn reapply(&self, req: &Request, id: Path<String>) -> Result<ReportResponse, ApiError> {
-        self.state.verifier.authorize_operator(req.headers())?;
+    async fn reapply(&self, _operator: Operator, id: Path<String>) -> Result<ReportResponse, ApiError> {
+        let Ok(id) = uuid::Uuid::parse_str(id.0.trim()) else { return Err(ApiError::not_found("No such dead report.")) };
         let dead = self
             .state
             .store
-            .dead_report_by_id(&id.0)
+            .dead_report_by_id(&id.hyphenated().to_string())
             .await
             .map_err(ApiError::storage)?
             .filter(|d| d.applied_at.is_none())
@@ -346,21 +347,9 @@ pub enum RedriveResponse {
     Accepted(Json<RedriveDto>),
 }
 
-impl ReportsApi {
-    fn check_basic(&self, req: &Request) -> Result<(), ApiError> {
-        let header = req.headers().get("Authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let decoded = header
-            .strip_prefix("Basic ")
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
-            .and_then(|b| String::from_utf8(b).ok())
-            .unwrap_or_default();
-        let expected = format!("{}:{}", self.state.config.report_username, self.secret);
-        if bool::from(decoded.as_bytes().ct_eq(expected.as_bytes())) && !self.secret.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::unauthorized("Delivery reports need HTTP Basic credentials."))
-        }
-    }
+/// Text from a provider as it can be stored: without NUL characters.
+fn clean(s: &str) -> String {
+    s.replace('\0', "")
 }
 
 #[cfg(test)]

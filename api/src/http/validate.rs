@@ -89,8 +89,10 @@ pub struct ValidOrder {
     pub channel: NotificationChannel,
     /// Send time, UTC.
     pub requested_send_time: DateTime<Utc>,
-    /// Recipients, normalised.
+    /// Recipients, normalised, each once.
     pub recipients: Vec<NewRecipient>,
+    /// Positions (in the request) of recipients that repeated an earlier one.
+    pub duplicates: Vec<usize>,
     /// Email template, when the channel uses email.
     pub email: Option<EmailTemplate>,
     /// SMS template, when the channel uses SMS.
@@ -113,8 +115,114 @@ pub struct Rules<'a> {
     pub now: DateTime<Utc>,
     /// Destinations accepted in `conditionEndpoint` besides public DNS names.
     pub outbound: &'a OutboundPolicy,
-    /// Most recipients one order may have.
+    /// How large each part of a request may be.
+    pub limits: Limits,
+}
+
+/// How large each part of a request may be (the configuration's limits).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Recipients of one order.
     pub max_recipients: usize,
+    /// Characters of an email subject.
+    pub max_subject_chars: usize,
+    /// Bytes of an email body.
+    pub max_email_body_bytes: usize,
+    /// Segments of an SMS text.
+    pub max_sms_segments: u32,
+    /// Characters of a reference or id the client chooses.
+    pub max_reference_chars: usize,
+    /// Reminders of one chain.
+    pub max_reminders: usize,
+    /// How far ahead a send time may be.
+    pub max_send_ahead: chrono::Duration,
+}
+
+/// Longest `conditionEndpoint`, characters (the limit browsers and proxies keep to).
+pub const MAX_URL_CHARS: usize = 2048;
+
+impl Limits {
+    /// From the configuration.
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        Self {
+            max_recipients: c.max_recipients,
+            max_subject_chars: c.max_subject_chars,
+            max_email_body_bytes: c.max_email_body_bytes,
+            max_sms_segments: c.max_sms_segments.max(1),
+            max_reference_chars: c.max_reference_chars,
+            max_reminders: c.max_reminders,
+            max_send_ahead: chrono::Duration::days(c.max_send_ahead_days as i64),
+        }
+    }
+}
+
+impl<'a> Rules<'a> {
+    /// The rules as configured, now.
+    pub fn new(config: &crate::config::Config, outbound: &'a OutboundPolicy) -> Self {
+        Self { now: Utc::now(), outbound, limits: Limits::from_config(config) }
+    }
+
+    /// Refuses a send time further ahead than the limit.
+    pub(crate) fn check_horizon(&self, t: DateTime<Utc>, key: &str, errors: &mut Errors) {
+        if t > self.now + self.limits.max_send_ahead {
+            add(errors, key, &format!(
+                "The send time can be at most {} days ahead.",
+                self.limits.max_send_ahead.num_days()
+            ));
+        }
+    }
+
+    /// Refuses a reference or id longer than the limit.
+    pub(crate) fn check_reference(&self, value: Option<&str>, key: &str, errors: &mut Errors) {
+        check_chars(value, self.limits.max_reference_chars, key, errors);
+    }
+
+    /// Refuses a subject with control characters (line breaks fold into spaces) or longer than
+    /// the limit.
+    pub(crate) fn check_subject(&self, subject: Option<&str>, key: &str, errors: &mut Errors) {
+        let Some(s) = subject else { return };
+        if s.chars().any(|c| c.is_control() && !matches!(c, '\r' | '\n' | '\t')) {
+            add(errors, key, "The email subject must not contain control characters.");
+        }
+        check_chars(Some(s), self.limits.max_subject_chars, key, errors);
+    }
+
+    /// Refuses an email body larger than the limit.
+    pub(crate) fn check_email_body(&self, body: Option<&str>, key: &str, errors: &mut Errors) {
+        if let Some(b) = body
+            && b.len() > self.limits.max_email_body_bytes
+        {
+            add(errors, key, &format!(
+                "The email body can be at most {} bytes long; it is {}.",
+                self.limits.max_email_body_bytes,
+                b.len()
+            ));
+        }
+    }
+
+    /// Refuses an SMS text longer than the segments a message may take (counted as Altinn
+    /// counts them: 160 URL-encoded characters in one, 134 a segment beyond).
+    pub(crate) fn check_sms_body(&self, body: Option<&str>, key: &str, errors: &mut Errors) {
+        let Some(b) = body else { return };
+        let len = varsel_workflows::sms::url_encoded_len(b);
+        let max = self.limits.max_sms_segments as usize * 134;
+        if len > max.max(160) {
+            add(errors, key, &format!(
+                "The SMS body is too long: it takes {} segments and at most {} are sent (each letter outside A-Z, a-z and 0-9 counts as several characters).",
+                len.div_ceil(134),
+                self.limits.max_sms_segments
+            ));
+        }
+    }
+}
+
+fn check_chars(value: Option<&str>, max: usize, key: &str, errors: &mut Errors) {
+    if let Some(v) = value {
+        let n = v.chars().count();
+        if n > max {
+            add(errors, key, &format!("The value can be at most {max} characters long; it is {n}."));
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -129,15 +237,20 @@ pub(crate) fn present(s: &Option<String>) -> Option<&str> {
 }
 
 /// Whether a condition endpoint may be used: http(s), and a public DNS name or a destination the
-/// outbound policy allows (an IP literal in a non-public range only when allow-listed). A name
-/// that resolves to a private address is refused later, when the check runs.
-pub(crate) fn condition_destination_allowed(u: &reqwest::Url, rules: &Rules<'_>) -> bool {
-    rules.outbound.check_url(u).is_ok()
-        && match u.host() {
-            Some(url::Host::Domain(name)) => HOST_RE.is_match(name) || rules.outbound.name_allowed(name),
-            Some(_) => true,
-            None => false,
-        }
+/// outbound policy allows (an IP literal in a non-public range only when allow-listed); why not
+/// otherwise. A name that resolves to a private address is refused later, when the check runs.
+pub(crate) fn condition_destination(u: &reqwest::Url, rules: &Rules<'_>) -> Result<(), String> {
+    const WHY: &str = "varsel calls only public hosts, and others that VARSEL_CONDITION_ALLOWED_HOSTS lists";
+    if let Err(refused) = rules.outbound.check_url(u) {
+        return Err(format!("The condition endpoint is not reachable for varsel: {refused}; {WHY}."));
+    }
+    match u.host() {
+        Some(url::Host::Domain(name)) if !(HOST_RE.is_match(name) || rules.outbound.name_allowed(name)) => Err(format!(
+            "The condition endpoint's host {name} is not a public DNS name (one with a top-level domain); {WHY}."
+        )),
+        Some(_) => Ok(()),
+        None => Err("The condition endpoint must be a valid URL.".into()),
+    }
 }
 
 static HOST_RE: LazyLock<regex::Regex> =
@@ -158,7 +271,7 @@ fn parse_send_time(raw: &str, errors: &mut Errors) -> Option<DateTime<Utc>> {
     None
 }
 
-fn validate_base(base: &OrderBaseDto, rule: RecipientRule, rules: &Rules<'_>, errors: &mut Errors) -> (DateTime<Utc>, Vec<NewRecipient>) {
+fn validate_base(base: &OrderBaseDto, rule: RecipientRule, rules: &Rules<'_>, errors: &mut Errors) -> (DateTime<Utc>, Recipients) {
     let mut send_time = rules.now;
     if let Some(raw) = present(&base.requested_send_time)
         && let Some(t) = parse_send_time(raw, errors)
@@ -166,15 +279,26 @@ fn validate_base(base: &OrderBaseDto, rule: RecipientRule, rules: &Rules<'_>, er
         if t < rules.now - chrono::Duration::minutes(5) {
             add(errors, "RequestedSendTime", "Send time must be in the future. Leave blank to send immediately.");
         }
+        rules.check_horizon(t, "RequestedSendTime", errors);
         send_time = t.max(rules.now);
     }
 
     if let Some(url) = present(&base.condition_endpoint) {
-        let ok = reqwest::Url::parse(url).ok().is_some_and(|u| condition_destination_allowed(&u, rules));
-        if !ok {
-            add(errors, "ConditionEndpoint", "The condition endpoint must be a valid URL.");
+        match reqwest::Url::parse(url) {
+            _ if url.chars().count() > MAX_URL_CHARS => {
+                add(errors, "ConditionEndpoint", &format!("The condition endpoint can be at most {MAX_URL_CHARS} characters long."))
+            }
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                if let Err(why) = condition_destination(&u, rules) {
+                    add(errors, "ConditionEndpoint", &why);
+                }
+            }
+            _ => add(errors, "ConditionEndpoint", "The condition endpoint must be a valid URL."),
         }
     }
+    rules.check_reference(base.senders_reference.as_deref(), "SendersReference", errors);
+    rules.check_reference(base.resource_id.as_deref(), "ResourceId", errors);
+    rules.check_reference(base.resource_action.as_deref(), "ResourceAction", errors);
 
     if let Some(action) = &base.resource_action {
         if present(&base.resource_id).is_none() {
@@ -185,25 +309,41 @@ fn validate_base(base: &OrderBaseDto, rule: RecipientRule, rules: &Rules<'_>, er
     }
 
     if let Some(list) = &base.recipients
-        && list.len() > rules.max_recipients
+        && list.len() > rules.limits.max_recipients
     {
         // Checked before the recipients themselves: a too-large order is not worth validating.
-        add(errors, "Recipients", &format!("An order can have at most {} recipients; this one has {}.", rules.max_recipients, list.len()));
-        return (send_time, vec![]);
+        add(errors, "Recipients", &format!("An order can have at most {} recipients; this one has {}.", rules.limits.max_recipients, list.len()));
+        return (send_time, Recipients::default());
     }
     let recipients = validate_recipients(&base.recipients, rule, errors);
     (send_time, recipients)
 }
 
-fn validate_recipients(list: &Option<Vec<RecipientDto>>, rule: RecipientRule, errors: &mut Errors) -> Vec<NewRecipient> {
+/// An order's valid recipients, each once, and which of the given ones repeated another.
+#[derive(Debug, Clone, Default)]
+pub struct Recipients {
+    /// The recipients, normalised, in the order given, each once.
+    pub unique: Vec<NewRecipient>,
+    /// Positions (in the request's `recipients`) of those that repeated an earlier one.
+    pub duplicates: Vec<usize>,
+}
+
+/// What makes two recipients the same: the same person, organisation, mobile number, or
+/// email address in any letter case.
+fn identity(r: &NewRecipient) -> (Option<String>, Option<String>, Option<String>, Option<String>) {
+    (r.email.as_ref().map(|e| e.to_lowercase()), r.mobile.clone(), r.org_no.clone(), r.nin.clone())
+}
+
+fn validate_recipients(list: &Option<Vec<RecipientDto>>, rule: RecipientRule, errors: &mut Errors) -> Recipients {
     let list = match list {
         Some(l) if !l.is_empty() => l,
         _ => {
             add(errors, "Recipients", "One or more recipient is required.");
-            return vec![];
+            return Recipients::default();
         }
     };
-    let mut out = Vec::with_capacity(list.len());
+    let mut out = Recipients { unique: Vec::with_capacity(list.len()), duplicates: vec![] };
+    let mut seen = std::collections::HashSet::with_capacity(list.len());
     for (i, r) in list.iter().enumerate() {
         let key = format!("Recipients[{i}]");
         let email = present(&r.email_address);
@@ -258,18 +398,21 @@ fn validate_recipients(list: &Option<Vec<RecipientDto>>, rule: RecipientRule, er
                 add(errors, &key, "Organization number cannot be combined with email address, mobile number, or national identity number.");
             }
         }
-        out.push(rec);
+        if seen.insert(identity(&rec)) {
+            out.unique.push(rec);
+        } else {
+            out.duplicates.push(i);
+        }
     }
     out
 }
 
-/// Alphanumeric sender ids are cut at 11 characters by the networks; refuse them up front.
+/// Refuses sender ids the networks do not show as sent (see `sms::check_sender_id`).
 pub(crate) fn check_sender(sender: Option<&str>, key: &str, errors: &mut Errors) {
     if let Some(s) = sender
-        && s.chars().any(|c| c.is_alphabetic())
-        && s.chars().count() > 11
+        && let Err(why) = varsel_workflows::sms::check_sender_id(s)
     {
-        add(errors, key, "An alphanumeric sender id can be at most 11 characters long.");
+        add(errors, key, why);
     }
 }
 
@@ -297,7 +440,7 @@ fn finish(
     errors: Errors,
     base: &OrderBaseDto,
     requested_send_time: DateTime<Utc>,
-    recipients: Vec<NewRecipient>,
+    recipients: Recipients,
     parts: Parts,
 ) -> Result<ValidOrder, Errors> {
     if !errors.is_empty() {
@@ -307,7 +450,8 @@ fn finish(
         kind: parts.kind,
         channel: parts.channel,
         requested_send_time,
-        recipients,
+        recipients: recipients.unique,
+        duplicates: recipients.duplicates,
         email: parts.email,
         sms: parts.sms,
         senders_reference: base.senders_reference.clone(),
@@ -358,6 +502,8 @@ pub fn order_request(req: &OrderRequestDto, rules: &Rules<'_>) -> Result<ValidOr
                     {
                         add(&mut errors, "EmailTemplate.FromAddress", "Invalid email address format.");
                     }
+                    rules.check_subject(subject, "EmailTemplate.Subject", &mut errors);
+                    rules.check_email_body(body, "EmailTemplate.Body", &mut errors);
                     email = Some(EmailTemplate {
                         from: present(&t.from_address).map(str::to_owned),
                         subject: one_line(subject.unwrap_or_default()),
@@ -374,6 +520,7 @@ pub fn order_request(req: &OrderRequestDto, rules: &Rules<'_>) -> Result<ValidOr
                     if present(&t.body).is_none() {
                         add(&mut errors, "SmsTemplate.Body", "The SMS template body must not be empty.");
                     }
+                    rules.check_sms_body(present(&t.body), "SmsTemplate.Body", &mut errors);
                     check_sender(present(&t.sender_number), "SmsTemplate.SenderNumber", &mut errors);
                     sms = Some(SmsTemplate {
                         sender: present(&t.sender_number).map(str::to_owned),
@@ -401,6 +548,8 @@ pub fn email_request(req: &EmailOrderRequestDto, rules: &Rules<'_>) -> Result<Va
     if present(&req.subject).is_none() {
         add(&mut errors, "Subject", "The email template subject must not be empty.");
     }
+    rules.check_subject(present(&req.subject), "Subject", &mut errors);
+    rules.check_email_body(present(&req.body), "Body", &mut errors);
     finish(errors, &req.base, send_time, recipients, Parts {
         kind: OrderKind::Email,
         channel: NotificationChannel::Email,
@@ -421,6 +570,7 @@ pub fn sms_request(req: &SmsOrderRequestDto, rules: &Rules<'_>) -> Result<ValidO
     if present(&req.body).is_none() {
         add(&mut errors, "Body", "The SMS template body must not be empty.");
     }
+    rules.check_sms_body(present(&req.body), "Body", &mut errors);
     check_sender(present(&req.sender_number), "SenderNumber", &mut errors);
     finish(errors, &req.base, send_time, recipients, Parts {
         kind: OrderKind::Sms,

@@ -4,7 +4,7 @@
 
 use super::dto::{EmailContentTypeDto, NotificationChannelDto};
 use super::future_dto::*;
-use super::validate::{EmailTemplate, Errors, OrderKind, Rules, SmsTemplate, ValidOrder, add, check_sender, condition_destination_allowed, one_line, present};
+use super::validate::{EmailTemplate, Errors, MAX_URL_CHARS, OrderKind, Rules, SmsTemplate, ValidOrder, add, check_sender, condition_destination, one_line, present};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use varsel_activities::store::NewRecipient;
 use varsel_workflows::domain::{EmailAddress, EmailContentType, MobileNumber, NationalIdentityNumber, NotificationChannel, OrganizationNumber};
@@ -35,8 +35,9 @@ pub struct ValidChain {
     pub transmission_id: Option<String>,
 }
 
-fn send_time(raw: &str, key: &str, zone_msg: &str, past_msg: &str, now: DateTime<Utc>, errors: &mut Errors) -> Option<DateTime<Utc>> {
+fn send_time(raw: &str, key: &str, zone_msg: &str, past_msg: &str, rules: &Rules<'_>, errors: &mut Errors) -> Option<DateTime<Utc>> {
     let raw = raw.trim();
+    let now = rules.now;
     match DateTime::parse_from_rfc3339(raw) {
         Ok(t) => {
             let t = t.with_timezone(&Utc);
@@ -44,6 +45,7 @@ fn send_time(raw: &str, key: &str, zone_msg: &str, past_msg: &str, now: DateTime
             if t < now - chrono::Duration::seconds(5) {
                 add(errors, key, past_msg);
             }
+            rules.check_horizon(t, key, errors);
             Some(t.max(now))
         }
         Err(_) => {
@@ -58,6 +60,10 @@ fn send_time(raw: &str, key: &str, zone_msg: &str, past_msg: &str, now: DateTime
 
 fn condition(url: &Option<String>, key: &str, rules: &Rules<'_>, errors: &mut Errors) -> Option<String> {
     let raw = present(url)?;
+    if raw.chars().count() > MAX_URL_CHARS {
+        add(errors, key, &format!("ConditionEndpoint can be at most {MAX_URL_CHARS} characters long."));
+        return None;
+    }
     let Ok(u) = reqwest::Url::parse(raw) else {
         add(errors, key, "ConditionEndpoint must be a valid absolute URI or null.");
         return None;
@@ -66,14 +72,14 @@ fn condition(url: &Option<String>, key: &str, rules: &Rules<'_>, errors: &mut Er
         add(errors, key, "ConditionEndpoint must use http or https scheme.");
         return None;
     }
-    if !condition_destination_allowed(&u, rules) {
-        add(errors, key, "ConditionEndpoint must name a public host or one allowed by configuration.");
+    if let Err(why) = condition_destination(&u, rules) {
+        add(errors, key, &why);
         return None;
     }
     Some(raw.to_owned())
 }
 
-fn email_settings(s: &Option<EmailSettingsDto>, key: &str, errors: &mut Errors) -> Option<EmailTemplate> {
+fn email_settings(s: &Option<EmailSettingsDto>, key: &str, rules: &Rules<'_>, errors: &mut Errors) -> Option<EmailTemplate> {
     let Some(s) = s else {
         add(errors, key, "Email sending options cannot be null.");
         return None;
@@ -91,6 +97,8 @@ fn email_settings(s: &Option<EmailSettingsDto>, key: &str, errors: &mut Errors) 
     if body.is_none() {
         add(errors, format!("{key}.Body"), "The email body must not be empty.");
     }
+    rules.check_subject(subject, &format!("{key}.Subject"), errors);
+    rules.check_email_body(body, &format!("{key}.Body"), errors);
     if s.sending_time_policy.is_some_and(|p| p.0 != SendingTimePolicyDto::Anytime) {
         add(errors, format!("{key}.SendingTimePolicy"), "Email only supports send time anytime");
     }
@@ -106,7 +114,7 @@ fn email_settings(s: &Option<EmailSettingsDto>, key: &str, errors: &mut Errors) 
 }
 
 /// The SMS and whether it may go at any hour (`Daytime` is the default).
-fn sms_settings(s: &Option<SmsSettingsDto>, key: &str, errors: &mut Errors) -> Option<(SmsTemplate, bool)> {
+fn sms_settings(s: &Option<SmsSettingsDto>, key: &str, rules: &Rules<'_>, errors: &mut Errors) -> Option<(SmsTemplate, bool)> {
     let Some(s) = s else {
         add(errors, key, "SMS sending options cannot be null.");
         return None;
@@ -115,13 +123,16 @@ fn sms_settings(s: &Option<SmsSettingsDto>, key: &str, errors: &mut Errors) -> O
     if body.is_none() {
         add(errors, format!("{key}.Body"), "SMS body cannot be null or empty.");
     }
+    rules.check_sms_body(body, &format!("{key}.Body"), errors);
     let sender = s.sender.as_deref().map(str::trim).filter(|s| !s.is_empty());
     check_sender(sender, &format!("{key}.Sender"), errors);
     let anytime = s.sending_time_policy.is_some_and(|p| p.0 == SendingTimePolicyDto::Anytime);
     Some((SmsTemplate { sender: sender.map(str::to_owned), body: s.body.clone().unwrap_or_default() }, anytime))
 }
 
-fn resource(id: &Option<String>, action: &Option<String>, key: &str, errors: &mut Errors) -> (Option<String>, Option<String>) {
+fn resource(id: &Option<String>, action: &Option<String>, key: &str, rules: &Rules<'_>, errors: &mut Errors) -> (Option<String>, Option<String>) {
+    rules.check_reference(id.as_deref(), &format!("{key}.ResourceId"), errors);
+    rules.check_reference(action.as_deref(), &format!("{key}.ResourceAction"), errors);
     let id = present(id);
     if let Some(r) = id
         && !(r.starts_with("urn:altinn:resource:") && r.len() > "urn:altinn:resource:".len())
@@ -144,6 +155,7 @@ fn channel_settings(
     email: &Option<EmailSettingsDto>,
     sms: &Option<SmsSettingsDto>,
     key: &str,
+    rules: &Rules<'_>,
     errors: &mut Errors,
 ) -> (Option<EmailTemplate>, Option<(SmsTemplate, bool)>) {
     let (needs_email, needs_sms, email_msg, sms_msg) = match channel {
@@ -164,7 +176,7 @@ fn channel_settings(
             add(errors, format!("{key}.EmailSettings"), email_msg);
             None
         } else {
-            email_settings(email, &format!("{key}.EmailSettings"), errors)
+            email_settings(email, &format!("{key}.EmailSettings"), rules, errors)
         }
     } else {
         None
@@ -174,7 +186,7 @@ fn channel_settings(
             add(errors, format!("{key}.SmsSettings"), sms_msg);
             None
         } else {
-            sms_settings(sms, &format!("{key}.SmsSettings"), errors)
+            sms_settings(sms, &format!("{key}.SmsSettings"), rules, errors)
         }
     } else {
         None
@@ -203,7 +215,7 @@ struct Recipient {
     resource_action: Option<String>,
 }
 
-fn recipient(r: &Option<RecipientUnionDto>, key: &str, errors: &mut Errors) -> Option<Recipient> {
+fn recipient(r: &Option<RecipientUnionDto>, key: &str, rules: &Rules<'_>, errors: &mut Errors) -> Option<Recipient> {
     let Some(r) = r else {
         add(errors, key, "Recipient specification cannot be null.");
         return None;
@@ -231,7 +243,7 @@ fn recipient(r: &Option<RecipientUnionDto>, key: &str, errors: &mut Errors) -> O
         if e.email_settings.is_none() {
             add(errors, format!("{k}.EmailSettings"), "Recipient email settings cannot be null.");
         } else {
-            out.email = email_settings(&e.email_settings, &format!("{k}.EmailSettings"), errors);
+            out.email = email_settings(&e.email_settings, &format!("{k}.EmailSettings"), rules, errors);
         }
     } else if let Some(s) = &r.recipient_sms {
         let k = format!("{key}.RecipientSms");
@@ -243,7 +255,7 @@ fn recipient(r: &Option<RecipientUnionDto>, key: &str, errors: &mut Errors) -> O
                 Err(_) => add(errors, format!("{k}.PhoneNumber"), "Recipient phone number is not a valid mobile number."),
             },
         }
-        out.sms = sms_settings(&s.sms_settings, &format!("{k}.SmsSettings"), errors);
+        out.sms = sms_settings(&s.sms_settings, &format!("{k}.SmsSettings"), rules, errors);
     } else if let Some(p) = &r.recipient_person {
         let k = format!("{key}.RecipientPerson");
         match present(&p.national_identity_number).map(NationalIdentityNumber::parse) {
@@ -252,9 +264,9 @@ fn recipient(r: &Option<RecipientUnionDto>, key: &str, errors: &mut Errors) -> O
         }
         let channel = p.channel_schema.map(|c| c.0).unwrap_or(NotificationChannelDto::EmailPreferred);
         out.channel = channel_of(channel);
-        (out.email, out.sms) = channel_settings(channel, &p.email_settings, &p.sms_settings, &k, errors);
+        (out.email, out.sms) = channel_settings(channel, &p.email_settings, &p.sms_settings, &k, rules, errors);
         out.ignore_reservation = p.ignore_reservation.unwrap_or(false);
-        (out.resource_id, out.resource_action) = resource(&p.resource_id, &p.resource_action, &k, errors);
+        (out.resource_id, out.resource_action) = resource(&p.resource_id, &p.resource_action, &k, rules, errors);
     } else if let Some(o) = &r.recipient_organization {
         let k = format!("{key}.RecipientOrganization");
         match present(&o.org_number) {
@@ -268,10 +280,10 @@ fn recipient(r: &Option<RecipientUnionDto>, key: &str, errors: &mut Errors) -> O
             None => add(errors, format!("{k}.ChannelSchema"), "Invalid channel scheme value."),
             Some(channel) => {
                 out.channel = channel_of(channel);
-                (out.email, out.sms) = channel_settings(channel, &o.email_settings, &o.sms_settings, &k, errors);
+                (out.email, out.sms) = channel_settings(channel, &o.email_settings, &o.sms_settings, &k, rules, errors);
             }
         }
-        (out.resource_id, out.resource_action) = resource(&o.resource_id, &o.resource_action, &k, errors);
+        (out.resource_id, out.resource_action) = resource(&o.resource_id, &o.resource_action, &k, rules, errors);
     }
     Some(out)
 }
@@ -295,6 +307,7 @@ fn chain_order(
             channel: r.channel,
             requested_send_time,
             recipients: vec![r.recipient],
+            duplicates: vec![],
             email: r.email,
             sms,
             senders_reference,
@@ -310,9 +323,11 @@ fn chain_order(
 /// configured shorter for tests).
 pub fn validate_chain(dto: &OrderChainRequestDto, rules: &Rules<'_>, day: chrono::Duration) -> Result<ValidChain, Errors> {
     let mut errors = Errors::new();
-    let idempotency_id = present(&dto.idempotency_id).map(str::to_owned);
-    if idempotency_id.is_none() {
-        add(&mut errors, "IdempotencyId", "IdempotencyId cannot be null or empty.");
+    let idempotency_id = idempotency(&dto.idempotency_id, rules, &mut errors);
+    rules.check_reference(dto.senders_reference.as_deref(), "SendersReference", &mut errors);
+    if let Some(d) = &dto.dialogporten_association {
+        rules.check_reference(d.dialog_id.as_deref(), "DialogportenAssociation.DialogId", &mut errors);
+        rules.check_reference(d.transmission_id.as_deref(), "DialogportenAssociation.TransmissionId", &mut errors);
     }
     let main_time = match present(&dto.requested_send_time) {
         Some(raw) => send_time(
@@ -320,15 +335,21 @@ pub fn validate_chain(dto: &OrderChainRequestDto, rules: &Rules<'_>, day: chrono
             "RequestedSendTime",
             "The requested send time value must have specified a time zone.",
             "RequestedSendTime must be greater than or equal to now.",
-            rules.now,
+            rules,
             &mut errors,
         )
         .unwrap_or(rules.now),
         None => rules.now,
     };
     let main_condition = condition(&dto.condition_endpoint, "ConditionEndpoint", rules, &mut errors);
-    let main = recipient(&dto.recipient, "Recipient", &mut errors);
+    let main = recipient(&dto.recipient, "Recipient", rules, &mut errors);
 
+    let given = dto.reminders.as_ref().map_or(0, Vec::len);
+    if given > rules.limits.max_reminders {
+        add(&mut errors, "Reminders", &format!("An order can have at most {} reminders; this one has {given}.", rules.limits.max_reminders));
+        return Err(errors);
+    }
+    let max_days = rules.limits.max_send_ahead.num_days();
     let mut reminders = Vec::new();
     for (i, r) in dto.reminders.iter().flatten().enumerate() {
         let key = format!("Reminders[{i}]");
@@ -341,18 +362,23 @@ pub fn validate_chain(dto: &OrderChainRequestDto, rules: &Rules<'_>, day: chrono
                 add(&mut errors, format!("{key}.DelayDays"), "DelayDays must be greater than or equal to 1 day.");
                 None
             }
-            (Some(d), None) => Some(main_time + day * d.min(3650) as i32),
+            (Some(d), None) if d > max_days => {
+                add(&mut errors, format!("{key}.DelayDays"), &format!("DelayDays can be at most {max_days} days."));
+                None
+            }
+            (Some(d), None) => Some(main_time + day * d as i32),
             (None, Some(raw)) => send_time(
                 raw,
                 &format!("{key}.RequestedSendTime"),
                 "The RequestedSendTime must have specified a time zone.",
                 "RequestedSendTime must be greater than or equal to the current UTC time.",
-                rules.now,
+                rules,
                 &mut errors,
             ),
         };
+        rules.check_reference(r.senders_reference.as_deref(), &format!("{key}.SendersReference"), &mut errors);
         let cond = condition(&r.condition_endpoint, &format!("{key}.ConditionEndpoint"), rules, &mut errors);
-        let rec = recipient(&r.recipient, &format!("{key}.Recipient"), &mut errors);
+        let rec = recipient(&r.recipient, &format!("{key}.Recipient"), rules, &mut errors);
         if let (Some(time), Some(rec)) = (time, rec) {
             reminders.push(chain_order("Reminder", rec, time, present(&r.senders_reference).map(str::to_owned), cond));
         }
@@ -393,6 +419,7 @@ fn instant_order(recipient: NewRecipient, channel: NotificationChannel, email: O
         channel,
         requested_send_time: now,
         recipients: vec![recipient],
+        duplicates: vec![],
         email,
         sms,
         senders_reference: present(senders_reference).map(str::to_owned),
@@ -403,18 +430,21 @@ fn instant_order(recipient: NewRecipient, channel: NotificationChannel, email: O
     }
 }
 
-fn idempotency(id: &Option<String>, errors: &mut Errors) -> Option<String> {
+fn idempotency(id: &Option<String>, rules: &Rules<'_>, errors: &mut Errors) -> Option<String> {
     let id = present(id).map(str::to_owned);
     if id.is_none() {
         add(errors, "IdempotencyId", "IdempotencyId cannot be null or empty.");
     }
+    rules.check_reference(id.as_deref(), "IdempotencyId", errors);
     id
 }
 
 /// Validates `POST /future/orders/instant/sms` with Altinn's messages (reference §2.3).
-pub fn validate_instant_sms(dto: &InstantSmsRequestDto, now: DateTime<Utc>) -> Result<ValidInstant, Errors> {
+pub fn validate_instant_sms(dto: &InstantSmsRequestDto, rules: &Rules<'_>) -> Result<ValidInstant, Errors> {
     let mut errors = Errors::new();
-    let idempotency_id = idempotency(&dto.idempotency_id, &mut errors);
+    let now = rules.now;
+    let idempotency_id = idempotency(&dto.idempotency_id, rules, &mut errors);
+    rules.check_reference(dto.senders_reference.as_deref(), "SendersReference", &mut errors);
     let Some(r) = &dto.recipient_sms else {
         add(&mut errors, "RecipientSms", "SMS details cannot be null.");
         return Err(errors);
@@ -439,6 +469,7 @@ pub fn validate_instant_sms(dto: &InstantSmsRequestDto, now: DateTime<Utc>) -> R
             if present(&s.body).is_none() {
                 add(&mut errors, "RecipientSms.SmsSettings.Body", "The Body field is required.");
             }
+            rules.check_sms_body(present(&s.body), "RecipientSms.SmsSettings.Body", &mut errors);
             let sender = s.sender.as_deref().map(str::trim).filter(|s| !s.is_empty());
             check_sender(sender, "RecipientSms.SmsSettings.Sender", &mut errors);
             Some(SmsTemplate { sender: sender.map(str::to_owned), body: s.body.clone().unwrap_or_default() })
@@ -455,9 +486,11 @@ pub fn validate_instant_sms(dto: &InstantSmsRequestDto, now: DateTime<Utc>) -> R
 }
 
 /// Validates `POST /future/orders/instant/email` with Altinn's messages (reference §2.3).
-pub fn validate_instant_email(dto: &InstantEmailRequestDto, now: DateTime<Utc>) -> Result<ValidInstant, Errors> {
+pub fn validate_instant_email(dto: &InstantEmailRequestDto, rules: &Rules<'_>) -> Result<ValidInstant, Errors> {
     let mut errors = Errors::new();
-    let idempotency_id = idempotency(&dto.idempotency_id, &mut errors);
+    let now = rules.now;
+    let idempotency_id = idempotency(&dto.idempotency_id, rules, &mut errors);
+    rules.check_reference(dto.senders_reference.as_deref(), "SendersReference", &mut errors);
     let Some(r) = &dto.recipient_email else {
         add(&mut errors, "RecipientEmail", "Email details cannot be null.");
         return Err(errors);
@@ -488,6 +521,8 @@ pub fn validate_instant_email(dto: &InstantEmailRequestDto, now: DateTime<Utc>) 
             if present(&s.body).is_none() {
                 add(&mut errors, format!("{key}.Body"), "The email body cannot be empty.");
             }
+            rules.check_subject(subject, &format!("{key}.Subject"), &mut errors);
+            rules.check_email_body(present(&s.body), &format!("{key}.Body"), &mut errors);
             Some(EmailTemplate {
                 from: present(&s.sender_email_address).map(str::to_owned),
                 subject: one_line(subject.unwrap_or_default()),

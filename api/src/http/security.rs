@@ -1,0 +1,187 @@
+//! Who may call an operation, as typed extractors: each handler names the credential it needs as
+//! its first argument, so the credential is checked before the request body is read (poem-openapi
+//! extracts arguments in order), and the OpenAPI document lists the security schemes (the
+//! "Authorize" button of `/docs`).
+
+use crate::auth::{Principal, Verifier};
+use crate::error::ApiError;
+use poem::{Request, RequestBody};
+use poem_openapi::registry::{MetaSecurityScheme, Registry};
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// Security scheme: a bearer token (Maskinporten-style service-owner token, or an operator's).
+pub const BEARER: &str = "bearerToken";
+/// Security scheme: the `PlatformAccessToken` header.
+pub const PLATFORM: &str = "platformAccessToken";
+/// Security scheme: HTTP Basic of the email report endpoint.
+pub const REPORT_BASIC: &str = "reportBasic";
+
+fn register_bearer(registry: &mut Registry) {
+    registry.create_security_scheme(BEARER, MetaSecurityScheme {
+        ty: "http",
+        description: Some(
+            "A JWT with the scope `altinn:serviceowner/notifications.create` and the creator org in `urn:altinn:org` \
+             (operator endpoints: the scope `varsel:operator`). `varsel token --org ttd` prints one for `varsel dev`.",
+        ),
+        name: None,
+        key_in: None,
+        scheme: Some("bearer"),
+        bearer_format: Some("JWT"),
+        flows: None,
+        openid_connect_url: None,
+    });
+}
+
+fn register_platform(registry: &mut Registry) {
+    registry.create_security_scheme(PLATFORM, MetaSecurityScheme {
+        ty: "apiKey",
+        description: Some(
+            "An Altinn PlatformAccessToken (the raw JWT): verified with its issuer's own keys and carrying `urn:altinn:app`; \
+             the issuer is the creator. When present it alone authorises the call. `varsel token --platform --org ttd` \
+             prints one for `varsel dev`.",
+        ),
+        name: Some(crate::auth::PLATFORM_HEADER),
+        key_in: Some("header"),
+        scheme: None,
+        bearer_format: None,
+        flows: None,
+        openid_connect_url: None,
+    });
+}
+
+fn verifier(req: &Request) -> poem::Result<&Arc<Verifier>> {
+    req.data::<Arc<Verifier>>()
+        .ok_or_else(|| poem::Error::from_string("the token verifier is not configured", poem::http::StatusCode::INTERNAL_SERVER_ERROR))
+}
+
+fn refuse(e: ApiError) -> poem::Error {
+    use poem::IntoResponse;
+    poem::Error::from_response(e.into_response())
+}
+
+/// A service owner: a bearer token with the create scope, or a PlatformAccessToken.
+pub struct ServiceOwner(pub Principal);
+
+impl<'a> ApiExtractor<'a> for ServiceOwner {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register_bearer(registry);
+        register_platform(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![BEARER, PLATFORM]
+    }
+
+    async fn from_request(req: &'a Request, _body: &mut RequestBody, _opts: ExtractParamOptions<()>) -> poem::Result<Self> {
+        verifier(req)?.authorize(req.headers()).map(Self).map_err(refuse)
+    }
+}
+
+/// An operator: a bearer token with the scope `varsel:operator`.
+pub struct Operator;
+
+impl<'a> ApiExtractor<'a> for Operator {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register_bearer(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![BEARER]
+    }
+
+    async fn from_request(req: &'a Request, _body: &mut RequestBody, _opts: ExtractParamOptions<()>) -> poem::Result<Self> {
+        verifier(req)?.authorize_operator(req.headers()).map(|()| Self).map_err(refuse)
+    }
+}
+
+/// A service owner, reading its own orders, or an operator, reading any.
+pub enum OwnerOrOperator {
+    /// An operator token.
+    Operator,
+    /// A service owner.
+    Owner(Principal),
+}
+
+impl<'a> ApiExtractor<'a> for OwnerOrOperator {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register_bearer(registry);
+        register_platform(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![BEARER, PLATFORM]
+    }
+
+    async fn from_request(req: &'a Request, _body: &mut RequestBody, _opts: ExtractParamOptions<()>) -> poem::Result<Self> {
+        let v = verifier(req)?;
+        if v.is_operator(req.headers()) {
+            return Ok(Self::Operator);
+        }
+        v.authorize(req.headers()).map(Self::Owner).map_err(refuse)
+    }
+}
+
+/// The user name and secret of the email report endpoint.
+#[derive(Clone)]
+pub struct ReportCredentials {
+    /// User name.
+    pub username: String,
+    /// Password (the report secret).
+    pub secret: String,
+}
+
+/// An email provider posting delivery reports: HTTP Basic with the report credentials.
+pub struct ReportSender;
+
+impl<'a> ApiExtractor<'a> for ReportSender {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        registry.create_security_scheme(REPORT_BASIC, MetaSecurityScheme {
+            ty: "http",
+            description: Some("HTTP Basic: `VARSEL_REPORT_USERNAME` and the report secret."),
+            name: None,
+            key_in: None,
+            scheme: Some("basic"),
+            bearer_format: None,
+            flows: None,
+            openid_connect_url: None,
+        });
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![REPORT_BASIC]
+    }
+
+    async fn from_request(req: &'a Request, _body: &mut RequestBody, _opts: ExtractParamOptions<()>) -> poem::Result<Self> {
+        use base64::Engine;
+        let creds = req.data::<ReportCredentials>().ok_or_else(|| {
+            poem::Error::from_string("report credentials are not configured", poem::http::StatusCode::INTERNAL_SERVER_ERROR)
+        })?;
+        let unauthorized = || refuse(ApiError::unauthorized("Delivery reports need HTTP Basic credentials."));
+        let given = crate::auth::authorization(req.headers(), "Basic").map_err(refuse)?.ok_or_else(unauthorized)?;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(given).map_err(|_| unauthorized())?;
+        let expected = format!("{}:{}", creds.username, creds.secret);
+        if !creds.secret.is_empty() && bool::from(decoded.as_slice().ct_eq(expected.as_bytes())) {
+            Ok(Self)
+        } else {
+            Err(unauthorized())
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! The HTTP edge: varsel's own accept loop around hyper, so that what a client may hold is
+//! bounded before any handler runs.
+//!
+//! Per server: at most `max_connections` open connections (further ones wait in the kernel's
+//! listen backlog). Per connection: the request header must arrive within
+//! `header_read_timeout` (also the idle time a keep-alive connection is kept), and be at most
+//! `max_header_bytes` (431 above). Per request: the body must arrive within
+//! `body_read_timeout` (408 after) and be at most `max_body_bytes` (413 above); it is read
+//! only by the handler, after the credential was checked, so an unauthenticated body is never
+//! read at all. hyper answers malformed and oversized request heads itself, with an empty body;
+//! those answers are rewritten into problem details here.
+
+use bytes::Bytes;
+use futures::Stream;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// What one client may hold.
+#[derive(Debug, Clone)]
+pub struct EdgeLimits {
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Time to send a request header; the idle time of a keep-alive connection.
+    pub header_read_timeout: Duration,
+    /// Time to send a request body once its header arrived.
+    pub body_read_timeout: Duration,
+    /// Largest request header block, bytes.
+    pub max_header_bytes: usize,
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+}
+
+impl EdgeLimits {
+    /// From the configuration.
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        Self {
+            max_connections: c.max_connections.max(1),
+            header_read_timeout: Duration::from_secs(c.header_read_timeout_secs.max(1)),
+            body_read_timeout: Duration::from_secs(c.body_read_timeout_secs.max(1)),
+            max_header_bytes: c.max_header_bytes.max(8192),
+            max_body_bytes: c.max_body_bytes,
+        }
+    }
+}
+
+/// Serves `ep` on `listener` until `shutdown` resolves, then lets requests in flight finish for
+/// up to `grace`.
+pub async fn serve<E>(
+    listener: tokio::net::TcpListener,
+    ep: E,
+    limits: EdgeLimits,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> io::Result<()>
+where
+    E: Endpoint + 'static,
+{
+    let ep: Arc<dyn poem::endpoint::DynEndpoint<Output = Response>> = Arc::new(poem::endpoint::ToDynEndpoint(ep.map_to_response()));
+    let local = listener.local_addr()?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    tracing::info!(addr = %local, "listening");
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+        };
+        let (stream, remote) = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let (ep, limits, stop) = (ep.clone(), limits.clone(), stop_rx.clone());
+        conns.spawn(async move {
+            serve_connection(stream, local, remote, ep, &limits, stop).await;
+            drop(permit);
+        });
+        // Reap finished connections so the set does not grow with every one ever served.
+        while conns.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await.is_err() {
+        tracing::warn!(open = conns.len(), "connections still open after the grace period; closing them");
+        conns.shutdown().await;
+    }
+    Ok(())
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    local: SocketAddr,
+    remote: SocketAddr,
+    ep: Arc<dyn poem::endpoint::DynEndpoint<Output = Response>>,
+    limits: &EdgeLimits,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let ep = ep.clone();
+        async move {
+            let req: Request = (req, poem::web::LocalAddr(local.into()), poem::web::RemoteAddr(remote.into()), poem::http::uri::Scheme::HTTP).into();
+            let resp: hyper::Response<http_body_util::combinators::BoxBody<Bytes, io::Error>> = ep.get_response(req).await.into();
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes.min(u32::MAX as usize) as u32)
+        .keep_alive_interval(Some(limits.header_read_timeout))
+        .keep_alive_timeout(limits.header_read_timeout);
+    let io = TokioIo::new(HyperErrorsAsProblems::new(stream, limits.max_header_bytes));
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    let stopping = tokio::select! {
+        _ = conn.as_mut() => false,
+        r = stop.wait_for(|s| *s) => r.is_ok(),
+    };
+    if stopping {
+        conn.as_mut().graceful_shutdown();
+        let _ = conn.await;
+    }
+}
+
+/// How a request body went wrong while the handler read it.
+#[derive(Debug, Clone, Copy)]
+enum BodyFault {
+    TooLarge,
+    TooSlow,
+}
+
+/// A request body that may be at most `max` bytes and must arrive before `deadline`.
+struct GuardedBody<S> {
+    inner: S,
+    read: usize,
+    max: usize,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    fault: Arc<OnceLock<BodyFault>>,
+}
+
+impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for GuardedBody<S> {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                self.read += chunk.len();
+                if self.read > self.max {
+                    let _ = self.fault.set(BodyFault::TooLarge);
+                    return Poll::Ready(Some(Err(io::Error::other("the request body is too large"))));
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Pending => {
+                if self.deadline.as_mut().poll(cx).is_ready() {
+                    let _ = self.fault.set(BodyFault::TooSlow);
+                    return Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::TimedOut, "the request body arrived too slowly"))));
+                }
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+}
+
+/// Middleware: refuses a body that announces more than the limit with 413 before reading a
+/// byte, and guards the rest as it is read (413 when it grows past the limit, 408 when it does
+/// not arrive in time). Either answer closes the connection, as the rest of the body is unread.
+pub async fn guard_body<E: Endpoint>(ep: Arc<E>, mut req: Request, limits: EdgeLimits) -> poem::Result<Response> {
+    let announced = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        return Ok(body_fault_response(BodyFault::TooLarge, &limits));
+    }
+    let fault = Arc::new(OnceLock::new());
+    let body = req.take_body();
+    req.set_body(poem::Body::from_bytes_stream(GuardedBody {
+        inner: body.into_bytes_stream(),
+        read: 0,
+        max: limits.max_body_bytes,
+        deadline: Box::pin(tokio::time::sleep(limits.body_read_timeout)),
+        fault: fault.clone(),
+    }));
+    let resp = ep.call(req).await;
+    if let Some(f) = fault.get() {
+        return Ok(body_fault_response(*f, &limits));
+    }
+    resp.map(IntoResponse::into_response)
+}
+
+fn body_fault_response(fault: BodyFault, limits: &EdgeLimits) -> Response {
+    let (status, detail) = match fault {
+        BodyFault::TooLarge => (413, format!("The request body exceeds {} bytes.", limits.max_body_bytes)),
+        BodyFault::TooSlow => {
+            (408, format!("The request body did not arrive within {} seconds.", limits.body_read_timeout.as_secs()))
+        }
+    };
+    let mut resp = crate::error::problem_response(status, detail);
+    resp.headers_mut().insert(poem::http::header::CONNECTION, poem::http::HeaderValue::from_static("close"));
+    resp
+}
+
+/// The connection's socket, with hyper's own answers to unparseable request heads (400, 414,
+/// 431 with an empty body) rewritten into problem details. Writes are not vectored, so each
+/// answer hyper writes starts a write of its own.
+struct HyperErrorsAsProblems<T> {
+    inner: T,
+    max_header_bytes: usize,
+    pending: Option<(Vec<u8>, usize)>,
+}
+
+impl<T> HyperErrorsAsProblems<T> {
+    fn new(inner: T, max_header_bytes: usize) -> Self {
+        Self { inner, max_header_bytes, pending: None }
+    }
+}
+
+/// The problem-details answer replacing an automatic one of hyper's, if `buf` is one: a head
+/// with status 400, 414 or 431, `content-length: 0` and nothing after it. varsel's own answers
+/// with these statuses always carry a body.
+fn replacement_for(buf: &[u8], max_header_bytes: usize) -> Option<Vec<u8>> {
+    let (status, reason, detail) = if buf.starts_with(b"HTTP/1.1 431 ") {
+        (431, "Request Header Fields Too Large", format!("The request's header fields exceed {max_header_bytes} bytes."))
+    } else if buf.starts_with(b"HTTP/1.1 414 ") {
+        (414, "URI Too Long", "The request's URI is too long.".to_owned())
+    } else if buf.starts_with(b"HTTP/1.1 400 ") {
+        (400, "Bad Request", "The request is not well-formed HTTP.".to_owned())
+    } else {
+        return None;
+    };
+    let head = std::str::from_utf8(buf).ok()?;
+    let end = head.find("\r\n\r\n")?;
+    if end + 4 != head.len() || !head[..end].to_ascii_lowercase().contains("\r\ncontent-length: 0") {
+        return None;
+    }
+    let date = head[..end].split("\r\n").find(|l| l.to_ascii_lowercase().starts_with("date:")).map(|l| format!("{l}\r\n")).unwrap_or_default();
+    let body = crate::error::problem_body(status, detail);
+    let mut out = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\nconnection: close\r\n{date}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    Some(out)
+}
+
+impl<T: AsyncWrite + Unpin> HyperErrorsAsProblems<T> {
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some((data, pos)) = &mut self.pending {
+            if *pos == data.len() {
+                self.pending = None;
+                break;
+            }
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &data[*pos..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *pos += n;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for HyperErrorsAsProblems<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for HyperErrorsAsProblems<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        ready!(self.poll_drain(cx))?;
+        if let Some(replacement) = replacement_for(buf, self.max_header_bytes) {
+            self.pending = Some((replacement, 0));
+            // Written as far as the socket takes it now; flush and shutdown write the rest.
+            if let Poll::Ready(Err(e)) = self.poll_drain(cx) {
+                return Poll::Ready(Err(e));
+            }
+            return Poll::Ready(Ok(buf.len()));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replacement_for;
+
+    #[test]
+    fn only_hypers_empty_error_answers_are_rewritten() {
+        let hyper_431 = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: Sun, 29 Nov 2026 12:00:00 GMT\r\n\r\n";
+        let out = String::from_utf8(replacement_for(hyper_431, 65536).expect("rewritten")).unwrap();
+        assert!(out.starts_with("HTTP/1.1 431 "), "{out}");
+        assert!(out.contains("content-type: application/problem+json"), "{out}");
+        assert!(out.contains("date: Sun, 29 Nov 2026"), "{out}");
+        assert!(out.ends_with('}'), "{out}");
+        let ours = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/problem+json\r\ncontent-length: 12\r\n\r\n{\"status\":1}";
+        assert!(replacement_for(ours, 65536).is_none());
+        assert!(replacement_for(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", 65536).is_none());
+    }
+}
