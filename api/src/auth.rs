@@ -146,7 +146,14 @@ fn public_key(file: &Path, what: &str) -> anyhow::Result<Key> {
             Algorithm::ES256,
         ),
     };
-    Ok(Key { key, alg, fingerprint: pem })
+    // The key's base64 body without line breaks: the same key written out differently is
+    // still the same key.
+    let fingerprint: Vec<u8> = String::from_utf8_lossy(&pem)
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .flat_map(|l| l.trim().bytes().collect::<Vec<_>>())
+        .collect();
+    Ok(Key { key, alg, fingerprint })
 }
 
 impl Verifier {

@@ -151,7 +151,8 @@ pub struct Config {
     /// Time a client has to send a request's header, seconds; also how long an idle
     /// keep-alive connection stays open. Slower clients are disconnected.
     pub header_read_timeout_secs: u64,
-    /// Time a client has to send a request's body once its header arrived, seconds (408 after).
+    /// Time a client has to send a request's body once its header arrived, seconds (408 after);
+    /// also how long an answer may wait for the client to take any of it.
     pub body_read_timeout_secs: u64,
     /// Largest request header block, bytes (431 above).
     pub max_header_bytes: usize,
@@ -227,7 +228,7 @@ impl Default for Config {
             max_reminders: 20,
             max_send_ahead_days: 3650,
             max_connections: 1024,
-            header_read_timeout_secs: 10,
+            header_read_timeout_secs: 30,
             body_read_timeout_secs: 60,
             max_header_bytes: 64 * 1024,
             send_rate_limits: Default::default(),
@@ -293,5 +294,26 @@ impl Config {
         } else {
             self.public_base_url.trim_end_matches('/').to_owned()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_issuers_and_limits_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("VARSEL_PLATFORM_ISSUERS__TTD__PUBLIC_KEY_FILES", "[/keys/ttd.pem]");
+            jail.set_env("VARSEL_PLATFORM_ISSUERS__DIGDIR__HMAC_SECRETS", "[MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=]");
+            jail.set_env("VARSEL_AUTH_HMAC_SECRETS", "[MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWZ4eQ==]");
+            jail.set_env("VARSEL_MAX_REMINDERS", "5");
+            let cfg = Config::load().map_err(|e| e.to_string())?;
+            assert_eq!(cfg.platform_issuers["ttd"].public_key_files, vec![PathBuf::from("/keys/ttd.pem")]);
+            assert_eq!(cfg.platform_issuers["digdir"].hmac_secrets, vec!["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned()]);
+            assert_eq!(cfg.auth_hmac_secrets, vec!["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWZ4eQ==".to_owned()]);
+            assert_eq!(cfg.max_reminders, 5);
+            Ok(())
+        });
     }
 }

@@ -53,6 +53,27 @@ pub struct DevOptions {
     pub temporal_port: u16,
 }
 
+/// The embedded stack's configuration: the loaded one, with the data dir, ports and the dev
+/// server's addresses of these options.
+pub fn dev_config(mut cfg: Config, opts: &DevOptions, data_dir: &std::path::Path, temporal_address: &str) -> Config {
+    cfg.data_dir = data_dir.to_path_buf();
+    cfg.database_url = String::new();
+    cfg.listen = format!("127.0.0.1:{}", opts.port);
+    cfg.temporal_address = temporal_address.to_owned();
+    // Links to an order's workflow go to the web UI this dev server really serves.
+    cfg.temporal_ui_url = format!("http://127.0.0.1:{}", temporal_ui_port(opts.temporal_port));
+    cfg.run_api = true;
+    cfg.run_worker = true;
+    cfg.normalise();
+    cfg
+}
+
+/// The port of the dev server's web UI: the frontend's plus 1000 (8233 for 7233), or the
+/// frontend's minus 1000 for a frontend port too high for that.
+pub fn temporal_ui_port(frontend: u16) -> u16 {
+    frontend.checked_add(1000).unwrap_or(frontend.saturating_sub(1000))
+}
+
 /// Runs the embedded stack until Ctrl-C.
 pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.data_dir)?;
@@ -63,7 +84,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     let server_opts = DevServerOptions {
         bin,
         port: opts.temporal_port,
-        ui_port: Some(opts.temporal_port + 1000),
+        ui_port: Some(temporal_ui_port(opts.temporal_port)),
         db_file: Some(data_dir.join("temporal.db")),
         log_file: data_dir.join("temporal.log"),
     };
@@ -72,16 +93,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     // spawned it, so it must be one that lives as long as varsel.
     let mut server = DevServer::start(&server_opts)?;
 
-    let mut cfg = Config::load()?;
-    cfg.data_dir = data_dir.clone();
-    cfg.database_url = String::new();
-    cfg.listen = format!("127.0.0.1:{}", opts.port);
-    cfg.temporal_address = server.address.clone();
-    // Links to an order's workflow go to the web UI this dev server really serves.
-    cfg.temporal_ui_url = format!("http://127.0.0.1:{}", opts.temporal_port + 1000);
-    cfg.run_api = true;
-    cfg.run_worker = true;
-    cfg.normalise();
+    let cfg = dev_config(Config::load()?, &opts, &data_dir, &server.address);
 
     let app = Application::build(cfg.clone()).await?;
     let store = Store::connect(&cfg.database_url, 2).await?;
@@ -95,7 +107,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     println!(
         "\nvarsel is running\n  API       {base}/notifications/api/v1\n  docs      {base}/docs\n  Temporal  {} (web UI http://127.0.0.1:{})\n  data      {}\n  email     {}\n\nTry it (token for org ttd, valid 24 h):\n\ncurl -i {base}/notifications/api/v1/orders/email \\\n  -H 'Content-Type: application/json' \\\n  -H 'Authorization: Bearer {token}' \\\n  -d '{{\"subject\":\"Hello $recipientName$\",\"body\":\"A message from varsel.\",\"recipients\":[{{\"organizationNumber\":\"311000179\"}},{{\"emailAddress\":\"someone@example.no\"}}]}}'\n",
         server.address,
-        opts.temporal_port + 1000,
+        temporal_ui_port(opts.temporal_port),
         data_dir.display(),
         if cfg.smtp_url.is_empty() { format!("written to {}", data_dir.join("outbox").display()) } else { cfg.smtp_url.clone() },
     );
@@ -122,4 +134,17 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     app_task.await??;
     drop(server);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_go_to_the_web_ui_of_the_port_dev_was_given() {
+        let opts = DevOptions { port: 8080, data_dir: "./data".into(), temporal_port: 17233 };
+        let cfg = dev_config(Config::default(), &opts, std::path::Path::new("/tmp/d"), "http://127.0.0.1:17233");
+        assert_eq!(cfg.temporal_ui_link("o-1"), "http://127.0.0.1:18233/namespaces/default/workflows/o-1");
+        assert_eq!(cfg.temporal_address, "http://127.0.0.1:17233");
+    }
 }

@@ -214,7 +214,13 @@ pub fn render_poem_error(err: poem::Error) -> Response {
     }
     let mut p = problem(status.as_u16(), Some(message.clone()));
     if status.as_u16() == 400 {
-        p.0.errors = Some(BTreeMap::from([("$".to_owned(), vec![message])]));
+        // A query or path parameter that does not parse is named by its parameter.
+        let (key, message) = match err.downcast_ref::<poem_openapi::error::ParseParamError>() {
+            Some(e) => (e.name.to_owned(), format!("The {} parameter is not valid: {}.", e.name, e.reason.trim_end_matches('.'))),
+            None => ("$".to_owned(), message),
+        };
+        p.0.detail = Some(message.clone());
+        p.0.errors = Some(BTreeMap::from([(key, vec![message])]));
     }
     p.into_response()
 }

@@ -1,14 +1,17 @@
 //! The HTTP edge: varsel's own accept loop around hyper, so that what a client may hold is
 //! bounded before any handler runs.
 //!
+//! HTTP/1.1 only: TLS and HTTP/2 belong to the proxy or load balancer in front.
+//!
 //! Per server: at most `max_connections` open connections (further ones wait in the kernel's
-//! listen backlog). Per connection: the request header must arrive within
-//! `header_read_timeout` (also the idle time a keep-alive connection is kept), and be at most
-//! `max_header_bytes` (431 above). Per request: the body must arrive within
-//! `body_read_timeout` (408 after) and be at most `max_body_bytes` (413 above); it is read
-//! only by the handler, after the credential was checked, so an unauthenticated body is never
-//! read at all. hyper answers malformed and oversized request heads itself, with an empty body;
-//! those answers are rewritten into problem details here.
+//! listen backlog). Per connection: a request header must arrive within `header_read_timeout`
+//! of the connection opening or the previous answer (so this is also the idle time of a
+//! keep-alive connection), and be at most `max_header_bytes` (431 above); a client that takes
+//! no part of an answer for `body_read_timeout` is disconnected. Per request: the body must
+//! arrive within `body_read_timeout` (408 after) and be at most `max_body_bytes` (413 above);
+//! it is read only by the handler, after the credential was checked, so an unauthenticated
+//! body is never read at all. hyper answers malformed and oversized request heads itself, with
+//! an empty body; those answers are rewritten into problem details here.
 
 use bytes::Bytes;
 use futures::Stream;
@@ -112,7 +115,7 @@ async fn serve_connection(
     limits: &EdgeLimits,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::rt::{TokioIo, TokioTimer};
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let ep = ep.clone();
         async move {
@@ -121,20 +124,12 @@ async fn serve_connection(
             Ok::<_, Infallible>(resp)
         }
     });
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let io = TokioIo::new(EdgeIo::new(stream, limits));
+    let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(limits.max_header_bytes.min(u32::MAX as usize) as u32)
-        .keep_alive_interval(Some(limits.header_read_timeout))
-        .keep_alive_timeout(limits.header_read_timeout);
-    let io = TokioIo::new(HyperErrorsAsProblems::new(stream, limits.max_header_bytes));
-    let conn = builder.serve_connection_with_upgrades(io, service);
+        .max_buf_size(limits.max_header_bytes)
+        .serve_connection(io, service);
     tokio::pin!(conn);
     let stopping = tokio::select! {
         _ = conn.as_mut() => false,
@@ -227,18 +222,47 @@ fn body_fault_response(fault: BodyFault, limits: &EdgeLimits) -> Response {
     resp
 }
 
-/// The connection's socket, with hyper's own answers to unparseable request heads (400, 414,
-/// 431 with an empty body) rewritten into problem details. Writes are not vectored, so each
-/// answer hyper writes starts a write of its own.
-struct HyperErrorsAsProblems<T> {
+/// The connection's socket as hyper sees it: hyper's own answers to unparseable request heads
+/// (400, 414, 431 with an empty body) are rewritten into problem details, and a client that
+/// takes none of an answer for `write_timeout` is cut off (hyper reads no further request, and
+/// so runs no header timer, while an answer waits to be written). Writes are not vectored, so
+/// each answer hyper writes starts a write of its own.
+struct EdgeIo<T> {
     inner: T,
     max_header_bytes: usize,
     pending: Option<(Vec<u8>, usize)>,
+    write_timeout: Duration,
+    write_stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl<T> HyperErrorsAsProblems<T> {
-    fn new(inner: T, max_header_bytes: usize) -> Self {
-        Self { inner, max_header_bytes, pending: None }
+impl<T> EdgeIo<T> {
+    fn new(inner: T, limits: &EdgeLimits) -> Self {
+        Self {
+            inner,
+            max_header_bytes: limits.max_header_bytes,
+            pending: None,
+            write_timeout: limits.body_read_timeout,
+            write_stalled: None,
+        }
+    }
+
+    /// Passes on a write's outcome; a write that waits longer than the timeout in all is an
+    /// error, which closes the connection.
+    fn watch<R>(&mut self, cx: &mut Context<'_>, outcome: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        match outcome {
+            Poll::Pending => {
+                let timeout = self.write_timeout;
+                let stalled = self.write_stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                if stalled.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client takes no part of its answer")));
+                }
+                Poll::Pending
+            }
+            ready => {
+                self.write_stalled = None;
+                ready
+            }
+        }
     }
 }
 
@@ -247,7 +271,7 @@ impl<T> HyperErrorsAsProblems<T> {
 /// with these statuses always carry a body.
 fn replacement_for(buf: &[u8], max_header_bytes: usize) -> Option<Vec<u8>> {
     let (status, reason, detail) = if buf.starts_with(b"HTTP/1.1 431 ") {
-        (431, "Request Header Fields Too Large", format!("The request's header fields exceed {max_header_bytes} bytes."))
+        (431, "Request Header Fields Too Large", format!("The request's header fields exceed {max_header_bytes} bytes or 100 fields."))
     } else if buf.starts_with(b"HTTP/1.1 414 ") {
         (414, "URI Too Long", "The request's URI is too long.".to_owned())
     } else if buf.starts_with(b"HTTP/1.1 400 ") {
@@ -271,30 +295,35 @@ fn replacement_for(buf: &[u8], max_header_bytes: usize) -> Option<Vec<u8>> {
     Some(out)
 }
 
-impl<T: AsyncWrite + Unpin> HyperErrorsAsProblems<T> {
+impl<T: AsyncWrite + Unpin> EdgeIo<T> {
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while let Some((data, pos)) = &mut self.pending {
-            if *pos == data.len() {
-                self.pending = None;
-                break;
-            }
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &data[*pos..]))?;
+        loop {
+            let written = match &self.pending {
+                None => return Poll::Ready(Ok(())),
+                Some((data, pos)) if *pos == data.len() => {
+                    self.pending = None;
+                    return Poll::Ready(Ok(()));
+                }
+                Some((data, pos)) => Pin::new(&mut self.inner).poll_write(cx, &data[*pos..]),
+            };
+            let n = ready!(self.watch(cx, written))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            *pos += n;
+            if let Some((_, pos)) = &mut self.pending {
+                *pos += n;
+            }
         }
-        Poll::Ready(Ok(()))
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for HyperErrorsAsProblems<T> {
+impl<T: AsyncRead + Unpin> AsyncRead for EdgeIo<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for HyperErrorsAsProblems<T> {
+impl<T: AsyncWrite + Unpin> AsyncWrite for EdgeIo<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         ready!(self.poll_drain(cx))?;
         if let Some(replacement) = replacement_for(buf, self.max_header_bytes) {
@@ -305,12 +334,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for HyperErrorsAsProblems<T> {
             }
             return Poll::Ready(Ok(buf.len()));
         }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, written)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_drain(cx))?;
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let flushed = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, flushed)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

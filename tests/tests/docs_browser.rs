@@ -97,6 +97,34 @@ async fn the_docs_page_lists_the_operations_and_renders_an_example() {
         assert!(paths.iter().any(|p| p == expected), "{expected} not in {paths:?}");
     }
 
+    // Credentials can be entered: "Authorize" offers the bearer token and the PlatformAccessToken.
+    let auth = driver
+        .call(reqwest::Method::POST, &s("/element"), Some(json!({"using": "css selector", "value": ".auth-wrapper .authorize"})))
+        .await;
+    let auth_id = auth.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_str()).expect("an Authorize button").to_owned();
+    driver.call(reqwest::Method::POST, &s(&format!("/element/{auth_id}/click")), Some(json!({}))).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let source = driver.call(reqwest::Method::GET, &s("/source"), None).await;
+        let source = source.as_str().unwrap_or_default();
+        if source.contains("bearerToken") && source.contains("PlatformAccessToken") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the Authorize dialog did not offer both credentials");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    driver.call(reqwest::Method::POST, &s("/url"), Some(json!({"url": format!("{}/docs", app.base_url)}))).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while driver
+        .call(reqwest::Method::POST, &s("/elements"), Some(json!({"using": "css selector", "value": "#operations-Orders-createOrder .opblock-summary"})))
+        .await
+        .as_array()
+        .is_none_or(|a| a.is_empty())
+    {
+        assert!(Instant::now() < deadline, "the docs page did not load again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // Opening "POST /orders" renders the seed example as its request body.
     let op = driver
         .call(reqwest::Method::POST, &s("/element"), Some(json!({"using": "css selector", "value": "#operations-Orders-createOrder .opblock-summary"})))

@@ -145,6 +145,10 @@ async fn hostile(db: Db) {
     refused(&app, "/future/orders", &with(chain(), &["reminders"], json!([far])), "Reminders[0].DelayDays", "at most 3650 days").await;
     refused(&app, "/future/orders", &with(chain(), &["requestedSendTime"], json!("9999-12-31T00:00:00Z")), "RequestedSendTime", "at most 3650 days ahead").await;
     refused(&app, "/orders", &with(v1_order(), &["requestedSendTime"], json!("9999-12-31T00:00:00Z")), "RequestedSendTime", "at most 3650 days ahead").await;
+    let resp = app.get("/future/shipment/feed?pageSize=ten", "ttd").await;
+    assert_eq!(resp.status(), 400);
+    let p: Value = resp.json().await.unwrap();
+    assert!(p["errors"]["pageSize"][0].as_str().unwrap().contains("The pageSize parameter is not valid"), "{p}");
     for size in ["0", "-1", "501"] {
         let resp = app.get(&format!("/future/shipment/feed?pageSize={size}"), "ttd").await;
         assert_eq!(resp.status(), 400, "pageSize {size}");

@@ -69,6 +69,9 @@ pub fn parse<T: ParseFromJSON + 'static>(data: &[u8]) -> Result<T, ApiError> {
     let mut errors = BTreeMap::new();
     check(&value, &shape, "$", &mut errors, 0);
     if !errors.is_empty() {
+        if errors.len() >= MAX_ERRORS {
+            errors.entry("$".to_owned()).or_default().push(format!("More fields are wrong; only the first {MAX_ERRORS} are listed."));
+        }
         return Err(ApiError::validation(errors));
     }
     T::parse_from_json(Some(value)).map_err(|e| ApiError::invalid("$", e.into_message()))
@@ -89,6 +92,17 @@ enum Shape {
     /// Any one of these (poem-openapi's `oneOf`; an enum by name or by number).
     OneOf { name: String, options: Vec<Shape> },
     Nullable(Box<Shape>),
+}
+
+impl Shape {
+    /// Whether it admits anything (an annotation without a type, nullable or not).
+    fn is_any(&self) -> bool {
+        match self {
+            Shape::Any => true,
+            Shape::Nullable(inner) => inner.is_any(),
+            _ => false,
+        }
+    }
 }
 
 fn shape_of<T: Type + 'static>() -> Arc<Shape> {
@@ -122,16 +136,27 @@ fn from_schema(s: &MetaSchema, name: Option<&str>, registry: &Registry, depth: u
         let options = s.one_of.iter().chain(&s.any_of).map(|o| resolve(o, registry, depth + 1)).collect();
         Shape::OneOf { name, options }
     } else if !s.all_of.is_empty() {
-        // poem-openapi writes a flattened or renamed object as `allOf`: merge the parts.
+        // poem-openapi writes a described field as `allOf` of its type and an annotation (no
+        // type), and a flattened object as `allOf` of objects: merge the objects; a single
+        // typed part stands for itself; anything else is not judged here.
+        let parts: Vec<Shape> = s.all_of.iter().map(|p| resolve(p, registry, depth + 1)).filter(|p| !p.is_any()).collect();
         let mut properties = Vec::new();
         let mut required = Vec::new();
-        for part in &s.all_of {
-            if let Shape::Object { properties: p, required: r } = resolve(part, registry, depth + 1) {
-                properties.extend(p);
-                required.extend(r);
+        let objects = parts.iter().all(|p| matches!(p, Shape::Object { .. }));
+        match parts.len() {
+            0 => Shape::Any,
+            1 if !objects => parts.into_iter().next().expect("one part"),
+            _ if objects => {
+                for part in parts {
+                    if let Shape::Object { properties: p, required: r } = part {
+                        properties.extend(p);
+                        required.extend(r);
+                    }
+                }
+                Shape::Object { properties, required }
             }
+            _ => Shape::Any,
         }
-        Shape::Object { properties, required }
     } else {
         match s.ty {
             "string" if !s.enum_items.is_empty() => {
@@ -175,7 +200,14 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
+/// Most mistakes listed in one answer (as ASP.NET's `MaxModelValidationErrors`): a body of
+/// millions of wrong values gets a short answer, made with bounded work.
+const MAX_ERRORS: usize = 200;
+
 fn push(errors: &mut BTreeMap<String, Vec<String>>, path: &str, msg: String) {
+    if errors.len() >= MAX_ERRORS && !errors.contains_key(path) {
+        return;
+    }
     let list = errors.entry(path.to_owned()).or_default();
     if !list.contains(&msg) {
         list.push(msg);
@@ -187,8 +219,8 @@ const NUL_MESSAGE: &str = "The value must not contain the NUL character (\\u0000
 /// Whether `v` fits `shape`; mismatches are added under their JSON path. Unknown properties
 /// are ignored (as Altinn does), but their text is still checked for NUL.
 fn check(v: &Value, shape: &Shape, path: &str, errors: &mut BTreeMap<String, Vec<String>>, depth: usize) -> bool {
-    if depth > 64 {
-        return true;
+    if depth > 64 || errors.len() >= MAX_ERRORS {
+        return errors.len() < MAX_ERRORS;
     }
     let before = errors.len();
     let mismatch = |expected: &str| format!("The JSON value could not be converted to {expected}: it is {}.", kind(v));
@@ -239,6 +271,9 @@ fn check(v: &Value, shape: &Shape, path: &str, errors: &mut BTreeMap<String, Vec
         }
         (Shape::Array(item), Value::Array(items)) => {
             for (i, x) in items.iter().enumerate() {
+                if errors.len() >= MAX_ERRORS {
+                    break;
+                }
                 check(x, item, &format!("{path}[{i}]"), errors, depth + 1);
             }
         }
@@ -252,6 +287,8 @@ fn check(v: &Value, shape: &Shape, path: &str, errors: &mut BTreeMap<String, Vec
             for (key, value) in map {
                 let child = format!("{path}.{key}");
                 match properties.iter().find(|(k, _)| k == key) {
+                    // An optional property may be null (it is then absent), whatever its schema.
+                    Some(_) if value.is_null() && !required.contains(key) => {}
                     Some((_, s)) => {
                         check(value, s, &child, errors, depth + 1);
                     }
@@ -270,7 +307,14 @@ fn nul_anywhere(v: &Value, path: &str, errors: &mut BTreeMap<String, Vec<String>
     }
     match v {
         Value::String(s) if s.contains('\0') => push(errors, path, NUL_MESSAGE.into()),
-        Value::Array(items) => items.iter().enumerate().for_each(|(i, x)| nul_anywhere(x, &format!("{path}[{i}]"), errors, depth + 1)),
+        Value::Array(items) => {
+            for (i, x) in items.iter().enumerate() {
+                if errors.len() >= MAX_ERRORS {
+                    break;
+                }
+                nul_anywhere(x, &format!("{path}[{i}]"), errors, depth + 1);
+            }
+        }
         Value::Object(map) => map.iter().for_each(|(k, x)| nul_anywhere(x, &format!("{path}.{k}"), errors, depth + 1)),
         _ => {}
     }
@@ -298,6 +342,15 @@ mod tests {
         let e = errors(r#"{"notificationChannel":"Pigeon"}"#);
         assert!(e["$.notificationChannel"][0].contains("EmailPreferred"), "{e:?}");
         assert!(errors(r#"{"notificationChannel":"emailpreferred","unknown":{"x":[1]}}"#).is_empty());
+    }
+
+    #[test]
+    fn null_is_absent_and_a_flood_of_mistakes_gets_a_short_answer() {
+        assert!(errors(r#"{"emailTemplate":null,"recipients":[{"emailAddress":null}],"ignoreReservation":null}"#).is_empty());
+        let flood = format!(r#"{{"recipients":[{}1]}}"#, "1,".repeat(100_000));
+        let e = errors(&flood);
+        assert!(e.len() <= MAX_ERRORS + 1, "{}", e.len());
+        assert!(e["$"][0].contains("only the first 200"), "{:?}", e.get("$"));
     }
 
     #[test]

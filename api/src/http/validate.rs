@@ -151,7 +151,8 @@ impl Limits {
             max_sms_segments: c.max_sms_segments.max(1),
             max_reference_chars: c.max_reference_chars,
             max_reminders: c.max_reminders,
-            max_send_ahead: chrono::Duration::days(c.max_send_ahead_days as i64),
+            // At most a century: send times stay far inside what dates can hold.
+            max_send_ahead: chrono::Duration::days(c.max_send_ahead_days.min(36_500) as i64),
         }
     }
 }

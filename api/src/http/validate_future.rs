@@ -366,7 +366,11 @@ pub fn validate_chain(dto: &OrderChainRequestDto, rules: &Rules<'_>, day: chrono
                 add(&mut errors, format!("{key}.DelayDays"), &format!("DelayDays can be at most {max_days} days."));
                 None
             }
-            (Some(d), None) => Some(main_time + day * d as i32),
+            (Some(d), None) => {
+                let t = main_time + day * d as i32;
+                rules.check_horizon(t, &format!("{key}.DelayDays"), &mut errors);
+                Some(t)
+            }
             (None, Some(raw)) => send_time(
                 raw,
                 &format!("{key}.RequestedSendTime"),
