@@ -17,7 +17,7 @@
 //! and a dev platform secret from which each issuer's platform key is derived, so
 //! `varsel token` and `varsel token --platform` mint tokens the dev instance accepts.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, json_kind};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -345,17 +345,6 @@ fn has_scope(claims: &Map<String, Value>, wanted: &str) -> Result<bool, ApiError
         None | Some(Value::Null) => Ok(false),
         Some(Value::String(s)) => Ok(s.split_whitespace().any(|s| s == wanted)),
         Some(other) => Err(ApiError::forbidden(format!("The token's scope claim must be a space-separated string, not {}.", json_kind(other)))),
-    }
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

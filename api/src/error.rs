@@ -96,6 +96,19 @@ pub enum ApiError {
     Unavailable(ProblemJson),
 }
 
+/// How a JSON value is named in messages ("a number", "an object", …).
+pub fn json_kind(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// The one table of problem types and titles, by status.
 pub fn status_meta(status: u16) -> (&'static str, &'static str) {
     match status {

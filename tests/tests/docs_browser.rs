@@ -40,6 +40,33 @@ impl Driver {
         Self { child, url, http }
     }
 
+    /// Clicks the element `selector` finds.
+    async fn click(&self, sid: &str, selector: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let id = loop {
+            let found = self.call(reqwest::Method::POST, &format!("/session/{sid}/element"), Some(json!({"using": "css selector", "value": selector}))).await;
+            if let Some(id) = found.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_str()) {
+                break id.to_owned();
+            }
+            assert!(Instant::now() < deadline, "no {selector} on the page");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        self.call(reqwest::Method::POST, &format!("/session/{sid}/element/{id}/click"), Some(json!({}))).await;
+    }
+
+    /// Waits until the page's source satisfies `done`.
+    async fn wait_for_source(&self, sid: &str, what: &str, done: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let source = self.call(reqwest::Method::GET, &format!("/session/{sid}/source"), None).await;
+            if done(source.as_str().unwrap_or_default()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: not within 30 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut req = self.http.request(method, format!("{}{path}", self.url));
         if let Some(b) = body {
@@ -98,49 +125,16 @@ async fn the_docs_page_lists_the_operations_and_renders_an_example() {
     }
 
     // Credentials can be entered: "Authorize" offers the bearer token and the PlatformAccessToken.
-    let auth = driver
-        .call(reqwest::Method::POST, &s("/element"), Some(json!({"using": "css selector", "value": ".auth-wrapper .authorize"})))
-        .await;
-    let auth_id = auth.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_str()).expect("an Authorize button").to_owned();
-    driver.call(reqwest::Method::POST, &s(&format!("/element/{auth_id}/click")), Some(json!({}))).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let source = driver.call(reqwest::Method::GET, &s("/source"), None).await;
-        let source = source.as_str().unwrap_or_default();
-        if source.contains("bearerToken") && source.contains("PlatformAccessToken") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the Authorize dialog did not offer both credentials");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    driver.click(&sid, ".auth-wrapper .authorize").await;
+    driver.wait_for_source(&sid, "the Authorize dialog offers both credentials", |s| s.contains("bearerToken") && s.contains("PlatformAccessToken")).await;
     driver.call(reqwest::Method::POST, &s("/url"), Some(json!({"url": format!("{}/docs", app.base_url)}))).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while driver
-        .call(reqwest::Method::POST, &s("/elements"), Some(json!({"using": "css selector", "value": "#operations-Orders-createOrder .opblock-summary"})))
-        .await
-        .as_array()
-        .is_none_or(|a| a.is_empty())
-    {
-        assert!(Instant::now() < deadline, "the docs page did not load again");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    driver.wait_for_source(&sid, "the docs page loads again", |s| s.contains("operations-Orders-createOrder")).await;
 
     // Opening "POST /orders" renders the seed example as its request body.
-    let op = driver
-        .call(reqwest::Method::POST, &s("/element"), Some(json!({"using": "css selector", "value": "#operations-Orders-createOrder .opblock-summary"})))
+    driver.click(&sid, "#operations-Orders-createOrder .opblock-summary").await;
+    driver
+        .wait_for_source(&sid, "the example request renders", |s| s.contains("9A547448-FDF4-4E60-87AC-C2F652C8353C") && s.contains("Demo SMS content"))
         .await;
-    let op_id = op.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_str()).expect("createOrder operation").to_owned();
-    driver.call(reqwest::Method::POST, &s(&format!("/element/{op_id}/click")), Some(json!({}))).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let source = driver.call(reqwest::Method::GET, &s("/source"), None).await;
-        let source = source.as_str().unwrap_or_default();
-        if source.contains("9A547448-FDF4-4E60-87AC-C2F652C8353C") && source.contains("Demo SMS content") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the example request did not render");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
     driver.call(reqwest::Method::DELETE, &s(""), None).await;
     app.stop().await;
 }

@@ -229,7 +229,10 @@ async fn an_order_cannot_use_its_condition_endpoint_to_reach_private_addresses()
         let resp = app.post("/orders/email", &order(endpoint.clone()), "ttd").await;
         assert_eq!(resp.status(), 400, "{endpoint}");
         let p: Value = resp.json().await.unwrap();
-        assert_eq!(p["errors"]["ConditionEndpoint"][0], "The condition endpoint must be a valid URL.", "{endpoint}: {p}");
+        // The answer says why: the address is not public, or the name is not a public DNS name.
+        let message = p["errors"]["ConditionEndpoint"][0].as_str().unwrap();
+        assert!(message.ends_with("varsel calls only public hosts, and others that VARSEL_CONDITION_ALLOWED_HOSTS lists."), "{endpoint}: {p}");
+        assert!(message.contains("is not a public address") || message.contains("is not a public DNS name"), "{endpoint}: {p}");
     }
 
     let sneaky = format!("{allowed}/redirect?to={}", encode(&format!("{inner}/answer?met=false")));

@@ -7,7 +7,7 @@
 //! also refuses text no database can store (the NUL character: PostgreSQL cannot, and SQLite
 //! would store what PostgreSQL refuses), so both databases answer alike.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, json_kind};
 use poem::{IntoResponse, Request, RequestBody};
 use poem_openapi::payload::{ParsePayload, Payload};
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
@@ -189,17 +189,6 @@ fn from_schema(s: &MetaSchema, name: Option<&str>, registry: &Registry, depth: u
     if s.nullable { Shape::Nullable(Box::new(shape)) } else { shape }
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// Most mistakes listed in one answer (as ASP.NET's `MaxModelValidationErrors`): a body of
 /// millions of wrong values gets a short answer, made with bounded work.
 const MAX_ERRORS: usize = 200;
@@ -223,7 +212,7 @@ fn check(v: &Value, shape: &Shape, path: &str, errors: &mut BTreeMap<String, Vec
         return errors.len() < MAX_ERRORS;
     }
     let before = errors.len();
-    let mismatch = |expected: &str| format!("The JSON value could not be converted to {expected}: it is {}.", kind(v));
+    let mismatch = |expected: &str| format!("The JSON value could not be converted to {expected}: it is {}.", json_kind(v));
     match (shape, v) {
         (Shape::Nullable(_), Value::Null) => {}
         (Shape::Nullable(inner), _) => {

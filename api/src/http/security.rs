@@ -61,48 +61,50 @@ fn refuse(e: ApiError) -> poem::Error {
     poem::Error::from_response(e.into_response())
 }
 
+/// Implements `ApiExtractor` for a credential: the security schemes it is documented under,
+/// their registration, and the check that makes it from a request's headers.
+macro_rules! credential {
+    ($ty:ty, schemes: [$($scheme:expr),+], register: $register:expr, check: $check:expr) => {
+        impl<'a> ApiExtractor<'a> for $ty {
+            const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+            type ParamType = ();
+            type ParamRawType = ();
+
+            fn register(registry: &mut Registry) {
+                let register: fn(&mut Registry) = $register;
+                register(registry)
+            }
+
+            fn security_schemes() -> Vec<&'static str> {
+                vec![$($scheme),+]
+            }
+
+            async fn from_request(req: &'a Request, _body: &mut RequestBody, _opts: ExtractParamOptions<()>) -> poem::Result<Self> {
+                let check: fn(&Request) -> poem::Result<$ty> = $check;
+                check(req)
+            }
+        }
+    };
+}
+
+fn register_owner(registry: &mut Registry) {
+    register_bearer(registry);
+    register_platform(registry);
+}
+
 /// A service owner: a bearer token with the create scope, or a PlatformAccessToken.
 pub struct ServiceOwner(pub Principal);
 
-impl<'a> ApiExtractor<'a> for ServiceOwner {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
-    type ParamType = ();
-    type ParamRawType = ();
-
-    fn register(registry: &mut Registry) {
-        register_bearer(registry);
-        register_platform(registry);
-    }
-
-    fn security_schemes() -> Vec<&'static str> {
-        vec![BEARER, PLATFORM]
-    }
-
-    async fn from_request(req: &'a Request, _body: &mut RequestBody, _opts: ExtractParamOptions<()>) -> poem::Result<Self> {
-        verifier(req)?.authorize(req.headers()).map(Self).map_err(refuse)
-    }
-}
+credential!(ServiceOwner, schemes: [BEARER, PLATFORM], register: register_owner, check: |req| {
+    verifier(req)?.authorize(req.headers()).map(ServiceOwner).map_err(refuse)
+});
 
 /// An operator: a bearer token with the scope `varsel:operator`.
 pub struct Operator;
 
-impl<'a> ApiExtractor<'a> for Operator {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
-    type ParamType = ();
-    type ParamRawType = ();
-
-    fn register(registry: &mut Registry) {
-        register_bearer(registry);
-    }
-
-    fn security_schemes() -> Vec<&'static str> {
-        vec![BEARER]
-    }
-
-    async fn from_request(req: &'a Request, _body: &mut RequestBody, _opts: ExtractParamOptions<()>) -> poem::Result<Self> {
-        verifier(req)?.authorize_operator(req.headers()).map(|()| Self).map_err(refuse)
-    }
-}
+credential!(Operator, schemes: [BEARER], register: register_bearer, check: |req| {
+    verifier(req)?.authorize_operator(req.headers()).map(|()| Operator).map_err(refuse)
+});
 
 /// A service owner, reading its own orders, or an operator, reading any.
 pub enum OwnerOrOperator {
@@ -112,28 +114,13 @@ pub enum OwnerOrOperator {
     Owner(Principal),
 }
 
-impl<'a> ApiExtractor<'a> for OwnerOrOperator {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
-    type ParamType = ();
-    type ParamRawType = ();
-
-    fn register(registry: &mut Registry) {
-        register_bearer(registry);
-        register_platform(registry);
+credential!(OwnerOrOperator, schemes: [BEARER, PLATFORM], register: register_owner, check: |req| {
+    let v = verifier(req)?;
+    if v.is_operator(req.headers()) {
+        return Ok(OwnerOrOperator::Operator);
     }
-
-    fn security_schemes() -> Vec<&'static str> {
-        vec![BEARER, PLATFORM]
-    }
-
-    async fn from_request(req: &'a Request, _body: &mut RequestBody, _opts: ExtractParamOptions<()>) -> poem::Result<Self> {
-        let v = verifier(req)?;
-        if v.is_operator(req.headers()) {
-            return Ok(Self::Operator);
-        }
-        v.authorize(req.headers()).map(Self::Owner).map_err(refuse)
-    }
-}
+    v.authorize(req.headers()).map(OwnerOrOperator::Owner).map_err(refuse)
+});
 
 /// The user name and secret of the email report endpoint.
 #[derive(Clone)]
@@ -147,41 +134,33 @@ pub struct ReportCredentials {
 /// An email provider posting delivery reports: HTTP Basic with the report credentials.
 pub struct ReportSender;
 
-impl<'a> ApiExtractor<'a> for ReportSender {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
-    type ParamType = ();
-    type ParamRawType = ();
+fn register_report_basic(registry: &mut Registry) {
+    registry.create_security_scheme(REPORT_BASIC, MetaSecurityScheme {
+        ty: "http",
+        description: Some("HTTP Basic: `VARSEL_REPORT_USERNAME` and the report secret."),
+        name: None,
+        key_in: None,
+        scheme: Some("basic"),
+        bearer_format: None,
+        flows: None,
+        openid_connect_url: None,
+    });
+}
 
-    fn register(registry: &mut Registry) {
-        registry.create_security_scheme(REPORT_BASIC, MetaSecurityScheme {
-            ty: "http",
-            description: Some("HTTP Basic: `VARSEL_REPORT_USERNAME` and the report secret."),
-            name: None,
-            key_in: None,
-            scheme: Some("basic"),
-            bearer_format: None,
-            flows: None,
-            openid_connect_url: None,
-        });
-    }
-
-    fn security_schemes() -> Vec<&'static str> {
-        vec![REPORT_BASIC]
-    }
-
-    async fn from_request(req: &'a Request, _body: &mut RequestBody, _opts: ExtractParamOptions<()>) -> poem::Result<Self> {
-        use base64::Engine;
-        let creds = req.data::<ReportCredentials>().ok_or_else(|| {
-            poem::Error::from_string("report credentials are not configured", poem::http::StatusCode::INTERNAL_SERVER_ERROR)
-        })?;
-        let unauthorized = || refuse(ApiError::unauthorized("Delivery reports need HTTP Basic credentials."));
-        let given = crate::auth::authorization(req.headers(), "Basic").map_err(refuse)?.ok_or_else(unauthorized)?;
-        let decoded = base64::engine::general_purpose::STANDARD.decode(given).map_err(|_| unauthorized())?;
-        let expected = format!("{}:{}", creds.username, creds.secret);
-        if !creds.secret.is_empty() && bool::from(decoded.as_slice().ct_eq(expected.as_bytes())) {
-            Ok(Self)
-        } else {
-            Err(unauthorized())
-        }
+fn report_sender(req: &Request) -> poem::Result<ReportSender> {
+    use base64::Engine;
+    let creds = req.data::<ReportCredentials>().ok_or_else(|| {
+        poem::Error::from_string("report credentials are not configured", poem::http::StatusCode::INTERNAL_SERVER_ERROR)
+    })?;
+    let unauthorized = || refuse(ApiError::unauthorized("Delivery reports need HTTP Basic credentials."));
+    let given = crate::auth::authorization(req.headers(), "Basic").map_err(refuse)?.ok_or_else(unauthorized)?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(given).map_err(|_| unauthorized())?;
+    let expected = format!("{}:{}", creds.username, creds.secret);
+    if !creds.secret.is_empty() && bool::from(decoded.as_slice().ct_eq(expected.as_bytes())) {
+        Ok(ReportSender)
+    } else {
+        Err(unauthorized())
     }
 }
+
+credential!(ReportSender, schemes: [REPORT_BASIC], register: register_report_basic, check: report_sender);
