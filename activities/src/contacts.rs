@@ -33,7 +33,9 @@ impl Party {
     pub fn keywords(&self) -> KeywordParty<'_> {
         match self {
             Party::Person { name } => KeywordParty::Person { name: name.as_deref() },
-            Party::Organization { name, number } => KeywordParty::Organization { name: name.as_deref(), number },
+            Party::Organization { name, number } => {
+                KeywordParty::Organization { name: name.as_deref(), number }
+            }
             Party::Unknown => KeywordParty::Unknown,
         }
     }
@@ -58,8 +60,18 @@ fn push_unique(list: &mut Vec<String>, value: String) {
 
 /// Looks up every recipient given by national identity number or organisation number.
 pub async fn resolve(store: &Store, recipients: &[NewRecipient]) -> Result<Vec<Resolved>, DbErr> {
-    let nins: Vec<String> = recipients.iter().filter_map(|r| r.nin.clone()).collect::<HashSet<_>>().into_iter().collect();
-    let orgs: Vec<String> = recipients.iter().filter_map(|r| r.org_no.clone()).collect::<HashSet<_>>().into_iter().collect();
+    let nins: Vec<String> = recipients
+        .iter()
+        .filter_map(|r| r.nin.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let orgs: Vec<String> = recipients
+        .iter()
+        .filter_map(|r| r.org_no.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
     let persons = store.lookup_persons(&nins).await?;
     let organizations = store.lookup_organizations(&orgs).await?;
 

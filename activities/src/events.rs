@@ -24,11 +24,18 @@ pub async fn apply_and_notify(
     channel: Channel,
     reapply: bool,
 ) -> Result<ApplyOutcome, sea_orm::DbErr> {
-    let outcome = if reapply { store.reapply_report(report, channel).await? } else { store.apply_report(report, channel).await? };
+    let outcome = if reapply {
+        store.reapply_report(report, channel).await?
+    } else {
+        store.apply_report(report, channel).await?
+    };
     let label = match &outcome {
         ApplyOutcome::Applied { lag, .. } => {
             if let Some(lag) = lag {
-                metrics.report_lag_seconds.with_label_values(&[channel.as_str()]).observe(lag.as_secs_f64());
+                metrics
+                    .report_lag_seconds
+                    .with_label_values(&[channel.as_str()])
+                    .observe(lag.as_secs_f64());
             }
             "applied"
         }
@@ -38,17 +45,29 @@ pub async fn apply_and_notify(
     metrics.reports.with_label_values(&[channel.as_str(), label]).inc();
     match &outcome {
         ApplyOutcome::Applied { order_id, open_left: 0, .. } => {
-            tracing::info!(order_id, status = report.status.as_str(), "delivery report applied; no notification of the order is open any more");
+            tracing::info!(
+                order_id,
+                status = report.status.as_str(),
+                "delivery report applied; no notification of the order is open any more"
+            );
             events.reports_final(order_id).await;
         }
         ApplyOutcome::Applied { order_id, .. } => {
             tracing::info!(order_id, status = report.status.as_str(), "delivery report applied");
         }
         ApplyOutcome::Unchanged { order_id } => {
-            tracing::debug!(order_id, status = report.status.as_str(), "delivery report changed nothing (repeat or late)");
+            tracing::debug!(
+                order_id,
+                status = report.status.as_str(),
+                "delivery report changed nothing (repeat or late)"
+            );
         }
         ApplyOutcome::Dead { id, reason } => {
-            tracing::warn!(dead_report = id, reason, "delivery report matches no open notification; kept as a dead report");
+            tracing::warn!(
+                dead_report = id,
+                reason,
+                "delivery report matches no open notification; kept as a dead report"
+            );
         }
     }
     Ok(outcome)

@@ -38,26 +38,56 @@ impl Metrics {
             c
         };
         let histogram = |name: &str, help: &str, labels: &[&str], buckets: Vec<f64>| {
-            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("valid metric");
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+                .expect("valid metric");
             registry.register(Box::new(h.clone())).expect("unique metric");
             h
         };
         Self {
-            orders_accepted: counter("varsel_orders_accepted_total", "Orders accepted by the API, by endpoint.", &["endpoint"]),
-            orders_finished: counter("varsel_orders_finished_total", "Orders that reached a final status, by status.", &["status"]),
+            orders_accepted: counter(
+                "varsel_orders_accepted_total",
+                "Orders accepted by the API, by endpoint.",
+                &["endpoint"],
+            ),
+            orders_finished: counter(
+                "varsel_orders_finished_total",
+                "Orders that reached a final status, by status.",
+                &["status"],
+            ),
             send_seconds: histogram(
                 "varsel_send_seconds",
                 "Time one provider call took, by provider.",
                 &["provider"],
                 vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
             ),
-            provider_errors: counter("varsel_provider_errors_total", "Provider errors, by provider and kind (transient, permanent).", &["provider", "kind"]),
-            reports: counter("varsel_delivery_reports_total", "Delivery reports received, by channel and outcome (applied, unchanged, dead).", &["channel", "outcome"]),
+            provider_errors: counter(
+                "varsel_provider_errors_total",
+                "Provider errors, by provider and kind (transient, permanent).",
+                &["provider", "kind"],
+            ),
+            reports: counter(
+                "varsel_delivery_reports_total",
+                "Delivery reports received, by channel and outcome (applied, unchanged, dead).",
+                &["channel", "outcome"],
+            ),
             report_lag_seconds: histogram(
                 "varsel_delivery_report_lag_seconds",
                 "Time from handing a notification to its provider to the report that moved it.",
                 &["channel"],
-                vec![0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4.0 * 3600.0, 24.0 * 3600.0, 48.0 * 3600.0],
+                vec![
+                    0.1,
+                    0.5,
+                    1.0,
+                    5.0,
+                    15.0,
+                    60.0,
+                    300.0,
+                    900.0,
+                    3600.0,
+                    4.0 * 3600.0,
+                    24.0 * 3600.0,
+                    48.0 * 3600.0,
+                ],
             ),
             registry,
         }

@@ -17,15 +17,15 @@ use temporalio_common::ActivityError;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::ActivityContext;
 use varsel_workflows::activities::{
-    ConditionOutcome, FinishOrder, GenerateBatch, GenerateOutcome, SendBatch, SendOutcome, SettleOutcome, StartOutcome,
-    defs,
+    ConditionOutcome, FinishOrder, GenerateBatch, GenerateOutcome, SendBatch, SendOutcome,
+    SettleOutcome, StartOutcome, defs,
 };
 use varsel_workflows::domain::{
     Channel, EmailAddress, EmailContentType, NotificationChannel, NotificationStatus, OrderStatus,
 };
 use varsel_workflows::keywords;
-use varsel_workflows::sms::SenderDecision;
 use varsel_workflows::plan;
+use varsel_workflows::sms::SenderDecision;
 
 /// Everything the activities need, built once per worker.
 pub struct OrderActivitiesImpl {
@@ -71,7 +71,11 @@ struct Deferred {
 
 impl Deferred {
     fn unrecorded(reason: String) -> Self {
-        Self { reason: format!("the provider's answer could not be stored: {reason}"), retry_after: None, store_failed: true }
+        Self {
+            reason: format!("the provider's answer could not be stored: {reason}"),
+            retry_after: None,
+            store_failed: true,
+        }
     }
 }
 
@@ -89,7 +93,10 @@ const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 /// Runs `work` while heartbeating, and stops it when Temporal cancels the attempt (it timed out
 /// while this worker was cut off, say, and a retry may already be running elsewhere): a
 /// stopped batch starts no further sends.
-async fn with_heartbeats<T>(ctx: &ActivityContext, work: impl std::future::Future<Output = Result<T, ActivityError>>) -> Result<T, ActivityError> {
+async fn with_heartbeats<T>(
+    ctx: &ActivityContext,
+    work: impl std::future::Future<Output = Result<T, ActivityError>>,
+) -> Result<T, ActivityError> {
     let beat = async {
         loop {
             tokio::time::sleep(HEARTBEAT_EVERY).await;
@@ -148,8 +155,14 @@ impl OrderActivitiesImpl {
         if moved {
             tracing::info!(order_id, "order processing started");
         }
-        let channels = NotificationChannel::parse(&order.notification_channel).map(|c| c.channels());
-        Ok(StartOutcome { proceed, has_condition: order.condition_endpoint.is_some(), status, channels })
+        let channels =
+            NotificationChannel::parse(&order.notification_channel).map(|c| c.channels());
+        Ok(StartOutcome {
+            proceed,
+            has_condition: order.condition_endpoint.is_some(),
+            status,
+            channels,
+        })
     }
 
     /// See [`varsel_workflows::activities::OrderActivities::check_send_condition`].
@@ -170,7 +183,11 @@ impl OrderActivitiesImpl {
                 // Retrying cannot make a refused destination allowed: the order goes on as for
                 // an unreadable condition (sent anyway), without further attempts.
                 tracing::warn!(order_id, error = %e, "send condition endpoint refused by the outbound policy");
-                Err(ActivityError::application(temporalio_common::error::ApplicationFailure::non_retryable(anyhow::anyhow!("{e}"))))
+                Err(ActivityError::application(
+                    temporalio_common::error::ApplicationFailure::non_retryable(anyhow::anyhow!(
+                        "{e}"
+                    )),
+                ))
             }
             Err(e) => {
                 tracing::warn!(order_id, error = %e, "send condition could not be read; will retry");
@@ -191,7 +208,11 @@ impl OrderActivitiesImpl {
 
     /// See [`varsel_workflows::activities::OrderActivities::send_batch`].
     #[activity(definition = defs::SendBatch)]
-    pub async fn send_batch(self: Arc<Self>, ctx: ActivityContext, batch: SendBatch) -> Result<SendOutcome, ActivityError> {
+    pub async fn send_batch(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        batch: SendBatch,
+    ) -> Result<SendOutcome, ActivityError> {
         with_heartbeats(&ctx, self.send(batch)).await
     }
     /// See [`varsel_workflows::activities::OrderActivities::finish_order`].
@@ -205,12 +226,22 @@ impl OrderActivitiesImpl {
         let target = match input.terminal {
             Some(t) => t,
             None => {
-                let pending = self.store.has_pending(&input.order_id, Channel::Email).await.map_err(classify)?
-                    || self.store.has_pending(&input.order_id, Channel::Sms).await.map_err(classify)?;
+                let pending = self
+                    .store
+                    .has_pending(&input.order_id, Channel::Email)
+                    .await
+                    .map_err(classify)?
+                    || self
+                        .store
+                        .has_pending(&input.order_id, Channel::Sms)
+                        .await
+                        .map_err(classify)?;
                 if pending { OrderStatus::Processed } else { OrderStatus::Completed }
             }
         };
-        if self.store.transition_order(&input.order_id, &from, target).await.map_err(classify)? && target != OrderStatus::Processed {
+        if self.store.transition_order(&input.order_id, &from, target).await.map_err(classify)?
+            && target != OrderStatus::Processed
+        {
             self.metrics.orders_finished.with_label_values(&[target.as_str()]).inc();
         }
         tracing::info!(order_id = input.order_id, status = target.as_str(), "order finished");
@@ -219,29 +250,53 @@ impl OrderActivitiesImpl {
 
     /// See [`varsel_workflows::activities::OrderActivities::settle_order`].
     #[activity(definition = defs::SettleOrder)]
-    pub async fn settle_order(self: Arc<Self>, _ctx: ActivityContext, order_id: String) -> Result<SettleOutcome, ActivityError> {
+    pub async fn settle_order(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        order_id: String,
+    ) -> Result<SettleOutcome, ActivityError> {
         let settled = self.store.settle_order(&order_id).await.map_err(classify)?;
         if settled.status == OrderStatus::Completed {
             self.metrics.orders_finished.with_label_values(&[settled.status.as_str()]).inc();
             tracing::info!(order_id, "order completed: every notification has a final status");
         }
-        Ok(SettleOutcome { status: settled.status, next_expiry_ms: settled.next_expiry.map(|t| t.timestamp_millis()) })
+        Ok(SettleOutcome {
+            status: settled.status,
+            next_expiry_ms: settled.next_expiry.map(|t| t.timestamp_millis()),
+        })
     }
 
     /// See [`varsel_workflows::activities::OrderActivities::redrive_reset`].
     #[activity(definition = defs::RedriveReset)]
-    pub async fn redrive_reset(self: Arc<Self>, _ctx: ActivityContext, order_id: String) -> Result<u64, ActivityError> {
-        let n = self.store.redrive_reset(&order_id, self.notification_ttl).await.map_err(classify)?;
-        tracing::info!(order_id, notifications = n, "redrive: failed notifications reset for sending");
+    pub async fn redrive_reset(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        order_id: String,
+    ) -> Result<u64, ActivityError> {
+        let n =
+            self.store.redrive_reset(&order_id, self.notification_ttl).await.map_err(classify)?;
+        tracing::info!(
+            order_id,
+            notifications = n,
+            "redrive: failed notifications reset for sending"
+        );
         Ok(n)
     }
 
     /// See [`varsel_workflows::activities::OrderActivities::expire_notifications`].
     #[activity(definition = defs::ExpireNotifications)]
-    pub async fn expire_notifications(self: Arc<Self>, _ctx: ActivityContext, order_id: String) -> Result<u64, ActivityError> {
+    pub async fn expire_notifications(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        order_id: String,
+    ) -> Result<u64, ActivityError> {
         let n = self.store.expire_notifications(&order_id, Utc::now()).await.map_err(classify)?;
         if n > 0 {
-            tracing::warn!(order_id, notifications = n, "notifications reached their time-to-live without a final status");
+            tracing::warn!(
+                order_id,
+                notifications = n,
+                "notifications reached their time-to-live without a final status"
+            );
         }
         Ok(n)
     }
@@ -251,11 +306,21 @@ impl OrderActivitiesImpl {
     /// One batch of recipients: contact lookup and notification rows.
     async fn generate(&self, batch: GenerateBatch) -> Result<GenerateOutcome, ActivityError> {
         let order = self.load_order(&batch.order_id).await?;
-        let channel = NotificationChannel::parse(&order.notification_channel).ok_or_else(|| corrupt("channel"))?;
-        let slice = self.store.recipients_slice(&batch.order_id, batch.from_index, batch.limit).await.map_err(classify)?;
+        let channel = NotificationChannel::parse(&order.notification_channel)
+            .ok_or_else(|| corrupt("channel"))?;
+        let slice = self
+            .store
+            .recipients_slice(&batch.order_id, batch.from_index, batch.limit)
+            .await
+            .map_err(classify)?;
         let recipients: Vec<NewRecipient> = slice
             .iter()
-            .map(|r| NewRecipient { email: r.email.clone(), mobile: r.mobile.clone(), org_no: r.org_no.clone(), nin: r.nin.clone() })
+            .map(|r| NewRecipient {
+                email: r.email.clone(),
+                mobile: r.mobile.clone(),
+                org_no: r.org_no.clone(),
+                nin: r.nin.clone(),
+            })
             .collect();
         let resolved = contacts::resolve(&self.store, &recipients).await.map_err(classify)?;
 
@@ -265,7 +330,8 @@ impl OrderActivitiesImpl {
         let sms_expiry = match &self.sms_window {
             Some(w) => {
                 let start = order.requested_send_time.max(now);
-                let opens = start + chrono::Duration::milliseconds(w.wait_ms(start.timestamp_millis()));
+                let opens =
+                    start + chrono::Duration::milliseconds(w.wait_ms(start.timestamp_millis()));
                 Store::expiry_from(opens, self.notification_ttl)
             }
             None => expiry,
@@ -276,7 +342,9 @@ impl OrderActivitiesImpl {
             for mut p in plan::plan(channel, &res.contact, order.ignore_reservation) {
                 // Register data is not validated on entry: an address that cannot be valid ends
                 // here instead of at the relay.
-                if p.status == NotificationStatus::EmailNew && EmailAddress::parse(&p.address).is_err() {
+                if p.status == NotificationStatus::EmailNew
+                    && EmailAddress::parse(&p.address).is_err()
+                {
                     p.status = NotificationStatus::EmailFailedInvalidFormat;
                 }
                 let (subject, body) = render_for(&order, p.channel, res);
@@ -335,10 +403,16 @@ impl OrderActivitiesImpl {
         // when it is claimed, so a retried batch ends instead of retrying forever. Only the
         // claimed rows are looked at: a large order is not scanned once per batch.
         let now = Utc::now();
-        let (expired, claimed): (Vec<_>, Vec<_>) = claimed.into_iter().partition(|n| n.expiry <= now);
-        let n_expired = self.store.expire_claimed(batch.channel, &expired, now).await.map_err(classify)?;
+        let (expired, claimed): (Vec<_>, Vec<_>) =
+            claimed.into_iter().partition(|n| n.expiry <= now);
+        let n_expired =
+            self.store.expire_claimed(batch.channel, &expired, now).await.map_err(classify)?;
         if n_expired > 0 {
-            tracing::warn!(order_id = batch.order_id, notifications = n_expired, "unsent notifications reached their time-to-live");
+            tracing::warn!(
+                order_id = batch.order_id,
+                notifications = n_expired,
+                "unsent notifications reached their time-to-live"
+            );
         }
         let this = self.clone();
         let order = Arc::new(order);
@@ -356,7 +430,9 @@ impl OrderActivitiesImpl {
                     return Ok(false);
                 }
                 if halted.load(std::sync::atomic::Ordering::SeqCst) {
-                    return Err(Deferred::from("not sent: an earlier answer of this batch could not be stored".to_owned()));
+                    return Err(Deferred::from(
+                        "not sent: an earlier answer of this batch could not be stored".to_owned(),
+                    ));
                 }
                 let result = this.send_one(&order, n, &writer).await;
                 if result.as_ref().is_err_and(|d| d.store_failed) {
@@ -391,7 +467,9 @@ impl OrderActivitiesImpl {
                 None => classify(message),
             });
         }
-        let remaining = u32::from(self.store.has_pending(&batch.order_id, batch.channel).await.map_err(classify)?);
+        let remaining = u32::from(
+            self.store.has_pending(&batch.order_id, batch.channel).await.map_err(classify)?,
+        );
         Ok(SendOutcome { sent, remaining })
     }
 
@@ -404,8 +482,13 @@ impl OrderActivitiesImpl {
     /// record (a success or a permanent failure); `Err` is transient (`Transient`, or
     /// `Throttled`, which also pauses the provider for this process). Used by send batches and
     /// by the API's instant messages.
-    pub async fn deliver(&self, order: &order::Model, n: &notification::Model) -> Result<ProviderResult, SendError> {
-        let channel = Channel::parse(&n.channel).ok_or_else(|| SendError::Transient("unknown channel".to_owned()))?;
+    pub async fn deliver(
+        &self,
+        order: &order::Model,
+        n: &notification::Model,
+    ) -> Result<ProviderResult, SendError> {
+        let channel = Channel::parse(&n.channel)
+            .ok_or_else(|| SendError::Transient("unknown channel".to_owned()))?;
         // A sender-policy note for the status description (e.g. the sender shows as "tuntematon").
         let mut note = None;
         let provider = match channel {
@@ -413,44 +496,88 @@ impl OrderActivitiesImpl {
             Channel::Sms => self.sms.provider_for(&n.address),
         };
         if let Some(wait) = self.pauses.remaining(provider) {
-            return Err(SendError::Throttled { reason: format!("{provider} asked to wait; not called for {wait:?}"), retry_after: wait });
+            return Err(SendError::Throttled {
+                reason: format!("{provider} asked to wait; not called for {wait:?}"),
+                retry_after: wait,
+            });
         }
-        self.rate_limits.acquire(provider).await.map_err(|e| SendError::Transient(e.to_string()))?;
+        self.rate_limits
+            .acquire(provider)
+            .await
+            .map_err(|e| SendError::Transient(e.to_string()))?;
         let started = std::time::Instant::now();
         let result = match channel {
             Channel::Email => {
-                let content_type = order.email_content_type.as_deref().and_then(EmailContentType::parse).unwrap_or_default();
+                let content_type = order
+                    .email_content_type
+                    .as_deref()
+                    .and_then(EmailContentType::parse)
+                    .unwrap_or_default();
                 let mail = OutgoingEmail {
                     notification_id: n.id.clone(),
                     from: order.email_from.clone(),
                     to: n.address.clone(),
-                    subject: n.subject.clone().or_else(|| order.email_subject.clone()).unwrap_or_default(),
+                    subject: n
+                        .subject
+                        .clone()
+                        .or_else(|| order.email_subject.clone())
+                        .unwrap_or_default(),
                     body: n.body.clone().or_else(|| order.email_body.clone()).unwrap_or_default(),
                     content_type,
                 };
-                self.mailer.send(&mail).await.map(|r| (NotificationStatus::EmailSucceeded, Some(r), self.email_reports))
+                self.mailer
+                    .send(&mail)
+                    .await
+                    .map(|r| (NotificationStatus::EmailSucceeded, Some(r), self.email_reports))
             }
             Channel::Sms => {
-                let sender = order.sms_sender.clone().unwrap_or_else(|| self.default_sms_sender.clone());
+                let sender =
+                    order.sms_sender.clone().unwrap_or_else(|| self.default_sms_sender.clone());
                 let body = n.body.clone().or_else(|| order.sms_body.clone()).unwrap_or_default();
-                match varsel_workflows::sms::decide_sender(&n.address, &sender, &body, &self.sender_policies) {
-                    SenderDecision::Refuse(reason) => Err(SendError::Permanent { status: NotificationStatus::SmsFailedRejected, reason }),
+                match varsel_workflows::sms::decide_sender(
+                    &n.address,
+                    &sender,
+                    &body,
+                    &self.sender_policies,
+                ) {
+                    SenderDecision::Refuse(reason) => Err(SendError::Permanent {
+                        status: NotificationStatus::SmsFailedRejected,
+                        reason,
+                    }),
                     SenderDecision::Send { sender, note: policy_note } => {
                         note = policy_note;
                         // The gateway stops trying when varsel gives the message up.
                         let validity = (n.expiry - Utc::now()).to_std().ok();
-                        let sms = OutgoingSms { notification_id: n.id.clone(), to: n.address.clone(), sender, body, validity };
-                        self.sms.send(&sms).await.map(|r| (NotificationStatus::SmsAccepted, r.provider_ref, true))
+                        let sms = OutgoingSms {
+                            notification_id: n.id.clone(),
+                            to: n.address.clone(),
+                            sender,
+                            body,
+                            validity,
+                        };
+                        self.sms
+                            .send(&sms)
+                            .await
+                            .map(|r| (NotificationStatus::SmsAccepted, r.provider_ref, true))
                     }
                 }
             }
         };
         let answered_at = Utc::now();
-        self.metrics.send_seconds.with_label_values(&[provider]).observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .send_seconds
+            .with_label_values(&[provider])
+            .observe(started.elapsed().as_secs_f64());
         match &result {
-            Err(SendError::Permanent { .. }) => self.metrics.provider_errors.with_label_values(&[provider, "permanent"]).inc(),
-            Err(SendError::Transient(_)) => self.metrics.provider_errors.with_label_values(&[provider, "transient"]).inc(),
-            Err(SendError::Throttled { .. }) => self.metrics.provider_errors.with_label_values(&[provider, "throttled"]).inc(),
+            Err(SendError::Permanent { .. }) => {
+                self.metrics.provider_errors.with_label_values(&[provider, "permanent"]).inc()
+            }
+            Err(SendError::Transient(_)) => {
+                self.metrics.provider_errors.with_label_values(&[provider, "transient"]).inc()
+            }
+            Err(SendError::Throttled { .. }) => {
+                self.metrics.provider_errors.with_label_values(&[provider, "throttled"]).inc()
+            }
             Ok(_) => {}
         }
         let base = |status, reason, provider_ref, awaits_report| ProviderResult {
@@ -463,8 +590,12 @@ impl OrderActivitiesImpl {
             answered_at,
         };
         match result {
-            Ok((status, provider_ref, awaits_report)) => Ok(base(status, note, provider_ref, awaits_report)),
-            Err(SendError::Permanent { status, reason }) => Ok(base(status, Some(reason), None, false)),
+            Ok((status, provider_ref, awaits_report)) => {
+                Ok(base(status, note, provider_ref, awaits_report))
+            }
+            Err(SendError::Permanent { status, reason }) => {
+                Ok(base(status, Some(reason), None, false))
+            }
             Err(SendError::Throttled { reason, retry_after }) => {
                 self.pauses.pause(provider, retry_after);
                 Err(SendError::Throttled { reason, retry_after })
@@ -475,24 +606,52 @@ impl OrderActivitiesImpl {
 
     /// Sends one claimed notification and records the outcome. `Err` means transient: the row
     /// stays `Sending` and the next attempt picks it up.
-    async fn send_one(&self, order: &order::Model, n: notification::Model, writer: &ResultWriter) -> Result<(), Deferred> {
+    async fn send_one(
+        &self,
+        order: &order::Model,
+        n: notification::Model,
+        writer: &ResultWriter,
+    ) -> Result<(), Deferred> {
         match self.deliver(order, &n).await {
             Ok(result) => {
-                let (status, failed, reason) = (result.status, !result.status.is_success(), result.reason.clone());
+                let (status, failed, reason) =
+                    (result.status, !result.status.is_success(), result.reason.clone());
                 writer.record(result).await.map_err(Deferred::unrecorded)?;
                 if failed {
-                    tracing::warn!(order_id = order.id, notification_id = n.id, status = status.as_str(), reason, "notification failed permanently");
+                    tracing::warn!(
+                        order_id = order.id,
+                        notification_id = n.id,
+                        status = status.as_str(),
+                        reason,
+                        "notification failed permanently"
+                    );
                 } else {
-                    tracing::info!(order_id = order.id, notification_id = n.id, status = status.as_str(), "notification sent");
+                    tracing::info!(
+                        order_id = order.id,
+                        notification_id = n.id,
+                        status = status.as_str(),
+                        "notification sent"
+                    );
                 }
                 Ok(())
             }
             Err(SendError::Throttled { reason, retry_after }) => {
-                tracing::warn!(order_id = order.id, notification_id = n.id, reason, ?retry_after, "provider asked to slow down; will retry after its delay");
+                tracing::warn!(
+                    order_id = order.id,
+                    notification_id = n.id,
+                    reason,
+                    ?retry_after,
+                    "provider asked to slow down; will retry after its delay"
+                );
                 Err(Deferred { reason, retry_after: Some(retry_after), store_failed: false })
             }
             Err(SendError::Transient(reason) | SendError::Permanent { reason, .. }) => {
-                tracing::warn!(order_id = order.id, notification_id = n.id, reason, "send failed; will retry");
+                tracing::warn!(
+                    order_id = order.id,
+                    notification_id = n.id,
+                    reason,
+                    "send failed; will retry"
+                );
                 Err(reason.into())
             }
         }
@@ -501,7 +660,11 @@ impl OrderActivitiesImpl {
 
 /// Per-recipient subject and body, only when the template has keywords (otherwise the order's
 /// template is used at send time and nothing is copied).
-fn render_for(order: &order::Model, channel: Channel, res: &contacts::Resolved) -> (Option<String>, Option<String>) {
+fn render_for(
+    order: &order::Model,
+    channel: Channel,
+    res: &contacts::Resolved,
+) -> (Option<String>, Option<String>) {
     let party = res.party.keywords();
     let render = |t: &Option<String>| {
         t.as_deref().filter(|t| keywords::has_keywords(t)).map(|t| keywords::render(t, party))

@@ -138,11 +138,17 @@ fn hmac_key(secret_b64: &str, what: &str) -> anyhow::Result<Key> {
 }
 
 fn public_key(file: &Path, what: &str) -> anyhow::Result<Key> {
-    let pem = std::fs::read(file).map_err(|e| anyhow::anyhow!("{what}: cannot read {}: {e}", file.display()))?;
+    let pem = std::fs::read(file)
+        .map_err(|e| anyhow::anyhow!("{what}: cannot read {}: {e}", file.display()))?;
     let (key, alg) = match DecodingKey::from_rsa_pem(&pem) {
         Ok(k) => (k, Algorithm::RS256),
         Err(_) => (
-            DecodingKey::from_ec_pem(&pem).map_err(|e| anyhow::anyhow!("{what}: {} is neither an RSA nor an EC public key: {e}", file.display()))?,
+            DecodingKey::from_ec_pem(&pem).map_err(|e| {
+                anyhow::anyhow!(
+                    "{what}: {} is neither an RSA nor an EC public key: {e}",
+                    file.display()
+                )
+            })?,
             Algorithm::ES256,
         ),
     };
@@ -183,40 +189,65 @@ impl Verifier {
             for f in &keys.public_key_files {
                 set.push(public_key(f, &what)?);
             }
-            anyhow::ensure!(!set.is_empty(), "{what}: the issuer has no keys (hmac_secrets or public_key_files)");
+            anyhow::ensure!(
+                !set.is_empty(),
+                "{what}: the issuer has no keys (hmac_secrets or public_key_files)"
+            );
             platform.insert(issuer.to_owned(), set);
         }
         // One key, one credential, one issuer: a key shared between them would let a token of
         // one kind or issuer pass as another.
-        let mut seen: Vec<(&[u8], String)> = bearer.iter().map(|k| (k.fingerprint.as_slice(), "bearer tokens".to_owned())).collect();
+        let mut seen: Vec<(&[u8], String)> =
+            bearer.iter().map(|k| (k.fingerprint.as_slice(), "bearer tokens".to_owned())).collect();
         for (issuer, keys) in &platform {
             for k in keys {
-                if let Some((_, other)) = seen.iter().find(|(f, _)| *f == k.fingerprint.as_slice()) {
-                    anyhow::bail!("one key verifies both {other} and platform tokens of issuer {issuer:?}: give each its own key");
+                if let Some((_, other)) = seen.iter().find(|(f, _)| *f == k.fingerprint.as_slice())
+                {
+                    anyhow::bail!(
+                        "one key verifies both {other} and platform tokens of issuer {issuer:?}: give each its own key"
+                    );
                 }
-                seen.push((k.fingerprint.as_slice(), format!("platform tokens of issuer {issuer:?}")));
+                seen.push((
+                    k.fingerprint.as_slice(),
+                    format!("platform tokens of issuer {issuer:?}"),
+                ));
             }
         }
-        let mut issuers: Vec<String> = cfg.auth_issuers.iter().map(|i| i.trim().to_owned()).filter(|i| !i.is_empty()).collect();
+        let mut issuers: Vec<String> = cfg
+            .auth_issuers
+            .iter()
+            .map(|i| i.trim().to_owned())
+            .filter(|i| !i.is_empty())
+            .collect();
         let platform = if bearer.is_empty() && platform.is_empty() {
             tracing::warn!(
                 "no token keys configured (VARSEL_AUTH_HMAC_SECRETS / VARSEL_AUTH_PUBLIC_KEY_FILES / VARSEL_PLATFORM_ISSUERS): \
                  accepting tokens signed with the dev keys of the data dir"
             );
             let key = load_or_create_dev_key(&cfg.data_dir)?;
-            bearer.push(Key { key: DecodingKey::from_secret(&key), alg: Algorithm::HS256, fingerprint: key });
+            bearer.push(Key {
+                key: DecodingKey::from_secret(&key),
+                alg: Algorithm::HS256,
+                fingerprint: key,
+            });
             if issuers.is_empty() {
                 issuers.push(DEV_ISSUER.to_owned());
             }
             PlatformKeys::Derived(load_or_create_dev_platform_secret(&cfg.data_dir)?)
         } else {
             if bearer.is_empty() {
-                tracing::warn!("no bearer token keys configured: only PlatformAccessTokens are accepted");
+                tracing::warn!(
+                    "no bearer token keys configured: only PlatformAccessTokens are accepted"
+                );
             } else if issuers.is_empty() {
-                tracing::warn!("VARSEL_AUTH_ISSUERS is empty: bearer tokens from any issuer signed by a configured key are accepted");
+                tracing::warn!(
+                    "VARSEL_AUTH_ISSUERS is empty: bearer tokens from any issuer signed by a configured key are accepted"
+                );
             }
             if platform.is_empty() {
-                tracing::info!("no PlatformAccessToken issuers configured (VARSEL_PLATFORM_ISSUERS): platform tokens are refused");
+                tracing::info!(
+                    "no PlatformAccessToken issuers configured (VARSEL_PLATFORM_ISSUERS): platform tokens are refused"
+                );
             }
             PlatformKeys::Issuers(platform)
         };
@@ -240,11 +271,14 @@ impl Verifier {
 
     /// Checks a PlatformAccessToken against the keys of the issuer it names, and its app claim.
     fn decode_platform(&self, token: &str) -> Result<(String, Map<String, Value>), &'static str> {
-        const INVALID: &str = "The PlatformAccessToken is invalid, expired or not signed by its issuer's key.";
+        const INVALID: &str =
+            "The PlatformAccessToken is invalid, expired or not signed by its issuer's key.";
         let issuer = unverified_issuer(token).ok_or(INVALID)?;
         let derived;
         let keys: Vec<(&DecodingKey, Algorithm)> = match &self.platform {
-            PlatformKeys::Issuers(map) => map.get(&issuer).ok_or(INVALID)?.iter().map(|k| (&k.key, k.alg)).collect(),
+            PlatformKeys::Issuers(map) => {
+                map.get(&issuer).ok_or(INVALID)?.iter().map(|k| (&k.key, k.alg)).collect()
+            }
             PlatformKeys::Derived(secret) => {
                 derived = DecodingKey::from_secret(&derived_platform_key(secret, &issuer));
                 vec![(&derived, Algorithm::HS256)]
@@ -261,7 +295,9 @@ impl Verifier {
             .ok_or(INVALID)?;
         match claims.get(APP_CLAIM) {
             Some(Value::String(app)) if !app.trim().is_empty() => Ok((issuer, claims)),
-            _ => Err("The PlatformAccessToken has no urn:altinn:app claim naming the app it was issued to."),
+            _ => Err(
+                "The PlatformAccessToken has no urn:altinn:app claim naming the app it was issued to.",
+            ),
         }
     }
 
@@ -274,16 +310,24 @@ impl Verifier {
             return Ok(Principal { org, credential: Credential::Platform });
         }
         let Some(token) = bearer_header(headers)? else {
-            return Err(ApiError::unauthorized("A bearer token (Authorization: Bearer …) or a PlatformAccessToken header is required."));
+            return Err(ApiError::unauthorized(
+                "A bearer token (Authorization: Bearer …) or a PlatformAccessToken header is required.",
+            ));
         };
         let claims = self.bearer_claims(token)?;
         if !has_scope(&claims, CREATE_SCOPE)? {
             return Err(ApiError::forbidden(format!("The token lacks the scope {CREATE_SCOPE}.")));
         }
         match claims.get(ORG_CLAIM) {
-            Some(Value::String(org)) if !org.trim().is_empty() => Ok(Principal { org: org.trim().to_owned(), credential: Credential::Bearer }),
-            None | Some(Value::Null) => Err(ApiError::forbidden(format!("The token has no {ORG_CLAIM} claim naming the creator."))),
-            Some(Value::String(_)) => Err(ApiError::forbidden(format!("The token's {ORG_CLAIM} claim is empty."))),
+            Some(Value::String(org)) if !org.trim().is_empty() => {
+                Ok(Principal { org: org.trim().to_owned(), credential: Credential::Bearer })
+            }
+            None | Some(Value::Null) => Err(ApiError::forbidden(format!(
+                "The token has no {ORG_CLAIM} claim naming the creator."
+            ))),
+            Some(Value::String(_)) => {
+                Err(ApiError::forbidden(format!("The token's {ORG_CLAIM} claim is empty.")))
+            }
             Some(other) => Err(ApiError::forbidden(format!(
                 "The token's {ORG_CLAIM} claim must be a string naming the organisation, not {}.",
                 json_kind(other)
@@ -294,7 +338,9 @@ impl Verifier {
     /// Authorises an operator endpoint: a valid bearer token with the operator scope.
     pub fn authorize_operator(&self, headers: &poem::http::HeaderMap) -> Result<(), ApiError> {
         let Some(token) = bearer_header(headers)? else {
-            return Err(ApiError::unauthorized("A bearer token with the scope varsel:operator is required."));
+            return Err(ApiError::unauthorized(
+                "A bearer token with the scope varsel:operator is required.",
+            ));
         };
         let claims = self.bearer_claims(token)?;
         if has_scope(&claims, OPERATOR_SCOPE)? {
@@ -306,15 +352,18 @@ impl Verifier {
 
     /// Whether the headers carry a valid operator token (an operator may read any org's order).
     pub fn is_operator(&self, headers: &poem::http::HeaderMap) -> bool {
-        platform_header(headers).is_ok_and(|p| p.is_none()) && self.authorize_operator(headers).is_ok()
+        platform_header(headers).is_ok_and(|p| p.is_none())
+            && self.authorize_operator(headers).is_ok()
     }
 
     fn bearer_claims(&self, token: &str) -> Result<Map<String, Value>, ApiError> {
-        let claims = self
-            .decode_bearer(token)
-            .ok_or_else(|| ApiError::unauthorized("The token is invalid, expired or not signed by a trusted key."))?;
+        let claims = self.decode_bearer(token).ok_or_else(|| {
+            ApiError::unauthorized("The token is invalid, expired or not signed by a trusted key.")
+        })?;
         if claims.contains_key(APP_CLAIM) {
-            return Err(ApiError::unauthorized("A PlatformAccessToken belongs in the PlatformAccessToken header, not in Authorization."));
+            return Err(ApiError::unauthorized(
+                "A PlatformAccessToken belongs in the PlatformAccessToken header, not in Authorization.",
+            ));
         }
         Ok(claims)
     }
@@ -332,7 +381,9 @@ fn validation(alg: Algorithm) -> Validation {
 /// then verify the token with that issuer required.
 fn unverified_issuer(token: &str) -> Option<String> {
     let payload = token.split('.').nth(1)?;
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
     let claims: Map<String, Value> = serde_json::from_slice(&raw).ok()?;
     match claims.get("iss") {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
@@ -344,33 +395,50 @@ fn has_scope(claims: &Map<String, Value>, wanted: &str) -> Result<bool, ApiError
     match claims.get("scope") {
         None | Some(Value::Null) => Ok(false),
         Some(Value::String(s)) => Ok(s.split_whitespace().any(|s| s == wanted)),
-        Some(other) => Err(ApiError::forbidden(format!("The token's scope claim must be a space-separated string, not {}.", json_kind(other)))),
+        Some(other) => Err(ApiError::forbidden(format!(
+            "The token's scope claim must be a space-separated string, not {}.",
+            json_kind(other)
+        ))),
     }
 }
 
 /// The one value of a header, refusing repeats and values that are not visible ASCII.
-fn single_header<'a>(headers: &'a poem::http::HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+fn single_header<'a>(
+    headers: &'a poem::http::HeaderMap,
+    name: &str,
+) -> Result<Option<&'a str>, ApiError> {
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else { return Ok(None) };
     if values.next().is_some() {
         return Err(ApiError::unauthorized(format!("Send one {name} header, not several.")));
     }
-    let text = first.to_str().map_err(|_| ApiError::unauthorized(format!("The {name} header is not visible ASCII.")))?;
+    let text = first
+        .to_str()
+        .map_err(|_| ApiError::unauthorized(format!("The {name} header is not visible ASCII.")))?;
     Ok(Some(text.trim()).filter(|t| !t.is_empty()))
 }
 
 /// The credentials of an `Authorization` header of `scheme` (matched regardless of case, as
 /// RFC 9110 §11.1 says); a header with another scheme, or a bare token, is refused.
-pub fn authorization<'a>(headers: &'a poem::http::HeaderMap, scheme: &str) -> Result<Option<&'a str>, ApiError> {
+pub fn authorization<'a>(
+    headers: &'a poem::http::HeaderMap,
+    scheme: &str,
+) -> Result<Option<&'a str>, ApiError> {
     let Some(value) = single_header(headers, "Authorization")? else { return Ok(None) };
-    let refuse = || ApiError::unauthorized(format!("The Authorization header must use the {scheme} scheme: `Authorization: {scheme} <credentials>`."));
+    let refuse = || {
+        ApiError::unauthorized(format!(
+            "The Authorization header must use the {scheme} scheme: `Authorization: {scheme} <credentials>`."
+        ))
+    };
     let (given, credentials) = value.split_once([' ', '\t']).ok_or_else(refuse)?;
     if !given.eq_ignore_ascii_case(scheme) {
         return Err(refuse());
     }
     let credentials = credentials.trim();
     if credentials.is_empty() || credentials.contains([' ', '\t']) {
-        return Err(ApiError::unauthorized(format!("The {scheme} credentials are missing or malformed.")));
+        return Err(ApiError::unauthorized(format!(
+            "The {scheme} credentials are missing or malformed."
+        )));
     }
     Ok(Some(credentials))
 }
@@ -436,7 +504,11 @@ pub fn mint(key: &[u8], kind: TokenKind, ttl_secs: i64) -> anyhow::Result<String
             "iss": org, APP_CLAIM: app, "exp": now + ttl_secs, "nbf": now, "iat": now,
         }),
     };
-    Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(key))?)
+    Ok(jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(key),
+    )?)
 }
 
 #[cfg(test)]
@@ -455,12 +527,22 @@ mod tests {
     #[test]
     fn authorization_schemes_are_case_insensitive_and_bare_tokens_refused() {
         for v in ["Bearer abc", "bearer abc", "BEARER abc", "BeArEr   abc "] {
-            assert_eq!(authorization(&headers(&[("authorization", v)]), "Bearer").unwrap(), Some("abc"), "{v}");
+            assert_eq!(
+                authorization(&headers(&[("authorization", v)]), "Bearer").unwrap(),
+                Some("abc"),
+                "{v}"
+            );
         }
         for v in ["abc", "Basic abc", "Bearer", "Bearer a b", "Bearerabc"] {
             assert!(authorization(&headers(&[("authorization", v)]), "Bearer").is_err(), "{v}");
         }
-        assert!(authorization(&headers(&[("authorization", "Bearer a"), ("authorization", "Bearer b")]), "Bearer").is_err());
+        assert!(
+            authorization(
+                &headers(&[("authorization", "Bearer a"), ("authorization", "Bearer b")]),
+                "Bearer"
+            )
+            .is_err()
+        );
         assert_eq!(authorization(&HeaderMap::new(), "Bearer").unwrap(), None);
     }
 

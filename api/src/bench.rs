@@ -81,7 +81,15 @@ impl Figure {
     }
 
     fn plain(name: &str, value: f64, unit: &str, target: &str, met: Option<bool>) -> Self {
-        Self { name: name.into(), value, baseline: None, ratio: None, unit: unit.into(), target: target.into(), met }
+        Self {
+            name: name.into(),
+            value,
+            baseline: None,
+            ratio: None,
+            unit: unit.into(),
+            target: target.into(),
+            met,
+        }
     }
 }
 
@@ -91,7 +99,11 @@ pub struct BenchActivitiesImpl;
 #[activities]
 impl BenchActivitiesImpl {
     #[activity(definition = defs::Echo)]
-    pub async fn echo(self: Arc<Self>, _ctx: ActivityContext, input: BenchInput) -> Result<BenchInput, ActivityError> {
+    pub async fn echo(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: BenchInput,
+    ) -> Result<BenchInput, ActivityError> {
         Ok(input)
     }
 }
@@ -107,7 +119,9 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let _server = if configured_temporal {
         None
     } else {
-        let bin = find_temporal_bin().ok_or_else(|| anyhow::anyhow!("the Temporal CLI was not found: run ./scripts/bootstrap"))?;
+        let bin = find_temporal_bin().ok_or_else(|| {
+            anyhow::anyhow!("the Temporal CLI was not found: run ./scripts/bootstrap")
+        })?;
         let port = crate::devserver::free_port()?;
         let server = DevServer::start(&DevServerOptions {
             bin,
@@ -132,9 +146,19 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     cfg.run_worker = true;
     cfg.normalise();
     let key = crate::auth::load_or_create_dev_key(&cfg.data_dir)?;
-    let token = crate::auth::mint(&key, crate::auth::TokenKind::Bearer { org: "bench".into(), scope: crate::auth::CREATE_SCOPE.into() }, 24 * 3600)?;
+    let token = crate::auth::mint(
+        &key,
+        crate::auth::TokenKind::Bearer {
+            org: "bench".into(),
+            scope: crate::auth::CREATE_SCOPE.into(),
+        },
+        24 * 3600,
+    )?;
 
-    eprintln!("varsel bench: Temporal {}, database {}, SMTP sink {}", cfg.temporal_address, cfg.database_url, cfg.smtp_url);
+    eprintln!(
+        "varsel bench: Temporal {}, database {}, SMTP sink {}",
+        cfg.temporal_address, cfg.database_url, cfg.smtp_url
+    );
     let app = Application::build(cfg.clone()).await?;
     let base = format!("{}/notifications/api/v1", app.base_url());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -145,7 +169,14 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let client = crate::temporal::connect(&cfg).await?;
     let baseline_worker = BaselineWorker::spawn(cfg.clone());
     let http = reqwest::Client::builder().pool_max_idle_per_host(opts.clients).build()?;
-    let bench = Bench { opts: opts.clone(), ctx: Arc::new(TaskCtx { base, token, http }), client, store, cfg: cfg.clone(), sink };
+    let bench = Bench {
+        opts: opts.clone(),
+        ctx: Arc::new(TaskCtx { base, token, http }),
+        client,
+        store,
+        cfg: cfg.clone(),
+        sink,
+    };
 
     let mut figures = Vec::new();
     for phase in &opts.phases {
@@ -252,7 +283,12 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 impl Bench {
     /// Runs `op` from `clients` tasks for `secs`; returns (operations, elapsed, latencies).
-    async fn closed_loop<F, Fut>(&self, what: &str, secs: u64, op: F) -> anyhow::Result<(u64, Duration, Vec<Duration>)>
+    async fn closed_loop<F, Fut>(
+        &self,
+        what: &str,
+        secs: u64,
+        op: F,
+    ) -> anyhow::Result<(u64, Duration, Vec<Duration>)>
     where
         F: Fn(u64) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
@@ -297,7 +333,13 @@ impl Bench {
     }
 
     /// Issues `op` at a fixed rate for `secs`, each in its own task; returns the latencies.
-    async fn open_loop<F, Fut>(&self, what: &str, rate: f64, secs: u64, op: F) -> anyhow::Result<Vec<Duration>>
+    async fn open_loop<F, Fut>(
+        &self,
+        what: &str,
+        rate: f64,
+        secs: u64,
+        op: F,
+    ) -> anyhow::Result<Vec<Duration>>
     where
         F: Fn(u64) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
@@ -338,7 +380,9 @@ impl Bench {
                 let id = format!("bench-noop-{run_id}-{n}");
                 async move {
                     let opts = WorkflowStartOptions::new(BASELINE_QUEUE, id).build();
-                    client.start_workflow(NoopWorkflow::run, BenchInput { n: n as u32 }, opts).await?;
+                    client
+                        .start_workflow(NoopWorkflow::run, BenchInput { n: n as u32 }, opts)
+                        .await?;
                     Ok(())
                 }
             })
@@ -374,12 +418,36 @@ impl Bench {
         self.drain().await?;
         let p99_half = percentile(&half_lat, 0.99);
         Ok(vec![
-            Figure::ratio("accept: sustained orders/s (accepted and started)", rate, raw_rate, "orders/s vs starts/s", 0.8),
+            Figure::ratio(
+                "accept: sustained orders/s (accepted and started)",
+                rate,
+                raw_rate,
+                "orders/s vs starts/s",
+                0.8,
+            ),
             Figure::plain("accept: orders/s answered 202", http_rate, "orders/s", "", None),
             Figure::plain("accept: p50 at the highest rate", percentile(&lat, 0.5), "ms", "", None),
-            Figure::plain("accept: p99 at the highest rate", percentile(&lat, 0.99), "ms", "", None),
-            Figure::plain(&format!("accept: p50 at half ({half:.0}/s)"), percentile(&half_lat, 0.5), "ms", "", None),
-            Figure::plain(&format!("accept: p99 at half ({half:.0}/s)"), p99_half, "ms", "<= 50 ms", Some(p99_half <= 50.0)),
+            Figure::plain(
+                "accept: p99 at the highest rate",
+                percentile(&lat, 0.99),
+                "ms",
+                "",
+                None,
+            ),
+            Figure::plain(
+                &format!("accept: p50 at half ({half:.0}/s)"),
+                percentile(&half_lat, 0.5),
+                "ms",
+                "",
+                None,
+            ),
+            Figure::plain(
+                &format!("accept: p99 at half ({half:.0}/s)"),
+                p99_half,
+                "ms",
+                "<= 50 ms",
+                Some(p99_half <= 50.0),
+            ),
         ])
     }
 
@@ -406,10 +474,12 @@ impl Bench {
         let ids = Arc::new(std::sync::Mutex::new(Vec::new()));
         let errors = Arc::new(AtomicU64::new(0));
         let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
-        let (m, ids2, errors2, first2) = (self.ctx.clone(), ids.clone(), errors.clone(), first_error.clone());
+        let (m, ids2, errors2, first2) =
+            (self.ctx.clone(), ids.clone(), errors.clone(), first_error.clone());
         let lat = self
             .open_loop(&format!("load: {rate:.0} orders/s for {secs} s"), rate, secs, move |n| {
-                let (m, ids, errors, first) = (m.clone(), ids2.clone(), errors2.clone(), first2.clone());
+                let (m, ids, errors, first) =
+                    (m.clone(), ids2.clone(), errors2.clone(), first2.clone());
                 async move {
                     match m.post("/orders", &m.order_body(4_000_000 + n, false)).await {
                         Ok(id) => ids.lock().expect("ids").push(id),
@@ -429,7 +499,8 @@ impl Bench {
             eprintln!("load: first error: {e}");
         }
         let pb = bar(ids.len() as u64, "load: orders reaching their final status");
-        let all_final = !ids.is_empty() && self.wait_completed(&ids, &pb, Duration::from_secs(3600)).await.is_ok();
+        let all_final = !ids.is_empty()
+            && self.wait_completed(&ids, &pb, Duration::from_secs(3600)).await.is_ok();
         pb.finish_and_clear();
         let drained = offered_until.elapsed().as_secs_f64();
         let done = self.store.count_orders_with_status(&ids, "Completed").await? as f64;
@@ -437,9 +508,21 @@ impl Bench {
             Figure::plain("load: highest sustained accept rate", highest, "orders/s", "", None),
             Figure::plain("load: offered (80% of it)", rate, "orders/s", "", None),
             Figure::plain("load: orders accepted", ids.len() as f64, "orders", "", None),
-            Figure::plain("load: errors (answers other than 202)", errors as f64, "answers", "0", Some(errors == 0)),
+            Figure::plain(
+                "load: errors (answers other than 202)",
+                errors as f64,
+                "answers",
+                "0",
+                Some(errors == 0),
+            ),
             Figure::plain("load: p99 answer time", percentile(&lat, 0.99), "ms", "", None),
-            Figure::plain("load: accepted orders Completed", done, "orders", "all", Some(all_final && done as usize == ids.len())),
+            Figure::plain(
+                "load: accepted orders Completed",
+                done,
+                "orders",
+                "all",
+                Some(all_final && done as usize == ids.len()),
+            ),
             Figure::plain("load: from the last POST until all Completed", drained, "s", "", None),
         ])
     }
@@ -448,7 +531,10 @@ impl Bench {
     async fn wait_started(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(600);
         while !self.store.orders_pending_start(1).await?.is_empty() {
-            anyhow::ensure!(Instant::now() < deadline, "accepted orders' workflows did not start within 10 minutes");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "accepted orders' workflows did not start within 10 minutes"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(())
@@ -457,8 +543,13 @@ impl Bench {
     /// Waits until both workers have caught up with what the previous phase queued: a no-op
     /// baseline workflow and an order sent now are queued behind it, and awaited.
     async fn drain(&self) -> anyhow::Result<()> {
-        let opts = WorkflowStartOptions::new(BASELINE_QUEUE, format!("bench-drain-{}", uuid::Uuid::new_v4().simple())).build();
-        let handle = self.client.start_workflow(NoopWorkflow::run, BenchInput { n: 0 }, opts).await?;
+        let opts = WorkflowStartOptions::new(
+            BASELINE_QUEUE,
+            format!("bench-drain-{}", uuid::Uuid::new_v4().simple()),
+        )
+        .build();
+        let handle =
+            self.client.start_workflow(NoopWorkflow::run, BenchInput { n: 0 }, opts).await?;
         handle.get_result(WorkflowGetResultOptions::default()).await?;
         let id = self.ctx.post("/orders", &self.ctx.order_body(u64::MAX, false)).await?;
         let pb = ProgressBar::hidden();
@@ -478,7 +569,9 @@ impl Bench {
             let (client, id) = (client.clone(), format!("bench-one-{run_id}-{n}"));
             async move {
                 let opts = WorkflowStartOptions::new(BASELINE_QUEUE, id).build();
-                Ok(client.start_workflow(OneActivityWorkflow::run, BenchInput { n: n as u32 }, opts).await?)
+                Ok(client
+                    .start_workflow(OneActivityWorkflow::run, BenchInput { n: n as u32 }, opts)
+                    .await?)
             }
         })
         .await?;
@@ -508,22 +601,40 @@ impl Bench {
         let elapsed = self.wait_completed(&ids, &pb, Duration::from_secs(600)).await?;
         pb.finish_and_clear();
         let rate = total as f64 / elapsed.as_secs_f64();
-        Ok(vec![Figure::ratio("small orders: POST to Completed, orders/s", rate, raw_rate, "orders/s vs workflows/s", 0.5)])
+        Ok(vec![Figure::ratio(
+            "small orders: POST to Completed, orders/s",
+            rate,
+            raw_rate,
+            "orders/s vs workflows/s",
+            0.5,
+        )])
     }
 
     /// Waits until every order is `Completed`; returns the time since `start` of the wait's caller
     /// (measured from the first order's creation in the database).
-    async fn wait_completed(&self, ids: &[String], pb: &ProgressBar, timeout: Duration) -> anyhow::Result<Duration> {
+    async fn wait_completed(
+        &self,
+        ids: &[String],
+        pb: &ProgressBar,
+        timeout: Duration,
+    ) -> anyhow::Result<Duration> {
         let deadline = Instant::now() + timeout;
-        let first_created = self.store.order(&ids[0]).await?.map(|o| o.created).unwrap_or_else(chrono::Utc::now);
+        let first_created =
+            self.store.order(&ids[0]).await?.map(|o| o.created).unwrap_or_else(chrono::Utc::now);
         loop {
             let done = self.store.count_orders_with_status(ids, "Completed").await?;
             pb.set_position(done);
             if done as usize == ids.len() {
-                let last = self.store.last_status_change(ids).await?.unwrap_or_else(chrono::Utc::now);
+                let last =
+                    self.store.last_status_change(ids).await?.unwrap_or_else(chrono::Utc::now);
                 return Ok((last - first_created).to_std().unwrap_or_default());
             }
-            anyhow::ensure!(Instant::now() < deadline, "{} of {} orders completed in {timeout:?}", done, ids.len());
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{} of {} orders completed in {timeout:?}",
+                done,
+                ids.len()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -532,12 +643,12 @@ impl Bench {
     /// baseline of the bulk and instant phases.
     fn baseline_mailer(&self) -> anyhow::Result<Arc<Mailer>> {
         Ok(Arc::new(Mailer::new(&EmailSettings {
-                smtp_url: Some(self.cfg.smtp_url.clone()),
-                default_from: self.cfg.email_from.clone(),
-                outbox_dir: self.cfg.data_dir.join("baseline-outbox"),
-                pool_size: self.cfg.smtp_pool_size,
-                timeout: Duration::from_secs(self.cfg.smtp_timeout_secs),
-            })?))
+            smtp_url: Some(self.cfg.smtp_url.clone()),
+            default_from: self.cfg.email_from.clone(),
+            outbox_dir: self.cfg.data_dir.join("baseline-outbox"),
+            pool_size: self.cfg.smtp_pool_size,
+            timeout: Duration::from_secs(self.cfg.smtp_timeout_secs),
+        })?))
     }
 
     /// Instant emails (`POST /future/orders/instant/email`, answered once the relay took the
@@ -576,9 +687,31 @@ impl Bench {
         Ok(vec![
             // No target yet: each answer holds two database transactions and a workflow start
             // besides the send, and this figure is the first measurement of them.
-            Figure { target: "measured".into(), met: None, ..Figure::ratio("instant: emails/s answered 201 (sent and stored)", rate, raw_rate, "messages/s", 0.0) },
-            Figure::plain("instant: p50", percentile(&lat, 0.5), "ms", &format!("baseline p50 {:.1} ms", percentile(&raw_lat, 0.5)), None),
-            Figure::plain("instant: p99", percentile(&lat, 0.99), "ms", &format!("baseline p99 {:.1} ms", percentile(&raw_lat, 0.99)), None),
+            Figure {
+                target: "measured".into(),
+                met: None,
+                ..Figure::ratio(
+                    "instant: emails/s answered 201 (sent and stored)",
+                    rate,
+                    raw_rate,
+                    "messages/s",
+                    0.0,
+                )
+            },
+            Figure::plain(
+                "instant: p50",
+                percentile(&lat, 0.5),
+                "ms",
+                &format!("baseline p50 {:.1} ms", percentile(&raw_lat, 0.5)),
+                None,
+            ),
+            Figure::plain(
+                "instant: p99",
+                percentile(&lat, 0.99),
+                "ms",
+                &format!("baseline p99 {:.1} ms", percentile(&raw_lat, 0.99)),
+                None,
+            ),
         ])
     }
 
@@ -602,7 +735,10 @@ impl Bench {
         .await?;
         let raw_rate = n as f64 / start.elapsed().as_secs_f64();
         pb.finish_and_clear();
-        anyhow::ensure!(self.sink.received() - before == n as u64, "the sink did not receive every baseline message");
+        anyhow::ensure!(
+            self.sink.received() - before == n as u64,
+            "the sink did not receive every baseline message"
+        );
 
         // varsel: one order, a tenth of its recipients persons and organisations from the
         // contact register, the rest plain addresses.
@@ -622,10 +758,15 @@ impl Bench {
         let deadline = Instant::now() + Duration::from_secs(3600);
         loop {
             pb.set_position(self.sink.received() - before);
-            if self.store.count_orders_with_status(std::slice::from_ref(&id), "Completed").await? == 1 {
+            if self.store.count_orders_with_status(std::slice::from_ref(&id), "Completed").await?
+                == 1
+            {
                 break;
             }
-            anyhow::ensure!(Instant::now() < deadline, "the bulk order did not complete in an hour");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the bulk order did not complete in an hour"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let elapsed = start.elapsed();
@@ -634,12 +775,29 @@ impl Bench {
         anyhow::ensure!(sent == n as u64, "the sink received {sent} of {n} bulk messages");
         let rate = n as f64 / elapsed.as_secs_f64();
         Ok(vec![
-            Figure::plain(&format!("bulk: POST of {n} recipients accepted in"), accepted.as_secs_f64() * 1000.0, "ms", "", None),
-            Figure::ratio(&format!("bulk: {n} recipients, POST to Completed, notifications/s"), rate, raw_rate, "notifications/s vs emails/s", 0.5),
-            Figure::plain("bulk: notifications/s", rate, "notifications/s", ">= 2000", Some(rate >= 2000.0)),
+            Figure::plain(
+                &format!("bulk: POST of {n} recipients accepted in"),
+                accepted.as_secs_f64() * 1000.0,
+                "ms",
+                "",
+                None,
+            ),
+            Figure::ratio(
+                &format!("bulk: {n} recipients, POST to Completed, notifications/s"),
+                rate,
+                raw_rate,
+                "notifications/s vs emails/s",
+                0.5,
+            ),
+            Figure::plain(
+                "bulk: notifications/s",
+                rate,
+                "notifications/s",
+                ">= 2000",
+                Some(rate >= 2000.0),
+            ),
         ])
     }
-
 }
 
 /// What request tasks need.
@@ -651,7 +809,13 @@ struct TaskCtx {
 
 impl TaskCtx {
     async fn post(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<String> {
-        let resp = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(body).send().await?;
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await?;
         let status = resp.status();
         let v: serde_json::Value = resp.json().await?;
         if status != 202 {
@@ -667,7 +831,8 @@ impl TaskCtx {
             "recipients": [{"emailAddress": format!("small-{n}@bench.example")}],
         });
         if send_later {
-            body["requestedSendTime"] = json!((chrono::Utc::now() + chrono::Duration::days(7)).to_rfc3339());
+            body["requestedSendTime"] =
+                json!((chrono::Utc::now() + chrono::Duration::days(7)).to_rfc3339());
         }
         body
     }
@@ -676,23 +841,36 @@ impl TaskCtx {
 /// Recipients of a large order: every tenth a person or an organisation seeded into the contact
 /// register (a person with an email address, an organisation with one), the rest plain
 /// addresses. The numbers are synthetic and never collide with real ones' test data.
-pub async fn seed_bulk_recipients(store: &Store, n: usize) -> anyhow::Result<Vec<serde_json::Value>> {
+pub async fn seed_bulk_recipients(
+    store: &Store,
+    n: usize,
+) -> anyhow::Result<Vec<serde_json::Value>> {
     let mut persons = Vec::new();
     let mut recipients = Vec::with_capacity(n);
     for i in 0..n {
         if i % 20 == 0 {
             let nin = format!("{:011}", 70_000_000_000u64 + i as u64);
-            persons.push((nin.clone(), PersonContact {
-                name: Some(format!("Person {i}")),
-                email: Some(format!("person-{i}@bench.example")),
-                mobile: None,
-                reserved: false,
-            }));
+            persons.push((
+                nin.clone(),
+                PersonContact {
+                    name: Some(format!("Person {i}")),
+                    email: Some(format!("person-{i}@bench.example")),
+                    mobile: None,
+                    reserved: false,
+                },
+            ));
             recipients.push(json!({"nationalIdentityNumber": nin}));
         } else if i % 20 == 10 {
             let org = format!("{:09}", 800_000_000u64 + i as u64);
             store
-                .upsert_organization(&org, &OrgContact { name: Some(format!("Org {i}")), emails: vec![format!("org-{i}@bench.example")], mobiles: vec![] })
+                .upsert_organization(
+                    &org,
+                    &OrgContact {
+                        name: Some(format!("Org {i}")),
+                        emails: vec![format!("org-{i}@bench.example")],
+                        mobiles: vec![],
+                    },
+                )
                 .await?;
             recipients.push(json!({"organizationNumber": org}));
         } else {
@@ -704,7 +882,10 @@ pub async fn seed_bulk_recipients(store: &Store, n: usize) -> anyhow::Result<Vec
 }
 
 fn print_table(figures: &[Figure]) {
-    println!("\n{:<58} {:>12} {:>12} {:>7}  {:<10} target", "figure", "varsel", "baseline", "ratio", "unit");
+    println!(
+        "\n{:<58} {:>12} {:>12} {:>7}  {:<10} target",
+        "figure", "varsel", "baseline", "ratio", "unit"
+    );
     for f in figures {
         let baseline = f.baseline.map(|b| format!("{b:.1}")).unwrap_or_default();
         let ratio = f.ratio.map(|r| format!("{r:.2}")).unwrap_or_default();
@@ -713,7 +894,16 @@ fn print_table(figures: &[Figure]) {
             Some(false) => "MISSED",
             None => "",
         };
-        println!("{:<58} {:>12.1} {:>12} {:>7}  {:<10} {} {}", f.name, f.value, baseline, ratio, f.unit.split(' ').next().unwrap_or(""), f.target, met);
+        println!(
+            "{:<58} {:>12.1} {:>12} {:>7}  {:<10} {} {}",
+            f.name,
+            f.value,
+            baseline,
+            ratio,
+            f.unit.split(' ').next().unwrap_or(""),
+            f.target,
+            met
+        );
     }
 }
 
@@ -727,7 +917,11 @@ impl BaselineWorker {
     fn spawn(cfg: Config) -> Self {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async move {
                 let run = async {
                     let client = crate::temporal::connect(&cfg).await?;
@@ -782,7 +976,10 @@ impl SmtpSink {
         let received = Arc::new(AtomicU64::new(0));
         let counter = received.clone();
         std::thread::Builder::new().name("smtp-sink".into()).spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
                 while let Ok((stream, _)) = listener.accept().await {
@@ -799,7 +996,10 @@ impl SmtpSink {
     }
 }
 
-async fn sink_session(stream: tokio::net::TcpStream, counter: Arc<AtomicU64>) -> std::io::Result<()> {
+async fn sink_session(
+    stream: tokio::net::TcpStream,
+    counter: Arc<AtomicU64>,
+) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     stream.set_nodelay(true)?;
@@ -810,8 +1010,15 @@ async fn sink_session(stream: tokio::net::TcpStream, counter: Arc<AtomicU64>) ->
     let quickack = move || {
         let one: libc::c_int = 1;
         // SAFETY: a valid socket fd owned by this session; the option value outlives the call.
+        #[allow(unsafe_code)]
         unsafe {
-            libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_QUICKACK, (&one as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as libc::socklen_t);
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_QUICKACK,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
         }
     };
     let (r, mut w) = stream.into_split();

@@ -183,7 +183,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut bad = 0;
             for (id, verdict) in crate::replay::replay_orders(&client, &ids).await? {
                 match verdict {
-                    crate::replay::ReplayVerdict::Clean { events } => println!("ok      {id}  replays cleanly ({events} events)"),
+                    crate::replay::ReplayVerdict::Clean { events } => {
+                        println!("ok      {id}  replays cleanly ({events} events)")
+                    }
                     crate::replay::ReplayVerdict::Nondeterministic(e) => {
                         bad += 1;
                         println!("DIVERGE {id}  {e}");
@@ -202,17 +204,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::History { order_id, json } => {
             let cfg = Config::load()?;
             let store = varsel_activities::Store::connect(&cfg.database_url, 2).await?;
-            store.order(&order_id).await?.ok_or_else(|| anyhow::anyhow!("no order {order_id} in {}", cfg.database_url))?;
+            store
+                .order(&order_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no order {order_id} in {}", cfg.database_url))?;
             let client = crate::temporal::connect(&cfg).await?;
             let entries = crate::timeline::order_timeline(&store, &client, &order_id).await?;
             if json {
                 for e in entries {
-                    println!("{}", serde_json::json!({"time": e.time.to_rfc3339(), "source": e.source, "text": e.text, "notificationId": e.notification_id}));
+                    println!(
+                        "{}",
+                        serde_json::json!({"time": e.time.to_rfc3339(), "source": e.source, "text": e.text, "notificationId": e.notification_id})
+                    );
                 }
             } else {
-                println!("order {order_id}\nTemporal web UI: {}\n", cfg.temporal_ui_link(&order_id));
+                println!(
+                    "order {order_id}\nTemporal web UI: {}\n",
+                    cfg.temporal_ui_link(&order_id)
+                );
                 for e in entries {
-                    println!("{}  {:<12}  {}", e.time.format("%Y-%m-%d %H:%M:%S%.3f"), e.source, e.text);
+                    println!(
+                        "{}  {:<12}  {}",
+                        e.time.format("%Y-%m-%d %H:%M:%S%.3f"),
+                        e.source,
+                        e.text
+                    );
                 }
             }
             Ok(())
@@ -221,11 +237,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = std::sync::Arc::new(Config::load()?);
             let store = varsel_activities::Store::connect(&cfg.database_url, 2).await?;
             let dispatcher = crate::temporal::Dispatcher::new(cfg, store);
-            let n = dispatcher.redrive(&order_id).await.map_err(|e| anyhow::anyhow!("redrive refused: {e}"))?;
-            println!("redrive of {order_id} started: {n} notifications will be sent again (see `varsel history {order_id}`)");
+            let n = dispatcher
+                .redrive(&order_id)
+                .await
+                .map_err(|e| anyhow::anyhow!("redrive refused: {e}"))?;
+            println!(
+                "redrive of {order_id} started: {n} notifications will be sent again (see `varsel history {order_id}`)"
+            );
             Ok(())
         }
-        Command::Bench { recipients, small_orders, accept_seconds, clients, phases, load_seconds, json } => {
+        Command::Bench {
+            recipients,
+            small_orders,
+            accept_seconds,
+            clients,
+            phases,
+            load_seconds,
+            json,
+        } => {
             crate::bench::run(crate::bench::BenchOptions {
                 recipients,
                 small_orders,
@@ -246,9 +275,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let token = if platform {
                 // The issuer's own key in the dev key set: derived from the dev platform secret.
                 let secret = auth::load_or_create_dev_platform_secret(&data_dir)?;
-                auth::mint(&auth::derived_platform_key(&secret, &org), TokenKind::Platform { org, app }, ttl)?
+                auth::mint(
+                    &auth::derived_platform_key(&secret, &org),
+                    TokenKind::Platform { org, app },
+                    ttl,
+                )?
             } else {
-                auth::mint(&auth::load_or_create_dev_key(&data_dir)?, TokenKind::Bearer { org, scope }, ttl)?
+                auth::mint(
+                    &auth::load_or_create_dev_key(&data_dir)?,
+                    TokenKind::Bearer { org, scope },
+                    ttl,
+                )?
             };
             println!("{token}");
             Ok(())
@@ -283,6 +320,7 @@ fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&chrono::Utc));
     }
-    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| anyhow::anyhow!("--since takes RFC 3339 or YYYY-MM-DD, not {s:?}"))?;
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| anyhow::anyhow!("--since takes RFC 3339 or YYYY-MM-DD, not {s:?}"))?;
     Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
 }

@@ -248,8 +248,17 @@ impl Config {
             fig = fig.merge(Toml::file(path));
         }
         fig = fig
-            .merge(Env::prefixed("VARSEL_").ignore(&["CONFIG"]).split("__").map(|k| k.as_str().to_lowercase().into()))
-            .merge(Env::raw().only(&["TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"]).map(|k| k.as_str().to_lowercase().into()));
+            .merge(
+                Env::prefixed("VARSEL_")
+                    .ignore(&["CONFIG"])
+                    .split("__")
+                    .map(|k| k.as_str().to_lowercase().into()),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"])
+                    .map(|k| k.as_str().to_lowercase().into()),
+            );
         let mut cfg: Config = fig.extract()?;
         cfg.normalise();
         Ok(cfg)
@@ -267,7 +276,11 @@ impl Config {
 
     /// The order's page in the Temporal web UI.
     pub fn temporal_ui_link(&self, order_id: &str) -> String {
-        format!("{}/namespaces/{}/workflows/{order_id}", self.temporal_ui_url.trim_end_matches('/'), self.temporal_namespace)
+        format!(
+            "{}/namespaces/{}/workflows/{order_id}",
+            self.temporal_ui_url.trim_end_matches('/'),
+            self.temporal_namespace
+        )
     }
 
     /// The SMS sending window, if one is configured.
@@ -275,16 +288,21 @@ impl Config {
         if self.sms_sending_window.trim().is_empty() {
             return Ok(None);
         }
-        varsel_workflows::sms::SendingWindow::parse(&self.sms_sending_window, &self.sms_sending_window_zone)
-            .map(Some)
-            .map_err(|e| anyhow::anyhow!("VARSEL_SMS_SENDING_WINDOW: {e}"))
+        varsel_workflows::sms::SendingWindow::parse(
+            &self.sms_sending_window,
+            &self.sms_sending_window_zone,
+        )
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("VARSEL_SMS_SENDING_WINDOW: {e}"))
     }
 
     /// How long an instant message may be in its provider's hands before the request that sent
     /// it counts as gone: the longer provider timeout and half a minute. Until then a repeat of
     /// the request is told to wait, and the dispatcher leaves the order to the request.
     pub fn instant_grace(&self) -> chrono::Duration {
-        chrono::Duration::seconds(self.smtp_timeout_secs.max(self.sms_gateway_timeout_secs) as i64 + 30)
+        chrono::Duration::seconds(
+            self.smtp_timeout_secs.max(self.sms_gateway_timeout_secs) as i64 + 30,
+        )
     }
 
     /// The base URL for links.
@@ -302,16 +320,32 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment's own error type
     fn platform_issuers_and_limits_come_from_the_environment() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("VARSEL_PLATFORM_ISSUERS__TTD__PUBLIC_KEY_FILES", "[/keys/ttd.pem]");
-            jail.set_env("VARSEL_PLATFORM_ISSUERS__DIGDIR__HMAC_SECRETS", "[MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=]");
-            jail.set_env("VARSEL_AUTH_HMAC_SECRETS", "[MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWZ4eQ==]");
+            jail.set_env(
+                "VARSEL_PLATFORM_ISSUERS__DIGDIR__HMAC_SECRETS",
+                "[MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=]",
+            );
+            jail.set_env(
+                "VARSEL_AUTH_HMAC_SECRETS",
+                "[MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWZ4eQ==]",
+            );
             jail.set_env("VARSEL_MAX_REMINDERS", "5");
             let cfg = Config::load().map_err(|e| e.to_string())?;
-            assert_eq!(cfg.platform_issuers["ttd"].public_key_files, vec![PathBuf::from("/keys/ttd.pem")]);
-            assert_eq!(cfg.platform_issuers["digdir"].hmac_secrets, vec!["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned()]);
-            assert_eq!(cfg.auth_hmac_secrets, vec!["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWZ4eQ==".to_owned()]);
+            assert_eq!(
+                cfg.platform_issuers["ttd"].public_key_files,
+                vec![PathBuf::from("/keys/ttd.pem")]
+            );
+            assert_eq!(
+                cfg.platform_issuers["digdir"].hmac_secrets,
+                vec!["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned()]
+            );
+            assert_eq!(
+                cfg.auth_hmac_secrets,
+                vec!["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWZ4eQ==".to_owned()]
+            );
             assert_eq!(cfg.max_reminders, 5);
             Ok(())
         });

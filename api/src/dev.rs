@@ -11,33 +11,56 @@ use varsel_activities::store::{OrgContact, PersonContact};
 /// example of the documentation works against a fresh `varsel dev`.
 pub async fn seed_demo_contacts(store: &Store) -> anyhow::Result<()> {
     let orgs = [
-        ("311000179", "Digitaliseringsdirektoratet Test AS", vec!["post@digdir-test.no"], vec!["+4740000001"]),
+        (
+            "311000179",
+            "Digitaliseringsdirektoratet Test AS",
+            vec!["post@digdir-test.no"],
+            vec!["+4740000001"],
+        ),
         ("312508729", "Fjordvarsel AS", vec!["kontakt@fjordvarsel.no"], vec![]),
         ("313000001", "Mobilbedriften AS", vec![], vec!["+4790000001"]),
     ];
     for (org_no, name, emails, mobiles) in orgs {
         store
-            .upsert_organization(org_no, &OrgContact {
-                name: Some(name.into()),
-                emails: emails.into_iter().map(String::from).collect(),
-                mobiles: mobiles.into_iter().map(String::from).collect(),
-            })
+            .upsert_organization(
+                org_no,
+                &OrgContact {
+                    name: Some(name.into()),
+                    emails: emails.into_iter().map(String::from).collect(),
+                    mobiles: mobiles.into_iter().map(String::from).collect(),
+                },
+            )
             .await?;
     }
     let persons = [
-        ("11876995923", "Kari Reservert", Some("kari.reservert@example.no"), Some("+4790000002"), true),
-        ("16069412345", "Ola Nordmann", Some("ola.nordmann@example.no"), Some("+4790000003"), false),
+        (
+            "11876995923",
+            "Kari Reservert",
+            Some("kari.reservert@example.no"),
+            Some("+4790000002"),
+            true,
+        ),
+        (
+            "16069412345",
+            "Ola Nordmann",
+            Some("ola.nordmann@example.no"),
+            Some("+4790000003"),
+            false,
+        ),
         ("01017012345", "Per Uten Epost", None, Some("98765432"), false),
         ("02027012345", "Lise Uten Kontakt", None, None, false),
     ];
     for (nin, name, email, mobile, reserved) in persons {
         store
-            .upsert_person(nin, &PersonContact {
-                name: Some(name.into()),
-                email: email.map(String::from),
-                mobile: mobile.map(String::from),
-                reserved,
-            })
+            .upsert_person(
+                nin,
+                &PersonContact {
+                    name: Some(name.into()),
+                    email: email.map(String::from),
+                    mobile: mobile.map(String::from),
+                    reserved,
+                },
+            )
             .await?;
     }
     Ok(())
@@ -55,7 +78,12 @@ pub struct DevOptions {
 
 /// The embedded stack's configuration: the loaded one, with the data dir, ports and the dev
 /// server's addresses of these options.
-pub fn dev_config(mut cfg: Config, opts: &DevOptions, data_dir: &std::path::Path, temporal_address: &str) -> Config {
+pub fn dev_config(
+    mut cfg: Config,
+    opts: &DevOptions,
+    data_dir: &std::path::Path,
+    temporal_address: &str,
+) -> Config {
     cfg.data_dir = data_dir.to_path_buf();
     cfg.database_url = String::new();
     cfg.listen = format!("127.0.0.1:{}", opts.port);
@@ -99,17 +127,25 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     let store = Store::connect(&cfg.database_url, 2).await?;
     seed_demo_contacts(&store).await?;
     let key = crate::auth::load_or_create_dev_key(&data_dir)?;
-    let token = crate::auth::mint(&key, crate::auth::TokenKind::Bearer {
-        org: "ttd".into(),
-        scope: crate::auth::CREATE_SCOPE.into(),
-    }, 24 * 3600)?;
+    let token = crate::auth::mint(
+        &key,
+        crate::auth::TokenKind::Bearer {
+            org: "ttd".into(),
+            scope: crate::auth::CREATE_SCOPE.into(),
+        },
+        24 * 3600,
+    )?;
     let base = app.base_url().to_owned();
     println!(
         "\nvarsel is running\n  API       {base}/notifications/api/v1\n  docs      {base}/docs\n  Temporal  {} (web UI http://127.0.0.1:{})\n  data      {}\n  email     {}\n\nTry it (token for org ttd, valid 24 h):\n\ncurl -i {base}/notifications/api/v1/orders/email \\\n  -H 'Content-Type: application/json' \\\n  -H 'Authorization: Bearer {token}' \\\n  -d '{{\"subject\":\"Hello $recipientName$\",\"body\":\"A message from varsel.\",\"recipients\":[{{\"organizationNumber\":\"311000179\"}},{{\"emailAddress\":\"someone@example.no\"}}]}}'\n",
         server.address,
         temporal_ui_port(opts.temporal_port),
         data_dir.display(),
-        if cfg.smtp_url.is_empty() { format!("written to {}", data_dir.join("outbox").display()) } else { cfg.smtp_url.clone() },
+        if cfg.smtp_url.is_empty() {
+            format!("written to {}", data_dir.join("outbox").display())
+        } else {
+            cfg.smtp_url.clone()
+        },
     );
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -143,8 +179,16 @@ mod tests {
     #[test]
     fn links_go_to_the_web_ui_of_the_port_dev_was_given() {
         let opts = DevOptions { port: 8080, data_dir: "./data".into(), temporal_port: 17233 };
-        let cfg = dev_config(Config::default(), &opts, std::path::Path::new("/tmp/d"), "http://127.0.0.1:17233");
-        assert_eq!(cfg.temporal_ui_link("o-1"), "http://127.0.0.1:18233/namespaces/default/workflows/o-1");
+        let cfg = dev_config(
+            Config::default(),
+            &opts,
+            std::path::Path::new("/tmp/d"),
+            "http://127.0.0.1:17233",
+        );
+        assert_eq!(
+            cfg.temporal_ui_link("o-1"),
+            "http://127.0.0.1:18233/namespaces/default/workflows/o-1"
+        );
         assert_eq!(cfg.temporal_address, "http://127.0.0.1:17233");
     }
 }

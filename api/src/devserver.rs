@@ -51,16 +51,31 @@ impl DevServer {
     pub fn start(opts: &DevServerOptions) -> anyhow::Result<Self> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&opts.log_file)?;
         let mut cmd = Command::new(&opts.bin);
-        cmd.args(["server", "start-dev", "--ip", "127.0.0.1", "--port", &opts.port.to_string(), "--log-level", "warn"])
-            .args(["--namespace", "default"])
-            // WAL roughly doubles throughput on these machines (DESIGN.md).
-            .args(["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+        cmd.args([
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &opts.port.to_string(),
+            "--log-level",
+            "warn",
+        ])
+        .args(["--namespace", "default"])
+        // WAL roughly doubles throughput on these machines (DESIGN.md).
+        .args(["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
         match opts.ui_port {
             Some(p) => {
-                cmd.args(["--ui-port", &p.to_string(), "--ui-ip", "127.0.0.1", "--ui-disable-news-fetch"]);
+                cmd.args([
+                    "--ui-port",
+                    &p.to_string(),
+                    "--ui-ip",
+                    "127.0.0.1",
+                    "--ui-disable-news-fetch",
+                ]);
             }
             None => {
                 cmd.arg("--headless");
@@ -70,6 +85,8 @@ impl DevServer {
             cmd.arg("--db-filename").arg(db);
         }
         #[cfg(target_os = "linux")]
+        #[allow(unsafe_code)]
+        // pre_exec: only prctl, which is async-signal-safe, runs in the child
         unsafe {
             use std::os::unix::process::CommandExt;
             // Take the server down with us, even on SIGKILL. Linux ties this to the spawning
@@ -80,7 +97,8 @@ impl DevServer {
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|e| anyhow::anyhow!("cannot start {}: {e}", opts.bin.display()))?;
+        let child =
+            cmd.spawn().map_err(|e| anyhow::anyhow!("cannot start {}: {e}", opts.bin.display()))?;
         let mut server = Self { child, address: format!("http://127.0.0.1:{}", opts.port) };
         server.wait_ready(opts.port, Duration::from_secs(60))?;
         Ok(server)
@@ -90,9 +108,16 @@ impl DevServer {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
-                anyhow::bail!("the Temporal dev server exited during start-up ({status}); see its log");
+                anyhow::bail!(
+                    "the Temporal dev server exited during start-up ({status}); see its log"
+                );
             }
-            if TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok() {
+            if TcpStream::connect_timeout(
+                &([127, 0, 0, 1], port).into(),
+                Duration::from_millis(200),
+            )
+            .is_ok()
+            {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -113,7 +138,9 @@ impl DevServer {
 
     /// Stops the server (SIGTERM, then SIGKILL after a grace period).
     pub fn stop(&mut self) {
+        // SAFETY: kill(2) with the pid of our own child and a constant signal.
         #[cfg(unix)]
+        #[allow(unsafe_code)]
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }

@@ -34,7 +34,7 @@ pub struct ProblemDetails {
 
 /// A payload with media type `application/problem+json`.
 #[derive(Debug, Clone)]
-pub struct ProblemJson(pub ProblemDetails);
+pub struct ProblemJson(pub Box<ProblemDetails>);
 
 impl Payload for ProblemJson {
     const CONTENT_TYPE: &'static str = "application/problem+json";
@@ -50,7 +50,9 @@ impl IntoResponse for ProblemJson {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.0.to_json()).unwrap_or_default();
         Response::builder()
-            .status(StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+            .status(
+                StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            )
             .content_type(Self::CONTENT_TYPE)
             .body(body)
     }
@@ -112,7 +114,10 @@ pub fn json_kind(v: &serde_json::Value) -> &'static str {
 /// The one table of problem types and titles, by status.
 pub fn status_meta(status: u16) -> (&'static str, &'static str) {
     match status {
-        400 => ("https://tools.ietf.org/html/rfc9110#section-15.5.1", "One or more validation errors occurred."),
+        400 => (
+            "https://tools.ietf.org/html/rfc9110#section-15.5.1",
+            "One or more validation errors occurred.",
+        ),
         401 => ("https://tools.ietf.org/html/rfc9110#section-15.5.2", "Unauthorized"),
         403 => ("https://tools.ietf.org/html/rfc9110#section-15.5.4", "Forbidden"),
         404 => ("https://tools.ietf.org/html/rfc9110#section-15.5.5", "Not Found"),
@@ -123,16 +128,23 @@ pub fn status_meta(status: u16) -> (&'static str, &'static str) {
         414 => ("https://tools.ietf.org/html/rfc9110#section-15.5.15", "URI Too Long"),
         415 => ("https://tools.ietf.org/html/rfc9110#section-15.5.16", "Unsupported Media Type"),
         422 => ("https://tools.ietf.org/html/rfc9110#section-15.5.21", "Unprocessable Content"),
-        431 => ("https://www.rfc-editor.org/rfc/rfc6585#section-5", "Request Header Fields Too Large"),
+        431 => {
+            ("https://www.rfc-editor.org/rfc/rfc6585#section-5", "Request Header Fields Too Large")
+        }
         503 => ("https://tools.ietf.org/html/rfc9110#section-15.6.4", "Service Unavailable"),
-        s if s >= 500 => ("https://tools.ietf.org/html/rfc9110#section-15.6.1", "Internal Server Error"),
-        s => ("about:blank", StatusCode::from_u16(s).ok().and_then(|c| c.canonical_reason()).unwrap_or("Error")),
+        s if s >= 500 => {
+            ("https://tools.ietf.org/html/rfc9110#section-15.6.1", "Internal Server Error")
+        }
+        s => (
+            "about:blank",
+            StatusCode::from_u16(s).ok().and_then(|c| c.canonical_reason()).unwrap_or("Error"),
+        ),
     }
 }
 
 fn problem(status: u16, detail: Option<String>) -> ProblemJson {
     let (problem_type, title) = status_meta(status);
-    ProblemJson(ProblemDetails {
+    ProblemJson(Box::new(ProblemDetails {
         problem_type: problem_type.to_owned(),
         title: title.to_owned(),
         status,
@@ -140,7 +152,7 @@ fn problem(status: u16, detail: Option<String>) -> ProblemJson {
         errors: None,
         trace_id: None,
         code: None,
-    })
+    }))
 }
 
 /// The problem-details document of a status, as JSON bytes (for answers made outside poem).
@@ -208,7 +220,9 @@ impl ApiError {
     /// answered as 503 without internals.
     pub fn storage(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "database error while handling a request");
-        Self::unavailable("The order store is temporarily unavailable. Nothing was stored; please retry.")
+        Self::unavailable(
+            "The order store is temporarily unavailable. Nothing was stored; please retry.",
+        )
     }
 }
 
@@ -229,7 +243,14 @@ pub fn render_poem_error(err: poem::Error) -> Response {
     if status.as_u16() == 400 {
         // A query or path parameter that does not parse is named by its parameter.
         let (key, message) = match err.downcast_ref::<poem_openapi::error::ParseParamError>() {
-            Some(e) => (e.name.to_owned(), format!("The {} parameter is not valid: {}.", e.name, e.reason.trim_end_matches('.'))),
+            Some(e) => (
+                e.name.to_owned(),
+                format!(
+                    "The {} parameter is not valid: {}.",
+                    e.name,
+                    e.reason.trim_end_matches('.')
+                ),
+            ),
             None => ("$".to_owned(), message),
         };
         p.0.detail = Some(message.clone());

@@ -13,8 +13,12 @@ pub async fn fetch_history_json(client: &Client, order_id: &str) -> anyhow::Resu
 }
 
 /// Replays histories (JSON) against the current code; one result per history, in order.
-pub async fn replay_json(histories: &[(String, Vec<u8>)]) -> anyhow::Result<Vec<(String, Result<(), String>)>> {
-    let replayer = WorkflowReplayer::new(WorkflowReplayerOptions::new().register_workflow::<OrderWorkflow>()?.build())?;
+pub async fn replay_json(
+    histories: &[(String, Vec<u8>)],
+) -> anyhow::Result<Vec<(String, Result<(), String>)>> {
+    let replayer = WorkflowReplayer::new(
+        WorkflowReplayerOptions::new().register_workflow::<OrderWorkflow>()?.build(),
+    )?;
     let mut out = Vec::new();
     for (name, bytes) in histories {
         let history = WorkflowHistory::from_json(bytes)?;
@@ -40,7 +44,10 @@ pub enum ReplayVerdict {
 
 /// Fetches each order's workflow history (its latest run) from Temporal and replays it against
 /// the current workflow code.
-pub async fn replay_orders(client: &Client, order_ids: &[String]) -> anyhow::Result<Vec<(String, ReplayVerdict)>> {
+pub async fn replay_orders(
+    client: &Client,
+    order_ids: &[String],
+) -> anyhow::Result<Vec<(String, ReplayVerdict)>> {
     let mut out = Vec::new();
     for id in order_ids {
         let bytes = match fetch_history_json(client, id).await {
@@ -65,16 +72,27 @@ pub async fn replay_orders(client: &Client, order_ids: &[String]) -> anyhow::Res
 }
 
 /// Order ids whose workflows match a Temporal visibility query, newest first.
-pub async fn find_orders(client: &Client, failed_only: bool, since: Option<chrono::DateTime<chrono::Utc>>, limit: usize) -> anyhow::Result<Vec<String>> {
+pub async fn find_orders(
+    client: &Client,
+    failed_only: bool,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    limit: usize,
+) -> anyhow::Result<Vec<String>> {
     use futures::StreamExt;
     let mut query = format!("WorkflowType = '{}'", varsel_workflows::workflow::ORDER_WORKFLOW_TYPE);
     if failed_only {
         query.push_str(" AND ExecutionStatus IN ('Failed', 'TimedOut', 'Terminated')");
     }
     if let Some(t) = since {
-        query.push_str(&format!(" AND StartTime >= '{}'", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+        query.push_str(&format!(
+            " AND StartTime >= '{}'",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
     }
-    let mut stream = client.list_workflows(query, temporalio_client::WorkflowListOptions::builder().limit(limit).build());
+    let mut stream = client.list_workflows(
+        query,
+        temporalio_client::WorkflowListOptions::builder().limit(limit).build(),
+    );
     let mut ids = Vec::new();
     while let Some(item) = stream.next().await {
         let id = item?.id().to_owned();
@@ -86,12 +104,17 @@ pub async fn find_orders(client: &Client, failed_only: bool, since: Option<chron
 }
 
 /// One run's history, as Temporal's JSON history format.
-pub async fn fetch_run_history_json(client: &Client, order_id: &str, run_id: &str) -> anyhow::Result<Vec<u8>> {
+pub async fn fetch_run_history_json(
+    client: &Client,
+    order_id: &str,
+    run_id: &str,
+) -> anyhow::Result<Vec<u8>> {
     let info = temporalio_client::WorkflowExecutionInfo::builder()
         .namespace(client.options().namespace.clone())
         .workflow_id(order_id)
         .run_id(run_id)
         .build();
-    let handle: temporalio_client::WorkflowHandle<Client, OrderWorkflow> = temporalio_client::WorkflowHandle::new(client.clone(), info);
+    let handle: temporalio_client::WorkflowHandle<Client, OrderWorkflow> =
+        temporalio_client::WorkflowHandle::new(client.clone(), info);
     Ok(handle.fetch_history(WorkflowFetchHistoryOptions::default()).to_json().await?)
 }

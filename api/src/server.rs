@@ -65,7 +65,8 @@ pub async fn serve<E>(
 where
     E: Endpoint + 'static,
 {
-    let ep: Arc<dyn poem::endpoint::DynEndpoint<Output = Response>> = Arc::new(poem::endpoint::ToDynEndpoint(ep.map_to_response()));
+    let ep: Arc<dyn poem::endpoint::DynEndpoint<Output = Response>> =
+        Arc::new(poem::endpoint::ToDynEndpoint(ep.map_to_response()));
     let local = listener.local_addr()?;
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -100,8 +101,14 @@ where
     }
     drop(listener);
     let _ = stop_tx.send(true);
-    if tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await.is_err() {
-        tracing::warn!(open = conns.len(), "connections still open after the grace period; closing them");
+    if tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = conns.len(),
+            "connections still open after the grace period; closing them"
+        );
         conns.shutdown().await;
     }
     Ok(())
@@ -119,8 +126,15 @@ async fn serve_connection(
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let ep = ep.clone();
         async move {
-            let req: Request = (req, poem::web::LocalAddr(local.into()), poem::web::RemoteAddr(remote.into()), poem::http::uri::Scheme::HTTP).into();
-            let resp: hyper::Response<http_body_util::combinators::BoxBody<Bytes, io::Error>> = ep.get_response(req).await.into();
+            let req: Request = (
+                req,
+                poem::web::LocalAddr(local.into()),
+                poem::web::RemoteAddr(remote.into()),
+                poem::http::uri::Scheme::HTTP,
+            )
+                .into();
+            let resp: hyper::Response<http_body_util::combinators::BoxBody<Bytes, io::Error>> =
+                ep.get_response(req).await.into();
             Ok::<_, Infallible>(resp)
         }
     });
@@ -166,14 +180,19 @@ impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for GuardedBody<S> {
                 self.read += chunk.len();
                 if self.read > self.max {
                     let _ = self.fault.set(BodyFault::TooLarge);
-                    return Poll::Ready(Some(Err(io::Error::other("the request body is too large"))));
+                    return Poll::Ready(Some(Err(io::Error::other(
+                        "the request body is too large",
+                    ))));
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Pending => {
                 if self.deadline.as_mut().poll(cx).is_ready() {
                     let _ = self.fault.set(BodyFault::TooSlow);
-                    return Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::TimedOut, "the request body arrived too slowly"))));
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the request body arrived too slowly",
+                    ))));
                 }
                 Poll::Pending
             }
@@ -185,7 +204,11 @@ impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for GuardedBody<S> {
 /// Middleware: refuses a body that announces more than the limit with 413 before reading a
 /// byte, and guards the rest as it is read (413 when it grows past the limit, 408 when it does
 /// not arrive in time). Either answer closes the connection, as the rest of the body is unread.
-pub async fn guard_body<E: Endpoint>(ep: Arc<E>, mut req: Request, limits: EdgeLimits) -> poem::Result<Response> {
+pub async fn guard_body<E: Endpoint>(
+    ep: Arc<E>,
+    mut req: Request,
+    limits: EdgeLimits,
+) -> poem::Result<Response> {
     let announced = req
         .headers()
         .get(poem::http::header::CONTENT_LENGTH)
@@ -212,13 +235,20 @@ pub async fn guard_body<E: Endpoint>(ep: Arc<E>, mut req: Request, limits: EdgeL
 
 fn body_fault_response(fault: BodyFault, limits: &EdgeLimits) -> Response {
     let (status, detail) = match fault {
-        BodyFault::TooLarge => (413, format!("The request body exceeds {} bytes.", limits.max_body_bytes)),
-        BodyFault::TooSlow => {
-            (408, format!("The request body did not arrive within {} seconds.", limits.body_read_timeout.as_secs()))
+        BodyFault::TooLarge => {
+            (413, format!("The request body exceeds {} bytes.", limits.max_body_bytes))
         }
+        BodyFault::TooSlow => (
+            408,
+            format!(
+                "The request body did not arrive within {} seconds.",
+                limits.body_read_timeout.as_secs()
+            ),
+        ),
     };
     let mut resp = crate::error::problem_response(status, detail);
-    resp.headers_mut().insert(poem::http::header::CONNECTION, poem::http::HeaderValue::from_static("close"));
+    resp.headers_mut()
+        .insert(poem::http::header::CONNECTION, poem::http::HeaderValue::from_static("close"));
     resp
 }
 
@@ -248,13 +278,21 @@ impl<T> EdgeIo<T> {
 
     /// Passes on a write's outcome; a write that waits longer than the timeout in all is an
     /// error, which closes the connection.
-    fn watch<R>(&mut self, cx: &mut Context<'_>, outcome: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+    fn watch<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        outcome: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
         match outcome {
             Poll::Pending => {
                 let timeout = self.write_timeout;
-                let stalled = self.write_stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                let stalled =
+                    self.write_stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
                 if stalled.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client takes no part of its answer")));
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client takes no part of its answer",
+                    )));
                 }
                 Poll::Pending
             }
@@ -271,7 +309,11 @@ impl<T> EdgeIo<T> {
 /// with these statuses always carry a body.
 fn replacement_for(buf: &[u8], max_header_bytes: usize) -> Option<Vec<u8>> {
     let (status, reason, detail) = if buf.starts_with(b"HTTP/1.1 431 ") {
-        (431, "Request Header Fields Too Large", format!("The request's header fields exceed {max_header_bytes} bytes or 100 fields."))
+        (
+            431,
+            "Request Header Fields Too Large",
+            format!("The request's header fields exceed {max_header_bytes} bytes or 100 fields."),
+        )
     } else if buf.starts_with(b"HTTP/1.1 414 ") {
         (414, "URI Too Long", "The request's URI is too long.".to_owned())
     } else if buf.starts_with(b"HTTP/1.1 400 ") {
@@ -281,10 +323,15 @@ fn replacement_for(buf: &[u8], max_header_bytes: usize) -> Option<Vec<u8>> {
     };
     let head = std::str::from_utf8(buf).ok()?;
     let end = head.find("\r\n\r\n")?;
-    if end + 4 != head.len() || !head[..end].to_ascii_lowercase().contains("\r\ncontent-length: 0") {
+    if end + 4 != head.len() || !head[..end].to_ascii_lowercase().contains("\r\ncontent-length: 0")
+    {
         return None;
     }
-    let date = head[..end].split("\r\n").find(|l| l.to_ascii_lowercase().starts_with("date:")).map(|l| format!("{l}\r\n")).unwrap_or_default();
+    let date = head[..end]
+        .split("\r\n")
+        .find(|l| l.to_ascii_lowercase().starts_with("date:"))
+        .map(|l| format!("{l}\r\n"))
+        .unwrap_or_default();
     let body = crate::error::problem_body(status, detail);
     let mut out = format!(
         "HTTP/1.1 {status} {reason}\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\nconnection: close\r\n{date}\r\n",
@@ -318,13 +365,21 @@ impl<T: AsyncWrite + Unpin> EdgeIo<T> {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for EdgeIo<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for EdgeIo<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         ready!(self.poll_drain(cx))?;
         if let Some(replacement) = replacement_for(buf, self.max_header_bytes) {
             self.pending = Some((replacement, 0));

@@ -7,19 +7,19 @@ use crate::error::render_poem_error;
 use crate::http::future::FutureApi;
 use crate::http::orders::OrdersApi;
 use crate::http::reports::ReportsApi;
-use crate::temporal::{Dispatcher, SdkMetrics, SignalEvents, WorkerHandle, spawn_worker};
 use crate::http::security::ReportCredentials;
 use crate::server::{EdgeLimits, guard_body, serve};
+use crate::temporal::{Dispatcher, SdkMetrics, SignalEvents, WorkerHandle, spawn_worker};
 use poem::middleware::{NormalizePath, TrailingSlash};
 use poem::{EndpointExt, Route, get, handler};
 use poem_openapi::OpenApiService;
 use std::sync::Arc;
 use std::time::Duration;
-use varsel_activities::providers::condition::ConditionClient;
-use varsel_activities::providers::outbound::OutboundPolicy;
-use varsel_activities::providers::email::{EmailSettings, Mailer};
 use varsel_activities::events::OrderEvents;
 use varsel_activities::metrics::Metrics;
+use varsel_activities::providers::condition::ConditionClient;
+use varsel_activities::providers::email::{EmailSettings, Mailer};
+use varsel_activities::providers::outbound::OutboundPolicy;
 use varsel_activities::providers::rate::SendRateLimits;
 use varsel_activities::providers::sms::{Kannel, ReportSigner, Simulator, SmsRouter};
 use varsel_activities::{OrderActivitiesImpl, Store};
@@ -50,8 +50,12 @@ pub struct AppState {
 }
 
 /// Title and version of the published contract.
-pub fn openapi_service(state: Arc<AppState>, report_secret: String) -> OpenApiService<(OrdersApi, FutureApi, ReportsApi), ()> {
-    let reports = ReportsApi { state: state.clone(), signer: ReportSigner::new(report_secret.as_bytes()) };
+pub fn openapi_service(
+    state: Arc<AppState>,
+    report_secret: String,
+) -> OpenApiService<(OrdersApi, FutureApi, ReportsApi), ()> {
+    let reports =
+        ReportsApi { state: state.clone(), signer: ReportSigner::new(report_secret.as_bytes()) };
     let future = FutureApi { state: state.clone() };
     OpenApiService::new((OrdersApi { state }, future, reports), "varsel notification orders", env!("CARGO_PKG_VERSION"))
         .description(
@@ -94,7 +98,8 @@ impl AllowedMethods {
             let pattern = regex::escape(path).replace(r"\{", "{").replace(r"\}", "}");
             let pattern = param.replace_all(&pattern, "[^/]+");
             let Ok(re) = regex::Regex::new(&format!("^{pattern}/?$")) else { continue };
-            let methods: Vec<String> = ops.as_object().into_iter().flatten().map(|(m, _)| m.to_uppercase()).collect();
+            let methods: Vec<String> =
+                ops.as_object().into_iter().flatten().map(|(m, _)| m.to_uppercase()).collect();
             out.push((re, methods.join(", ")));
         }
         Self(Arc::new(out))
@@ -105,7 +110,11 @@ impl AllowedMethods {
     }
 }
 
-async fn allow_header<E: poem::Endpoint>(ep: Arc<E>, req: poem::Request, allowed: AllowedMethods) -> poem::Result<poem::Response> {
+async fn allow_header<E: poem::Endpoint>(
+    ep: Arc<E>,
+    req: poem::Request,
+    allowed: AllowedMethods,
+) -> poem::Result<poem::Response> {
     use poem::IntoResponse;
     let path = req.uri().path().to_owned();
     let mut resp = ep.call(req).await?.into_response();
@@ -128,14 +137,16 @@ fn health() -> &'static str {
 /// reports), plus the in-process worker's Temporal SDK metrics.
 #[handler]
 async fn metrics_endpoint(state: poem::web::Data<&Arc<AppState>>) -> poem::Result<poem::Response> {
-    let (orders, notifications, dead) = state
-        .store
-        .status_counts()
-        .await
-        .map_err(|e| poem::Error::from_string(format!("metrics unavailable: {e}"), poem::http::StatusCode::SERVICE_UNAVAILABLE))?;
+    let (orders, notifications, dead) = state.store.status_counts().await.map_err(|e| {
+        poem::Error::from_string(
+            format!("metrics unavailable: {e}"),
+            poem::http::StatusCode::SERVICE_UNAVAILABLE,
+        )
+    })?;
     let scrape = prometheus::Registry::new();
     let gauge = |name: &str, help: &str, labels: &[&str]| {
-        let g = prometheus::IntGaugeVec::new(prometheus::Opts::new(name, help), labels).expect("valid metric");
+        let g = prometheus::IntGaugeVec::new(prometheus::Opts::new(name, help), labels)
+            .expect("valid metric");
         scrape.register(Box::new(g.clone())).expect("unique metric");
         g
     };
@@ -143,8 +154,16 @@ async fn metrics_endpoint(state: poem::web::Data<&Arc<AppState>>) -> poem::Resul
     for (status, n) in orders {
         g_orders.with_label_values(&[&status]).set(n);
     }
-    let g_notes = gauge("varsel_notifications", "Notifications by channel and status.", &["channel", "status"]);
-    let g_queue = gauge("varsel_notifications_unsent", "Notifications not yet handed to a provider (New or Sending), by channel.", &["channel"]);
+    let g_notes = gauge(
+        "varsel_notifications",
+        "Notifications by channel and status.",
+        &["channel", "status"],
+    );
+    let g_queue = gauge(
+        "varsel_notifications_unsent",
+        "Notifications not yet handed to a provider (New or Sending), by channel.",
+        &["channel"],
+    );
     for channel in ["email", "sms"] {
         g_queue.with_label_values(&[channel]).set(0);
     }
@@ -154,8 +173,11 @@ async fn metrics_endpoint(state: poem::web::Data<&Arc<AppState>>) -> poem::Resul
             g_queue.with_label_values(&[&channel]).add(n);
         }
     }
-    let g_dead = prometheus::IntGauge::new("varsel_dead_reports", "Delivery reports that matched nothing and wait for an operator.")
-        .expect("valid metric");
+    let g_dead = prometheus::IntGauge::new(
+        "varsel_dead_reports",
+        "Delivery reports that matched nothing and wait for an operator.",
+    )
+    .expect("valid metric");
     g_dead.set(dead as i64);
     scrape.register(Box::new(g_dead)).expect("unique metric");
     let mut families = state.metrics.registry.gather();
@@ -166,14 +188,21 @@ async fn metrics_endpoint(state: poem::web::Data<&Arc<AppState>>) -> poem::Resul
 /// What a worker-only process reports on `/metrics`: its send and provider counters and the
 /// Temporal SDK's worker metrics (the database gauges are the API's).
 #[handler]
-async fn worker_metrics_endpoint(poem::web::Data((metrics, sdk)): poem::web::Data<&(Metrics, SdkMetrics)>) -> poem::Result<poem::Response> {
+async fn worker_metrics_endpoint(
+    poem::web::Data((metrics, sdk)): poem::web::Data<&(Metrics, SdkMetrics)>,
+) -> poem::Result<poem::Response> {
     prometheus_response(metrics.registry.gather(), sdk).await
 }
 
-async fn prometheus_response(families: Vec<prometheus::proto::MetricFamily>, sdk: &SdkMetrics) -> poem::Result<poem::Response> {
+async fn prometheus_response(
+    families: Vec<prometheus::proto::MetricFamily>,
+    sdk: &SdkMetrics,
+) -> poem::Result<poem::Response> {
     use prometheus::Encoder;
     let mut body = Vec::new();
-    prometheus::TextEncoder::new().encode(&families, &mut body).map_err(poem::error::InternalServerError)?;
+    prometheus::TextEncoder::new()
+        .encode(&families, &mut body)
+        .map_err(poem::error::InternalServerError)?;
     body.extend_from_slice(sdk.text().await.as_bytes());
     Ok(poem::Response::builder().content_type("text/plain; version=0.0.4").body(body))
 }
@@ -209,12 +238,13 @@ impl Application {
 
         // Bind first: the worker needs the API's address for Kannel's report URLs.
         let (port, base_url, listener, state) = if config.run_api {
-            let listener = tokio::net::TcpListener::bind(&config.listen)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on VARSEL_LISTEN={}: {e}", config.listen))?;
+            let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| {
+                anyhow::anyhow!("cannot listen on VARSEL_LISTEN={}: {e}", config.listen)
+            })?;
             let addr = listener.local_addr()?;
             let base_url = config.base_url(&addr.to_string());
-            let sender = Arc::new(providers(&config, &store, &base_url, &report_secret, &events, &metrics)?);
+            let sender =
+                Arc::new(providers(&config, &store, &base_url, &report_secret, &events, &metrics)?);
             let state = Arc::new(AppState {
                 config: config.clone(),
                 store: store.clone(),
@@ -235,16 +265,25 @@ impl Application {
         let worker = if config.run_worker {
             // Its own providers: the worker runs on a runtime of its own, and connection pools
             // belong to the runtime that opened them.
-            let activities = providers(&config, &store, &base_url, &report_secret, &events, &metrics)?;
+            let activities =
+                providers(&config, &store, &base_url, &report_secret, &events, &metrics)?;
             Some(spawn_worker(config.clone(), activities, sdk_metrics.clone()))
         } else {
             None
         };
 
-        let worker_metrics = if !config.run_api && config.run_worker && !config.worker_metrics_listen.is_empty() {
-            let listener = tokio::net::TcpListener::bind(&config.worker_metrics_listen).await.map_err(|e| {
-                anyhow::anyhow!("cannot serve worker metrics on VARSEL_WORKER_METRICS_LISTEN={}: {e}", config.worker_metrics_listen)
-            })?;
+        let worker_metrics = if !config.run_api
+            && config.run_worker
+            && !config.worker_metrics_listen.is_empty()
+        {
+            let listener = tokio::net::TcpListener::bind(&config.worker_metrics_listen)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot serve worker metrics on VARSEL_WORKER_METRICS_LISTEN={}: {e}",
+                        config.worker_metrics_listen
+                    )
+                })?;
             tracing::info!(url = %format!("http://{}/metrics", listener.local_addr()?), "worker metrics");
             Some((listener, metrics.clone(), sdk_metrics.clone()))
         } else {
@@ -265,7 +304,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then stops the worker.
-    pub async fn run_until(mut self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let result = match (self.listener.take(), self.state.take()) {
             (Some(listener), Some(state)) => {
                 let dispatcher = tokio::spawn(state.dispatcher.clone().run());
@@ -274,8 +316,10 @@ impl Application {
                 let allowed = AllowedMethods::from_spec(&api.spec());
                 let spec = api.spec_endpoint();
                 let ui = api.swagger_ui();
-                let report_credentials =
-                    ReportCredentials { username: state.config.report_username.clone(), secret: self.report_secret.clone() };
+                let report_credentials = ReportCredentials {
+                    username: state.config.report_username.clone(),
+                    secret: self.report_secret.clone(),
+                };
                 let body_limits = limits.clone();
                 let app = Route::new()
                     .nest("/", api)
@@ -302,8 +346,14 @@ impl Application {
                         .at("/health", get(health))
                         .at("/metrics", get(worker_metrics_endpoint).data((metrics, sdk)))
                         .with(NormalizePath::new(TrailingSlash::Trim));
-                    let limits = EdgeLimits { max_connections: 64, max_body_bytes: 0, ..EdgeLimits::from_config(&Config::default()) };
-                    serve(listener, app, limits, shutdown, Duration::from_secs(5)).await.map_err(Into::into)
+                    let limits = EdgeLimits {
+                        max_connections: 64,
+                        max_body_bytes: 0,
+                        ..EdgeLimits::from_config(&Config::default())
+                    };
+                    serve(listener, app, limits, shutdown, Duration::from_secs(5))
+                        .await
+                        .map_err(Into::into)
                 }
                 None => {
                     shutdown.await;
@@ -347,12 +397,19 @@ fn providers(
             Duration::from_secs(config.sms_gateway_timeout_secs.max(1)),
         )?)
     };
-    let simulator = Some(Simulator::new(store.clone(), events.clone(), metrics.clone(), Duration::from_millis(config.simulator_report_delay_ms)));
+    let simulator = Some(Simulator::new(
+        store.clone(),
+        events.clone(),
+        metrics.clone(),
+        Duration::from_millis(config.simulator_report_delay_ms),
+    ));
     let sms = match config.sms_provider.as_str() {
         "simulator" => SmsRouter { simulator, gateway, allow_list: config.sms_allow_list.clone() },
         "kannel" if gateway.is_some() => SmsRouter { simulator: None, gateway, allow_list: vec![] },
         "kannel" => anyhow::bail!("VARSEL_SMS_PROVIDER=kannel needs VARSEL_KANNEL_SENDSMS_URL"),
-        other => anyhow::bail!("unknown VARSEL_SMS_PROVIDER {other:?} (expected: simulator, kannel)"),
+        other => {
+            anyhow::bail!("unknown VARSEL_SMS_PROVIDER {other:?} (expected: simulator, kannel)")
+        }
     };
     Ok(OrderActivitiesImpl {
         store: store.clone(),

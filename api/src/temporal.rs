@@ -7,9 +7,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use temporalio_client::{
-    Client, ClientOptions, Connection, ConnectionOptions, Url, WorkflowCancelOptions, WorkflowIdReusePolicy,
-    WorkflowSignalOptions, WorkflowStartOptions,
-    errors::WorkflowStartError,
+    Client, ClientOptions, Connection, ConnectionOptions, Url, WorkflowCancelOptions,
+    WorkflowIdReusePolicy, WorkflowSignalOptions, WorkflowStartOptions, errors::WorkflowStartError,
 };
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tokio::sync::Mutex;
@@ -22,9 +21,14 @@ use varsel_workflows::{OrderWorkflow, OrderWorkflowInput, WorkflowPolicy};
 /// Connects a Temporal client.
 pub async fn connect(cfg: &Config) -> anyhow::Result<Client> {
     let url = Url::from_str(&cfg.temporal_address)?;
-    let connection = tokio::time::timeout(Duration::from_secs(5), Connection::connect(ConnectionOptions::new(url).build()))
-        .await
-        .map_err(|_| anyhow::anyhow!("timed out connecting to Temporal at {}", cfg.temporal_address))??;
+    let connection = tokio::time::timeout(
+        Duration::from_secs(5),
+        Connection::connect(ConnectionOptions::new(url).build()),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!("timed out connecting to Temporal at {}", cfg.temporal_address)
+    })??;
     Ok(Client::new(connection, ClientOptions::new(cfg.temporal_namespace.clone()).build())?)
 }
 
@@ -57,7 +61,12 @@ const STARTS_IN_FLIGHT: usize = 64;
 impl Dispatcher {
     /// A dispatcher that connects on first use.
     pub fn new(cfg: Arc<Config>, store: Store) -> Self {
-        Self { cfg, store, client: Mutex::new(None), starting: Arc::new(tokio::sync::Semaphore::new(STARTS_IN_FLIGHT)) }
+        Self {
+            cfg,
+            store,
+            client: Mutex::new(None),
+            starting: Arc::new(tokio::sync::Semaphore::new(STARTS_IN_FLIGHT)),
+        }
     }
 
     /// The Temporal client, connecting on first use.
@@ -90,9 +99,16 @@ impl Dispatcher {
         }
         // An instant message was sent by its request: its run only settles it (reports and
         // time-to-live), starting where a continued run's sending would.
-        let resume = order.as_ref().filter(|o| o.order_type.as_deref() == Some(ORDER_TYPE_INSTANT)).map(|o| Resume::Send {
-            channel: if o.notification_channel == NotificationChannel::Sms.as_str() { Channel::Sms } else { Channel::Email },
-        });
+        let resume = order
+            .as_ref()
+            .filter(|o| o.order_type.as_deref() == Some(ORDER_TYPE_INSTANT))
+            .map(|o| Resume::Send {
+                channel: if o.notification_channel == NotificationChannel::Sms.as_str() {
+                    Channel::Sms
+                } else {
+                    Channel::Email
+                },
+            });
         let input = OrderWorkflowInput {
             order_id: order_id.to_owned(),
             requested_send_time_ms: send_time_ms,
@@ -103,7 +119,11 @@ impl Dispatcher {
         let opts = WorkflowStartOptions::new(self.cfg.task_queue.clone(), order_id.to_owned())
             .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
             .build();
-        let started = tokio::time::timeout(Duration::from_secs(10), client.start_workflow(OrderWorkflow::run, input, opts)).await;
+        let started = tokio::time::timeout(
+            Duration::from_secs(10),
+            client.start_workflow(OrderWorkflow::run, input, opts),
+        )
+        .await;
         match started {
             Ok(Ok(_)) | Ok(Err(WorkflowStartError::AlreadyStarted { .. })) => {}
             Ok(Err(e)) => {
@@ -124,7 +144,12 @@ impl Dispatcher {
     /// a provider are sent again; nothing sent or delivered is. Refused while the order's
     /// workflow runs, when the order is not completed, or when nothing qualifies.
     pub async fn redrive(&self, order_id: &str) -> Result<u64, RedriveRefusal> {
-        let order = self.store.order(order_id).await.map_err(|e| RedriveRefusal::Unavailable(e.to_string()))?.ok_or(RedriveRefusal::NotFound)?;
+        let order = self
+            .store
+            .order(order_id)
+            .await
+            .map_err(|e| RedriveRefusal::Unavailable(e.to_string()))?
+            .ok_or(RedriveRefusal::NotFound)?;
         let client = self.client().await.map_err(|e| RedriveRefusal::Unavailable(e.to_string()))?;
         let handle = client.get_workflow_handle::<OrderWorkflow>(order_id);
         let is_running = || async {
@@ -137,7 +162,9 @@ impl Dispatcher {
         let mut running = is_running().await;
         if running && order.status == varsel_workflows::domain::OrderStatus::Completed.as_str() {
             // The order is completed and its workflow is returning: give it a moment to close.
-            let _ = tokio::time::timeout(Duration::from_secs(5), handle.get_result(Default::default())).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), handle.get_result(Default::default()))
+                    .await;
             running = is_running().await;
         }
         if running || order.status != varsel_workflows::domain::OrderStatus::Completed.as_str() {
@@ -147,7 +174,11 @@ impl Dispatcher {
                 if running { "still running" } else { "closed" }
             )));
         }
-        let n = self.store.count_redrivable(order_id).await.map_err(|e| RedriveRefusal::Unavailable(e.to_string()))?;
+        let n = self
+            .store
+            .count_redrivable(order_id)
+            .await
+            .map_err(|e| RedriveRefusal::Unavailable(e.to_string()))?;
         if n == 0 {
             return Err(RedriveRefusal::Conflict("No notification of the order failed before reaching a provider; nothing to redrive.".into()));
         }
@@ -167,7 +198,9 @@ impl Dispatcher {
                 tracing::info!(order_id, notifications = n, "redrive started");
                 Ok(n)
             }
-            Err(WorkflowStartError::AlreadyStarted { .. }) => Err(RedriveRefusal::Conflict("A run of the order started meanwhile.".into())),
+            Err(WorkflowStartError::AlreadyStarted { .. }) => {
+                Err(RedriveRefusal::Conflict("A run of the order started meanwhile.".into()))
+            }
             Err(e) => Err(RedriveRefusal::Unavailable(e.to_string())),
         }
     }
@@ -180,7 +213,11 @@ impl Dispatcher {
             let handle = client.get_workflow_handle::<OrderWorkflow>(order_id);
             tokio::time::timeout(
                 Duration::from_secs(10),
-                handle.cancel(WorkflowCancelOptions::builder().reason("order cancelled by its creator").build()),
+                handle.cancel(
+                    WorkflowCancelOptions::builder()
+                        .reason("order cancelled by its creator")
+                        .build(),
+                ),
             )
             .await??;
             anyhow::Ok(())
@@ -216,7 +253,10 @@ impl Dispatcher {
     /// `STARTS_IN_FLIGHT` concurrent starts, or when the start fails, the outbox loop starts it.
     pub fn start_soon(self: &Arc<Self>, order_id: String, send_time_ms: i64) {
         let Ok(permit) = self.starting.clone().try_acquire_owned() else {
-            tracing::debug!(order_id, "many starts in flight; the dispatcher loop will start this order's workflow");
+            tracing::debug!(
+                order_id,
+                "many starts in flight; the dispatcher loop will start this order's workflow"
+            );
             return;
         };
         let this = self.clone();
@@ -237,10 +277,14 @@ impl Dispatcher {
             // Status-feed retention, once an hour.
             if std::time::Instant::now() >= next_prune {
                 next_prune = std::time::Instant::now() + Duration::from_secs(3600);
-                let before = chrono::Utc::now() - chrono::Duration::days(self.cfg.status_feed_retention_days as i64);
+                let before = chrono::Utc::now()
+                    - chrono::Duration::days(self.cfg.status_feed_retention_days as i64);
                 match self.store.prune_status_feed(before).await {
                     Ok(0) => {}
-                    Ok(n) => tracing::info!(entries = n, "status feed entries past their retention deleted"),
+                    Ok(n) => tracing::info!(
+                        entries = n,
+                        "status feed entries past their retention deleted"
+                    ),
                     Err(e) => tracing::warn!(error = %e, "status feed retention could not run"),
                 }
             }
@@ -256,24 +300,31 @@ impl Dispatcher {
                 }
             };
             // Skip orders accepted a moment ago: their request is still starting them.
-            let cutoff = chrono::Utc::now() - chrono::Duration::milliseconds(interval.as_millis() as i64);
+            let cutoff =
+                chrono::Utc::now() - chrono::Duration::milliseconds(interval.as_millis() as i64);
             // An instant message's request starts it once the provider answered; only when that
             // request is gone (the process died mid-send) does the loop take over.
             let instant_cutoff = chrono::Utc::now() - self.cfg.instant_grace();
             let due: Vec<_> = pending
                 .into_iter()
                 .filter(|o| o.created < cutoff)
-                .filter(|o| o.order_type.as_deref() != Some(ORDER_TYPE_INSTANT) || o.created < instant_cutoff)
+                .filter(|o| {
+                    o.order_type.as_deref() != Some(ORDER_TYPE_INSTANT)
+                        || o.created < instant_cutoff
+                })
                 .collect();
             backlog = due.len() == 200;
             // A backlog (a burst beyond the in-flight starts, or Temporal back after an outage)
             // is started several at a time; the first failure ends this round.
             use futures::StreamExt;
-            let mut starts = futures::stream::iter(due.into_iter().map(|o| {
-                let this = self.clone();
-                async move { (this.start(&o.id, o.requested_send_time.timestamp_millis()).await, o.id) }
-            }))
-            .buffer_unordered(16);
+            let mut starts =
+                futures::stream::iter(due.into_iter().map(|o| {
+                    let this = self.clone();
+                    async move {
+                        (this.start(&o.id, o.requested_send_time.timestamp_millis()).await, o.id)
+                    }
+                }))
+                .buffer_unordered(16);
             while let Some((result, order_id)) = starts.next().await {
                 match result {
                     Ok(()) => tracing::info!(order_id, "started a deferred order workflow"),
@@ -322,7 +373,12 @@ impl SdkMetrics {
     pub async fn text(&self) -> String {
         let Some(addr) = self.addr.get() else { return String::new() };
         let fetch = async {
-            let resp = self.http.get(format!("http://{addr}/metrics")).timeout(Duration::from_secs(2)).send().await?;
+            let resp = self
+                .http
+                .get(format!("http://{addr}/metrics"))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await?;
             resp.error_for_status()?.text().await
         };
         match fetch.await {
@@ -337,7 +393,9 @@ impl SdkMetrics {
     /// Starts the SDK's exporter on a loopback port (on the current Tokio runtime) and returns the
     /// meter to give the worker's runtime.
     fn start(&self) -> Option<Arc<dyn temporalio_common::telemetry::metrics::CoreMeter>> {
-        use temporalio_common::telemetry::{PrometheusExporterOptions, start_prometheus_metric_exporter};
+        use temporalio_common::telemetry::{
+            PrometheusExporterOptions, start_prometheus_metric_exporter,
+        };
         let opts = PrometheusExporterOptions::builder()
             .socket_addr(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
             .use_seconds_for_durations(true)
@@ -369,7 +427,11 @@ impl WorkerHandle {
 /// Runs the order worker on its own thread and runtime (`Worker::run` is not `Send`), until
 /// stopped. Reconnects while Temporal is unreachable.
 /// The SDK's worker metrics are exported through `sdk_metrics`.
-pub fn spawn_worker(cfg: Arc<Config>, activities: OrderActivitiesImpl, exporter: SdkMetrics) -> WorkerHandle {
+pub fn spawn_worker(
+    cfg: Arc<Config>,
+    activities: OrderActivitiesImpl,
+    exporter: SdkMetrics,
+) -> WorkerHandle {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("varsel-worker".into())
@@ -385,7 +447,8 @@ pub fn spawn_worker(cfg: Arc<Config>, activities: OrderActivitiesImpl, exporter:
                 let rx = Arc::new(std::sync::Mutex::new(rx));
                 let meter = exporter.start();
                 loop {
-                    match run_worker_once(&cfg, activities.clone(), rx.clone(), meter.clone()).await {
+                    match run_worker_once(&cfg, activities.clone(), rx.clone(), meter.clone()).await
+                    {
                         Ok(true) => break,
                         Ok(false) => {}
                         Err(e) => tracing::warn!(error = %e, "worker stopped; restarting in 2 s"),
@@ -409,7 +472,8 @@ async fn run_worker_once(
     meter: Option<Arc<dyn temporalio_common::telemetry::metrics::CoreMeter>>,
 ) -> anyhow::Result<bool> {
     let client = connect(cfg).await?;
-    let telemetry = temporalio_common::telemetry::TelemetryOptions::builder().maybe_metrics(meter).build();
+    let telemetry =
+        temporalio_common::telemetry::TelemetryOptions::builder().maybe_metrics(meter).build();
     let options = temporalio_sdk::runtime::RuntimeOptions::builder()
         .telemetry_options(telemetry)
         .build()

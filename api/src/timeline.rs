@@ -48,7 +48,9 @@ fn compact(v: &Value) -> String {
         Value::Object(m) => m
             .iter()
             .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| format!("{k}={}", if let Value::String(s) = v { s.clone() } else { v.to_string() }))
+            .map(|(k, v)| {
+                format!("{k}={}", if let Value::String(s) = v { s.clone() } else { v.to_string() })
+            })
             .collect::<Vec<_>>()
             .join(", "),
         Value::String(s) => s.clone(),
@@ -65,9 +67,14 @@ pub fn workflow_entries(history: &Value) -> Vec<Entry> {
     let mut out = Vec::new();
     let mut scheduled: HashMap<i64, String> = HashMap::new();
     for e in history["events"].as_array().map(Vec::as_slice).unwrap_or_default() {
-        let time = e["event_time"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc));
+        let time = e["event_time"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
         let Some(time) = time else { continue };
-        let Some((kind, a)) = e["attributes"].as_object().and_then(|m| m.iter().next()) else { continue };
+        let Some((kind, a)) = e["attributes"].as_object().and_then(|m| m.iter().next()) else {
+            continue;
+        };
         let id = e["event_id"].as_i64().unwrap_or(0);
         let text = match kind.as_str() {
             "WorkflowExecutionStartedEventAttributes" => {
@@ -75,10 +82,18 @@ pub fn workflow_entries(history: &Value) -> Vec<Entry> {
                 if input["resume"] == "Redrive" {
                     "workflow started again: an operator's redrive".to_owned()
                 } else if a["continued_execution_run_id"].as_str().is_some_and(|s| !s.is_empty()) {
-                    format!("workflow continued as a new run, resuming at {}", compact(&input["resume"]))
+                    format!(
+                        "workflow continued as a new run, resuming at {}",
+                        compact(&input["resume"])
+                    )
                 } else {
-                    let at = input["requested_send_time_ms"].as_i64().and_then(DateTime::from_timestamp_millis);
-                    format!("workflow started; send time {}", at.map(|t| t.to_rfc3339()).unwrap_or_default())
+                    let at = input["requested_send_time_ms"]
+                        .as_i64()
+                        .and_then(DateTime::from_timestamp_millis);
+                    format!(
+                        "workflow started; send time {}",
+                        at.map(|t| t.to_rfc3339()).unwrap_or_default()
+                    )
                 }
             }
             "TimerStartedEventAttributes" => {
@@ -100,44 +115,85 @@ pub fn workflow_entries(history: &Value) -> Vec<Entry> {
                     }
                     _ => String::new(),
                 };
-                if detail.is_empty() { format!("{}: scheduled", activity_words(&name)) } else { format!("{}: scheduled ({detail})", activity_words(&name)) }
+                if detail.is_empty() {
+                    format!("{}: scheduled", activity_words(&name))
+                } else {
+                    format!("{}: scheduled ({detail})", activity_words(&name))
+                }
             }
             "ActivityTaskStartedEventAttributes" => {
-                let name = scheduled.get(&a["scheduled_event_id"].as_i64().unwrap_or(0)).cloned().unwrap_or_default();
+                let name = scheduled
+                    .get(&a["scheduled_event_id"].as_i64().unwrap_or(0))
+                    .cloned()
+                    .unwrap_or_default();
                 let attempt = a["attempt"].as_i64().unwrap_or(1);
                 if attempt <= 1 {
                     continue;
                 }
                 let failure = a["last_failure"]["message"].as_str().unwrap_or("unknown failure");
-                format!("{}: attempt {attempt}; the previous attempt failed: {failure}", activity_words(&name))
+                format!(
+                    "{}: attempt {attempt}; the previous attempt failed: {failure}",
+                    activity_words(&name)
+                )
             }
             "ActivityTaskCompletedEventAttributes" => {
-                let name = scheduled.get(&a["scheduled_event_id"].as_i64().unwrap_or(0)).cloned().unwrap_or_default();
+                let name = scheduled
+                    .get(&a["scheduled_event_id"].as_i64().unwrap_or(0))
+                    .cloned()
+                    .unwrap_or_default();
                 let result = payload(&a["result"]).map(|r| compact(&r)).unwrap_or_default();
                 format!("{}: done ({result})", activity_words(&name))
             }
             "ActivityTaskFailedEventAttributes" => {
-                let name = scheduled.get(&a["scheduled_event_id"].as_i64().unwrap_or(0)).cloned().unwrap_or_default();
-                format!("{}: failed for good: {}", activity_words(&name), a["failure"]["message"].as_str().unwrap_or_default())
+                let name = scheduled
+                    .get(&a["scheduled_event_id"].as_i64().unwrap_or(0))
+                    .cloned()
+                    .unwrap_or_default();
+                format!(
+                    "{}: failed for good: {}",
+                    activity_words(&name),
+                    a["failure"]["message"].as_str().unwrap_or_default()
+                )
             }
             "ActivityTaskTimedOutEventAttributes" => {
-                let name = scheduled.get(&a["scheduled_event_id"].as_i64().unwrap_or(0)).cloned().unwrap_or_default();
+                let name = scheduled
+                    .get(&a["scheduled_event_id"].as_i64().unwrap_or(0))
+                    .cloned()
+                    .unwrap_or_default();
                 format!("{}: timed out", activity_words(&name))
             }
             "WorkflowExecutionSignaledEventAttributes" => match a["signal_name"].as_str() {
-                Some("varsel.order.reports_final") => "delivery reports: every notification may be final".to_owned(),
+                Some("varsel.order.reports_final") => {
+                    "delivery reports: every notification may be final".to_owned()
+                }
                 Some(other) => format!("signal {other}"),
                 None => continue,
             },
-            "WorkflowExecutionCancelRequestedEventAttributes" => "cancellation requested".to_owned(),
-            "WorkflowExecutionCanceledEventAttributes" => "workflow ended: order cancelled".to_owned(),
-            "WorkflowExecutionCompletedEventAttributes" => {
-                format!("workflow completed ({})", payload(&a["result"]).map(|r| compact(&r)).unwrap_or_default())
+            "WorkflowExecutionCancelRequestedEventAttributes" => {
+                "cancellation requested".to_owned()
             }
-            "WorkflowExecutionContinuedAsNewEventAttributes" => "run handed over to a new run (continue-as-new)".to_owned(),
-            "WorkflowExecutionFailedEventAttributes" => format!("workflow failed: {}", a["failure"]["message"].as_str().unwrap_or_default()),
-            "WorkflowExecutionTerminatedEventAttributes" => format!("workflow terminated: {}", a["reason"].as_str().unwrap_or_default()),
-            "WorkflowTaskFailedEventAttributes" => format!("workflow task failed: {}", a["failure"]["message"].as_str().unwrap_or_default()),
+            "WorkflowExecutionCanceledEventAttributes" => {
+                "workflow ended: order cancelled".to_owned()
+            }
+            "WorkflowExecutionCompletedEventAttributes" => {
+                format!(
+                    "workflow completed ({})",
+                    payload(&a["result"]).map(|r| compact(&r)).unwrap_or_default()
+                )
+            }
+            "WorkflowExecutionContinuedAsNewEventAttributes" => {
+                "run handed over to a new run (continue-as-new)".to_owned()
+            }
+            "WorkflowExecutionFailedEventAttributes" => {
+                format!("workflow failed: {}", a["failure"]["message"].as_str().unwrap_or_default())
+            }
+            "WorkflowExecutionTerminatedEventAttributes" => {
+                format!("workflow terminated: {}", a["reason"].as_str().unwrap_or_default())
+            }
+            "WorkflowTaskFailedEventAttributes" => format!(
+                "workflow task failed: {}",
+                a["failure"]["message"].as_str().unwrap_or_default()
+            ),
             _ => continue,
         };
         out.push(Entry { time, source: "workflow", text, notification_id: None });
@@ -149,7 +205,8 @@ pub fn workflow_entries(history: &Value) -> Vec<Entry> {
 pub async fn fetch_workflow_entries(client: &Client, order_id: &str) -> anyhow::Result<Vec<Entry>> {
     // Runs of a continued order share its workflow id; visibility lists them all.
     let mut runs = Vec::new();
-    let mut stream = client.list_workflows(format!("WorkflowId = '{order_id}'"), Default::default());
+    let mut stream =
+        client.list_workflows(format!("WorkflowId = '{order_id}'"), Default::default());
     while let Some(item) = stream.next().await {
         let info = item?;
         runs.push((info.start_time(), info.run_id().to_owned()));
@@ -171,8 +228,12 @@ pub async fn fetch_workflow_entries(client: &Client, order_id: &str) -> anyhow::
 
 /// Every status change of the order's notifications (creation, each send attempt, the
 /// provider's answer, each delivery report, time-to-live, redrive) as entries.
-pub async fn notification_entries(store: &Store, order_id: &str) -> Result<Vec<Entry>, sea_orm::DbErr> {
-    let notes: HashMap<String, _> = store.notifications(order_id).await?.into_iter().map(|n| (n.id.clone(), n)).collect();
+pub async fn notification_entries(
+    store: &Store,
+    order_id: &str,
+) -> Result<Vec<Entry>, sea_orm::DbErr> {
+    let notes: HashMap<String, _> =
+        store.notifications(order_id).await?.into_iter().map(|n| (n.id.clone(), n)).collect();
     Ok(store
         .notification_events(order_id)
         .await?
@@ -182,7 +243,11 @@ pub async fn notification_entries(store: &Store, order_id: &str) -> Result<Vec<E
             let to = n
                 .map(|n| {
                     if n.address.is_empty() {
-                        n.nin.clone().or(n.org_no.clone()).map(|id| format!("recipient {id}")).unwrap_or_else(|| "recipient".into())
+                        n.nin
+                            .clone()
+                            .or(n.org_no.clone())
+                            .map(|id| format!("recipient {id}"))
+                            .unwrap_or_else(|| "recipient".into())
                     } else {
                         n.address.clone()
                     }
@@ -199,19 +264,29 @@ pub async fn notification_entries(store: &Store, order_id: &str) -> Result<Vec<E
                 other => other,
             };
             let mut text = format!("{channel} {to}: {what}: {}", e.status);
-            if let Some(s) = NotificationStatus::parse(&e.status).filter(|_| e.source != "sending") {
+            if let Some(s) = NotificationStatus::parse(&e.status).filter(|_| e.source != "sending")
+            {
                 text.push_str(&format!(" ({})", s.description().trim_end_matches('.')));
             }
             if let Some(d) = &e.detail {
                 text.push_str(&format!("; {d}"));
             }
-            Entry { time: e.at, source: "notification", text, notification_id: Some(e.notification_id) }
+            Entry {
+                time: e.at,
+                source: "notification",
+                text,
+                notification_id: Some(e.notification_id),
+            }
         })
         .collect())
 }
 
 /// The merged timeline, ordered by time.
-pub async fn order_timeline(store: &Store, client: &Client, order_id: &str) -> anyhow::Result<Vec<Entry>> {
+pub async fn order_timeline(
+    store: &Store,
+    client: &Client,
+    order_id: &str,
+) -> anyhow::Result<Vec<Entry>> {
     let mut entries = fetch_workflow_entries(client, order_id).await?;
     entries.extend(notification_entries(store, order_id).await?);
     entries.sort_by_key(|e| e.time);

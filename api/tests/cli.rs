@@ -51,7 +51,12 @@ async fn history_redrive_and_replay_from_the_command_line() {
     let out = run(cmd(&["history", &id])).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.starts_with(&format!("order {id}\nTemporal web UI: http://127.0.0.1:8233/namespaces/default/workflows/{id}\n")), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "order {id}\nTemporal web UI: http://127.0.0.1:8233/namespaces/default/workflows/{id}\n"
+        )),
+        "{text}"
+    );
     assert!(text.contains("workflow started"), "{text}");
     assert!(text.contains("outage@example.no: time-to-live reached: Email_Failed_TTL"), "{text}");
     assert!(text.contains("ok@example.no: provider answered: Email_Succeeded"), "{text}");
@@ -75,11 +80,22 @@ async fn history_redrive_and_replay_from_the_command_line() {
     // --json: one object per line, the redrive run in it.
     let out = run(cmd(&["history", &id, "--json"])).await;
     assert!(out.status.success(), "{}", stderr(&out));
-    let entries: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
-    assert!(entries.iter().all(|e| e["time"].is_string() && e["source"].is_string() && e["text"].is_string()));
+    let entries: Vec<Value> =
+        stdout(&out).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["time"].is_string() && e["source"].is_string() && e["text"].is_string())
+    );
     let texts: Vec<&str> = entries.iter().map(|e| e["text"].as_str().unwrap()).collect();
-    assert!(texts.iter().any(|t| t.contains("reset failed notifications for a redrive: done")), "{texts:#?}");
-    assert!(texts.iter().any(|t| t.contains("outage@example.no: provider answered: Email_Succeeded")), "{texts:#?}");
+    assert!(
+        texts.iter().any(|t| t.contains("reset failed notifications for a redrive: done")),
+        "{texts:#?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("outage@example.no: provider answered: Email_Succeeded")),
+        "{texts:#?}"
+    );
     let out = run(cmd(&["redrive", &id])).await;
     assert!(!out.status.success());
     assert!(stderr(&out).contains("nothing to redrive"), "{}", stderr(&out));
@@ -100,8 +116,6 @@ async fn history_redrive_and_replay_from_the_command_line() {
     app.stop().await;
 }
 
-
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_process_sends_and_reports_its_own_and_temporal_metrics() {
     let smtp = SmtpServer::start();
@@ -109,21 +123,46 @@ async fn a_worker_process_sends_and_reports_its_own_and_temporal_metrics() {
     opts.tweak = Box::new(|c| c.run_worker = false);
     let app = TestApp::spawn(opts).await;
     let port = varsel_tests::port();
-    let _worker = app.spawn_role(VARSEL, "worker", |c| c.worker_metrics_listen = format!("127.0.0.1:{port}"));
+    let _worker =
+        app.spawn_role(VARSEL, "worker", |c| c.worker_metrics_listen = format!("127.0.0.1:{port}"));
 
-    let id = app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "a@example.no"}]})).await;
+    let id = app
+        .order(
+            "/orders/email",
+            &json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "a@example.no"}]}),
+        )
+        .await;
     app.wait_status(&id, "Completed", T).await;
     assert_eq!(smtp.wait_for(1, T).await[0].to, "a@example.no");
 
-    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
-    assert!(text.lines().any(|l| l.starts_with(r#"varsel_send_seconds_count{provider="smtp"} 1"#)), "{text}");
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with(r#"varsel_send_seconds_count{provider="smtp"} 1"#)),
+        "{text}"
+    );
     // The SDK's worker metrics, from its own exporter, appended.
     assert!(text.lines().any(|l| l.starts_with("temporal_worker_task_slots_available{")), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("temporal_activity_execution_latency_count{")), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("temporal_activity_execution_latency_count{")),
+        "{text}"
+    );
     // The database gauges are the API's alone.
     assert!(!text.contains("varsel_orders{"), "{text}");
 
-    let api = app.http.get(format!("{}/metrics", app.base_url)).send().await.unwrap().text().await.unwrap();
+    let api = app
+        .http
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(api.contains(r#"varsel_orders{status="Completed"} 1"#), "{api}");
     app.stop().await;
 }

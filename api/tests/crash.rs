@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use varsel_activities::Store;
 use varsel_api::Config;
-use varsel_tests::{Db, SmtpServer, TcpProxy, TemporalProcess, TestApp, TestAppOptions, postgres_url};
+use varsel_tests::{
+    Db, SmtpServer, TcpProxy, TemporalProcess, TestApp, TestAppOptions, postgres_url,
+};
 
 const EXE: &str = env!("CARGO_BIN_EXE_varsel");
 
@@ -18,14 +20,19 @@ fn db() -> Db {
 }
 
 fn email_order(prefix: &str, n: usize) -> Value {
-    let recipients: Vec<Value> = (0..n).map(|i| json!({"emailAddress": format!("{prefix}{i}@example.no")})).collect();
+    let recipients: Vec<Value> =
+        (0..n).map(|i| json!({"emailAddress": format!("{prefix}{i}@example.no")})).collect();
     json!({"subject": "s", "body": "b", "recipients": recipients})
 }
 
 async fn wait_for_count(smtp: &SmtpServer, n: usize, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while smtp.count() < n {
-        assert!(Instant::now() < deadline, "only {} emails after {timeout:?}, waiting for {n}", smtp.count());
+        assert!(
+            Instant::now() < deadline,
+            "only {} emails after {timeout:?}, waiting for {n}",
+            smtp.count()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -86,8 +93,13 @@ async fn a_worker_killed_mid_order_resumes_and_each_recipient_gets_one_email() {
     assert_eq!(rows.len(), 1000);
     assert!(rows.iter().all(|r| r.status == "Email_Succeeded"), "every notification succeeded");
     let duplicates = assert_all_received(&smtp, "crash", 1000);
-    eprintln!("worker SIGKILL after {at_kill} of 1000 emails: {duplicates} duplicate(s), bound {concurrency}");
-    assert!(duplicates <= concurrency, "{duplicates} duplicates exceed the in-flight bound {concurrency}");
+    eprintln!(
+        "worker SIGKILL after {at_kill} of 1000 emails: {duplicates} duplicate(s), bound {concurrency}"
+    );
+    assert!(
+        duplicates <= concurrency,
+        "{duplicates} duplicates exceed the in-flight bound {concurrency}"
+    );
     app.stop().await;
 }
 
@@ -125,7 +137,9 @@ async fn the_temporal_server_killed_and_restarted_mid_order_loses_nothing() {
     app.wait_status(&during, "Completed", Duration::from_secs(60)).await;
     let duplicates = assert_all_received(&smtp, "restart", 300);
     assert_eq!(assert_all_received(&smtp, "during", 3), 0);
-    eprintln!("Temporal SIGKILL and restart mid-order: {duplicates} duplicate(s), bound {concurrency}");
+    eprintln!(
+        "Temporal SIGKILL and restart mid-order: {duplicates} duplicate(s), bound {concurrency}"
+    );
     assert!(duplicates <= concurrency);
     app.stop().await;
     drop(temporal);
@@ -137,8 +151,14 @@ async fn a_database_outage_answers_503_stores_nothing_and_running_orders_resume(
         eprintln!("TEST_DATABASE_URL not set: the database outage test runs on PostgreSQL only");
         return;
     };
-    let target = base.split('@').nth(1).and_then(|h| h.split('/').next()).unwrap_or("127.0.0.1:5432").to_owned();
-    let target: std::net::SocketAddr = tokio::net::lookup_host(&target).await.unwrap().next().unwrap();
+    let target = base
+        .split('@')
+        .nth(1)
+        .and_then(|h| h.split('/').next())
+        .unwrap_or("127.0.0.1:5432")
+        .to_owned();
+    let target: std::net::SocketAddr =
+        tokio::net::lookup_host(&target).await.unwrap().next().unwrap();
     let proxy = TcpProxy::start(target).await;
     let smtp = SmtpServer::start();
     let mut opts = TestAppOptions::new(Db::Postgres, smtp.url());
@@ -147,7 +167,8 @@ async fn a_database_outage_answers_503_stores_nothing_and_running_orders_resume(
     let direct_url2 = direct_url.clone();
     opts.tweak = Box::new(move |c| {
         *direct_url2.lock().unwrap() = c.database_url.clone();
-        c.database_url = c.database_url.replacen(&target.to_string(), &format!("127.0.0.1:{proxy_port}"), 1);
+        c.database_url =
+            c.database_url.replacen(&target.to_string(), &format!("127.0.0.1:{proxy_port}"), 1);
         c.send_rate_limits.insert("smtp".into(), 40);
     });
     let app = TestApp::spawn(opts).await;
@@ -167,7 +188,10 @@ async fn a_database_outage_answers_503_stores_nothing_and_running_orders_resume(
     assert_eq!(resp.status(), 503, "an order sent while the database is down");
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
     let p: Value = resp.json().await.unwrap();
-    assert_eq!(p["detail"], "The order store is temporarily unavailable. Nothing was stored; please retry.");
+    assert_eq!(
+        p["detail"],
+        "The order store is temporarily unavailable. Nothing was stored; please retry."
+    );
     assert!(took < Duration::from_secs(20), "the 503 came after {took:?}");
     let read = app.get(&format!("/orders/{running}"), "ttd").await;
     assert_eq!(read.status(), 503);
@@ -175,7 +199,13 @@ async fn a_database_outage_answers_503_stores_nothing_and_running_orders_resume(
     proxy.set_up(true);
 
     // Nothing of the refused order was stored.
-    assert!(direct.orders_by_senders_reference("ttd", "sent-during-the-outage").await.unwrap().is_empty());
+    assert!(
+        direct
+            .orders_by_senders_reference("ttd", "sent-during-the-outage")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // The running order resumes and completes; a new order goes through.
     let after = app.order("/orders/email", &email_order("after", 2)).await;

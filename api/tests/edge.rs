@@ -15,7 +15,8 @@ const MAX_CONNECTIONS: usize = 96;
 /// A `kB` line of /proc/<pid>/status, in bytes.
 fn proc_status(pid: u32, field: &str) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("process status");
-    let line = text.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("{field} in {text}"));
+    let line =
+        text.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("{field} in {text}"));
     line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
 }
 
@@ -24,7 +25,9 @@ fn sockets(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("fds")
         .flatten()
-        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:")))
+        .filter(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+        })
         .count()
 }
 
@@ -40,7 +43,11 @@ async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> boo
 /// the server stops taking it; returns the answer's status line and the bytes pushed.
 fn unauthenticated_upload(addr: String, len: usize, chunked: bool) -> (String, usize) {
     let mut s = TcpStream::connect(&addr).unwrap();
-    let framing = if chunked { "Transfer-Encoding: chunked".to_owned() } else { format!("Content-Length: {len}") };
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_owned()
+    } else {
+        format!("Content-Length: {len}")
+    };
     s.write_all(format!("POST /notifications/api/v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{framing}\r\n\r\n").as_bytes()).unwrap();
     let mut reader = s.try_clone().unwrap();
     let answer = std::thread::spawn(move || {
@@ -53,7 +60,9 @@ fn unauthenticated_upload(addr: String, len: usize, chunked: bool) -> (String, u
     s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
     while pushed < len {
         let ok = if chunked {
-            s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).and_then(|_| s.write_all(&chunk)).and_then(|_| s.write_all(b"\r\n"))
+            s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .and_then(|_| s.write_all(&chunk))
+                .and_then(|_| s.write_all(b"\r\n"))
         } else {
             s.write_all(&chunk)
         };
@@ -81,7 +90,8 @@ async fn slow_and_large_requests_are_bounded_and_legitimate_ones_served() {
     let addr = format!("127.0.0.1:{port}");
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();
-    wait_until("varsel api answers", Duration::from_secs(60), || TcpStream::connect(&addr).is_ok()).await;
+    wait_until("varsel api answers", Duration::from_secs(60), || TcpStream::connect(&addr).is_ok())
+        .await;
     let legit = || {
         let req = http
             .post(format!("{base}/notifications/api/v1/orders/email"))
@@ -101,17 +111,29 @@ async fn slow_and_large_requests_are_bounded_and_legitimate_ones_served() {
     let uploads: Vec<_> = (0..4)
         .map(|i| {
             let addr = addr.clone();
-            tokio::task::spawn_blocking(move || unauthenticated_upload(addr, 60_000_000, i % 2 == 1))
+            tokio::task::spawn_blocking(move || {
+                unauthenticated_upload(addr, 60_000_000, i % 2 == 1)
+            })
         })
         .collect();
     for u in uploads {
         let (answer, pushed) = u.await.unwrap();
         assert!(answer.starts_with("HTTP/1.1 401"), "{answer:?}");
-        assert!(pushed < 60_000_000 / 2, "the server kept reading an unauthenticated body: {pushed} bytes");
+        assert!(
+            pushed < 60_000_000 / 2,
+            "the server kept reading an unauthenticated body: {pushed} bytes"
+        );
     }
     let peak = proc_status(pid, "VmHWM:");
-    eprintln!("memory: {} MiB before four unauthenticated 60 MB uploads, peak {} MiB", rss_before >> 20, peak >> 20);
-    assert!(peak < rss_before + 64 * 1024 * 1024, "memory grew from {rss_before} to a peak of {peak} bytes");
+    eprintln!(
+        "memory: {} MiB before four unauthenticated 60 MB uploads, peak {} MiB",
+        rss_before >> 20,
+        peak >> 20
+    );
+    assert!(
+        peak < rss_before + 64 * 1024 * 1024,
+        "memory grew from {rss_before} to a peak of {peak} bytes"
+    );
 
     // Slow clients: half a request header, then nothing. They hold at most MAX_CONNECTIONS
     // connections; a legitimate request is still served; each is cut off after the header
@@ -135,8 +157,14 @@ async fn slow_and_large_requests_are_bounded_and_legitimate_ones_served() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let held = sockets(pid);
-    eprintln!("{} slow clients connected, {held} sockets held by the server (cap {MAX_CONNECTIONS} connections)", MAX_CONNECTIONS / 2 + MAX_CONNECTIONS);
-    assert!(held <= MAX_CONNECTIONS + 24, "{held} sockets open (cap {MAX_CONNECTIONS} connections)");
+    eprintln!(
+        "{} slow clients connected, {held} sockets held by the server (cap {MAX_CONNECTIONS} connections)",
+        MAX_CONNECTIONS / 2 + MAX_CONNECTIONS
+    );
+    assert!(
+        held <= MAX_CONNECTIONS + 24,
+        "{held} sockets open (cap {MAX_CONNECTIONS} connections)"
+    );
     // A legitimate request gets a connection once the slow ones are cut off.
     let (status, took) = legit().await;
     assert_eq!(status, 202);
@@ -159,7 +187,10 @@ async fn slow_and_large_requests_are_bounded_and_legitimate_ones_served() {
     .await
     .unwrap();
     assert_eq!(closed, MAX_CONNECTIONS / 2 + MAX_CONNECTIONS, "every slow client was cut off");
-    wait_until("slow connections released", Duration::from_secs(10), || sockets(pid) < MAX_CONNECTIONS / 2).await;
+    wait_until("slow connections released", Duration::from_secs(10), || {
+        sockets(pid) < MAX_CONNECTIONS / 2
+    })
+    .await;
 
     // A client that connects and says nothing is cut off after the header timeout too.
     let addr3 = addr.clone();
@@ -167,18 +198,27 @@ async fn slow_and_large_requests_are_bounded_and_legitimate_ones_served() {
         let mut s = TcpStream::connect(addr3).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
         let started = Instant::now();
-        let closed = matches!(s.read(&mut [0u8; 16]), Ok(0)) ;
+        let closed = matches!(s.read(&mut [0u8; 16]), Ok(0));
         (closed, started.elapsed())
     });
     // A client that asks for answers and never reads them: cut off once an answer has waited
     // the body timeout to be taken, so it cannot hold a connection by not reading.
-    let doc_len = http.get(format!("{base}/notifications/api/v1/openapi.json")).send().await.unwrap().bytes().await.unwrap().len();
+    let doc_len = http
+        .get(format!("{base}/notifications/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .len();
     let addr4 = addr.clone();
     let nonreader = tokio::task::spawn_blocking(move || {
         let mut s = TcpStream::connect(addr4).unwrap();
         let asks = 200;
         for _ in 0..asks {
-            s.write_all(b"GET /notifications/api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            s.write_all(b"GET /notifications/api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
         }
         std::thread::sleep(Duration::from_secs(6));
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -192,7 +232,10 @@ async fn slow_and_large_requests_are_bounded_and_legitimate_ones_served() {
     let (closed, took) = silent.await.unwrap();
     assert!(closed && took < Duration::from_secs(10), "a silent client was cut off after {took:?}");
     let (ended, got, asked) = nonreader.await.unwrap();
-    assert!(ended && got < asked, "a client that does not read was cut off: got {got} of {asked} bytes");
+    assert!(
+        ended && got < asked,
+        "a client that does not read was cut off: got {got} of {asked} bytes"
+    );
 
     // An authenticated body that stalls: 408 problem details after the body timeout.
     let token = app.token("ttd");

@@ -9,8 +9,6 @@ use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, postgres_url};
 
 const VARSEL: &str = env!("CARGO_BIN_EXE_varsel");
 
-
-
 async fn wait_http(url: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while reqwest::get(url).await.map(|r| !r.status().is_success()).unwrap_or(true) {
@@ -35,8 +33,11 @@ async fn a_send_rate_limit_holds_across_two_worker_processes() {
             })
         })
         .collect();
-    let recipients: Vec<_> = (0..100).map(|i| json!({"emailAddress": format!("r{i}@example.no")})).collect();
-    let id = app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": recipients})).await;
+    let recipients: Vec<_> =
+        (0..100).map(|i| json!({"emailAddress": format!("r{i}@example.no")})).collect();
+    let id = app
+        .order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": recipients}))
+        .await;
     app.wait_status(&id, "Completed", Duration::from_secs(120)).await;
     assert_eq!(smtp.wait_for(100, Duration::from_secs(10)).await.len(), 100);
 
@@ -44,9 +45,15 @@ async fn a_send_rate_limit_holds_across_two_worker_processes() {
     // a second may be recorded just after it: a little slack), so 100 at 20/s spread over five
     // slots at least: more than 3 s from the first to the last.
     let events = app.store.notification_events(&id).await.unwrap();
-    let sent: Vec<i64> = events.iter().filter(|e| e.source == "provider").map(|e| e.at.timestamp_millis()).collect();
+    let sent: Vec<i64> =
+        events.iter().filter(|e| e.source == "provider").map(|e| e.at.timestamp_millis()).collect();
     // No token can be taken before the first batch claimed its rows.
-    let claimed = events.iter().filter(|e| e.source == "sending").map(|e| e.at.timestamp_millis()).min().unwrap();
+    let claimed = events
+        .iter()
+        .filter(|e| e.source == "sending")
+        .map(|e| e.at.timestamp_millis())
+        .min()
+        .unwrap();
     assert_eq!(sent.len(), 100);
     let mut per_second: BTreeMap<i64, u32> = BTreeMap::new();
     for t in &sent {
@@ -63,10 +70,17 @@ async fn a_send_rate_limit_holds_across_two_worker_processes() {
     for (second, n) in &per_second {
         so_far += n;
         let allowed = LIMIT * (second - first + 1) as u32 + 4;
-        assert!(so_far <= allowed, "{so_far} sends by second {} exceed {allowed}: {per_second:?}", second - first + 1);
+        assert!(
+            so_far <= allowed,
+            "{so_far} sends by second {} exceed {allowed}: {per_second:?}",
+            second - first + 1
+        );
     }
     let span = sent.iter().max().unwrap() - sent.iter().min().unwrap();
-    assert!(per_second.len() >= 5 && span > 3_000, "100 sends at {LIMIT}/s took only {span} ms: {per_second:?}");
+    assert!(
+        per_second.len() >= 5 && span > 3_000,
+        "100 sends at {LIMIT}/s took only {span} ms: {per_second:?}"
+    );
     drop(workers);
     app.stop().await;
 }
@@ -97,7 +111,9 @@ async fn two_api_and_two_worker_processes_send_every_notification_exactly_once()
     let mut worker_metrics = Vec::new();
     for _ in 0..2 {
         let port = varsel_tests::port();
-        processes.push(app.spawn_role(VARSEL, "worker", |c| c.worker_metrics_listen = format!("127.0.0.1:{port}")));
+        processes.push(app.spawn_role(VARSEL, "worker", |c| {
+            c.worker_metrics_listen = format!("127.0.0.1:{port}")
+        }));
         worker_metrics.push(format!("http://127.0.0.1:{port}/metrics"));
     }
     for url in apis.iter().map(|a| format!("{a}/health")).chain(worker_metrics.clone()) {
@@ -107,7 +123,8 @@ async fn two_api_and_two_worker_processes_send_every_notification_exactly_once()
     let token = app.token("ttd");
     let http = reqwest::Client::new();
     let post = |api: &str, body: serde_json::Value| {
-        let req = http.post(format!("{api}/notifications/api/v1/orders")).bearer_auth(&token).json(&body);
+        let req =
+            http.post(format!("{api}/notifications/api/v1/orders")).bearer_auth(&token).json(&body);
         async move {
             let resp = req.send().await.unwrap();
             assert_eq!(resp.status(), 202);
@@ -128,7 +145,12 @@ async fn two_api_and_two_worker_processes_send_every_notification_exactly_once()
         if done as usize == ids.len() {
             break;
         }
-        assert!(Instant::now() < deadline, "{done} of {} orders completed; {} emails arrived", ids.len(), smtp.count());
+        assert!(
+            Instant::now() < deadline,
+            "{done} of {} orders completed; {} emails arrived",
+            ids.len(),
+            smtp.count()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
@@ -147,8 +169,16 @@ async fn two_api_and_two_worker_processes_send_every_notification_exactly_once()
     assert_eq!(by_address.len(), expected, "distinct addresses");
     let twice: Vec<_> = by_address.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "sent more than once: {twice:?}");
-    assert_eq!(by_address.get("person-0@bench.example"), Some(&1), "a person from the contact register");
-    assert_eq!(by_address.get("org-10@bench.example"), Some(&1), "an organisation from the contact register");
+    assert_eq!(
+        by_address.get("person-0@bench.example"),
+        Some(&1),
+        "a person from the contact register"
+    );
+    assert_eq!(
+        by_address.get("org-10@bench.example"),
+        Some(&1),
+        "an organisation from the contact register"
+    );
 
     // Both workers took part.
     for url in &worker_metrics {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use varsel_activities::Store;
 use varsel_activities::store::entities::{notification, order, simulated_sms};
 use varsel_api::auth::{CREATE_SCOPE, TokenKind, mint};
-use varsel_api::devserver::{DevServer, DevServerOptions, find_temporal_bin, free_port};
 use varsel_api::config::IssuerKeys;
+use varsel_api::devserver::{DevServer, DevServerOptions, find_temporal_bin, free_port};
 use varsel_api::{Application, Config};
 
 /// The PlatformAccessToken issuers a test app accepts, each with a key of its own.
@@ -159,7 +159,12 @@ impl SmtpServer {
                 let raw = std::fs::read(e.path()).expect("read mail");
                 let parsed = mailparse::parse_mail(&raw).expect("parse mail");
                 let header = |name: &str| {
-                    parsed.headers.iter().find(|h| h.get_key().eq_ignore_ascii_case(name)).map(|h| h.get_value()).unwrap_or_default()
+                    parsed
+                        .headers
+                        .iter()
+                        .find(|h| h.get_key().eq_ignore_ascii_case(name))
+                        .map(|h| h.get_value())
+                        .unwrap_or_default()
                 };
                 out.push(ReceivedEmail {
                     to: header("To"),
@@ -184,7 +189,11 @@ impl SmtpServer {
 
     /// How many messages arrived so far (cheap: counts files).
     pub fn count(&self) -> usize {
-        ["new", "cur"].iter().filter_map(|sub| std::fs::read_dir(self.maildir.join(sub)).ok()).map(|d| d.count()).sum()
+        ["new", "cur"]
+            .iter()
+            .filter_map(|sub| std::fs::read_dir(self.maildir.join(sub)).ok())
+            .map(|d| d.count())
+            .sum()
     }
 
     /// Waits until at least `n` messages arrived.
@@ -226,7 +235,11 @@ pub fn postgres_url() -> Option<String> {
 pub async fn fresh_postgres_database(base: &str) -> String {
     let name = format!("varsel_test_{}", uuid::Uuid::new_v4().simple());
     let store = Store::connect(base, 1).await.expect("connect TEST_DATABASE_URL");
-    store.conn().execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create database");
+    store
+        .conn()
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create database");
     let (prefix, _) = base.rsplit_once('/').expect("database url with a path");
     format!("{prefix}/{name}")
 }
@@ -234,7 +247,10 @@ pub async fn fresh_postgres_database(base: &str) -> String {
 /// Drops a database made by [`fresh_postgres_database`] (best effort).
 pub async fn drop_postgres_database(base: &str, name: &str) {
     if let Ok(admin) = Store::connect(base, 1).await {
-        let _ = admin.conn().execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        let _ = admin
+            .conn()
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
     }
 }
 
@@ -308,7 +324,15 @@ impl TestApp {
             auth_issuers: vec![varsel_api::auth::DEV_ISSUER.into()],
             platform_issuers: platform_keys
                 .iter()
-                .map(|(org, k)| (org.clone(), IssuerKeys { hmac_secrets: vec![base64_engine_encode(k)], public_key_files: vec![] }))
+                .map(|(org, k)| {
+                    (
+                        org.clone(),
+                        IssuerKeys {
+                            hmac_secrets: vec![base64_engine_encode(k)],
+                            public_key_files: vec![],
+                        },
+                    )
+                })
                 .collect(),
             condition_allowed_hosts: vec!["127.0.0.1".into(), "localhost".into()],
             condition_retry_ms: 200,
@@ -346,7 +370,8 @@ impl TestApp {
 
     /// A valid bearer token for `org` with the create scope.
     pub fn token(&self, org: &str) -> String {
-        mint(&self.key, TokenKind::Bearer { org: org.into(), scope: CREATE_SCOPE.into() }, 3600).expect("mint")
+        mint(&self.key, TokenKind::Bearer { org: org.into(), scope: CREATE_SCOPE.into() }, 3600)
+            .expect("mint")
     }
 
     /// The HMAC key this app's tokens are signed with.
@@ -367,12 +392,20 @@ impl TestApp {
     /// A platform access token issued by `org` (one of [`PLATFORM_ISSUERS`]), signed with that
     /// issuer's own key.
     pub fn platform_token(&self, org: &str) -> String {
-        mint(&self.platform_key(org), TokenKind::Platform { org: org.into(), app: format!("{org}/test-app") }, 3600).expect("mint")
+        mint(
+            &self.platform_key(org),
+            TokenKind::Platform { org: org.into(), app: format!("{org}/test-app") },
+            3600,
+        )
+        .expect("mint")
     }
 
     /// The key of a PlatformAccessToken issuer (one of [`PLATFORM_ISSUERS`]).
     pub fn platform_key(&self, org: &str) -> Vec<u8> {
-        self.platform_keys.get(org).unwrap_or_else(|| panic!("{org} is not a platform issuer of the test app")).clone()
+        self.platform_keys
+            .get(org)
+            .unwrap_or_else(|| panic!("{org} is not a platform issuer of the test app"))
+            .clone()
     }
 
     /// `POST` JSON to a path under `/notifications/api/v1` as `org`.
@@ -418,7 +451,11 @@ impl TestApp {
             if o.status == status {
                 return o;
             }
-            assert!(Instant::now() < deadline, "order {id} is {} after {timeout:?}, expected {status}", o.status);
+            assert!(
+                Instant::now() < deadline,
+                "order {id} is {} after {timeout:?}, expected {status}",
+                o.status
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -439,7 +476,14 @@ impl TestApp {
 
     /// What the SMS simulator accepted for an order.
     pub async fn simulated_sms(&self, order_id: &str) -> Vec<simulated_sms::Model> {
-        let ids: Vec<String> = self.store.notifications(order_id).await.expect("db").into_iter().map(|n| n.id).collect();
+        let ids: Vec<String> = self
+            .store
+            .notifications(order_id)
+            .await
+            .expect("db")
+            .into_iter()
+            .map(|n| n.id)
+            .collect();
         simulated_sms::Entity::find()
             .filter(simulated_sms::Column::NotificationId.is_in(ids))
             .all(self.store.conn())
@@ -453,9 +497,13 @@ impl TestApp {
         let mut config = self.config.clone();
         cfg(&mut config);
         let path = self._dir.path().join(format!("varsel-{}.toml", uuid::Uuid::new_v4().simple()));
-        std::fs::write(&path, toml::to_string(&config).expect("config as TOML")).expect("write config");
+        std::fs::write(&path, toml::to_string(&config).expect("config as TOML"))
+            .expect("write config");
         let mut cmd = std::process::Command::new(exe);
-        cmd.env("VARSEL_CONFIG", &path).env("VARSEL_LOG", "warn").env_remove("TEMPORAL_ADDRESS").env_remove("TEMPORAL_NAMESPACE");
+        cmd.env("VARSEL_CONFIG", &path)
+            .env("VARSEL_LOG", "warn")
+            .env_remove("TEMPORAL_ADDRESS")
+            .env_remove("TEMPORAL_NAMESPACE");
         cmd
     }
 
@@ -483,7 +531,9 @@ impl TestApp {
 
 fn rand_key() -> [u8; 32] {
     let mut k = [0u8; 32];
-    for (i, b) in uuid::Uuid::new_v4().as_bytes().iter().chain(uuid::Uuid::new_v4().as_bytes()).enumerate() {
+    for (i, b) in
+        uuid::Uuid::new_v4().as_bytes().iter().chain(uuid::Uuid::new_v4().as_bytes()).enumerate()
+    {
         k[i] = *b;
     }
     k
@@ -547,7 +597,9 @@ impl KannelGateway {
         );
         let conf_path = dir.path().join("kannel.conf");
         std::fs::write(&conf_path, conf).expect("write kannel.conf");
-        let spawn = |cmd: &mut Command| cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+        let spawn = |cmd: &mut Command| {
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn()
+        };
         let wait_port = |port: u16, what: &str| {
             let deadline = Instant::now() + Duration::from_secs(20);
             while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -556,11 +608,22 @@ impl KannelGateway {
             }
         };
         let mut children = Vec::new();
-        children.push(spawn(Command::new("/usr/sbin/bearerbox").arg(&conf_path)).expect("bearerbox (Debian kannel): run ./scripts/bootstrap"));
+        children.push(
+            spawn(Command::new("/usr/sbin/bearerbox").arg(&conf_path))
+                .expect("bearerbox (Debian kannel): run ./scripts/bootstrap"),
+        );
         wait_port(fake, "bearerbox");
         children.push(
-            spawn(Command::new("/usr/lib/kannel/test/fakesmsc").args(["-H", "127.0.0.1", "-r", &fake.to_string(), "-m", "0", "1 2 text x"]))
-                .expect("fakesmsc (Debian kannel-extras)"),
+            spawn(Command::new("/usr/lib/kannel/test/fakesmsc").args([
+                "-H",
+                "127.0.0.1",
+                "-r",
+                &fake.to_string(),
+                "-m",
+                "0",
+                "1 2 text x",
+            ]))
+            .expect("fakesmsc (Debian kannel-extras)"),
         );
         children.push(spawn(Command::new("/usr/sbin/smsbox").arg(&conf_path)).expect("smsbox"));
         wait_port(sendsms, "smsbox");
@@ -569,16 +632,20 @@ impl KannelGateway {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             use std::io::{Read, Write};
-            let status = std::net::TcpStream::connect(("127.0.0.1", admin)).ok().and_then(|mut s| {
-                s.write_all(b"GET /status.txt?password=admin HTTP/1.0\r\n\r\n").ok()?;
-                let mut text = String::new();
-                s.read_to_string(&mut text).ok()?;
-                Some(text)
-            });
+            let status =
+                std::net::TcpStream::connect(("127.0.0.1", admin)).ok().and_then(|mut s| {
+                    s.write_all(b"GET /status.txt?password=admin HTTP/1.0\r\n\r\n").ok()?;
+                    let mut text = String::new();
+                    s.read_to_string(&mut text).ok()?;
+                    Some(text)
+                });
             if status.as_deref().is_some_and(|t| t.contains("(online")) {
                 break;
             }
-            assert!(Instant::now() < deadline, "Kannel's fake SMSC did not come online: {status:?}");
+            assert!(
+                Instant::now() < deadline,
+                "Kannel's fake SMSC did not come online: {status:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Self {
@@ -636,7 +703,8 @@ impl TemporalProcess {
             db_file: Some(dir.path().join("temporal.db")),
             log_file: logs_dir().join(format!("temporal-{port}.log")),
         };
-        let (tx, rx) = std::sync::mpsc::channel::<(bool, std::sync::mpsc::Sender<Result<(), String>>)>();
+        let (tx, rx) =
+            std::sync::mpsc::channel::<(bool, std::sync::mpsc::Sender<Result<(), String>>)>();
         std::thread::spawn(move || {
             let mut server: Option<DevServer> = None;
             // `true` starts the server, `false` kills it; the thread ends with the test process.
@@ -690,7 +758,8 @@ impl TcpProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();
         let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Default::default();
+        let conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> =
+            Default::default();
         let (up2, conns2) = (up.clone(), conns.clone());
         let accept = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {

@@ -10,7 +10,10 @@ use varsel_tests::{Db, KannelGateway, SmtpServer, TestApp, TestAppOptions, on_bo
 const T: Duration = Duration::from_secs(60);
 
 fn basic(secret: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("reports:{secret}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("reports:{secret}"))
+    )
 }
 
 async fn kannel(db: Db) {
@@ -24,22 +27,40 @@ async fn kannel(db: Db) {
         c.kannel_password = password;
     });
     let app = TestApp::spawn(opts).await;
-    let delivered = app.order("/orders/sms", &json!({"body": "Hei fra varsel", "recipients": [{"mobileNumber": "+4799999999"}]})).await;
-    let unroutable = app.order("/orders/sms", &json!({"body": "Hei", "recipients": [{"mobileNumber": "+4799000001"}]})).await;
+    let delivered = app
+        .order(
+            "/orders/sms",
+            &json!({"body": "Hei fra varsel", "recipients": [{"mobileNumber": "+4799999999"}]}),
+        )
+        .await;
+    let unroutable = app
+        .order(
+            "/orders/sms",
+            &json!({"body": "Hei", "recipients": [{"mobileNumber": "+4799000001"}]}),
+        )
+        .await;
     app.wait_status(&delivered, "Completed", T).await;
     app.wait_status(&unroutable, "Completed", T).await;
 
     let rows = app.store.notifications(&delivered).await.unwrap();
     assert_eq!(rows[0].status, "SMS_Delivered");
     assert!(rows[0].provider_ref.is_some(), "Kannel's message id is stored");
-    assert!(rows[0].delivery_report.as_deref().unwrap().contains("type="), "the raw report is kept");
+    assert!(
+        rows[0].delivery_report.as_deref().unwrap().contains("type="),
+        "the raw report is kept"
+    );
     let rows = app.store.notifications(&unroutable).await.unwrap();
     // Kannel says it twice (403 "Not routable" and a "NACK/no SMSC" report); whichever is
     // recorded first, the status is the same.
     assert_eq!(rows[0].status, "SMS_Failed_Undelivered", "{:?}", rows[0]);
     let reason = rows[0].status_reason.as_deref().unwrap();
     assert!(reason.contains("Not routable") || reason.contains("no SMSC"), "{reason}");
-    let sms: Value = app.get(&format!("/orders/{unroutable}/notifications/sms"), "ttd").await.json().await.unwrap();
+    let sms: Value = app
+        .get(&format!("/orders/{unroutable}/notifications/sms"), "ttd")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(sms["notifications"][0]["sendStatus"]["status"], "Failed_Undelivered");
     app.stop().await;
 }
@@ -62,19 +83,39 @@ async fn kannel_report_urls_are_authenticated() {
     let sig = signer.sign("abc", exp);
     assert_eq!(status(format!("nid=abc&exp={exp}&sig=00&type=1")).await, 401, "wrong signature");
     // The signature covers the notification id and the expiry varsel wrote into the URL.
-    assert_eq!(status(format!("nid=abd&exp={exp}&sig={sig}&type=1")).await, 401, "signature of another notification");
-    assert_eq!(status(format!("nid=abc&exp={}&sig={sig}&type=1", exp + 86_400)).await, 401, "a later expiry than signed");
+    assert_eq!(
+        status(format!("nid=abd&exp={exp}&sig={sig}&type=1")).await,
+        401,
+        "signature of another notification"
+    );
+    assert_eq!(
+        status(format!("nid=abc&exp={}&sig={sig}&type=1", exp + 86_400)).await,
+        401,
+        "a later expiry than signed"
+    );
     let other = ReportSigner::new(b"not-the-secret").sign("abc", exp);
-    assert_eq!(status(format!("nid=abc&exp={exp}&sig={other}&type=1")).await, 401, "signed with another secret");
+    assert_eq!(
+        status(format!("nid=abc&exp={exp}&sig={other}&type=1")).await,
+        401,
+        "signed with another secret"
+    );
     let old = now - 10;
-    assert_eq!(status(format!("nid=abc&exp={old}&sig={}&type=1", signer.sign("abc", old))).await, 401, "expired");
+    assert_eq!(
+        status(format!("nid=abc&exp={old}&sig={}&type=1", signer.sign("abc", old))).await,
+        401,
+        "expired"
+    );
     // The URL varsel gives Kannel, with Kannel's fields filled in, is accepted (it names no
     // notification, so the report is kept as a dead report).
     let given = signer.report_url(&app.base_url, "abc", now);
     let filled = given.replace("%d", "1").replace("%A", "id%3A1").replace("%F", "f1");
     let resp = app.http.get(&filled).send().await.unwrap();
     assert_eq!(resp.status(), 200, "{filled}");
-    assert_eq!(status(format!("nid=abc&exp={exp}&type=1")).await, 400, "missing signature is a bad request");
+    assert_eq!(
+        status(format!("nid=abc&exp={exp}&type=1")).await,
+        400,
+        "missing signature is a bad request"
+    );
     app.stop().await;
 }
 
@@ -118,8 +159,11 @@ async fn email_reports(db: Db) {
         ("Quarantined", "Email_Failed_Quarantined"),
         ("Suppressed", "Email_Failed_SuppressedRecipient"),
     ];
-    let recipients: Vec<Value> = (0..statuses.len()).map(|i| json!({"emailAddress": format!("r{i}@example.no")})).collect();
-    let id = app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": recipients})).await;
+    let recipients: Vec<Value> =
+        (0..statuses.len()).map(|i| json!({"emailAddress": format!("r{i}@example.no")})).collect();
+    let id = app
+        .order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": recipients}))
+        .await;
     smtp.wait_for(statuses.len(), T).await;
     // Sent, but not final: the order waits for the reports.
     let deadline = std::time::Instant::now() + T;
@@ -139,8 +183,20 @@ async fn email_reports(db: Db) {
         r.send()
     };
     let rows = app.store.notifications(&id).await.unwrap();
-    assert_eq!(post(json!({"notificationId": rows[0].id, "status": "Delivered"}), None).await.unwrap().status(), 401);
-    assert_eq!(post(json!({"notificationId": rows[0].id, "status": "Delivered"}), Some(basic("wrong"))).await.unwrap().status(), 401);
+    assert_eq!(
+        post(json!({"notificationId": rows[0].id, "status": "Delivered"}), None)
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        post(json!({"notificationId": rows[0].id, "status": "Delivered"}), Some(basic("wrong")))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     for ((report, expected), (i, row)) in statuses.iter().zip(rows.iter().enumerate()) {
         // Half by notification id, half by Message-ID, as providers report it.
         let body = if i % 2 == 0 {
@@ -148,7 +204,8 @@ async fn email_reports(db: Db) {
         } else {
             json!({"messageId": format!("<{}@varsel>", row.id), "status": report})
         };
-        let resp: Value = post(body, Some(basic("report-secret-for-tests"))).await.unwrap().json().await.unwrap();
+        let resp: Value =
+            post(body, Some(basic("report-secret-for-tests"))).await.unwrap().json().await.unwrap();
         assert_eq!(resp["outcome"], "applied", "{report}");
         let _ = expected;
     }
@@ -160,7 +217,15 @@ async fn email_reports(db: Db) {
         assert_eq!(&n.2, expected);
     }
     // A repeat changes nothing; a report for nothing is kept, listed, and cannot be re-applied.
-    let again: Value = post(json!({"notificationId": rows[0].id, "status": "Bounced"}), Some(basic("report-secret-for-tests"))).await.unwrap().json().await.unwrap();
+    let again: Value = post(
+        json!({"notificationId": rows[0].id, "status": "Bounced"}),
+        Some(basic("report-secret-for-tests")),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     assert_eq!(again["outcome"], "unchanged");
     // Every report is in the order's timeline, the repeat included.
     let h: Value = app.get(&format!("/orders/{id}/history"), "ttd").await.json().await.unwrap();
@@ -173,17 +238,50 @@ async fn email_reports(db: Db) {
         .filter(|t| t.contains(": delivery report: "))
         .collect();
     assert_eq!(reports.len(), statuses.len() + 1, "{reports:#?}");
-    assert!(reports.iter().any(|t| t.contains("no change: already Email_Delivered")), "{reports:#?}");
-    let dead: Value = post(json!({"notificationId": "no-such-notification", "status": "Delivered"}), Some(basic("report-secret-for-tests"))).await.unwrap().json().await.unwrap();
+    assert!(
+        reports.iter().any(|t| t.contains("no change: already Email_Delivered")),
+        "{reports:#?}"
+    );
+    let dead: Value = post(
+        json!({"notificationId": "no-such-notification", "status": "Delivered"}),
+        Some(basic("report-secret-for-tests")),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     assert_eq!(dead["outcome"], "dead");
     let operator = app.token_with(&json!({"iss": varsel_api::auth::DEV_ISSUER, "scope": varsel_api::auth::OPERATOR_SCOPE, "exp": chrono::Utc::now().timestamp() + 600}));
-    let list: Value = app.http.get(format!("{}/notifications/api/v1/operator/dead-reports", app.base_url)).bearer_auth(&operator).send().await.unwrap().json().await.unwrap();
+    let list: Value = app
+        .http
+        .get(format!("{}/notifications/api/v1/operator/dead-reports", app.base_url))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list[0]["reference"], "no-such-notification");
     assert_eq!(list[0]["reason"], "UNKNOWN_REFERENCE");
-    assert_eq!(app.http.get(format!("{}/notifications/api/v1/operator/dead-reports", app.base_url)).bearer_auth(app.token("ttd")).send().await.unwrap().status(), 403);
+    assert_eq!(
+        app.http
+            .get(format!("{}/notifications/api/v1/operator/dead-reports", app.base_url))
+            .bearer_auth(app.token("ttd"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
     let reapply = app
         .http
-        .post(format!("{}/notifications/api/v1/operator/dead-reports/{}/reapply", app.base_url, dead["deadReportId"].as_str().unwrap()))
+        .post(format!(
+            "{}/notifications/api/v1/operator/dead-reports/{}/reapply",
+            app.base_url,
+            dead["deadReportId"].as_str().unwrap()
+        ))
         .bearer_auth(&operator)
         .send()
         .await
@@ -206,14 +304,23 @@ async fn ttl(db: Db) {
     let app = TestApp::spawn(opts).await;
     drop(smtp);
     // The SMTP relay is down (never sent) and the simulator never reports this number.
-    let email = app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "x@example.no"}]})).await;
+    let email = app
+        .order(
+            "/orders/email",
+            &json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "x@example.no"}]}),
+        )
+        .await;
     let silent = app.order("/orders/sms", &json!({"body": "b", "recipients": [{"mobileNumber": varsel_activities::providers::sms::SIMULATOR_SILENT_NUMBER}]})).await;
     app.wait_status(&email, "Completed", T).await;
     app.wait_status(&silent, "Completed", T).await;
     assert_eq!(app.notifications(&email).await[0].2, "Email_Failed_TTL");
     assert_eq!(app.notifications(&silent).await[0].2, "SMS_Failed_TTL");
-    let sms: Value = app.get(&format!("/orders/{silent}/notifications/sms"), "ttd").await.json().await.unwrap();
-    assert_eq!(sms["notifications"][0]["sendStatus"]["status"], "Failed", "Altinn reports TTL as Failed");
+    let sms: Value =
+        app.get(&format!("/orders/{silent}/notifications/sms"), "ttd").await.json().await.unwrap();
+    assert_eq!(
+        sms["notifications"][0]["sendStatus"]["status"], "Failed",
+        "Altinn reports TTL as Failed"
+    );
 
     let row = &app.store.notifications(&email).await.unwrap()[0];
     let late: Value = app
@@ -254,10 +361,14 @@ async fn allow_listed_numbers_go_to_the_gateway() {
     let by = |n: &str| rows.iter().find(|r| r.address == n).unwrap().clone();
     assert_eq!(by("+4798000001").status, "SMS_Delivered");
     // Kannel reports type 1 (delivered) and 8 (SMSC accepted) in either order; the last is kept.
-    assert!(by("+4798000001").delivery_report.unwrap().contains("nid="), "reported through the Kannel endpoint");
+    assert!(
+        by("+4798000001").delivery_report.unwrap().contains("nid="),
+        "reported through the Kannel endpoint"
+    );
     assert_eq!(by("+4798000002").status, "SMS_Delivered");
     assert!(by("+4798000002").provider_ref.unwrap().starts_with("sim:"), "taken by the simulator");
-    let simulated: Vec<String> = app.simulated_sms(&id).await.into_iter().map(|s| s.recipient).collect();
+    let simulated: Vec<String> =
+        app.simulated_sms(&id).await.into_iter().map(|s| s.recipient).collect();
     assert_eq!(simulated, vec!["+4798000002"]);
     app.stop().await;
 }

@@ -44,21 +44,35 @@ impl Driver {
     async fn click(&self, sid: &str, selector: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let id = loop {
-            let found = self.call(reqwest::Method::POST, &format!("/session/{sid}/element"), Some(json!({"using": "css selector", "value": selector}))).await;
-            if let Some(id) = found.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_str()) {
+            let found = self
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/session/{sid}/element"),
+                    Some(json!({"using": "css selector", "value": selector})),
+                )
+                .await;
+            if let Some(id) =
+                found.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_str())
+            {
                 break id.to_owned();
             }
             assert!(Instant::now() < deadline, "no {selector} on the page");
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
-        self.call(reqwest::Method::POST, &format!("/session/{sid}/element/{id}/click"), Some(json!({}))).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/session/{sid}/element/{id}/click"),
+            Some(json!({})),
+        )
+        .await;
     }
 
     /// Waits until the page's source satisfies `done`.
     async fn wait_for_source(&self, sid: &str, what: &str, done: impl Fn(&str) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let source = self.call(reqwest::Method::GET, &format!("/session/{sid}/source"), None).await;
+            let source =
+                self.call(reqwest::Method::GET, &format!("/session/{sid}/source"), None).await;
             if done(source.as_str().unwrap_or_default()) {
                 return;
             }
@@ -94,18 +108,43 @@ async fn the_docs_page_lists_the_operations_and_renders_an_example() {
             }}}})),
         )
         .await;
-    let sid = session["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {session}")).to_owned();
+    let sid =
+        session["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {session}")).to_owned();
     let s = |p: &str| format!("/session/{sid}{p}");
-    driver.call(reqwest::Method::POST, &s("/url"), Some(json!({"url": format!("{}/docs", app.base_url)}))).await;
+    driver
+        .call(
+            reqwest::Method::POST,
+            &s("/url"),
+            Some(json!({"url": format!("{}/docs", app.base_url)})),
+        )
+        .await;
 
     // The operations are listed.
     let deadline = Instant::now() + Duration::from_secs(30);
     let paths = loop {
-        let found = driver.call(reqwest::Method::POST, &s("/elements"), Some(json!({"using": "css selector", "value": ".opblock-summary-path"}))).await;
+        let found = driver
+            .call(
+                reqwest::Method::POST,
+                &s("/elements"),
+                Some(json!({"using": "css selector", "value": ".opblock-summary-path"})),
+            )
+            .await;
         let mut texts = Vec::new();
         for el in found.as_array().cloned().unwrap_or_default() {
-            let id = el.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_str()).unwrap().to_owned();
-            texts.push(driver.call(reqwest::Method::GET, &s(&format!("/element/{id}/text")), None).await.as_str().unwrap_or_default().replace('\u{200b}', ""));
+            let id = el
+                .as_object()
+                .and_then(|o| o.values().next())
+                .and_then(|v| v.as_str())
+                .unwrap()
+                .to_owned();
+            texts.push(
+                driver
+                    .call(reqwest::Method::GET, &s(&format!("/element/{id}/text")), None)
+                    .await
+                    .as_str()
+                    .unwrap_or_default()
+                    .replace('\u{200b}', ""),
+            );
         }
         if texts.len() >= 8 {
             break texts;
@@ -126,14 +165,30 @@ async fn the_docs_page_lists_the_operations_and_renders_an_example() {
 
     // Credentials can be entered: "Authorize" offers the bearer token and the PlatformAccessToken.
     driver.click(&sid, ".auth-wrapper .authorize").await;
-    driver.wait_for_source(&sid, "the Authorize dialog offers both credentials", |s| s.contains("bearerToken") && s.contains("PlatformAccessToken")).await;
-    driver.call(reqwest::Method::POST, &s("/url"), Some(json!({"url": format!("{}/docs", app.base_url)}))).await;
-    driver.wait_for_source(&sid, "the docs page loads again", |s| s.contains("operations-Orders-createOrder")).await;
+    driver
+        .wait_for_source(&sid, "the Authorize dialog offers both credentials", |s| {
+            s.contains("bearerToken") && s.contains("PlatformAccessToken")
+        })
+        .await;
+    driver
+        .call(
+            reqwest::Method::POST,
+            &s("/url"),
+            Some(json!({"url": format!("{}/docs", app.base_url)})),
+        )
+        .await;
+    driver
+        .wait_for_source(&sid, "the docs page loads again", |s| {
+            s.contains("operations-Orders-createOrder")
+        })
+        .await;
 
     // Opening "POST /orders" renders the seed example as its request body.
     driver.click(&sid, "#operations-Orders-createOrder .opblock-summary").await;
     driver
-        .wait_for_source(&sid, "the example request renders", |s| s.contains("9A547448-FDF4-4E60-87AC-C2F652C8353C") && s.contains("Demo SMS content"))
+        .wait_for_source(&sid, "the example request renders", |s| {
+            s.contains("9A547448-FDF4-4E60-87AC-C2F652C8353C") && s.contains("Demo SMS content")
+        })
         .await;
     driver.call(reqwest::Method::DELETE, &s(""), None).await;
     app.stop().await;

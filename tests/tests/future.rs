@@ -3,7 +3,11 @@
 //! workflow and check their own condition, reminders cancelled with their notification, 422
 //! `NOT-00001`, the validation messages, and shipments.
 
-use poem::{Route, Server, get, handler, listener::{Acceptor, Listener, TcpListener}, web::Json};
+use poem::{
+    Route, Server, get, handler,
+    listener::{Acceptor, Listener, TcpListener},
+    web::Json,
+};
 use serde_json::{Value, json};
 use std::time::Duration;
 use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, on_both_databases};
@@ -18,7 +22,9 @@ fn condition_false() -> Json<Value> {
 async fn condition_server() -> String {
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
     let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
-    tokio::spawn(Server::new_with_acceptor(acceptor).run(Route::new().at("/false", get(condition_false))));
+    tokio::spawn(
+        Server::new_with_acceptor(acceptor).run(Route::new().at("/false", get(condition_false))),
+    );
     format!("http://127.0.0.1:{port}")
 }
 
@@ -63,14 +69,33 @@ async fn idempotency(db: Db) {
     let reminder = first["notification"]["reminders"][0]["shipmentId"].as_str().unwrap().to_owned();
     assert!(app.store.get_order(&shipment, "ttd").await.unwrap().is_some());
     assert!(app.store.get_order(&reminder, "ttd").await.unwrap().is_some());
-    assert_eq!(app.store.chain_reminders(chain_id).await.unwrap().len(), 1, "one reminder stored, not eight");
+    assert_eq!(
+        app.store.chain_reminders(chain_id).await.unwrap().len(),
+        1,
+        "one reminder stored, not eight"
+    );
 
     // The Location exists and answers the same.
     let location = created[0].1.clone().unwrap();
-    assert!(location.ends_with(&format!("/notifications/api/v1/future/orders/{chain_id}")), "{location}");
-    let got: Value = app.http.get(&location).bearer_auth(app.token("ttd")).send().await.unwrap().json().await.unwrap();
+    assert!(
+        location.ends_with(&format!("/notifications/api/v1/future/orders/{chain_id}")),
+        "{location}"
+    );
+    let got: Value = app
+        .http
+        .get(&location)
+        .bearer_auth(app.token("ttd"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(got, *first);
-    assert_eq!(app.http.get(&location).bearer_auth(app.token("digdir")).send().await.unwrap().status(), 404);
+    assert_eq!(
+        app.http.get(&location).bearer_auth(app.token("digdir")).send().await.unwrap().status(),
+        404
+    );
 
     // The same id with another request: 409, nothing stored. Another org may use the same id.
     let mut other = body.clone();
@@ -113,9 +138,12 @@ async fn reminders(db: Db) {
     let main_row = app.wait_status(&main, "Completed", T).await;
     let r1_row = app.wait_status(&r1, "Completed", T).await;
     app.wait_status(&r2, "SendConditionNotMet", T).await;
-    assert!(r1_row.requested_send_time >= main_row.requested_send_time + chrono::Duration::seconds(2));
+    assert!(
+        r1_row.requested_send_time >= main_row.requested_send_time + chrono::Duration::seconds(2)
+    );
     let mails = smtp.wait_for(2, T).await;
-    let reminder_mail = mails.iter().find(|m| m.to.contains("reminded@example.no")).expect("the reminder arrived");
+    let reminder_mail =
+        mails.iter().find(|m| m.to.contains("reminded@example.no")).expect("the reminder arrived");
     assert_eq!(reminder_mail.subject, "reminder");
     assert!(!mails.iter().any(|m| m.to.contains("never@example.no")));
 
@@ -132,7 +160,11 @@ async fn reminders(db: Db) {
     let p: Value = missing.json().await.unwrap();
     assert_eq!(p["code"], "NOT-00003");
     assert_eq!(p["type"], "urn:altinn:error:NOT-00003");
-    assert_eq!(app.get(&format!("/future/shipment/{r1}"), "digdir").await.status(), 404, "another org's shipment");
+    assert_eq!(
+        app.get(&format!("/future/shipment/{r1}"), "digdir").await.status(),
+        404,
+        "another org's shipment"
+    );
 
     // A notification for later, cancelled: its reminder is cancelled with it and nothing is sent.
     let later = (chrono::Utc::now() + chrono::Duration::minutes(30)).to_rfc3339();
@@ -148,21 +180,35 @@ async fn reminders(db: Db) {
     )
     .await;
     let main = planned["notification"]["shipmentId"].as_str().unwrap().to_owned();
-    let reminder = planned["notification"]["reminders"][0]["shipmentId"].as_str().unwrap().to_owned();
-    let resp = app.http.put(format!("{}/notifications/api/v1/orders/{main}/cancel", app.base_url)).bearer_auth(app.token("ttd")).send().await.unwrap();
+    let reminder =
+        planned["notification"]["reminders"][0]["shipmentId"].as_str().unwrap().to_owned();
+    let resp = app
+        .http
+        .put(format!("{}/notifications/api/v1/orders/{main}/cancel", app.base_url))
+        .bearer_auth(app.token("ttd"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     app.wait_status(&main, "Cancelled", T).await;
     app.wait_status(&reminder, "Cancelled", T).await;
     app.stop().await;
 }
-on_both_databases!(reminders_wait_their_delay_check_their_condition_and_go_with_a_cancel, reminders);
+on_both_databases!(
+    reminders_wait_their_delay_check_their_condition_and_go_with_a_cancel,
+    reminders
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_chains_get_altinns_messages_and_missing_contacts_422() {
     let smtp = SmtpServer::start();
     let app = app(Db::Sqlite, &smtp).await;
     let cases = [
-        (json!({"recipient": email_recipient("a@example.no", "s")}), "IdempotencyId", "IdempotencyId cannot be null or empty."),
+        (
+            json!({"recipient": email_recipient("a@example.no", "s")}),
+            "IdempotencyId",
+            "IdempotencyId cannot be null or empty.",
+        ),
         (json!({"idempotencyId": "x"}), "Recipient", "Recipient specification cannot be null."),
         (
             json!({"idempotencyId": "x", "recipient": {"recipientEmail": {"emailAddress": "a@example.no", "emailSettings": {"subject": "s", "body": "b"}}, "recipientSms": {"phoneNumber": "+4799999999", "smsSettings": {"body": "b"}}}}),
@@ -260,7 +306,9 @@ async fn feed(db: Db) {
             let deadline = std::time::Instant::now() + T;
             while seen.len() < n && std::time::Instant::now() < deadline {
                 let page: Vec<Value> = http
-                    .get(format!("{base}/notifications/api/v1/future/shipment/feed?seq={last}&pageSize=7"))
+                    .get(format!(
+                        "{base}/notifications/api/v1/future/shipment/feed?seq={last}&pageSize=7"
+                    ))
                     .bearer_auth(&token)
                     .send()
                     .await
@@ -306,7 +354,8 @@ async fn feed(db: Db) {
     assert_eq!(all[0]["status"], "Order_Completed");
     assert_eq!(all[0]["shipmentType"], "Notification");
     assert_eq!(all[0]["recipients"][0]["status"], "Email_Succeeded");
-    let newest: Vec<Value> = app.get("/future/shipment/feed?orderBy=Desc&pageSize=5", "ttd").await.json().await.unwrap();
+    let newest: Vec<Value> =
+        app.get("/future/shipment/feed?orderBy=Desc&pageSize=5", "ttd").await.json().await.unwrap();
     assert_eq!(newest.len(), 5);
     assert_eq!(newest[0]["sequenceNumber"], all[n - 1]["sequenceNumber"]);
     assert!(newest[0]["sequenceNumber"].as_i64() > newest[1]["sequenceNumber"].as_i64());

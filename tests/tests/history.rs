@@ -18,7 +18,11 @@ async fn the_timeline_shows_retries_with_their_failure_and_the_notifications() {
         let resp = app.get(&format!("/orders/{id}/history"), "ttd").await;
         assert_eq!(resp.status(), 200);
         let h: Value = resp.json().await.unwrap();
-        let done = h["entries"].as_array().unwrap().iter().any(|e| e["text"].as_str().unwrap().contains("workflow completed"));
+        let done = h["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["text"].as_str().unwrap().contains("workflow completed"));
         if done || std::time::Instant::now() > deadline {
             break h;
         }
@@ -26,24 +30,52 @@ async fn the_timeline_shows_retries_with_their_failure_and_the_notifications() {
     };
     assert_eq!(h["orderId"], id);
     assert!(h["temporalUi"].as_str().unwrap().ends_with(&format!("/workflows/{id}")));
-    let texts: Vec<String> = h["entries"].as_array().unwrap().iter().map(|e| format!("{} {}", e["source"].as_str().unwrap(), e["text"].as_str().unwrap())).collect();
+    let texts: Vec<String> = h["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {}", e["source"].as_str().unwrap(), e["text"].as_str().unwrap()))
+        .collect();
     let has = |needle: &str| texts.iter().any(|t| t.contains(needle));
     assert!(has("workflow workflow started"), "{texts:#?}");
     assert!(has("claim the order for processing: done"), "{texts:#?}");
-    assert!(has("send a batch: attempt 2; the previous attempt failed:") && has("451"), "the retry and its cause: {texts:#?}");
+    assert!(
+        has("send a batch: attempt 2; the previous attempt failed:") && has("451"),
+        "the retry and its cause: {texts:#?}"
+    );
     assert!(has("notification email flaky@example.no: created: Email_New"), "{texts:#?}");
-    assert!(has("notification email flaky@example.no: handed to the provider: Email_Sending; attempt 1"), "{texts:#?}");
-    assert!(has("notification email flaky@example.no: handed to the provider: Email_Sending; attempt 2"), "{texts:#?}");
-    assert!(has("notification email flaky@example.no: provider answered: Email_Succeeded"), "{texts:#?}");
+    assert!(
+        has(
+            "notification email flaky@example.no: handed to the provider: Email_Sending; attempt 1"
+        ),
+        "{texts:#?}"
+    );
+    assert!(
+        has(
+            "notification email flaky@example.no: handed to the provider: Email_Sending; attempt 2"
+        ),
+        "{texts:#?}"
+    );
+    assert!(
+        has("notification email flaky@example.no: provider answered: Email_Succeeded"),
+        "{texts:#?}"
+    );
     assert!(has("workflow workflow completed"), "{texts:#?}");
-    let times: Vec<&str> = h["entries"].as_array().unwrap().iter().map(|e| e["time"].as_str().unwrap()).collect();
+    let times: Vec<&str> =
+        h["entries"].as_array().unwrap().iter().map(|e| e["time"].as_str().unwrap()).collect();
     let mut sorted = times.clone();
     sorted.sort();
     assert_eq!(times, sorted, "oldest first");
 
     assert_eq!(app.get(&format!("/orders/{id}/history"), "other").await.status(), 404);
     let operator = app.token_with(&json!({"iss": varsel_api::auth::DEV_ISSUER, "scope": varsel_api::auth::OPERATOR_SCOPE, "exp": chrono::Utc::now().timestamp() + 600}));
-    let as_operator = app.http.get(format!("{}/notifications/api/v1/orders/{id}/history", app.base_url)).bearer_auth(operator).send().await.unwrap();
+    let as_operator = app
+        .http
+        .get(format!("{}/notifications/api/v1/orders/{id}/history", app.base_url))
+        .bearer_auth(operator)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(as_operator.status(), 200, "an operator sees every org's orders");
     app.stop().await;
 }

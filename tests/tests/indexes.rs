@@ -6,15 +6,43 @@ use varsel_activities::Store;
 
 /// (what it serves, the query, the index that must answer it: SQLite's name|PostgreSQL's name)
 const QUERIES: &[(&str, &str, &str)] = &[
-    ("GET /orders?sendersReference", "SELECT * FROM orders WHERE creator = 'ttd' AND senders_reference = 'ref'", "ix_orders_creator_sref"),
-    ("the dispatcher", "SELECT * FROM orders WHERE workflow_started = false ORDER BY created LIMIT 200", "ix_orders_workflow_started"),
-    ("GET /orders/{id}/notifications/*", "SELECT * FROM notifications WHERE order_id = 'x' AND channel = 'email'", "ix_notifications_order_channel_status"),
-    ("GET /orders/{id}/status", "SELECT channel, status, COUNT(id) FROM notifications WHERE order_id = 'x' GROUP BY channel, status", "ix_notifications_order_channel_status"),
-    ("GET /orders/{id}", "SELECT * FROM order_recipients WHERE order_id = 'x' ORDER BY idx", "sqlite_autoindex_order_recipients_1|order_recipients_pkey"),
+    (
+        "GET /orders?sendersReference",
+        "SELECT * FROM orders WHERE creator = 'ttd' AND senders_reference = 'ref'",
+        "ix_orders_creator_sref",
+    ),
+    (
+        "the dispatcher",
+        "SELECT * FROM orders WHERE workflow_started = false ORDER BY created LIMIT 200",
+        "ix_orders_workflow_started",
+    ),
+    (
+        "GET /orders/{id}/notifications/*",
+        "SELECT * FROM notifications WHERE order_id = 'x' AND channel = 'email'",
+        "ix_notifications_order_channel_status",
+    ),
+    (
+        "GET /orders/{id}/status",
+        "SELECT channel, status, COUNT(id) FROM notifications WHERE order_id = 'x' GROUP BY channel, status",
+        "ix_notifications_order_channel_status",
+    ),
+    (
+        "GET /orders/{id}",
+        "SELECT * FROM order_recipients WHERE order_id = 'x' ORDER BY idx",
+        "sqlite_autoindex_order_recipients_1|order_recipients_pkey",
+    ),
     // The send path of a large order: each batch's claim and its "anything left?" probe read only
     // the rows they return (no sort over every pending row of the order).
-    ("a send batch's claim", "SELECT * FROM notifications WHERE order_id = 'x' AND channel = 'email' AND status IN ('Email_New', 'Email_Sending') LIMIT 1000", "ix_notifications_order_channel_status"),
-    ("a send batch's pending probe", "SELECT id FROM notifications WHERE order_id = 'x' AND channel = 'email' AND status IN ('Email_New', 'Email_Sending') LIMIT 1", "ix_notifications_order_channel_status"),
+    (
+        "a send batch's claim",
+        "SELECT * FROM notifications WHERE order_id = 'x' AND channel = 'email' AND status IN ('Email_New', 'Email_Sending') LIMIT 1000",
+        "ix_notifications_order_channel_status",
+    ),
+    (
+        "a send batch's pending probe",
+        "SELECT id FROM notifications WHERE order_id = 'x' AND channel = 'email' AND status IN ('Email_New', 'Email_Sending') LIMIT 1",
+        "ix_notifications_order_channel_status",
+    ),
 ];
 
 async fn plans(store: &Store, sqlite: bool) -> Vec<String> {
@@ -27,11 +55,18 @@ async fn plans(store: &Store, sqlite: bool) -> Vec<String> {
     }
     let mut out = Vec::new();
     for (_, sql, _) in QUERIES {
-        let explain = if sqlite { format!("EXPLAIN QUERY PLAN {sql}") } else { format!("EXPLAIN {sql}") };
+        let explain =
+            if sqlite { format!("EXPLAIN QUERY PLAN {sql}") } else { format!("EXPLAIN {sql}") };
         let rows = db.query_all(Statement::from_string(backend, explain)).await.unwrap();
         let text: Vec<String> = rows
             .iter()
-            .map(|r| if sqlite { r.try_get_by_index::<String>(3).unwrap() } else { r.try_get_by_index::<String>(0).unwrap() })
+            .map(|r| {
+                if sqlite {
+                    r.try_get_by_index::<String>(3).unwrap()
+                } else {
+                    r.try_get_by_index::<String>(0).unwrap()
+                }
+            })
             .collect();
         out.push(text.join("\n"));
     }
@@ -40,10 +75,19 @@ async fn plans(store: &Store, sqlite: bool) -> Vec<String> {
 
 fn check(plans: &[String]) {
     for ((what, sql, index), plan) in QUERIES.iter().zip(plans) {
-        assert!(index.split('|').any(|i| plan.contains(i)), "{what}: `{sql}` is not answered by {index}:\n{plan}");
-        assert!(!plan.contains("SCAN ") && !plan.contains("Seq Scan"), "{what} scans a table:\n{plan}");
+        assert!(
+            index.split('|').any(|i| plan.contains(i)),
+            "{what}: `{sql}` is not answered by {index}:\n{plan}"
+        );
+        assert!(
+            !plan.contains("SCAN ") && !plan.contains("Seq Scan"),
+            "{what} scans a table:\n{plan}"
+        );
         if what.starts_with("a send batch") {
-            assert!(!plan.contains("TEMP B-TREE") && !plan.contains("Sort"), "{what} sorts:\n{plan}");
+            assert!(
+                !plan.contains("TEMP B-TREE") && !plan.contains("Sort"),
+                "{what} sorts:\n{plan}"
+            );
         }
     }
 }
@@ -51,7 +95,9 @@ fn check(plans: &[String]) {
 #[tokio::test]
 async fn reads_use_indexes_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(&format!("sqlite://{}", dir.path().join("i.db").display()), 1).await.unwrap();
+    let store = Store::connect(&format!("sqlite://{}", dir.path().join("i.db").display()), 1)
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let p = plans(&store, true).await;
     check(&p);

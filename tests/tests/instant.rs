@@ -35,7 +35,10 @@ fn email(id: &str, address: &str) -> Value {
 
 /// No order, chain or notification of the creator is stored.
 async fn nothing_stored(app: &TestApp, idempotency_id: &str) {
-    assert!(app.store.find_chain("ttd", idempotency_id).await.unwrap().is_none(), "no chain for {idempotency_id}");
+    assert!(
+        app.store.find_chain("ttd", idempotency_id).await.unwrap().is_none(),
+        "no chain for {idempotency_id}"
+    );
     let orders = app.store.orders_by_senders_reference("ttd", "ref-email").await.unwrap();
     assert!(orders.is_empty(), "no order: {orders:?}");
     let orders = app.store.orders_by_senders_reference("ttd", "ref-sms").await.unwrap();
@@ -49,7 +52,8 @@ async fn instant(db: Db) {
     let app = TestApp::spawn(opts).await;
 
     // Email: sent before the answer, which points to an endpoint that exists.
-    let (status, location, first) = post(&app, "/future/orders/instant/email", &email("otp-1", "kari@example.no")).await;
+    let (status, location, first) =
+        post(&app, "/future/orders/instant/email", &email("otp-1", "kari@example.no")).await;
     assert_eq!(status, 201, "{first}");
     let mails = smtp.messages();
     assert_eq!(mails.len(), 1, "the email is out when the request is answered: {mails:?}");
@@ -59,51 +63,80 @@ async fn instant(db: Db) {
     let shipment = first["notification"]["shipmentId"].as_str().unwrap().to_owned();
     assert_eq!(first["notification"]["sendersReference"], "ref-email");
     assert!(first["notification"].get("reminders").is_none(), "{first}");
-    let got: Value = app.http.get(location.unwrap()).bearer_auth(app.token("ttd")).send().await.unwrap().json().await.unwrap();
+    let got: Value = app
+        .http
+        .get(location.unwrap())
+        .bearer_auth(app.token("ttd"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(got, first);
     let row = app.wait_status(&shipment, "Completed", T).await;
     assert_eq!(row.order_type.as_deref(), Some("Instant"));
-    let manifest: Value = app.get(&format!("/future/shipment/{shipment}"), "ttd").await.json().await.unwrap();
+    let manifest: Value =
+        app.get(&format!("/future/shipment/{shipment}"), "ttd").await.json().await.unwrap();
     assert_eq!(manifest["type"], "Instant", "{manifest}");
     assert_eq!(manifest["status"], "Order_Completed", "{manifest}");
     assert_eq!(manifest["recipients"][0]["destination"], "kari@example.no");
     assert_eq!(manifest["recipients"][0]["status"], "Email_Succeeded");
     let n = &app.store.notifications(&shipment).await.unwrap()[0];
     let ttl = n.expiry - row.created;
-    assert!((ttl - chrono::Duration::hours(48)).num_seconds().abs() <= 5, "an instant email stays open 48 hours: {ttl}");
+    assert!(
+        (ttl - chrono::Duration::hours(48)).num_seconds().abs() <= 5,
+        "an instant email stays open 48 hours: {ttl}"
+    );
 
     // A repeat: the first answer, nothing sent again. Another request under the same id: 409.
-    let (status, _, again) = post(&app, "/future/orders/instant/email", &email("otp-1", "kari@example.no")).await;
+    let (status, _, again) =
+        post(&app, "/future/orders/instant/email", &email("otp-1", "kari@example.no")).await;
     assert_eq!((status, &again), (200, &first));
-    let (status, _, p) = post(&app, "/future/orders/instant/email", &email("otp-1", "ola@example.no")).await;
+    let (status, _, p) =
+        post(&app, "/future/orders/instant/email", &email("otp-1", "ola@example.no")).await;
     assert_eq!(status, 409, "{p}");
-    let (status, _, p) = post(&app, "/future/orders/instant/sms", &sms("otp-1", "+4799999999", 300)).await;
+    let (status, _, p) =
+        post(&app, "/future/orders/instant/sms", &sms("otp-1", "+4799999999", 300)).await;
     assert_eq!(status, 409, "the same id on the other endpoint is another request: {p}");
     assert_eq!(smtp.count(), 1);
 
     // SMS: eight identical requests at once send one message.
     let body = sms("otp-2", "+4799999999", 300);
-    let answers = futures::future::join_all((0..8).map(|_| post(&app, "/future/orders/instant/sms", &body))).await;
+    let answers =
+        futures::future::join_all((0..8).map(|_| post(&app, "/future/orders/instant/sms", &body)))
+            .await;
     let created: Vec<_> = answers.iter().filter(|a| a.0 == 201).collect();
     assert_eq!(created.len(), 1, "{answers:?}");
     for (status, _, answer) in &answers {
         // 200 with the first answer, or 409 while the first request still waited for the gateway.
-        assert!(*status == 201 || (*status == 200 && *answer == created[0].2) || *status == 409, "{answers:?}");
+        assert!(
+            *status == 201 || (*status == 200 && *answer == created[0].2) || *status == 409,
+            "{answers:?}"
+        );
     }
     let shipment = created[0].2["notification"]["shipmentId"].as_str().unwrap().to_owned();
     assert_eq!(app.simulated_sms(&shipment).await.len(), 1, "one SMS for eight requests");
     let row = app.wait_status(&shipment, "Completed", T).await;
     let n = &app.store.notifications(&shipment).await.unwrap()[0];
     assert_eq!(n.status, "SMS_Delivered");
-    assert!(((n.expiry - row.created) - chrono::Duration::seconds(300)).num_seconds().abs() <= 5, "expiry is the time-to-live");
+    assert!(
+        ((n.expiry - row.created) - chrono::Duration::seconds(300)).num_seconds().abs() <= 5,
+        "expiry is the time-to-live"
+    );
     let (status, _, again) = post(&app, "/future/orders/instant/sms", &body).await;
-    assert_eq!((status, &again), (200, &created[0].2), "once sent, every repeat gets the first answer");
+    assert_eq!(
+        (status, &again),
+        (200, &created[0].2),
+        "once sent, every repeat gets the first answer"
+    );
 
     // Finished instant messages are in the status feed like any order.
     let deadline = std::time::Instant::now() + T;
     loop {
         let feed: Value = app.get("/future/shipment/feed", "ttd").await.json().await.unwrap();
-        let types: Vec<&str> = feed.as_array().unwrap().iter().filter_map(|e| e["shipmentType"].as_str()).collect();
+        let types: Vec<&str> =
+            feed.as_array().unwrap().iter().filter_map(|e| e["shipmentType"].as_str()).collect();
         if types.iter().filter(|t| **t == "Instant").count() == 2 {
             break;
         }
@@ -128,7 +161,8 @@ async fn instant(db: Db) {
     assert_eq!(smtp.messages().iter().filter(|m| m.to == "outage@example.no").count(), 1);
 
     // A permanent refusal is an answer, not an outage: stored, and final at once.
-    let (status, _, p) = post(&app, "/future/orders/instant/email", &email("otp-4", "rejected@example.no")).await;
+    let (status, _, p) =
+        post(&app, "/future/orders/instant/email", &email("otp-4", "rejected@example.no")).await;
     assert_eq!(status, 201, "{p}");
     let shipment = p["notification"]["shipmentId"].as_str().unwrap().to_owned();
     app.wait_status(&shipment, "Completed", T).await;
@@ -142,13 +176,18 @@ on_both_databases!(instant_messages_are_sent_once_per_idempotency_id, instant);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreported_instant_sms_fails_at_its_time_to_live() {
     let app = TestApp::spawn(TestAppOptions::new(Db::Sqlite, "")).await;
-    let (status, _, p) = post(&app, "/future/orders/instant/sms", &sms("ttl-1", SIMULATOR_SILENT_NUMBER, 60)).await;
+    let (status, _, p) =
+        post(&app, "/future/orders/instant/sms", &sms("ttl-1", SIMULATOR_SILENT_NUMBER, 60)).await;
     assert_eq!(status, 201, "{p}");
     let shipment = p["notification"]["shipmentId"].as_str().unwrap().to_owned();
     assert_eq!(app.notifications(&shipment).await[0].2, "SMS_Accepted");
     let started = std::time::Instant::now();
     app.wait_status(&shipment, "Completed", Duration::from_secs(120)).await;
-    assert!(started.elapsed() >= Duration::from_secs(50), "not before its time-to-live: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(50),
+        "not before its time-to-live: {:?}",
+        started.elapsed()
+    );
     assert_eq!(app.notifications(&shipment).await[0].2, "SMS_Failed_TTL");
     app.stop().await;
 }
@@ -164,13 +203,18 @@ async fn an_unreachable_sms_gateway_is_503_and_stores_nothing() {
         c.sms_gateway_timeout_secs = 2;
     });
     let app = TestApp::spawn(opts).await;
-    let (status, _, p) = post(&app, "/future/orders/instant/sms", &sms("down-1", "+4799999999", 600)).await;
+    let (status, _, p) =
+        post(&app, "/future/orders/instant/sms", &sms("down-1", "+4799999999", 600)).await;
     assert_eq!(status, 503, "{p}");
     assert_eq!(p["code"], "NOT-00004", "{p}");
-    assert!(!p["detail"].as_str().unwrap().contains("password"), "no gateway secrets in answers: {p}");
+    assert!(
+        !p["detail"].as_str().unwrap().contains("password"),
+        "no gateway secrets in answers: {p}"
+    );
     nothing_stored(&app, "down-1").await;
     // Repeating it is safe: still nothing stored while the gateway is down.
-    let (status, _, _) = post(&app, "/future/orders/instant/sms", &sms("down-1", "+4799999999", 600)).await;
+    let (status, _, _) =
+        post(&app, "/future/orders/instant/sms", &sms("down-1", "+4799999999", 600)).await;
     assert_eq!(status, 503);
     nothing_stored(&app, "down-1").await;
     app.stop().await;
@@ -180,20 +224,80 @@ async fn an_unreachable_sms_gateway_is_503_and_stores_nothing() {
 async fn invalid_instant_messages_get_altinns_messages() {
     let app = TestApp::spawn(TestAppOptions::new(Db::Sqlite, "")).await;
     let cases: Vec<(&str, Value, &str, &str)> = vec![
-        ("sms", json!({"recipientSms": {"phoneNumber": "+4799999999", "timeToLiveInSeconds": 60, "smsSettings": {"body": "b"}}}), "IdempotencyId", "IdempotencyId cannot be null or empty."),
+        (
+            "sms",
+            json!({"recipientSms": {"phoneNumber": "+4799999999", "timeToLiveInSeconds": 60, "smsSettings": {"body": "b"}}}),
+            "IdempotencyId",
+            "IdempotencyId cannot be null or empty.",
+        ),
         ("sms", json!({"idempotencyId": "x"}), "RecipientSms", "SMS details cannot be null."),
-        ("sms", json!({"idempotencyId": "x", "recipientSms": {"phoneNumber": "12345", "timeToLiveInSeconds": 60, "smsSettings": {"body": "b"}}}), "RecipientSms.PhoneNumber", "Recipient phone number is not a valid mobile number."),
-        ("sms", json!({"idempotencyId": "x", "recipientSms": {"phoneNumber": "+4799999999", "timeToLiveInSeconds": 59, "smsSettings": {"body": "b"}}}), "RecipientSms.TimeToLiveInSeconds", "Time-to-live must be between 60 and 172800 seconds (48 hours)."),
-        ("sms", json!({"idempotencyId": "x", "recipientSms": {"phoneNumber": "+4799999999", "timeToLiveInSeconds": 172801, "smsSettings": {"body": "b"}}}), "RecipientSms.TimeToLiveInSeconds", "Time-to-live must be between 60 and 172800 seconds (48 hours)."),
-        ("sms", json!({"idempotencyId": "x", "recipientSms": {"phoneNumber": "+4799999999", "smsSettings": {"body": "b"}}}), "RecipientSms.TimeToLiveInSeconds", "Time-to-live must be between 60 and 172800 seconds (48 hours)."),
-        ("sms", json!({"idempotencyId": "x", "recipientSms": {"phoneNumber": "+4799999999", "timeToLiveInSeconds": 60, "smsSettings": {"body": " "}}}), "RecipientSms.SmsSettings.Body", "The Body field is required."),
-        ("email", json!({"recipientEmail": {"emailAddress": "a@b.no", "emailSettings": {"subject": "s", "body": "b"}}}), "IdempotencyId", "IdempotencyId cannot be null or empty."),
+        (
+            "sms",
+            json!({"idempotencyId": "x", "recipientSms": {"phoneNumber": "12345", "timeToLiveInSeconds": 60, "smsSettings": {"body": "b"}}}),
+            "RecipientSms.PhoneNumber",
+            "Recipient phone number is not a valid mobile number.",
+        ),
+        (
+            "sms",
+            json!({"idempotencyId": "x", "recipientSms": {"phoneNumber": "+4799999999", "timeToLiveInSeconds": 59, "smsSettings": {"body": "b"}}}),
+            "RecipientSms.TimeToLiveInSeconds",
+            "Time-to-live must be between 60 and 172800 seconds (48 hours).",
+        ),
+        (
+            "sms",
+            json!({"idempotencyId": "x", "recipientSms": {"phoneNumber": "+4799999999", "timeToLiveInSeconds": 172801, "smsSettings": {"body": "b"}}}),
+            "RecipientSms.TimeToLiveInSeconds",
+            "Time-to-live must be between 60 and 172800 seconds (48 hours).",
+        ),
+        (
+            "sms",
+            json!({"idempotencyId": "x", "recipientSms": {"phoneNumber": "+4799999999", "smsSettings": {"body": "b"}}}),
+            "RecipientSms.TimeToLiveInSeconds",
+            "Time-to-live must be between 60 and 172800 seconds (48 hours).",
+        ),
+        (
+            "sms",
+            json!({"idempotencyId": "x", "recipientSms": {"phoneNumber": "+4799999999", "timeToLiveInSeconds": 60, "smsSettings": {"body": " "}}}),
+            "RecipientSms.SmsSettings.Body",
+            "The Body field is required.",
+        ),
+        (
+            "email",
+            json!({"recipientEmail": {"emailAddress": "a@b.no", "emailSettings": {"subject": "s", "body": "b"}}}),
+            "IdempotencyId",
+            "IdempotencyId cannot be null or empty.",
+        ),
         ("email", json!({"idempotencyId": "x"}), "RecipientEmail", "Email details cannot be null."),
-        ("email", json!({"idempotencyId": "x", "recipientEmail": {"emailAddress": "not-an-address", "emailSettings": {"subject": "s", "body": "b"}}}), "RecipientEmail.EmailAddress", "Invalid email address format."),
-        ("email", json!({"idempotencyId": "x", "recipientEmail": {"emailAddress": "a@b.no"}}), "RecipientEmail.EmailSettings", "Email settings cannot be null."),
-        ("email", json!({"idempotencyId": "x", "recipientEmail": {"emailAddress": "a@b.no", "emailSettings": {"subject": "", "body": "b"}}}), "RecipientEmail.EmailSettings.Subject", "The email subject cannot be empty."),
-        ("email", json!({"idempotencyId": "x", "recipientEmail": {"emailAddress": "a@b.no", "emailSettings": {"subject": "s"}}}), "RecipientEmail.EmailSettings.Body", "The email body cannot be empty."),
-        ("email", json!({"idempotencyId": "x", "recipientEmail": {"emailAddress": "a@b.no", "emailSettings": {"subject": "s", "body": "b", "senderEmailAddress": "nope"}}}), "RecipientEmail.EmailSettings.SenderEmailAddress", "Invalid email address format."),
+        (
+            "email",
+            json!({"idempotencyId": "x", "recipientEmail": {"emailAddress": "not-an-address", "emailSettings": {"subject": "s", "body": "b"}}}),
+            "RecipientEmail.EmailAddress",
+            "Invalid email address format.",
+        ),
+        (
+            "email",
+            json!({"idempotencyId": "x", "recipientEmail": {"emailAddress": "a@b.no"}}),
+            "RecipientEmail.EmailSettings",
+            "Email settings cannot be null.",
+        ),
+        (
+            "email",
+            json!({"idempotencyId": "x", "recipientEmail": {"emailAddress": "a@b.no", "emailSettings": {"subject": "", "body": "b"}}}),
+            "RecipientEmail.EmailSettings.Subject",
+            "The email subject cannot be empty.",
+        ),
+        (
+            "email",
+            json!({"idempotencyId": "x", "recipientEmail": {"emailAddress": "a@b.no", "emailSettings": {"subject": "s"}}}),
+            "RecipientEmail.EmailSettings.Body",
+            "The email body cannot be empty.",
+        ),
+        (
+            "email",
+            json!({"idempotencyId": "x", "recipientEmail": {"emailAddress": "a@b.no", "emailSettings": {"subject": "s", "body": "b", "senderEmailAddress": "nope"}}}),
+            "RecipientEmail.EmailSettings.SenderEmailAddress",
+            "Invalid email address format.",
+        ),
     ];
     for (endpoint, body, key, message) in cases {
         let (status, _, p) = post(&app, &format!("/future/orders/instant/{endpoint}"), &body).await;

@@ -20,7 +20,12 @@ async fn metrics_count_orders_notifications_sends_and_reports() {
     let smtp = SmtpServer::start_flaky();
     let app = TestApp::spawn(TestAppOptions::new(Db::Sqlite, smtp.url())).await;
     let email = app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "ok@example.no"}, {"emailAddress": "rejected@example.no"}]})).await;
-    let sms = app.order("/orders/sms", &json!({"body": "b", "recipients": [{"mobileNumber": "+4799999999"}]})).await;
+    let sms = app
+        .order(
+            "/orders/sms",
+            &json!({"body": "b", "recipients": [{"mobileNumber": "+4799999999"}]}),
+        )
+        .await;
     app.wait_status(&email, "Completed", Duration::from_secs(60)).await;
     app.wait_status(&sms, "Completed", Duration::from_secs(60)).await;
 
@@ -31,14 +36,23 @@ async fn metrics_count_orders_notifications_sends_and_reports() {
     assert_eq!(value(&text, r#"varsel_orders_accepted_total{endpoint="sms"}"#), 1.0);
     assert_eq!(value(&text, r#"varsel_orders{status="Completed"}"#), 2.0);
     assert_eq!(value(&text, r#"varsel_orders_finished_total{status="Completed"}"#), 2.0);
-    assert_eq!(value(&text, r#"varsel_notifications{channel="email",status="Email_Succeeded"}"#), 1.0);
+    assert_eq!(
+        value(&text, r#"varsel_notifications{channel="email",status="Email_Succeeded"}"#),
+        1.0
+    );
     assert_eq!(value(&text, r#"varsel_notifications{channel="email",status="Email_Failed"}"#), 1.0);
     assert_eq!(value(&text, r#"varsel_notifications{channel="sms",status="SMS_Delivered"}"#), 1.0);
     assert_eq!(value(&text, r#"varsel_notifications_unsent{channel="email"}"#), 0.0);
-    assert_eq!(value(&text, r#"varsel_provider_errors_total{kind="permanent",provider="smtp"}"#), 1.0);
+    assert_eq!(
+        value(&text, r#"varsel_provider_errors_total{kind="permanent",provider="smtp"}"#),
+        1.0
+    );
     assert_eq!(value(&text, r#"varsel_send_seconds_count{provider="smtp"}"#), 2.0);
     assert_eq!(value(&text, r#"varsel_send_seconds_count{provider="simulator"}"#), 1.0);
-    assert_eq!(value(&text, r#"varsel_delivery_reports_total{channel="sms",outcome="applied"}"#), 1.0);
+    assert_eq!(
+        value(&text, r#"varsel_delivery_reports_total{channel="sms",outcome="applied"}"#),
+        1.0
+    );
     assert_eq!(value(&text, r#"varsel_delivery_report_lag_seconds_count{channel="sms"}"#), 1.0);
     assert_eq!(value(&text, "varsel_dead_reports"), 0.0);
     // The in-process worker's Temporal SDK metrics come with them.

@@ -6,26 +6,43 @@ use varsel_tests::{Db, TestApp, TestAppOptions, project_root};
 
 #[test]
 fn committed_openapi_matches_the_code() {
-    let committed: Value = serde_json::from_slice(&std::fs::read(project_root().join("openapi/openapi.json")).expect("openapi/openapi.json"))
-        .expect("valid JSON");
+    let committed: Value = serde_json::from_slice(
+        &std::fs::read(project_root().join("openapi/openapi.json")).expect("openapi/openapi.json"),
+    )
+    .expect("valid JSON");
     let generated: Value = serde_json::from_str(&varsel_api::startup::openapi_json()).unwrap();
     assert!(
         committed == generated,
         "openapi/openapi.json is out of date: run `cargo run -q -- openapi > openapi/openapi.json` and commit it"
     );
-    for path in ["/notifications/api/v1/orders", "/notifications/api/v1/orders/email", "/notifications/api/v1/orders/sms"] {
+    for path in [
+        "/notifications/api/v1/orders",
+        "/notifications/api/v1/orders/email",
+        "/notifications/api/v1/orders/sms",
+    ] {
         let op = &generated["paths"][path]["post"];
         for status in ["202", "400", "401", "403"] {
             assert!(op["responses"][status].is_object(), "{path} documents {status}");
         }
-        assert!(op["summary"].is_string() && op["description"].is_string(), "{path} has a summary and description");
+        assert!(
+            op["summary"].is_string() && op["description"].is_string(),
+            "{path} has a summary and description"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_serves_the_document_and_a_browsable_ui() {
     let app = TestApp::spawn(TestAppOptions::new(Db::Sqlite, "")).await;
-    let served: Value = app.http.get(format!("{}/notifications/api/v1/openapi.json", app.base_url)).send().await.unwrap().json().await.unwrap();
+    let served: Value = app
+        .http
+        .get(format!("{}/notifications/api/v1/openapi.json", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let generated: Value = serde_json::from_str(&varsel_api::startup::openapi_json()).unwrap();
     assert_eq!(served, generated);
     let docs = app.http.get(format!("{}/docs", app.base_url)).send().await.unwrap();
@@ -67,7 +84,9 @@ async fn every_route_answers_alike_with_a_trailing_slash() {
         let concrete = path.replace("{id}", &id);
         for (method, _) in ops.as_object().unwrap() {
             let mut answers = Vec::new();
-            for url in [format!("{}{concrete}", app.base_url), format!("{}{concrete}/", app.base_url)] {
+            for url in
+                [format!("{}{concrete}", app.base_url), format!("{}{concrete}/", app.base_url)]
+            {
                 let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
                 let mut req = app.http.request(method.clone(), &url).bearer_auth(app.token("ttd"));
                 if method == reqwest::Method::POST || method == reqwest::Method::PUT {
@@ -76,10 +95,18 @@ async fn every_route_answers_alike_with_a_trailing_slash() {
                 let resp = req.send().await.unwrap();
                 let status = resp.status().as_u16();
                 let body: Value = resp.json().await.unwrap_or(Value::Null);
-                answers.push((status, body["detail"].clone(), body["errors"].as_object().map(|e| e.keys().cloned().collect::<Vec<_>>())));
+                answers.push((
+                    status,
+                    body["detail"].clone(),
+                    body["errors"].as_object().map(|e| e.keys().cloned().collect::<Vec<_>>()),
+                ));
             }
             assert_eq!(answers[0], answers[1], "{method} {path} and {path}/");
-            assert!(!(answers[0].0 == 404 && answers[0].1.as_str().is_some_and(|d| d.eq_ignore_ascii_case("not found"))), "{method} {path} is routed");
+            assert!(
+                !(answers[0].0 == 404
+                    && answers[0].1.as_str().is_some_and(|d| d.eq_ignore_ascii_case("not found"))),
+                "{method} {path} is routed"
+            );
             walked += 1;
         }
     }
@@ -93,7 +120,10 @@ async fn every_route_answers_alike_with_a_trailing_slash() {
     let order: Value = resp.json().await.unwrap();
     let sms_id = order["orderId"].as_str().unwrap();
     assert_eq!(app.get(&format!("/orders/{sms_id}/notifications/sms/"), "ttd").await.status(), 200);
-    assert_eq!(app.get(&format!("/orders/{sms_id}/notifications/email/"), "ttd").await.status(), 200);
+    assert_eq!(
+        app.get(&format!("/orders/{sms_id}/notifications/email/"), "ttd").await.status(),
+        200
+    );
     let chain = serde_json::json!({"idempotencyId": uuid::Uuid::new_v4().to_string(),
         "recipient": {"recipientEmail": {"emailAddress": "a@example.no", "emailSettings": {"subject": "s", "body": "b"}}}});
     assert_eq!(app.post("/future/orders/", &chain, "ttd").await.status(), 201);

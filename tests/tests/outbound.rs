@@ -5,7 +5,10 @@
 
 use poem::http::StatusCode;
 use poem::web::{Data, Json, Query};
-use poem::{EndpointExt, Response, Route, Server, get, handler, listener::{Acceptor, Listener, TcpListener}};
+use poem::{
+    EndpointExt, Response, Route, Server, get, handler,
+    listener::{Acceptor, Listener, TcpListener},
+};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,10 +35,15 @@ struct To {
 }
 
 #[handler]
-fn answer(Data(hits): Data<&Hits>, Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
+fn answer(
+    Data(hits): Data<&Hits>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
     hits.0.fetch_add(1, Ordering::SeqCst);
     let met = q.get("met").map(String::as_str) != Some("false");
-    Response::builder().content_type("application/json").body(json!({"sendNotification": met}).to_string())
+    Response::builder()
+        .content_type("application/json")
+        .body(json!({"sendNotification": met}).to_string())
 }
 
 #[handler]
@@ -68,7 +76,9 @@ fn wrong_shape() -> Json<Value> {
 fn huge() -> Response {
     // 8 MiB of valid JSON: well over the 64 KiB limit.
     let filler = "x".repeat(8 * 1024 * 1024);
-    Response::builder().content_type("application/json").body(format!(r#"{{"sendNotification": true, "pad": "{filler}"}}"#))
+    Response::builder()
+        .content_type("application/json")
+        .body(format!(r#"{{"sendNotification": true, "pad": "{filler}"}}"#))
 }
 
 #[handler]
@@ -146,7 +156,10 @@ async fn private_destinations_are_refused_unless_allow_listed() {
     let strict = client(&[]);
     let reason = refused(strict.check(&format!("{base}/answer")).await, "loopback literal");
     assert!(reason.contains("127.0.0.1"), "{reason}");
-    let reason = refused(strict.check(&format!("http://localhost:{port}/answer")).await, "name resolving to loopback");
+    let reason = refused(
+        strict.check(&format!("http://localhost:{port}/answer")).await,
+        "name resolving to loopback",
+    );
     assert!(reason.contains("localhost resolves to"), "{reason}");
     for url in [
         "http://169.254.169.254/latest/meta-data/",
@@ -162,8 +175,17 @@ async fn private_destinations_are_refused_unless_allow_listed() {
     assert_eq!(hits.get(), 0, "no refused request reached the server");
 
     // Allow-listed by address: reachable, and by name: reachable.
-    assert_eq!(client(&["127.0.0.1"]).check(&format!("{base}/answer")).await.unwrap(), ConditionOutcome::Met);
-    assert_eq!(client(&["localhost"]).check(&format!("http://localhost:{port}/answer?met=false")).await.unwrap(), ConditionOutcome::NotMet);
+    assert_eq!(
+        client(&["127.0.0.1"]).check(&format!("{base}/answer")).await.unwrap(),
+        ConditionOutcome::Met
+    );
+    assert_eq!(
+        client(&["localhost"])
+            .check(&format!("http://localhost:{port}/answer?met=false"))
+            .await
+            .unwrap(),
+        ConditionOutcome::NotMet
+    );
     assert_eq!(hits.get(), 2);
 }
 
@@ -174,7 +196,11 @@ async fn redirects_into_refused_ranges_are_not_followed() {
     let (inner, inner_hits) = server_on("127.0.0.2").await;
     let c = client(&["127.0.0.1"]);
 
-    for target in [format!("{inner}/answer?met=false"), "http://169.254.169.254/latest/meta-data/".into(), "http://[::1]:1/".into()] {
+    for target in [
+        format!("{inner}/answer?met=false"),
+        "http://169.254.169.254/latest/meta-data/".into(),
+        "http://[::1]:1/".into(),
+    ] {
         let url = format!("{allowed}/redirect?to={}", encode(&target));
         let reason = refused(c.check(&url).await, &target);
         assert!(reason.contains("redirect to"), "{reason}");
@@ -205,7 +231,9 @@ async fn faulty_condition_endpoints_are_inconclusive_within_the_time_limit() {
     ] {
         let started = Instant::now();
         match c.check(&path).await {
-            Err(ConditionError::Inconclusive(reason)) => assert!(reason.contains(expect), "{path}: {reason}"),
+            Err(ConditionError::Inconclusive(reason)) => {
+                assert!(reason.contains(expect), "{path}: {reason}")
+            }
             other => panic!("{path}: expected inconclusive, got {other:?}"),
         }
         assert!(started.elapsed() < Duration::from_secs(10), "{path} took {:?}", started.elapsed());
@@ -225,14 +253,24 @@ async fn an_order_cannot_use_its_condition_endpoint_to_reach_private_addresses()
     let (inner, inner_hits) = server_on("127.0.0.2").await;
 
     let order = |endpoint: String| json!({"subject": "s", "body": "b", "conditionEndpoint": endpoint, "recipients": [{"emailAddress": "ssrf@example.no"}]});
-    for endpoint in [format!("{inner}/answer"), "http://169.254.169.254/latest/meta-data/".into(), "http://[::1]/x".into(), "http://localhost/x".into(), "http://10.1.2.3/x".into()] {
+    for endpoint in [
+        format!("{inner}/answer"),
+        "http://169.254.169.254/latest/meta-data/".into(),
+        "http://[::1]/x".into(),
+        "http://localhost/x".into(),
+        "http://10.1.2.3/x".into(),
+    ] {
         let resp = app.post("/orders/email", &order(endpoint.clone()), "ttd").await;
         assert_eq!(resp.status(), 400, "{endpoint}");
         let p: Value = resp.json().await.unwrap();
         // The answer says why: the address is not public, or the name is not a public DNS name.
         let message = p["errors"]["ConditionEndpoint"][0].as_str().unwrap();
         assert!(message.ends_with("varsel calls only public hosts, and others that VARSEL_CONDITION_ALLOWED_HOSTS lists."), "{endpoint}: {p}");
-        assert!(message.contains("is not a public address") || message.contains("is not a public DNS name"), "{endpoint}: {p}");
+        assert!(
+            message.contains("is not a public address")
+                || message.contains("is not a public DNS name"),
+            "{endpoint}: {p}"
+        );
     }
 
     let sneaky = format!("{allowed}/redirect?to={}", encode(&format!("{inner}/answer?met=false")));

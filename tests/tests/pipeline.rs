@@ -36,8 +36,15 @@ async fn email_order_with_keywords(db: Db) {
 
     let mails = smtp.wait_for(2, T).await;
     let org_mail = mails.iter().find(|m| m.to.contains("post@digdir-test.no")).expect("org email");
-    assert_eq!(org_mail.subject, "Important notification regarding your organization, Digitaliseringsdirektoratet Test AS");
-    assert!(org_mail.body.contains("Dear Digitaliseringsdirektoratet Test AS"), "{}", org_mail.body);
+    assert_eq!(
+        org_mail.subject,
+        "Important notification regarding your organization, Digitaliseringsdirektoratet Test AS"
+    );
+    assert!(
+        org_mail.body.contains("Dear Digitaliseringsdirektoratet Test AS"),
+        "{}",
+        org_mail.body
+    );
     assert!(org_mail.body.contains("organization number 311000179."));
     assert_eq!(org_mail.content_type, "text/plain");
     let plain = mails.iter().find(|m| m.to.contains("someone@example.no")).expect("plain email");
@@ -86,7 +93,8 @@ async fn sms_order(db: Db) {
     app.wait_status(&id, "Completed", T).await;
     let mut sms = app.simulated_sms(&id).await;
     sms.sort_by(|a, b| a.recipient.cmp(&b.recipient));
-    let got: Vec<(&str, &str, &str)> = sms.iter().map(|s| (s.recipient.as_str(), s.sender.as_str(), s.body.as_str())).collect();
+    let got: Vec<(&str, &str, &str)> =
+        sms.iter().map(|s| (s.recipient.as_str(), s.sender.as_str(), s.body.as_str())).collect();
     assert_eq!(
         got,
         vec![
@@ -123,7 +131,10 @@ async fn email_preferred(db: Db) {
         .await;
     assert_eq!(resp.status(), 202);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["recipientLookup"], json!({"status": "PartialSuccess", "isReserved": ["11876995923"], "missingContact": []}));
+    assert_eq!(
+        body["recipientLookup"],
+        json!({"status": "PartialSuccess", "isReserved": ["11876995923"], "missingContact": []})
+    );
     let id = body["orderId"].as_str().unwrap();
     app.wait_status(id, "Completed", T).await;
     assert_eq!(
@@ -165,7 +176,10 @@ async fn sms_preferred(db: Db) {
     assert_eq!(sms[0].body, "Dear Digitaliseringsdirektoratet Test AS, org 311000179.");
     let mails = smtp.wait_for(1, T).await;
     assert_eq!(mails[0].to, "kontakt@fjordvarsel.no");
-    assert_eq!(mails[0].subject, "Important notification regarding your organization, Fjordvarsel AS");
+    assert_eq!(
+        mails[0].subject,
+        "Important notification regarding your organization, Fjordvarsel AS"
+    );
     assert_eq!(mails[0].body, "Dear Fjordvarsel AS, org 312508729.");
     app.stop().await;
 }
@@ -219,10 +233,15 @@ async fn unknown_recipients(db: Db) {
         )
         .await;
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["recipientLookup"], json!({"status": "Failed", "isReserved": [], "missingContact": ["02027012345", "999999999"]}));
+    assert_eq!(
+        body["recipientLookup"],
+        json!({"status": "Failed", "isReserved": [], "missingContact": ["02027012345", "999999999"]})
+    );
     let id = body["orderId"].as_str().unwrap();
     app.wait_status(id, "Completed", T).await;
-    assert!(app.notifications(id).await.iter().all(|n| n.2 == "Email_Failed_RecipientNotIdentified"));
+    assert!(
+        app.notifications(id).await.iter().all(|n| n.2 == "Email_Failed_RecipientNotIdentified")
+    );
     app.stop().await;
 }
 on_both_databases!(recipients_without_contact_points_fail_as_not_identified, unknown_recipients);
@@ -258,7 +277,8 @@ async fn html_email(db: Db) {
 
     // A plain body is never HTML, and SMTP control lines inside it (a lone "." ending the data,
     // then new commands) stay text: no message is cut short and no recipient is added.
-    let plain = "<b>not bold</b>\r\n.\r\nRCPT TO:<victim@example.no>\r\nDATA\r\nBcc: victim@example.no";
+    let plain =
+        "<b>not bold</b>\r\n.\r\nRCPT TO:<victim@example.no>\r\nDATA\r\nBcc: victim@example.no";
     let id = app.order("/orders/email", &json!({"subject": "plain", "body": plain, "recipients": [{"emailAddress": "plain@example.no"}]})).await;
     app.wait_status(&id, "Completed", T).await;
     let mails = smtp.wait_for(2, T).await;
@@ -268,7 +288,10 @@ async fn html_email(db: Db) {
     assert_eq!(mails.len(), 2, "nobody else received anything: {mails:?}");
     app.stop().await;
 }
-on_both_databases!(html_body_passes_unchanged_plain_stays_plain_and_nothing_injects_headers, html_email);
+on_both_databases!(
+    html_body_passes_unchanged_plain_stays_plain_and_nothing_injects_headers,
+    html_email
+);
 
 /// A long order continues as new between batches and still sends every notification once.
 async fn continued(db: Db) {
@@ -280,7 +303,8 @@ async fn continued(db: Db) {
         c.max_batches_per_run = 2;
     });
     let app = TestApp::spawn(opts).await;
-    let mut recipients: Vec<Value> = (0..7).map(|i| json!({"emailAddress": format!("r{i}@example.no")})).collect();
+    let mut recipients: Vec<Value> =
+        (0..7).map(|i| json!({"emailAddress": format!("r{i}@example.no")})).collect();
     recipients.extend((0..3).map(|i| json!({"mobileNumber": format!("+479000010{i}")})));
     let id = app
         .order(
@@ -313,11 +337,14 @@ async fn idempotent_retry(db: Db) {
     let smtp = SmtpServer::start_flaky();
     let app = TestApp::spawn(TestAppOptions::new(db, smtp.url())).await;
     app.store
-        .upsert_organization("314000001", &varsel_activities::store::OrgContact {
-            name: Some("Broken Register AS".into()),
-            emails: vec!["not an address".into()],
-            mobiles: vec![],
-        })
+        .upsert_organization(
+            "314000001",
+            &varsel_activities::store::OrgContact {
+                name: Some("Broken Register AS".into()),
+                emails: vec!["not an address".into()],
+                mobiles: vec![],
+            },
+        )
         .await
         .unwrap();
     let id = app
@@ -336,7 +363,11 @@ async fn idempotent_retry(db: Db) {
     let mails = smtp.wait_for(3, T).await;
     let mut to: Vec<String> = mails.iter().map(|m| m.to.clone()).collect();
     to.sort();
-    assert_eq!(to, vec!["first@example.no", "flaky@example.no", "third@example.no"], "each accepted address exactly once");
+    assert_eq!(
+        to,
+        vec!["first@example.no", "flaky@example.no", "third@example.no"],
+        "each accepted address exactly once"
+    );
     assert_eq!(
         app.notifications(&id).await,
         vec![
@@ -352,7 +383,15 @@ async fn idempotent_retry(db: Db) {
     assert_eq!(attempts("first@example.no"), 1, "not claimed again after the retry");
     assert_eq!(attempts("flaky@example.no"), 2, "retried once");
     assert_eq!(attempts("rejected@example.no"), 1, "a permanent refusal is not retried");
-    assert!(rows.iter().find(|r| r.address == "rejected@example.no").unwrap().status_reason.as_deref().unwrap().contains("550"));
+    assert!(
+        rows.iter()
+            .find(|r| r.address == "rejected@example.no")
+            .unwrap()
+            .status_reason
+            .as_deref()
+            .unwrap()
+            .contains("550")
+    );
     app.stop().await;
 }
 on_both_databases!(a_retried_send_never_resends_what_was_recorded, idempotent_retry);

@@ -30,11 +30,13 @@ async fn reads(db: Db) {
     app.wait_status(&other, "Completed", T).await;
 
     // By sender's reference: both orders, in creation order; other orgs see none.
-    let list: Value = app.get(&format!("/orders?sendersReference={sref}"), "ttd").await.json().await.unwrap();
+    let list: Value =
+        app.get(&format!("/orders?sendersReference={sref}"), "ttd").await.json().await.unwrap();
     assert_eq!(list["count"], 2);
     assert_eq!(list["orders"][0]["id"], id);
     assert_eq!(list["orders"][1]["id"], other);
-    let none: Value = app.get(&format!("/orders?sendersReference={sref}"), "other").await.json().await.unwrap();
+    let none: Value =
+        app.get(&format!("/orders?sendersReference={sref}"), "other").await.json().await.unwrap();
     assert_eq!(none, json!({"count": 0, "orders": []}));
     let missing = app.get("/orders", "ttd").await;
     assert_eq!(missing.status(), 400);
@@ -44,7 +46,10 @@ async fn reads(db: Db) {
     let status: Value = app.get(&format!("/orders/{id}/status"), "ttd").await.json().await.unwrap();
     assert_eq!(status["id"], id);
     assert_eq!(status["processingStatus"]["status"], "Completed");
-    assert_eq!(status["processingStatus"]["description"], "Order processing is completed. All notifications have a final status.");
+    assert_eq!(
+        status["processingStatus"]["description"],
+        "Order processing is completed. All notifications have a final status."
+    );
     assert!(status["processingStatus"]["lastUpdate"].is_string());
     let summary = &status["notificationsStatusSummary"];
     assert_eq!(summary["email"]["generated"], 2);
@@ -55,7 +60,16 @@ async fn reads(db: Db) {
     assert!(email_link.ends_with(&format!("/orders/{id}/notifications/email")));
 
     // The channel lists, through the links the status gave.
-    let email: Value = app.http.get(&email_link).bearer_auth(app.token("ttd")).send().await.unwrap().json().await.unwrap();
+    let email: Value = app
+        .http
+        .get(&email_link)
+        .bearer_auth(app.token("ttd"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(email["orderId"], id);
     assert_eq!(email["sendersReference"], sref.as_str());
     assert_eq!((email["generated"].as_u64(), email["succeeded"].as_u64()), (Some(2), Some(1)));
@@ -64,17 +78,23 @@ async fn reads(db: Db) {
     assert_eq!(sent["succeeded"], true);
     assert_eq!(sent["recipient"]["emailAddress"], "post@digdir-test.no");
     assert_eq!(sent["sendStatus"]["status"], "Succeeded");
-    let reserved = notes.iter().find(|n| n["recipient"]["nationalIdentityNumber"] == "11876995923").unwrap();
+    let reserved =
+        notes.iter().find(|n| n["recipient"]["nationalIdentityNumber"] == "11876995923").unwrap();
     assert_eq!(reserved["succeeded"], false);
     assert_eq!(reserved["sendStatus"]["status"], "Failed_RecipientReserved");
     assert!(reserved["recipient"].get("emailAddress").is_none(), "no address, no field");
     assert!(reserved["sendStatus"]["description"].as_str().unwrap().contains("reserved"));
-    let sms: Value = app.get(&format!("/orders/{id}/notifications/sms"), "ttd").await.json().await.unwrap();
+    let sms: Value =
+        app.get(&format!("/orders/{id}/notifications/sms"), "ttd").await.json().await.unwrap();
     assert_eq!(sms["notifications"][0]["recipient"]["mobileNumber"], "+4798765432");
     assert_eq!(sms["notifications"][0]["sendStatus"]["status"], "Delivered");
 
     // Every read is scoped to the creator.
-    for path in [format!("/orders/{id}/status"), format!("/orders/{id}/notifications/email"), format!("/orders/{id}/notifications/sms")] {
+    for path in [
+        format!("/orders/{id}/status"),
+        format!("/orders/{id}/notifications/email"),
+        format!("/orders/{id}/notifications/sms"),
+    ] {
         assert_eq!(app.get(&path, "other").await.status(), 404, "{path}");
     }
     app.stop().await;
@@ -90,7 +110,8 @@ async fn delivered_sms_counts(db: Db) {
     assert!(app.notifications(&id).await.iter().all(|n| n.2 == "SMS_Delivered"));
     let status: Value = app.get(&format!("/orders/{id}/status"), "ttd").await.json().await.unwrap();
     assert_eq!(status["notificationsStatusSummary"]["sms"]["succeeded"], 2);
-    let sms: Value = app.get(&format!("/orders/{id}/notifications/sms"), "ttd").await.json().await.unwrap();
+    let sms: Value =
+        app.get(&format!("/orders/{id}/notifications/sms"), "ttd").await.json().await.unwrap();
     assert_eq!(sms["succeeded"], 2);
     app.stop().await;
 }
@@ -116,7 +137,10 @@ async fn cancel(db: Db) {
     }
 
     let put = |id: String, org: &'static str| {
-        let req = app.http.put(format!("{}/notifications/api/v1/orders/{id}/cancel", app.base_url)).bearer_auth(app.token(org));
+        let req = app
+            .http
+            .put(format!("{}/notifications/api/v1/orders/{id}/cancel", app.base_url))
+            .bearer_auth(app.token(org));
         async move { req.send().await.unwrap() }
     };
     for id in [&email_id, &sms_id] {
@@ -124,7 +148,10 @@ async fn cancel(db: Db) {
         assert_eq!(resp.status(), 200);
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["processingStatus"]["status"], "Cancelled");
-        assert_eq!(body["processingStatus"]["description"], "Order processing was stopped due to order being cancelled.");
+        assert_eq!(
+            body["processingStatus"]["description"],
+            "Order processing was stopped due to order being cancelled."
+        );
         // Idempotent.
         assert_eq!(put(id.clone(), "ttd").await.status(), 200);
     }
@@ -135,7 +162,12 @@ async fn cancel(db: Db) {
     assert_eq!(late.headers()["content-type"], "application/problem+json");
 
     // The cancelled workflows end promptly, so nothing can be sent later.
-    let client = varsel_api::temporal::connect(&Config { temporal_address: temporal_address(), ..Config::default() }).await.unwrap();
+    let client = varsel_api::temporal::connect(&Config {
+        temporal_address: temporal_address(),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
     for id in [&email_id, &sms_id] {
         let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_str());
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -144,7 +176,10 @@ async fn cancel(db: Db) {
             if d.status() != WorkflowExecutionStatus::Running {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "workflow {id} still running after cancel");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "workflow {id} still running after cancel"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(app.order_row(id).await.status, "Cancelled");
@@ -156,7 +191,11 @@ async fn cancel(db: Db) {
     assert_eq!(smtp.messages().len(), 1);
     assert_eq!(mails[0].to, "soon@example.no");
     assert!(app.simulated_sms(&sms_id).await.is_empty());
-    assert_eq!(put(too_soon.clone(), "ttd").await.status(), 409, "a processed order cannot be cancelled");
+    assert_eq!(
+        put(too_soon.clone(), "ttd").await.status(),
+        409,
+        "a processed order cannot be cancelled"
+    );
     app.stop().await;
 }
 on_both_databases!(a_cancelled_order_ends_and_sends_nothing, cancel);

@@ -15,7 +15,10 @@ async fn redrive(db: Db) {
     let app = TestApp::spawn(opts).await;
     let operator = app.token_with(&json!({"iss": varsel_api::auth::DEV_ISSUER, "scope": varsel_api::auth::OPERATOR_SCOPE, "exp": chrono::Utc::now().timestamp() + 600}));
     let redrive = |id: String| {
-        let req = app.http.post(format!("{}/notifications/api/v1/operator/orders/{id}/redrive", app.base_url)).bearer_auth(&operator);
+        let req = app
+            .http
+            .post(format!("{}/notifications/api/v1/operator/orders/{id}/redrive", app.base_url))
+            .bearer_auth(&operator);
         async move { req.send().await.unwrap() }
     };
 
@@ -39,7 +42,13 @@ async fn redrive(db: Db) {
             ("email".into(), "outage@example.no".into(), "Email_Failed_TTL".into()),
         ]
     );
-    let creator = app.http.post(format!("{}/notifications/api/v1/operator/orders/{id}/redrive", app.base_url)).bearer_auth(app.token("ttd")).send().await.unwrap();
+    let creator = app
+        .http
+        .post(format!("{}/notifications/api/v1/operator/orders/{id}/redrive", app.base_url))
+        .bearer_auth(app.token("ttd"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(creator.status(), 403, "redrive is an operator's tool");
 
     // The relay is back: redrive sends the failed one, and only that one.
@@ -58,16 +67,40 @@ async fn redrive(db: Db) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut to: Vec<String> = smtp.messages().iter().map(|m| m.to.clone()).collect();
     to.sort();
-    assert_eq!(to, vec!["ok@example.no", "outage@example.no"], "each address exactly once: {mails:?}");
+    assert_eq!(
+        to,
+        vec!["ok@example.no", "outage@example.no"],
+        "each address exactly once: {mails:?}"
+    );
 
     // The timeline shows the redrive run; a second redrive has nothing to do.
     let h: Value = app.get(&format!("/orders/{id}/history"), "ttd").await.json().await.unwrap();
-    let texts: Vec<&str> = h["entries"].as_array().unwrap().iter().map(|e| e["text"].as_str().unwrap()).collect();
-    assert!(texts.iter().any(|t| t.contains("reset failed notifications for a redrive: done")), "{texts:#?}");
-    assert!(texts.iter().any(|t| t.contains("outage@example.no: time-to-live reached: Email_Failed_TTL")), "{texts:#?}");
-    assert!(texts.iter().any(|t| t.contains("outage@example.no: reset by a redrive: Email_New") && t.ends_with("was Email_Failed_TTL")), "{texts:#?}");
-    assert!(texts.iter().any(|t| t.contains("outage@example.no: provider answered: Email_Succeeded")), "{texts:#?}");
-    assert_eq!(texts.iter().filter(|t| t.starts_with("workflow completed")).count(), 2, "{texts:#?}");
+    let texts: Vec<&str> =
+        h["entries"].as_array().unwrap().iter().map(|e| e["text"].as_str().unwrap()).collect();
+    assert!(
+        texts.iter().any(|t| t.contains("reset failed notifications for a redrive: done")),
+        "{texts:#?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("outage@example.no: time-to-live reached: Email_Failed_TTL")),
+        "{texts:#?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("outage@example.no: reset by a redrive: Email_New")
+            && t.ends_with("was Email_Failed_TTL")),
+        "{texts:#?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("outage@example.no: provider answered: Email_Succeeded")),
+        "{texts:#?}"
+    );
+    assert_eq!(
+        texts.iter().filter(|t| t.starts_with("workflow completed")).count(),
+        2,
+        "{texts:#?}"
+    );
     let again = redrive(id.clone()).await;
     assert_eq!(again.status(), 409);
     assert!(again.text().await.unwrap().contains("nothing to redrive"));

@@ -4,7 +4,11 @@
 //! To record a fixture for a new path (existing files are kept; delete one to re-record it):
 //! `VARSEL_RECORD_HISTORIES=1 cargo test -p varsel-tests --test replay`.
 
-use poem::{Route, Server, get, handler, listener::{Acceptor, Listener, TcpListener}, web::Json};
+use poem::{
+    Route, Server, get, handler,
+    listener::{Acceptor, Listener, TcpListener},
+    web::Json,
+};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,7 +22,23 @@ fn fixtures_dir() -> PathBuf {
 }
 
 /// The workflow paths the fixtures must cover.
-const PATHS: &[&str] = &["sent_email", "sent_sms", "fallback", "reserved", "condition_false", "condition_inconclusive", "scheduled", "continued", "cancelled", "report_signal", "ttl", "redrive", "sent_email_one_channel", "instant_sms", "chain_reminder"];
+const PATHS: &[&str] = &[
+    "sent_email",
+    "sent_sms",
+    "fallback",
+    "reserved",
+    "condition_false",
+    "condition_inconclusive",
+    "scheduled",
+    "continued",
+    "cancelled",
+    "report_signal",
+    "ttl",
+    "redrive",
+    "sent_email_one_channel",
+    "instant_sms",
+    "chain_reminder",
+];
 
 #[handler]
 fn cond_false() -> Json<Value> {
@@ -30,7 +50,8 @@ async fn committed_histories_replay_cleanly() {
     let mut histories = Vec::new();
     for path in PATHS {
         let file = fixtures_dir().join(format!("{path}.json"));
-        let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("fixture {} missing: {e}", file.display()));
+        let bytes = std::fs::read(&file)
+            .unwrap_or_else(|e| panic!("fixture {} missing: {e}", file.display()));
         histories.push((path.to_string(), bytes));
     }
     for (name, result) in varsel_api::replay::replay_json(&histories).await.expect("replayer") {
@@ -39,8 +60,12 @@ async fn committed_histories_replay_cleanly() {
 
     // The check has teeth: a history whose recorded steps differ from what the code does now
     // (here, an activity the code never schedules) is reported as nondeterministic.
-    let tampered = String::from_utf8(histories[0].1.clone()).unwrap().replace("varsel.order.send_batch", "varsel.order.renamed_step");
-    let results = varsel_api::replay::replay_json(&[("tampered".into(), tampered.into_bytes())]).await.expect("replayer");
+    let tampered = String::from_utf8(histories[0].1.clone())
+        .unwrap()
+        .replace("varsel.order.send_batch", "varsel.order.renamed_step");
+    let results = varsel_api::replay::replay_json(&[("tampered".into(), tampered.into_bytes())])
+        .await
+        .expect("replayer");
     assert!(results[0].1.is_err(), "a diverging history must not replay cleanly");
 }
 
@@ -54,11 +79,14 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
     let app = TestApp::spawn(opts).await;
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
     let cport = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
-    tokio::spawn(Server::new_with_acceptor(acceptor).run(Route::new().at("/false", get(cond_false))));
+    tokio::spawn(
+        Server::new_with_acceptor(acceptor).run(Route::new().at("/false", get(cond_false))),
+    );
     let dead = format!("http://127.0.0.1:{}/nothing", varsel_api::devserver::free_port().unwrap());
 
     let email = |extra: Value| {
-        let mut o = json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "r@example.no"}]});
+        let mut o =
+            json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "r@example.no"}]});
         for (k, v) in extra.as_object().unwrap() {
             o[k] = v.clone();
         }
@@ -68,13 +96,50 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
         ("sent_email", "/orders/email", email(json!({})), "Completed"),
         // Recorded after start_processing began naming the order's channels: no SMS batch.
         ("sent_email_one_channel", "/orders/email", email(json!({})), "Completed"),
-        ("sent_sms", "/orders/sms", json!({"body": "b", "recipients": [{"mobileNumber": "+4799999999"}]}), "Completed"),
-        ("fallback", "/orders", json!({"notificationChannel": "EmailPreferred", "emailTemplate": {"subject": "s", "body": "b"}, "smsTemplate": {"body": "b"}, "recipients": [{"nationalIdentityNumber": "01017012345"}]}), "Completed"),
-        ("reserved", "/orders", json!({"notificationChannel": "Email", "emailTemplate": {"subject": "s", "body": "b"}, "recipients": [{"nationalIdentityNumber": "11876995923"}]}), "Completed"),
-        ("condition_false", "/orders/email", email(json!({"conditionEndpoint": format!("http://127.0.0.1:{cport}/false")})), "SendConditionNotMet"),
-        ("condition_inconclusive", "/orders/email", email(json!({"conditionEndpoint": dead})), "Completed"),
-        ("report_signal", "/orders/sms", json!({"body": "b", "recipients": [{"mobileNumber": "+4799999997"}]}), "Completed"),
-        ("scheduled", "/orders/email", email(json!({"requestedSendTime": (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339()})), "Completed"),
+        (
+            "sent_sms",
+            "/orders/sms",
+            json!({"body": "b", "recipients": [{"mobileNumber": "+4799999999"}]}),
+            "Completed",
+        ),
+        (
+            "fallback",
+            "/orders",
+            json!({"notificationChannel": "EmailPreferred", "emailTemplate": {"subject": "s", "body": "b"}, "smsTemplate": {"body": "b"}, "recipients": [{"nationalIdentityNumber": "01017012345"}]}),
+            "Completed",
+        ),
+        (
+            "reserved",
+            "/orders",
+            json!({"notificationChannel": "Email", "emailTemplate": {"subject": "s", "body": "b"}, "recipients": [{"nationalIdentityNumber": "11876995923"}]}),
+            "Completed",
+        ),
+        (
+            "condition_false",
+            "/orders/email",
+            email(json!({"conditionEndpoint": format!("http://127.0.0.1:{cport}/false")})),
+            "SendConditionNotMet",
+        ),
+        (
+            "condition_inconclusive",
+            "/orders/email",
+            email(json!({"conditionEndpoint": dead})),
+            "Completed",
+        ),
+        (
+            "report_signal",
+            "/orders/sms",
+            json!({"body": "b", "recipients": [{"mobileNumber": "+4799999997"}]}),
+            "Completed",
+        ),
+        (
+            "scheduled",
+            "/orders/email",
+            email(
+                json!({"requestedSendTime": (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339()}),
+            ),
+            "Completed",
+        ),
     ];
     let mut ids = Vec::new();
     let later = (chrono::Utc::now() + chrono::Duration::minutes(30)).to_rfc3339();
@@ -120,8 +185,11 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
         c.notification_ttl_secs = 3;
     });
     let long_app = TestApp::spawn(opts).await;
-    let recipients: Vec<Value> = (0..4).map(|i| json!({"emailAddress": format!("long{i}@example.no")})).collect();
-    let long_id = long_app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": recipients})).await;
+    let recipients: Vec<Value> =
+        (0..4).map(|i| json!({"emailAddress": format!("long{i}@example.no")})).collect();
+    let long_id = long_app
+        .order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": recipients}))
+        .await;
     long_app.wait_status(&long_id, "Completed", T).await;
     ids.push(("continued".to_string(), long_id));
     // Never reported: settled by the time-to-live timer.
@@ -139,7 +207,10 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
     let operator = long_app.token_with(&json!({"iss": varsel_api::auth::DEV_ISSUER, "scope": varsel_api::auth::OPERATOR_SCOPE, "exp": chrono::Utc::now().timestamp() + 600}));
     let resp = long_app
         .http
-        .post(format!("{}/notifications/api/v1/operator/orders/{redriven}/redrive", long_app.base_url))
+        .post(format!(
+            "{}/notifications/api/v1/operator/orders/{redriven}/redrive",
+            long_app.base_url
+        ))
         .bearer_auth(operator)
         .send()
         .await
@@ -157,7 +228,13 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
     while !app.order_row(&cancelled).await.workflow_started {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let resp = app.http.put(format!("{}/notifications/api/v1/orders/{cancelled}/cancel", app.base_url)).bearer_auth(app.token("ttd")).send().await.unwrap();
+    let resp = app
+        .http
+        .put(format!("{}/notifications/api/v1/orders/{cancelled}/cancel", app.base_url))
+        .bearer_auth(app.token("ttd"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     ids.push(("cancelled".to_string(), cancelled));
 
@@ -173,10 +250,23 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
             // The history is closed: completed (2), failed (3), timed out (4), canceled (21),
             // terminated (27) or continued as new (28).
             let closed = [2, 3, 4, 21, 27, 28];
-            if json["events"].as_array().and_then(|e| e.last()).is_some_and(|e| closed.iter().any(|t| e["event_type"] == *t)) {
+            if json["events"]
+                .as_array()
+                .and_then(|e| e.last())
+                .is_some_and(|e| closed.iter().any(|t| e["event_type"] == *t))
+            {
                 break bytes;
             }
-            assert!(std::time::Instant::now() < deadline, "{name}: workflow did not complete: {:?}", json["events"].as_array().unwrap().iter().map(|e| e["event_type"].clone()).collect::<Vec<_>>());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: workflow did not complete: {:?}",
+                json["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["event_type"].clone())
+                    .collect::<Vec<_>>()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         histories.push((name.clone(), bytes));
@@ -191,13 +281,26 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
     wanted.push("no-such-order".into());
     let verdicts = varsel_api::replay::replay_orders(&client, &wanted).await.unwrap();
     for (id, verdict) in &verdicts[..order_ids.len()] {
-        assert!(matches!(verdict, varsel_api::replay::ReplayVerdict::Clean { events } if *events > 5), "{id}: {verdict:?}");
+        assert!(
+            matches!(verdict, varsel_api::replay::ReplayVerdict::Clean { events } if *events > 5),
+            "{id}: {verdict:?}"
+        );
     }
-    assert!(matches!(verdicts.last().unwrap().1, varsel_api::replay::ReplayVerdict::Unavailable(_)));
+    assert!(matches!(
+        verdicts.last().unwrap().1,
+        varsel_api::replay::ReplayVerdict::Unavailable(_)
+    ));
     let deadline = std::time::Instant::now() + T;
     loop {
         // Visibility is eventually consistent.
-        let found = varsel_api::replay::find_orders(&client, false, Some(started - chrono::Duration::seconds(5)), 10_000).await.unwrap();
+        let found = varsel_api::replay::find_orders(
+            &client,
+            false,
+            Some(started - chrono::Duration::seconds(5)),
+            10_000,
+        )
+        .await
+        .unwrap();
         if order_ids.iter().all(|id| found.contains(id)) {
             break;
         }

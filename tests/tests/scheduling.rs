@@ -1,6 +1,10 @@
 //! Time, conditions and outages: the durable parts of the order workflow.
 
-use poem::{Route, Server, get, handler, listener::{Acceptor, Listener, TcpListener}, web::Json};
+use poem::{
+    Route, Server, get, handler,
+    listener::{Acceptor, Listener, TcpListener},
+    web::Json,
+};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use varsel_api::devserver::free_port;
@@ -27,13 +31,17 @@ fn condition_broken() -> (poem::http::StatusCode, &'static str) {
 async fn condition_server() -> String {
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
     let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
-    let app = Route::new().at("/false", get(condition_false)).at("/true", get(condition_true)).at("/broken", get(condition_broken));
+    let app = Route::new()
+        .at("/false", get(condition_false))
+        .at("/true", get(condition_true))
+        .at("/broken", get(condition_broken));
     tokio::spawn(Server::new_with_acceptor(acceptor).run(app));
     format!("http://127.0.0.1:{port}")
 }
 
 fn email_order(extra: Value) -> Value {
-    let mut o = json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "cond@example.no"}]});
+    let mut o =
+        json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "cond@example.no"}]});
     for (k, v) in extra.as_object().unwrap() {
         o[k] = v.clone();
     }
@@ -45,15 +53,27 @@ async fn condition(db: Db) {
     let app = TestApp::spawn(TestAppOptions::new(db, smtp.url())).await;
     let cond = condition_server().await;
 
-    let not_met = app.order("/orders/email", &email_order(json!({"conditionEndpoint": format!("{cond}/false")}))).await;
-    let met = app.order("/orders/email", &email_order(json!({"conditionEndpoint": format!("{cond}/true")}))).await;
+    let not_met = app
+        .order("/orders/email", &email_order(json!({"conditionEndpoint": format!("{cond}/false")})))
+        .await;
+    let met = app
+        .order("/orders/email", &email_order(json!({"conditionEndpoint": format!("{cond}/true")})))
+        .await;
     // An endpoint that keeps failing is retried, then the order is sent anyway (Altinn's rule).
-    let broken = app.order("/orders/email", &email_order(json!({"conditionEndpoint": format!("{cond}/broken")}))).await;
+    let broken = app
+        .order(
+            "/orders/email",
+            &email_order(json!({"conditionEndpoint": format!("{cond}/broken")})),
+        )
+        .await;
 
     app.wait_status(&not_met, "SendConditionNotMet", T).await;
     app.wait_status(&met, "Completed", T).await;
     app.wait_status(&broken, "Completed", T).await;
-    assert!(app.notifications(&not_met).await.is_empty(), "a false condition creates no notifications");
+    assert!(
+        app.notifications(&not_met).await.is_empty(),
+        "a false condition creates no notifications"
+    );
     assert_eq!(smtp.wait_for(2, T).await.len(), 2);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(smtp.messages().len(), 2, "nothing was sent for the false condition");
@@ -65,7 +85,9 @@ async fn later(db: Db) {
     let smtp = SmtpServer::start();
     let app = TestApp::spawn(TestAppOptions::new(db, smtp.url())).await;
     let at = chrono::Utc::now() + chrono::Duration::seconds(8);
-    let id = app.order("/orders/email", &email_order(json!({"requestedSendTime": at.to_rfc3339()}))).await;
+    let id = app
+        .order("/orders/email", &email_order(json!({"requestedSendTime": at.to_rfc3339()})))
+        .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(smtp.messages().is_empty(), "nothing is sent before the requested time");
     assert_eq!(app.order_row(&id).await.status, "Registered");
@@ -89,7 +111,10 @@ async fn an_order_accepted_while_temporal_is_down_starts_when_it_comes_back() {
 
     let started = Instant::now();
     let id = app.order("/orders/email", &email_order(json!({}))).await;
-    assert!(started.elapsed() < Duration::from_secs(15), "the API does not hang on a dead Temporal");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the API does not hang on a dead Temporal"
+    );
     let row = app.order_row(&id).await;
     assert_eq!(row.status, "Registered");
     assert!(!row.workflow_started);

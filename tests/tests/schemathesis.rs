@@ -24,7 +24,8 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let url = format!("{}/notifications/api/v1/openapi.json", app.base_url);
     let auth = format!("Authorization: Bearer {}", app.token("ttd"));
     let doc: serde_json::Value = app.http.get(&url).send().await.unwrap().json().await.unwrap();
-    let operations: usize = doc["paths"].as_object().unwrap().values().map(|ops| ops.as_object().unwrap().len()).sum();
+    let operations: usize =
+        doc["paths"].as_object().unwrap().values().map(|ops| ops.as_object().unwrap().len()).sum();
     let started = Instant::now();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(schemathesis)
@@ -34,16 +35,32 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
             .args(["run", &url, "-H", &auth])
             .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance"])
             .args(["--phases", "examples,coverage,fuzzing"])
-            .args(["--max-examples", "40", "--max-time", "60", "--seed", "20261122", "--workers", "2"])
+            .args([
+                "--max-examples",
+                "40",
+                "--max-time",
+                "60",
+                "--seed",
+                "20261122",
+                "--workers",
+                "2",
+            ])
             .args(["--generation-database", "none", "--max-failures", "50"])
             .output()
             .expect("run schemathesis")
     })
     .await
     .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     eprintln!("schemathesis ran for {:?}", started.elapsed());
     assert!(output.status.success(), "schemathesis found problems:\n{text}");
-    assert!(text.contains(&format!("Tested: {operations}")), "every one of the {operations} operations was tested:\n{text}");
+    assert!(
+        text.contains(&format!("Tested: {operations}")),
+        "every one of the {operations} operations was tested:\n{text}"
+    );
     app.stop().await;
 }

@@ -14,7 +14,10 @@ async fn rules(db: Db) {
     let resp = app.post("/orders/sms", &json!({"body": "b", "senderNumber": "TwelveLetter", "recipients": [{"mobileNumber": "+4799999999"}]}), "ttd").await;
     assert_eq!(resp.status(), 400);
     let p: Value = resp.json().await.unwrap();
-    assert_eq!(p["errors"]["SenderNumber"][0], "An alphanumeric sender id can be at most 11 characters long.");
+    assert_eq!(
+        p["errors"]["SenderNumber"][0],
+        "An alphanumeric sender id can be at most 11 characters long."
+    );
     let ok = app.post("/orders/sms", &json!({"body": "b", "senderNumber": "+4712345678901", "recipients": [{"mobileNumber": "+4799999999"}]}), "ttd").await;
     assert_eq!(ok.status(), 202, "numeric senders may be longer");
 
@@ -35,15 +38,42 @@ async fn rules(db: Db) {
     let sender_for = |to: &str| sent.iter().find(|s| s.recipient == to).map(|s| s.sender.clone());
     assert_eq!(sender_for("+4799999999").as_deref(), Some("Skatteetat"));
     assert_eq!(sender_for("+358401234567").as_deref(), Some("Skatteetat"));
-    assert_eq!(sender_for("+34612345678").as_deref(), Some("+4759440000"), "Spain: the numeric sender");
-    assert_eq!(sender_for("+66812345678"), None, "Thailand: a URL from an unregistered sender is never sent");
+    assert_eq!(
+        sender_for("+34612345678").as_deref(),
+        Some("+4759440000"),
+        "Spain: the numeric sender"
+    );
+    assert_eq!(
+        sender_for("+66812345678"),
+        None,
+        "Thailand: a URL from an unregistered sender is never sent"
+    );
 
-    let summary: Value = app.get(&format!("/orders/{id}/notifications/sms"), "ttd").await.json().await.unwrap();
-    let by_number = |n: &str| summary["notifications"].as_array().unwrap().iter().find(|x| x["recipient"]["mobileNumber"] == n).unwrap().clone();
+    let summary: Value =
+        app.get(&format!("/orders/{id}/notifications/sms"), "ttd").await.json().await.unwrap();
+    let by_number = |n: &str| {
+        summary["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["recipient"]["mobileNumber"] == n)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(by_number("+4799999999")["segments"], 2, "218 characters take two segments");
     assert_eq!(by_number("+358401234567")["sendStatus"]["status"], "Delivered");
-    assert!(by_number("+358401234567")["sendStatus"]["description"].as_str().unwrap().contains("tuntematon"));
-    assert!(by_number("+34612345678")["sendStatus"]["description"].as_str().unwrap().contains("+4759440000"));
+    assert!(
+        by_number("+358401234567")["sendStatus"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("tuntematon")
+    );
+    assert!(
+        by_number("+34612345678")["sendStatus"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("+4759440000")
+    );
     let thai = by_number("+66812345678");
     assert_eq!(thai["sendStatus"]["status"], "Failed_Rejected");
     assert!(thai["sendStatus"]["description"].as_str().unwrap().contains("URL"));
@@ -59,7 +89,10 @@ async fn sms_waits_for_the_sending_window() {
     // A window that opens eight seconds from now, Oslo time.
     // Whole seconds: the window is given to the second.
     use chrono::Timelike;
-    let opens = (chrono::Utc::now().with_timezone(&chrono_tz::Europe::Oslo) + chrono::Duration::seconds(8)).with_nanosecond(0).unwrap();
+    let opens = (chrono::Utc::now().with_timezone(&chrono_tz::Europe::Oslo)
+        + chrono::Duration::seconds(8))
+    .with_nanosecond(0)
+    .unwrap();
     let closes = opens + chrono::Duration::hours(1);
     let window = format!("{}-{}", opens.format("%H:%M:%S"), closes.format("%H:%M:%S"));
     opts.tweak = Box::new(move |c| c.sms_sending_window = window);

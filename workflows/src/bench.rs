@@ -44,7 +44,10 @@ pub struct NoopWorkflow {}
 impl NoopWorkflow {
     /// Returns at once.
     #[run(name = "varsel.bench.noop")]
-    pub async fn run(_ctx: &mut WorkflowContext<Self>, input: BenchInput) -> WorkflowResult<BenchInput> {
+    pub async fn run(
+        _ctx: &mut WorkflowContext<Self>,
+        input: BenchInput,
+    ) -> WorkflowResult<BenchInput> {
         Ok(input)
     }
 }
@@ -58,7 +61,10 @@ pub struct OneActivityWorkflow {}
 impl OneActivityWorkflow {
     /// Calls `varsel.bench.echo` once.
     #[run(name = "varsel.bench.one_activity")]
-    pub async fn run(ctx: &mut WorkflowContext<Self>, input: BenchInput) -> WorkflowResult<BenchInput> {
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        input: BenchInput,
+    ) -> WorkflowResult<BenchInput> {
         let opts = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30)).build();
         Ok(ctx.execute_activity(BenchActivities::echo, input, opts).await?)
     }

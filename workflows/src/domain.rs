@@ -29,18 +29,15 @@ impl NotificationChannel {
         match self {
             Self::Email => vec![Channel::Email],
             Self::Sms => vec![Channel::Sms],
-            Self::EmailPreferred | Self::SmsPreferred | Self::EmailAndSms => vec![Channel::Email, Channel::Sms],
+            Self::EmailPreferred | Self::SmsPreferred | Self::EmailAndSms => {
+                vec![Channel::Email, Channel::Sms]
+            }
         }
     }
 
     /// Every channel, in Altinn's numeric order (0..=4).
-    pub const ALL: [NotificationChannel; 5] = [
-        Self::Email,
-        Self::Sms,
-        Self::EmailPreferred,
-        Self::SmsPreferred,
-        Self::EmailAndSms,
-    ];
+    pub const ALL: [NotificationChannel; 5] =
+        [Self::Email, Self::Sms, Self::EmailPreferred, Self::SmsPreferred, Self::EmailAndSms];
 
     /// The canonical name, as stored and as answered.
     pub fn as_str(self) -> &'static str {
@@ -131,11 +128,19 @@ impl OrderStatus {
     /// Altinn's description of the status (`GetOrderService`).
     pub fn description(self) -> &'static str {
         match self {
-            Self::Registered => "Order has been registered and is awaiting requested send time before processing.",
+            Self::Registered => {
+                "Order has been registered and is awaiting requested send time before processing."
+            }
             Self::Processing => "Order processing is ongoing. Notifications are being generated.",
-            Self::Processed => "Order processing is done. Notifications have been successfully generated.",
-            Self::Completed => "Order processing is completed. All notifications have a final status.",
-            Self::SendConditionNotMet => "Order processing was stopped due to send condition not being met.",
+            Self::Processed => {
+                "Order processing is done. Notifications have been successfully generated."
+            }
+            Self::Completed => {
+                "Order processing is completed. All notifications have a final status."
+            }
+            Self::SendConditionNotMet => {
+                "Order processing was stopped due to send condition not being met."
+            }
             Self::Cancelled => "Order processing was stopped due to order being cancelled.",
         }
     }
@@ -337,7 +342,12 @@ impl NotificationStatus {
     pub fn is_open(self) -> bool {
         matches!(
             self,
-            Self::EmailNew | Self::EmailSending | Self::EmailSucceeded | Self::SmsNew | Self::SmsSending | Self::SmsAccepted
+            Self::EmailNew
+                | Self::EmailSending
+                | Self::EmailSucceeded
+                | Self::SmsNew
+                | Self::SmsSending
+                | Self::SmsAccepted
         )
     }
 
@@ -392,33 +402,75 @@ impl NotificationStatus {
     /// A sentence an operator or API consumer can read.
     pub fn description(self) -> &'static str {
         match self {
-            Self::EmailNew => "The email has been created, but has not been picked up for processing yet.",
-            Self::EmailSending => "The email is being processed and will be attempted sent shortly.",
-            Self::EmailSucceeded => "The email has been accepted by the third party email service and will be sent shortly.",
-            Self::EmailDelivered => "The email was delivered to the recipient. No errors reported, making it likely it was received by the recipient.",
+            Self::EmailNew => {
+                "The email has been created, but has not been picked up for processing yet."
+            }
+            Self::EmailSending => {
+                "The email is being processed and will be attempted sent shortly."
+            }
+            Self::EmailSucceeded => {
+                "The email has been accepted by the third party email service and will be sent shortly."
+            }
+            Self::EmailDelivered => {
+                "The email was delivered to the recipient. No errors reported, making it likely it was received by the recipient."
+            }
             Self::EmailFailed => "The email was not sent due to an unspecified failure.",
-            Self::EmailFailedRecipientReserved => "The email was not sent because the recipient has reserved themselves from electronic communication.",
-            Self::EmailFailedRecipientNotIdentified => "The email was not sent because the recipient's email address was not found.",
-            Self::EmailFailedInvalidFormat => "The email was not sent because the recipient’s email address is in an invalid format.",
-            Self::EmailFailedSuppressedRecipient => "The email was not sent because the recipient’s email address is suppressed by the third party email service.",
-            Self::EmailFailedBounced => "The email hard bounced, which may have happened because the email address does not exist or the domain is invalid.",
-            Self::EmailFailedFilteredSpam => "The email was identified as spam, and was rejected or blocked (not quarantined).",
-            Self::EmailFailedQuarantined => "The email was quarantined (as spam, bulk mail, or phising).",
-            Self::EmailFailedTtl => "The email delivery status was not confirmed within the time-to-live.",
-            Self::SmsNew => "The SMS has been created, but has not been picked up for processing yet.",
+            Self::EmailFailedRecipientReserved => {
+                "The email was not sent because the recipient has reserved themselves from electronic communication."
+            }
+            Self::EmailFailedRecipientNotIdentified => {
+                "The email was not sent because the recipient's email address was not found."
+            }
+            Self::EmailFailedInvalidFormat => {
+                "The email was not sent because the recipient’s email address is in an invalid format."
+            }
+            Self::EmailFailedSuppressedRecipient => {
+                "The email was not sent because the recipient’s email address is suppressed by the third party email service."
+            }
+            Self::EmailFailedBounced => {
+                "The email hard bounced, which may have happened because the email address does not exist or the domain is invalid."
+            }
+            Self::EmailFailedFilteredSpam => {
+                "The email was identified as spam, and was rejected or blocked (not quarantined)."
+            }
+            Self::EmailFailedQuarantined => {
+                "The email was quarantined (as spam, bulk mail, or phising)."
+            }
+            Self::EmailFailedTtl => {
+                "The email delivery status was not confirmed within the time-to-live."
+            }
+            Self::SmsNew => {
+                "The SMS has been created, but has not been picked up for processing yet."
+            }
             Self::SmsSending => "The SMS is being processed and will be sent shortly.",
-            Self::SmsAccepted => "The SMS has been accepted by the gateway service and will be sent shortly.",
+            Self::SmsAccepted => {
+                "The SMS has been accepted by the gateway service and will be sent shortly."
+            }
             Self::SmsDelivered => "The SMS was successfully delivered to its destination.",
             Self::SmsFailed => "The SMS was not delivered due to an unspecified failure.",
-            Self::SmsFailedInvalidRecipient => "The SMS was not sent because the recipient's mobile number is invalid.",
-            Self::SmsFailedRecipientReserved => "The SMS was not sent because the recipient has reserved themselves from electronic communication.",
-            Self::SmsFailedBarredReceiver => "The SMS was not delivered because the recipient's mobile number is barred, blocked or not in use.",
-            Self::SmsFailedDeleted => "The SMS was not delivered because the message has been deleted.",
+            Self::SmsFailedInvalidRecipient => {
+                "The SMS was not sent because the recipient's mobile number is invalid."
+            }
+            Self::SmsFailedRecipientReserved => {
+                "The SMS was not sent because the recipient has reserved themselves from electronic communication."
+            }
+            Self::SmsFailedBarredReceiver => {
+                "The SMS was not delivered because the recipient's mobile number is barred, blocked or not in use."
+            }
+            Self::SmsFailedDeleted => {
+                "The SMS was not delivered because the message has been deleted."
+            }
             Self::SmsFailedExpired => "The SMS was not delivered because it has expired.",
-            Self::SmsFailedUndelivered => "The SMS was not delivered due to invalid mobile number or no available route to destination.",
-            Self::SmsFailedRecipientNotIdentified => "The SMS was not sent because the recipient's mobile number was not found.",
+            Self::SmsFailedUndelivered => {
+                "The SMS was not delivered due to invalid mobile number or no available route to destination."
+            }
+            Self::SmsFailedRecipientNotIdentified => {
+                "The SMS was not sent because the recipient's mobile number was not found."
+            }
             Self::SmsFailedRejected => "The SMS was not delivered because it was rejected.",
-            Self::SmsFailedTtl => "The SMS delivery status was not confirmed within the time-to-live.",
+            Self::SmsFailedTtl => {
+                "The SMS delivery status was not confirmed within the time-to-live."
+            }
         }
     }
 }
@@ -481,11 +533,8 @@ impl MobileNumber {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         const MSG: &str = "Mobile number can contain only '+' and numeric characters, and it must adhere to the E.164 standard.";
         let s = s.trim();
-        let normalised = if let Some(rest) = s.strip_prefix("00") {
-            format!("+{rest}")
-        } else {
-            s.to_owned()
-        };
+        let normalised =
+            if let Some(rest) = s.strip_prefix("00") { format!("+{rest}") } else { s.to_owned() };
         let Some(digits) = normalised.strip_prefix('+') else {
             return Err(ParseError(MSG));
         };
@@ -502,7 +551,10 @@ impl MobileNumber {
     /// Norwegian mobiles and get `+47`; anything invalid yields `None`, as Altinn drops it.
     pub fn from_register(s: &str) -> Option<Self> {
         let s = s.trim();
-        if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) && (s.starts_with('4') || s.starts_with('9')) {
+        if s.len() == 8
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && (s.starts_with('4') || s.starts_with('9'))
+        {
             return Self::parse(&format!("+47{s}")).ok();
         }
         Self::parse(s).ok()
@@ -554,7 +606,15 @@ mod tests {
         for ok in ["+4740000001", "004740000000", "+4790000000", "+233242426224"] {
             assert!(MobileNumber::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["40000001", "+4750000004", "+47900000001", "+14790000000", "111100000", "+47abc", "++4740000001"] {
+        for bad in [
+            "40000001",
+            "+4750000004",
+            "+47900000001",
+            "+14790000000",
+            "111100000",
+            "+47abc",
+            "++4740000001",
+        ] {
             assert!(MobileNumber::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(MobileNumber::from_register("40000001").unwrap().as_str(), "+4740000001");
@@ -562,7 +622,8 @@ mod tests {
 
     #[test]
     fn email_addresses() {
-        for ok in ["a@b.no", "ola.nordmann@digdir.no", "æøå@østfold.no", "x+y@sub.example.com"] {
+        for ok in ["a@b.no", "ola.nordmann@digdir.no", "æøå@østfold.no", "x+y@sub.example.com"]
+        {
             assert!(EmailAddress::parse(ok).is_ok(), "{ok}");
         }
         for bad in ["a@b", "a;b@c.no", "a@b.no;c@d.no", "noat", "a@b.no\r\nBcc: x@y.no", ""] {
@@ -575,6 +636,9 @@ mod tests {
         for s in NotificationStatus::ALL {
             assert_eq!(NotificationStatus::parse(s.as_str()), Some(*s));
         }
-        assert_eq!(NotificationChannel::parse("emailPreferred"), Some(NotificationChannel::EmailPreferred));
+        assert_eq!(
+            NotificationChannel::parse("emailPreferred"),
+            Some(NotificationChannel::EmailPreferred)
+        );
     }
 }

@@ -33,12 +33,12 @@ pub enum KeywordParty<'a> {
 pub fn render(text: &str, party: KeywordParty<'_>) -> String {
     match party {
         KeywordParty::Unknown => text.to_owned(),
-        KeywordParty::Person { name } => text
-            .replace(RECIPIENT_NAME, name.unwrap_or(""))
-            .replace(RECIPIENT_NUMBER, ""),
-        KeywordParty::Organization { name, number } => text
-            .replace(RECIPIENT_NAME, name.unwrap_or(""))
-            .replace(RECIPIENT_NUMBER, number),
+        KeywordParty::Person { name } => {
+            text.replace(RECIPIENT_NAME, name.unwrap_or("")).replace(RECIPIENT_NUMBER, "")
+        }
+        KeywordParty::Organization { name, number } => {
+            text.replace(RECIPIENT_NAME, name.unwrap_or("")).replace(RECIPIENT_NUMBER, number)
+        }
     }
 }
 
@@ -53,8 +53,14 @@ mod tests {
             render(t, KeywordParty::Organization { name: Some("Digdir"), number: "311000179" }),
             "Dear Digdir (311000179)"
         );
-        assert_eq!(render(t, KeywordParty::Person { name: Some("Ola Nordmann") }), "Dear Ola Nordmann ()");
+        assert_eq!(
+            render(t, KeywordParty::Person { name: Some("Ola Nordmann") }),
+            "Dear Ola Nordmann ()"
+        );
         assert_eq!(render(t, KeywordParty::Unknown), t);
-        assert_eq!(render("$RecipientName$", KeywordParty::Person { name: Some("x") }), "$RecipientName$");
+        assert_eq!(
+            render("$RecipientName$", KeywordParty::Person { name: Some("x") }),
+            "$RecipientName$"
+        );
     }
 }

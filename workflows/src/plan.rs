@@ -43,7 +43,11 @@ fn for_channel(channel: Channel, cp: &ContactPoints) -> Vec<Planned> {
         }];
     }
     list.iter()
-        .map(|a| Planned { channel, address: a.clone(), status: NotificationStatus::new_for(channel) })
+        .map(|a| Planned {
+            channel,
+            address: a.clone(),
+            status: NotificationStatus::new_for(channel),
+        })
         .collect()
 }
 
@@ -56,7 +60,11 @@ fn reserved(channel: Channel) -> Planned {
 /// Departures from Altinn, on purpose: a preferred channel sends only the preferred channel even
 /// when the order itself gave both an email and a mobile (Altinn sends both); `EmailAndSms`
 /// behaves like two single-channel orders.
-pub fn plan(order_channel: NotificationChannel, cp: &ContactPoints, ignore_reservation: bool) -> Vec<Planned> {
+pub fn plan(
+    order_channel: NotificationChannel,
+    cp: &ContactPoints,
+    ignore_reservation: bool,
+) -> Vec<Planned> {
     let is_reserved = cp.reserved && !ignore_reservation;
     let preferred = |first: Channel, second: Channel| {
         if is_reserved {
@@ -71,7 +79,11 @@ pub fn plan(order_channel: NotificationChannel, cp: &ContactPoints, ignore_reser
     };
     match order_channel {
         NotificationChannel::Email | NotificationChannel::Sms => {
-            let ch = if order_channel == NotificationChannel::Email { Channel::Email } else { Channel::Sms };
+            let ch = if order_channel == NotificationChannel::Email {
+                Channel::Email
+            } else {
+                Channel::Sms
+            };
             if is_reserved { vec![reserved(ch)] } else { for_channel(ch, cp) }
         }
         NotificationChannel::EmailPreferred => preferred(Channel::Email, Channel::Sms),
@@ -103,7 +115,14 @@ mod tests {
     #[test]
     fn preferred_falls_back() {
         let p = plan(NotificationChannel::EmailPreferred, &cp(&[], &["+4790000000"], false), false);
-        assert_eq!(p, vec![Planned { channel: Channel::Sms, address: "+4790000000".into(), status: NotificationStatus::SmsNew }]);
+        assert_eq!(
+            p,
+            vec![Planned {
+                channel: Channel::Sms,
+                address: "+4790000000".into(),
+                status: NotificationStatus::SmsNew
+            }]
+        );
         let p = plan(NotificationChannel::SmsPreferred, &cp(&["a@b.no"], &[], false), false);
         assert_eq!(p[0].channel, Channel::Email);
         let p = plan(NotificationChannel::SmsPreferred, &cp(&[], &[], false), false);
@@ -113,8 +132,14 @@ mod tests {
     #[test]
     fn reservation_is_honoured_unless_ignored() {
         let c = cp(&["a@b.no"], &[], true);
-        assert_eq!(plan(NotificationChannel::Email, &c, false)[0].status, NotificationStatus::EmailFailedRecipientReserved);
-        assert_eq!(plan(NotificationChannel::Email, &c, true)[0].status, NotificationStatus::EmailNew);
+        assert_eq!(
+            plan(NotificationChannel::Email, &c, false)[0].status,
+            NotificationStatus::EmailFailedRecipientReserved
+        );
+        assert_eq!(
+            plan(NotificationChannel::Email, &c, true)[0].status,
+            NotificationStatus::EmailNew
+        );
         assert_eq!(plan(NotificationChannel::EmailAndSms, &c, false).len(), 2);
     }
 

@@ -5,7 +5,17 @@
 pub fn url_encoded_len(text: &str) -> usize {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'!' | b'*' | b'(' | b')' | b' ' => 1,
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'_'
+            | b'.'
+            | b'!'
+            | b'*'
+            | b'('
+            | b')'
+            | b' ' => 1,
             _ => 3,
         })
         .sum()
@@ -43,10 +53,14 @@ pub fn check_sender_id(sender: &str) -> Result<(), &'static str> {
         };
     }
     if !sender.chars().all(|c| GSM_PRINTABLE.contains(c)) {
-        return Err("A sender id can only hold letters, digits and punctuation of the GSM alphabet (no line breaks, emoji or invisible characters).");
+        return Err(
+            "A sender id can only hold letters, digits and punctuation of the GSM alphabet (no line breaks, emoji or invisible characters).",
+        );
     }
     if !sender.chars().any(char::is_alphabetic) {
-        return Err("An alphanumeric sender id must contain at least one letter; a numeric one only digits.");
+        return Err(
+            "An alphanumeric sender id must contain at least one letter; a numeric one only digits.",
+        );
     }
     if sender.chars().count() > MAX_ALPHANUMERIC_SENDER {
         return Err("An alphanumeric sender id can be at most 11 characters long.");
@@ -73,13 +87,24 @@ mod tests {
 
     #[test]
     fn sender_ids_are_what_networks_accept() {
-        for ok in ["Altinn", "Skatteetat", "NAV", "+4799999999", "26000", "Ål & Co.", "123456789012345"] {
+        for ok in
+            ["Altinn", "Skatteetat", "NAV", "+4799999999", "26000", "Ål & Co.", "123456789012345"]
+        {
             assert!(check_sender_id(ok).is_ok(), "{ok}");
         }
         let emoji = "😀".repeat(20);
         let bangs = "!".repeat(40);
         let digits = "1".repeat(30);
-        for bad in [emoji.as_str(), bangs.as_str(), digits.as_str(), "Alt\ninn", "Alt\u{200b}inn", "!!!", "Skatteetaten", "Alt\u{1b}inn"] {
+        for bad in [
+            emoji.as_str(),
+            bangs.as_str(),
+            digits.as_str(),
+            "Alt\ninn",
+            "Alt\u{200b}inn",
+            "!!!",
+            "Skatteetaten",
+            "Alt\u{1b}inn",
+        ] {
             assert!(check_sender_id(bad).is_err(), "{bad:?}");
         }
     }
@@ -101,9 +126,15 @@ impl SendingWindow {
     /// Parses `HH:MM[:SS]-HH:MM[:SS]` in `zone`.
     pub fn parse(spec: &str, zone: &str) -> Result<Self, String> {
         zone.parse::<chrono_tz::Tz>().map_err(|_| format!("unknown time zone {zone:?}"))?;
-        let (a, b) = spec.split_once('-').ok_or_else(|| format!("sending window {spec:?} is not HH:MM-HH:MM"))?;
+        let (a, b) = spec
+            .split_once('-')
+            .ok_or_else(|| format!("sending window {spec:?} is not HH:MM-HH:MM"))?;
         let secs = |t: &str| -> Result<u32, String> {
-            let parts: Vec<u32> = t.trim().split(':').map(|p| p.parse::<u32>().map_err(|_| format!("bad time {t:?}"))).collect::<Result<_, _>>()?;
+            let parts: Vec<u32> = t
+                .trim()
+                .split(':')
+                .map(|p| p.parse::<u32>().map_err(|_| format!("bad time {t:?}")))
+                .collect::<Result<_, _>>()?;
             match parts.as_slice() {
                 [h, m] if *h < 24 && *m < 60 => Ok(h * 3600 + m * 60),
                 [h, m, s] if *h < 24 && *m < 60 && *s < 60 => Ok(h * 3600 + m * 60 + s),
@@ -131,7 +162,8 @@ impl SendingWindow {
         let midnight = now.date_naive();
         for day in 0..3 {
             let date = midnight + chrono::Duration::days(day);
-            let start = date.and_hms_opt(0, 0, 0).unwrap() + chrono::Duration::seconds(self.start_secs as i64);
+            let start = date.and_hms_opt(0, 0, 0).unwrap()
+                + chrono::Duration::seconds(self.start_secs as i64);
             if let Some(start) = tz.from_local_datetime(&start).earliest()
                 && start.timestamp_millis() > now_ms
             {
@@ -169,8 +201,16 @@ pub struct SenderPolicy {
 /// The seed's three cases.
 pub fn default_sender_policies() -> Vec<SenderPolicy> {
     vec![
-        SenderPolicy { prefix: "+358".into(), rule: SenderRule::ShownAs("tuntematon".into()), registered: vec![] },
-        SenderPolicy { prefix: "+34".into(), rule: SenderRule::ReplaceWithNumeric("+4759440000".into()), registered: vec![] },
+        SenderPolicy {
+            prefix: "+358".into(),
+            rule: SenderRule::ShownAs("tuntematon".into()),
+            registered: vec![],
+        },
+        SenderPolicy {
+            prefix: "+34".into(),
+            rule: SenderRule::ReplaceWithNumeric("+4759440000".into()),
+            registered: vec![],
+        },
         SenderPolicy { prefix: "+66".into(), rule: SenderRule::RefuseUrls, registered: vec![] },
     ]
 }
@@ -199,20 +239,33 @@ fn has_url(text: &str) -> bool {
 }
 
 /// Applies the first policy whose prefix matches `to`.
-pub fn decide_sender(to: &str, sender: &str, body: &str, policies: &[SenderPolicy]) -> SenderDecision {
+pub fn decide_sender(
+    to: &str,
+    sender: &str,
+    body: &str,
+    policies: &[SenderPolicy],
+) -> SenderDecision {
     let keep = SenderDecision::Send { sender: sender.to_owned(), note: None };
     let Some(p) = policies.iter().find(|p| to.starts_with(p.prefix.as_str())) else { return keep };
-    if !is_alphanumeric_sender(sender) || p.registered.iter().any(|r| r.eq_ignore_ascii_case(sender)) {
+    if !is_alphanumeric_sender(sender)
+        || p.registered.iter().any(|r| r.eq_ignore_ascii_case(sender))
+    {
         return keep;
     }
     match &p.rule {
         SenderRule::ShownAs(label) => SenderDecision::Send {
             sender: sender.to_owned(),
-            note: Some(format!("The sender id '{sender}' is not registered for {} numbers; the recipient's network shows it as '{label}'.", p.prefix)),
+            note: Some(format!(
+                "The sender id '{sender}' is not registered for {} numbers; the recipient's network shows it as '{label}'.",
+                p.prefix
+            )),
         },
         SenderRule::ReplaceWithNumeric(numeric) => SenderDecision::Send {
             sender: numeric.clone(),
-            note: Some(format!("The sender id '{sender}' is not registered for {} numbers; sent from {numeric} instead.", p.prefix)),
+            note: Some(format!(
+                "The sender id '{sender}' is not registered for {} numbers; sent from {numeric} instead.",
+                p.prefix
+            )),
         },
         SenderRule::RefuseUrls if has_url(body) => SenderDecision::Refuse(format!(
             "Refused before sending: {} networks reject texts with a URL from the unregistered sender id '{sender}'.",
@@ -229,28 +282,48 @@ mod policy_tests {
     #[test]
     fn the_three_country_cases() {
         let p = default_sender_policies();
-        assert!(matches!(decide_sender("+358401234567", "Altinn", "hei", &p), SenderDecision::Send { note: Some(n), .. } if n.contains("tuntematon")));
+        assert!(
+            matches!(decide_sender("+358401234567", "Altinn", "hei", &p), SenderDecision::Send { note: Some(n), .. } if n.contains("tuntematon"))
+        );
         assert_eq!(
             decide_sender("+34612345678", "Altinn", "hola", &p),
             SenderDecision::Send { sender: "+4759440000".into(), note: Some("The sender id 'Altinn' is not registered for +34 numbers; sent from +4759440000 instead.".into()) }
         );
-        assert!(matches!(decide_sender("+66812345678", "Altinn", "see https://x.no", &p), SenderDecision::Refuse(_)));
-        assert_eq!(decide_sender("+66812345678", "Altinn", "no link", &p), SenderDecision::Send { sender: "Altinn".into(), note: None });
-        assert_eq!(decide_sender("+4799999999", "Altinn", "https://x", &p), SenderDecision::Send { sender: "Altinn".into(), note: None });
-        assert_eq!(decide_sender("+34612345678", "+4712345678", "x", &p), SenderDecision::Send { sender: "+4712345678".into(), note: None });
+        assert!(matches!(
+            decide_sender("+66812345678", "Altinn", "see https://x.no", &p),
+            SenderDecision::Refuse(_)
+        ));
+        assert_eq!(
+            decide_sender("+66812345678", "Altinn", "no link", &p),
+            SenderDecision::Send { sender: "Altinn".into(), note: None }
+        );
+        assert_eq!(
+            decide_sender("+4799999999", "Altinn", "https://x", &p),
+            SenderDecision::Send { sender: "Altinn".into(), note: None }
+        );
+        assert_eq!(
+            decide_sender("+34612345678", "+4712345678", "x", &p),
+            SenderDecision::Send { sender: "+4712345678".into(), note: None }
+        );
     }
 
     #[test]
     fn window_waits_until_it_opens() {
         let w = SendingWindow::parse("09:00-17:00", "Europe/Oslo").unwrap();
         // 2026-01-15 07:00 UTC = 08:00 Oslo: one hour to go.
-        let t = chrono::DateTime::parse_from_rfc3339("2026-01-15T07:00:00Z").unwrap().timestamp_millis();
+        let t = chrono::DateTime::parse_from_rfc3339("2026-01-15T07:00:00Z")
+            .unwrap()
+            .timestamp_millis();
         assert_eq!(w.wait_ms(t), 3_600_000);
         // 12:00 Oslo: open.
-        let t = chrono::DateTime::parse_from_rfc3339("2026-01-15T11:00:00Z").unwrap().timestamp_millis();
+        let t = chrono::DateTime::parse_from_rfc3339("2026-01-15T11:00:00Z")
+            .unwrap()
+            .timestamp_millis();
         assert_eq!(w.wait_ms(t), 0);
         // 18:00 Oslo: next morning 09:00, 15 hours.
-        let t = chrono::DateTime::parse_from_rfc3339("2026-01-15T17:00:00Z").unwrap().timestamp_millis();
+        let t = chrono::DateTime::parse_from_rfc3339("2026-01-15T17:00:00Z")
+            .unwrap()
+            .timestamp_millis();
         assert_eq!(w.wait_ms(t), 15 * 3_600_000);
     }
 }

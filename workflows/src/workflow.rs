@@ -5,15 +5,15 @@
 //! The workflow type name `varsel.order` and the activity names are a contract with every running
 //! order: change behaviour only behind `ctx.patched(..)`.
 
-use crate::activities::{
-    ConditionOutcome, FinishOrder, GenerateBatch, OrderActivities, SendBatch,
-};
+use crate::activities::{ConditionOutcome, FinishOrder, GenerateBatch, OrderActivities, SendBatch};
 use crate::domain::{Channel, OrderStatus};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, UNIX_EPOCH};
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_sdk::{ActivityOptions, ContinueAsNewOptions, SyncWorkflowContext, WorkflowContext, WorkflowResult};
+use temporalio_sdk::{
+    ActivityOptions, ContinueAsNewOptions, SyncWorkflowContext, WorkflowContext, WorkflowResult,
+};
 
 /// The workflow type name, pinned.
 pub const ORDER_WORKFLOW_TYPE: &str = "varsel.order";
@@ -150,7 +150,12 @@ impl OrderWorkflow {
         // The channels this order can use, when `start_processing` said so (first runs).
         let mut usable_channels: Option<Vec<Channel>> = None;
         if input.resume == Some(Resume::Redrive) {
-            ctx.execute_activity(OrderActivities::redrive_reset, input.order_id.clone(), store_opts()).await?;
+            ctx.execute_activity(
+                OrderActivities::redrive_reset,
+                input.order_id.clone(),
+                store_opts(),
+            )
+            .await?;
         }
         if input.resume.is_none() {
             // 1. Durable wait for the requested send time.
@@ -168,32 +173,49 @@ impl OrderWorkflow {
                     _ = ctx.cancelled() => true,
                 };
                 if cancelled {
-                    return Ok(OrderWorkflowOutput { status: OrderStatus::Cancelled, condition_inconclusive: false });
+                    return Ok(OrderWorkflowOutput {
+                        status: OrderStatus::Cancelled,
+                        condition_inconclusive: false,
+                    });
                 }
             }
 
             // 2. Claim the order.
             let start = ctx
-                .execute_activity(OrderActivities::start_processing, input.order_id.clone(), store_opts())
+                .execute_activity(
+                    OrderActivities::start_processing,
+                    input.order_id.clone(),
+                    store_opts(),
+                )
                 .await?;
             if !start.proceed {
-                return Ok(OrderWorkflowOutput { status: start.status, condition_inconclusive: false });
+                return Ok(OrderWorkflowOutput {
+                    status: start.status,
+                    condition_inconclusive: false,
+                });
             }
             usable_channels = start.channels.clone();
 
             // 3. Send condition: retried; when it stays unreadable the order is sent anyway, as in
             //    Altinn (a notification the sender asked for is not silently dropped).
             if start.has_condition {
-                let condition_opts = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
-                    .retry_policy(
-                        RetryPolicy::builder()
-                            .initial_interval(Duration::from_millis(policy.condition_retry_ms.max(1)))
-                            .maximum_attempts(policy.condition_attempts.max(1))
-                            .build(),
-                    )
-                    .build();
+                let condition_opts =
+                    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+                        .retry_policy(
+                            RetryPolicy::builder()
+                                .initial_interval(Duration::from_millis(
+                                    policy.condition_retry_ms.max(1),
+                                ))
+                                .maximum_attempts(policy.condition_attempts.max(1))
+                                .build(),
+                        )
+                        .build();
                 match ctx
-                    .execute_activity(OrderActivities::check_send_condition, input.order_id.clone(), condition_opts)
+                    .execute_activity(
+                        OrderActivities::check_send_condition,
+                        input.order_id.clone(),
+                        condition_opts,
+                    )
                     .await
                 {
                     Ok(ConditionOutcome::Met) => {}
@@ -218,7 +240,10 @@ impl OrderWorkflow {
         // A long order continues as new every `max_batches_per_run` batches (or when Temporal
         // suggests it), carrying where it was.
         let mut batches = 0u32;
-        let continue_at = |ctx: &mut WorkflowContext<Self>, batches: u32, resume: Resume| -> Option<WorkflowResult<OrderWorkflowOutput>> {
+        let continue_at = |ctx: &mut WorkflowContext<Self>,
+                           batches: u32,
+                           resume: Resume|
+         -> Option<WorkflowResult<OrderWorkflowOutput>> {
             if batches < policy.max_batches_per_run.max(1) && !ctx.continue_as_new_suggested() {
                 return None;
             }
@@ -256,7 +281,8 @@ impl OrderWorkflow {
                 match outcome.next_index {
                     Some(next) => {
                         from_index = next;
-                        if let Some(r) = continue_at(ctx, batches, Resume::Generate { from_index }) {
+                        if let Some(r) = continue_at(ctx, batches, Resume::Generate { from_index })
+                        {
                             return r;
                         }
                     }
@@ -329,7 +355,13 @@ impl OrderWorkflow {
             // Read before settling: a signal that arrives while the settle activity runs must
             // wake the wait below, not be counted as already seen.
             let seen = ctx.state(|s| s.final_signals);
-            let settled = ctx.execute_activity(OrderActivities::settle_order, input.order_id.clone(), store_opts()).await?;
+            let settled = ctx
+                .execute_activity(
+                    OrderActivities::settle_order,
+                    input.order_id.clone(),
+                    store_opts(),
+                )
+                .await?;
             if settled.status != OrderStatus::Processed {
                 return Ok(OrderWorkflowOutput { status: settled.status, condition_inconclusive });
             }
@@ -344,7 +376,12 @@ impl OrderWorkflow {
                 _ = ctx.wait_condition(move |s| s.final_signals > seen) => false,
             };
             if expired {
-                ctx.execute_activity(OrderActivities::expire_notifications, input.order_id.clone(), store_opts()).await?;
+                ctx.execute_activity(
+                    OrderActivities::expire_notifications,
+                    input.order_id.clone(),
+                    store_opts(),
+                )
+                .await?;
             }
         }
     }

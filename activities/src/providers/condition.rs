@@ -61,7 +61,8 @@ impl ConditionClient {
     /// body that is too large, not JSON, or without a boolean `sendNotification`.
     pub async fn check(&self, url: &str) -> Result<ConditionOutcome, ConditionError> {
         use ConditionError::Inconclusive;
-        let parsed = reqwest::Url::parse(url).map_err(|e| ConditionError::Refused(format!("{url}: {e}")))?;
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| ConditionError::Refused(format!("{url}: {e}")))?;
         self.policy.check_url(&parsed).map_err(|r| ConditionError::Refused(r.0))?;
         let resp = self.http.get(parsed).send().await.map_err(|e| match refusal(&e) {
             Some(r) => ConditionError::Refused(r),
@@ -74,18 +75,24 @@ impl ConditionClient {
         let mut body = Vec::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Inconclusive(format!("condition endpoint body unreadable: {}", chain(&e))))?;
+            let chunk = chunk.map_err(|e| {
+                Inconclusive(format!("condition endpoint body unreadable: {}", chain(&e)))
+            })?;
             if body.len() + chunk.len() > MAX_BODY {
-                return Err(Inconclusive(format!("condition endpoint answer exceeds {MAX_BODY} bytes")));
+                return Err(Inconclusive(format!(
+                    "condition endpoint answer exceeds {MAX_BODY} bytes"
+                )));
             }
             body.extend_from_slice(&chunk);
         }
-        let value: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| Inconclusive(format!("condition endpoint answer is not JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| Inconclusive(format!("condition endpoint answer is not JSON: {e}")))?;
         match value.get("sendNotification").and_then(|v| v.as_bool()) {
             Some(true) => Ok(ConditionOutcome::Met),
             Some(false) => Ok(ConditionOutcome::NotMet),
-            None => Err(Inconclusive("condition endpoint answer has no boolean sendNotification".into())),
+            None => Err(Inconclusive(
+                "condition endpoint answer has no boolean sendNotification".into(),
+            )),
         }
     }
 }

@@ -115,14 +115,12 @@ impl Mailer {
 
     /// Sends one email. `Ok` carries the provider reference (the Message-ID).
     pub async fn send(&self, mail: &OutgoingEmail) -> Result<String, SendError> {
-        let from: Mailbox = mail
-            .from
-            .as_deref()
-            .unwrap_or(&self.default_from)
-            .parse()
-            .map_err(|e| SendError::Permanent {
-                status: NotificationStatus::EmailFailed,
-                reason: format!("invalid sender address: {e}"),
+        let from: Mailbox =
+            mail.from.as_deref().unwrap_or(&self.default_from).parse().map_err(|e| {
+                SendError::Permanent {
+                    status: NotificationStatus::EmailFailed,
+                    reason: format!("invalid sender address: {e}"),
+                }
             })?;
         let to: Mailbox = mail.to.parse().map_err(|e| SendError::Permanent {
             status: NotificationStatus::EmailFailedInvalidFormat,
@@ -142,12 +140,18 @@ impl Mailer {
             .message_id(Some(message_id.clone()))
             .header(content_type)
             .body(mail.body.clone())
-            .map_err(|e| SendError::Permanent { status: NotificationStatus::EmailFailed, reason: e.to_string() })?;
+            .map_err(|e| SendError::Permanent {
+                status: NotificationStatus::EmailFailed,
+                reason: e.to_string(),
+            })?;
         match &self.transport {
             // lettre's timeout bounds connecting; a relay that stops answering mid-exchange is
             // cut off here, so one attempt never outlasts the configured timeout.
             Transport::Smtp(t) => match tokio::time::timeout(self.timeout, t.send(message)).await {
-                Err(_) => Err(SendError::Transient(format!("SMTP relay did not answer within {:?}", self.timeout))),
+                Err(_) => Err(SendError::Transient(format!(
+                    "SMTP relay did not answer within {:?}",
+                    self.timeout
+                ))),
                 Ok(Ok(_)) => Ok(message_id),
                 Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent {
                     status: NotificationStatus::EmailFailed,

@@ -141,11 +141,13 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if policy.name_allowed(&host) {
                 return Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs);
             }
-            let allowed: Vec<SocketAddr> = addrs.iter().copied().filter(|a| policy.ip_allowed(a.ip())).collect();
+            let allowed: Vec<SocketAddr> =
+                addrs.iter().copied().filter(|a| policy.ip_allowed(a.ip())).collect();
             if allowed.is_empty() {
                 let shown: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
                 return Err(Box::new(Refused(format!(
@@ -165,20 +167,46 @@ mod tests {
     #[test]
     fn non_public_ranges_are_refused_and_public_ones_allowed() {
         for refused in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-            "255.255.255.255", "224.0.0.1", "::1", "::", "fe80::1", "fd00:ec2::254", "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe", "2001:db8::1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "2001:db8::1",
         ] {
             assert!(!is_public(refused.parse().unwrap()), "{refused} should be refused");
         }
-        for public in ["1.1.1.1", "8.8.8.8", "193.69.1.1", "2a00:1450:4010::1", "::ffff:8.8.8.8", "64:ff9b::808:808"] {
+        for public in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "193.69.1.1",
+            "2a00:1450:4010::1",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public} should be allowed");
         }
     }
 
     #[test]
     fn allow_list_entries_are_names_addresses_or_networks() {
-        let p = OutboundPolicy::new(&["LocalHost.".into(), "127.0.0.1".into(), "10.20.0.0/16".into(), "[::1]".into()]);
+        let p = OutboundPolicy::new(&[
+            "LocalHost.".into(),
+            "127.0.0.1".into(),
+            "10.20.0.0/16".into(),
+            "[::1]".into(),
+        ]);
         assert!(p.name_allowed("localhost"));
         assert!(p.ip_allowed("127.0.0.1".parse().unwrap()));
         assert!(!p.ip_allowed("127.0.0.2".parse().unwrap()));

@@ -50,7 +50,10 @@ impl SendRateLimits {
                 return Ok(());
             }
             let next_slot_ms = (slot + 1) * 1000;
-            tokio::time::sleep(Duration::from_millis((next_slot_ms - Utc::now().timestamp_millis()).clamp(1, 1000) as u64)).await;
+            tokio::time::sleep(Duration::from_millis(
+                (next_slot_ms - Utc::now().timestamp_millis()).clamp(1, 1000) as u64,
+            ))
+            .await;
         }
     }
 

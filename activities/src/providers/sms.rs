@@ -42,7 +42,8 @@ pub struct SmsAccepted {
 pub const KANNEL_REPORT_PATH: &str = "/notifications/api/v1/reports/sms/kannel";
 
 /// The query parameters Kannel fills in itself (`%d`, `%A`, `%F`), in the order they appear.
-pub const KANNEL_REPORT_FIELDS: &[(&str, &str)] = &[("type", "%d"), ("answer", "%A"), ("fid", "%F")];
+pub const KANNEL_REPORT_FIELDS: &[(&str, &str)] =
+    &[("type", "%d"), ("answer", "%A"), ("fid", "%F")];
 
 /// How long a report URL stays valid: longer than any network keeps trying (48 hours) and the
 /// SMSC's report takes to come back.
@@ -65,9 +66,16 @@ impl ReportSigner {
     }
 
     fn mac(&self, notification_id: &str, expires: i64) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
         let fields: Vec<&str> = KANNEL_REPORT_FIELDS.iter().map(|(k, _)| *k).collect();
-        mac.update(format!("varsel report url\n{KANNEL_REPORT_PATH}\nnid={notification_id}\nexp={expires}\n{}", fields.join(",")).as_bytes());
+        mac.update(
+            format!(
+                "varsel report url\n{KANNEL_REPORT_PATH}\nnid={notification_id}\nexp={expires}\n{}",
+                fields.join(",")
+            )
+            .as_bytes(),
+        );
         mac
     }
 
@@ -86,7 +94,8 @@ impl ReportSigner {
     /// The report URL Kannel calls for a notification, under `base_url`.
     pub fn report_url(&self, base_url: &str, notification_id: &str, now: i64) -> String {
         let expires = now + REPORT_URL_VALIDITY.as_secs() as i64;
-        let kannel: Vec<String> = KANNEL_REPORT_FIELDS.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let kannel: Vec<String> =
+            KANNEL_REPORT_FIELDS.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!(
             "{}{KANNEL_REPORT_PATH}?nid={notification_id}&exp={expires}&sig={}&{}",
             base_url.trim_end_matches('/'),
@@ -127,7 +136,11 @@ impl Kannel {
 
     async fn send(&self, sms: &OutgoingSms) -> Result<SmsAccepted, SendError> {
         // %d: report type, %A: SMSC answer, %F: the SMSC's message id (Kannel's placeholders).
-        let dlr_url = self.signer.report_url(&self.report_base_url, &sms.notification_id, chrono::Utc::now().timestamp());
+        let dlr_url = self.signer.report_url(
+            &self.report_base_url,
+            &sms.notification_id,
+            chrono::Utc::now().timestamp(),
+        );
         // Kannel's `validity` is in minutes; a part minute counts as one.
         let validity = sms.validity.map(|v| v.as_secs().div_ceil(60).max(1).to_string());
         let mut request = self.http.get(&self.sendsms_url);
@@ -165,7 +178,9 @@ impl Kannel {
         let text = match resp.bytes().await {
             Ok(b) => String::from_utf8_lossy(&b[..b.len().min(512)]).trim().to_owned(),
             Err(e) if status.is_success() => {
-                return Err(SendError::Transient(format!("Kannel answered HTTP {status} but the answer was cut off: {e}")));
+                return Err(SendError::Transient(format!(
+                    "Kannel answered HTTP {status} but the answer was cut off: {e}"
+                )));
             }
             Err(_) => String::new(),
         };
@@ -175,10 +190,18 @@ impl Kannel {
         if status.is_success() {
             Ok(SmsAccepted { provider_ref: None })
         } else if status.as_u16() == 403 && text.contains("Not routable") {
-            Err(SendError::Permanent { status: NotificationStatus::SmsFailedUndelivered, reason: format!("Kannel: {text}") })
+            Err(SendError::Permanent {
+                status: NotificationStatus::SmsFailedUndelivered,
+                reason: format!("Kannel: {text}"),
+            })
         } else if status.as_u16() == 429 || (status.as_u16() == 503 && retry_after.is_some()) {
             let retry_after = retry_after.unwrap_or(Duration::from_secs(1));
-            Err(SendError::Throttled { reason: format!("SMS gateway answered HTTP {status} (retry after {retry_after:?}): {text}"), retry_after })
+            Err(SendError::Throttled {
+                reason: format!(
+                    "SMS gateway answered HTTP {status} (retry after {retry_after:?}): {text}"
+                ),
+                retry_after,
+            })
         } else {
             Err(SendError::Transient(format!("Kannel answered HTTP {status}: {text}")))
         }
@@ -210,7 +233,12 @@ pub struct Simulator {
 
 impl Simulator {
     /// A simulator recording into `store`.
-    pub fn new(store: Store, events: Arc<dyn OrderEvents>, metrics: Metrics, report_delay: Duration) -> Self {
+    pub fn new(
+        store: Store,
+        events: Arc<dyn OrderEvents>,
+        metrics: Metrics,
+        report_delay: Duration,
+    ) -> Self {
         Self { store, events, metrics, report_delay }
     }
 
@@ -238,17 +266,21 @@ impl Simulator {
             // The report arrives later, through the same path as a gateway's. If the worker
             // stops first, the notification's time-to-live settles it.
             let status = outcome.unwrap_or(NotificationStatus::SmsDelivered);
-            let (store, events, metrics, delay) = (self.store.clone(), self.events.clone(), self.metrics.clone(), self.report_delay);
+            let (store, events, metrics, delay) =
+                (self.store.clone(), self.events.clone(), self.metrics.clone(), self.report_delay);
             let report = Report {
                 target: ReportTarget::ProviderRef(format!("sim:{id}")),
                 status,
-                reason: (status != NotificationStatus::SmsDelivered).then(|| "Simulator: test number.".to_owned()),
+                reason: (status != NotificationStatus::SmsDelivered)
+                    .then(|| "Simulator: test number.".to_owned()),
                 provider_ref: None,
                 raw: format!("simulator status={}", status.as_str()),
             };
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                if let Err(e) = apply_and_notify(&store, &events, &metrics, &report, Channel::Sms, false).await {
+                if let Err(e) =
+                    apply_and_notify(&store, &events, &metrics, &report, Channel::Sms, false).await
+                {
                     tracing::warn!(error = %e, "simulator could not record its delivery report");
                 }
             });

@@ -9,7 +9,13 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial), Box::new(M0002DeliveryTracking), Box::new(M0003NotificationEvents), Box::new(M0004SendRateSlots), Box::new(M0005OrderChains)]
+        vec![
+            Box::new(M0001Initial),
+            Box::new(M0002DeliveryTracking),
+            Box::new(M0003NotificationEvents),
+            Box::new(M0004SendRateSlots),
+            Box::new(M0005OrderChains),
+        ]
     }
 }
 
@@ -198,10 +204,20 @@ impl MigrationName for M0002DeliveryTracking {
 impl MigrationTrait for M0002DeliveryTracking {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         // SQLite alters one column per statement.
-        m.alter_table(Table::alter().table(tbl("notifications")).add_column(col("segments").integer().null()).to_owned())
-            .await?;
-        m.alter_table(Table::alter().table(tbl("notifications")).add_column(col("delivery_report").text().null()).to_owned())
-            .await?;
+        m.alter_table(
+            Table::alter()
+                .table(tbl("notifications"))
+                .add_column(col("segments").integer().null())
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table(tbl("notifications"))
+                .add_column(col("delivery_report").text().null())
+                .to_owned(),
+        )
+        .await?;
         m.alter_table(
             Table::alter()
                 .table(tbl("notifications"))
@@ -340,15 +356,49 @@ impl MigrationTrait for M0005OrderChains {
                 .to_owned(),
         )
         .await?;
-        m.alter_table(Table::alter().table(tbl("orders")).add_column(col("chain_id").string().null()).to_owned()).await?;
-        m.alter_table(Table::alter().table(tbl("orders")).add_column(col("order_type").string().null()).to_owned()).await?;
         m.alter_table(
-            Table::alter().table(tbl("orders")).add_column(col("sms_anytime").boolean().not_null().default(false)).to_owned(),
+            Table::alter()
+                .table(tbl("orders"))
+                .add_column(col("chain_id").string().null())
+                .to_owned(),
         )
         .await?;
-        m.alter_table(Table::alter().table(tbl("orders")).add_column(col("dialog_id").string().null()).to_owned()).await?;
-        m.alter_table(Table::alter().table(tbl("orders")).add_column(col("transmission_id").string().null()).to_owned()).await?;
-        m.create_index(Index::create().name("ix_orders_chain").table(tbl("orders")).col(Alias::new("chain_id")).to_owned()).await?;
+        m.alter_table(
+            Table::alter()
+                .table(tbl("orders"))
+                .add_column(col("order_type").string().null())
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table(tbl("orders"))
+                .add_column(col("sms_anytime").boolean().not_null().default(false))
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table(tbl("orders"))
+                .add_column(col("dialog_id").string().null())
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table(tbl("orders"))
+                .add_column(col("transmission_id").string().null())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_orders_chain")
+                .table(tbl("orders"))
+                .col(Alias::new("chain_id"))
+                .to_owned(),
+        )
+        .await?;
         // The status feed: one entry per order that reached Completed or SendConditionNotMet,
         // numbered in commit order.
         m.create_table(
@@ -362,7 +412,12 @@ impl MigrationTrait for M0005OrderChains {
         )
         .await?;
         m.create_index(
-            Index::create().name("ix_status_feed_creator_seq").table(tbl("status_feed")).col(Alias::new("creator")).col(Alias::new("seq")).to_owned(),
+            Index::create()
+                .name("ix_status_feed_creator_seq")
+                .table(tbl("status_feed"))
+                .col(Alias::new("creator"))
+                .col(Alias::new("seq"))
+                .to_owned(),
         )
         .await
     }

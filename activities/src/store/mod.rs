@@ -6,7 +6,10 @@ pub mod entities;
 pub mod migrations;
 
 use chrono::{DateTime, Utc};
-use entities::{contact_organization, contact_person, dead_report, notification, notification_event, order, order_chain, order_recipient, status_feed};
+use entities::{
+    contact_organization, contact_person, dead_report, notification, notification_event, order,
+    order_chain, order_recipient, status_feed,
+};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
@@ -236,13 +239,11 @@ fn open_condition() -> sea_orm::Condition {
         NotificationStatus::SmsSending,
     ];
     let sent = [NotificationStatus::EmailSucceeded, NotificationStatus::SmsAccepted];
-    Condition::any()
-        .add(notification::Column::Status.is_in(unsent.iter().map(|s| s.as_str())))
-        .add(
-            Condition::all()
-                .add(notification::Column::Status.is_in(sent.iter().map(|s| s.as_str())))
-                .add(notification::Column::AwaitsReport.eq(true)),
-        )
+    Condition::any().add(notification::Column::Status.is_in(unsent.iter().map(|s| s.as_str()))).add(
+        Condition::all()
+            .add(notification::Column::Status.is_in(sent.iter().map(|s| s.as_str())))
+            .add(notification::Column::AwaitsReport.eq(true)),
+    )
 }
 
 impl Store {
@@ -308,9 +309,14 @@ impl Store {
         txn.commit().await
     }
 
-    async fn insert_order_rows(txn: &sea_orm::DatabaseTransaction, new: NewOrder) -> Result<(), DbErr> {
+    async fn insert_order_rows(
+        txn: &sea_orm::DatabaseTransaction,
+        new: NewOrder,
+    ) -> Result<(), DbErr> {
         let order_id = new.order.id.clone();
-        order::Entity::insert(order::ActiveModel::from(new.order)).exec_without_returning(txn).await?;
+        order::Entity::insert(order::ActiveModel::from(new.order))
+            .exec_without_returning(txn)
+            .await?;
         for chunk in new.recipients.chunks(500).enumerate() {
             let (chunk_no, rows) = chunk;
             let models = rows.iter().enumerate().map(|(i, r)| order_recipient::ActiveModel {
@@ -329,7 +335,11 @@ impl Store {
     /// Stores an order chain and its orders in one transaction, unless the creator already has a
     /// chain with this idempotency id: then nothing is stored and that chain is returned. Two
     /// requests racing with the same id create one chain (the unique index decides).
-    pub async fn insert_chain(&self, chain: order_chain::Model, orders: Vec<NewOrder>) -> Result<ChainInsert, DbErr> {
+    pub async fn insert_chain(
+        &self,
+        chain: order_chain::Model,
+        orders: Vec<NewOrder>,
+    ) -> Result<ChainInsert, DbErr> {
         let txn = match self.begin_chain(chain).await? {
             Ok(txn) => txn,
             Err(existing) => return Ok(ChainInsert::Exists(existing)),
@@ -344,15 +354,24 @@ impl Store {
     /// Opens a transaction holding a new chain row; when the creator already has a chain with
     /// its idempotency id (the unique index decides, also between racing requests), nothing is
     /// kept and that chain is returned.
-    async fn begin_chain(&self, chain: order_chain::Model) -> Result<Result<sea_orm::DatabaseTransaction, order_chain::Model>, DbErr> {
+    async fn begin_chain(
+        &self,
+        chain: order_chain::Model,
+    ) -> Result<Result<sea_orm::DatabaseTransaction, order_chain::Model>, DbErr> {
         let (creator, idempotency_id) = (chain.creator.clone(), chain.idempotency_id.clone());
         let txn = self.db.begin().await?;
-        match order_chain::Entity::insert(order_chain::ActiveModel::from(chain)).exec_without_returning(&txn).await {
+        match order_chain::Entity::insert(order_chain::ActiveModel::from(chain))
+            .exec_without_returning(&txn)
+            .await
+        {
             Ok(_) => Ok(Ok(txn)),
             Err(e) => {
-                let duplicate = matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)));
+                let duplicate =
+                    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)));
                 txn.rollback().await?;
-                if duplicate && let Some(existing) = self.find_chain(&creator, &idempotency_id).await? {
+                if duplicate
+                    && let Some(existing) = self.find_chain(&creator, &idempotency_id).await?
+                {
                     return Ok(Err(existing));
                 }
                 Err(e)
@@ -364,7 +383,12 @@ impl Store {
     /// and its one notification, already `Sending` (one attempt), in one transaction. Delivery
     /// reports that arrive while the request still waits for the provider find the row. As with
     /// [`Store::insert_chain`], a chain that exists already is returned and nothing is stored.
-    pub async fn reserve_instant(&self, chain: order_chain::Model, order: NewOrder, n: notification::Model) -> Result<ChainInsert, DbErr> {
+    pub async fn reserve_instant(
+        &self,
+        chain: order_chain::Model,
+        order: NewOrder,
+        n: notification::Model,
+    ) -> Result<ChainInsert, DbErr> {
         let txn = match self.begin_chain(chain).await? {
             Ok(txn) => txn,
             Err(existing) => return Ok(ChainInsert::Exists(existing)),
@@ -372,9 +396,17 @@ impl Store {
         Self::insert_order_rows(&txn, order).await?;
         let events = vec![
             (n.id.clone(), n.order_id.clone(), n.status.clone(), "created", None),
-            (n.id.clone(), n.order_id.clone(), n.status.clone(), "sending", Some("attempt 1 (instant)".to_owned())),
+            (
+                n.id.clone(),
+                n.order_id.clone(),
+                n.status.clone(),
+                "sending",
+                Some("attempt 1 (instant)".to_owned()),
+            ),
         ];
-        notification::Entity::insert(notification::ActiveModel::from(n)).exec_without_returning(&txn).await?;
+        notification::Entity::insert(notification::ActiveModel::from(n))
+            .exec_without_returning(&txn)
+            .await?;
         Self::log_events(&txn, events).await?;
         txn.commit().await?;
         Ok(ChainInsert::Created)
@@ -385,9 +417,18 @@ impl Store {
     /// and status log, in one transaction.
     pub async fn discard_instant(&self, chain_id: &str, order_id: &str) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
-        notification_event::Entity::delete_many().filter(notification_event::Column::OrderId.eq(order_id)).exec(&txn).await?;
-        notification::Entity::delete_many().filter(notification::Column::OrderId.eq(order_id)).exec(&txn).await?;
-        order_recipient::Entity::delete_many().filter(order_recipient::Column::OrderId.eq(order_id)).exec(&txn).await?;
+        notification_event::Entity::delete_many()
+            .filter(notification_event::Column::OrderId.eq(order_id))
+            .exec(&txn)
+            .await?;
+        notification::Entity::delete_many()
+            .filter(notification::Column::OrderId.eq(order_id))
+            .exec(&txn)
+            .await?;
+        order_recipient::Entity::delete_many()
+            .filter(order_recipient::Column::OrderId.eq(order_id))
+            .exec(&txn)
+            .await?;
         order::Entity::delete_by_id(order_id.to_owned()).exec(&txn).await?;
         order_chain::Entity::delete_by_id(chain_id.to_owned()).exec(&txn).await?;
         txn.commit().await
@@ -395,11 +436,19 @@ impl Store {
 
     /// The orders of a chain (an instant message's one order), oldest first.
     pub async fn chain_orders(&self, chain_id: &str) -> Result<Vec<order::Model>, DbErr> {
-        order::Entity::find().filter(order::Column::ChainId.eq(chain_id)).order_by_asc(order::Column::Created).all(&self.db).await
+        order::Entity::find()
+            .filter(order::Column::ChainId.eq(chain_id))
+            .order_by_asc(order::Column::Created)
+            .all(&self.db)
+            .await
     }
 
     /// The creator's chain with this idempotency id.
-    pub async fn find_chain(&self, creator: &str, idempotency_id: &str) -> Result<Option<order_chain::Model>, DbErr> {
+    pub async fn find_chain(
+        &self,
+        creator: &str,
+        idempotency_id: &str,
+    ) -> Result<Option<order_chain::Model>, DbErr> {
         order_chain::Entity::find()
             .filter(order_chain::Column::Creator.eq(creator))
             .filter(order_chain::Column::IdempotencyId.eq(idempotency_id))
@@ -408,8 +457,15 @@ impl Store {
     }
 
     /// The creator's chain with this id.
-    pub async fn get_chain(&self, id: &str, creator: &str) -> Result<Option<order_chain::Model>, DbErr> {
-        order_chain::Entity::find_by_id(id.to_owned()).filter(order_chain::Column::Creator.eq(creator)).one(&self.db).await
+    pub async fn get_chain(
+        &self,
+        id: &str,
+        creator: &str,
+    ) -> Result<Option<order_chain::Model>, DbErr> {
+        order_chain::Entity::find_by_id(id.to_owned())
+            .filter(order_chain::Column::Creator.eq(creator))
+            .one(&self.db)
+            .await
     }
 
     /// The reminders of a chain, in send-time order.
@@ -477,7 +533,10 @@ impl Store {
     }
 
     /// How many notifications of an order are in each (channel, status), without loading them.
-    pub async fn notification_counts(&self, order_id: &str) -> Result<Vec<(String, String, i64)>, DbErr> {
+    pub async fn notification_counts(
+        &self,
+        order_id: &str,
+    ) -> Result<Vec<(String, String, i64)>, DbErr> {
         notification::Entity::find()
             .select_only()
             .column(notification::Column::Channel)
@@ -492,7 +551,11 @@ impl Store {
     }
 
     /// The notifications of one channel of an order, in recipient order.
-    pub async fn notifications_of(&self, order_id: &str, channel: Channel) -> Result<Vec<notification::Model>, DbErr> {
+    pub async fn notifications_of(
+        &self,
+        order_id: &str,
+        channel: Channel,
+    ) -> Result<Vec<notification::Model>, DbErr> {
         notification::Entity::find()
             .filter(notification::Column::OrderId.eq(order_id))
             .filter(notification::Column::Channel.eq(channel.as_str()))
@@ -505,7 +568,12 @@ impl Store {
     /// Cancels an order of `creator` that is still `Registered` and whose send time is more than
     /// `cutoff` away, in one conditional update (so a concurrent start cannot slip between the
     /// check and the change).
-    pub async fn cancel_order(&self, id: &str, creator: &str, cutoff: chrono::Duration) -> Result<CancelOutcome, DbErr> {
+    pub async fn cancel_order(
+        &self,
+        id: &str,
+        creator: &str,
+        cutoff: chrono::Duration,
+    ) -> Result<CancelOutcome, DbErr> {
         let Some(o) = order::Entity::find_by_id(id.to_owned())
             .filter(order::Column::Creator.eq(creator))
             .one(&self.db)
@@ -539,7 +607,11 @@ impl Store {
     }
 
     /// How many of these orders have `status` (in chunks, for long lists).
-    pub async fn count_orders_with_status(&self, ids: &[String], status: &str) -> Result<u64, DbErr> {
+    pub async fn count_orders_with_status(
+        &self,
+        ids: &[String],
+        status: &str,
+    ) -> Result<u64, DbErr> {
         let mut n = 0;
         for chunk in ids.chunks(500) {
             n += order::Entity::find()
@@ -571,9 +643,20 @@ impl Store {
     /// Takes up to `want` sends of `provider` from the one-second `slot`, which allows `cap` in
     /// all, across every worker sharing this database. Returns how many were granted (0: the slot
     /// is used up). A compare-and-set on the slot's count, so no lock is held.
-    pub async fn take_send_tokens(&self, provider: &str, slot: i64, want: u32, cap: u32) -> Result<u32, DbErr> {
+    pub async fn take_send_tokens(
+        &self,
+        provider: &str,
+        slot: i64,
+        want: u32,
+        cap: u32,
+    ) -> Result<u32, DbErr> {
         use sea_orm::sea_query::{Alias, Query};
-        let (t, p, s, u) = (Alias::new("send_rate_slots"), Alias::new("provider"), Alias::new("slot"), Alias::new("used"));
+        let (t, p, s, u) = (
+            Alias::new("send_rate_slots"),
+            Alias::new("provider"),
+            Alias::new("slot"),
+            Alias::new("used"),
+        );
         let backend = self.db.get_database_backend();
         for _ in 0..20 {
             let read = Query::select()
@@ -596,12 +679,17 @@ impl Store {
                         .into_table(t.clone())
                         .columns([p.clone(), s.clone(), u.clone()])
                         .values_panic([provider.into(), slot.into(), (take as i32).into()])
-                        .on_conflict(OnConflict::columns([p.clone(), s.clone()]).do_nothing().to_owned())
+                        .on_conflict(
+                            OnConflict::columns([p.clone(), s.clone()]).do_nothing().to_owned(),
+                        )
                         .to_owned();
                     let won = self.db.execute(backend.build(&insert)).await?.rows_affected() == 1;
                     if won {
                         // A new slot: forget the ones older than a minute.
-                        let old = Query::delete().from_table(t.clone()).and_where(Expr::col(s.clone()).lt(slot - 60)).to_owned();
+                        let old = Query::delete()
+                            .from_table(t.clone())
+                            .and_where(Expr::col(s.clone()).lt(slot - 60))
+                            .to_owned();
                         self.db.execute(backend.build(&old)).await?;
                     }
                     won
@@ -667,9 +755,14 @@ impl Store {
             // entries commit in sequence order, so a reader paging by sequence number never
             // passes an entry that commits later (SQLite has one writer anyway).
             if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-                txn.execute_unprepared("LOCK TABLE status_feed IN SHARE ROW EXCLUSIVE MODE").await?;
+                txn.execute_unprepared("LOCK TABLE status_feed IN SHARE ROW EXCLUSIVE MODE")
+                    .await?;
             }
-            let creator = order::Entity::find_by_id(id.to_owned()).one(&txn).await?.map(|o| o.creator).unwrap_or_default();
+            let creator = order::Entity::find_by_id(id.to_owned())
+                .one(&txn)
+                .await?
+                .map(|o| o.creator)
+                .unwrap_or_default();
             status_feed::Entity::insert(status_feed::ActiveModel {
                 order_id: Set(id.to_owned()),
                 creator: Set(creator),
@@ -686,28 +779,48 @@ impl Store {
 
     /// A page of `creator`'s status feed: entries after `seq` oldest first, or before it newest
     /// first (`seq = 0`: the newest).
-    pub async fn status_feed(&self, creator: &str, seq: i64, limit: u64, descending: bool) -> Result<Vec<status_feed::Model>, DbErr> {
+    pub async fn status_feed(
+        &self,
+        creator: &str,
+        seq: i64,
+        limit: u64,
+        descending: bool,
+    ) -> Result<Vec<status_feed::Model>, DbErr> {
         let q = status_feed::Entity::find().filter(status_feed::Column::Creator.eq(creator));
         let q = match (descending, seq) {
-            (false, _) => q.filter(status_feed::Column::Seq.gt(seq)).order_by_asc(status_feed::Column::Seq),
+            (false, _) => {
+                q.filter(status_feed::Column::Seq.gt(seq)).order_by_asc(status_feed::Column::Seq)
+            }
             (true, 0) => q.order_by_desc(status_feed::Column::Seq),
-            (true, _) => q.filter(status_feed::Column::Seq.lt(seq)).order_by_desc(status_feed::Column::Seq),
+            (true, _) => {
+                q.filter(status_feed::Column::Seq.lt(seq)).order_by_desc(status_feed::Column::Seq)
+            }
         };
         q.limit(limit).all(&self.db).await
     }
 
     /// Deletes feed entries written before `before`; returns how many.
     pub async fn prune_status_feed(&self, before: DateTime<Utc>) -> Result<u64, DbErr> {
-        Ok(status_feed::Entity::delete_many().filter(status_feed::Column::Created.lt(before)).exec(&self.db).await?.rows_affected)
+        Ok(status_feed::Entity::delete_many()
+            .filter(status_feed::Column::Created.lt(before))
+            .exec(&self.db)
+            .await?
+            .rows_affected)
     }
 
     /// Orders by id (any creator), for pages that name several.
     pub async fn orders_by_ids(&self, ids: &[String]) -> Result<Vec<order::Model>, DbErr> {
-        order::Entity::find().filter(order::Column::Id.is_in(ids.iter().cloned())).all(&self.db).await
+        order::Entity::find()
+            .filter(order::Column::Id.is_in(ids.iter().cloned()))
+            .all(&self.db)
+            .await
     }
 
     /// The notifications of several orders.
-    pub async fn notifications_of_orders(&self, order_ids: &[String]) -> Result<Vec<notification::Model>, DbErr> {
+    pub async fn notifications_of_orders(
+        &self,
+        order_ids: &[String],
+    ) -> Result<Vec<notification::Model>, DbErr> {
         notification::Entity::find()
             .filter(notification::Column::OrderId.is_in(order_ids.iter().cloned()))
             .order_by_asc(notification::Column::RecipientIdx)
@@ -732,7 +845,10 @@ impl Store {
     }
 
     /// Persons of the contact register, by national identity number.
-    pub async fn lookup_persons(&self, nins: &[String]) -> Result<HashMap<String, PersonContact>, DbErr> {
+    pub async fn lookup_persons(
+        &self,
+        nins: &[String],
+    ) -> Result<HashMap<String, PersonContact>, DbErr> {
         if nins.is_empty() {
             return Ok(HashMap::new());
         }
@@ -745,7 +861,12 @@ impl Store {
             {
                 out.insert(
                     p.nin,
-                    PersonContact { name: p.name, email: p.email, mobile: p.mobile, reserved: p.reserved },
+                    PersonContact {
+                        name: p.name,
+                        email: p.email,
+                        mobile: p.mobile,
+                        reserved: p.reserved,
+                    },
                 );
             }
         }
@@ -753,7 +874,10 @@ impl Store {
     }
 
     /// Organisations of the contact register, by organisation number.
-    pub async fn lookup_organizations(&self, orgs: &[String]) -> Result<HashMap<String, OrgContact>, DbErr> {
+    pub async fn lookup_organizations(
+        &self,
+        orgs: &[String],
+    ) -> Result<HashMap<String, OrgContact>, DbErr> {
         if orgs.is_empty() {
             return Ok(HashMap::new());
         }
@@ -785,12 +909,14 @@ impl Store {
     pub async fn upsert_persons(&self, persons: &[(String, PersonContact)]) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
         for chunk in persons.chunks(500) {
-            contact_person::Entity::insert_many(chunk.iter().map(|(nin, c)| contact_person::ActiveModel {
-                nin: Set(nin.clone()),
-                name: Set(c.name.clone()),
-                email: Set(c.email.clone()),
-                mobile: Set(c.mobile.clone()),
-                reserved: Set(c.reserved),
+            contact_person::Entity::insert_many(chunk.iter().map(|(nin, c)| {
+                contact_person::ActiveModel {
+                    nin: Set(nin.clone()),
+                    name: Set(c.name.clone()),
+                    email: Set(c.email.clone()),
+                    mobile: Set(c.mobile.clone()),
+                    reserved: Set(c.reserved),
+                }
             }))
             .on_conflict(
                 OnConflict::column(contact_person::Column::Nin)
@@ -853,7 +979,11 @@ impl Store {
         // Only the rows this call created (a retried batch keeps its first ids) get an event.
         let mut created = Vec::new();
         for chunk in ids.chunks(500) {
-            for n in notification::Entity::find().filter(notification::Column::Id.is_in(chunk.iter().cloned())).all(&self.db).await? {
+            for n in notification::Entity::find()
+                .filter(notification::Column::Id.is_in(chunk.iter().cloned()))
+                .all(&self.db)
+                .await?
+            {
                 created.push((n.id, n.order_id, n.status, "created", None));
             }
         }
@@ -864,7 +994,8 @@ impl Store {
     /// `Sending` left by an attempt that did not finish), through the (order, channel, status)
     /// index.
     fn unsent(order_id: &str, channel: Channel) -> sea_orm::Select<notification::Entity> {
-        let pending = [NotificationStatus::new_for(channel), NotificationStatus::sending_for(channel)];
+        let pending =
+            [NotificationStatus::new_for(channel), NotificationStatus::sending_for(channel)];
         notification::Entity::find()
             .filter(notification::Column::OrderId.eq(order_id))
             .filter(notification::Column::Channel.eq(channel.as_str()))
@@ -894,15 +1025,29 @@ impl Store {
         }
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         notification::Entity::update_many()
-            .col_expr(notification::Column::Status, Expr::value(NotificationStatus::sending_for(channel).as_str()))
+            .col_expr(
+                notification::Column::Status,
+                Expr::value(NotificationStatus::sending_for(channel).as_str()),
+            )
             .col_expr(notification::Column::StatusChanged, Expr::value(Utc::now()))
-            .col_expr(notification::Column::Attempts, Expr::col(notification::Column::Attempts).add(1))
+            .col_expr(
+                notification::Column::Attempts,
+                Expr::col(notification::Column::Attempts).add(1),
+            )
             .filter(notification::Column::Id.is_in(ids))
             .exec(&txn)
             .await?;
         let events = rows
             .iter()
-            .map(|r| (r.id.clone(), r.order_id.clone(), NotificationStatus::sending_for(channel).as_str().to_owned(), "sending", Some(format!("attempt {}", r.attempts + 1))))
+            .map(|r| {
+                (
+                    r.id.clone(),
+                    r.order_id.clone(),
+                    NotificationStatus::sending_for(channel).as_str().to_owned(),
+                    "sending",
+                    Some(format!("attempt {}", r.attempts + 1)),
+                )
+            })
             .collect();
         Self::log_events(&txn, events).await?;
         txn.commit().await?;
@@ -922,12 +1067,24 @@ impl Store {
                 .col_expr(notification::Column::StatusReason, Expr::value(r.reason.clone()))
                 .col_expr(notification::Column::ProviderRef, Expr::value(r.provider_ref.clone()))
                 .filter(notification::Column::Id.eq(r.id.as_str()))
-                .filter(notification::Column::Status.eq(NotificationStatus::sending_for(r.status.channel()).as_str()))
+                .filter(
+                    notification::Column::Status
+                        .eq(NotificationStatus::sending_for(r.status.channel()).as_str()),
+                )
                 .exec(&txn)
                 .await?
                 .rows_affected;
             if moved > 0 {
-                events.push(((r.id.clone(), r.order_id.clone(), r.status.as_str().to_owned(), "provider", r.reason.clone()), r.answered_at));
+                events.push((
+                    (
+                        r.id.clone(),
+                        r.order_id.clone(),
+                        r.status.as_str().to_owned(),
+                        "provider",
+                        r.reason.clone(),
+                    ),
+                    r.answered_at,
+                ));
             }
         }
         Self::log_events_at(&txn, events).await?;
@@ -971,7 +1128,8 @@ impl Store {
     pub async fn settle_order(&self, order_id: &str) -> Result<Settled, DbErr> {
         let open = self.count_open(order_id).await?;
         let target = if open == 0 { OrderStatus::Completed } else { OrderStatus::Processed };
-        self.transition_order(order_id, &[OrderStatus::Processing, OrderStatus::Processed], target).await?;
+        self.transition_order(order_id, &[OrderStatus::Processing, OrderStatus::Processed], target)
+            .await?;
         let next_expiry = if open == 0 {
             None
         } else {
@@ -983,13 +1141,21 @@ impl Store {
                 .await?
                 .map(|n| n.expiry)
         };
-        let status = self.order(order_id).await?.and_then(|o| OrderStatus::parse(&o.status)).unwrap_or(target);
+        let status = self
+            .order(order_id)
+            .await?
+            .and_then(|o| OrderStatus::parse(&o.status))
+            .unwrap_or(target);
         Ok(Settled { status, next_expiry })
     }
 
     /// Gives up every open notification of an order whose expiry has passed: it becomes
     /// `*_Failed_TTL`, whether it was never sent or never reported. Returns how many.
-    pub async fn expire_notifications(&self, order_id: &str, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    pub async fn expire_notifications(
+        &self,
+        order_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, DbErr> {
         let mut n = 0;
         let expiring = notification::Entity::find()
             .filter(notification::Column::OrderId.eq(order_id))
@@ -1001,13 +1167,22 @@ impl Store {
             .iter()
             .filter_map(|r| {
                 let ch = Channel::parse(&r.channel)?;
-                Some((r.id.clone(), r.order_id.clone(), NotificationStatus::ttl_for(ch).as_str().to_owned(), "ttl", Some(format!("still {} at its expiry", r.status))))
+                Some((
+                    r.id.clone(),
+                    r.order_id.clone(),
+                    NotificationStatus::ttl_for(ch).as_str().to_owned(),
+                    "ttl",
+                    Some(format!("still {} at its expiry", r.status)),
+                ))
             })
             .collect();
         Self::log_events(&self.db, events).await?;
         for channel in [Channel::Email, Channel::Sms] {
             let res = notification::Entity::update_many()
-                .col_expr(notification::Column::Status, Expr::value(NotificationStatus::ttl_for(channel).as_str()))
+                .col_expr(
+                    notification::Column::Status,
+                    Expr::value(NotificationStatus::ttl_for(channel).as_str()),
+                )
                 .col_expr(notification::Column::StatusChanged, Expr::value(now))
                 .filter(notification::Column::OrderId.eq(order_id))
                 .filter(notification::Column::Channel.eq(channel.as_str()))
@@ -1023,7 +1198,12 @@ impl Store {
     /// Gives up claimed (`Sending`) notifications of one channel whose time-to-live has passed,
     /// by id, in one transaction: only rows that really move (another attempt may have recorded
     /// a result meanwhile) get a status-log entry. Returns how many moved.
-    pub async fn expire_claimed(&self, channel: Channel, rows: &[notification::Model], now: DateTime<Utc>) -> Result<u64, DbErr> {
+    pub async fn expire_claimed(
+        &self,
+        channel: Channel,
+        rows: &[notification::Model],
+        now: DateTime<Utc>,
+    ) -> Result<u64, DbErr> {
         if rows.is_empty() {
             return Ok(0);
         }
@@ -1035,12 +1215,21 @@ impl Store {
                 .col_expr(notification::Column::Status, Expr::value(ttl.as_str()))
                 .col_expr(notification::Column::StatusChanged, Expr::value(now))
                 .filter(notification::Column::Id.eq(r.id.as_str()))
-                .filter(notification::Column::Status.eq(NotificationStatus::sending_for(channel).as_str()))
+                .filter(
+                    notification::Column::Status
+                        .eq(NotificationStatus::sending_for(channel).as_str()),
+                )
                 .exec(&txn)
                 .await?
                 .rows_affected;
             if moved > 0 {
-                events.push((r.id.clone(), r.order_id.clone(), ttl.as_str().to_owned(), "ttl", Some(format!("still unsent at its expiry ({})", r.expiry.to_rfc3339()))));
+                events.push((
+                    r.id.clone(),
+                    r.order_id.clone(),
+                    ttl.as_str().to_owned(),
+                    "ttl",
+                    Some(format!("still unsent at its expiry ({})", r.expiry.to_rfc3339())),
+                ));
             }
         }
         let n = events.len() as u64;
@@ -1052,17 +1241,30 @@ impl Store {
     /// Applies a delivery report. A report only moves a notification forward (a repeat, or a
     /// late "accepted" after "delivered", changes nothing); a report for no notification, or for
     /// one already given up at its time-to-live, is kept as a dead report.
-    pub async fn apply_report(&self, report: &Report, channel: Channel) -> Result<ApplyOutcome, DbErr> {
+    pub async fn apply_report(
+        &self,
+        report: &Report,
+        channel: Channel,
+    ) -> Result<ApplyOutcome, DbErr> {
         self.apply_report_inner(report, channel, true).await
     }
 
     /// Re-applies a dead report: like [`Store::apply_report`], but an unmatched report is not
     /// stored again (the caller still holds it).
-    pub async fn reapply_report(&self, report: &Report, channel: Channel) -> Result<ApplyOutcome, DbErr> {
+    pub async fn reapply_report(
+        &self,
+        report: &Report,
+        channel: Channel,
+    ) -> Result<ApplyOutcome, DbErr> {
         self.apply_report_inner(report, channel, false).await
     }
 
-    async fn apply_report_inner(&self, report: &Report, channel: Channel, keep_dead: bool) -> Result<ApplyOutcome, DbErr> {
+    async fn apply_report_inner(
+        &self,
+        report: &Report,
+        channel: Channel,
+        keep_dead: bool,
+    ) -> Result<ApplyOutcome, DbErr> {
         // The update is guarded by the status read; when the sender (or another report) moved
         // the row in between, read again instead of losing this report.
         for _ in 0..8 {
@@ -1073,20 +1275,37 @@ impl Store {
         Err(DbErr::Custom("delivery report kept conflicting with concurrent updates".into()))
     }
 
-    async fn try_apply_report(&self, report: &Report, channel: Channel, keep_dead: bool) -> Result<Option<ApplyOutcome>, DbErr> {
+    async fn try_apply_report(
+        &self,
+        report: &Report,
+        channel: Channel,
+        keep_dead: bool,
+    ) -> Result<Option<ApplyOutcome>, DbErr> {
         let found = match &report.target {
-            ReportTarget::Notification(id) => notification::Entity::find_by_id(id.clone()).one(&self.db).await?,
+            ReportTarget::Notification(id) => {
+                notification::Entity::find_by_id(id.clone()).one(&self.db).await?
+            }
             ReportTarget::ProviderRef(r) => {
-                notification::Entity::find().filter(notification::Column::ProviderRef.eq(r.clone())).one(&self.db).await?
+                notification::Entity::find()
+                    .filter(notification::Column::ProviderRef.eq(r.clone()))
+                    .one(&self.db)
+                    .await?
             }
         }
         .filter(|n| n.channel == channel.as_str());
         let Some(n) = found else {
-            return self.dead_report(report, channel, "UNKNOWN_REFERENCE", keep_dead).await.map(Some);
+            return self
+                .dead_report(report, channel, "UNKNOWN_REFERENCE", keep_dead)
+                .await
+                .map(Some);
         };
-        let current = NotificationStatus::parse(&n.status).unwrap_or(NotificationStatus::new_for(channel));
+        let current =
+            NotificationStatus::parse(&n.status).unwrap_or(NotificationStatus::new_for(channel));
         if current == NotificationStatus::ttl_for(channel) {
-            return self.dead_report(report, channel, "NOTIFICATION_EXPIRED", keep_dead).await.map(Some);
+            return self
+                .dead_report(report, channel, "NOTIFICATION_EXPIRED", keep_dead)
+                .await
+                .map(Some);
         }
         // The raw report is kept even when it changes nothing.
         let mut update = notification::Entity::update_many()
@@ -1102,12 +1321,23 @@ impl Store {
         let moves = current.is_open() && report.status.rank() > current.rank();
         if !moves {
             update.exec(&self.db).await?;
-            Self::log_events(&self.db, vec![(n.id.clone(), n.order_id.clone(), report.status.as_str().to_owned(), "report", Some(format!("no change: already {}", n.status)))]).await?;
+            Self::log_events(
+                &self.db,
+                vec![(
+                    n.id.clone(),
+                    n.order_id.clone(),
+                    report.status.as_str().to_owned(),
+                    "report",
+                    Some(format!("no change: already {}", n.status)),
+                )],
+            )
+            .await?;
             return Ok(Some(ApplyOutcome::Unchanged { order_id: n.order_id }));
         }
         // A report without words keeps the note recorded at sending (e.g. a sender-policy note).
         if let Some(reason) = &report.reason {
-            update = update.col_expr(notification::Column::StatusReason, Expr::value(reason.clone()));
+            update =
+                update.col_expr(notification::Column::StatusReason, Expr::value(reason.clone()));
         }
         let res = update
             .col_expr(notification::Column::Status, Expr::value(report.status.as_str()))
@@ -1119,13 +1349,29 @@ impl Store {
         if res.rows_affected == 0 {
             return Ok(None);
         }
-        Self::log_events(&self.db, vec![(n.id.clone(), n.order_id.clone(), report.status.as_str().to_owned(), "report", report.reason.clone())]).await?;
+        Self::log_events(
+            &self.db,
+            vec![(
+                n.id.clone(),
+                n.order_id.clone(),
+                report.status.as_str().to_owned(),
+                "report",
+                report.reason.clone(),
+            )],
+        )
+        .await?;
         let open_left = self.count_open(&n.order_id).await?;
         let lag = (Utc::now() - n.status_changed).to_std().ok();
         Ok(Some(ApplyOutcome::Applied { order_id: n.order_id, open_left, lag }))
     }
 
-    async fn dead_report(&self, report: &Report, channel: Channel, reason: &'static str, keep: bool) -> Result<ApplyOutcome, DbErr> {
+    async fn dead_report(
+        &self,
+        report: &Report,
+        channel: Channel,
+        reason: &'static str,
+        keep: bool,
+    ) -> Result<ApplyOutcome, DbErr> {
         let id = uuid::Uuid::new_v4().to_string();
         if !keep {
             return Ok(ApplyOutcome::Dead { id, reason });
@@ -1147,7 +1393,9 @@ impl Store {
 
     /// Orders per status, and notifications per (channel, status), across all orders: the
     /// gauges of `/metrics`.
-    pub async fn status_counts(&self) -> Result<(Vec<(String, i64)>, Vec<(String, String, i64)>, u64), DbErr> {
+    pub async fn status_counts(
+        &self,
+    ) -> Result<(Vec<(String, i64)>, Vec<(String, String, i64)>, u64), DbErr> {
         let orders = order::Entity::find()
             .select_only()
             .column(order::Column::Status)
@@ -1166,7 +1414,10 @@ impl Store {
             .into_tuple::<(String, String, i64)>()
             .all(&self.db)
             .await?;
-        let dead = dead_report::Entity::find().filter(dead_report::Column::AppliedAt.is_null()).count(&self.db).await?;
+        let dead = dead_report::Entity::find()
+            .filter(dead_report::Column::AppliedAt.is_null())
+            .count(&self.db)
+            .await?;
         Ok((orders, notifications, dead))
     }
 
@@ -1178,10 +1429,16 @@ impl Store {
         Condition::any()
             .add(
                 Condition::all()
-                    .add(notification::Column::Status.is_in([NotificationStatus::EmailFailedTtl.as_str(), NotificationStatus::SmsFailedTtl.as_str()]))
+                    .add(notification::Column::Status.is_in([
+                        NotificationStatus::EmailFailedTtl.as_str(),
+                        NotificationStatus::SmsFailedTtl.as_str(),
+                    ]))
                     .add(notification::Column::AwaitsReport.eq(false)),
             )
-            .add(notification::Column::Status.is_in([NotificationStatus::EmailFailed.as_str(), NotificationStatus::SmsFailed.as_str()]))
+            .add(notification::Column::Status.is_in([
+                NotificationStatus::EmailFailed.as_str(),
+                NotificationStatus::SmsFailed.as_str(),
+            ]))
     }
 
     /// How many notifications of an order a redrive would send again.
@@ -1194,7 +1451,11 @@ impl Store {
     }
 
     /// Resets the redrivable notifications to `New` with a fresh expiry and reopens the order.
-    pub async fn redrive_reset(&self, order_id: &str, ttl: std::time::Duration) -> Result<u64, DbErr> {
+    pub async fn redrive_reset(
+        &self,
+        order_id: &str,
+        ttl: std::time::Duration,
+    ) -> Result<u64, DbErr> {
         let now = Utc::now();
         let mut n = 0;
         let resetting = notification::Entity::find()
@@ -1206,15 +1467,27 @@ impl Store {
             .iter()
             .filter_map(|r| {
                 let ch = Channel::parse(&r.channel)?;
-                Some((r.id.clone(), r.order_id.clone(), NotificationStatus::new_for(ch).as_str().to_owned(), "redrive", Some(format!("was {}", r.status))))
+                Some((
+                    r.id.clone(),
+                    r.order_id.clone(),
+                    NotificationStatus::new_for(ch).as_str().to_owned(),
+                    "redrive",
+                    Some(format!("was {}", r.status)),
+                ))
             })
             .collect();
         Self::log_events(&self.db, events).await?;
         for channel in [Channel::Email, Channel::Sms] {
             let res = notification::Entity::update_many()
-                .col_expr(notification::Column::Status, Expr::value(NotificationStatus::new_for(channel).as_str()))
+                .col_expr(
+                    notification::Column::Status,
+                    Expr::value(NotificationStatus::new_for(channel).as_str()),
+                )
                 .col_expr(notification::Column::StatusChanged, Expr::value(now))
-                .col_expr(notification::Column::StatusReason, Expr::value(Some("Redriven by an operator.".to_owned())))
+                .col_expr(
+                    notification::Column::StatusReason,
+                    Expr::value(Some("Redriven by an operator.".to_owned())),
+                )
                 .col_expr(notification::Column::Expiry, Expr::value(Self::expiry_from(now, ttl)))
                 .filter(notification::Column::OrderId.eq(order_id))
                 .filter(notification::Column::Channel.eq(channel.as_str()))
@@ -1223,19 +1496,30 @@ impl Store {
                 .await?;
             n += res.rows_affected;
         }
-        self.transition_order(order_id, &[OrderStatus::Completed, OrderStatus::Processed], OrderStatus::Processing).await?;
+        self.transition_order(
+            order_id,
+            &[OrderStatus::Completed, OrderStatus::Processed],
+            OrderStatus::Processing,
+        )
+        .await?;
         Ok(n)
     }
 
     /// Records status changes for the timeline, as of now: (notification, order, status, source,
     /// detail).
-    async fn log_events<C: ConnectionTrait>(db: &C, rows: Vec<(String, String, String, &str, Option<String>)>) -> Result<(), DbErr> {
+    async fn log_events<C: ConnectionTrait>(
+        db: &C,
+        rows: Vec<(String, String, String, &str, Option<String>)>,
+    ) -> Result<(), DbErr> {
         let now = Utc::now();
         Self::log_events_at(db, rows.into_iter().map(|r| (r, now)).collect()).await
     }
 
     /// Records status changes for the timeline, each at its own time.
-    async fn log_events_at<C: ConnectionTrait>(db: &C, rows: Vec<EventAt<'_>>) -> Result<(), DbErr> {
+    async fn log_events_at<C: ConnectionTrait>(
+        db: &C,
+        rows: Vec<EventAt<'_>>,
+    ) -> Result<(), DbErr> {
         for chunk in rows.chunks(200) {
             let models: Vec<notification_event::ActiveModel> = chunk
                 .iter()
@@ -1257,7 +1541,10 @@ impl Store {
     }
 
     /// An order's notification events, oldest first.
-    pub async fn notification_events(&self, order_id: &str) -> Result<Vec<notification_event::Model>, DbErr> {
+    pub async fn notification_events(
+        &self,
+        order_id: &str,
+    ) -> Result<Vec<notification_event::Model>, DbErr> {
         notification_event::Entity::find()
             .filter(notification_event::Column::OrderId.eq(order_id))
             .order_by_asc(notification_event::Column::At)
@@ -1292,6 +1579,7 @@ impl Store {
 
     /// The time a notification for `send_time` is given up at.
     pub fn expiry_from(send_time: DateTime<Utc>, ttl: std::time::Duration) -> DateTime<Utc> {
-        send_time.max(Utc::now()) + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(48))
+        send_time.max(Utc::now())
+            + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(48))
     }
 }

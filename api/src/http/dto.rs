@@ -46,7 +46,9 @@ impl<T: Type + CanonicalNames> Type for CaseInsensitive<T> {
     fn as_raw_value(&self) -> Option<&Self::RawValueType> {
         self.0.as_raw_value()
     }
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
         self.0.raw_element_iter()
     }
 }
@@ -55,9 +57,17 @@ impl<T: ParseFromJSON + CanonicalNames> ParseFromJSON for CaseInsensitive<T> {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
         let value = match value {
             Some(Value::String(s)) => Some(Value::String(
-                T::NAMES.iter().find(|n| n.eq_ignore_ascii_case(s.trim())).map(|n| n.to_string()).unwrap_or(s),
+                T::NAMES
+                    .iter()
+                    .find(|n| n.eq_ignore_ascii_case(s.trim()))
+                    .map(|n| n.to_string())
+                    .unwrap_or(s),
             )),
-            Some(Value::Number(n)) => match n.as_u64().and_then(|i| i.checked_sub(T::FIRST)).and_then(|i| T::NAMES.get(i as usize)) {
+            Some(Value::Number(n)) => match n
+                .as_u64()
+                .and_then(|i| i.checked_sub(T::FIRST))
+                .and_then(|i| T::NAMES.get(i as usize))
+            {
                 Some(name) => Some(Value::String(name.to_string())),
                 None => Some(Value::Number(n)),
             },
@@ -90,7 +100,8 @@ pub enum NotificationChannelDto {
 }
 
 impl CanonicalNames for NotificationChannelDto {
-    const NAMES: &'static [&'static str] = &["Email", "Sms", "EmailPreferred", "SmsPreferred", "EmailAndSms"];
+    const NAMES: &'static [&'static str] =
+        &["Email", "Sms", "EmailPreferred", "SmsPreferred", "EmailAndSms"];
 }
 
 /// The content type of an email body.
@@ -130,7 +141,12 @@ pub struct RecipientDto {
 
 /// The email template of an order.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "EmailTemplateExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
+#[oai(
+    rename = "EmailTemplateExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
 pub struct EmailTemplateDto {
     /// Sender address; empty uses the service's default sender.
     #[oai(deserialize_with = "strict_string")]
@@ -147,7 +163,12 @@ pub struct EmailTemplateDto {
 
 /// The SMS template of an order.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "SmsTemplateExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
+#[oai(
+    rename = "SmsTemplateExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
 pub struct SmsTemplateDto {
     /// Sender id shown on the handset; empty uses the default (`Altinn`).
     #[oai(deserialize_with = "strict_string")]
@@ -159,7 +180,13 @@ pub struct SmsTemplateDto {
 
 /// `POST /orders`: a notification order on a chosen channel.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "NotificationOrderRequestExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all, example)]
+#[oai(
+    rename = "NotificationOrderRequestExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all,
+    example
+)]
 pub struct OrderRequestDto {
     /// The channel: `Email`, `Sms`, `EmailPreferred`, `SmsPreferred` or `EmailAndSms` (any case).
     pub notification_channel: Option<CaseInsensitive<NotificationChannelDto>>,
@@ -210,7 +237,13 @@ pub fn strict_string(value: Option<Value>) -> ParseResult<Option<String>> {
 
 /// `POST /orders/email`: an email order.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "EmailNotificationOrderRequestExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all, example)]
+#[oai(
+    rename = "EmailNotificationOrderRequestExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all,
+    example
+)]
 pub struct EmailOrderRequestDto {
     /// Subject; may contain `$recipientName$` and `$recipientNumber$`.
     #[oai(deserialize_with = "strict_string")]
@@ -228,7 +261,13 @@ pub struct EmailOrderRequestDto {
 
 /// `POST /orders/sms`: an SMS order.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "SmsNotificationOrderRequestExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all, example)]
+#[oai(
+    rename = "SmsNotificationOrderRequestExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all,
+    example
+)]
 pub struct SmsOrderRequestDto {
     /// Sender id; default `Altinn`.
     #[oai(deserialize_with = "strict_string")]
@@ -268,7 +307,11 @@ pub struct RecipientLookupDto {
 
 /// The answer to a new order.
 #[derive(Debug, Clone, Object)]
-#[oai(rename = "NotificationOrderRequestResponseExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+#[oai(
+    rename = "NotificationOrderRequestResponseExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none
+)]
 pub struct OrderCreatedDto {
     /// The new order's id.
     pub order_id: String,
@@ -380,7 +423,11 @@ pub struct ChannelSummaryDto {
 
 /// Counts per channel; a channel without notifications is omitted.
 #[derive(Debug, Clone, Object)]
-#[oai(rename = "NotificationsStatusSummaryExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+#[oai(
+    rename = "NotificationsStatusSummaryExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none
+)]
 pub struct NotificationsSummaryDto {
     /// Email notifications.
     pub email: Option<ChannelSummaryDto>,
@@ -390,7 +437,11 @@ pub struct NotificationsSummaryDto {
 
 /// An order with its processing status.
 #[derive(Debug, Clone, Object)]
-#[oai(rename = "NotificationOrderWithStatusExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+#[oai(
+    rename = "NotificationOrderWithStatusExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none
+)]
 pub struct OrderWithStatusDto {
     /// Id, times, creator, channel and options.
     #[oai(flatten)]
@@ -416,7 +467,11 @@ pub struct SendStatusDto {
 
 /// The recipient of an email notification.
 #[derive(Debug, Clone, Object)]
-#[oai(rename = "EmailNotificationRecipientExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+#[oai(
+    rename = "EmailNotificationRecipientExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none
+)]
 pub struct EmailRecipientDto {
     /// The address the email went to (absent when none was found).
     pub email_address: Option<String>,
@@ -442,7 +497,11 @@ pub struct EmailNotificationDto {
 
 /// The email notifications of an order.
 #[derive(Debug, Clone, Object)]
-#[oai(rename = "EmailNotificationSummaryExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+#[oai(
+    rename = "EmailNotificationSummaryExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none
+)]
 pub struct EmailSummaryDto {
     /// The order.
     pub order_id: String,
@@ -458,7 +517,11 @@ pub struct EmailSummaryDto {
 
 /// The recipient of an SMS notification.
 #[derive(Debug, Clone, Object)]
-#[oai(rename = "SmsNotificationRecipientExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+#[oai(
+    rename = "SmsNotificationRecipientExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none
+)]
 pub struct SmsRecipientDto {
     /// The number the SMS went to (absent when none was found).
     pub mobile_number: Option<String>,
@@ -470,7 +533,11 @@ pub struct SmsRecipientDto {
 
 /// One SMS notification.
 #[derive(Debug, Clone, Object)]
-#[oai(rename = "SmsNotificationWithResultExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+#[oai(
+    rename = "SmsNotificationWithResultExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none
+)]
 pub struct SmsNotificationDto {
     /// Notification id.
     pub id: String,
@@ -501,7 +568,12 @@ pub struct SmsSummaryDto {
     pub notifications: Vec<SmsNotificationDto>,
 }
 
-fn recipient(org: Option<&str>, nin: Option<&str>, email: Option<&str>, mobile: Option<&str>) -> RecipientDto {
+fn recipient(
+    org: Option<&str>,
+    nin: Option<&str>,
+    email: Option<&str>,
+    mobile: Option<&str>,
+) -> RecipientDto {
     RecipientDto {
         organization_number: org.map(str::to_owned),
         national_identity_number: nin.map(str::to_owned),
@@ -522,9 +594,15 @@ impl Example for OrderRequestDto {
                 body: Some("A message to be sent immediately from an org.".into()),
                 content_type: Some(CaseInsensitive(EmailContentTypeDto::Plain)),
             }),
-            sms_template: Some(SmsTemplateDto { sender_number: None, body: Some("Demo SMS content".into()) }),
+            sms_template: Some(SmsTemplateDto {
+                sender_number: None,
+                body: Some("Demo SMS content".into()),
+            }),
             base: OrderBaseDto {
-                recipients: Some(vec![recipient(Some("311000179"), None, None, None), recipient(None, Some("11876995923"), None, None)]),
+                recipients: Some(vec![
+                    recipient(Some("311000179"), None, None, None),
+                    recipient(None, Some("11876995923"), None, None),
+                ]),
                 senders_reference: Some("9A547448-FDF4-4E60-87AC-C2F652C8353C".into()),
                 resource_id: Some("app_ttd_apps-test".into()),
                 ..Default::default()
@@ -556,7 +634,10 @@ impl Example for SmsOrderRequestDto {
             sender_number: None,
             body: Some("A text message to be sent immediately from an org.".into()),
             base: OrderBaseDto {
-                recipients: Some(vec![recipient(None, None, None, Some("+4799999999")), recipient(None, Some("11876995923"), None, None)]),
+                recipients: Some(vec![
+                    recipient(None, None, None, Some("+4799999999")),
+                    recipient(None, Some("11876995923"), None, None),
+                ]),
                 senders_reference: Some("ref-2024-01-01".into()),
                 ..Default::default()
             },

@@ -6,15 +6,23 @@ use super::json_body::JsonBody;
 use super::orders::{order_id, order_row, timestamp};
 use super::security::ServiceOwner;
 use super::validate::Rules;
-use super::validate_future::{ValidChain, ValidChainOrder, ValidInstant, validate_chain, validate_instant_email, validate_instant_sms};
+use super::validate_future::{
+    ValidChain, ValidChainOrder, ValidInstant, validate_chain, validate_instant_email,
+    validate_instant_sms,
+};
 use crate::error::ApiError;
 use crate::startup::AppState;
 use chrono::Utc;
-use poem_openapi::{ApiResponse, OpenApi, Tags, param::{Path, Query}, payload::Json, types::ToJSON};
+use poem_openapi::{
+    ApiResponse, OpenApi, Tags,
+    param::{Path, Query},
+    payload::Json,
+    types::ToJSON,
+};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::sync::Arc;
 use varsel_activities::contacts;
-use std::collections::HashMap;
 use varsel_activities::store::entities::{notification, order, order_chain};
 use varsel_activities::store::{ChainInsert, NewOrder, ORDER_TYPE_INSTANT};
 use varsel_workflows::domain::{Channel, NotificationChannel, NotificationStatus, OrderStatus};
@@ -91,14 +99,29 @@ impl FutureApi {
     /// is 409. When a person or organisation has no contact details for its channel the answer is
     /// 422 `NOT-00001` and nothing is stored (a reserved person is not missing). Cancelling the
     /// notification (`PUT /orders/{shipmentId}/cancel`) cancels its reminders too.
-    #[oai(path = "/future/orders", method = "post", tag = "Tag::Future", operation_id = "createOrderChain")]
-    async fn create(&self, ServiceOwner(principal): ServiceOwner, body: JsonBody<OrderChainRequestDto>) -> Result<ChainCreatedResponse, ApiError> {
+    #[oai(
+        path = "/future/orders",
+        method = "post",
+        tag = "Tag::Future",
+        operation_id = "createOrderChain"
+    )]
+    async fn create(
+        &self,
+        ServiceOwner(principal): ServiceOwner,
+        body: JsonBody<OrderChainRequestDto>,
+    ) -> Result<ChainCreatedResponse, ApiError> {
         let rules = Rules::new(&self.state.config, &self.state.outbound);
         let day = chrono::Duration::seconds(self.state.config.reminder_day_secs.max(1) as i64);
         let hash = request_hash(&body.0);
         let valid = validate_chain(&body.0, &rules, day).map_err(ApiError::validation)?;
         drop(body);
-        if let Some(existing) = self.state.store.find_chain(&principal.org, &valid.idempotency_id).await.map_err(ApiError::storage)? {
+        if let Some(existing) = self
+            .state
+            .store
+            .find_chain(&principal.org, &valid.idempotency_id)
+            .await
+            .map_err(ApiError::storage)?
+        {
             return self.repeat(existing, &hash);
         }
         self.check_contacts(&valid).await?;
@@ -117,7 +140,10 @@ impl FutureApi {
                 reminders: (!valid.reminders.is_empty()).then(|| {
                     orders[1..]
                         .iter()
-                        .map(|o| ShipmentRefDto { shipment_id: o.order.id.clone(), senders_reference: o.order.senders_reference.clone() })
+                        .map(|o| ShipmentRefDto {
+                            shipment_id: o.order.id.clone(),
+                            senders_reference: o.order.senders_reference.clone(),
+                        })
                         .collect()
                 }),
             },
@@ -130,11 +156,19 @@ impl FutureApi {
             response: serde_json::to_string(&response).unwrap_or_default(),
             created: now,
         };
-        let starts: Vec<(String, i64)> = orders.iter().map(|o| (o.order.id.clone(), o.order.requested_send_time.timestamp_millis())).collect();
+        let starts: Vec<(String, i64)> = orders
+            .iter()
+            .map(|o| (o.order.id.clone(), o.order.requested_send_time.timestamp_millis()))
+            .collect();
         match self.state.store.insert_chain(chain, orders).await.map_err(ApiError::storage)? {
             ChainInsert::Exists(existing) => self.repeat(existing, &hash),
             ChainInsert::Created => {
-                tracing::info!(chain_id, creator = principal.org, orders = starts.len(), "order chain accepted");
+                tracing::info!(
+                    chain_id,
+                    creator = principal.org,
+                    orders = starts.len(),
+                    "order chain accepted"
+                );
                 for (id, send_time_ms) in starts {
                     self.state.metrics.orders_accepted.with_label_values(&["chain"]).inc();
                     self.state.dispatcher.start_soon(id, send_time_ms);
@@ -153,10 +187,21 @@ impl FutureApi {
     /// nothing is stored, so the same request can simply be repeated. A repeat of a request that
     /// was answered gets that answer (200) and sends nothing; one that is still being sent gets
     /// 409. Read its delivery at `/future/shipment/{shipmentId}`.
-    #[oai(path = "/future/orders/instant/sms", method = "post", tag = "Tag::Future", operation_id = "sendInstantSms")]
-    async fn instant_sms(&self, ServiceOwner(principal): ServiceOwner, body: JsonBody<InstantSmsRequestDto>) -> Result<InstantCreatedResponse, ApiError> {
+    #[oai(
+        path = "/future/orders/instant/sms",
+        method = "post",
+        tag = "Tag::Future",
+        operation_id = "sendInstantSms"
+    )]
+    async fn instant_sms(
+        &self,
+        ServiceOwner(principal): ServiceOwner,
+        body: JsonBody<InstantSmsRequestDto>,
+    ) -> Result<InstantCreatedResponse, ApiError> {
         let hash = request_hash_of("instant-sms", &body.0);
-        let valid = validate_instant_sms(&body.0, &Rules::new(&self.state.config, &self.state.outbound)).map_err(ApiError::validation)?;
+        let valid =
+            validate_instant_sms(&body.0, &Rules::new(&self.state.config, &self.state.outbound))
+                .map_err(ApiError::validation)?;
         self.instant(&principal.org, valid, hash).await
     }
 
@@ -166,10 +211,21 @@ impl FutureApi {
     /// the mail relay has taken it. It stays open for a delivery report for 48 hours. When the
     /// relay cannot be reached the answer is 503 `NOT-00004` and nothing is stored; repeats are
     /// answered as for `/future/orders/instant/sms`.
-    #[oai(path = "/future/orders/instant/email", method = "post", tag = "Tag::Future", operation_id = "sendInstantEmail")]
-    async fn instant_email(&self, ServiceOwner(principal): ServiceOwner, body: JsonBody<InstantEmailRequestDto>) -> Result<InstantCreatedResponse, ApiError> {
+    #[oai(
+        path = "/future/orders/instant/email",
+        method = "post",
+        tag = "Tag::Future",
+        operation_id = "sendInstantEmail"
+    )]
+    async fn instant_email(
+        &self,
+        ServiceOwner(principal): ServiceOwner,
+        body: JsonBody<InstantEmailRequestDto>,
+    ) -> Result<InstantCreatedResponse, ApiError> {
         let hash = request_hash_of("instant-email", &body.0);
-        let valid = validate_instant_email(&body.0, &Rules::new(&self.state.config, &self.state.outbound)).map_err(ApiError::validation)?;
+        let valid =
+            validate_instant_email(&body.0, &Rules::new(&self.state.config, &self.state.outbound))
+                .map_err(ApiError::validation)?;
         self.instant(&principal.org, valid, hash).await
     }
 
@@ -177,10 +233,22 @@ impl FutureApi {
     ///
     /// The answer given when the chain was created: its notification's and reminders' shipment
     /// ids. This is where a new chain's `Location` points.
-    #[oai(path = "/future/orders/:id", method = "get", tag = "Tag::Future", operation_id = "getOrderChain")]
-    async fn chain(&self, ServiceOwner(principal): ServiceOwner, id: Path<String>) -> Result<ChainResponse, ApiError> {
-        let Ok(id) = order_id(&id.0) else { return Err(ApiError::not_found("The order chain does not exist.")) };
-        let chain = self.state.store.get_chain(&id, &principal.org).await.map_err(ApiError::storage)?;
+    #[oai(
+        path = "/future/orders/:id",
+        method = "get",
+        tag = "Tag::Future",
+        operation_id = "getOrderChain"
+    )]
+    async fn chain(
+        &self,
+        ServiceOwner(principal): ServiceOwner,
+        id: Path<String>,
+    ) -> Result<ChainResponse, ApiError> {
+        let Ok(id) = order_id(&id.0) else {
+            return Err(ApiError::not_found("The order chain does not exist."));
+        };
+        let chain =
+            self.state.store.get_chain(&id, &principal.org).await.map_err(ApiError::storage)?;
         let chain = chain.ok_or_else(|| ApiError::not_found("The order chain does not exist."))?;
         Ok(ChainResponse::Ok(Json(stored_response(&chain)?)))
     }
@@ -193,7 +261,12 @@ impl FutureApi {
     /// entries after it; descending the ones before it, or the newest when `seq` is 0. Entries
     /// are numbered in commit order, so paging never skips one written concurrently. `pageSize`
     /// is 1 to 500 (default 500). Entries are kept `VARSEL_STATUS_FEED_RETENTION_DAYS` days.
-    #[oai(path = "/future/shipment/feed", method = "get", tag = "Tag::Future", operation_id = "getStatusFeed")]
+    #[oai(
+        path = "/future/shipment/feed",
+        method = "get",
+        tag = "Tag::Future",
+        operation_id = "getStatusFeed"
+    )]
     async fn feed(
         &self,
         ServiceOwner(principal): ServiceOwner,
@@ -212,7 +285,12 @@ impl FutureApi {
         }
         let limit = match page_size.0.unwrap_or(500) {
             n @ 1..=500 => n as u64,
-            n => return Err(ApiError::invalid("PageSize", format!("PageSize must be between 1 and 500; it is {n}."))),
+            n => {
+                return Err(ApiError::invalid(
+                    "PageSize",
+                    format!("PageSize must be between 1 and 500; it is {n}."),
+                ));
+            }
         };
         let descending = match order_by.0.as_deref().map(str::trim) {
             None | Some("") => false,
@@ -221,7 +299,10 @@ impl FutureApi {
             Some(_) => return Err(ApiError::invalid("OrderBy", "OrderBy must be Asc or Desc.")),
         };
         let store = &self.state.store;
-        let entries = store.status_feed(&principal.org, seq, limit, descending).await.map_err(ApiError::storage)?;
+        let entries = store
+            .status_feed(&principal.org, seq, limit, descending)
+            .await
+            .map_err(ApiError::storage)?;
         let ids: Vec<String> = entries.iter().map(|e| e.order_id.clone()).collect();
         let orders = store.orders_by_ids(&ids).await.map_err(ApiError::storage)?;
         let mut notifications: HashMap<String, Vec<notification::Model>> = HashMap::new();
@@ -243,7 +324,11 @@ impl FutureApi {
                         .remove(&o.id)
                         .unwrap_or_default()
                         .into_iter()
-                        .map(|n| FeedRecipientDto { destination: n.address, status: n.status, last_update: timestamp(n.status_changed) })
+                        .map(|n| FeedRecipientDto {
+                            destination: n.address,
+                            status: n.status,
+                            last_update: timestamp(n.status_changed),
+                        })
                         .collect(),
                 })
             })
@@ -255,15 +340,27 @@ impl FutureApi {
     ///
     /// An order (of either API) and where each of its messages is: destination, status and when it
     /// last changed. Unknown, or another organisation's: 404 `NOT-00003`.
-    #[oai(path = "/future/shipment/:id", method = "get", tag = "Tag::Future", operation_id = "getShipment")]
-    async fn shipment(&self, ServiceOwner(principal): ServiceOwner, id: Path<String>) -> Result<ShipmentResponse, ApiError> {
-        let Ok(id) = order_id(&id.0) else { return Err(ApiError::coded(404, "NOT-00003", "Shipment not found", None)) };
+    #[oai(
+        path = "/future/shipment/:id",
+        method = "get",
+        tag = "Tag::Future",
+        operation_id = "getShipment"
+    )]
+    async fn shipment(
+        &self,
+        ServiceOwner(principal): ServiceOwner,
+        id: Path<String>,
+    ) -> Result<ShipmentResponse, ApiError> {
+        let Ok(id) = order_id(&id.0) else {
+            return Err(ApiError::coded(404, "NOT-00003", "Shipment not found", None));
+        };
         // The order row alone: its submitted recipients (up to 500,000) are not needed here.
         let found = self.state.store.order(&id).await.map_err(ApiError::storage)?;
         let Some(o) = found.filter(|o| o.creator == principal.org) else {
             return Err(ApiError::coded(404, "NOT-00003", "Shipment not found", None));
         };
-        let notifications = self.state.store.notifications(&o.id).await.map_err(ApiError::storage)?;
+        let notifications =
+            self.state.store.notifications(&o.id).await.map_err(ApiError::storage)?;
         Ok(ShipmentResponse::Ok(Json(DeliveryManifestDto {
             shipment_id: o.id.clone(),
             senders_reference: o.senders_reference.clone(),
@@ -315,7 +412,8 @@ fn provider_unavailable(detail: String) -> ApiError {
 }
 
 fn stored_response(chain: &order_chain::Model) -> Result<ChainResponseDto, ApiError> {
-    serde_json::from_str(&chain.response).map_err(|e| ApiError::storage(format!("stored chain answer unreadable: {e}")))
+    serde_json::from_str(&chain.response)
+        .map_err(|e| ApiError::storage(format!("stored chain answer unreadable: {e}")))
 }
 
 impl FutureApi {
@@ -324,21 +422,35 @@ impl FutureApi {
     }
 
     /// The answer to a repeated idempotency id: the first answer when the request is the same.
-    fn repeat(&self, existing: order_chain::Model, hash: &str) -> Result<ChainCreatedResponse, ApiError> {
+    fn repeat(
+        &self,
+        existing: order_chain::Model,
+        hash: &str,
+    ) -> Result<ChainCreatedResponse, ApiError> {
         if existing.request_hash != hash {
             return Err(ApiError::conflict(format!(
                 "The idempotency id {} was used before with a different request; a new request needs a new id.",
                 existing.idempotency_id
             )));
         }
-        Ok(ChainCreatedResponse::Repeated(Json(stored_response(&existing)?), self.chain_url(&existing.id)))
+        Ok(ChainCreatedResponse::Repeated(
+            Json(stored_response(&existing)?),
+            self.chain_url(&existing.id),
+        ))
     }
 
     /// Stores the instant message as `Sending`, sends it, and records the provider's answer;
     /// a provider that cannot take it now leaves nothing stored.
-    async fn instant(&self, creator: &str, v: ValidInstant, hash: String) -> Result<InstantCreatedResponse, ApiError> {
+    async fn instant(
+        &self,
+        creator: &str,
+        v: ValidInstant,
+        hash: String,
+    ) -> Result<InstantCreatedResponse, ApiError> {
         let store = &self.state.store;
-        if let Some(existing) = store.find_chain(creator, &v.idempotency_id).await.map_err(ApiError::storage)? {
+        if let Some(existing) =
+            store.find_chain(creator, &v.idempotency_id).await.map_err(ApiError::storage)?
+        {
             return self.instant_repeat(existing, &hash).await;
         }
         let Some(sender) = self.state.sender.clone() else {
@@ -353,7 +465,8 @@ impl FutureApi {
             status: OrderStatus::Processed.as_str().to_owned(),
             ..order_row(&v.order, uuid::Uuid::new_v4().to_string(), creator, now)
         };
-        let channel = if v.order.channel == NotificationChannel::Sms { Channel::Sms } else { Channel::Email };
+        let channel =
+            if v.order.channel == NotificationChannel::Sms { Channel::Sms } else { Channel::Email };
         let recipient = v.order.recipients[0].clone();
         let notification = notification::Model {
             id: uuid::Uuid::new_v4().to_string(),
@@ -362,7 +475,11 @@ impl FutureApi {
             recipient_idx: 0,
             org_no: None,
             nin: None,
-            address: recipient.email.clone().or_else(|| recipient.mobile.clone()).unwrap_or_default(),
+            address: recipient
+                .email
+                .clone()
+                .or_else(|| recipient.mobile.clone())
+                .unwrap_or_default(),
             subject: None,
             body: None,
             status: NotificationStatus::sending_for(channel).as_str().to_owned(),
@@ -377,7 +494,11 @@ impl FutureApi {
         };
         let response = ChainResponseDto {
             notification_order_id: chain_id.clone(),
-            notification: ChainReceiptDto { shipment_id: order.id.clone(), senders_reference: order.senders_reference.clone(), reminders: None },
+            notification: ChainReceiptDto {
+                shipment_id: order.id.clone(),
+                senders_reference: order.senders_reference.clone(),
+                reminders: None,
+            },
         };
         let chain = order_chain::Model {
             id: chain_id.clone(),
@@ -388,7 +509,11 @@ impl FutureApi {
             created: now,
         };
         let new = NewOrder { order: order.clone(), recipients: v.order.recipients.clone() };
-        if let ChainInsert::Exists(existing) = store.reserve_instant(chain, new, notification.clone()).await.map_err(ApiError::storage)? {
+        if let ChainInsert::Exists(existing) = store
+            .reserve_instant(chain, new, notification.clone())
+            .await
+            .map_err(ApiError::storage)?
+        {
             return self.instant_repeat(existing, &hash).await;
         }
         match sender.deliver(&order, &notification).await {
@@ -407,7 +532,12 @@ impl FutureApi {
                     tracing::error!(order_id = order.id, error = %e, "an instant message was sent but its answer could not be stored");
                     return Err(ApiError::storage(e));
                 }
-                tracing::info!(order_id = order.id, notification_id = notification.id, status = status.as_str(), "instant message sent");
+                tracing::info!(
+                    order_id = order.id,
+                    notification_id = notification.id,
+                    status = status.as_str(),
+                    "instant message sent"
+                );
                 self.state.metrics.orders_accepted.with_label_values(&["instant"]).inc();
                 self.state.dispatcher.start_soon(order.id.clone(), now.timestamp_millis());
                 Ok(InstantCreatedResponse::Created(Json(response), self.chain_url(&chain_id)))
@@ -429,7 +559,11 @@ impl FutureApi {
 
     /// The answer to a repeated instant message: the first answer once it was sent; 409 while
     /// the first request still waits for its provider, or when the request differs.
-    async fn instant_repeat(&self, existing: order_chain::Model, hash: &str) -> Result<InstantCreatedResponse, ApiError> {
+    async fn instant_repeat(
+        &self,
+        existing: order_chain::Model,
+        hash: &str,
+    ) -> Result<InstantCreatedResponse, ApiError> {
         if existing.request_hash != hash {
             return Err(ApiError::conflict(format!(
                 "The idempotency id {} was used before with a different request; a new request needs a new id.",
@@ -438,12 +572,17 @@ impl FutureApi {
         }
         let store = &self.state.store;
         if existing.created > Utc::now() - self.state.config.instant_grace() {
-            let sending = match store.chain_orders(&existing.id).await.map_err(ApiError::storage)?.first() {
-                None => true,
-                Some(o) => store.notifications(&o.id).await.map_err(ApiError::storage)?.iter().any(|n| {
-                    NotificationStatus::parse(&n.status).is_some_and(|s| s.is_pending())
-                }),
-            };
+            let sending =
+                match store.chain_orders(&existing.id).await.map_err(ApiError::storage)?.first() {
+                    None => true,
+                    Some(o) => {
+                        store.notifications(&o.id).await.map_err(ApiError::storage)?.iter().any(
+                            |n| {
+                                NotificationStatus::parse(&n.status).is_some_and(|s| s.is_pending())
+                            },
+                        )
+                    }
+                };
             if sending {
                 return Err(ApiError::conflict(format!(
                     "The request with idempotency id {} is still being sent; repeat it in a moment for its answer.",
@@ -451,30 +590,52 @@ impl FutureApi {
                 )));
             }
         }
-        Ok(InstantCreatedResponse::Repeated(Json(stored_response(&existing)?), self.chain_url(&existing.id)))
+        Ok(InstantCreatedResponse::Repeated(
+            Json(stored_response(&existing)?),
+            self.chain_url(&existing.id),
+        ))
     }
 
     /// 422 `NOT-00001` when a person or organisation (of the notification or a reminder) has no
     /// contact details for its channel; a reserved person is not missing.
     async fn check_contacts(&self, v: &ValidChain) -> Result<(), ApiError> {
-        let orders: Vec<&ValidChainOrder> = std::iter::once(&v.main).chain(v.reminders.iter()).collect();
-        let recipients: Vec<_> = orders.iter().flat_map(|o| o.order.recipients.iter().cloned()).collect();
-        let resolved = contacts::resolve(&self.state.store, &recipients).await.map_err(ApiError::storage)?;
+        let orders: Vec<&ValidChainOrder> =
+            std::iter::once(&v.main).chain(v.reminders.iter()).collect();
+        let recipients: Vec<_> =
+            orders.iter().flat_map(|o| o.order.recipients.iter().cloned()).collect();
+        let resolved =
+            contacts::resolve(&self.state.store, &recipients).await.map_err(ApiError::storage)?;
         let missing: Vec<String> = orders
             .iter()
             .zip(recipients.iter().zip(&resolved))
             .filter(|(_, (_, res))| res.looked_up && !res.contact.reserved)
-            .filter(|(o, (_, res))| !plan::plan(o.order.channel, &res.contact, o.order.ignore_reservation).iter().any(|p| p.status.is_pending()))
+            .filter(|(o, (_, res))| {
+                !plan::plan(o.order.channel, &res.contact, o.order.ignore_reservation)
+                    .iter()
+                    .any(|p| p.status.is_pending())
+            })
             .map(|(_, (r, _))| r.nin.clone().or_else(|| r.org_no.clone()).unwrap_or_default())
             .collect();
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::coded(422, "NOT-00001", "Missing contact information for recipient(s)", Some(missing.join(", "))))
+            Err(ApiError::coded(
+                422,
+                "NOT-00001",
+                "Missing contact information for recipient(s)",
+                Some(missing.join(", ")),
+            ))
         }
     }
 
-    fn order_row(&self, creator: &str, chain_id: &str, chain: &ValidChain, v: &ValidChainOrder, now: chrono::DateTime<Utc>) -> NewOrder {
+    fn order_row(
+        &self,
+        creator: &str,
+        chain_id: &str,
+        chain: &ValidChain,
+        v: &ValidChainOrder,
+        now: chrono::DateTime<Utc>,
+    ) -> NewOrder {
         let row = order::Model {
             chain_id: Some(chain_id.to_owned()),
             order_type: Some(v.order_type.to_owned()),

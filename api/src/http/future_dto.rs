@@ -1,7 +1,9 @@
 //! Request and response bodies of the newer order API (`/future/...`), as Altinn clients send
 //! and read them (reference §1.5, §1.8). Never stored as such.
 
-use super::dto::{CanonicalNames, CaseInsensitive, EmailContentTypeDto, NotificationChannelDto, strict_string};
+use super::dto::{
+    CanonicalNames, CaseInsensitive, EmailContentTypeDto, NotificationChannelDto, strict_string,
+};
 use poem_openapi::{Enum, Object};
 
 /// When a message may be sent.
@@ -21,7 +23,12 @@ impl CanonicalNames for SendingTimePolicyDto {
 
 /// Email content and options.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "EmailSendingOptionsExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
+#[oai(
+    rename = "EmailSendingOptionsExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
 pub struct EmailSettingsDto {
     /// Sender address; default: the configured sender.
     #[oai(deserialize_with = "strict_string")]
@@ -40,7 +47,12 @@ pub struct EmailSettingsDto {
 
 /// SMS content and options.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "SmsSendingOptionsExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
+#[oai(
+    rename = "SmsSendingOptionsExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
 pub struct SmsSettingsDto {
     /// Sender id; default: the configured sender.
     #[oai(deserialize_with = "strict_string")]
@@ -54,7 +66,12 @@ pub struct SmsSettingsDto {
 
 /// An email address.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "RecipientEmailExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
+#[oai(
+    rename = "RecipientEmailExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
 pub struct RecipientEmailDto {
     /// The address.
     #[oai(deserialize_with = "strict_string")]
@@ -65,7 +82,12 @@ pub struct RecipientEmailDto {
 
 /// A mobile number.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "RecipientSmsExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
+#[oai(
+    rename = "RecipientSmsExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
 pub struct RecipientSmsDto {
     /// International mobile number (`+47…`).
     #[oai(deserialize_with = "strict_string")]
@@ -76,7 +98,12 @@ pub struct RecipientSmsDto {
 
 /// A person, looked up in the contact register.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "RecipientPersonExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
+#[oai(
+    rename = "RecipientPersonExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
 pub struct RecipientPersonDto {
     /// National identity number (11 digits).
     #[oai(deserialize_with = "strict_string")]
@@ -101,7 +128,12 @@ pub struct RecipientPersonDto {
 
 /// An organisation, looked up in the contact register.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "RecipientOrganizationExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
+#[oai(
+    rename = "RecipientOrganizationExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
 pub struct RecipientOrganizationDto {
     /// Organisation number (9 digits).
     #[oai(deserialize_with = "strict_string")]
@@ -122,7 +154,12 @@ pub struct RecipientOrganizationDto {
 
 /// Exactly one recipient.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "NotificationRecipientExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
+#[oai(
+    rename = "NotificationRecipientExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
 pub struct RecipientUnionDto {
     /// An email address.
     pub recipient_email: Option<RecipientEmailDto>,
@@ -136,7 +173,12 @@ pub struct RecipientUnionDto {
 
 /// The Dialogporten dialog an order belongs to.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "DialogportenIdentifiersExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
+#[oai(
+    rename = "DialogportenIdentifiersExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
 pub struct DialogportenDto {
     /// Dialog id.
     #[oai(deserialize_with = "strict_string")]
@@ -149,7 +191,12 @@ pub struct DialogportenDto {
 /// A reminder: an order of its own, sent `delayDays` after the notification or at
 /// `requestedSendTime`, with its own condition and recipient.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "NotificationReminderExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
+#[oai(
+    rename = "NotificationReminderExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
 pub struct ReminderDto {
     /// The sender's reference of the reminder.
     #[oai(deserialize_with = "strict_string")]
@@ -168,7 +215,12 @@ pub struct ReminderDto {
 
 /// `POST /future/orders`: one notification and its reminders, created once per idempotency id.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "NotificationOrderChainRequestExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
+#[oai(
+    rename = "NotificationOrderChainRequestExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
 pub struct OrderChainRequestDto {
     /// The client's id of this request; a repeat with the same id gets the first answer.
     #[oai(deserialize_with = "strict_string")]
@@ -192,7 +244,12 @@ pub struct OrderChainRequestDto {
 
 /// The text of an instant SMS.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "ShortMessageContentExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
+#[oai(
+    rename = "ShortMessageContentExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
 pub struct InstantSmsSettingsDto {
     /// Sender id; default: the configured sender.
     #[oai(deserialize_with = "strict_string")]
@@ -204,7 +261,12 @@ pub struct InstantSmsSettingsDto {
 
 /// Where an instant SMS goes, and for how long the network may try.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "ShortMessageDeliveryDetailsExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
+#[oai(
+    rename = "ShortMessageDeliveryDetailsExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
 pub struct InstantSmsRecipientDto {
     /// International mobile number (`+47…`).
     #[oai(deserialize_with = "strict_string")]
@@ -217,7 +279,12 @@ pub struct InstantSmsRecipientDto {
 
 /// `POST /future/orders/instant/sms`: one SMS, sent while the request waits.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "InstantSmsNotificationOrderRequestExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
+#[oai(
+    rename = "InstantSmsNotificationOrderRequestExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
 pub struct InstantSmsRequestDto {
     /// The client's id of this request; a repeat with the same id gets the first answer.
     #[oai(deserialize_with = "strict_string")]
@@ -231,7 +298,12 @@ pub struct InstantSmsRequestDto {
 
 /// The content of an instant email.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "InstantEmailContentExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
+#[oai(
+    rename = "InstantEmailContentExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
 pub struct InstantEmailSettingsDto {
     /// Sender address; default: the configured sender.
     #[oai(deserialize_with = "strict_string")]
@@ -248,7 +320,12 @@ pub struct InstantEmailSettingsDto {
 
 /// Where an instant email goes.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "InstantEmailDetailsExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
+#[oai(
+    rename = "InstantEmailDetailsExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
 pub struct InstantEmailRecipientDto {
     /// The address.
     #[oai(deserialize_with = "strict_string")]
@@ -259,7 +336,12 @@ pub struct InstantEmailRecipientDto {
 
 /// `POST /future/orders/instant/email`: one email, sent while the request waits.
 #[derive(Debug, Clone, Default, Object)]
-#[oai(rename = "InstantEmailNotificationOrderRequestExt", rename_all = "camelCase", skip_serializing_if_is_none, nullable_all)]
+#[oai(
+    rename = "InstantEmailNotificationOrderRequestExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
 pub struct InstantEmailRequestDto {
     /// The client's id of this request; a repeat with the same id gets the first answer.
     #[oai(deserialize_with = "strict_string")]
@@ -273,7 +355,11 @@ pub struct InstantEmailRequestDto {
 
 /// One order of a chain.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
-#[oai(rename = "NotificationOrderChainShipmentExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+#[oai(
+    rename = "NotificationOrderChainShipmentExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ShipmentRefDto {
     /// The order's id: read it at `/future/shipment/{shipmentId}`.
@@ -285,7 +371,11 @@ pub struct ShipmentRefDto {
 
 /// The notification and its reminders.
 #[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
-#[oai(rename = "NotificationOrderChainReceiptExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+#[oai(
+    rename = "NotificationOrderChainReceiptExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ChainReceiptDto {
     /// The notification's order id.
@@ -326,7 +416,11 @@ pub struct ManifestRecipientDto {
 
 /// `GET /future/shipment/{id}`: an order and where each of its messages is.
 #[derive(Debug, Clone, Object)]
-#[oai(rename = "NotificationDeliveryManifestExt", rename_all = "camelCase", skip_serializing_if_is_none)]
+#[oai(
+    rename = "NotificationDeliveryManifestExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none
+)]
 pub struct DeliveryManifestDto {
     /// The order's id.
     pub shipment_id: String,

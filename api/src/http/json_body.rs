@@ -9,10 +9,10 @@
 
 use crate::error::{ApiError, json_kind};
 use poem::{IntoResponse, Request, RequestBody};
+use poem_openapi::impl_apirequest_for_payload;
 use poem_openapi::payload::{ParsePayload, Payload};
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseFromJSON, Type};
-use poem_openapi::impl_apirequest_for_payload;
 use serde_json::Value;
 use std::any::TypeId;
 use std::collections::{BTreeMap, HashMap};
@@ -50,7 +50,9 @@ impl<T: ParseFromJSON + Send + 'static> ParsePayload for JsonBody<T> {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(_request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let data = body.take()?.into_vec().await.map_err(|e| poem::Error::from_string(e.to_string(), poem::http::StatusCode::BAD_REQUEST))?;
+        let data = body.take()?.into_vec().await.map_err(|e| {
+            poem::Error::from_string(e.to_string(), poem::http::StatusCode::BAD_REQUEST)
+        })?;
         parse::<T>(&data).map(Self).map_err(|e| poem::Error::from_response(e.into_response()))
     }
 }
@@ -62,15 +64,17 @@ pub fn parse<T: ParseFromJSON + 'static>(data: &[u8]) -> Result<T, ApiError> {
     if data.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::invalid("$", "A JSON request body is required."));
     }
-    let value: Value = serde_json::from_slice(data).map_err(|e| {
-        ApiError::invalid("$", format!("The request body is not valid JSON: {e}."))
-    })?;
+    let value: Value = serde_json::from_slice(data)
+        .map_err(|e| ApiError::invalid("$", format!("The request body is not valid JSON: {e}.")))?;
     let shape = shape_of::<T>();
     let mut errors = BTreeMap::new();
     check(&value, &shape, "$", &mut errors, 0);
     if !errors.is_empty() {
         if errors.len() >= MAX_ERRORS {
-            errors.entry("$".to_owned()).or_default().push(format!("More fields are wrong; only the first {MAX_ERRORS} are listed."));
+            errors
+                .entry("$".to_owned())
+                .or_default()
+                .push(format!("More fields are wrong; only the first {MAX_ERRORS} are listed."));
         }
         return Err(ApiError::validation(errors));
     }
@@ -82,15 +86,27 @@ pub fn parse<T: ParseFromJSON + 'static>(data: &[u8]) -> Result<T, ApiError> {
 enum Shape {
     Any,
     String,
-    Integer { min: f64, max: f64 },
+    Integer {
+        min: f64,
+        max: f64,
+    },
     Number,
     Boolean,
     /// Names matched regardless of case.
-    Enum { name: String, names: Vec<String> },
+    Enum {
+        name: String,
+        names: Vec<String>,
+    },
     Array(Box<Shape>),
-    Object { properties: Vec<(String, Shape)>, required: Vec<String> },
+    Object {
+        properties: Vec<(String, Shape)>,
+        required: Vec<String>,
+    },
     /// Any one of these (poem-openapi's `oneOf`; an enum by name or by number).
-    OneOf { name: String, options: Vec<Shape> },
+    OneOf {
+        name: String,
+        options: Vec<Shape>,
+    },
     Nullable(Box<Shape>),
 }
 
@@ -131,15 +147,22 @@ fn resolve(r: &MetaSchemaRef, registry: &Registry, depth: usize) -> Shape {
 }
 
 fn from_schema(s: &MetaSchema, name: Option<&str>, registry: &Registry, depth: usize) -> Shape {
-    let name = name.map(str::to_owned).or_else(|| s.title.clone()).unwrap_or_else(|| s.ty.to_owned());
+    let name =
+        name.map(str::to_owned).or_else(|| s.title.clone()).unwrap_or_else(|| s.ty.to_owned());
     let shape = if !s.one_of.is_empty() || !s.any_of.is_empty() {
-        let options = s.one_of.iter().chain(&s.any_of).map(|o| resolve(o, registry, depth + 1)).collect();
+        let options =
+            s.one_of.iter().chain(&s.any_of).map(|o| resolve(o, registry, depth + 1)).collect();
         Shape::OneOf { name, options }
     } else if !s.all_of.is_empty() {
         // poem-openapi writes a described field as `allOf` of its type and an annotation (no
         // type), and a flattened object as `allOf` of objects: merge the objects; a single
         // typed part stands for itself; anything else is not judged here.
-        let parts: Vec<Shape> = s.all_of.iter().map(|p| resolve(p, registry, depth + 1)).filter(|p| !p.is_any()).collect();
+        let parts: Vec<Shape> = s
+            .all_of
+            .iter()
+            .map(|p| resolve(p, registry, depth + 1))
+            .filter(|p| !p.is_any())
+            .collect();
         let mut properties = Vec::new();
         let mut required = Vec::new();
         let objects = parts.iter().all(|p| matches!(p, Shape::Object { .. }));
@@ -159,9 +182,10 @@ fn from_schema(s: &MetaSchema, name: Option<&str>, registry: &Registry, depth: u
         }
     } else {
         match s.ty {
-            "string" if !s.enum_items.is_empty() => {
-                Shape::Enum { name, names: s.enum_items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect() }
-            }
+            "string" if !s.enum_items.is_empty() => Shape::Enum {
+                name,
+                names: s.enum_items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            },
             "string" => Shape::String,
             "integer" => {
                 let (lo, hi) = match s.format {
@@ -174,13 +198,22 @@ fn from_schema(s: &MetaSchema, name: Option<&str>, registry: &Registry, depth: u
                     Some("uint64") => (0.0, u64::MAX as f64),
                     _ => (i64::MIN as f64, i64::MAX as f64),
                 };
-                Shape::Integer { min: s.minimum.unwrap_or(lo).max(lo), max: s.maximum.unwrap_or(hi).min(hi) }
+                Shape::Integer {
+                    min: s.minimum.unwrap_or(lo).max(lo),
+                    max: s.maximum.unwrap_or(hi).min(hi),
+                }
             }
             "number" => Shape::Number,
             "boolean" => Shape::Boolean,
-            "array" => Shape::Array(Box::new(s.items.as_deref().map(|i| resolve(i, registry, depth + 1)).unwrap_or(Shape::Any))),
+            "array" => Shape::Array(Box::new(
+                s.items.as_deref().map(|i| resolve(i, registry, depth + 1)).unwrap_or(Shape::Any),
+            )),
             "object" if !s.properties.is_empty() => Shape::Object {
-                properties: s.properties.iter().map(|(k, v)| ((*k).to_owned(), resolve(v, registry, depth + 1))).collect(),
+                properties: s
+                    .properties
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), resolve(v, registry, depth + 1)))
+                    .collect(),
                 required: s.required.iter().map(|r| (*r).to_owned()).collect(),
             },
             _ => Shape::Any,
@@ -207,19 +240,29 @@ const NUL_MESSAGE: &str = "The value must not contain the NUL character (\\u0000
 
 /// Whether `v` fits `shape`; mismatches are added under their JSON path. Unknown properties
 /// are ignored (as Altinn does), but their text is still checked for NUL.
-fn check(v: &Value, shape: &Shape, path: &str, errors: &mut BTreeMap<String, Vec<String>>, depth: usize) -> bool {
+fn check(
+    v: &Value,
+    shape: &Shape,
+    path: &str,
+    errors: &mut BTreeMap<String, Vec<String>>,
+    depth: usize,
+) -> bool {
     if depth > 64 || errors.len() >= MAX_ERRORS {
         return errors.len() < MAX_ERRORS;
     }
     let before = errors.len();
-    let mismatch = |expected: &str| format!("The JSON value could not be converted to {expected}: it is {}.", json_kind(v));
+    let mismatch = |expected: &str| {
+        format!("The JSON value could not be converted to {expected}: it is {}.", json_kind(v))
+    };
     match (shape, v) {
         (Shape::Nullable(_), Value::Null) => {}
         (Shape::Nullable(inner), _) => {
             check(v, inner, path, errors, depth);
         }
         (Shape::Any, _) => nul_anywhere(v, path, errors, depth),
-        (Shape::String, Value::String(s)) if s.contains('\0') => push(errors, path, NUL_MESSAGE.into()),
+        (Shape::String, Value::String(s)) if s.contains('\0') => {
+            push(errors, path, NUL_MESSAGE.into())
+        }
         (Shape::String, Value::String(_)) => {}
         (Shape::String, _) => push(errors, path, mismatch("a string")),
         (Shape::Boolean, Value::Bool(_)) => {}
@@ -230,16 +273,31 @@ fn check(v: &Value, shape: &Shape, path: &str, errors: &mut BTreeMap<String, Vec
             let whole = n.as_i64().map(|i| i as f64).or_else(|| n.as_u64().map(|u| u as f64));
             match whole {
                 Some(i) if i >= *min && i <= *max => {}
-                Some(_) => push(errors, path, format!("The number {n} is out of range: it must be between {min} and {max}.")),
-                None => push(errors, path, format!("The JSON value could not be converted to a whole number: {n} is not one.")),
+                Some(_) => push(
+                    errors,
+                    path,
+                    format!("The number {n} is out of range: it must be between {min} and {max}."),
+                ),
+                None => push(
+                    errors,
+                    path,
+                    format!(
+                        "The JSON value could not be converted to a whole number: {n} is not one."
+                    ),
+                ),
             }
         }
         (Shape::Integer { .. }, _) => push(errors, path, mismatch("a whole number")),
-        (Shape::Enum { names, .. }, Value::String(s)) if names.iter().any(|n| n.eq_ignore_ascii_case(s.trim())) => {}
-        (Shape::Enum { name, names }, _) => push(errors, path, format!(
-            "The JSON value could not be converted to {name}: expected one of {} (any letter case).",
-            names.join(", ")
-        )),
+        (Shape::Enum { names, .. }, Value::String(s))
+            if names.iter().any(|n| n.eq_ignore_ascii_case(s.trim())) => {}
+        (Shape::Enum { name, names }, _) => push(
+            errors,
+            path,
+            format!(
+                "The JSON value could not be converted to {name}: expected one of {} (any letter case).",
+                names.join(", ")
+            ),
+        ),
         (Shape::OneOf { name, options }, _) => {
             let fits = options.iter().any(|o| {
                 let mut scratch = BTreeMap::new();
@@ -250,12 +308,22 @@ fn check(v: &Value, shape: &Shape, path: &str, errors: &mut BTreeMap<String, Vec
                     .iter()
                     .flat_map(|o| match o {
                         Shape::Enum { names, .. } => names.clone(),
-                        Shape::Integer { min, max } => vec![format!("a number from {min} to {max}")],
+                        Shape::Integer { min, max } => {
+                            vec![format!("a number from {min} to {max}")]
+                        }
                         _ => vec![],
                     })
                     .collect();
-                let detail = if names.is_empty() { String::new() } else { format!(": expected one of {} (names in any letter case)", names.join(", ")) };
-                push(errors, path, format!("The JSON value could not be converted to {name}{detail}."));
+                let detail = if names.is_empty() {
+                    String::new()
+                } else {
+                    format!(": expected one of {} (names in any letter case)", names.join(", "))
+                };
+                push(
+                    errors,
+                    path,
+                    format!("The JSON value could not be converted to {name}{detail}."),
+                );
             }
         }
         (Shape::Array(item), Value::Array(items)) => {
@@ -304,7 +372,9 @@ fn nul_anywhere(v: &Value, path: &str, errors: &mut BTreeMap<String, Vec<String>
                 nul_anywhere(x, &format!("{path}[{i}]"), errors, depth + 1);
             }
         }
-        Value::Object(map) => map.iter().for_each(|(k, x)| nul_anywhere(x, &format!("{path}.{k}"), errors, depth + 1)),
+        Value::Object(map) => {
+            map.iter().for_each(|(k, x)| nul_anywhere(x, &format!("{path}.{k}"), errors, depth + 1))
+        }
         _ => {}
     }
 }
@@ -317,20 +387,27 @@ mod tests {
     fn errors(body: &str) -> BTreeMap<String, Vec<String>> {
         match parse::<OrderRequestDto>(body.as_bytes()) {
             Ok(_) => BTreeMap::new(),
-            Err(ApiError::BadRequest(p)) => p.0.errors.unwrap_or_default(),
+            Err(ApiError::BadRequest(p)) => p.0.errors.clone().unwrap_or_default(),
             Err(other) => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn each_mismatch_is_named_by_its_path() {
-        let e = errors(r#"{"emailTemplate":{"subject":12345},"recipients":[{"emailAddress":true}],"ignoreReservation":"yes"}"#);
+        let e = errors(
+            r#"{"emailTemplate":{"subject":12345},"recipients":[{"emailAddress":true}],"ignoreReservation":"yes"}"#,
+        );
         assert!(e["$.emailTemplate.subject"][0].contains("a string: it is a number"), "{e:?}");
-        assert!(e["$.recipients[0].emailAddress"][0].contains("a string: it is a boolean"), "{e:?}");
+        assert!(
+            e["$.recipients[0].emailAddress"][0].contains("a string: it is a boolean"),
+            "{e:?}"
+        );
         assert!(e["$.ignoreReservation"][0].contains("a boolean"), "{e:?}");
         let e = errors(r#"{"notificationChannel":"Pigeon"}"#);
         assert!(e["$.notificationChannel"][0].contains("EmailPreferred"), "{e:?}");
-        assert!(errors(r#"{"notificationChannel":"emailpreferred","unknown":{"x":[1]}}"#).is_empty());
+        assert!(
+            errors(r#"{"notificationChannel":"emailpreferred","unknown":{"x":[1]}}"#).is_empty()
+        );
     }
 
     #[test]
@@ -344,7 +421,12 @@ mod tests {
 
     #[test]
     fn nul_is_refused_wherever_it_is() {
-        let e = errors(r#"{"emailTemplate":{"subject":"a\u0000b"},"sendersReference":"\u0000","other":["\u0000"]}"#);
-        assert_eq!(e.keys().collect::<Vec<_>>(), ["$.emailTemplate.subject", "$.other[0]", "$.sendersReference"]);
+        let e = errors(
+            r#"{"emailTemplate":{"subject":"a\u0000b"},"sendersReference":"\u0000","other":["\u0000"]}"#,
+        );
+        assert_eq!(
+            e.keys().collect::<Vec<_>>(),
+            ["$.emailTemplate.subject", "$.other[0]", "$.sendersReference"]
+        );
     }
 }

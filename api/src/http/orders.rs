@@ -7,7 +7,11 @@ use super::validate::{self, Rules, ValidOrder};
 use crate::error::ApiError;
 use crate::startup::AppState;
 use chrono::{SecondsFormat, Utc};
-use poem_openapi::{ApiResponse, OpenApi, param::{Path, Query}, payload::Json};
+use poem_openapi::{
+    ApiResponse, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+};
 use std::sync::Arc;
 use varsel_activities::contacts;
 use varsel_activities::store::entities::{notification, order, order_recipient};
@@ -93,8 +97,13 @@ impl OrdersApi {
     /// who has no contact point. Requires the scope `altinn:serviceowner/notifications.create` or a
     /// `PlatformAccessToken`.
     #[oai(path = "/orders", method = "post", tag = "Tag::Orders", operation_id = "createOrder")]
-    async fn create(&self, ServiceOwner(principal): ServiceOwner, body: JsonBody<OrderRequestDto>) -> Result<CreatedResponse, ApiError> {
-        let valid = validate::order_request(&body.0, &self.rules()).map_err(ApiError::validation)?;
+    async fn create(
+        &self,
+        ServiceOwner(principal): ServiceOwner,
+        body: JsonBody<OrderRequestDto>,
+    ) -> Result<CreatedResponse, ApiError> {
+        let valid =
+            validate::order_request(&body.0, &self.rules()).map_err(ApiError::validation)?;
         // A large order's recipients are held once: the request is dropped once validated.
         drop(body);
         self.accept(&principal.org, valid).await
@@ -104,9 +113,19 @@ impl OrdersApi {
     ///
     /// Creates an email order for recipients given by email address, organisation number or
     /// national identity number. Mobile numbers in recipients are ignored.
-    #[oai(path = "/orders/email", method = "post", tag = "Tag::Orders", operation_id = "createEmailOrder")]
-    async fn create_email(&self, ServiceOwner(principal): ServiceOwner, body: JsonBody<EmailOrderRequestDto>) -> Result<CreatedResponse, ApiError> {
-        let valid = validate::email_request(&body.0, &self.rules()).map_err(ApiError::validation)?;
+    #[oai(
+        path = "/orders/email",
+        method = "post",
+        tag = "Tag::Orders",
+        operation_id = "createEmailOrder"
+    )]
+    async fn create_email(
+        &self,
+        ServiceOwner(principal): ServiceOwner,
+        body: JsonBody<EmailOrderRequestDto>,
+    ) -> Result<CreatedResponse, ApiError> {
+        let valid =
+            validate::email_request(&body.0, &self.rules()).map_err(ApiError::validation)?;
         // A large order's recipients are held once: the request is dropped once validated.
         drop(body);
         self.accept(&principal.org, valid).await
@@ -116,8 +135,17 @@ impl OrdersApi {
     ///
     /// Creates an SMS order for recipients given by mobile number, organisation number or
     /// national identity number. Email addresses in recipients are ignored.
-    #[oai(path = "/orders/sms", method = "post", tag = "Tag::Orders", operation_id = "createSmsOrder")]
-    async fn create_sms(&self, ServiceOwner(principal): ServiceOwner, body: JsonBody<SmsOrderRequestDto>) -> Result<CreatedResponse, ApiError> {
+    #[oai(
+        path = "/orders/sms",
+        method = "post",
+        tag = "Tag::Orders",
+        operation_id = "createSmsOrder"
+    )]
+    async fn create_sms(
+        &self,
+        ServiceOwner(principal): ServiceOwner,
+        body: JsonBody<SmsOrderRequestDto>,
+    ) -> Result<CreatedResponse, ApiError> {
         let valid = validate::sms_request(&body.0, &self.rules()).map_err(ApiError::validation)?;
         // A large order's recipients are held once: the request is dropped once validated.
         drop(body);
@@ -128,20 +156,37 @@ impl OrdersApi {
     ///
     /// Every order of the calling organisation with this `sendersReference`, oldest first.
     /// The parameter is required; no match is an empty list.
-    #[oai(path = "/orders", method = "get", tag = "Tag::Orders", operation_id = "getOrdersBySendersReference")]
+    #[oai(
+        path = "/orders",
+        method = "get",
+        tag = "Tag::Orders",
+        operation_id = "getOrdersBySendersReference"
+    )]
     async fn list(
         &self,
         ServiceOwner(principal): ServiceOwner,
         /// The sender's reference to match exactly.
-        #[oai(name = "sendersReference")] senders_reference: Query<Option<String>>,
+        #[oai(name = "sendersReference")]
+        senders_reference: Query<Option<String>>,
     ) -> Result<ListResponse, ApiError> {
         let sref = senders_reference.0.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-            ApiError::invalid("SendersReference", "The sendersReference query parameter is required.")
+            ApiError::invalid(
+                "SendersReference",
+                "The sendersReference query parameter is required.",
+            )
         })?;
         if sref.contains('\0') {
-            return Err(ApiError::invalid("SendersReference", "The value must not contain the NUL character (\\u0000)."));
+            return Err(ApiError::invalid(
+                "SendersReference",
+                "The value must not contain the NUL character (\\u0000).",
+            ));
         }
-        let found = self.state.store.orders_by_senders_reference(&principal.org, &sref).await.map_err(ApiError::storage)?;
+        let found = self
+            .state
+            .store
+            .orders_by_senders_reference(&principal.org, &sref)
+            .await
+            .map_err(ApiError::storage)?;
         let orders: Vec<OrderDto> = found.into_iter().map(|(o, r)| self.order_dto(o, r)).collect();
         Ok(ListResponse::Ok(Json(OrderListDto { count: orders.len() as u64, orders })))
     }
@@ -150,8 +195,17 @@ impl OrdersApi {
     ///
     /// Where the order is (`processingStatus`) and, once notifications exist, how many were
     /// generated and sent successfully per channel. A delivered SMS counts as succeeded.
-    #[oai(path = "/orders/:id/status", method = "get", tag = "Tag::Orders", operation_id = "getOrderStatus")]
-    async fn status(&self, ServiceOwner(principal): ServiceOwner, id: Path<String>) -> Result<StatusResponse, ApiError> {
+    #[oai(
+        path = "/orders/:id/status",
+        method = "get",
+        tag = "Tag::Orders",
+        operation_id = "getOrderStatus"
+    )]
+    async fn status(
+        &self,
+        ServiceOwner(principal): ServiceOwner,
+        id: Path<String>,
+    ) -> Result<StatusResponse, ApiError> {
         let (o, _) = self.find(&id.0, &principal.org).await?;
         Ok(StatusResponse::Ok(Json(self.with_status(o).await?)))
     }
@@ -159,10 +213,24 @@ impl OrdersApi {
     /// Get an order's email notifications
     ///
     /// One entry per email notification with its recipient, status and when it last changed.
-    #[oai(path = "/orders/:id/notifications/email", method = "get", tag = "Tag::Orders", operation_id = "getEmailNotifications")]
-    async fn email_notifications(&self, ServiceOwner(principal): ServiceOwner, id: Path<String>) -> Result<EmailSummaryResponse, ApiError> {
+    #[oai(
+        path = "/orders/:id/notifications/email",
+        method = "get",
+        tag = "Tag::Orders",
+        operation_id = "getEmailNotifications"
+    )]
+    async fn email_notifications(
+        &self,
+        ServiceOwner(principal): ServiceOwner,
+        id: Path<String>,
+    ) -> Result<EmailSummaryResponse, ApiError> {
         let (o, _) = self.find(&id.0, &principal.org).await?;
-        let rows = self.state.store.notifications_of(&o.id, Channel::Email).await.map_err(ApiError::storage)?;
+        let rows = self
+            .state
+            .store
+            .notifications_of(&o.id, Channel::Email)
+            .await
+            .map_err(ApiError::storage)?;
         let notifications: Vec<EmailNotificationDto> = rows
             .iter()
             .map(|n| {
@@ -191,10 +259,24 @@ impl OrdersApi {
     /// Get an order's SMS notifications
     ///
     /// One entry per SMS notification with its recipient, status and when it last changed.
-    #[oai(path = "/orders/:id/notifications/sms", method = "get", tag = "Tag::Orders", operation_id = "getSmsNotifications")]
-    async fn sms_notifications(&self, ServiceOwner(principal): ServiceOwner, id: Path<String>) -> Result<SmsSummaryResponse, ApiError> {
+    #[oai(
+        path = "/orders/:id/notifications/sms",
+        method = "get",
+        tag = "Tag::Orders",
+        operation_id = "getSmsNotifications"
+    )]
+    async fn sms_notifications(
+        &self,
+        ServiceOwner(principal): ServiceOwner,
+        id: Path<String>,
+    ) -> Result<SmsSummaryResponse, ApiError> {
         let (o, _) = self.find(&id.0, &principal.org).await?;
-        let rows = self.state.store.notifications_of(&o.id, Channel::Sms).await.map_err(ApiError::storage)?;
+        let rows = self
+            .state
+            .store
+            .notifications_of(&o.id, Channel::Sms)
+            .await
+            .map_err(ApiError::storage)?;
         let notifications: Vec<SmsNotificationDto> = rows
             .iter()
             .map(|n| {
@@ -226,11 +308,25 @@ impl OrdersApi {
     /// Cancels an order that is still waiting for its send time: its workflow ends and nothing
     /// is sent. Cancelling a cancelled order answers 200 again. An order already being
     /// processed, or due within the cancellation cut-off (5 minutes by default), answers 409.
-    #[oai(path = "/orders/:id/cancel", method = "put", tag = "Tag::Orders", operation_id = "cancelOrder")]
-    async fn cancel(&self, ServiceOwner(principal): ServiceOwner, id: Path<String>) -> Result<StatusResponse, ApiError> {
+    #[oai(
+        path = "/orders/:id/cancel",
+        method = "put",
+        tag = "Tag::Orders",
+        operation_id = "cancelOrder"
+    )]
+    async fn cancel(
+        &self,
+        ServiceOwner(principal): ServiceOwner,
+        id: Path<String>,
+    ) -> Result<StatusResponse, ApiError> {
         let id = order_id(&id.0)?;
         let cutoff = chrono::Duration::seconds(self.state.config.cancel_cutoff_secs as i64);
-        let outcome = self.state.store.cancel_order(&id, &principal.org, cutoff).await.map_err(ApiError::storage)?;
+        let outcome = self
+            .state
+            .store
+            .cancel_order(&id, &principal.org, cutoff)
+            .await
+            .map_err(ApiError::storage)?;
         match outcome {
             CancelOutcome::NotFound => Err(ApiError::not_found("The order does not exist.")),
             CancelOutcome::TooLate(o) => Err(ApiError::conflict(format!(
@@ -246,10 +342,21 @@ impl OrdersApi {
                 if o.order_type.as_deref() == Some("Notification")
                     && let Some(chain) = &o.chain_id
                 {
-                    for r in self.state.store.chain_reminders(chain).await.map_err(ApiError::storage)? {
-                        let reminder = self.state.store.cancel_order(&r.id, &principal.org, chrono::Duration::zero()).await.map_err(ApiError::storage)?;
+                    for r in
+                        self.state.store.chain_reminders(chain).await.map_err(ApiError::storage)?
+                    {
+                        let reminder = self
+                            .state
+                            .store
+                            .cancel_order(&r.id, &principal.org, chrono::Duration::zero())
+                            .await
+                            .map_err(ApiError::storage)?;
                         if let CancelOutcome::Cancelled(r) = reminder {
-                            tracing::info!(order_id = r.id, chain, "reminder cancelled with its notification");
+                            tracing::info!(
+                                order_id = r.id,
+                                chain,
+                                "reminder cancelled with its notification"
+                            );
                             self.state.dispatcher.cancel(&r.id).await;
                         }
                     }
@@ -265,26 +372,52 @@ impl OrdersApi {
     /// send time, the condition check, lookups, every activity retry with the failure that caused
     /// it, timers, signals, continued runs) merged with its notifications' statuses. Scoped to the
     /// creator; a token with scope `varsel:operator` sees every organisation's orders.
-    #[oai(path = "/orders/:id/history", method = "get", tag = "Tag::Orders", operation_id = "getOrderHistory")]
-    async fn history(&self, caller: OwnerOrOperator, id: Path<String>) -> Result<HistoryResponse, ApiError> {
+    #[oai(
+        path = "/orders/:id/history",
+        method = "get",
+        tag = "Tag::Orders",
+        operation_id = "getOrderHistory"
+    )]
+    async fn history(
+        &self,
+        caller: OwnerOrOperator,
+        id: Path<String>,
+    ) -> Result<HistoryResponse, ApiError> {
         let id = order_id(&id.0)?;
         let found = match caller {
-            OwnerOrOperator::Operator => self.state.store.order(&id).await.map_err(ApiError::storage)?,
-            OwnerOrOperator::Owner(principal) => {
-                self.state.store.get_order(&id, &principal.org).await.map_err(ApiError::storage)?.map(|(o, _)| o)
+            OwnerOrOperator::Operator => {
+                self.state.store.order(&id).await.map_err(ApiError::storage)?
             }
+            OwnerOrOperator::Owner(principal) => self
+                .state
+                .store
+                .get_order(&id, &principal.org)
+                .await
+                .map_err(ApiError::storage)?
+                .map(|(o, _)| o),
         };
         let o = found.ok_or_else(|| ApiError::not_found("The order does not exist."))?;
-        let client = self.state.dispatcher.client().await.map_err(|e| ApiError::unavailable(format!("Temporal is unreachable: {e}")))?;
-        let entries = crate::timeline::order_timeline(&self.state.store, &client, &o.id)
+        let client = self
+            .state
+            .dispatcher
+            .client()
             .await
-            .map_err(|e| ApiError::unavailable(format!("The order's history could not be read: {e:#}")))?;
+            .map_err(|e| ApiError::unavailable(format!("Temporal is unreachable: {e}")))?;
+        let entries =
+            crate::timeline::order_timeline(&self.state.store, &client, &o.id).await.map_err(
+                |e| ApiError::unavailable(format!("The order's history could not be read: {e:#}")),
+            )?;
         Ok(HistoryResponse::Ok(Json(OrderHistoryDto {
             temporal_ui: self.state.config.temporal_ui_link(&o.id),
             order_id: o.id,
             entries: entries
                 .into_iter()
-                .map(|e| HistoryEntryDto { time: timestamp(e.time), source: e.source.to_owned(), text: e.text, notification_id: e.notification_id })
+                .map(|e| HistoryEntryDto {
+                    time: timestamp(e.time),
+                    source: e.source.to_owned(),
+                    text: e.text,
+                    notification_id: e.notification_id,
+                })
                 .collect(),
         })))
     }
@@ -293,7 +426,11 @@ impl OrdersApi {
     ///
     /// The order as it was submitted. Another organisation's order is answered 404.
     #[oai(path = "/orders/:id", method = "get", tag = "Tag::Orders", operation_id = "getOrder")]
-    async fn get(&self, ServiceOwner(principal): ServiceOwner, id: Path<String>) -> Result<OrderResponse, ApiError> {
+    async fn get(
+        &self,
+        ServiceOwner(principal): ServiceOwner,
+        id: Path<String>,
+    ) -> Result<OrderResponse, ApiError> {
         let (o, recipients) = self.find(&id.0, &principal.org).await?;
         Ok(OrderResponse::Ok(Json(self.order_dto(o, recipients))))
     }
@@ -304,14 +441,19 @@ impl OrdersApi {
         format!("{}/notifications/api/v1/orders/{id}", self.state.base_url)
     }
 
-    async fn find(&self, id: &str, creator: &str) -> Result<(order::Model, Vec<order_recipient::Model>), ApiError> {
+    async fn find(
+        &self,
+        id: &str,
+        creator: &str,
+    ) -> Result<(order::Model, Vec<order_recipient::Model>), ApiError> {
         let id = &order_id(id)?;
         let found = self.state.store.get_order(id, creator).await.map_err(ApiError::storage)?;
         found.ok_or_else(|| ApiError::not_found("The order does not exist."))
     }
 
     async fn with_status(&self, o: order::Model) -> Result<OrderWithStatusDto, ApiError> {
-        let counts = self.state.store.notification_counts(&o.id).await.map_err(ApiError::storage)?;
+        let counts =
+            self.state.store.notification_counts(&o.id).await.map_err(ApiError::storage)?;
         let summary = |channel: Channel| -> Option<ChannelSummaryDto> {
             let rows: Vec<_> = counts.iter().filter(|(c, _, _)| c == channel.as_str()).collect();
             if rows.is_empty() {
@@ -320,11 +462,19 @@ impl OrdersApi {
             let generated = rows.iter().map(|(_, _, n)| *n as u64).sum();
             let succeeded = rows
                 .iter()
-                .filter(|(_, s, _)| NotificationStatus::parse(s).is_some_and(NotificationStatus::is_success))
+                .filter(|(_, s, _)| {
+                    NotificationStatus::parse(s).is_some_and(NotificationStatus::is_success)
+                })
                 .map(|(_, _, n)| *n as u64)
                 .sum();
             Some(ChannelSummaryDto {
-                links: SelfLinkDto { self_link: format!("{}/notifications/{}", self.order_url(&o.id), channel.as_str()) },
+                links: SelfLinkDto {
+                    self_link: format!(
+                        "{}/notifications/{}",
+                        self.order_url(&o.id),
+                        channel.as_str()
+                    ),
+                },
                 generated,
                 succeeded,
             })
@@ -332,7 +482,11 @@ impl OrdersApi {
         let (email, sms) = (summary(Channel::Email), summary(Channel::Sms));
         let status = OrderStatus::parse(&o.status).unwrap_or(OrderStatus::Registered);
         // Altinn v1 reports Processed as Completed; clients match on that name.
-        let v1_name = if status == OrderStatus::Processed { OrderStatus::Completed.as_str() } else { status.as_str() };
+        let v1_name = if status == OrderStatus::Processed {
+            OrderStatus::Completed.as_str()
+        } else {
+            status.as_str()
+        };
         Ok(OrderWithStatusDto {
             info: order_info(&o),
             processing_status: ProcessingStatusDto {
@@ -340,7 +494,8 @@ impl OrdersApi {
                 description: status.description().to_owned(),
                 last_update: timestamp(o.status_changed),
             },
-            notifications_status_summary: (email.is_some() || sms.is_some()).then_some(NotificationsSummaryDto { email, sms }),
+            notifications_status_summary: (email.is_some() || sms.is_some())
+                .then_some(NotificationsSummaryDto { email, sms }),
         })
     }
 
@@ -351,7 +506,8 @@ impl OrdersApi {
     /// Looks up recipients, stores the order atomically, and starts its workflow (or leaves it
     /// to the dispatcher when Temporal is unreachable: the order is accepted and starts later).
     async fn accept(&self, creator: &str, v: ValidOrder) -> Result<CreatedResponse, ApiError> {
-        let resolved = contacts::resolve(&self.state.store, &v.recipients).await.map_err(ApiError::storage)?;
+        let resolved =
+            contacts::resolve(&self.state.store, &v.recipients).await.map_err(ApiError::storage)?;
         let lookup = lookup_result(v.channel, v.ignore_reservation, &v.recipients, &resolved);
 
         let id = uuid::Uuid::new_v4().to_string();
@@ -368,8 +524,16 @@ impl OrdersApi {
         self.state.dispatcher.start_soon(id.clone(), send_time_ms);
 
         let location = format!("{}/notifications/api/v1/orders/{id}", self.state.base_url);
-        let duplicates = (!v.duplicates.is_empty()).then(|| v.duplicates.iter().map(|i| *i as u64).collect());
-        Ok(CreatedResponse::Accepted(Json(OrderCreatedDto { order_id: id, recipient_lookup: lookup, duplicate_recipients: duplicates }), location))
+        let duplicates =
+            (!v.duplicates.is_empty()).then(|| v.duplicates.iter().map(|i| *i as u64).collect());
+        Ok(CreatedResponse::Accepted(
+            Json(OrderCreatedDto {
+                order_id: id,
+                recipient_lookup: lookup,
+                duplicate_recipients: duplicates,
+            }),
+            location,
+        ))
     }
 
     fn order_dto(&self, o: order::Model, recipients: Vec<order_recipient::Model>) -> OrderDto {
@@ -379,7 +543,11 @@ impl OrdersApi {
             subject: o.email_subject.clone(),
             body: Some(body.clone()),
             content_type: o.email_content_type.as_deref().map(|c| {
-                CaseInsensitive(if c == "Html" { EmailContentTypeDto::Html } else { EmailContentTypeDto::Plain })
+                CaseInsensitive(if c == "Html" {
+                    EmailContentTypeDto::Html
+                } else {
+                    EmailContentTypeDto::Plain
+                })
             }),
         });
         let sms_template = o.sms_body.as_ref().map(|body| SmsTemplateDto {
@@ -418,7 +586,9 @@ pub(crate) fn timestamp(t: chrono::DateTime<Utc>) -> String {
 }
 
 fn order_info(o: &order::Model) -> OrderInfoDto {
-    let channel = match NotificationChannel::parse(&o.notification_channel).unwrap_or(NotificationChannel::Email) {
+    let channel = match NotificationChannel::parse(&o.notification_channel)
+        .unwrap_or(NotificationChannel::Email)
+    {
         NotificationChannel::Email => NotificationChannelDto::Email,
         NotificationChannel::Sms => NotificationChannelDto::Sms,
         NotificationChannel::EmailPreferred => NotificationChannelDto::EmailPreferred,
@@ -461,7 +631,12 @@ fn send_status(n: &notification::Model) -> (bool, SendStatusDto) {
 /// recipient was given by identifier.
 /// The stored row of a validated order, `Registered` and not yet started, as either API makes it
 /// (the newer API sets its chain fields on top).
-pub(crate) fn order_row(v: &ValidOrder, id: String, creator: &str, now: chrono::DateTime<Utc>) -> order::Model {
+pub(crate) fn order_row(
+    v: &ValidOrder,
+    id: String,
+    creator: &str,
+    now: chrono::DateTime<Utc>,
+) -> order::Model {
     order::Model {
         id,
         creator: creator.to_owned(),

@@ -8,7 +8,11 @@ use super::security::{Operator, ReportSender};
 use crate::error::ApiError;
 use crate::startup::AppState;
 use poem::Request;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi, param::{Path, Query}, payload::{Json, PlainText}};
+use poem_openapi::{
+    ApiResponse, Enum, Object, OpenApi,
+    param::{Path, Query},
+    payload::{Json, PlainText},
+};
 use std::sync::Arc;
 use varsel_activities::events::apply_and_notify;
 use varsel_activities::providers::sms::ReportSigner;
@@ -50,7 +54,8 @@ pub enum EmailReportStatus {
 }
 
 impl CanonicalNames for EmailReportStatus {
-    const NAMES: &'static [&'static str] = &["Delivered", "Bounced", "FilteredSpam", "Quarantined", "Suppressed", "Failed"];
+    const NAMES: &'static [&'static str] =
+        &["Delivered", "Bounced", "FilteredSpam", "Quarantined", "Suppressed", "Failed"];
 }
 
 impl EmailReportStatus {
@@ -92,9 +97,15 @@ pub struct ReportOutcomeDto {
 
 fn outcome_dto(o: &ApplyOutcome) -> ReportOutcomeDto {
     match o {
-        ApplyOutcome::Applied { .. } => ReportOutcomeDto { outcome: "applied".into(), dead_report_id: None },
-        ApplyOutcome::Unchanged { .. } => ReportOutcomeDto { outcome: "unchanged".into(), dead_report_id: None },
-        ApplyOutcome::Dead { id, .. } => ReportOutcomeDto { outcome: "dead".into(), dead_report_id: Some(id.clone()) },
+        ApplyOutcome::Applied { .. } => {
+            ReportOutcomeDto { outcome: "applied".into(), dead_report_id: None }
+        }
+        ApplyOutcome::Unchanged { .. } => {
+            ReportOutcomeDto { outcome: "unchanged".into(), dead_report_id: None }
+        }
+        ApplyOutcome::Dead { id, .. } => {
+            ReportOutcomeDto { outcome: "dead".into(), dead_report_id: Some(id.clone()) }
+        }
     }
 }
 
@@ -161,7 +172,9 @@ pub fn kannel_status(kind: u32, answer: &str) -> Option<NotificationStatus> {
         1 => NotificationStatus::SmsDelivered,
         2 if upper.contains("EXPIRED") => NotificationStatus::SmsFailedExpired,
         2 if upper.contains("DELETED") => NotificationStatus::SmsFailedDeleted,
-        2 if upper.contains("REJECTD") || upper.contains("REJECTED") => NotificationStatus::SmsFailedRejected,
+        2 if upper.contains("REJECTD") || upper.contains("REJECTED") => {
+            NotificationStatus::SmsFailedRejected
+        }
         2 if upper.contains("BARRED") => NotificationStatus::SmsFailedBarredReceiver,
         2 => NotificationStatus::SmsFailedUndelivered,
         4 | 8 => NotificationStatus::SmsAccepted,
@@ -179,7 +192,13 @@ impl ReportsApi {
     /// signature into the URL when it sends (`nid`, `exp`, `sig` = hex HMAC-SHA256 with the report
     /// secret over this path, `nid`, `exp` and the names of Kannel's fields), and Kannel fills
     /// `type` (`%d`), `answer` (`%A`) and `fid` (`%F`). A wrong, missing or expired signature is 401.
-    #[oai(path = "/reports/sms/kannel", method = "get", tag = "Tag::Reports", operation_id = "kannelReport")]
+    #[oai(
+        path = "/reports/sms/kannel",
+        method = "get",
+        tag = "Tag::Reports",
+        operation_id = "kannelReport"
+    )]
+    #[allow(clippy::too_many_arguments)] // one argument per documented query parameter
     async fn kannel(
         &self,
         req: &Request,
@@ -198,20 +217,34 @@ impl ReportsApi {
         fid: Query<Option<String>>,
     ) -> Result<KannelResponse, ApiError> {
         if !self.signer.verify(&nid.0, exp.0, &sig.0, chrono::Utc::now().timestamp()) {
-            return Err(ApiError::unauthorized("The report signature is not valid for this notification, or the report URL has expired."));
+            return Err(ApiError::unauthorized(
+                "The report signature is not valid for this notification, or the report URL has expired.",
+            ));
         }
         // The SMSC's words are kept as they came, less what no database stores.
         let answer = clean(&answer.0.unwrap_or_default());
-        let status = kannel_status(kind.0, &answer)
-            .ok_or_else(|| ApiError::invalid("type", format!("Unknown Kannel report type {}.", kind.0)))?;
+        let status = kannel_status(kind.0, &answer).ok_or_else(|| {
+            ApiError::invalid("type", format!("Unknown Kannel report type {}.", kind.0))
+        })?;
         let report = Report {
             target: ReportTarget::Notification(nid.0.clone()),
             status,
-            reason: Some(answer.clone()).filter(|a| !a.is_empty() && !status.is_success()).map(|a| format!("Kannel: {a}")),
+            reason: Some(answer.clone())
+                .filter(|a| !a.is_empty() && !status.is_success())
+                .map(|a| format!("Kannel: {a}")),
             provider_ref: fid.0.map(|f| clean(&f)).filter(|f| !f.is_empty()),
             raw: clean(req.uri().query().unwrap_or_default()),
         };
-        apply_and_notify(&self.state.store, &self.state.events, &self.state.metrics, &report, Channel::Sms, false).await.map_err(ApiError::storage)?;
+        apply_and_notify(
+            &self.state.store,
+            &self.state.events,
+            &self.state.metrics,
+            &report,
+            Channel::Sms,
+            false,
+        )
+        .await
+        .map_err(ApiError::storage)?;
         Ok(KannelResponse::Ok(PlainText("ok".into())))
     }
 
@@ -221,8 +254,17 @@ impl ReportsApi {
     /// `Quarantined`, `Suppressed` or `Failed`, naming it by notification id or Message-ID.
     /// Authenticated with HTTP Basic (`VARSEL_REPORT_USERNAME` and the report secret). A report
     /// that matches nothing is kept as a dead report; a repeat changes nothing.
-    #[oai(path = "/reports/email", method = "post", tag = "Tag::Reports", operation_id = "emailReport")]
-    async fn email(&self, _sender: ReportSender, body: JsonBody<EmailReportDto>) -> Result<ReportResponse, ApiError> {
+    #[oai(
+        path = "/reports/email",
+        method = "post",
+        tag = "Tag::Reports",
+        operation_id = "emailReport"
+    )]
+    async fn email(
+        &self,
+        _sender: ReportSender,
+        body: JsonBody<EmailReportDto>,
+    ) -> Result<ReportResponse, ApiError> {
         let target = match (&body.notification_id, &body.message_id) {
             (Some(id), _) => ReportTarget::Notification(id.trim().to_owned()),
             (None, Some(mid)) => {
@@ -232,7 +274,12 @@ impl ReportsApi {
                     None => ReportTarget::ProviderRef(format!("<{mid}>")),
                 }
             }
-            (None, None) => return Err(ApiError::invalid("NotificationId", "Either notificationId or messageId must be given.")),
+            (None, None) => {
+                return Err(ApiError::invalid(
+                    "NotificationId",
+                    "Either notificationId or messageId must be given.",
+                ));
+            }
         };
         let status = body.status.0.status();
         let report = Report {
@@ -246,9 +293,16 @@ impl ReportsApi {
             })
             .to_string(),
         };
-        let outcome = apply_and_notify(&self.state.store, &self.state.events, &self.state.metrics, &report, Channel::Email, false)
-            .await
-            .map_err(ApiError::storage)?;
+        let outcome = apply_and_notify(
+            &self.state.store,
+            &self.state.events,
+            &self.state.metrics,
+            &report,
+            Channel::Email,
+            false,
+        )
+        .await
+        .map_err(ApiError::storage)?;
         Ok(ReportResponse::Ok(Json(outcome_dto(&outcome))))
     }
 
@@ -259,12 +313,25 @@ impl ReportsApi {
     /// `SMS_Failed`), as a new run of the order's workflow. Nothing already sent, accepted or
     /// delivered is sent again. A running or not yet completed order, or one with nothing to
     /// redrive, answers 409.
-    #[oai(path = "/operator/orders/:id/redrive", method = "post", tag = "Tag::Operator", operation_id = "redriveOrder")]
-    async fn redrive(&self, _operator: Operator, id: Path<String>) -> Result<RedriveResponse, ApiError> {
+    #[oai(
+        path = "/operator/orders/:id/redrive",
+        method = "post",
+        tag = "Tag::Operator",
+        operation_id = "redriveOrder"
+    )]
+    async fn redrive(
+        &self,
+        _operator: Operator,
+        id: Path<String>,
+    ) -> Result<RedriveResponse, ApiError> {
         let id = order_id(&id.0)?;
         match self.state.dispatcher.redrive(&id).await {
-            Ok(n) => Ok(RedriveResponse::Accepted(Json(RedriveDto { order_id: id, notifications: n }))),
-            Err(crate::temporal::RedriveRefusal::NotFound) => Err(ApiError::not_found("The order does not exist.")),
+            Ok(n) => {
+                Ok(RedriveResponse::Accepted(Json(RedriveDto { order_id: id, notifications: n })))
+            }
+            Err(crate::temporal::RedriveRefusal::NotFound) => {
+                Err(ApiError::not_found("The order does not exist."))
+            }
             Err(crate::temporal::RedriveRefusal::Conflict(m)) => Err(ApiError::conflict(m)),
             Err(crate::temporal::RedriveRefusal::Unavailable(m)) => Err(ApiError::unavailable(m)),
         }
@@ -274,7 +341,12 @@ impl ReportsApi {
     ///
     /// Delivery reports that matched no notification, or arrived after their notification's
     /// time-to-live, oldest first (at most 500). None is dropped silently.
-    #[oai(path = "/operator/dead-reports", method = "get", tag = "Tag::Operator", operation_id = "listDeadReports")]
+    #[oai(
+        path = "/operator/dead-reports",
+        method = "get",
+        tag = "Tag::Operator",
+        operation_id = "listDeadReports"
+    )]
     async fn dead_reports(&self, _operator: Operator) -> Result<DeadReportsResponse, ApiError> {
         let rows = self.state.store.dead_reports(500).await.map_err(ApiError::storage)?;
         Ok(DeadReportsResponse::Ok(Json(
@@ -296,9 +368,20 @@ impl ReportsApi {
     ///
     /// Applies a dead report again (for example after its notification was found under another
     /// reference). Applied or unchanged: it leaves the dead list. Still matching nothing: 409.
-    #[oai(path = "/operator/dead-reports/:id/reapply", method = "post", tag = "Tag::Operator", operation_id = "reapplyDeadReport")]
-    async fn reapply(&self, _operator: Operator, id: Path<String>) -> Result<ReportResponse, ApiError> {
-        let Ok(id) = uuid::Uuid::parse_str(id.0.trim()) else { return Err(ApiError::not_found("No such dead report.")) };
+    #[oai(
+        path = "/operator/dead-reports/:id/reapply",
+        method = "post",
+        tag = "Tag::Operator",
+        operation_id = "reapplyDeadReport"
+    )]
+    async fn reapply(
+        &self,
+        _operator: Operator,
+        id: Path<String>,
+    ) -> Result<ReportResponse, ApiError> {
+        let Ok(id) = uuid::Uuid::parse_str(id.0.trim()) else {
+            return Err(ApiError::not_found("No such dead report."));
+        };
         let dead = self
             .state
             .store
@@ -308,12 +391,31 @@ impl ReportsApi {
             .filter(|d| d.applied_at.is_none())
             .ok_or_else(|| ApiError::not_found("No such dead report."))?;
         let channel = Channel::parse(&dead.channel).unwrap_or(Channel::Sms);
-        let status = NotificationStatus::parse(&dead.status).ok_or_else(|| ApiError::conflict("The dead report has an unknown status."))?;
+        let status = NotificationStatus::parse(&dead.status)
+            .ok_or_else(|| ApiError::conflict("The dead report has an unknown status."))?;
         let mut outcome = None;
         // The reference may be a notification id or a provider reference; try both.
-        for target in [ReportTarget::Notification(dead.reference.clone()), ReportTarget::ProviderRef(dead.reference.clone())] {
-            let report = Report { target, status, reason: None, provider_ref: None, raw: dead.payload.clone() };
-            let o = apply_and_notify(&self.state.store, &self.state.events, &self.state.metrics, &report, channel, true).await.map_err(ApiError::storage)?;
+        for target in [
+            ReportTarget::Notification(dead.reference.clone()),
+            ReportTarget::ProviderRef(dead.reference.clone()),
+        ] {
+            let report = Report {
+                target,
+                status,
+                reason: None,
+                provider_ref: None,
+                raw: dead.payload.clone(),
+            };
+            let o = apply_and_notify(
+                &self.state.store,
+                &self.state.events,
+                &self.state.metrics,
+                &report,
+                channel,
+                true,
+            )
+            .await
+            .map_err(ApiError::storage)?;
             if !matches!(o, ApplyOutcome::Dead { .. }) {
                 outcome = Some(o);
                 break;
@@ -321,7 +423,11 @@ impl ReportsApi {
         }
         match outcome {
             Some(o) => {
-                self.state.store.mark_dead_report_applied(&dead.id).await.map_err(ApiError::storage)?;
+                self.state
+                    .store
+                    .mark_dead_report_applied(&dead.id)
+                    .await
+                    .map_err(ApiError::storage)?;
                 Ok(ReportResponse::Ok(Json(outcome_dto(&o))))
             }
             None => Err(ApiError::conflict("The report still matches no open notification.")),
@@ -360,12 +466,24 @@ mod tests {
     #[test]
     fn kannel_report_types_map_to_statuses() {
         assert_eq!(kannel_status(1, ""), Some(NotificationStatus::SmsDelivered));
-        assert_eq!(kannel_status(2, "id:1 stat:EXPIRED"), Some(NotificationStatus::SmsFailedExpired));
-        assert_eq!(kannel_status(2, "id:1 stat:UNDELIV"), Some(NotificationStatus::SmsFailedUndelivered));
+        assert_eq!(
+            kannel_status(2, "id:1 stat:EXPIRED"),
+            Some(NotificationStatus::SmsFailedExpired)
+        );
+        assert_eq!(
+            kannel_status(2, "id:1 stat:UNDELIV"),
+            Some(NotificationStatus::SmsFailedUndelivered)
+        );
         assert_eq!(kannel_status(8, "ACK/"), Some(NotificationStatus::SmsAccepted));
-        assert_eq!(kannel_status(16, "NACK/0x00000045/Submit failed"), Some(NotificationStatus::SmsFailedRejected));
+        assert_eq!(
+            kannel_status(16, "NACK/0x00000045/Submit failed"),
+            Some(NotificationStatus::SmsFailedRejected)
+        );
         // Kannel's own "no route" report means what its 403 "Not routable" means.
-        assert_eq!(kannel_status(16, "NACK/no SMSC"), Some(NotificationStatus::SmsFailedUndelivered));
+        assert_eq!(
+            kannel_status(16, "NACK/no SMSC"),
+            Some(NotificationStatus::SmsFailedUndelivered)
+        );
         assert_eq!(kannel_status(32, ""), None);
     }
 }

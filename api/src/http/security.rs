@@ -52,8 +52,12 @@ fn register_platform(registry: &mut Registry) {
 }
 
 fn verifier(req: &Request) -> poem::Result<&Arc<Verifier>> {
-    req.data::<Arc<Verifier>>()
-        .ok_or_else(|| poem::Error::from_string("the token verifier is not configured", poem::http::StatusCode::INTERNAL_SERVER_ERROR))
+    req.data::<Arc<Verifier>>().ok_or_else(|| {
+        poem::Error::from_string(
+            "the token verifier is not configured",
+            poem::http::StatusCode::INTERNAL_SERVER_ERROR,
+        )
+    })
 }
 
 fn refuse(e: ApiError) -> poem::Error {
@@ -135,26 +139,36 @@ pub struct ReportCredentials {
 pub struct ReportSender;
 
 fn register_report_basic(registry: &mut Registry) {
-    registry.create_security_scheme(REPORT_BASIC, MetaSecurityScheme {
-        ty: "http",
-        description: Some("HTTP Basic: `VARSEL_REPORT_USERNAME` and the report secret."),
-        name: None,
-        key_in: None,
-        scheme: Some("basic"),
-        bearer_format: None,
-        flows: None,
-        openid_connect_url: None,
-    });
+    registry.create_security_scheme(
+        REPORT_BASIC,
+        MetaSecurityScheme {
+            ty: "http",
+            description: Some("HTTP Basic: `VARSEL_REPORT_USERNAME` and the report secret."),
+            name: None,
+            key_in: None,
+            scheme: Some("basic"),
+            bearer_format: None,
+            flows: None,
+            openid_connect_url: None,
+        },
+    );
 }
 
 fn report_sender(req: &Request) -> poem::Result<ReportSender> {
     use base64::Engine;
     let creds = req.data::<ReportCredentials>().ok_or_else(|| {
-        poem::Error::from_string("report credentials are not configured", poem::http::StatusCode::INTERNAL_SERVER_ERROR)
+        poem::Error::from_string(
+            "report credentials are not configured",
+            poem::http::StatusCode::INTERNAL_SERVER_ERROR,
+        )
     })?;
-    let unauthorized = || refuse(ApiError::unauthorized("Delivery reports need HTTP Basic credentials."));
-    let given = crate::auth::authorization(req.headers(), "Basic").map_err(refuse)?.ok_or_else(unauthorized)?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(given).map_err(|_| unauthorized())?;
+    let unauthorized =
+        || refuse(ApiError::unauthorized("Delivery reports need HTTP Basic credentials."));
+    let given = crate::auth::authorization(req.headers(), "Basic")
+        .map_err(refuse)?
+        .ok_or_else(unauthorized)?;
+    let decoded =
+        base64::engine::general_purpose::STANDARD.decode(given).map_err(|_| unauthorized())?;
     let expected = format!("{}:{}", creds.username, creds.secret);
     if !creds.secret.is_empty() && bool::from(decoded.as_slice().ct_eq(expected.as_bytes())) {
         Ok(ReportSender)

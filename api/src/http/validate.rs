@@ -7,8 +7,8 @@
 //! in a loopback, private, link-local or metadata range is refused here already.
 
 use super::dto::{
-    EmailContentTypeDto, EmailOrderRequestDto, NotificationChannelDto, OrderBaseDto, OrderRequestDto, RecipientDto,
-    SmsOrderRequestDto,
+    EmailContentTypeDto, EmailOrderRequestDto, NotificationChannelDto, OrderBaseDto,
+    OrderRequestDto, RecipientDto, SmsOrderRequestDto,
 };
 use chrono::{DateTime, NaiveDateTime, Utc};
 use std::collections::BTreeMap;
@@ -166,10 +166,14 @@ impl<'a> Rules<'a> {
     /// Refuses a send time further ahead than the limit.
     pub(crate) fn check_horizon(&self, t: DateTime<Utc>, key: &str, errors: &mut Errors) {
         if t > self.now + self.limits.max_send_ahead {
-            add(errors, key, &format!(
-                "The send time can be at most {} days ahead.",
-                self.limits.max_send_ahead.num_days()
-            ));
+            add(
+                errors,
+                key,
+                &format!(
+                    "The send time can be at most {} days ahead.",
+                    self.limits.max_send_ahead.num_days()
+                ),
+            );
         }
     }
 
@@ -193,11 +197,15 @@ impl<'a> Rules<'a> {
         if let Some(b) = body
             && b.len() > self.limits.max_email_body_bytes
         {
-            add(errors, key, &format!(
-                "The email body can be at most {} bytes long; it is {}.",
-                self.limits.max_email_body_bytes,
-                b.len()
-            ));
+            add(
+                errors,
+                key,
+                &format!(
+                    "The email body can be at most {} bytes long; it is {}.",
+                    self.limits.max_email_body_bytes,
+                    b.len()
+                ),
+            );
         }
     }
 
@@ -208,11 +216,15 @@ impl<'a> Rules<'a> {
         let len = varsel_workflows::sms::url_encoded_len(b);
         let max = self.limits.max_sms_segments as usize * 134;
         if len > max.max(160) {
-            add(errors, key, &format!(
-                "The SMS body is too long: it takes {} segments and at most {} are sent (each letter outside A-Z, a-z and 0-9 counts as several characters).",
-                len.div_ceil(134),
-                self.limits.max_sms_segments
-            ));
+            add(
+                errors,
+                key,
+                &format!(
+                    "The SMS body is too long: it takes {} segments and at most {} are sent (each letter outside A-Z, a-z and 0-9 counts as several characters).",
+                    len.div_ceil(134),
+                    self.limits.max_sms_segments
+                ),
+            );
         }
     }
 }
@@ -221,7 +233,11 @@ fn check_chars(value: Option<&str>, max: usize, key: &str, errors: &mut Errors) 
     if let Some(v) = value {
         let n = v.chars().count();
         if n > max {
-            add(errors, key, &format!("The value can be at most {max} characters long; it is {n}."));
+            add(
+                errors,
+                key,
+                &format!("The value can be at most {max} characters long; it is {n}."),
+            );
         }
     }
 }
@@ -241,14 +257,21 @@ pub(crate) fn present(s: &Option<String>) -> Option<&str> {
 /// outbound policy allows (an IP literal in a non-public range only when allow-listed); why not
 /// otherwise. A name that resolves to a private address is refused later, when the check runs.
 pub(crate) fn condition_destination(u: &reqwest::Url, rules: &Rules<'_>) -> Result<(), String> {
-    const WHY: &str = "varsel calls only public hosts, and others that VARSEL_CONDITION_ALLOWED_HOSTS lists";
+    const WHY: &str =
+        "varsel calls only public hosts, and others that VARSEL_CONDITION_ALLOWED_HOSTS lists";
     if let Err(refused) = rules.outbound.check_url(u) {
-        return Err(format!("The condition endpoint is not reachable for varsel: {refused}; {WHY}."));
+        return Err(format!(
+            "The condition endpoint is not reachable for varsel: {refused}; {WHY}."
+        ));
     }
     match u.host() {
-        Some(url::Host::Domain(name)) if !(HOST_RE.is_match(name) || rules.outbound.name_allowed(name)) => Err(format!(
-            "The condition endpoint's host {name} is not a public DNS name (one with a top-level domain); {WHY}."
-        )),
+        Some(url::Host::Domain(name))
+            if !(HOST_RE.is_match(name) || rules.outbound.name_allowed(name)) =>
+        {
+            Err(format!(
+                "The condition endpoint's host {name} is not a public DNS name (one with a top-level domain); {WHY}."
+            ))
+        }
         Some(_) => Ok(()),
         None => Err("The condition endpoint must be a valid URL.".into()),
     }
@@ -264,21 +287,38 @@ fn parse_send_time(raw: &str, errors: &mut Errors) -> Option<DateTime<Utc>> {
     }
     for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S%.f"] {
         if NaiveDateTime::parse_from_str(raw, fmt).is_ok() {
-            add(errors, "RequestedSendTime", "The requested send time value must have specified a time zone.");
+            add(
+                errors,
+                "RequestedSendTime",
+                "The requested send time value must have specified a time zone.",
+            );
             return None;
         }
     }
-    add(errors, "RequestedSendTime", "The requested send time must be a valid ISO-8601 date and time.");
+    add(
+        errors,
+        "RequestedSendTime",
+        "The requested send time must be a valid ISO-8601 date and time.",
+    );
     None
 }
 
-fn validate_base(base: &OrderBaseDto, rule: RecipientRule, rules: &Rules<'_>, errors: &mut Errors) -> (DateTime<Utc>, Recipients) {
+fn validate_base(
+    base: &OrderBaseDto,
+    rule: RecipientRule,
+    rules: &Rules<'_>,
+    errors: &mut Errors,
+) -> (DateTime<Utc>, Recipients) {
     let mut send_time = rules.now;
     if let Some(raw) = present(&base.requested_send_time)
         && let Some(t) = parse_send_time(raw, errors)
     {
         if t < rules.now - chrono::Duration::minutes(5) {
-            add(errors, "RequestedSendTime", "Send time must be in the future. Leave blank to send immediately.");
+            add(
+                errors,
+                "RequestedSendTime",
+                "Send time must be in the future. Leave blank to send immediately.",
+            );
         }
         rules.check_horizon(t, "RequestedSendTime", errors);
         send_time = t.max(rules.now);
@@ -286,9 +326,11 @@ fn validate_base(base: &OrderBaseDto, rule: RecipientRule, rules: &Rules<'_>, er
 
     if let Some(url) = present(&base.condition_endpoint) {
         match reqwest::Url::parse(url) {
-            _ if url.chars().count() > MAX_URL_CHARS => {
-                add(errors, "ConditionEndpoint", &format!("The condition endpoint can be at most {MAX_URL_CHARS} characters long."))
-            }
+            _ if url.chars().count() > MAX_URL_CHARS => add(
+                errors,
+                "ConditionEndpoint",
+                &format!("The condition endpoint can be at most {MAX_URL_CHARS} characters long."),
+            ),
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
                 if let Err(why) = condition_destination(&u, rules) {
                     add(errors, "ConditionEndpoint", &why);
@@ -303,7 +345,11 @@ fn validate_base(base: &OrderBaseDto, rule: RecipientRule, rules: &Rules<'_>, er
 
     if let Some(action) = &base.resource_action {
         if present(&base.resource_id).is_none() {
-            add(errors, "ResourceAction", "ResourceAction cannot be specified without a ResourceId.");
+            add(
+                errors,
+                "ResourceAction",
+                "ResourceAction cannot be specified without a ResourceId.",
+            );
         } else if action.trim().is_empty() {
             add(errors, "ResourceAction", "ResourceAction cannot be blank or whitespace.");
         }
@@ -313,7 +359,15 @@ fn validate_base(base: &OrderBaseDto, rule: RecipientRule, rules: &Rules<'_>, er
         && list.len() > rules.limits.max_recipients
     {
         // Checked before the recipients themselves: a too-large order is not worth validating.
-        add(errors, "Recipients", &format!("An order can have at most {} recipients; this one has {}.", rules.limits.max_recipients, list.len()));
+        add(
+            errors,
+            "Recipients",
+            &format!(
+                "An order can have at most {} recipients; this one has {}.",
+                rules.limits.max_recipients,
+                list.len()
+            ),
+        );
         return (send_time, Recipients::default());
     }
     let recipients = validate_recipients(&base.recipients, rule, errors);
@@ -335,7 +389,11 @@ fn identity(r: &NewRecipient) -> (Option<String>, Option<String>, Option<String>
     (r.email.as_ref().map(|e| e.to_lowercase()), r.mobile.clone(), r.org_no.clone(), r.nin.clone())
 }
 
-fn validate_recipients(list: &Option<Vec<RecipientDto>>, rule: RecipientRule, errors: &mut Errors) -> Recipients {
+fn validate_recipients(
+    list: &Option<Vec<RecipientDto>>,
+    rule: RecipientRule,
+    errors: &mut Errors,
+) -> Recipients {
     let list = match list {
         Some(l) if !l.is_empty() => l,
         _ => {
@@ -356,14 +414,26 @@ fn validate_recipients(list: &Option<Vec<RecipientDto>>, rule: RecipientRule, er
         let identified = match rule {
             RecipientRule::Email => email.is_some() || org.is_some() || nin.is_some(),
             RecipientRule::Sms => mobile.is_some() || org.is_some() || nin.is_some(),
-            RecipientRule::Preferred => email.is_some() || mobile.is_some() || org.is_some() || nin.is_some(),
+            RecipientRule::Preferred => {
+                email.is_some() || mobile.is_some() || org.is_some() || nin.is_some()
+            }
         };
         if !identified {
-            add(errors, &key, match rule {
-                RecipientRule::Email => "Either a valid email address, organization number, or national identity number must be provided for each recipient.",
-                RecipientRule::Sms => "Either a valid mobile number starting with country code, organization number, or national identity number must be provided for each recipient.",
-                RecipientRule::Preferred => "Either a valid email address, mobile number starting with country code, organization number, or national identity number must be provided for each recipient.",
-            });
+            add(
+                errors,
+                &key,
+                match rule {
+                    RecipientRule::Email => {
+                        "Either a valid email address, organization number, or national identity number must be provided for each recipient."
+                    }
+                    RecipientRule::Sms => {
+                        "Either a valid mobile number starting with country code, organization number, or national identity number must be provided for each recipient."
+                    }
+                    RecipientRule::Preferred => {
+                        "Either a valid email address, mobile number starting with country code, organization number, or national identity number must be provided for each recipient."
+                    }
+                },
+            );
         }
         if let Some(e) = email {
             match EmailAddress::parse(e) {
@@ -387,7 +457,11 @@ fn validate_recipients(list: &Option<Vec<RecipientDto>>, rule: RecipientRule, er
                 Err(err) => add(errors, &key, err.0),
             }
             if email.is_some() || mobile.is_some() || org.is_some() {
-                add(errors, &key, "National identity number cannot be combined with email address, mobile number, or organization number.");
+                add(
+                    errors,
+                    &key,
+                    "National identity number cannot be combined with email address, mobile number, or organization number.",
+                );
             }
         }
         if let Some(o) = org {
@@ -396,7 +470,11 @@ fn validate_recipients(list: &Option<Vec<RecipientDto>>, rule: RecipientRule, er
                 Err(err) => add(errors, &key, err.0),
             }
             if email.is_some() || mobile.is_some() || nin.is_some() {
-                add(errors, &key, "Organization number cannot be combined with email address, mobile number, or national identity number.");
+                add(
+                    errors,
+                    &key,
+                    "Organization number cannot be combined with email address, mobile number, or national identity number.",
+                );
             }
         }
         if seen.insert(identity(&rec)) {
@@ -488,20 +566,36 @@ pub fn order_request(req: &OrderRequestDto, rules: &Rules<'_>) -> Result<ValidOr
     if let Some(ch) = channel {
         if ch.needs_email_template() {
             match &req.email_template {
-                None => add(&mut errors, "EmailTemplate", "An email template is required for the selected notification channel."),
+                None => add(
+                    &mut errors,
+                    "EmailTemplate",
+                    "An email template is required for the selected notification channel.",
+                ),
                 Some(t) => {
                     let body = present(&t.body);
                     let subject = present(&t.subject);
                     if body.is_none() {
-                        add(&mut errors, "EmailTemplate.Body", "The email template body must not be empty.");
+                        add(
+                            &mut errors,
+                            "EmailTemplate.Body",
+                            "The email template body must not be empty.",
+                        );
                     }
                     if subject.is_none() {
-                        add(&mut errors, "EmailTemplate.Subject", "The email template subject must not be empty.");
+                        add(
+                            &mut errors,
+                            "EmailTemplate.Subject",
+                            "The email template subject must not be empty.",
+                        );
                     }
                     if let Some(from) = present(&t.from_address)
                         && EmailAddress::parse(from).is_err()
                     {
-                        add(&mut errors, "EmailTemplate.FromAddress", "Invalid email address format.");
+                        add(
+                            &mut errors,
+                            "EmailTemplate.FromAddress",
+                            "Invalid email address format.",
+                        );
                     }
                     rules.check_subject(subject, "EmailTemplate.Subject", &mut errors);
                     rules.check_email_body(body, "EmailTemplate.Body", &mut errors);
@@ -516,13 +610,25 @@ pub fn order_request(req: &OrderRequestDto, rules: &Rules<'_>) -> Result<ValidOr
         }
         if ch.needs_sms_template() {
             match &req.sms_template {
-                None => add(&mut errors, "SmsTemplate", "An SMS template is required for the selected the notification channel."),
+                None => add(
+                    &mut errors,
+                    "SmsTemplate",
+                    "An SMS template is required for the selected the notification channel.",
+                ),
                 Some(t) => {
                     if present(&t.body).is_none() {
-                        add(&mut errors, "SmsTemplate.Body", "The SMS template body must not be empty.");
+                        add(
+                            &mut errors,
+                            "SmsTemplate.Body",
+                            "The SMS template body must not be empty.",
+                        );
                     }
                     rules.check_sms_body(present(&t.body), "SmsTemplate.Body", &mut errors);
-                    check_sender(present(&t.sender_number), "SmsTemplate.SenderNumber", &mut errors);
+                    check_sender(
+                        present(&t.sender_number),
+                        "SmsTemplate.SenderNumber",
+                        &mut errors,
+                    );
                     sms = Some(SmsTemplate {
                         sender: present(&t.sender_number).map(str::to_owned),
                         body: t.body.clone().unwrap_or_default(),
@@ -531,18 +637,25 @@ pub fn order_request(req: &OrderRequestDto, rules: &Rules<'_>) -> Result<ValidOr
             }
         }
     }
-    finish(errors, &req.base, send_time, recipients, Parts {
-        kind: OrderKind::Orders,
-        channel: channel.unwrap_or(NotificationChannel::Email),
-        email,
-        sms,
-    })
+    finish(
+        errors,
+        &req.base,
+        send_time,
+        recipients,
+        Parts {
+            kind: OrderKind::Orders,
+            channel: channel.unwrap_or(NotificationChannel::Email),
+            email,
+            sms,
+        },
+    )
 }
 
 /// `POST /orders/email`.
 pub fn email_request(req: &EmailOrderRequestDto, rules: &Rules<'_>) -> Result<ValidOrder, Errors> {
     let mut errors = Errors::new();
-    let (send_time, recipients) = validate_base(&req.base, RecipientRule::Email, rules, &mut errors);
+    let (send_time, recipients) =
+        validate_base(&req.base, RecipientRule::Email, rules, &mut errors);
     if present(&req.body).is_none() {
         add(&mut errors, "Body", "The email template body must not be empty.");
     }
@@ -551,17 +664,23 @@ pub fn email_request(req: &EmailOrderRequestDto, rules: &Rules<'_>) -> Result<Va
     }
     rules.check_subject(present(&req.subject), "Subject", &mut errors);
     rules.check_email_body(present(&req.body), "Body", &mut errors);
-    finish(errors, &req.base, send_time, recipients, Parts {
-        kind: OrderKind::Email,
-        channel: NotificationChannel::Email,
-        email: Some(EmailTemplate {
-            from: None,
-            subject: one_line(present(&req.subject).unwrap_or_default()),
-            body: req.body.clone().unwrap_or_default(),
-            content_type: content_type(req.content_type.map(|c| c.0)),
-        }),
-        sms: None,
-    })
+    finish(
+        errors,
+        &req.base,
+        send_time,
+        recipients,
+        Parts {
+            kind: OrderKind::Email,
+            channel: NotificationChannel::Email,
+            email: Some(EmailTemplate {
+                from: None,
+                subject: one_line(present(&req.subject).unwrap_or_default()),
+                body: req.body.clone().unwrap_or_default(),
+                content_type: content_type(req.content_type.map(|c| c.0)),
+            }),
+            sms: None,
+        },
+    )
 }
 
 /// `POST /orders/sms`.
@@ -573,10 +692,19 @@ pub fn sms_request(req: &SmsOrderRequestDto, rules: &Rules<'_>) -> Result<ValidO
     }
     rules.check_sms_body(present(&req.body), "Body", &mut errors);
     check_sender(present(&req.sender_number), "SenderNumber", &mut errors);
-    finish(errors, &req.base, send_time, recipients, Parts {
-        kind: OrderKind::Sms,
-        channel: NotificationChannel::Sms,
-        email: None,
-        sms: Some(SmsTemplate { sender: present(&req.sender_number).map(str::to_owned), body: req.body.clone().unwrap_or_default() }),
-    })
+    finish(
+        errors,
+        &req.base,
+        send_time,
+        recipients,
+        Parts {
+            kind: OrderKind::Sms,
+            channel: NotificationChannel::Sms,
+            email: None,
+            sms: Some(SmsTemplate {
+                sender: present(&req.sender_number).map(str::to_owned),
+                body: req.body.clone().unwrap_or_default(),
+            }),
+        },
+    )
 }

@@ -4,10 +4,16 @@
 
 use super::dto::{EmailContentTypeDto, NotificationChannelDto};
 use super::future_dto::*;
-use super::validate::{EmailTemplate, Errors, MAX_URL_CHARS, OrderKind, Rules, SmsTemplate, ValidOrder, add, check_sender, condition_destination, one_line, present};
+use super::validate::{
+    EmailTemplate, Errors, MAX_URL_CHARS, OrderKind, Rules, SmsTemplate, ValidOrder, add,
+    check_sender, condition_destination, one_line, present,
+};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use varsel_activities::store::NewRecipient;
-use varsel_workflows::domain::{EmailAddress, EmailContentType, MobileNumber, NationalIdentityNumber, NotificationChannel, OrganizationNumber};
+use varsel_workflows::domain::{
+    EmailAddress, EmailContentType, MobileNumber, NationalIdentityNumber, NotificationChannel,
+    OrganizationNumber,
+};
 
 /// One order of a valid chain: the notification or a reminder. Its `order` has one recipient.
 #[derive(Debug, Clone)]
@@ -35,7 +41,14 @@ pub struct ValidChain {
     pub transmission_id: Option<String>,
 }
 
-fn send_time(raw: &str, key: &str, zone_msg: &str, past_msg: &str, rules: &Rules<'_>, errors: &mut Errors) -> Option<DateTime<Utc>> {
+fn send_time(
+    raw: &str,
+    key: &str,
+    zone_msg: &str,
+    past_msg: &str,
+    rules: &Rules<'_>,
+    errors: &mut Errors,
+) -> Option<DateTime<Utc>> {
     let raw = raw.trim();
     let now = rules.now;
     match DateTime::parse_from_rfc3339(raw) {
@@ -52,16 +65,33 @@ fn send_time(raw: &str, key: &str, zone_msg: &str, past_msg: &str, rules: &Rules
             let naive = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S%.f"]
                 .iter()
                 .any(|f| NaiveDateTime::parse_from_str(raw, f).is_ok());
-            add(errors, key, if naive { zone_msg } else { "The requested send time must be a valid ISO-8601 date and time." });
+            add(
+                errors,
+                key,
+                if naive {
+                    zone_msg
+                } else {
+                    "The requested send time must be a valid ISO-8601 date and time."
+                },
+            );
             None
         }
     }
 }
 
-fn condition(url: &Option<String>, key: &str, rules: &Rules<'_>, errors: &mut Errors) -> Option<String> {
+fn condition(
+    url: &Option<String>,
+    key: &str,
+    rules: &Rules<'_>,
+    errors: &mut Errors,
+) -> Option<String> {
     let raw = present(url)?;
     if raw.chars().count() > MAX_URL_CHARS {
-        add(errors, key, &format!("ConditionEndpoint can be at most {MAX_URL_CHARS} characters long."));
+        add(
+            errors,
+            key,
+            &format!("ConditionEndpoint can be at most {MAX_URL_CHARS} characters long."),
+        );
         return None;
     }
     let Ok(u) = reqwest::Url::parse(raw) else {
@@ -79,7 +109,12 @@ fn condition(url: &Option<String>, key: &str, rules: &Rules<'_>, errors: &mut Er
     Some(raw.to_owned())
 }
 
-fn email_settings(s: &Option<EmailSettingsDto>, key: &str, rules: &Rules<'_>, errors: &mut Errors) -> Option<EmailTemplate> {
+fn email_settings(
+    s: &Option<EmailSettingsDto>,
+    key: &str,
+    rules: &Rules<'_>,
+    errors: &mut Errors,
+) -> Option<EmailTemplate> {
     let Some(s) = s else {
         add(errors, key, "Email sending options cannot be null.");
         return None;
@@ -114,7 +149,12 @@ fn email_settings(s: &Option<EmailSettingsDto>, key: &str, rules: &Rules<'_>, er
 }
 
 /// The SMS and whether it may go at any hour (`Daytime` is the default).
-fn sms_settings(s: &Option<SmsSettingsDto>, key: &str, rules: &Rules<'_>, errors: &mut Errors) -> Option<(SmsTemplate, bool)> {
+fn sms_settings(
+    s: &Option<SmsSettingsDto>,
+    key: &str,
+    rules: &Rules<'_>,
+    errors: &mut Errors,
+) -> Option<(SmsTemplate, bool)> {
     let Some(s) = s else {
         add(errors, key, "SMS sending options cannot be null.");
         return None;
@@ -127,10 +167,19 @@ fn sms_settings(s: &Option<SmsSettingsDto>, key: &str, rules: &Rules<'_>, errors
     let sender = s.sender.as_deref().map(str::trim).filter(|s| !s.is_empty());
     check_sender(sender, &format!("{key}.Sender"), errors);
     let anytime = s.sending_time_policy.is_some_and(|p| p.0 == SendingTimePolicyDto::Anytime);
-    Some((SmsTemplate { sender: sender.map(str::to_owned), body: s.body.clone().unwrap_or_default() }, anytime))
+    Some((
+        SmsTemplate { sender: sender.map(str::to_owned), body: s.body.clone().unwrap_or_default() },
+        anytime,
+    ))
 }
 
-fn resource(id: &Option<String>, action: &Option<String>, key: &str, rules: &Rules<'_>, errors: &mut Errors) -> (Option<String>, Option<String>) {
+fn resource(
+    id: &Option<String>,
+    action: &Option<String>,
+    key: &str,
+    rules: &Rules<'_>,
+    errors: &mut Errors,
+) -> (Option<String>, Option<String>) {
     rules.check_reference(id.as_deref(), &format!("{key}.ResourceId"), errors);
     rules.check_reference(action.as_deref(), &format!("{key}.ResourceAction"), errors);
     let id = present(id);
@@ -141,12 +190,23 @@ fn resource(id: &Option<String>, action: &Option<String>, key: &str, rules: &Rul
     }
     if let Some(a) = action {
         if id.is_none() {
-            add(errors, format!("{key}.ResourceAction"), "ResourceAction cannot be specified without a ResourceId.");
+            add(
+                errors,
+                format!("{key}.ResourceAction"),
+                "ResourceAction cannot be specified without a ResourceId.",
+            );
         } else if a.trim().is_empty() {
-            add(errors, format!("{key}.ResourceAction"), "ResourceAction cannot be blank or whitespace.");
+            add(
+                errors,
+                format!("{key}.ResourceAction"),
+                "ResourceAction cannot be blank or whitespace.",
+            );
         }
     }
-    (id.map(str::to_owned), action.as_deref().map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned))
+    (
+        id.map(str::to_owned),
+        action.as_deref().map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned),
+    )
 }
 
 /// A recipient looked up in the register: its channel's settings must be there.
@@ -159,17 +219,24 @@ fn channel_settings(
     errors: &mut Errors,
 ) -> (Option<EmailTemplate>, Option<(SmsTemplate, bool)>) {
     let (needs_email, needs_sms, email_msg, sms_msg) = match channel {
-        NotificationChannelDto::Email => (true, false, "EmailSettings must be set when ChannelSchema is Email", ""),
-        NotificationChannelDto::Sms => (false, true, "", "SmsSettings must be set when ChannelSchema is Sms"),
+        NotificationChannelDto::Email => {
+            (true, false, "EmailSettings must be set when ChannelSchema is Email", "")
+        }
+        NotificationChannelDto::Sms => {
+            (false, true, "", "SmsSettings must be set when ChannelSchema is Sms")
+        }
         NotificationChannelDto::EmailPreferred | NotificationChannelDto::SmsPreferred => (
             true,
             true,
             "EmailSettings must be set when ChannelSchema is SmsPreferred or EmailPreferred",
             "SmsSettings must be set when ChannelSchema is SmsPreferred or EmailPreferred",
         ),
-        NotificationChannelDto::EmailAndSms => {
-            (true, true, "EmailSettings must be set when ChannelSchema is EmailAndSms", "SmsSettings must be set when ChannelSchema is EmailAndSms")
-        }
+        NotificationChannelDto::EmailAndSms => (
+            true,
+            true,
+            "EmailSettings must be set when ChannelSchema is EmailAndSms",
+            "SmsSettings must be set when ChannelSchema is EmailAndSms",
+        ),
     };
     let e = if needs_email {
         if email.is_none() {
@@ -215,12 +282,22 @@ struct Recipient {
     resource_action: Option<String>,
 }
 
-fn recipient(r: &Option<RecipientUnionDto>, key: &str, rules: &Rules<'_>, errors: &mut Errors) -> Option<Recipient> {
+fn recipient(
+    r: &Option<RecipientUnionDto>,
+    key: &str,
+    rules: &Rules<'_>,
+    errors: &mut Errors,
+) -> Option<Recipient> {
     let Some(r) = r else {
         add(errors, key, "Recipient specification cannot be null.");
         return None;
     };
-    let given = [r.recipient_email.is_some(), r.recipient_sms.is_some(), r.recipient_person.is_some(), r.recipient_organization.is_some()];
+    let given = [
+        r.recipient_email.is_some(),
+        r.recipient_sms.is_some(),
+        r.recipient_person.is_some(),
+        r.recipient_organization.is_some(),
+    ];
     if given.iter().filter(|g| **g).count() != 1 {
         add(errors, key, "Must have exactly one recipient.");
         return None;
@@ -243,16 +320,25 @@ fn recipient(r: &Option<RecipientUnionDto>, key: &str, rules: &Rules<'_>, errors
         if e.email_settings.is_none() {
             add(errors, format!("{k}.EmailSettings"), "Recipient email settings cannot be null.");
         } else {
-            out.email = email_settings(&e.email_settings, &format!("{k}.EmailSettings"), rules, errors);
+            out.email =
+                email_settings(&e.email_settings, &format!("{k}.EmailSettings"), rules, errors);
         }
     } else if let Some(s) = &r.recipient_sms {
         let k = format!("{key}.RecipientSms");
         out.channel = NotificationChannel::Sms;
         match present(&s.phone_number) {
-            None => add(errors, format!("{k}.PhoneNumber"), "Recipient phone number cannot be null or empty."),
+            None => add(
+                errors,
+                format!("{k}.PhoneNumber"),
+                "Recipient phone number cannot be null or empty.",
+            ),
             Some(p) => match MobileNumber::parse(p) {
                 Ok(m) => out.recipient.mobile = Some(m.as_str().to_owned()),
-                Err(_) => add(errors, format!("{k}.PhoneNumber"), "Recipient phone number is not a valid mobile number."),
+                Err(_) => add(
+                    errors,
+                    format!("{k}.PhoneNumber"),
+                    "Recipient phone number is not a valid mobile number.",
+                ),
             },
         }
         out.sms = sms_settings(&s.sms_settings, &format!("{k}.SmsSettings"), rules, errors);
@@ -260,30 +346,49 @@ fn recipient(r: &Option<RecipientUnionDto>, key: &str, rules: &Rules<'_>, errors
         let k = format!("{key}.RecipientPerson");
         match present(&p.national_identity_number).map(NationalIdentityNumber::parse) {
             Some(Ok(n)) => out.recipient.nin = Some(n.as_str().to_owned()),
-            _ => add(errors, format!("{k}.NationalIdentityNumber"), "National identity number must be 11 digits long."),
+            _ => add(
+                errors,
+                format!("{k}.NationalIdentityNumber"),
+                "National identity number must be 11 digits long.",
+            ),
         }
-        let channel = p.channel_schema.map(|c| c.0).unwrap_or(NotificationChannelDto::EmailPreferred);
+        let channel =
+            p.channel_schema.map(|c| c.0).unwrap_or(NotificationChannelDto::EmailPreferred);
         out.channel = channel_of(channel);
-        (out.email, out.sms) = channel_settings(channel, &p.email_settings, &p.sms_settings, &k, rules, errors);
+        (out.email, out.sms) =
+            channel_settings(channel, &p.email_settings, &p.sms_settings, &k, rules, errors);
         out.ignore_reservation = p.ignore_reservation.unwrap_or(false);
-        (out.resource_id, out.resource_action) = resource(&p.resource_id, &p.resource_action, &k, rules, errors);
+        (out.resource_id, out.resource_action) =
+            resource(&p.resource_id, &p.resource_action, &k, rules, errors);
     } else if let Some(o) = &r.recipient_organization {
         let k = format!("{key}.RecipientOrganization");
         match present(&o.org_number) {
             None => add(errors, format!("{k}.OrgNumber"), "OrgNumber cannot be null or empty."),
             Some(n) => match OrganizationNumber::parse(n) {
                 Ok(n) => out.recipient.org_no = Some(n.as_str().to_owned()),
-                Err(_) => add(errors, format!("{k}.OrgNumber"), "Organization number must be 9 digits long."),
+                Err(_) => add(
+                    errors,
+                    format!("{k}.OrgNumber"),
+                    "Organization number must be 9 digits long.",
+                ),
             },
         }
         match o.channel_schema.map(|c| c.0) {
             None => add(errors, format!("{k}.ChannelSchema"), "Invalid channel scheme value."),
             Some(channel) => {
                 out.channel = channel_of(channel);
-                (out.email, out.sms) = channel_settings(channel, &o.email_settings, &o.sms_settings, &k, rules, errors);
+                (out.email, out.sms) = channel_settings(
+                    channel,
+                    &o.email_settings,
+                    &o.sms_settings,
+                    &k,
+                    rules,
+                    errors,
+                );
             }
         }
-        (out.resource_id, out.resource_action) = resource(&o.resource_id, &o.resource_action, &k, rules, errors);
+        (out.resource_id, out.resource_action) =
+            resource(&o.resource_id, &o.resource_action, &k, rules, errors);
     }
     Some(out)
 }
@@ -321,13 +426,25 @@ fn chain_order(
 
 /// Validates a chain; a reminder's `delayDays` counts in days of `day` length (a day, unless
 /// configured shorter for tests).
-pub fn validate_chain(dto: &OrderChainRequestDto, rules: &Rules<'_>, day: chrono::Duration) -> Result<ValidChain, Errors> {
+pub fn validate_chain(
+    dto: &OrderChainRequestDto,
+    rules: &Rules<'_>,
+    day: chrono::Duration,
+) -> Result<ValidChain, Errors> {
     let mut errors = Errors::new();
     let idempotency_id = idempotency(&dto.idempotency_id, rules, &mut errors);
     rules.check_reference(dto.senders_reference.as_deref(), "SendersReference", &mut errors);
     if let Some(d) = &dto.dialogporten_association {
-        rules.check_reference(d.dialog_id.as_deref(), "DialogportenAssociation.DialogId", &mut errors);
-        rules.check_reference(d.transmission_id.as_deref(), "DialogportenAssociation.TransmissionId", &mut errors);
+        rules.check_reference(
+            d.dialog_id.as_deref(),
+            "DialogportenAssociation.DialogId",
+            &mut errors,
+        );
+        rules.check_reference(
+            d.transmission_id.as_deref(),
+            "DialogportenAssociation.TransmissionId",
+            &mut errors,
+        );
     }
     let main_time = match present(&dto.requested_send_time) {
         Some(raw) => send_time(
@@ -341,12 +458,20 @@ pub fn validate_chain(dto: &OrderChainRequestDto, rules: &Rules<'_>, day: chrono
         .unwrap_or(rules.now),
         None => rules.now,
     };
-    let main_condition = condition(&dto.condition_endpoint, "ConditionEndpoint", rules, &mut errors);
+    let main_condition =
+        condition(&dto.condition_endpoint, "ConditionEndpoint", rules, &mut errors);
     let main = recipient(&dto.recipient, "Recipient", rules, &mut errors);
 
     let given = dto.reminders.as_ref().map_or(0, Vec::len);
     if given > rules.limits.max_reminders {
-        add(&mut errors, "Reminders", &format!("An order can have at most {} reminders; this one has {given}.", rules.limits.max_reminders));
+        add(
+            &mut errors,
+            "Reminders",
+            &format!(
+                "An order can have at most {} reminders; this one has {given}.",
+                rules.limits.max_reminders
+            ),
+        );
         return Err(errors);
     }
     let max_days = rules.limits.max_send_ahead.num_days();
@@ -355,15 +480,27 @@ pub fn validate_chain(dto: &OrderChainRequestDto, rules: &Rules<'_>, day: chrono
         let key = format!("Reminders[{i}]");
         let time = match (r.delay_days, present(&r.requested_send_time)) {
             (Some(_), Some(_)) | (None, None) => {
-                add(&mut errors, &key, "Either DelayDays or RequestedSendTime must be defined, but not both.");
+                add(
+                    &mut errors,
+                    &key,
+                    "Either DelayDays or RequestedSendTime must be defined, but not both.",
+                );
                 None
             }
             (Some(d), None) if d < 1 => {
-                add(&mut errors, format!("{key}.DelayDays"), "DelayDays must be greater than or equal to 1 day.");
+                add(
+                    &mut errors,
+                    format!("{key}.DelayDays"),
+                    "DelayDays must be greater than or equal to 1 day.",
+                );
                 None
             }
             (Some(d), None) if d > max_days => {
-                add(&mut errors, format!("{key}.DelayDays"), &format!("DelayDays can be at most {max_days} days."));
+                add(
+                    &mut errors,
+                    format!("{key}.DelayDays"),
+                    &format!("DelayDays can be at most {max_days} days."),
+                );
                 None
             }
             (Some(d), None) => {
@@ -380,11 +517,26 @@ pub fn validate_chain(dto: &OrderChainRequestDto, rules: &Rules<'_>, day: chrono
                 &mut errors,
             ),
         };
-        rules.check_reference(r.senders_reference.as_deref(), &format!("{key}.SendersReference"), &mut errors);
-        let cond = condition(&r.condition_endpoint, &format!("{key}.ConditionEndpoint"), rules, &mut errors);
+        rules.check_reference(
+            r.senders_reference.as_deref(),
+            &format!("{key}.SendersReference"),
+            &mut errors,
+        );
+        let cond = condition(
+            &r.condition_endpoint,
+            &format!("{key}.ConditionEndpoint"),
+            rules,
+            &mut errors,
+        );
         let rec = recipient(&r.recipient, &format!("{key}.Recipient"), rules, &mut errors);
         if let (Some(time), Some(rec)) = (time, rec) {
-            reminders.push(chain_order("Reminder", rec, time, present(&r.senders_reference).map(str::to_owned), cond));
+            reminders.push(chain_order(
+                "Reminder",
+                rec,
+                time,
+                present(&r.senders_reference).map(str::to_owned),
+                cond,
+            ));
         }
     }
     if !errors.is_empty() {
@@ -396,7 +548,13 @@ pub fn validate_chain(dto: &OrderChainRequestDto, rules: &Rules<'_>, day: chrono
     let dialog = dto.dialogporten_association.as_ref();
     Ok(ValidChain {
         idempotency_id,
-        main: chain_order("Notification", main, main_time, present(&dto.senders_reference).map(str::to_owned), main_condition),
+        main: chain_order(
+            "Notification",
+            main,
+            main_time,
+            present(&dto.senders_reference).map(str::to_owned),
+            main_condition,
+        ),
         reminders,
         dialog_id: dialog.and_then(|d| present(&d.dialog_id)).map(str::to_owned),
         transmission_id: dialog.and_then(|d| present(&d.transmission_id)).map(str::to_owned),
@@ -417,7 +575,14 @@ pub struct ValidInstant {
 /// How long an instant email stays open for a delivery report (Altinn: 48 hours).
 pub const INSTANT_EMAIL_TTL_SECS: i64 = 48 * 3600;
 
-fn instant_order(recipient: NewRecipient, channel: NotificationChannel, email: Option<EmailTemplate>, sms: Option<SmsTemplate>, senders_reference: &Option<String>, now: DateTime<Utc>) -> ValidOrder {
+fn instant_order(
+    recipient: NewRecipient,
+    channel: NotificationChannel,
+    email: Option<EmailTemplate>,
+    sms: Option<SmsTemplate>,
+    senders_reference: &Option<String>,
+    now: DateTime<Utc>,
+) -> ValidOrder {
     ValidOrder {
         kind: OrderKind::Instant,
         channel,
@@ -444,7 +609,10 @@ fn idempotency(id: &Option<String>, rules: &Rules<'_>, errors: &mut Errors) -> O
 }
 
 /// Validates `POST /future/orders/instant/sms` with Altinn's messages (reference §2.3).
-pub fn validate_instant_sms(dto: &InstantSmsRequestDto, rules: &Rules<'_>) -> Result<ValidInstant, Errors> {
+pub fn validate_instant_sms(
+    dto: &InstantSmsRequestDto,
+    rules: &Rules<'_>,
+) -> Result<ValidInstant, Errors> {
     let mut errors = Errors::new();
     let now = rules.now;
     let idempotency_id = idempotency(&dto.idempotency_id, rules, &mut errors);
@@ -456,13 +624,21 @@ pub fn validate_instant_sms(dto: &InstantSmsRequestDto, rules: &Rules<'_>) -> Re
     let mobile = match present(&r.phone_number).map(MobileNumber::parse) {
         Some(Ok(m)) => Some(m.as_str().to_owned()),
         _ => {
-            add(&mut errors, "RecipientSms.PhoneNumber", "Recipient phone number is not a valid mobile number.");
+            add(
+                &mut errors,
+                "RecipientSms.PhoneNumber",
+                "Recipient phone number is not a valid mobile number.",
+            );
             None
         }
     };
     let ttl = r.time_to_live_in_seconds.filter(|t| (60..=172_800).contains(t));
     if ttl.is_none() {
-        add(&mut errors, "RecipientSms.TimeToLiveInSeconds", "Time-to-live must be between 60 and 172800 seconds (48 hours).");
+        add(
+            &mut errors,
+            "RecipientSms.TimeToLiveInSeconds",
+            "Time-to-live must be between 60 and 172800 seconds (48 hours).",
+        );
     }
     let sms = match &r.sms_settings {
         None => {
@@ -476,21 +652,36 @@ pub fn validate_instant_sms(dto: &InstantSmsRequestDto, rules: &Rules<'_>) -> Re
             rules.check_sms_body(present(&s.body), "RecipientSms.SmsSettings.Body", &mut errors);
             let sender = s.sender.as_deref().map(str::trim).filter(|s| !s.is_empty());
             check_sender(sender, "RecipientSms.SmsSettings.Sender", &mut errors);
-            Some(SmsTemplate { sender: sender.map(str::to_owned), body: s.body.clone().unwrap_or_default() })
+            Some(SmsTemplate {
+                sender: sender.map(str::to_owned),
+                body: s.body.clone().unwrap_or_default(),
+            })
         }
     };
     match (idempotency_id, mobile, ttl, sms) {
-        (Some(idempotency_id), Some(mobile), Some(ttl), Some(sms)) if errors.is_empty() => Ok(ValidInstant {
-            idempotency_id,
-            order: instant_order(NewRecipient { mobile: Some(mobile), ..Default::default() }, NotificationChannel::Sms, None, Some(sms), &dto.senders_reference, now),
-            time_to_live: chrono::Duration::seconds(ttl),
-        }),
+        (Some(idempotency_id), Some(mobile), Some(ttl), Some(sms)) if errors.is_empty() => {
+            Ok(ValidInstant {
+                idempotency_id,
+                order: instant_order(
+                    NewRecipient { mobile: Some(mobile), ..Default::default() },
+                    NotificationChannel::Sms,
+                    None,
+                    Some(sms),
+                    &dto.senders_reference,
+                    now,
+                ),
+                time_to_live: chrono::Duration::seconds(ttl),
+            })
+        }
         _ => Err(errors),
     }
 }
 
 /// Validates `POST /future/orders/instant/email` with Altinn's messages (reference §2.3).
-pub fn validate_instant_email(dto: &InstantEmailRequestDto, rules: &Rules<'_>) -> Result<ValidInstant, Errors> {
+pub fn validate_instant_email(
+    dto: &InstantEmailRequestDto,
+    rules: &Rules<'_>,
+) -> Result<ValidInstant, Errors> {
     let mut errors = Errors::new();
     let now = rules.now;
     let idempotency_id = idempotency(&dto.idempotency_id, rules, &mut errors);
@@ -516,7 +707,11 @@ pub fn validate_instant_email(dto: &InstantEmailRequestDto, rules: &Rules<'_>) -
             if let Some(from) = present(&s.sender_email_address)
                 && EmailAddress::parse(from).is_err()
             {
-                add(&mut errors, format!("{key}.SenderEmailAddress"), "Invalid email address format.");
+                add(
+                    &mut errors,
+                    format!("{key}.SenderEmailAddress"),
+                    "Invalid email address format.",
+                );
             }
             let subject = present(&s.subject);
             if subject.is_none() {
@@ -539,11 +734,20 @@ pub fn validate_instant_email(dto: &InstantEmailRequestDto, rules: &Rules<'_>) -
         }
     };
     match (idempotency_id, address, email) {
-        (Some(idempotency_id), Some(address), Some(email)) if errors.is_empty() => Ok(ValidInstant {
-            idempotency_id,
-            order: instant_order(NewRecipient { email: Some(address), ..Default::default() }, NotificationChannel::Email, Some(email), None, &dto.senders_reference, now),
-            time_to_live: chrono::Duration::seconds(INSTANT_EMAIL_TTL_SECS),
-        }),
+        (Some(idempotency_id), Some(address), Some(email)) if errors.is_empty() => {
+            Ok(ValidInstant {
+                idempotency_id,
+                order: instant_order(
+                    NewRecipient { email: Some(address), ..Default::default() },
+                    NotificationChannel::Email,
+                    Some(email),
+                    None,
+                    &dto.senders_reference,
+                    now,
+                ),
+                time_to_live: chrono::Duration::seconds(INSTANT_EMAIL_TTL_SECS),
+            })
+        }
         _ => Err(errors),
     }
 }
