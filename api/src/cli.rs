@@ -69,36 +69,6 @@ enum Command {
         /// The order id.
         order_id: String,
     },
-    /// Measure varsel on the embedded stack, each figure against a baseline from the same run.
-    ///
-    /// Starts a Temporal dev server (unless TEMPORAL_ADDRESS names one), a SQLite database
-    /// (unless VARSEL_DATABASE_URL names one), an SMTP sink, and the API and worker; prints a
-    /// table and writes it as JSON.
-    Bench {
-        /// Recipients of the bulk order.
-        #[arg(long, default_value_t = 100_000)]
-        recipients: u32,
-        /// Orders of the small-order phase.
-        #[arg(long, default_value_t = 500)]
-        small_orders: u32,
-        /// Seconds each accept measurement runs.
-        #[arg(long, default_value_t = 10)]
-        accept_seconds: u64,
-        /// Concurrent clients.
-        #[arg(long, default_value_t = 16)]
-        clients: usize,
-        /// Phases, comma-separated: accept, small, bulk, and, not run by default, load (80% of
-        /// the highest accept rate for --load-seconds, then every order to its final status)
-        /// and instant (instant emails against lettre's sends, --accept-seconds each).
-        #[arg(long, default_value = "accept,small,bulk", value_delimiter = ',')]
-        phases: Vec<String>,
-        /// Seconds the load phase offers orders.
-        #[arg(long, default_value_t = 60)]
-        load_seconds: u64,
-        /// Where the JSON result goes.
-        #[arg(long, default_value = "bench.json")]
-        json: PathBuf,
-    },
     /// Print a token the dev instance with the same data dir accepts.
     Token {
         /// Creator org.
@@ -126,7 +96,7 @@ enum Command {
 /// Logs go to stderr, filtered by `VARSEL_LOG` (an `EnvFilter`), as text or, with
 /// `VARSEL_LOG_FORMAT=json`, one JSON object per line with the span fields (order and
 /// notification ids) flattened in.
-fn init_tracing(format: &str, default_level: &str) {
+pub fn init_tracing(format: &str, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VARSEL_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{default_level},temporalio_sdk_core=warn,temporalio_sdk=warn,temporalio_common=warn,sqlx=warn"))
     });
@@ -246,27 +216,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Bench {
-            recipients,
-            small_orders,
-            accept_seconds,
-            clients,
-            phases,
-            load_seconds,
-            json,
-        } => {
-            crate::bench::run(crate::bench::BenchOptions {
-                recipients,
-                small_orders,
-                accept_secs: accept_seconds,
-                clients,
-                phases,
-                load_secs: load_seconds,
-                json_out: json,
-            })
-            .await?;
-            Ok(())
-        }
         Command::Openapi => {
             println!("{}", openapi_json());
             Ok(())
@@ -297,9 +246,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // A broken configuration is reported by the command that loads it; logging falls back to text.
-    // The benchmark's table and progress bars would drown in per-notification lines.
-    let level = if matches!(cli.command, Command::Bench { .. }) { "warn" } else { "info" };
-    init_tracing(&Config::load().map(|c| c.log_format).unwrap_or_default(), level);
+    init_tracing(&Config::load().map(|c| c.log_format).unwrap_or_default(), "info");
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

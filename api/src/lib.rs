@@ -2,7 +2,6 @@
 //! and the commands of the `varsel` binary.
 
 pub mod auth;
-pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod dev;

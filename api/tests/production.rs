@@ -99,7 +99,7 @@ async fn two_api_and_two_worker_processes_send_every_notification_exactly_once()
         c.run_worker = false;
     });
     let app = TestApp::spawn(opts).await;
-    let recipients = varsel_api::bench::seed_bulk_recipients(&app.store, 10_000).await.unwrap();
+    let recipients = varsel_bench::seed_bulk_recipients(&app.store, 10_000).await.unwrap();
 
     let mut apis = Vec::new();
     let mut processes = Vec::new();
@@ -141,7 +141,9 @@ async fn two_api_and_two_worker_processes_send_every_notification_exactly_once()
 
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let done = app.store.count_orders_with_status(&ids, "Completed").await.unwrap();
+        let done = varsel_bench::queries::count_orders_with_status(&app.store, &ids, "Completed")
+            .await
+            .unwrap();
         if done as usize == ids.len() {
             break;
         }

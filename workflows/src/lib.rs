@@ -3,7 +3,6 @@
 //! definitions and the `api` crate wires everything together.
 
 pub mod activities;
-pub mod bench;
 pub mod domain;
 pub mod keywords;
 pub mod plan;

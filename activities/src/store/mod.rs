@@ -606,40 +606,6 @@ impl Store {
         order::Entity::find_by_id(id.to_owned()).one(&self.db).await
     }
 
-    /// How many of these orders have `status` (in chunks, for long lists).
-    pub async fn count_orders_with_status(
-        &self,
-        ids: &[String],
-        status: &str,
-    ) -> Result<u64, DbErr> {
-        let mut n = 0;
-        for chunk in ids.chunks(500) {
-            n += order::Entity::find()
-                .filter(order::Column::Id.is_in(chunk.iter().cloned()))
-                .filter(order::Column::Status.eq(status))
-                .count(&self.db)
-                .await?;
-        }
-        Ok(n)
-    }
-
-    /// The latest status change among these orders.
-    pub async fn last_status_change(&self, ids: &[String]) -> Result<Option<DateTime<Utc>>, DbErr> {
-        let mut last = None;
-        for chunk in ids.chunks(500) {
-            let t: Option<DateTime<Utc>> = order::Entity::find()
-                .select_only()
-                .column_as(order::Column::StatusChanged.max(), "m")
-                .filter(order::Column::Id.is_in(chunk.iter().cloned()))
-                .into_tuple::<Option<DateTime<Utc>>>()
-                .one(&self.db)
-                .await?
-                .flatten();
-            last = last.max(t);
-        }
-        Ok(last)
-    }
-
     /// Takes up to `want` sends of `provider` from the one-second `slot`, which allows `cap` in
     /// all, across every worker sharing this database. Returns how many were granted (0: the slot
     /// is used up). A compare-and-set on the slot's count, so no lock is held.

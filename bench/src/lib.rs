@@ -1,4 +1,4 @@
-//! `varsel bench`: measures varsel on the embedded stack, each figure against a baseline taken in
+//! `varsel-bench`: measures varsel on the embedded stack, each figure against a baseline taken in
 //! the same run, on the same machine and the same Temporal server, so that the ratio means
 //! something on a shared, noisy machine.
 //!
@@ -8,9 +8,10 @@
 //! - bulk: one large email order to a local SMTP sink against lettre sending the same messages
 //!   to the same sink with the same pooled connections.
 
-use crate::config::Config;
-use crate::devserver::{DevServer, DevServerOptions, find_temporal_bin};
-use crate::startup::Application;
+pub mod baseline;
+pub mod queries;
+
+use baseline::{BenchInput, NoopWorkflow, OneActivityWorkflow, defs};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::json;
@@ -26,7 +27,9 @@ use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use varsel_activities::Store;
 use varsel_activities::providers::email::{EmailSettings, Mailer, OutgoingEmail};
 use varsel_activities::store::{OrgContact, PersonContact};
-use varsel_workflows::bench::{BenchInput, NoopWorkflow, OneActivityWorkflow, defs};
+use varsel_api::Application;
+use varsel_api::config::Config;
+use varsel_api::devserver::{DevServer, DevServerOptions, find_temporal_bin};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -122,7 +125,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
         let bin = find_temporal_bin().ok_or_else(|| {
             anyhow::anyhow!("the Temporal CLI was not found: run ./scripts/bootstrap")
         })?;
-        let port = crate::devserver::free_port()?;
+        let port = varsel_api::devserver::free_port()?;
         let server = DevServer::start(&DevServerOptions {
             bin,
             port,
@@ -145,18 +148,18 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     cfg.run_api = true;
     cfg.run_worker = true;
     cfg.normalise();
-    let key = crate::auth::load_or_create_dev_key(&cfg.data_dir)?;
-    let token = crate::auth::mint(
+    let key = varsel_api::auth::load_or_create_dev_key(&cfg.data_dir)?;
+    let token = varsel_api::auth::mint(
         &key,
-        crate::auth::TokenKind::Bearer {
+        varsel_api::auth::TokenKind::Bearer {
             org: "bench".into(),
-            scope: crate::auth::CREATE_SCOPE.into(),
+            scope: varsel_api::auth::CREATE_SCOPE.into(),
         },
         24 * 3600,
     )?;
 
     eprintln!(
-        "varsel bench: Temporal {}, database {}, SMTP sink {}",
+        "varsel-bench: Temporal {}, database {}, SMTP sink {}",
         cfg.temporal_address, cfg.database_url, cfg.smtp_url
     );
     let app = Application::build(cfg.clone()).await?;
@@ -166,7 +169,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
         let _ = stop_rx.await;
     }));
     let store = Store::connect(&cfg.database_url, 4).await?;
-    let client = crate::temporal::connect(&cfg).await?;
+    let client = varsel_api::temporal::connect(&cfg).await?;
     let baseline_worker = BaselineWorker::spawn(cfg.clone());
     let http = reqwest::Client::builder().pool_max_idle_per_host(opts.clients).build()?;
     let bench = Bench {
@@ -503,7 +506,7 @@ impl Bench {
             && self.wait_completed(&ids, &pb, Duration::from_secs(3600)).await.is_ok();
         pb.finish_and_clear();
         let drained = offered_until.elapsed().as_secs_f64();
-        let done = self.store.count_orders_with_status(&ids, "Completed").await? as f64;
+        let done = queries::count_orders_with_status(&self.store, &ids, "Completed").await? as f64;
         Ok(vec![
             Figure::plain("load: highest sustained accept rate", highest, "orders/s", "", None),
             Figure::plain("load: offered (80% of it)", rate, "orders/s", "", None),
@@ -622,11 +625,12 @@ impl Bench {
         let first_created =
             self.store.order(&ids[0]).await?.map(|o| o.created).unwrap_or_else(chrono::Utc::now);
         loop {
-            let done = self.store.count_orders_with_status(ids, "Completed").await?;
+            let done = queries::count_orders_with_status(&self.store, ids, "Completed").await?;
             pb.set_position(done);
             if done as usize == ids.len() {
-                let last =
-                    self.store.last_status_change(ids).await?.unwrap_or_else(chrono::Utc::now);
+                let last = queries::last_status_change(&self.store, ids)
+                    .await?
+                    .unwrap_or_else(chrono::Utc::now);
                 return Ok((last - first_created).to_std().unwrap_or_default());
             }
             anyhow::ensure!(
@@ -758,7 +762,12 @@ impl Bench {
         let deadline = Instant::now() + Duration::from_secs(3600);
         loop {
             pb.set_position(self.sink.received() - before);
-            if self.store.count_orders_with_status(std::slice::from_ref(&id), "Completed").await?
+            if queries::count_orders_with_status(
+                &self.store,
+                std::slice::from_ref(&id),
+                "Completed",
+            )
+            .await?
                 == 1
             {
                 break;
@@ -924,7 +933,7 @@ impl BaselineWorker {
                 .expect("runtime");
             rt.block_on(async move {
                 let run = async {
-                    let client = crate::temporal::connect(&cfg).await?;
+                    let client = varsel_api::temporal::connect(&cfg).await?;
                     let runtime = Runtime::from_current_tokio(Default::default())?;
                     let opts = WorkerOptions::new(BASELINE_QUEUE)
                         .register_workflow::<NoopWorkflow>()?

@@ -1,4 +1,4 @@
-//! Baselines for `varsel bench`: the smallest workflows the same Temporal server and worker
+//! Baselines for `varsel-bench`: the smallest workflows the same Temporal server and worker
 //! settings can run, so the order workflow's figures can be read as a share of what the platform
 //! itself allows. Never started by the service; the names are pinned like the order workflow's.
 
