@@ -311,6 +311,10 @@ impl Application {
         let result = match (self.listener.take(), self.state.take()) {
             (Some(listener), Some(state)) => {
                 let dispatcher = tokio::spawn(state.dispatcher.clone().run());
+                let housekeeping = tokio::spawn(crate::temporal::prune_status_feed(
+                    state.store.clone(),
+                    state.config.status_feed_retention_days,
+                ));
                 let limits = EdgeLimits::from_config(&state.config);
                 let api = openapi_service(state.clone(), self.report_secret.clone());
                 let allowed = AllowedMethods::from_spec(&api.spec());
@@ -338,6 +342,7 @@ impl Application {
                     .around(move |ep, req| allow_header(ep, req, allowed.clone()));
                 let r = serve(listener, app, limits, shutdown, Duration::from_secs(10)).await;
                 dispatcher.abort();
+                housekeeping.abort();
                 r.map_err(Into::into)
             }
             _ => match self.worker_metrics.take() {
