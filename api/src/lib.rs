@@ -11,6 +11,7 @@ pub mod http;
 pub mod replay;
 pub mod server;
 pub mod startup;
+pub mod state;
 pub mod temporal;
 pub mod timeline;
 

@@ -4,11 +4,13 @@
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::error::render_poem_error;
-use crate::http::future::FutureApi;
+use crate::http::operator::OperatorApi;
 use crate::http::orders::OrdersApi;
 use crate::http::reports::ReportsApi;
 use crate::http::security::ReportCredentials;
+use crate::http::v2::V2Api;
 use crate::server::{EdgeLimits, guard_body, serve};
+pub use crate::state::AppState;
 use crate::temporal::{Dispatcher, SdkMetrics, SignalEvents, WorkerHandle, spawn_worker};
 use poem::middleware::{NormalizePath, TrailingSlash};
 use poem::{EndpointExt, Route, get, handler};
@@ -24,40 +26,17 @@ use varsel_activities::providers::rate::SendRateLimits;
 use varsel_activities::providers::sms::{Kannel, ReportSigner, Simulator, SmsRouter};
 use varsel_activities::{OrderActivitiesImpl, Store};
 
-/// What request handlers share.
-pub struct AppState {
-    /// Configuration.
-    pub config: Arc<Config>,
-    /// The database.
-    pub store: Store,
-    /// Token checks.
-    pub verifier: Arc<Verifier>,
-    /// Which non-public `conditionEndpoint` destinations are allowed.
-    pub outbound: OutboundPolicy,
-    /// Workflow starts.
-    pub dispatcher: Arc<Dispatcher>,
-    /// Base URL for links.
-    pub base_url: String,
-    /// Order events (signals to workflows).
-    pub events: Arc<dyn OrderEvents>,
-    /// Counters and histograms.
-    pub metrics: Metrics,
-    /// The in-process worker's Temporal SDK metrics, appended to `/metrics`.
-    pub sdk_metrics: SdkMetrics,
-    /// The providers, for instant messages (sent from the request); `None` where none are
-    /// configured (the document generator).
-    pub sender: Option<Arc<OrderActivitiesImpl>>,
-}
-
 /// Title and version of the published contract.
 pub fn openapi_service(
     state: Arc<AppState>,
     report_secret: String,
-) -> OpenApiService<(OrdersApi, FutureApi, ReportsApi), ()> {
+) -> OpenApiService<(OrdersApi, V2Api, ReportsApi, OperatorApi), ()> {
     let reports =
         ReportsApi { state: state.clone(), signer: ReportSigner::new(report_secret.as_bytes()) };
-    let future = FutureApi { state: state.clone() };
-    OpenApiService::new((OrdersApi { state }, future, reports), "varsel notification orders", env!("CARGO_PKG_VERSION"))
+    let v2 = V2Api { state: state.clone() };
+    let operator = OperatorApi { state: state.clone() };
+    let apis = (OrdersApi { state }, v2, reports, operator);
+    OpenApiService::new(apis, "varsel notification orders", env!("CARGO_PKG_VERSION"))
         .description(
             "varsel accepts notification orders on the Altinn Notifications order API and carries each one to \
              its recipients by email and SMS as a durable Temporal workflow. Errors are RFC 9457 problem details.",

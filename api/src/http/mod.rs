@@ -1,11 +1,12 @@
 //! The HTTP surface: DTOs, validation and handlers.
 
 pub mod dto;
-pub mod future;
-pub mod future_dto;
 pub mod json_body;
+pub mod operator;
 pub mod orders;
 pub mod reports;
 pub mod security;
+pub mod v2;
+pub mod v2_dto;
 pub mod validate;
-pub mod validate_future;
+pub mod validate_v2;

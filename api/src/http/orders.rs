@@ -5,7 +5,7 @@ use super::json_body::JsonBody;
 use super::security::{OwnerOrOperator, ServiceOwner};
 use super::validate::{self, Rules, ValidOrder};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use chrono::{SecondsFormat, Utc};
 use poem_openapi::{
     ApiResponse, OpenApi,

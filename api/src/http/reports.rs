@@ -1,16 +1,14 @@
-//! Delivery reports: Kannel's `dlr-url` callback, an email provider's JSON reports, and the
-//! operator's view of reports that matched nothing.
+//! Delivery reports: Kannel's `dlr-url` callback and an email provider's JSON reports.
 
 use super::dto::{CanonicalNames, CaseInsensitive};
 use super::json_body::JsonBody;
-use super::orders::order_id;
-use super::security::{Operator, ReportSender};
+use super::security::ReportSender;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use poem::Request;
 use poem_openapi::{
     ApiResponse, Enum, Object, OpenApi,
-    param::{Path, Query},
+    param::Query,
     payload::{Json, PlainText},
 };
 use std::sync::Arc;
@@ -31,8 +29,6 @@ pub struct ReportsApi {
 enum Tag {
     /// Delivery reports from providers (authenticated per provider).
     Reports,
-    /// Operator tools (scope `varsel:operator`).
-    Operator,
 }
 
 /// Status an email provider reports.
@@ -95,7 +91,7 @@ pub struct ReportOutcomeDto {
     pub dead_report_id: Option<String>,
 }
 
-fn outcome_dto(o: &ApplyOutcome) -> ReportOutcomeDto {
+pub(crate) fn outcome_dto(o: &ApplyOutcome) -> ReportOutcomeDto {
     match o {
         ApplyOutcome::Applied { .. } => {
             ReportOutcomeDto { outcome: "applied".into(), dead_report_id: None }
@@ -107,26 +103,6 @@ fn outcome_dto(o: &ApplyOutcome) -> ReportOutcomeDto {
             ReportOutcomeDto { outcome: "dead".into(), dead_report_id: Some(id.clone()) }
         }
     }
-}
-
-/// A report that matched no open notification.
-#[derive(Debug, Clone, Object)]
-#[oai(rename = "DeadReport", rename_all = "camelCase")]
-pub struct DeadReportDto {
-    /// Its id.
-    pub id: String,
-    /// `email` or `sms`.
-    pub channel: String,
-    /// The notification id or provider reference it named.
-    pub reference: String,
-    /// The status it reports.
-    pub status: String,
-    /// `UNKNOWN_REFERENCE` or `NOTIFICATION_EXPIRED`.
-    pub reason: String,
-    /// The report as received.
-    pub payload: String,
-    /// When it arrived (UTC).
-    pub received_at: String,
 }
 
 /// Answer to a report.
@@ -143,14 +119,6 @@ pub enum KannelResponse {
     /// The report was taken (Kannel does not read the body).
     #[oai(status = 200)]
     Ok(PlainText<String>),
-}
-
-/// The dead reports.
-#[derive(ApiResponse)]
-pub enum DeadReportsResponse {
-    /// Reports not yet re-applied, oldest first.
-    #[oai(status = 200)]
-    Ok(Json<Vec<DeadReportDto>>),
 }
 
 /// Maps a Kannel report (`%d` type and `%A` SMSC answer) to a status.
@@ -305,152 +273,6 @@ impl ReportsApi {
         .map_err(ApiError::storage)?;
         Ok(ReportResponse::Ok(Json(outcome_dto(&outcome))))
     }
-
-    /// Redrive an order
-    ///
-    /// Sends again the notifications of a completed order that failed before reaching a provider
-    /// (for example during a relay outage: `*_Failed_TTL` never accepted, `Email_Failed`,
-    /// `SMS_Failed`), as a new run of the order's workflow. Nothing already sent, accepted or
-    /// delivered is sent again. A running or not yet completed order, or one with nothing to
-    /// redrive, answers 409.
-    #[oai(
-        path = "/operator/orders/:id/redrive",
-        method = "post",
-        tag = "Tag::Operator",
-        operation_id = "redriveOrder"
-    )]
-    async fn redrive(
-        &self,
-        _operator: Operator,
-        id: Path<String>,
-    ) -> Result<RedriveResponse, ApiError> {
-        let id = order_id(&id.0)?;
-        match self.state.dispatcher.redrive(&id).await {
-            Ok(n) => {
-                Ok(RedriveResponse::Accepted(Json(RedriveDto { order_id: id, notifications: n })))
-            }
-            Err(crate::temporal::RedriveRefusal::NotFound) => {
-                Err(ApiError::not_found("The order does not exist."))
-            }
-            Err(crate::temporal::RedriveRefusal::Conflict(m)) => Err(ApiError::conflict(m)),
-            Err(crate::temporal::RedriveRefusal::Unavailable(m)) => Err(ApiError::unavailable(m)),
-        }
-    }
-
-    /// List dead reports
-    ///
-    /// Delivery reports that matched no notification, or arrived after their notification's
-    /// time-to-live, oldest first (at most 500). None is dropped silently.
-    #[oai(
-        path = "/operator/dead-reports",
-        method = "get",
-        tag = "Tag::Operator",
-        operation_id = "listDeadReports"
-    )]
-    async fn dead_reports(&self, _operator: Operator) -> Result<DeadReportsResponse, ApiError> {
-        let rows = self.state.store.dead_reports(500).await.map_err(ApiError::storage)?;
-        Ok(DeadReportsResponse::Ok(Json(
-            rows.into_iter()
-                .map(|r| DeadReportDto {
-                    id: r.id,
-                    channel: r.channel,
-                    reference: r.reference,
-                    status: r.status,
-                    reason: r.reason,
-                    payload: r.payload,
-                    received_at: r.received_at.to_rfc3339(),
-                })
-                .collect(),
-        )))
-    }
-
-    /// Re-apply a dead report
-    ///
-    /// Applies a dead report again (for example after its notification was found under another
-    /// reference). Applied or unchanged: it leaves the dead list. Still matching nothing: 409.
-    #[oai(
-        path = "/operator/dead-reports/:id/reapply",
-        method = "post",
-        tag = "Tag::Operator",
-        operation_id = "reapplyDeadReport"
-    )]
-    async fn reapply(
-        &self,
-        _operator: Operator,
-        id: Path<String>,
-    ) -> Result<ReportResponse, ApiError> {
-        let Ok(id) = uuid::Uuid::parse_str(id.0.trim()) else {
-            return Err(ApiError::not_found("No such dead report."));
-        };
-        let dead = self
-            .state
-            .store
-            .dead_report_by_id(&id.hyphenated().to_string())
-            .await
-            .map_err(ApiError::storage)?
-            .filter(|d| d.applied_at.is_none())
-            .ok_or_else(|| ApiError::not_found("No such dead report."))?;
-        let channel = Channel::parse(&dead.channel).unwrap_or(Channel::Sms);
-        let status = NotificationStatus::parse(&dead.status)
-            .ok_or_else(|| ApiError::conflict("The dead report has an unknown status."))?;
-        let mut outcome = None;
-        // The reference may be a notification id or a provider reference; try both.
-        for target in [
-            ReportTarget::Notification(dead.reference.clone()),
-            ReportTarget::ProviderRef(dead.reference.clone()),
-        ] {
-            let report = Report {
-                target,
-                status,
-                reason: None,
-                provider_ref: None,
-                raw: dead.payload.clone(),
-            };
-            let o = apply_and_notify(
-                &self.state.store,
-                &self.state.events,
-                &self.state.metrics,
-                &report,
-                channel,
-                true,
-            )
-            .await
-            .map_err(ApiError::storage)?;
-            if !matches!(o, ApplyOutcome::Dead { .. }) {
-                outcome = Some(o);
-                break;
-            }
-        }
-        match outcome {
-            Some(o) => {
-                self.state
-                    .store
-                    .mark_dead_report_applied(&dead.id)
-                    .await
-                    .map_err(ApiError::storage)?;
-                Ok(ReportResponse::Ok(Json(outcome_dto(&o))))
-            }
-            None => Err(ApiError::conflict("The report still matches no open notification.")),
-        }
-    }
-}
-
-/// A started redrive.
-#[derive(Debug, Clone, Object)]
-#[oai(rename = "Redrive", rename_all = "camelCase")]
-pub struct RedriveDto {
-    /// The order.
-    pub order_id: String,
-    /// Notifications that will be sent again.
-    pub notifications: u64,
-}
-
-/// Answer to a redrive.
-#[derive(ApiResponse)]
-pub enum RedriveResponse {
-    /// The redrive run started.
-    #[oai(status = 202)]
-    Accepted(Json<RedriveDto>),
 }
 
 /// Text from a provider as it can be stored: without NUL characters.

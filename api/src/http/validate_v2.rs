@@ -3,7 +3,7 @@
 //! `Reminders[0].DelayDays`, …).
 
 use super::dto::{EmailContentTypeDto, NotificationChannelDto};
-use super::future_dto::*;
+use super::v2_dto::*;
 use super::validate::{
     EmailTemplate, Errors, MAX_URL_CHARS, OrderKind, Rules, SmsTemplate, ValidOrder, add,
     check_sender, condition_destination, one_line, present,

@@ -1,17 +1,17 @@
-//! The newer order API under `/notifications/api/v1/future`: order chains (a notification and
+//! The newer order API (Altinn's "v2", under `/notifications/api/v1/future`): order chains (a notification and
 //! its reminders) created once per idempotency id, and the shipment view of an order.
 
-use super::future_dto::*;
 use super::json_body::JsonBody;
 use super::orders::{order_id, order_row, timestamp};
 use super::security::ServiceOwner;
+use super::v2_dto::*;
 use super::validate::Rules;
-use super::validate_future::{
+use super::validate_v2::{
     ValidChain, ValidChainOrder, ValidInstant, validate_chain, validate_instant_email,
     validate_instant_sms,
 };
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use chrono::Utc;
 use poem_openapi::{
     ApiResponse, OpenApi, Tags,
@@ -29,7 +29,7 @@ use varsel_workflows::domain::{Channel, NotificationChannel, NotificationStatus,
 use varsel_workflows::plan;
 
 /// The newer order API.
-pub struct FutureApi {
+pub struct V2Api {
     /// Shared state.
     pub state: Arc<AppState>,
 }
@@ -88,7 +88,7 @@ pub enum ShipmentResponse {
 }
 
 #[OpenApi(prefix_path = "/notifications/api/v1")]
-impl FutureApi {
+impl V2Api {
     /// Send a notification with reminders, once
     ///
     /// Creates one notification to one recipient (an email address, a mobile number, a person or
@@ -416,7 +416,7 @@ fn stored_response(chain: &order_chain::Model) -> Result<ChainResponseDto, ApiEr
         .map_err(|e| ApiError::storage(format!("stored chain answer unreadable: {e}")))
 }
 
-impl FutureApi {
+impl V2Api {
     fn chain_url(&self, id: &str) -> String {
         format!("{}/notifications/api/v1/future/orders/{id}", self.state.base_url)
     }

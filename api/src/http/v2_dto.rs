@@ -1,4 +1,4 @@
-//! Request and response bodies of the newer order API (`/future/...`), as Altinn clients send
+//! Request and response bodies of the newer order API (Altinn's "v2", `/future/...`), as Altinn clients send
 //! and read them (reference §1.5, §1.8). Never stored as such.
 
 use super::dto::{

@@ -1,0 +1,36 @@
+//! What request handlers share: one `AppState` per API process, built by
+//! `startup::Application::build` and handed to each API's handlers.
+
+use crate::auth::Verifier;
+use crate::config::Config;
+use crate::temporal::{Dispatcher, SdkMetrics};
+use std::sync::Arc;
+use varsel_activities::events::OrderEvents;
+use varsel_activities::metrics::Metrics;
+use varsel_activities::providers::outbound::OutboundPolicy;
+use varsel_activities::{OrderActivitiesImpl, Store};
+
+/// What request handlers share.
+pub struct AppState {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// The database.
+    pub store: Store,
+    /// Token checks.
+    pub verifier: Arc<Verifier>,
+    /// Which non-public `conditionEndpoint` destinations are allowed.
+    pub outbound: OutboundPolicy,
+    /// Workflow starts.
+    pub dispatcher: Arc<Dispatcher>,
+    /// Base URL for links.
+    pub base_url: String,
+    /// Order events (signals to workflows).
+    pub events: Arc<dyn OrderEvents>,
+    /// Counters and histograms.
+    pub metrics: Metrics,
+    /// The in-process worker's Temporal SDK metrics, appended to `/metrics`.
+    pub sdk_metrics: SdkMetrics,
+    /// The providers, for instant messages (sent from the request); `None` where none are
+    /// configured (the document generator).
+    pub sender: Option<Arc<OrderActivitiesImpl>>,
+}
