@@ -1,7 +1,9 @@
 //! The implementations of the order workflow's activities.
 //!
-//! Retry classification lives in one place, [`classify`]: a database or provider error is
-//! retryable; only the cases named there are permanent.
+//! What Temporal does after a failed attempt is decided in one place, [`Failure`]: retry with
+//! the activity's backoff (the database or a provider may recover: the normal case), retry after
+//! exactly the delay a provider asked for, or stop (retrying cannot help). Outcomes that are
+//! final for a notification are recorded on it instead and are not failures here.
 
 use crate::contacts;
 use crate::providers::SendError;
@@ -121,17 +123,41 @@ async fn with_heartbeats<T>(
 /// would send the same notifications again).
 const SEND_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Maps an internal error to an activity error. Everything here is retryable: the database
-/// coming back or a provider recovering is the normal case. Permanent outcomes never reach this
-/// function; they are recorded on the notification instead.
-fn classify(e: impl std::fmt::Display) -> ActivityError {
-    ActivityError::from(anyhow::anyhow!("{e}"))
+/// How an activity attempt failed, and so what Temporal does next.
+#[derive(Debug)]
+enum Failure {
+    /// The database or a provider may recover: retry with the activity's backoff.
+    Retryable(String),
+    /// A provider asked to wait: retry after exactly this long.
+    RetryAfter(String, std::time::Duration),
+    /// Retrying cannot help (a refused destination, an unreadable stored order): stop.
+    Permanent(String),
+}
+
+impl From<Failure> for ActivityError {
+    fn from(f: Failure) -> Self {
+        use temporalio_common::error::ApplicationFailure;
+        match f {
+            Failure::Retryable(m) => ActivityError::from(anyhow::anyhow!(m)),
+            Failure::RetryAfter(m, wait) => ActivityError::application(
+                ApplicationFailure::builder(anyhow::anyhow!(m))
+                    .next_retry_delay(wait.max(std::time::Duration::from_millis(100)))
+                    .build(),
+            ),
+            Failure::Permanent(m) => {
+                ActivityError::application(ApplicationFailure::non_retryable(anyhow::anyhow!(m)))
+            }
+        }
+    }
+}
+
+/// An internal error (the database, a provider) as a retryable failure.
+fn retryable(e: impl std::fmt::Display) -> ActivityError {
+    Failure::Retryable(e.to_string()).into()
 }
 
 fn corrupt(what: &str) -> ActivityError {
-    ActivityError::application(temporalio_common::error::ApplicationFailure::non_retryable(
-        anyhow::anyhow!("stored order is unreadable: {what}"),
-    ))
+    Failure::Permanent(format!("stored order is unreadable: {what}")).into()
 }
 
 #[activities]
@@ -147,7 +173,7 @@ impl OrderActivitiesImpl {
             .store
             .transition_order(&order_id, &[OrderStatus::Registered], OrderStatus::Processing)
             .await
-            .map_err(classify)?;
+            .map_err(retryable)?;
         let order = self.load_order(&order_id).await?;
         let status = OrderStatus::parse(&order.status).ok_or_else(|| corrupt("status"))?;
         // A retried attempt finds the order already Processing: that is still ours to run.
@@ -183,15 +209,11 @@ impl OrderActivitiesImpl {
                 // Retrying cannot make a refused destination allowed: the order goes on as for
                 // an unreadable condition (sent anyway), without further attempts.
                 tracing::warn!(order_id, error = %e, "send condition endpoint refused by the outbound policy");
-                Err(ActivityError::application(
-                    temporalio_common::error::ApplicationFailure::non_retryable(anyhow::anyhow!(
-                        "{e}"
-                    )),
-                ))
+                Err(Failure::Permanent(e.to_string()).into())
             }
             Err(e) => {
                 tracing::warn!(order_id, error = %e, "send condition could not be read; will retry");
-                Err(classify(e))
+                Err(retryable(e))
             }
         }
     }
@@ -230,16 +252,16 @@ impl OrderActivitiesImpl {
                     .store
                     .has_pending(&input.order_id, Channel::Email)
                     .await
-                    .map_err(classify)?
+                    .map_err(retryable)?
                     || self
                         .store
                         .has_pending(&input.order_id, Channel::Sms)
                         .await
-                        .map_err(classify)?;
+                        .map_err(retryable)?;
                 if pending { OrderStatus::Processed } else { OrderStatus::Completed }
             }
         };
-        if self.store.transition_order(&input.order_id, &from, target).await.map_err(classify)?
+        if self.store.transition_order(&input.order_id, &from, target).await.map_err(retryable)?
             && target != OrderStatus::Processed
         {
             self.metrics.orders_finished.with_label_values(&[target.as_str()]).inc();
@@ -255,7 +277,7 @@ impl OrderActivitiesImpl {
         _ctx: ActivityContext,
         order_id: String,
     ) -> Result<SettleOutcome, ActivityError> {
-        let settled = self.store.settle_order(&order_id).await.map_err(classify)?;
+        let settled = self.store.settle_order(&order_id).await.map_err(retryable)?;
         if settled.status == OrderStatus::Completed {
             self.metrics.orders_finished.with_label_values(&[settled.status.as_str()]).inc();
             tracing::info!(order_id, "order completed: every notification has a final status");
@@ -274,7 +296,7 @@ impl OrderActivitiesImpl {
         order_id: String,
     ) -> Result<u64, ActivityError> {
         let n =
-            self.store.redrive_reset(&order_id, self.notification_ttl).await.map_err(classify)?;
+            self.store.redrive_reset(&order_id, self.notification_ttl).await.map_err(retryable)?;
         tracing::info!(
             order_id,
             notifications = n,
@@ -290,7 +312,7 @@ impl OrderActivitiesImpl {
         _ctx: ActivityContext,
         order_id: String,
     ) -> Result<u64, ActivityError> {
-        let n = self.store.expire_notifications(&order_id, Utc::now()).await.map_err(classify)?;
+        let n = self.store.expire_notifications(&order_id, Utc::now()).await.map_err(retryable)?;
         if n > 0 {
             tracing::warn!(
                 order_id,
@@ -312,7 +334,7 @@ impl OrderActivitiesImpl {
             .store
             .recipients_slice(&batch.order_id, batch.from_index, batch.limit)
             .await
-            .map_err(classify)?;
+            .map_err(retryable)?;
         let recipients: Vec<NewRecipient> = slice
             .iter()
             .map(|r| NewRecipient {
@@ -322,7 +344,7 @@ impl OrderActivitiesImpl {
                 nin: r.nin.clone(),
             })
             .collect();
-        let resolved = contacts::resolve(&self.store, &recipients).await.map_err(classify)?;
+        let resolved = contacts::resolve(&self.store, &recipients).await.map_err(retryable)?;
 
         let now = Utc::now();
         let expiry = Store::expiry_from(order.requested_send_time, self.notification_ttl);
@@ -377,7 +399,7 @@ impl OrderActivitiesImpl {
                 });
             }
         }
-        self.store.insert_notifications(rows).await.map_err(classify)?;
+        self.store.insert_notifications(rows).await.map_err(retryable)?;
 
         let done = (slice.len() as u32) < batch.limit;
         let next_index = if done { None } else { slice.last().map(|r| r.idx as u32 + 1) };
@@ -385,7 +407,7 @@ impl OrderActivitiesImpl {
             self.store
                 .transition_order(&order.id, &[OrderStatus::Processing], OrderStatus::Processed)
                 .await
-                .map_err(classify)?;
+                .map_err(retryable)?;
             tracing::info!(order_id = order.id, "notifications generated");
         }
         Ok(GenerateOutcome { next_index, sendable })
@@ -398,7 +420,7 @@ impl OrderActivitiesImpl {
             .store
             .claim_notifications(&batch.order_id, batch.channel, batch.limit)
             .await
-            .map_err(classify)?;
+            .map_err(retryable)?;
         // Whatever could not be sent within its time-to-live (a relay down for days) is given up
         // when it is claimed, so a retried batch ends instead of retrying forever. Only the
         // claimed rows are looked at: a large order is not scanned once per batch.
@@ -406,7 +428,7 @@ impl OrderActivitiesImpl {
         let (expired, claimed): (Vec<_>, Vec<_>) =
             claimed.into_iter().partition(|n| n.expiry <= now);
         let n_expired =
-            self.store.expire_claimed(batch.channel, &expired, now).await.map_err(classify)?;
+            self.store.expire_claimed(batch.channel, &expired, now).await.map_err(retryable)?;
         if n_expired > 0 {
             tracing::warn!(
                 order_id = batch.order_id,
@@ -459,22 +481,19 @@ impl OrderActivitiesImpl {
                 first.reason
             );
             return Err(match deferred.iter().filter_map(|d| d.retry_after).max() {
-                Some(wait) => ActivityError::application(
-                    temporalio_common::error::ApplicationFailure::builder(anyhow::anyhow!(message))
-                        .next_retry_delay(wait.max(std::time::Duration::from_millis(100)))
-                        .build(),
-                ),
-                None => classify(message),
-            });
+                Some(wait) => Failure::RetryAfter(message, wait),
+                None => Failure::Retryable(message),
+            }
+            .into());
         }
         let remaining = u32::from(
-            self.store.has_pending(&batch.order_id, batch.channel).await.map_err(classify)?,
+            self.store.has_pending(&batch.order_id, batch.channel).await.map_err(retryable)?,
         );
         Ok(SendOutcome { sent, remaining })
     }
 
     async fn load_order(&self, id: &str) -> Result<order::Model, ActivityError> {
-        self.store.order(id).await.map_err(classify)?.ok_or_else(|| corrupt("order row missing"))
+        self.store.order(id).await.map_err(retryable)?.ok_or_else(|| corrupt("order row missing"))
     }
 
     /// Hands one notification to its provider: honours a provider's pause and the shared send
