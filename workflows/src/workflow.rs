@@ -5,7 +5,9 @@
 //! The workflow type name `varsel.order` and the activity names are a contract with every running
 //! order: change behaviour only behind `ctx.patched(..)`.
 
-use crate::activities::{ConditionOutcome, FinishOrder, GenerateBatch, OrderActivities, SendBatch};
+use crate::activities::{
+    ConditionOutcome, FinishOrder, GenerateBatch, OrderActivities, SendBatch, StartOutcome,
+};
 use crate::domain::{Channel, OrderStatus};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, UNIX_EPOCH};
@@ -121,269 +123,57 @@ pub const PATCH_DELIVERY_TRACKING: &str = "varsel.delivery-tracking";
 
 #[workflow_methods]
 impl OrderWorkflow {
-    /// Runs one order from its send time to its final status.
+    /// Runs one order from its send time to its final status: wait for the send time, claim the
+    /// order, check its send condition, generate its notifications, send them channel by
+    /// channel, then track delivery until every notification is final. A continued run resumes
+    /// at the step its input names; an operator's redrive resets first and sends again.
     #[run(name = "varsel.order")]
     pub async fn run(
         ctx: &mut WorkflowContext<Self>,
         input: OrderWorkflowInput,
     ) -> WorkflowResult<OrderWorkflowOutput> {
-        let policy = &input.policy;
-        let store_retry = RetryPolicy::builder()
-            .initial_interval(Duration::from_millis(500))
-            .maximum_interval(Duration::from_millis(policy.max_retry_interval_ms.max(1000)))
-            .build();
-        let store_opts = || {
-            ActivityOptions::with_start_to_close_timeout(Duration::from_secs(120))
-                .retry_policy(store_retry.clone())
-                .build()
-        };
-        // Batches heartbeat while they run: one whose worker died is retried elsewhere after
-        // the heartbeat timeout, not after the whole start-to-close timeout.
-        let batch_opts = || {
-            ActivityOptions::with_start_to_close_timeout(Duration::from_secs(120))
-                .heartbeat_timeout(BATCH_HEARTBEAT_TIMEOUT)
-                .retry_policy(store_retry.clone())
-                .build()
-        };
-
-        let mut condition_inconclusive = input.condition_inconclusive;
+        let mut run = Run::new(&input);
         // The channels this order can use, when `start_processing` said so (first runs).
         let mut usable_channels: Option<Vec<Channel>> = None;
-        if input.resume == Some(Resume::Redrive) {
-            ctx.execute_activity(
-                OrderActivities::redrive_reset,
-                input.order_id.clone(),
-                store_opts(),
-            )
-            .await?;
-        }
-        if input.resume.is_none() {
-            // 1. Durable wait for the requested send time.
-            let now_ms = ctx
-                .workflow_time()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(input.requested_send_time_ms);
-            let wait_ms = input.requested_send_time_ms - now_ms;
-            if wait_ms > 0 {
-                // A cancelled order ends here; the store is checked again below in case the
-                // cancellation request never reached the workflow.
-                let cancelled = temporalio_sdk::workflows::select! {
-                    _ = ctx.timer(Duration::from_millis(wait_ms as u64)) => false,
-                    _ = ctx.cancelled() => true,
-                };
-                if cancelled {
-                    return Ok(OrderWorkflowOutput {
-                        status: OrderStatus::Cancelled,
-                        condition_inconclusive: false,
-                    });
+        match input.resume {
+            Some(Resume::Redrive) => run.redrive_reset(ctx).await?,
+            Some(Resume::Generate { .. } | Resume::Send { .. }) => {}
+            None => {
+                if run.wait_for_send_time(ctx).await == Waited::Cancelled {
+                    return Ok(Run::ended_early(OrderStatus::Cancelled));
                 }
-            }
-
-            // 2. Claim the order.
-            let start = ctx
-                .execute_activity(
-                    OrderActivities::start_processing,
-                    input.order_id.clone(),
-                    store_opts(),
-                )
-                .await?;
-            if !start.proceed {
-                return Ok(OrderWorkflowOutput {
-                    status: start.status,
-                    condition_inconclusive: false,
-                });
-            }
-            usable_channels = start.channels.clone();
-
-            // 3. Send condition: retried; when it stays unreadable the order is sent anyway, as in
-            //    Altinn (a notification the sender asked for is not silently dropped).
-            if start.has_condition {
-                let condition_opts =
-                    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
-                        .retry_policy(
-                            RetryPolicy::builder()
-                                .initial_interval(Duration::from_millis(
-                                    policy.condition_retry_ms.max(1),
-                                ))
-                                .maximum_attempts(policy.condition_attempts.max(1))
-                                .build(),
-                        )
-                        .build();
-                match ctx
-                    .execute_activity(
-                        OrderActivities::check_send_condition,
-                        input.order_id.clone(),
-                        condition_opts,
-                    )
-                    .await
-                {
-                    Ok(ConditionOutcome::Met) => {}
-                    Ok(ConditionOutcome::NotMet) => {
-                        let status = ctx
-                            .execute_activity(
-                                OrderActivities::finish_order,
-                                FinishOrder {
-                                    order_id: input.order_id.clone(),
-                                    terminal: Some(OrderStatus::SendConditionNotMet),
-                                },
-                                store_opts(),
-                            )
-                            .await?;
-                        return Ok(OrderWorkflowOutput { status, condition_inconclusive: false });
-                    }
-                    Err(_) => condition_inconclusive = true,
+                let start = run.claim(ctx).await?;
+                if !start.proceed {
+                    return Ok(Run::ended_early(start.status));
+                }
+                usable_channels = start.channels;
+                if start.has_condition && !run.send_condition_met(ctx).await? {
+                    let status = run.finish(ctx, Some(OrderStatus::SendConditionNotMet)).await?;
+                    return Ok(Run::ended_early(status));
                 }
             }
         }
 
-        // A long order continues as new every `max_batches_per_run` batches (or when Temporal
-        // suggests it), carrying where it was.
-        let mut batches = 0u32;
-        let continue_at = |ctx: &mut WorkflowContext<Self>,
-                           batches: u32,
-                           resume: Resume|
-         -> Option<WorkflowResult<OrderWorkflowOutput>> {
-            if batches < policy.max_batches_per_run.max(1) && !ctx.continue_as_new_suggested() {
-                return None;
-            }
-            let next = OrderWorkflowInput {
-                resume: Some(resume),
-                condition_inconclusive,
-                ..input.clone()
-            };
-            Some(match ctx.continue_as_new(next, ContinueAsNewOptions::default()) {
-                Err(termination) => Err(termination),
-                Ok(never) => match never {},
-            })
-        };
-
-        // 4. Contact lookup and notification rows, a batch of recipients at a time.
-        let generate_from = match input.resume {
-            None => Some(0),
-            Some(Resume::Generate { from_index }) => Some(from_index),
-            Some(Resume::Send { .. } | Resume::Redrive) => None,
-        };
-        if let Some(mut from_index) = generate_from {
-            loop {
-                let outcome = ctx
-                    .execute_activity(
-                        OrderActivities::generate_notifications,
-                        GenerateBatch {
-                            order_id: input.order_id.clone(),
-                            from_index,
-                            limit: policy.generate_batch.max(1),
-                        },
-                        batch_opts(),
-                    )
-                    .await?;
-                batches += 1;
-                match outcome.next_index {
-                    Some(next) => {
-                        from_index = next;
-                        if let Some(r) = continue_at(ctx, batches, Resume::Generate { from_index })
-                        {
-                            return r;
-                        }
-                    }
-                    None => break,
-                }
-            }
+        if let Some(from_index) = run.generate_from() {
+            run.generate(ctx, from_index).await?;
         }
-
-        // 5. Send, channel by channel, a batch at a time.
-        let channels: &[Channel] = match input.resume {
-            Some(Resume::Send { channel: Channel::Sms }) => &[Channel::Sms],
-            _ => &[Channel::Email, Channel::Sms],
-        };
-        for &channel in channels {
+        for &channel in run.channels_to_send() {
             if usable_channels.as_ref().is_some_and(|c| !c.contains(&channel)) {
                 continue;
             }
-            if channel == Channel::Sms
-                && let Some(window) = &policy.sms_window
-            {
-                // Durable wait for the SMS sending window (a timer, so it survives restarts).
-                let now_ms = ctx
-                    .workflow_time()
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map(|d| d.as_millis() as i64)
-                    .unwrap_or(0);
-                let wait = window.wait_ms(now_ms);
-                if wait > 0 {
-                    ctx.timer(Duration::from_millis(wait as u64)).await;
-                }
+            if channel == Channel::Sms {
+                run.wait_for_sms_window(ctx).await;
             }
-            loop {
-                let outcome = ctx
-                    .execute_activity(
-                        OrderActivities::send_batch,
-                        SendBatch {
-                            order_id: input.order_id.clone(),
-                            channel,
-                            limit: policy.send_batch.max(1),
-                        },
-                        batch_opts(),
-                    )
-                    .await?;
-                batches += 1;
-                if outcome.remaining == 0 {
-                    break;
-                }
-                if let Some(r) = continue_at(ctx, batches, Resume::Send { channel }) {
-                    return r;
-                }
-            }
+            run.send_channel(ctx, channel).await?;
         }
 
         if !ctx.patched(PATCH_DELIVERY_TRACKING) {
-            // 6. Final status (before delivery tracking).
-            let status = ctx
-                .execute_activity(
-                    OrderActivities::finish_order,
-                    FinishOrder { order_id: input.order_id.clone(), terminal: None },
-                    store_opts(),
-                )
-                .await?;
-            return Ok(OrderWorkflowOutput { status, condition_inconclusive });
+            // Histories recorded before delivery tracking: the final status right after sending.
+            let status = run.finish(ctx, None).await?;
+            return Ok(run.output(status));
         }
-
-        // 6. Delivery tracking: the order completes when every notification is final. Wait for
-        //    the report endpoints' signal or the next time-to-live, whichever comes first; no
-        //    polling.
-        loop {
-            // Read before settling: a signal that arrives while the settle activity runs must
-            // wake the wait below, not be counted as already seen.
-            let seen = ctx.state(|s| s.final_signals);
-            let settled = ctx
-                .execute_activity(
-                    OrderActivities::settle_order,
-                    input.order_id.clone(),
-                    store_opts(),
-                )
-                .await?;
-            if settled.status != OrderStatus::Processed {
-                return Ok(OrderWorkflowOutput { status: settled.status, condition_inconclusive });
-            }
-            let now_ms = ctx
-                .workflow_time()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0);
-            let wait_ms = settled.next_expiry_ms.map(|e| (e - now_ms).max(1)).unwrap_or(1) as u64;
-            let expired = temporalio_sdk::workflows::select! {
-                _ = ctx.timer(Duration::from_millis(wait_ms)) => true,
-                _ = ctx.wait_condition(move |s| s.final_signals > seen) => false,
-            };
-            if expired {
-                ctx.execute_activity(
-                    OrderActivities::expire_notifications,
-                    input.order_id.clone(),
-                    store_opts(),
-                )
-                .await?;
-            }
-        }
+        let status = run.track_delivery(ctx).await?;
+        Ok(run.output(status))
     }
 
     /// The report endpoints' word that every notification of the order may now be final.
@@ -391,4 +181,258 @@ impl OrderWorkflow {
     pub fn reports_final(&mut self, _ctx: &mut SyncWorkflowContext<Self>, _input: ()) {
         self.final_signals += 1;
     }
+}
+
+/// Whether the wait for the send time ran out or the order was cancelled during it.
+#[derive(Debug, PartialEq, Eq)]
+enum Waited {
+    Elapsed,
+    Cancelled,
+}
+
+/// One run of an order: its input, the activity options every step shares, and what the steps
+/// learn on the way (batches executed, whether the condition was readable).
+struct Run<'a> {
+    input: &'a OrderWorkflowInput,
+    store_retry: RetryPolicy,
+    /// Activities executed by this run, counted towards `max_batches_per_run`.
+    batches: u32,
+    /// The condition endpoint could not be read (carried across continued runs).
+    condition_inconclusive: bool,
+}
+
+type Ctx = WorkflowContext<OrderWorkflow>;
+
+impl<'a> Run<'a> {
+    fn new(input: &'a OrderWorkflowInput) -> Self {
+        let store_retry = RetryPolicy::builder()
+            .initial_interval(Duration::from_millis(500))
+            .maximum_interval(Duration::from_millis(input.policy.max_retry_interval_ms.max(1000)))
+            .build();
+        Self {
+            input,
+            store_retry,
+            batches: 0,
+            condition_inconclusive: input.condition_inconclusive,
+        }
+    }
+
+    fn order_id(&self) -> String {
+        self.input.order_id.clone()
+    }
+
+    fn policy(&self) -> &WorkflowPolicy {
+        &self.input.policy
+    }
+
+    /// The workflow's result after sending.
+    fn output(&self, status: OrderStatus) -> OrderWorkflowOutput {
+        OrderWorkflowOutput { status, condition_inconclusive: self.condition_inconclusive }
+    }
+
+    /// The workflow's result when the order ends before sending (cancelled, already handled,
+    /// condition not met): nothing was sent, so nothing was sent "anyway".
+    fn ended_early(status: OrderStatus) -> OrderWorkflowOutput {
+        OrderWorkflowOutput { status, condition_inconclusive: false }
+    }
+
+    /// Options of the single-row store activities.
+    fn store_opts(&self) -> ActivityOptions {
+        ActivityOptions::with_start_to_close_timeout(Duration::from_secs(120))
+            .retry_policy(self.store_retry.clone())
+            .build()
+    }
+
+    /// Options of generate and send batches: they heartbeat while they run, so one whose worker
+    /// died is retried elsewhere after the heartbeat timeout, not after the whole start-to-close
+    /// timeout.
+    fn batch_opts(&self) -> ActivityOptions {
+        ActivityOptions::with_start_to_close_timeout(Duration::from_secs(120))
+            .heartbeat_timeout(BATCH_HEARTBEAT_TIMEOUT)
+            .retry_policy(self.store_retry.clone())
+            .build()
+    }
+
+    /// An operator's redrive: reset the notifications that failed without reaching a provider.
+    async fn redrive_reset(&self, ctx: &mut Ctx) -> WorkflowResult<()> {
+        ctx.execute_activity(OrderActivities::redrive_reset, self.order_id(), self.store_opts())
+            .await?;
+        Ok(())
+    }
+
+    /// Durable wait for the requested send time. A cancelled order ends here; `claim` checks the
+    /// store again in case the cancellation request never reached the workflow.
+    async fn wait_for_send_time(&self, ctx: &mut Ctx) -> Waited {
+        let requested = self.input.requested_send_time_ms;
+        let wait_ms = requested - now_ms(ctx).unwrap_or(requested);
+        if wait_ms <= 0 {
+            return Waited::Elapsed;
+        }
+        temporalio_sdk::workflows::select! {
+            _ = ctx.timer(Duration::from_millis(wait_ms as u64)) => Waited::Elapsed,
+            _ = ctx.cancelled() => Waited::Cancelled,
+        }
+    }
+
+    /// Claims the order for processing (or learns that it was cancelled or already ran).
+    async fn claim(&self, ctx: &mut Ctx) -> WorkflowResult<StartOutcome> {
+        Ok(ctx
+            .execute_activity(OrderActivities::start_processing, self.order_id(), self.store_opts())
+            .await?)
+    }
+
+    /// The send condition: retried; when it stays unreadable the order is sent anyway, as in
+    /// Altinn (a notification the sender asked for is not silently dropped). False only when
+    /// the endpoint said the condition is not met.
+    async fn send_condition_met(&mut self, ctx: &mut Ctx) -> WorkflowResult<bool> {
+        let policy = self.policy();
+        let retry = RetryPolicy::builder()
+            .initial_interval(Duration::from_millis(policy.condition_retry_ms.max(1)))
+            .maximum_attempts(policy.condition_attempts.max(1))
+            .build();
+        let opts = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+            .retry_policy(retry)
+            .build();
+        match ctx
+            .execute_activity(OrderActivities::check_send_condition, self.order_id(), opts)
+            .await
+        {
+            Ok(ConditionOutcome::Met) => Ok(true),
+            Ok(ConditionOutcome::NotMet) => Ok(false),
+            Err(_) => {
+                self.condition_inconclusive = true;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Settles the order's status without delivery tracking: `terminal` when the order ends
+    /// early, else from its notifications.
+    async fn finish(
+        &self,
+        ctx: &mut Ctx,
+        terminal: Option<OrderStatus>,
+    ) -> WorkflowResult<OrderStatus> {
+        let finish = FinishOrder { order_id: self.order_id(), terminal };
+        Ok(ctx.execute_activity(OrderActivities::finish_order, finish, self.store_opts()).await?)
+    }
+
+    /// Where generation starts: at the beginning, where a continued run left it, or not at all
+    /// (sending or redriving).
+    fn generate_from(&self) -> Option<u32> {
+        match self.input.resume {
+            None => Some(0),
+            Some(Resume::Generate { from_index }) => Some(from_index),
+            Some(Resume::Send { .. } | Resume::Redrive) => None,
+        }
+    }
+
+    /// Contact lookup and notification rows, a batch of recipients at a time.
+    async fn generate(&mut self, ctx: &mut Ctx, mut from_index: u32) -> WorkflowResult<()> {
+        loop {
+            let batch = GenerateBatch {
+                order_id: self.order_id(),
+                from_index,
+                limit: self.policy().generate_batch.max(1),
+            };
+            let outcome = ctx
+                .execute_activity(OrderActivities::generate_notifications, batch, self.batch_opts())
+                .await?;
+            self.batches += 1;
+            let Some(next) = outcome.next_index else { return Ok(()) };
+            from_index = next;
+            self.continue_as_new_if_due(ctx, Resume::Generate { from_index })?;
+        }
+    }
+
+    /// The channels still to send, in order: email, then SMS; a run continued while sending SMS
+    /// starts there.
+    fn channels_to_send(&self) -> &'static [Channel] {
+        match self.input.resume {
+            Some(Resume::Send { channel: Channel::Sms }) => &[Channel::Sms],
+            _ => &[Channel::Email, Channel::Sms],
+        }
+    }
+
+    /// Durable wait for the SMS sending window, if the order has one (a timer, so it survives
+    /// restarts).
+    async fn wait_for_sms_window(&self, ctx: &mut Ctx) {
+        let Some(window) = &self.policy().sms_window else { return };
+        let wait = window.wait_ms(now_ms(ctx).unwrap_or(0));
+        if wait > 0 {
+            ctx.timer(Duration::from_millis(wait as u64)).await;
+        }
+    }
+
+    /// Sends one channel's notifications, a batch at a time, until none is left.
+    async fn send_channel(&mut self, ctx: &mut Ctx, channel: Channel) -> WorkflowResult<()> {
+        loop {
+            let batch = SendBatch {
+                order_id: self.order_id(),
+                channel,
+                limit: self.policy().send_batch.max(1),
+            };
+            let outcome =
+                ctx.execute_activity(OrderActivities::send_batch, batch, self.batch_opts()).await?;
+            self.batches += 1;
+            if outcome.remaining == 0 {
+                return Ok(());
+            }
+            self.continue_as_new_if_due(ctx, Resume::Send { channel })?;
+        }
+    }
+
+    /// A long order continues as new every `max_batches_per_run` batches (or when Temporal
+    /// suggests it), carrying where it was: the `Err` is the continue-as-new termination.
+    fn continue_as_new_if_due(&self, ctx: &mut Ctx, resume: Resume) -> WorkflowResult<()> {
+        if self.batches < self.policy().max_batches_per_run.max(1)
+            && !ctx.continue_as_new_suggested()
+        {
+            return Ok(());
+        }
+        let next = OrderWorkflowInput {
+            resume: Some(resume),
+            condition_inconclusive: self.condition_inconclusive,
+            ..self.input.clone()
+        };
+        match ctx.continue_as_new(next, ContinueAsNewOptions::default())? {}
+    }
+
+    /// Delivery tracking: the order completes when every notification is final. Waits for the
+    /// report endpoints' signal or the next time-to-live, whichever comes first; no polling.
+    async fn track_delivery(&self, ctx: &mut Ctx) -> WorkflowResult<OrderStatus> {
+        loop {
+            // Read before settling: a signal that arrives while the settle activity runs must
+            // wake the wait below, not be counted as already seen.
+            let seen = ctx.state(|s| s.final_signals);
+            let settled = ctx
+                .execute_activity(OrderActivities::settle_order, self.order_id(), self.store_opts())
+                .await?;
+            if settled.status != OrderStatus::Processed {
+                return Ok(settled.status);
+            }
+            let now = now_ms(ctx).unwrap_or(0);
+            let wait_ms = settled.next_expiry_ms.map(|e| (e - now).max(1)).unwrap_or(1) as u64;
+            let expired = temporalio_sdk::workflows::select! {
+                _ = ctx.timer(Duration::from_millis(wait_ms)) => true,
+                _ = ctx.wait_condition(move |s| s.final_signals > seen) => false,
+            };
+            if expired {
+                ctx.execute_activity(
+                    OrderActivities::expire_notifications,
+                    self.order_id(),
+                    self.store_opts(),
+                )
+                .await?;
+            }
+        }
+    }
+}
+
+/// The workflow's "now", Unix milliseconds: Temporal's time of the current workflow task, the
+/// same on replay. `None` only before the first activation.
+fn now_ms(ctx: &Ctx) -> Option<i64> {
+    ctx.workflow_time()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64)
 }
