@@ -1,6 +1,6 @@
 //! One typed configuration: defaults in code, an optional TOML file (`VARSEL_CONFIG`), then
 //! `VARSEL_*` environment variables; Temporal's own `TEMPORAL_ADDRESS` / `TEMPORAL_NAMESPACE`
-//! select an external Temporal. Every key is listed in the README.
+//! select an external Temporal. Every key is listed in docs/configuration.md.
 
 use figment::{
     Figment,

@@ -2,7 +2,7 @@
 //! a 1,000-recipient order, the Temporal server killed and restarted, and the database cut off.
 //! Every order completes afterwards, and the SMTP server counts what each recipient received:
 //! one message each, or, for the few sends in flight at the moment of a crash, a duplicate
-//! within the bound the README states (one per concurrent send of the killed worker).
+//! within the bound docs/reliability.md states (one per concurrent send of the killed worker).
 
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

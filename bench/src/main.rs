@@ -1,5 +1,5 @@
 //! `varsel-bench`: measure varsel on the embedded stack, each figure against a baseline from the
-//! same run (see the README's "Benchmark").
+//! same run (see docs/benchmark.md).
 
 use clap::Parser;
 use std::path::PathBuf;
