@@ -1,0 +1,23 @@
+//! The real-process suite of varsel: one test binary (one link, one Temporal dev server shared
+//! by every test, each test on a task queue of its own), a module per capability. Run one module
+//! with `cargo test --workspace --test suite <module>::`.
+
+mod contract;
+mod delivery;
+mod docs_browser;
+mod faults;
+mod future;
+mod history;
+mod hostile;
+mod indexes;
+mod instant;
+mod metrics;
+mod openapi;
+mod outbound;
+mod pipeline;
+mod reads;
+mod redrive;
+mod replay;
+mod scheduling;
+mod schemathesis;
+mod sms_rules;
