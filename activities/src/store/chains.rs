@@ -1,0 +1,163 @@
+//! Order chains of the `/future` API: a notification with its reminders stored under one
+//! idempotency id, and instant messages reserved, kept or discarded around their one send.
+
+use super::entities::{notification, notification_event, order, order_chain, order_recipient};
+use super::{NewOrder, Store};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+
+/// What storing an order chain came to.
+#[derive(Debug, Clone)]
+pub enum ChainInsert {
+    /// Stored now.
+    Created,
+    /// The creator already had a chain with this idempotency id; nothing was stored.
+    Exists(order_chain::Model),
+}
+
+impl Store {
+    /// Stores an order chain and its orders in one transaction, unless the creator already has a
+    /// chain with this idempotency id: then nothing is stored and that chain is returned. Two
+    /// requests racing with the same id create one chain (the unique index decides).
+    pub async fn insert_chain(
+        &self,
+        chain: order_chain::Model,
+        orders: Vec<NewOrder>,
+    ) -> Result<ChainInsert, DbErr> {
+        let txn = match self.begin_chain(chain).await? {
+            Ok(txn) => txn,
+            Err(existing) => return Ok(ChainInsert::Exists(existing)),
+        };
+        for new in orders {
+            Self::insert_order_rows(&txn, new).await?;
+        }
+        txn.commit().await?;
+        Ok(ChainInsert::Created)
+    }
+
+    /// Opens a transaction holding a new chain row; when the creator already has a chain with
+    /// its idempotency id (the unique index decides, also between racing requests), nothing is
+    /// kept and that chain is returned.
+    pub(super) async fn begin_chain(
+        &self,
+        chain: order_chain::Model,
+    ) -> Result<Result<sea_orm::DatabaseTransaction, order_chain::Model>, DbErr> {
+        let (creator, idempotency_id) = (chain.creator.clone(), chain.idempotency_id.clone());
+        let txn = self.db.begin().await?;
+        match order_chain::Entity::insert(order_chain::ActiveModel::from(chain))
+            .exec_without_returning(&txn)
+            .await
+        {
+            Ok(_) => Ok(Ok(txn)),
+            Err(e) => {
+                let duplicate =
+                    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)));
+                txn.rollback().await?;
+                if duplicate
+                    && let Some(existing) = self.find_chain(&creator, &idempotency_id).await?
+                {
+                    return Ok(Err(existing));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores an instant message before it is sent: its chain (the idempotency id), its order
+    /// and its one notification, already `Sending` (one attempt), in one transaction. Delivery
+    /// reports that arrive while the request still waits for the provider find the row. As with
+    /// [`Store::insert_chain`], a chain that exists already is returned and nothing is stored.
+    pub async fn reserve_instant(
+        &self,
+        chain: order_chain::Model,
+        order: NewOrder,
+        n: notification::Model,
+    ) -> Result<ChainInsert, DbErr> {
+        let txn = match self.begin_chain(chain).await? {
+            Ok(txn) => txn,
+            Err(existing) => return Ok(ChainInsert::Exists(existing)),
+        };
+        Self::insert_order_rows(&txn, order).await?;
+        let events = vec![
+            (n.id.clone(), n.order_id.clone(), n.status.clone(), "created", None),
+            (
+                n.id.clone(),
+                n.order_id.clone(),
+                n.status.clone(),
+                "sending",
+                Some("attempt 1 (instant)".to_owned()),
+            ),
+        ];
+        notification::Entity::insert(notification::ActiveModel::from(n))
+            .exec_without_returning(&txn)
+            .await?;
+        Self::log_events(&txn, events).await?;
+        txn.commit().await?;
+        Ok(ChainInsert::Created)
+    }
+
+    /// Removes an instant message whose provider could not take it, so that nothing of it stays
+    /// stored and its idempotency id can be used again: chain, order, recipient, notification
+    /// and status log, in one transaction.
+    pub async fn discard_instant(&self, chain_id: &str, order_id: &str) -> Result<(), DbErr> {
+        let txn = self.db.begin().await?;
+        notification_event::Entity::delete_many()
+            .filter(notification_event::Column::OrderId.eq(order_id))
+            .exec(&txn)
+            .await?;
+        notification::Entity::delete_many()
+            .filter(notification::Column::OrderId.eq(order_id))
+            .exec(&txn)
+            .await?;
+        order_recipient::Entity::delete_many()
+            .filter(order_recipient::Column::OrderId.eq(order_id))
+            .exec(&txn)
+            .await?;
+        order::Entity::delete_by_id(order_id.to_owned()).exec(&txn).await?;
+        order_chain::Entity::delete_by_id(chain_id.to_owned()).exec(&txn).await?;
+        txn.commit().await
+    }
+
+    /// The orders of a chain (an instant message's one order), oldest first.
+    pub async fn chain_orders(&self, chain_id: &str) -> Result<Vec<order::Model>, DbErr> {
+        order::Entity::find()
+            .filter(order::Column::ChainId.eq(chain_id))
+            .order_by_asc(order::Column::Created)
+            .all(&self.db)
+            .await
+    }
+
+    /// The creator's chain with this idempotency id.
+    pub async fn find_chain(
+        &self,
+        creator: &str,
+        idempotency_id: &str,
+    ) -> Result<Option<order_chain::Model>, DbErr> {
+        order_chain::Entity::find()
+            .filter(order_chain::Column::Creator.eq(creator))
+            .filter(order_chain::Column::IdempotencyId.eq(idempotency_id))
+            .one(&self.db)
+            .await
+    }
+
+    /// The creator's chain with this id.
+    pub async fn get_chain(
+        &self,
+        id: &str,
+        creator: &str,
+    ) -> Result<Option<order_chain::Model>, DbErr> {
+        order_chain::Entity::find_by_id(id.to_owned())
+            .filter(order_chain::Column::Creator.eq(creator))
+            .one(&self.db)
+            .await
+    }
+
+    /// The reminders of a chain, in send-time order.
+    pub async fn chain_reminders(&self, chain_id: &str) -> Result<Vec<order::Model>, DbErr> {
+        order::Entity::find()
+            .filter(order::Column::ChainId.eq(chain_id))
+            .filter(order::Column::OrderType.eq("Reminder"))
+            .order_by_asc(order::Column::RequestedSendTime)
+            .all(&self.db)
+            .await
+    }
+}

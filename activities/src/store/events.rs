@@ -1,0 +1,61 @@
+//! The notification event log: every status a notification passed through, for the operator's
+//! timeline.
+
+use super::Store;
+use super::entities::notification_event;
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+};
+
+/// A status-log line (notification, order, status, source, detail) and when it happened.
+pub(super) type EventAt<'a> = ((String, String, String, &'a str, Option<String>), DateTime<Utc>);
+
+impl Store {
+    /// Records status changes for the timeline, as of now: (notification, order, status, source,
+    /// detail).
+    pub(super) async fn log_events<C: ConnectionTrait>(
+        db: &C,
+        rows: Vec<(String, String, String, &str, Option<String>)>,
+    ) -> Result<(), DbErr> {
+        let now = Utc::now();
+        Self::log_events_at(db, rows.into_iter().map(|r| (r, now)).collect()).await
+    }
+
+    /// Records status changes for the timeline, each at its own time.
+    pub(super) async fn log_events_at<C: ConnectionTrait>(
+        db: &C,
+        rows: Vec<EventAt<'_>>,
+    ) -> Result<(), DbErr> {
+        for chunk in rows.chunks(200) {
+            let models: Vec<notification_event::ActiveModel> = chunk
+                .iter()
+                .map(|((nid, oid, status, source, detail), at)| notification_event::ActiveModel {
+                    id: Set(uuid::Uuid::new_v4().to_string()),
+                    order_id: Set(oid.clone()),
+                    notification_id: Set(nid.clone()),
+                    status: Set(status.clone()),
+                    source: Set((*source).to_owned()),
+                    detail: Set(detail.clone()),
+                    at: Set(*at),
+                })
+                .collect();
+            if !models.is_empty() {
+                notification_event::Entity::insert_many(models).exec_without_returning(db).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An order's notification events, oldest first.
+    pub async fn notification_events(
+        &self,
+        order_id: &str,
+    ) -> Result<Vec<notification_event::Model>, DbErr> {
+        notification_event::Entity::find()
+            .filter(notification_event::Column::OrderId.eq(order_id))
+            .order_by_asc(notification_event::Column::At)
+            .all(&self.db)
+            .await
+    }
+}

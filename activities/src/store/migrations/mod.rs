@@ -1,0 +1,36 @@
+//! Schema migrations, portable across SQLite and PostgreSQL. Never edit a released migration:
+//! add a new one, in a file of its own, and list it in `Migrator`.
+
+mod m0001_initial;
+mod m0002_delivery_tracking;
+mod m0003_notification_events;
+mod m0004_send_rate_slots;
+mod m0005_order_chains;
+
+use sea_orm_migration::prelude::*;
+
+/// All migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m0001_initial::M0001Initial),
+            Box::new(m0002_delivery_tracking::M0002DeliveryTracking),
+            Box::new(m0003_notification_events::M0003NotificationEvents),
+            Box::new(m0004_send_rate_slots::M0004SendRateSlots),
+            Box::new(m0005_order_chains::M0005OrderChains),
+        ]
+    }
+}
+
+/// A column of the given name.
+fn col(name: &str) -> ColumnDef {
+    ColumnDef::new(Alias::new(name))
+}
+
+/// A table of the given name.
+fn tbl(name: &str) -> Alias {
+    Alias::new(name)
+}

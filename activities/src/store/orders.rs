@@ -1,0 +1,301 @@
+//! Orders and their recipients: storing a new order, reading it back, cancelling it, moving its
+//! status, and the dispatcher's outbox of workflows still to start.
+
+use super::Store;
+use super::entities::{dead_report, notification, order, order_recipient, status_feed};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use std::collections::HashMap;
+use varsel_workflows::domain::OrderStatus;
+
+/// An order ready to be stored, with its recipients (already validated and normalised).
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    /// The order row.
+    pub order: order::Model,
+    /// The recipients, in submitted order.
+    pub recipients: Vec<NewRecipient>,
+}
+
+/// One submitted recipient.
+#[derive(Debug, Clone, Default)]
+pub struct NewRecipient {
+    /// Explicit email address.
+    pub email: Option<String>,
+    /// Explicit mobile number, normalised.
+    pub mobile: Option<String>,
+    /// Organisation number.
+    pub org_no: Option<String>,
+    /// National identity number.
+    pub nin: Option<String>,
+}
+
+/// What a cancel request found.
+#[derive(Debug, Clone)]
+pub enum CancelOutcome {
+    /// No such order for this creator.
+    NotFound,
+    /// Cancelled now or before.
+    Cancelled(order::Model),
+    /// Already being processed, finished, or too close to its send time.
+    TooLate(order::Model),
+}
+
+/// `orders.order_type` of an instant message (the newer API's `Instant`): sent by its request,
+/// its workflow only settles it.
+pub const ORDER_TYPE_INSTANT: &str = "Instant";
+
+impl Store {
+    /// Stores an order and its recipients in one transaction: all or nothing.
+    pub async fn insert_order(&self, new: NewOrder) -> Result<(), DbErr> {
+        let txn = self.db.begin().await?;
+        Self::insert_order_rows(&txn, new).await?;
+        txn.commit().await
+    }
+
+    pub(super) async fn insert_order_rows(
+        txn: &sea_orm::DatabaseTransaction,
+        new: NewOrder,
+    ) -> Result<(), DbErr> {
+        let order_id = new.order.id.clone();
+        order::Entity::insert(order::ActiveModel::from(new.order))
+            .exec_without_returning(txn)
+            .await?;
+        for chunk in new.recipients.chunks(500).enumerate() {
+            let (chunk_no, rows) = chunk;
+            let models = rows.iter().enumerate().map(|(i, r)| order_recipient::ActiveModel {
+                order_id: Set(order_id.clone()),
+                idx: Set((chunk_no * 500 + i) as i32),
+                email: Set(r.email.clone()),
+                mobile: Set(r.mobile.clone()),
+                org_no: Set(r.org_no.clone()),
+                nin: Set(r.nin.clone()),
+            });
+            order_recipient::Entity::insert_many(models).exec_without_returning(txn).await?;
+        }
+        Ok(())
+    }
+
+    /// An order of `creator`, with its recipients; `None` when missing or another org's.
+    pub async fn get_order(
+        &self,
+        id: &str,
+        creator: &str,
+    ) -> Result<Option<(order::Model, Vec<order_recipient::Model>)>, DbErr> {
+        let Some(o) = order::Entity::find_by_id(id.to_owned())
+            .filter(order::Column::Creator.eq(creator))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let recipients = order_recipient::Entity::find()
+            .filter(order_recipient::Column::OrderId.eq(id))
+            .order_by_asc(order_recipient::Column::Idx)
+            .all(&self.db)
+            .await?;
+        Ok(Some((o, recipients)))
+    }
+
+    /// Orders of `creator` with a sender's reference, oldest first, with their recipients.
+    pub async fn orders_by_senders_reference(
+        &self,
+        creator: &str,
+        senders_reference: &str,
+    ) -> Result<Vec<(order::Model, Vec<order_recipient::Model>)>, DbErr> {
+        let orders = order::Entity::find()
+            .filter(order::Column::Creator.eq(creator))
+            .filter(order::Column::SendersReference.eq(senders_reference))
+            .order_by_asc(order::Column::Created)
+            .all(&self.db)
+            .await?;
+        let mut by_order: HashMap<String, Vec<order_recipient::Model>> = HashMap::new();
+        let ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
+        for chunk in ids.chunks(500) {
+            for r in order_recipient::Entity::find()
+                .filter(order_recipient::Column::OrderId.is_in(chunk.iter().cloned()))
+                .order_by_asc(order_recipient::Column::Idx)
+                .all(&self.db)
+                .await?
+            {
+                by_order.entry(r.order_id.clone()).or_default().push(r);
+            }
+        }
+        Ok(orders
+            .into_iter()
+            .map(|o| {
+                let r = by_order.remove(&o.id).unwrap_or_default();
+                (o, r)
+            })
+            .collect())
+    }
+
+    /// Cancels an order of `creator` that is still `Registered` and whose send time is more than
+    /// `cutoff` away, in one conditional update (so a concurrent start cannot slip between the
+    /// check and the change).
+    pub async fn cancel_order(
+        &self,
+        id: &str,
+        creator: &str,
+        cutoff: chrono::Duration,
+    ) -> Result<CancelOutcome, DbErr> {
+        let Some(o) = order::Entity::find_by_id(id.to_owned())
+            .filter(order::Column::Creator.eq(creator))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(CancelOutcome::NotFound);
+        };
+        if o.status == OrderStatus::Cancelled.as_str() {
+            return Ok(CancelOutcome::Cancelled(o));
+        }
+        let now = Utc::now();
+        let res = order::Entity::update_many()
+            .col_expr(order::Column::Status, Expr::value(OrderStatus::Cancelled.as_str()))
+            .col_expr(order::Column::StatusChanged, Expr::value(now))
+            .filter(order::Column::Id.eq(id))
+            .filter(order::Column::Status.eq(OrderStatus::Registered.as_str()))
+            .filter(order::Column::RequestedSendTime.gt(now + cutoff))
+            .exec(&self.db)
+            .await?;
+        let o = order::Entity::find_by_id(id.to_owned()).one(&self.db).await?.unwrap_or(o);
+        if res.rows_affected == 1 {
+            Ok(CancelOutcome::Cancelled(o))
+        } else {
+            Ok(CancelOutcome::TooLate(o))
+        }
+    }
+
+    /// An order by id, whoever created it (for the worker).
+    pub async fn order(&self, id: &str) -> Result<Option<order::Model>, DbErr> {
+        order::Entity::find_by_id(id.to_owned()).one(&self.db).await
+    }
+
+    /// Records that an order's workflow exists.
+    pub async fn mark_workflow_started(&self, id: &str) -> Result<(), DbErr> {
+        order::Entity::update_many()
+            .col_expr(order::Column::WorkflowStarted, Expr::value(true))
+            .filter(order::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Orders whose workflow has not been started yet (oldest first).
+    pub async fn orders_pending_start(&self, limit: u64) -> Result<Vec<order::Model>, DbErr> {
+        order::Entity::find()
+            .filter(order::Column::WorkflowStarted.eq(false))
+            .order_by_asc(order::Column::Created)
+            .limit(limit)
+            .all(&self.db)
+            .await
+    }
+
+    /// Moves an order from one of `from` to `to`; returns whether it moved.
+    pub async fn transition_order(
+        &self,
+        id: &str,
+        from: &[OrderStatus],
+        to: OrderStatus,
+    ) -> Result<bool, DbErr> {
+        let finished = matches!(to, OrderStatus::Completed | OrderStatus::SendConditionNotMet);
+        let txn = self.db.begin().await?;
+        let res = order::Entity::update_many()
+            .col_expr(order::Column::Status, Expr::value(to.as_str()))
+            .col_expr(order::Column::StatusChanged, Expr::value(Utc::now()))
+            .filter(order::Column::Id.eq(id))
+            .filter(order::Column::Status.is_in(from.iter().map(|s| s.as_str())))
+            .exec(&txn)
+            .await?;
+        let moved = res.rows_affected > 0;
+        if moved && finished {
+            // The status feed's entry commits with the status. On PostgreSQL the lock makes
+            // entries commit in sequence order, so a reader paging by sequence number never
+            // passes an entry that commits later (SQLite has one writer anyway).
+            if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+                txn.execute_unprepared("LOCK TABLE status_feed IN SHARE ROW EXCLUSIVE MODE")
+                    .await?;
+            }
+            let creator = order::Entity::find_by_id(id.to_owned())
+                .one(&txn)
+                .await?
+                .map(|o| o.creator)
+                .unwrap_or_default();
+            status_feed::Entity::insert(status_feed::ActiveModel {
+                order_id: Set(id.to_owned()),
+                creator: Set(creator),
+                created: Set(Utc::now()),
+                ..Default::default()
+            })
+            .on_conflict(OnConflict::column(status_feed::Column::OrderId).do_nothing().to_owned())
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(moved)
+    }
+
+    /// Orders by id (any creator), for pages that name several.
+    pub async fn orders_by_ids(&self, ids: &[String]) -> Result<Vec<order::Model>, DbErr> {
+        order::Entity::find()
+            .filter(order::Column::Id.is_in(ids.iter().cloned()))
+            .all(&self.db)
+            .await
+    }
+
+    /// Recipients `from_index..from_index+limit` of an order.
+    pub async fn recipients_slice(
+        &self,
+        order_id: &str,
+        from_index: u32,
+        limit: u32,
+    ) -> Result<Vec<order_recipient::Model>, DbErr> {
+        order_recipient::Entity::find()
+            .filter(order_recipient::Column::OrderId.eq(order_id))
+            .filter(order_recipient::Column::Idx.gte(from_index as i32))
+            .order_by_asc(order_recipient::Column::Idx)
+            .limit(limit as u64)
+            .all(&self.db)
+            .await
+    }
+
+    /// Orders per status, and notifications per (channel, status), across all orders: the
+    /// gauges of `/metrics`.
+    pub async fn status_counts(
+        &self,
+    ) -> Result<(Vec<(String, i64)>, Vec<(String, String, i64)>, u64), DbErr> {
+        let orders = order::Entity::find()
+            .select_only()
+            .column(order::Column::Status)
+            .column_as(order::Column::Id.count(), "n")
+            .group_by(order::Column::Status)
+            .into_tuple::<(String, i64)>()
+            .all(&self.db)
+            .await?;
+        let notifications = notification::Entity::find()
+            .select_only()
+            .column(notification::Column::Channel)
+            .column(notification::Column::Status)
+            .column_as(notification::Column::Id.count(), "n")
+            .group_by(notification::Column::Channel)
+            .group_by(notification::Column::Status)
+            .into_tuple::<(String, String, i64)>()
+            .all(&self.db)
+            .await?;
+        let dead = dead_report::Entity::find()
+            .filter(dead_report::Column::AppliedAt.is_null())
+            .count(&self.db)
+            .await?;
+        Ok((orders, notifications, dead))
+    }
+
+    /// The time a notification for `send_time` is given up at.
+    pub fn expiry_from(send_time: DateTime<Utc>, ttl: std::time::Duration) -> DateTime<Utc> {
+        send_time.max(Utc::now())
+            + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(48))
+    }
+}
