@@ -3,6 +3,7 @@
 
 pub mod contacts;
 pub mod events;
+pub mod instant;
 pub mod metrics;
 pub mod order_activities;
 pub mod providers;

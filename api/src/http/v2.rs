@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 use varsel_activities::contacts;
+use varsel_activities::instant::{InstantMessage, InstantOutcome};
 use varsel_activities::store::entities::{notification, order, order_chain};
 use varsel_activities::store::{ChainInsert, NewOrder, ORDER_TYPE_INSTANT};
 use varsel_workflows::domain::{Channel, NotificationChannel, NotificationStatus, OrderStatus};
@@ -439,7 +440,7 @@ impl V2Api {
         ))
     }
 
-    /// Stores the instant message as `Sending`, sends it, and records the provider's answer;
+    /// Builds the instant message and has `activities::instant` reserve, send and record it;
     /// a provider that cannot take it now leaves nothing stored.
     async fn instant(
         &self,
@@ -508,52 +509,22 @@ impl V2Api {
             response: serde_json::to_string(&response).unwrap_or_default(),
             created: now,
         };
-        let new = NewOrder { order: order.clone(), recipients: v.order.recipients.clone() };
-        if let ChainInsert::Exists(existing) = store
-            .reserve_instant(chain, new, notification.clone())
-            .await
-            .map_err(ApiError::storage)?
-        {
-            return self.instant_repeat(existing, &hash).await;
-        }
-        match sender.deliver(&order, &notification).await {
-            Ok(result) => {
-                let status = result.status;
-                // The message is out: its answer must be stored, or a later run would send it again.
-                let mut recorded = store.record_results(&[&result]).await;
-                for _ in 0..3 {
-                    if recorded.is_ok() {
-                        break;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                    recorded = store.record_results(&[&result]).await;
-                }
-                if let Err(e) = recorded {
-                    tracing::error!(order_id = order.id, error = %e, "an instant message was sent but its answer could not be stored");
-                    return Err(ApiError::storage(e));
-                }
-                tracing::info!(
-                    order_id = order.id,
-                    notification_id = notification.id,
-                    status = status.as_str(),
-                    "instant message sent"
-                );
+        let message = InstantMessage {
+            chain,
+            order: NewOrder { order: order.clone(), recipients: v.order.recipients.clone() },
+            notification,
+        };
+        match sender.send_instant(message).await.map_err(ApiError::storage)? {
+            InstantOutcome::Exists(existing) => self.instant_repeat(existing, &hash).await,
+            InstantOutcome::Sent(_) => {
                 self.state.metrics.orders_accepted.with_label_values(&["instant"]).inc();
                 self.state.dispatcher.start_soon(order.id.clone(), now.timestamp_millis());
                 Ok(InstantCreatedResponse::Created(Json(response), self.chain_url(&chain_id)))
             }
-            Err(e) => {
-                if let Err(db) = store.discard_instant(&chain_id, &order.id).await {
-                    // Left `Sending`: the dispatcher takes the order over after the grace period
-                    // and sends it then.
-                    tracing::error!(order_id = order.id, error = %db, "an instant message the provider did not take could not be removed");
-                }
-                tracing::warn!(order_id = order.id, error = %e, "instant message not sent: the provider could not take it");
-                Err(provider_unavailable(format!(
-                    "The {} provider could not take the message now; nothing was stored, so the same request can be repeated. ({e})",
-                    if channel == Channel::Sms { "SMS" } else { "email" }
-                )))
-            }
+            InstantOutcome::NotTaken(e) => Err(provider_unavailable(format!(
+                "The {} provider could not take the message now; nothing was stored, so the same request can be repeated. ({e})",
+                if channel == Channel::Sms { "SMS" } else { "email" }
+            ))),
         }
     }
 

@@ -1,0 +1,91 @@
+//! Instant messages (one-time codes and the like): the one send that happens in the request
+//! rather than in a workflow. Reserved in the store as `Sending`, handed to the provider, the
+//! provider's answer recorded; a provider that cannot take it now leaves nothing stored, so the
+//! same request can be repeated.
+
+use crate::order_activities::OrderActivitiesImpl;
+use crate::providers::SendError;
+use crate::store::entities::{notification, order_chain};
+use crate::store::{ChainInsert, NewOrder};
+use sea_orm::DbErr;
+use std::time::Duration;
+use varsel_workflows::domain::NotificationStatus;
+
+/// An instant message ready to send: its chain (idempotency id and stored answer), its order
+/// and its one notification.
+#[derive(Debug, Clone)]
+pub struct InstantMessage {
+    /// The chain row, holding the idempotency id and the answer a repeat gets.
+    pub chain: order_chain::Model,
+    /// The order and its one recipient.
+    pub order: NewOrder,
+    /// The notification, already `Sending`.
+    pub notification: notification::Model,
+}
+
+/// What sending an instant message came to.
+#[derive(Debug)]
+pub enum InstantOutcome {
+    /// The provider answered and the answer is stored (a success, or a permanent failure such
+    /// as an address the provider refuses).
+    Sent(NotificationStatus),
+    /// The creator used this idempotency id before; nothing was stored or sent now.
+    Exists(order_chain::Model),
+    /// The provider could not take the message now. Nothing is stored, unless removing the
+    /// reservation failed too: then the dispatcher sends it after the grace period.
+    NotTaken(SendError),
+}
+
+/// Attempts at storing the provider's answer before the request fails: the message is out, so
+/// its answer must be stored, or a later run would send it again.
+const RECORD_ATTEMPTS: u32 = 4;
+const RECORD_RETRY: Duration = Duration::from_millis(500);
+
+impl OrderActivitiesImpl {
+    /// Reserves, sends and records one instant message. `Err` only when the store failed: before
+    /// sending (nothing sent) or after it (sent, but its answer could not be stored).
+    pub async fn send_instant(&self, msg: InstantMessage) -> Result<InstantOutcome, DbErr> {
+        let InstantMessage { chain, order, notification } = msg;
+        let chain_id = chain.id.clone();
+        let order_row = order.order.clone();
+        if let ChainInsert::Exists(existing) =
+            self.store.reserve_instant(chain, order, notification.clone()).await?
+        {
+            return Ok(InstantOutcome::Exists(existing));
+        }
+        match self.deliver(&order_row, &notification).await {
+            Ok(result) => {
+                let mut attempt = 1;
+                loop {
+                    match self.store.record_results(&[&result]).await {
+                        Ok(()) => break,
+                        Err(e) if attempt >= RECORD_ATTEMPTS => {
+                            tracing::error!(order_id = order_row.id, error = %e, "an instant message was sent but its answer could not be stored");
+                            return Err(e);
+                        }
+                        Err(_) => {
+                            attempt += 1;
+                            tokio::time::sleep(RECORD_RETRY).await;
+                        }
+                    }
+                }
+                tracing::info!(
+                    order_id = order_row.id,
+                    notification_id = notification.id,
+                    status = result.status.as_str(),
+                    "instant message sent"
+                );
+                Ok(InstantOutcome::Sent(result.status))
+            }
+            Err(e) => {
+                if let Err(db) = self.store.discard_instant(&chain_id, &order_row.id).await {
+                    // Left `Sending`: the dispatcher takes the order over after the grace period
+                    // and sends it then.
+                    tracing::error!(order_id = order_row.id, error = %db, "an instant message the provider did not take could not be removed");
+                }
+                tracing::warn!(order_id = order_row.id, error = %e, "instant message not sent: the provider could not take it");
+                Ok(InstantOutcome::NotTaken(e))
+            }
+        }
+    }
+}
