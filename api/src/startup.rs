@@ -12,6 +12,7 @@ use crate::http::v2::V2Api;
 use crate::server::{EdgeLimits, guard_body, serve};
 pub use crate::state::AppState;
 use crate::temporal::{Dispatcher, SdkMetrics, SignalEvents, WorkerHandle, spawn_worker};
+use poem::endpoint::BoxEndpoint;
 use poem::middleware::{NormalizePath, TrailingSlash};
 use poem::{EndpointExt, Route, get, handler};
 use poem_openapi::OpenApiService;
@@ -282,6 +283,11 @@ impl Application {
         &self.base_url
     }
 
+    /// The API's routes, unserved (`None` in a worker-only process): for poem's `TestClient`.
+    pub fn endpoint(&self) -> Option<BoxEndpoint<'static>> {
+        self.state.as_ref().map(|state| api_routes(state.clone(), &self.report_secret))
+    }
+
     /// Serves until `shutdown` resolves, then stops the worker.
     pub async fn run_until(
         mut self,
@@ -295,30 +301,7 @@ impl Application {
                     state.config.status_feed_retention_days,
                 ));
                 let limits = EdgeLimits::from_config(&state.config);
-                let api = openapi_service(state.clone(), self.report_secret.clone());
-                let allowed = AllowedMethods::from_spec(&api.spec());
-                let spec = api.spec_endpoint();
-                let ui = api.swagger_ui();
-                let report_credentials = ReportCredentials {
-                    username: state.config.report_username.clone(),
-                    secret: self.report_secret.clone(),
-                };
-                let body_limits = limits.clone();
-                let app = Route::new()
-                    .nest("/", api)
-                    .at("/notifications/api/v1/openapi.json", spec)
-                    .nest("/docs", ui)
-                    .at("/health", get(health))
-                    .at("/metrics", get(metrics_endpoint).data(state.clone()))
-                    .data(state.verifier.clone())
-                    .data(report_credentials)
-                    .around(move |ep, req| guard_body(ep, req, body_limits.clone()))
-                    // Every route answers with and without a trailing slash (Altinn's routing
-                    // does, and its clients use both); rewritten, not redirected, as clients do
-                    // not follow redirects of a POST.
-                    .with(NormalizePath::new(TrailingSlash::Trim))
-                    .catch_all_error(|e| async move { render_poem_error(e) })
-                    .around(move |ep, req| allow_header(ep, req, allowed.clone()));
+                let app = api_routes(state, &self.report_secret);
                 let r = serve(listener, app, limits, shutdown, Duration::from_secs(10)).await;
                 dispatcher.abort();
                 housekeeping.abort();
@@ -350,6 +333,37 @@ impl Application {
         }
         result
     }
+}
+
+/// Every route of an API process over its state, with the body guard, trailing-slash rewriting,
+/// problem-details errors and `Allow` on 405: what `run_until` serves, and what the fast tests
+/// call through poem's `TestClient`.
+pub fn api_routes(state: Arc<AppState>, report_secret: &str) -> BoxEndpoint<'static> {
+    let body_limits = EdgeLimits::from_config(&state.config);
+    let api = openapi_service(state.clone(), report_secret.to_owned());
+    let allowed = AllowedMethods::from_spec(&api.spec());
+    let spec = api.spec_endpoint();
+    let ui = api.swagger_ui();
+    let report_credentials = ReportCredentials {
+        username: state.config.report_username.clone(),
+        secret: report_secret.to_owned(),
+    };
+    Route::new()
+        .nest("/", api)
+        .at("/notifications/api/v1/openapi.json", spec)
+        .nest("/docs", ui)
+        .at("/health", get(health))
+        .at("/metrics", get(metrics_endpoint).data(state.clone()))
+        .data(state.verifier.clone())
+        .data(report_credentials)
+        .around(move |ep, req| guard_body(ep, req, body_limits.clone()))
+        // Every route answers with and without a trailing slash (Altinn's routing does, and its
+        // clients use both); rewritten, not redirected, as clients do not follow redirects of a
+        // POST.
+        .with(NormalizePath::new(TrailingSlash::Trim))
+        .catch_all_error(|e| async move { render_poem_error(e) })
+        .around(move |ep, req| allow_header(ep, req, allowed.clone()))
+        .boxed()
 }
 
 /// The email and SMS providers and everything a send needs, as configured: what the worker's

@@ -4,8 +4,8 @@
 pub mod order {
     use sea_orm::entity::prelude::*;
 
-    /// One row per order.
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    /// One row per order. `Default` is for tests that build a row by its few relevant fields.
+    #[derive(Clone, Debug, Default, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "orders")]
     pub struct Model {
         /// Order id (UUID text); also the workflow id.

@@ -1,6 +1,6 @@
 //! The real-process suite of varsel: one test binary (one link, one Temporal dev server shared
 //! by every test, each test on a task queue of its own), a module per capability. Run one module
-//! with `cargo test --workspace --test suite <module>::`.
+//! with `cargo test --workspace --features varsel-api/process-tests --test suite <module>::`.
 
 mod contract;
 mod delivery;

@@ -1,0 +1,203 @@
+//! The fast tier of `activities`: the store on in-memory SQLite and the order activities in the
+//! Temporal SDK's activity test environment. Nothing but cargo: no Temporal server, no SMTP
+//! server (email goes to lettre's file transport), SMS to the simulator.
+
+use chrono::Utc;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use temporalio_sdk::testing::ActivityEnvironment;
+use varsel_activities::events::OrderEvents;
+use varsel_activities::metrics::Metrics;
+use varsel_activities::providers::condition::ConditionClient;
+use varsel_activities::providers::email::{EmailSettings, Mailer};
+use varsel_activities::providers::outbound::OutboundPolicy;
+use varsel_activities::providers::rate::SendRateLimits;
+use varsel_activities::providers::sms::{Simulator, SmsRouter};
+use varsel_activities::store::entities::order;
+use varsel_activities::store::{CancelOutcome, NewOrder, NewRecipient};
+use varsel_activities::{OrderActivitiesImpl, Store};
+use varsel_workflows::activities::{GenerateBatch, SendBatch};
+use varsel_workflows::domain::{Channel, NotificationStatus, OrderStatus};
+
+/// A store on a fresh in-memory SQLite database, migrated.
+async fn memory_store() -> Store {
+    let store = Store::connect("sqlite::memory:", 1).await.expect("in-memory SQLite");
+    store.migrate().await.expect("migrations");
+    store
+}
+
+/// No workflow to tell: the activity tests drive the steps themselves.
+struct NoWorkflow;
+
+#[async_trait::async_trait]
+impl OrderEvents for NoWorkflow {
+    async fn reports_final(&self, _order_id: &str) {}
+}
+
+/// The activities as a worker builds them, with email written to `outbox` and SMS simulated.
+fn activities(store: &Store, outbox: &Path) -> OrderActivitiesImpl {
+    let metrics = Metrics::new();
+    let events: Arc<dyn OrderEvents> = Arc::new(NoWorkflow);
+    OrderActivitiesImpl {
+        store: store.clone(),
+        mailer: Mailer::new(&EmailSettings {
+            smtp_url: None,
+            default_from: "varsel@example.no".to_owned(),
+            outbox_dir: outbox.to_path_buf(),
+            pool_size: 1,
+            timeout: Duration::from_secs(5),
+        })
+        .expect("file transport"),
+        sms: SmsRouter {
+            simulator: Some(Simulator::new(
+                store.clone(),
+                events,
+                metrics.clone(),
+                Duration::from_millis(10),
+            )),
+            gateway: None,
+            allow_list: vec![],
+        },
+        email_reports: false,
+        condition: ConditionClient::new(Duration::from_secs(5), OutboundPolicy::default())
+            .expect("condition client"),
+        default_sms_sender: "varsel".to_owned(),
+        send_concurrency: 4,
+        notification_ttl: Duration::from_secs(3600),
+        sms_window: None,
+        sender_policies: vec![],
+        metrics,
+        rate_limits: SendRateLimits::new(store.clone(), Default::default()),
+        pauses: Default::default(),
+    }
+}
+
+/// An email order of `ttd` to two addresses and a person the register does not know.
+fn email_order(id: &str) -> NewOrder {
+    let now = Utc::now();
+    let email = |a: &str| NewRecipient { email: Some(a.to_owned()), ..Default::default() };
+    NewOrder {
+        order: order::Model {
+            id: id.to_owned(),
+            creator: "ttd".to_owned(),
+            requested_send_time: now,
+            created: now,
+            notification_channel: "Email".to_owned(),
+            email_subject: Some("Your case".to_owned()),
+            email_body: Some("Case 4711 is decided.".to_owned()),
+            email_content_type: Some("Plain".to_owned()),
+            order_kind: "orders".to_owned(),
+            status: OrderStatus::Registered.as_str().to_owned(),
+            status_changed: now,
+            recipient_count: 3,
+            ..Default::default()
+        },
+        recipients: vec![
+            email("a@example.no"),
+            email("b@example.no"),
+            NewRecipient { nin: Some("16069412345".to_owned()), ..Default::default() },
+        ],
+    }
+}
+
+fn outbox_files(dir: &Path) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| std::fs::read_to_string(e.path()).unwrap()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn an_email_order_runs_through_its_activities_and_nothing_is_sent_twice() {
+    let store = memory_store().await;
+    let outbox = tempfile::tempdir().unwrap();
+    let env = ActivityEnvironment::builder_with_default()
+        .register_activities(activities(&store, outbox.path()))
+        .build();
+    let id = uuid::Uuid::new_v4().to_string();
+    store.insert_order(email_order(&id)).await.unwrap();
+
+    let start = env.run(OrderActivitiesImpl::start_processing, id.clone()).await.unwrap();
+    assert!(start.proceed);
+    assert_eq!(start.status, OrderStatus::Processing);
+    assert_eq!(start.channels, Some(vec![Channel::Email]));
+
+    let batch = |from_index| GenerateBatch { order_id: id.clone(), from_index, limit: 2 };
+    let first = env.run(OrderActivitiesImpl::generate_notifications, batch(0)).await.unwrap();
+    assert_eq!(first.next_index, Some(2), "two recipients a batch");
+    let second = env.run(OrderActivitiesImpl::generate_notifications, batch(2)).await.unwrap();
+    assert_eq!(second.next_index, None);
+    // A retried batch creates nothing twice.
+    env.run(OrderActivitiesImpl::generate_notifications, batch(2)).await.unwrap();
+    assert_eq!(store.notifications(&id).await.unwrap().len(), 3);
+
+    let send = SendBatch { order_id: id.clone(), channel: Channel::Email, limit: 10 };
+    let sent = env.run(OrderActivitiesImpl::send_batch, send.clone()).await.unwrap();
+    assert_eq!((sent.sent, sent.remaining), (2, 0));
+    let mails = outbox_files(outbox.path());
+    assert_eq!(mails.len(), 2, "one file a sent email");
+    assert!(mails.iter().any(|m| m.contains("To: a@example.no")), "{mails:?}");
+    assert!(mails.iter().any(|m| m.contains("To: b@example.no")), "{mails:?}");
+    assert!(mails.iter().all(|m| m.contains("Subject: Your case")), "{mails:?}");
+
+    // A retried send batch finds nothing left to send.
+    let again = env.run(OrderActivitiesImpl::send_batch, send).await.unwrap();
+    assert_eq!((again.sent, again.remaining), (0, 0));
+    assert_eq!(outbox_files(outbox.path()).len(), 2, "nothing sent twice");
+
+    let mut statuses: Vec<String> =
+        store.notifications(&id).await.unwrap().into_iter().map(|n| n.status).collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            NotificationStatus::EmailFailedRecipientNotIdentified.as_str(),
+            NotificationStatus::EmailSucceeded.as_str(),
+            NotificationStatus::EmailSucceeded.as_str(),
+        ]
+    );
+    let settled = env.run(OrderActivitiesImpl::settle_order, id.clone()).await.unwrap();
+    assert_eq!(settled.status, OrderStatus::Completed);
+}
+
+#[tokio::test]
+async fn a_cancelled_order_is_not_processed() {
+    let store = memory_store().await;
+    let outbox = tempfile::tempdir().unwrap();
+    let env = ActivityEnvironment::builder_with_default()
+        .register_activities(activities(&store, outbox.path()))
+        .build();
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut new = email_order(&id);
+    new.order.requested_send_time = Utc::now() + chrono::Duration::hours(2);
+    store.insert_order(new).await.unwrap();
+
+    let other = store.cancel_order(&id, "nav", chrono::Duration::minutes(5)).await.unwrap();
+    assert!(matches!(other, CancelOutcome::NotFound), "another creator's order is not found");
+    let own = store.cancel_order(&id, "ttd", chrono::Duration::minutes(5)).await.unwrap();
+    assert!(matches!(own, CancelOutcome::Cancelled(_)), "{own:?}");
+
+    let start = env.run(OrderActivitiesImpl::start_processing, id.clone()).await.unwrap();
+    assert!(!start.proceed);
+    assert_eq!(start.status, OrderStatus::Cancelled);
+    assert!(outbox_files(outbox.path()).is_empty());
+}
+
+#[tokio::test]
+async fn an_order_is_stored_whole_and_read_back() {
+    let store = memory_store().await;
+    let id = uuid::Uuid::new_v4().to_string();
+    store.insert_order(email_order(&id)).await.unwrap();
+    let row = store.order(&id).await.unwrap().expect("stored");
+    assert_eq!(row.creator, "ttd");
+    assert_eq!(row.status, OrderStatus::Registered.as_str());
+    assert_eq!(row.recipient_count, 3);
+    let recipients = store.recipients_slice(&id, 0, 10).await.unwrap();
+    assert_eq!(recipients.len(), 3);
+    assert_eq!(recipients[2].nin.as_deref(), Some("16069412345"));
+    // The same id again is refused, and the first order is unchanged.
+    assert!(store.insert_order(email_order(&id)).await.is_err());
+    assert_eq!(store.recipients_slice(&id, 0, 10).await.unwrap().len(), 3);
+}

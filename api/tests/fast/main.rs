@@ -1,0 +1,201 @@
+//! The fast tier of `api`: the handlers through poem's `TestClient`, on in-memory SQLite, with
+//! nothing but cargo: no Temporal server (workflow starts wait in the outbox, as when Temporal is
+//! down), no SMTP server, no listening socket in use.
+
+use poem::endpoint::BoxEndpoint;
+use poem::test::{TestClient, TestResponse};
+use serde_json::{Value, json};
+use varsel_api::auth::{CREATE_SCOPE, TokenKind, load_or_create_dev_key, mint};
+use varsel_api::config::Config;
+use varsel_api::startup::Application;
+
+const V1: &str = "/notifications/api/v1";
+
+/// One API process on in-memory SQLite, with its dev keys in a temporary data dir.
+struct Fast {
+    client: TestClient<BoxEndpoint<'static>>,
+    key: Vec<u8>,
+    _data: tempfile::TempDir,
+}
+
+impl Fast {
+    async fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: data.path().to_path_buf(),
+            database_url: "sqlite::memory:".to_owned(),
+            database_max_connections: 1,
+            listen: "127.0.0.1:0".to_owned(),
+            // Nothing listens there: starts fail at once and stay in the outbox.
+            temporal_address: "127.0.0.1:1".to_owned(),
+            run_worker: false,
+            run_api: true,
+            ..Config::default()
+        };
+        let app = Application::build(config).await.expect("the application builds");
+        let client = TestClient::new(app.endpoint().expect("an API process"));
+        let key = load_or_create_dev_key(data.path()).unwrap();
+        Self { client, key, _data: data }
+    }
+
+    fn token(&self, org: &str) -> String {
+        let kind = TokenKind::Bearer { org: org.into(), scope: CREATE_SCOPE.into() };
+        mint(&self.key, kind, 3600).unwrap()
+    }
+
+    async fn post(&self, path: &str, body: &Value, org: &str) -> TestResponse {
+        self.client
+            .post(format!("{V1}{path}"))
+            .header("Authorization", format!("Bearer {}", self.token(org)))
+            .content_type("application/json")
+            .body(body.to_string())
+            .send()
+            .await
+    }
+
+    async fn get(&self, path: &str, org: &str) -> TestResponse {
+        self.client
+            .get(format!("{V1}{path}"))
+            .header("Authorization", format!("Bearer {}", self.token(org)))
+            .send()
+            .await
+    }
+}
+
+async fn json_of(resp: TestResponse) -> Value {
+    resp.json().await.value().deserialize::<Value>()
+}
+
+fn in_an_hour() -> String {
+    (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339()
+}
+
+fn email_order(reference: &str) -> Value {
+    json!({
+        "notificationChannel": "Email",
+        "requestedSendTime": in_an_hour(),
+        "sendersReference": reference,
+        "emailTemplate": {"subject": "s", "body": "b"},
+        "recipients": [{"emailAddress": "a@example.no"}]
+    })
+}
+
+#[tokio::test]
+async fn an_order_is_accepted_and_reads_back_for_its_creator_only() {
+    let fast = Fast::start().await;
+    let resp = fast.post("/orders", &email_order("case-1"), "ttd").await;
+    resp.assert_status(poem::http::StatusCode::ACCEPTED);
+    let location = resp.0.headers()["location"].to_str().unwrap().to_owned();
+    let accepted = json_of(resp).await;
+    let id = accepted["orderId"].as_str().expect("an order id").to_owned();
+    assert!(location.ends_with(&format!("/orders/{id}")), "{location}");
+    assert_eq!(accepted["recipientLookup"], Value::Null, "no lookup for explicit addresses");
+
+    let status = json_of(fast.get(&format!("/orders/{id}/status"), "ttd").await).await;
+    assert_eq!(status["id"], id);
+    assert_eq!(status["sendersReference"], "case-1");
+    assert_eq!(status["processingStatus"]["status"], "Registered");
+
+    fast.get(&format!("/orders/{id}/status"), "nav")
+        .await
+        .assert_status(poem::http::StatusCode::NOT_FOUND);
+    let listed = json_of(fast.get("/orders?sendersReference=case-1", "nav").await).await;
+    assert_eq!(listed["count"], 0, "another org's orders are not listed: {listed}");
+    let own = json_of(fast.get("/orders?sendersReference=case-1", "ttd").await).await;
+    assert_eq!(own["count"], 1, "{own}");
+}
+
+#[tokio::test]
+async fn invalid_orders_get_altinns_messages_and_nothing_is_stored() {
+    let fast = Fast::start().await;
+    let cases = [
+        (
+            "notificationChannel",
+            Value::Null,
+            "NotificationChannel",
+            "A notification channel must be defined.",
+        ),
+        (
+            "requestedSendTime",
+            json!("2030-01-01T10:00:00"),
+            "RequestedSendTime",
+            "The requested send time value must have specified a time zone.",
+        ),
+        (
+            "emailTemplate",
+            Value::Null,
+            "EmailTemplate",
+            "An email template is required for the selected notification channel.",
+        ),
+        (
+            "recipients",
+            json!([{"nationalIdentityNumber": "123"}]),
+            "Recipients[0]",
+            "National identity number must be 11 digits long.",
+        ),
+    ];
+    for (field, value, key, message) in cases {
+        let mut body = email_order("invalid");
+        if value.is_null() {
+            body.as_object_mut().unwrap().remove(field);
+        } else {
+            body[field] = value;
+        }
+        let resp = fast.post("/orders", &body, "ttd").await;
+        resp.assert_status(poem::http::StatusCode::BAD_REQUEST);
+        resp.assert_header("content-type", "application/problem+json");
+        let problem = json_of(resp).await;
+        assert_eq!(problem["title"], "One or more validation errors occurred.");
+        let messages = problem["errors"][key].as_array().unwrap_or_else(|| panic!("{problem}"));
+        assert!(messages.iter().any(|m| m == message), "{key}: {message:?} in {problem}");
+    }
+    let listed = json_of(fast.get("/orders?sendersReference=invalid", "ttd").await).await;
+    assert_eq!(listed["count"], 0, "nothing stored: {listed}");
+}
+
+#[tokio::test]
+async fn credentials_are_checked_before_anything_else() {
+    let fast = Fast::start().await;
+    let anonymous = fast
+        .client
+        .post(format!("{V1}/orders"))
+        .content_type("application/json")
+        .body(email_order("anon").to_string())
+        .send()
+        .await;
+    anonymous.assert_status(poem::http::StatusCode::UNAUTHORIZED);
+    anonymous.assert_header("content-type", "application/problem+json");
+    let forged = fast
+        .client
+        .post(format!("{V1}/orders"))
+        .header("Authorization", "Bearer not.a.token")
+        .content_type("application/json")
+        .body("{ not even json")
+        .send()
+        .await;
+    forged.assert_status(poem::http::StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_idempotency_id_answers_the_first_answer_and_refuses_another_request() {
+    let fast = Fast::start().await;
+    let chain = |subject: &str| {
+        json!({
+            "idempotencyId": "fast-1",
+            "requestedSendTime": in_an_hour(),
+            "recipient": {"recipientEmail": {"emailAddress": "a@example.no",
+                "emailSettings": {"subject": subject, "body": "b"}}}
+        })
+    };
+    let body = chain("hello");
+    let first = fast.post("/future/orders", &body, "ttd").await;
+    first.assert_status(poem::http::StatusCode::CREATED);
+    let first = json_of(first).await;
+    let repeat = fast.post("/future/orders", &body, "ttd").await;
+    repeat.assert_status_is_ok();
+    assert_eq!(json_of(repeat).await, first, "a repeat gets the first answer");
+    let other = fast.post("/future/orders", &chain("another"), "ttd").await;
+    other.assert_status(poem::http::StatusCode::CONFLICT);
+    // The id is the creator's own: another org may use it.
+    fast.post("/future/orders", &body, "nav").await.assert_status(poem::http::StatusCode::CREATED);
+}
