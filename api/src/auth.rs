@@ -172,7 +172,7 @@ impl Verifier {
     pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<Self> {
         let mut bearer = Vec::new();
         for s in &cfg.auth_hmac_secrets {
-            bearer.push(hmac_key(s, "VARSEL_AUTH_HMAC_SECRETS")?);
+            bearer.push(hmac_key(s.expose(), "VARSEL_AUTH_HMAC_SECRETS")?);
         }
         for f in &cfg.auth_public_key_files {
             bearer.push(public_key(f, "VARSEL_AUTH_PUBLIC_KEY_FILES")?);
@@ -184,7 +184,7 @@ impl Verifier {
             let what = format!("VARSEL_PLATFORM_ISSUERS ({issuer})");
             let mut set = Vec::new();
             for s in &keys.hmac_secrets {
-                set.push(hmac_key(s, &what)?);
+                set.push(hmac_key(s.expose(), &what)?);
             }
             for f in &keys.public_key_files {
                 set.push(public_key(f, &what)?);
@@ -454,7 +454,7 @@ fn platform_header(headers: &poem::http::HeaderMap) -> Result<Option<&str>, ApiE
 /// Reads the secret that authenticates delivery reports, creating it on first use.
 pub fn load_or_create_report_secret(cfg: &crate::config::Config) -> anyhow::Result<String> {
     if !cfg.report_secret.is_empty() {
-        return Ok(cfg.report_secret.clone());
+        return Ok(cfg.report_secret.expose().to_owned());
     }
     let path = cfg.data_dir.join("report-secret");
     if let Ok(text) = std::fs::read_to_string(&path) {

@@ -1,7 +1,7 @@
 //! The commands of the `varsel` binary.
 
 use crate::auth::{self, TokenKind};
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
 use crate::startup::{Application, openapi_json};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -96,12 +96,12 @@ enum Command {
 /// Logs go to stderr, filtered by `VARSEL_LOG` (an `EnvFilter`), as text or, with
 /// `VARSEL_LOG_FORMAT=json`, one JSON object per line with the span fields (order and
 /// notification ids) flattened in.
-pub fn init_tracing(format: &str, default_level: &str) {
+pub fn init_tracing(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VARSEL_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{default_level},temporalio_sdk_core=warn,temporalio_sdk=warn,temporalio_common=warn,sqlx=warn"))
     });
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if format.eq_ignore_ascii_case("json") {
+    let _ = if format == LogFormat::Json {
         builder.json().flatten_event(true).with_current_span(true).try_init()
     } else {
         builder.try_init()
@@ -246,7 +246,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // A broken configuration is reported by the command that loads it; logging falls back to text.
-    init_tracing(&Config::load().map(|c| c.log_format).unwrap_or_default(), "info");
+    init_tracing(Config::load().map(|c| c.log_format).unwrap_or_default(), "info");
+    for name in Config::unknown_variables() {
+        tracing::warn!(
+            variable = name,
+            "{name} names no configuration key and is ignored (a typo? every key is in docs/configuration.md)"
+        );
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -9,13 +9,81 @@ use figment::{
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use varsel_workflows::workflow::WorkflowPolicy;
+
+/// A secret from the configuration (a password, an HMAC key): `Debug` prints `[redacted]`, so a
+/// logged or printed configuration never shows it; `expose` gives the value to the one place that
+/// uses it. (The `secrecy` crate's strings cannot be serialised, which figment's defaults need.)
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether none is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "[redacted]" })
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+/// Where SMS go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsProvider {
+    /// The built-in simulator (table `simulated_sms`), with delivery reports after
+    /// `simulator_report_delay_ms`; numbers on `sms_allow_list` still go to Kannel.
+    #[default]
+    Simulator,
+    /// Kannel's `sendsms` (needs `kannel_sendsms_url`).
+    Kannel,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines.
+    #[default]
+    #[serde(alias = "Text", alias = "TEXT")]
+    Text,
+    /// One JSON object per line, for log collectors.
+    #[serde(alias = "Json", alias = "JSON")]
+    Json,
+}
+
+/// `VARSEL_*` variables that are not configuration keys: the config file's path, the log
+/// filter, and the tools' own (the Temporal CLI to start, the tests' Python, history recording).
+const NOT_CONFIG_KEYS: &[&str] =
+    &["CONFIG", "LOG", "TEMPORAL_BIN", "TEST_PYTHON", "RECORD_HISTORIES"];
 
 /// The keys of one PlatformAccessToken issuer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default)]
 pub struct IssuerKeys {
     /// HMAC (HS256) secrets, base64, at least 32 bytes each.
-    pub hmac_secrets: Vec<String>,
+    pub hmac_secrets: Vec<Secret>,
     /// PEM files with RSA or EC public keys (RS256 / ES256).
     pub public_key_files: Vec<PathBuf>,
 }
@@ -52,7 +120,7 @@ pub struct Config {
     pub smtp_timeout_secs: u64,
     /// `simulator` (default: numbers on `sms_allow_list` go to Kannel when it is configured, all
     /// others to the simulator) or `kannel` (every number to Kannel).
-    pub sms_provider: String,
+    pub sms_provider: SmsProvider,
     /// Numbers or prefixes sent through the real gateway while `sms_provider` is `simulator`.
     pub sms_allow_list: Vec<String>,
     /// Kannel smsbox `sendsms` URL, e.g. `http://127.0.0.1:13013/cgi-bin/sendsms`; empty: no gateway.
@@ -62,7 +130,7 @@ pub struct Config {
     /// Kannel `sendsms-user` name.
     pub kannel_username: String,
     /// Kannel `sendsms-user` password.
-    pub kannel_password: String,
+    pub kannel_password: Secret,
     /// Delay before the simulator reports a message delivered, milliseconds.
     pub simulator_report_delay_ms: u64,
     /// Daily window for SMS, `HH:MM-HH:MM` in `sms_sending_window_zone`; empty: any time.
@@ -78,14 +146,14 @@ pub struct Config {
     pub notification_ttl_secs: u64,
     /// Secret that signs Kannel report URLs and is the password of the email report endpoint;
     /// empty: `<data_dir>/report-secret` (created on first start).
-    pub report_secret: String,
+    pub report_secret: Secret,
     /// User name of the email report endpoint (HTTP Basic).
     pub report_username: String,
     /// SMS sender id when an order gives none.
     pub sms_default_sender: String,
     /// HMAC (HS256) secrets accepted for tokens, base64. Empty with no public keys: the dev key
     /// in `<data_dir>/dev-signing-key` (created on first start).
-    pub auth_hmac_secrets: Vec<String>,
+    pub auth_hmac_secrets: Vec<Secret>,
     /// PEM files with RSA or EC public keys accepted for tokens (RS256 / ES256).
     pub auth_public_key_files: Vec<PathBuf>,
     /// Issuers (`iss`) accepted for bearer tokens, e.g. `https://maskinporten.no/`. Empty: any
@@ -168,11 +236,12 @@ pub struct Config {
     /// at all. A process that runs the API serves them on `listen` instead.
     pub worker_metrics_listen: String,
     /// Log format: `text` (readable) or `json` (one object per line, for log collectors).
-    pub log_format: String,
+    pub log_format: LogFormat,
 }
 
 impl Default for Config {
     fn default() -> Self {
+        let policy = WorkflowPolicy::default();
         Self {
             data_dir: PathBuf::from("./data"),
             database_url: String::new(),
@@ -187,19 +256,19 @@ impl Default for Config {
             email_from: "noreply@varsel.local".into(),
             smtp_pool_size: 16,
             smtp_timeout_secs: 30,
-            sms_provider: "simulator".into(),
+            sms_provider: SmsProvider::Simulator,
             sms_allow_list: vec![],
             kannel_sendsms_url: String::new(),
             sms_gateway_timeout_secs: 30,
             kannel_username: "varsel".into(),
-            kannel_password: String::new(),
+            kannel_password: Secret::default(),
             simulator_report_delay_ms: 2_000,
             email_delivery_reports: false,
             sms_sending_window: "09:00-17:00".into(),
             sms_sending_window_zone: "Europe/Oslo".into(),
             sms_sender_policies: varsel_workflows::sms::default_sender_policies(),
             notification_ttl_secs: 48 * 3600,
-            report_secret: String::new(),
+            report_secret: Secret::default(),
             report_username: "reports".into(),
             sms_default_sender: "Altinn".into(),
             auth_hmac_secrets: vec![],
@@ -208,12 +277,13 @@ impl Default for Config {
             platform_issuers: BTreeMap::new(),
             condition_allowed_hosts: vec![],
             condition_timeout_secs: 10,
-            condition_attempts: 3,
-            condition_retry_ms: 60_000,
-            max_retry_interval_ms: 60_000,
-            generate_batch: 1000,
-            send_batch: 1000,
-            max_batches_per_run: 500,
+            // The workflow's tunables: one set of defaults, the workflow's own.
+            condition_attempts: policy.condition_attempts,
+            condition_retry_ms: policy.condition_retry_ms,
+            max_retry_interval_ms: policy.max_retry_interval_ms,
+            generate_batch: policy.generate_batch,
+            send_batch: policy.send_batch,
+            max_batches_per_run: policy.max_batches_per_run,
             send_concurrency: 16,
             dispatch_interval_ms: 2_000,
             cancel_cutoff_secs: 300,
@@ -235,7 +305,7 @@ impl Default for Config {
             run_worker: true,
             run_api: true,
             worker_metrics_listen: "127.0.0.1:9464".into(),
-            log_format: "text".into(),
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -262,6 +332,27 @@ impl Config {
         let mut cfg: Config = fig.extract()?;
         cfg.normalise();
         Ok(cfg)
+    }
+
+    /// `VARSEL_*` variables in the environment that name no configuration key (a typo, or a
+    /// key of another version), for a warning at start. Not an error: Kubernetes sets
+    /// `VARSEL_PORT`, `VARSEL_SERVICE_HOST`, … for a service named `varsel`.
+    pub fn unknown_variables() -> Vec<String> {
+        let known: Vec<String> = match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(keys)) => keys.into_iter().map(|(k, _)| k).collect(),
+            _ => Vec::new(),
+        };
+        let mut unknown: Vec<String> = std::env::vars()
+            .map(|(k, _)| k)
+            .filter(|k| {
+                let Some(key) = k.strip_prefix("VARSEL_") else { return false };
+                let top = key.split("__").next().unwrap_or_default();
+                !NOT_CONFIG_KEYS.contains(&key)
+                    && !known.iter().any(|n| n.eq_ignore_ascii_case(top))
+            })
+            .collect();
+        unknown.sort();
+        unknown
     }
 
     /// Fills derived defaults.
@@ -340,13 +431,71 @@ mod tests {
             );
             assert_eq!(
                 cfg.platform_issuers["digdir"].hmac_secrets,
-                vec!["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned()]
+                vec![Secret::from("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")]
             );
             assert_eq!(
                 cfg.auth_hmac_secrets,
-                vec!["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWZ4eQ==".to_owned()]
+                vec![Secret::from("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWZ4eQ==")]
             );
             assert_eq!(cfg.max_reminders, 5);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn secrets_never_show_in_debug() {
+        let cfg = Config {
+            kannel_password: "kannel-pass".into(),
+            report_secret: "report-secret".into(),
+            auth_hmac_secrets: vec!["hmac-secret".into()],
+            ..Config::default()
+        };
+        let printed = format!("{cfg:?}");
+        for secret in ["kannel-pass", "report-secret", "hmac-secret"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(printed.contains("kannel_password: [redacted]"), "{printed}");
+        assert!(printed.contains("report_username: \"reports\""), "the rest still shows");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn closed_sets_are_enums_and_a_wrong_value_names_its_variable() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("VARSEL_SMS_PROVIDER", "kannel");
+            jail.set_env("VARSEL_LOG_FORMAT", "JSON");
+            let cfg = Config::load().map_err(|e| e.to_string())?;
+            assert_eq!(cfg.sms_provider, SmsProvider::Kannel);
+            assert_eq!(cfg.log_format, LogFormat::Json);
+            jail.set_env("VARSEL_SMS_PROVIDER", "twilio");
+            let err = Config::load().expect_err("an unknown provider").to_string();
+            assert!(
+                err.contains("twilio") && err.contains("\"SMS_PROVIDER\" in `VARSEL_`"),
+                "{err}"
+            );
+            assert!(err.contains("simulator") && err.contains("kannel"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn unknown_variables_are_reported_and_known_ones_are_not() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("VARSEL_SMPT_URL", "smtp://relay:25");
+            jail.set_env("VARSEL_SMTP_URL", "smtp://relay:25");
+            jail.set_env("VARSEL_SEND_RATE_LIMITS__SMTP", "10");
+            jail.set_env("VARSEL_PLATFORM_ISSUERS__TTD__PUBLIC_KEY_FILES", "[/k.pem]");
+            jail.set_env("VARSEL_LOG", "debug");
+            jail.set_env("VARSEL_PORT_8080_TCP", "tcp://10.0.0.1:8080");
+            let unknown = Config::unknown_variables();
+            assert!(unknown.contains(&"VARSEL_SMPT_URL".to_owned()), "{unknown:?}");
+            assert!(unknown.contains(&"VARSEL_PORT_8080_TCP".to_owned()), "{unknown:?}");
+            for known in ["VARSEL_SMTP_URL", "VARSEL_SEND_RATE_LIMITS__SMTP", "VARSEL_LOG"] {
+                assert!(!unknown.contains(&known.to_owned()), "{known} in {unknown:?}");
+            }
+            assert!(!unknown.iter().any(|u| u.starts_with("VARSEL_PLATFORM")), "{unknown:?}");
             Ok(())
         });
     }

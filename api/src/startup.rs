@@ -2,7 +2,7 @@
 //! the dispatcher, and binds the HTTP API (port 0 picks a free port, as the tests do).
 
 use crate::auth::Verifier;
-use crate::config::Config;
+use crate::config::{Config, SmsProvider};
 use crate::error::render_poem_error;
 use crate::http::operator::OperatorApi;
 use crate::http::orders::OrdersApi;
@@ -389,7 +389,7 @@ fn providers(
         Some(Kannel::new(
             config.kannel_sendsms_url.clone(),
             config.kannel_username.clone(),
-            config.kannel_password.clone(),
+            config.kannel_password.expose().to_owned(),
             base_url.to_owned(),
             ReportSigner::new(report_secret.as_bytes()),
             Duration::from_secs(config.sms_gateway_timeout_secs.max(1)),
@@ -401,12 +401,15 @@ fn providers(
         metrics.clone(),
         Duration::from_millis(config.simulator_report_delay_ms),
     ));
-    let sms = match config.sms_provider.as_str() {
-        "simulator" => SmsRouter { simulator, gateway, allow_list: config.sms_allow_list.clone() },
-        "kannel" if gateway.is_some() => SmsRouter { simulator: None, gateway, allow_list: vec![] },
-        "kannel" => anyhow::bail!("VARSEL_SMS_PROVIDER=kannel needs VARSEL_KANNEL_SENDSMS_URL"),
-        other => {
-            anyhow::bail!("unknown VARSEL_SMS_PROVIDER {other:?} (expected: simulator, kannel)")
+    let sms = match config.sms_provider {
+        SmsProvider::Simulator => {
+            SmsRouter { simulator, gateway, allow_list: config.sms_allow_list.clone() }
+        }
+        SmsProvider::Kannel if gateway.is_some() => {
+            SmsRouter { simulator: None, gateway, allow_list: vec![] }
+        }
+        SmsProvider::Kannel => {
+            anyhow::bail!("VARSEL_SMS_PROVIDER=kannel needs VARSEL_KANNEL_SENDSMS_URL")
         }
     };
     Ok(OrderActivitiesImpl {

@@ -42,7 +42,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     // The table and progress bars would drown in per-notification lines.
     let format = varsel_api::Config::load().map(|c| c.log_format).unwrap_or_default();
-    varsel_api::cli::init_tracing(&format, "warn");
+    varsel_api::cli::init_tracing(format, "warn");
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -320,7 +320,7 @@ impl TestApp {
             temporal_address: temporal,
             task_queue: format!("test-{}", uuid::Uuid::new_v4().simple()),
             smtp_url: opts.smtp_url,
-            auth_hmac_secrets: vec![base64_engine_encode(&key)],
+            auth_hmac_secrets: vec![base64_engine_encode(&key).into()],
             auth_issuers: vec![varsel_api::auth::DEV_ISSUER.into()],
             platform_issuers: platform_keys
                 .iter()
@@ -328,7 +328,7 @@ impl TestApp {
                     (
                         org.clone(),
                         IssuerKeys {
-                            hmac_secrets: vec![base64_engine_encode(k)],
+                            hmac_secrets: vec![base64_engine_encode(k).into()],
                             public_key_files: vec![],
                         },
                     )

@@ -54,8 +54,8 @@ fn default_max_batches_per_run() -> u32 {
 impl Default for WorkflowPolicy {
     fn default() -> Self {
         Self {
-            generate_batch: 500,
-            send_batch: 200,
+            generate_batch: 1000,
+            send_batch: 1000,
             condition_attempts: 3,
             condition_retry_ms: 60_000,
             max_retry_interval_ms: 60_000,

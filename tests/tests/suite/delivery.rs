@@ -22,9 +22,9 @@ async fn kannel(db: Db) {
     let mut opts = TestAppOptions::new(db, smtp.url());
     let (url, password) = (gw.sendsms_url.clone(), gw.password.clone());
     opts.tweak = Box::new(move |c| {
-        c.sms_provider = "kannel".into();
+        c.sms_provider = varsel_api::config::SmsProvider::Kannel;
         c.kannel_sendsms_url = url;
-        c.kannel_password = password;
+        c.kannel_password = password.into();
     });
     let app = TestApp::spawn(opts).await;
     let delivered = app
@@ -351,7 +351,7 @@ async fn allow_listed_numbers_go_to_the_gateway() {
     let (url, password) = (gw.sendsms_url.clone(), gw.password.clone());
     opts.tweak = Box::new(move |c| {
         c.kannel_sendsms_url = url;
-        c.kannel_password = password;
+        c.kannel_password = password.into();
         c.sms_allow_list = vec!["+4798000001".into()];
     });
     let app = TestApp::spawn(opts).await;

@@ -158,9 +158,9 @@ async fn an_sms_gateway_that_fails_throttles_and_stalls_is_retried_at_the_pace_i
     let mut opts = TestAppOptions::new(Db::Sqlite, "");
     let password = kannel.password.clone();
     opts.tweak = Box::new(move |c| {
-        c.sms_provider = "kannel".into();
+        c.sms_provider = varsel_api::config::SmsProvider::Kannel;
         c.kannel_sendsms_url = url;
-        c.kannel_password = password;
+        c.kannel_password = password.into();
         c.sms_gateway_timeout_secs = 1;
     });
     let app = TestApp::spawn(opts).await;

@@ -198,7 +198,7 @@ async fn an_unreachable_sms_gateway_is_503_and_stores_nothing() {
     let dead = varsel_api::devserver::free_port().unwrap();
     let mut opts = TestAppOptions::new(Db::Sqlite, "");
     opts.tweak = Box::new(move |c| {
-        c.sms_provider = "kannel".into();
+        c.sms_provider = varsel_api::config::SmsProvider::Kannel;
         c.kannel_sendsms_url = format!("http://127.0.0.1:{dead}/cgi-bin/sendsms");
         c.sms_gateway_timeout_secs = 2;
     });
