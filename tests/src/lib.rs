@@ -57,6 +57,50 @@ pub fn start_temporal_on(port: u16) -> String {
     rx.recv().expect("temporal thread").expect("temporal dev server starts")
 }
 
+/// How often `eventually` and `never_within` look.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Polls `check` until it gives `Some`, and fails the test naming `what` when `within` passes
+/// first. The one way the tests wait for something to happen: no fixed sleeps, no loop without a
+/// deadline. Borrow what the check needs first (`let app = &app;`) and write
+/// `|| async move { … }`.
+pub async fn eventually<T, Fut>(
+    what: impl std::fmt::Display,
+    within: Duration,
+    mut check: impl FnMut() -> Fut,
+) -> T
+where
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Checks `happened` throughout `window` and fails the test naming `what` if it ever answers
+/// true: how the tests show that something does not happen (a resend, an early status change).
+pub async fn never_within<Fut>(
+    what: impl std::fmt::Display,
+    window: Duration,
+    mut happened: impl FnMut() -> Fut,
+) where
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + window;
+    loop {
+        assert!(!happened().await, "{what}");
+        if Instant::now() >= end {
+            return;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// The Temporal dev server shared by every test of this process.
 pub fn temporal_address() -> String {
     static ADDR: OnceLock<String> = OnceLock::new();
@@ -198,15 +242,10 @@ impl SmtpServer {
 
     /// Waits until at least `n` messages arrived.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<ReceivedEmail> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let m = self.messages();
-            if m.len() >= n {
-                return m;
-            }
-            assert!(Instant::now() < deadline, "expected {n} emails, got {}: {m:?}", m.len());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually(format!("{n} emails (got {:?})", self.messages()), timeout, || async move {
+            Some(self.messages()).filter(|m| m.len() >= n)
+        })
+        .await
     }
 }
 
@@ -445,19 +484,27 @@ impl TestApp {
 
     /// Waits until the order reaches `status`.
     pub async fn wait_status(&self, id: &str, status: &str, timeout: Duration) -> order::Model {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let o = self.order_row(id).await;
-            if o.status == status {
-                return o;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "order {id} is {} after {timeout:?}, expected {status}",
-                o.status
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let found = eventually(format!("order {id} {status}"), timeout, || async move {
+            Some(self.order_row(id).await).filter(|o| o.status == status)
+        });
+        found.await
+    }
+
+    /// Waits until the order's workflow has been started (the outbox flag is set).
+    pub async fn wait_started(&self, id: &str, timeout: Duration) {
+        eventually(format!("the workflow of order {id} started"), timeout, || async move {
+            self.order_row(id).await.workflow_started.then_some(())
+        })
+        .await
+    }
+
+    /// Waits until every notification of the order has `status`.
+    pub async fn wait_notifications(&self, id: &str, status: &str, timeout: Duration) {
+        eventually(format!("every notification of {id} {status}"), timeout, || async move {
+            let all = self.notifications(id).await;
+            (!all.is_empty() && all.iter().all(|n| n.2 == status)).then_some(())
+        })
+        .await
     }
 
     /// The order's notifications as (channel, address, status).

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions};
 
 const VARSEL: &str = env!("CARGO_BIN_EXE_varsel");
@@ -37,9 +37,7 @@ async fn history_redrive_and_replay_from_the_command_line() {
     // A waiting order cannot be redriven: the command says why and exits 1.
     let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let waiting = app.order("/orders/email", &json!({"subject": "s", "body": "b", "requestedSendTime": later, "recipients": [{"emailAddress": "x@example.no"}]})).await;
-    while !app.order_row(&waiting).await.workflow_started {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_started(&waiting, T).await;
     let out = run(cmd(&["redrive", &waiting])).await;
     assert!(!out.status.success());
     assert!(stderr(&out).contains("still running"), "{}", stderr(&out));
@@ -66,11 +64,7 @@ async fn history_redrive_and_replay_from_the_command_line() {
     let out = run(cmd(&["redrive", &id])).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("1 notifications will be sent again"), "{}", stdout(&out));
-    let deadline = Instant::now() + T;
-    while app.notifications(&id).await.iter().any(|n| n.2 != "Email_Succeeded") {
-        assert!(Instant::now() < deadline, "the redriven email was not sent");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.wait_notifications(&id, "Email_Succeeded", T).await;
     app.wait_status(&id, "Completed", T).await;
     smtp.wait_for(2, T).await;
     let mut to: Vec<String> = smtp.messages().iter().map(|m| m.to.clone()).collect();

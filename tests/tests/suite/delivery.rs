@@ -5,7 +5,9 @@
 use base64::Engine;
 use serde_json::{Value, json};
 use std::time::Duration;
-use varsel_tests::{Db, KannelGateway, SmtpServer, TestApp, TestAppOptions, on_both_databases};
+use varsel_tests::{
+    Db, KannelGateway, SmtpServer, TestApp, TestAppOptions, never_within, on_both_databases,
+};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -166,13 +168,14 @@ async fn email_reports(db: Db) {
         .await;
     smtp.wait_for(statuses.len(), T).await;
     // Sent, but not final: the order waits for the reports.
-    let deadline = std::time::Instant::now() + T;
-    while app.notifications(&id).await.iter().any(|n| n.2 != "Email_Succeeded") {
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(app.order_row(&id).await.status, "Processed");
+    app.wait_notifications(&id, "Email_Succeeded", T).await;
+    let (app_ref, id_ref) = (&app, &id);
+    never_within(
+        "the order left Processed before any report",
+        Duration::from_millis(500),
+        || async move { app_ref.order_row(id_ref).await.status != "Processed" },
+    )
+    .await;
 
     let url = format!("{}/notifications/api/v1/reports/email", app.base_url);
     let post = |body: Value, auth: Option<String>| {

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions};
+use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_timeline_shows_retries_with_their_failure_and_the_notifications() {
@@ -13,21 +13,23 @@ async fn the_timeline_shows_retries_with_their_failure_and_the_notifications() {
 
     // The order is stored Completed by the workflow's last activity; the workflow itself
     // completes a moment later.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let h: Value = loop {
-        let resp = app.get(&format!("/orders/{id}/history"), "ttd").await;
-        assert_eq!(resp.status(), 200);
-        let h: Value = resp.json().await.unwrap();
-        let done = h["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["text"].as_str().unwrap().contains("workflow completed"));
-        if done || std::time::Instant::now() > deadline {
-            break h;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (app_ref, id_ref) = (&app, &id);
+    let h: Value = eventually(
+        "the history shows the workflow completed",
+        Duration::from_secs(30),
+        || async move {
+            let resp = app_ref.get(&format!("/orders/{id_ref}/history"), "ttd").await;
+            assert_eq!(resp.status(), 200);
+            let h: Value = resp.json().await.unwrap();
+            let done = h["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["text"].as_str().unwrap().contains("workflow completed"));
+            done.then_some(h)
+        },
+    )
+    .await;
     assert_eq!(h["orderId"], id);
     assert!(h["temporalUi"].as_str().unwrap().ends_with(&format!("/workflows/{id}")));
     let texts: Vec<String> = h["entries"]

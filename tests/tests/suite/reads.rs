@@ -4,7 +4,9 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use temporalio_client::WorkflowExecutionStatus;
 use varsel_api::Config;
-use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, on_both_databases, temporal_address};
+use varsel_tests::{
+    Db, SmtpServer, TestApp, TestAppOptions, never_within, on_both_databases, temporal_address,
+};
 use varsel_workflows::OrderWorkflow;
 
 const T: Duration = Duration::from_secs(60);
@@ -129,11 +131,7 @@ async fn cancel(db: Db) {
     let too_soon = app.order("/orders/email", &json!({"subject": "s", "body": "b", "requestedSendTime": soon, "recipients": [{"emailAddress": "soon@example.no"}]})).await;
     // Wait until the workflows exist, so the cancellation reaches a running workflow.
     for id in [&email_id, &sms_id] {
-        let deadline = std::time::Instant::now() + T;
-        while !app.order_row(id).await.workflow_started {
-            assert!(std::time::Instant::now() < deadline);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        app.wait_started(id, T).await;
     }
 
     let put = |id: String, org: &'static str| {
@@ -187,7 +185,11 @@ async fn cancel(db: Db) {
     }
     // The order inside the cut-off is sent at its time; the cancelled ones never are.
     let mails = smtp.wait_for(1, T).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let smtp_ref = &smtp;
+    never_within("a cancelled order's email arrived", Duration::from_millis(500), || async move {
+        smtp_ref.messages().len() > 1
+    })
+    .await;
     assert_eq!(smtp.messages().len(), 1);
     assert_eq!(mails[0].to, "soon@example.no");
     assert!(app.simulated_sms(&sms_id).await.is_empty());

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, on_both_databases};
+use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, never_within, on_both_databases};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -25,9 +25,7 @@ async fn redrive(db: Db) {
     // A running order (waiting for its send time) is refused.
     let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let waiting = app.order("/orders/email", &json!({"subject": "s", "body": "b", "requestedSendTime": later, "recipients": [{"emailAddress": "x@example.no"}]})).await;
-    while !app.order_row(&waiting).await.workflow_started {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_started(&waiting, T).await;
     let resp = redrive(waiting.clone()).await;
     assert_eq!(resp.status(), 409);
     assert!(resp.text().await.unwrap().contains("still running"));
@@ -57,14 +55,14 @@ async fn redrive(db: Db) {
     assert_eq!(resp.status(), 202);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["notifications"], 1);
-    let deadline = std::time::Instant::now() + T;
-    while app.notifications(&id).await.iter().any(|n| n.2 != "Email_Succeeded") {
-        assert!(std::time::Instant::now() < deadline, "the redriven email was not sent");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.wait_notifications(&id, "Email_Succeeded", T).await;
     app.wait_status(&id, "Completed", T).await;
     let mails = smtp.wait_for(2, T).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let smtp_ref = &smtp;
+    never_within("a third email arrived", Duration::from_millis(500), || async move {
+        smtp_ref.messages().len() > 2
+    })
+    .await;
     let mut to: Vec<String> = smtp.messages().iter().map(|m| m.to.clone()).collect();
     to.sort();
     assert_eq!(
