@@ -5,7 +5,7 @@
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
-use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, postgres_url};
+use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, never_within, postgres_url};
 
 const VARSEL: &str = env!("CARGO_BIN_EXE_varsel");
 
@@ -163,7 +163,11 @@ async fn two_api_and_two_worker_processes_send_every_notification_exactly_once()
         assert!(Instant::now() < deadline, "{} of {expected} emails arrived", smtp.count());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let smtp_ref = &smtp;
+    never_within("more emails than recipients arrived", Duration::from_secs(1), || async move {
+        smtp_ref.count() > expected
+    })
+    .await;
     let mut by_address: HashMap<String, usize> = HashMap::new();
     for m in smtp.messages() {
         *by_address.entry(m.to).or_default() += 1;

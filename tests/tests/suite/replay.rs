@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
 use varsel_api::Config;
-use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, project_root, temporal_address};
+use varsel_tests::{
+    Db, SmtpServer, TestApp, TestAppOptions, eventually, project_root, temporal_address,
+};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -216,18 +218,12 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 202);
-    let deadline = std::time::Instant::now() + T;
-    while long_app.notifications(&redriven).await[0].2 != "Email_Succeeded" {
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    long_app.wait_notifications(&redriven, "Email_Succeeded", T).await;
     long_app.wait_status(&redriven, "Completed", T).await;
     ids.push(("redrive".to_string(), redriven));
 
     // A cancelled order: its workflow waits for the send time and is cancelled.
-    while !app.order_row(&cancelled).await.workflow_started {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_started(&cancelled, T).await;
     let resp = app
         .http
         .put(format!("{}/notifications/api/v1/orders/{cancelled}/cancel", app.base_url))
@@ -243,32 +239,21 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
     let mut histories = Vec::new();
     for (name, id) in &ids {
         // The workflow closes right after its last activity; wait until the history says so.
-        let deadline = std::time::Instant::now() + T;
-        let bytes = loop {
-            let bytes = varsel_api::replay::fetch_history_json(&client, id).await.expect("history");
+        let client_ref = &client;
+        let bytes = eventually(format!("{name}: the workflow closes"), T, || async move {
+            let bytes =
+                varsel_api::replay::fetch_history_json(client_ref, id).await.expect("history");
             let json: Value = serde_json::from_slice(&bytes).expect("history json");
             // The history is closed: completed (2), failed (3), timed out (4), canceled (21),
             // terminated (27) or continued as new (28).
             let closed = [2, 3, 4, 21, 27, 28];
-            if json["events"]
+            json["events"]
                 .as_array()
                 .and_then(|e| e.last())
                 .is_some_and(|e| closed.iter().any(|t| e["event_type"] == *t))
-            {
-                break bytes;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{name}: workflow did not complete: {:?}",
-                json["events"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|e| e["event_type"].clone())
-                    .collect::<Vec<_>>()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+                .then_some(bytes)
+        })
+        .await;
         histories.push((name.clone(), bytes));
     }
     for (name, result) in varsel_api::replay::replay_json(&histories).await.expect("replayer") {
@@ -290,23 +275,15 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
         verdicts.last().unwrap().1,
         varsel_api::replay::ReplayVerdict::Unavailable(_)
     ));
-    let deadline = std::time::Instant::now() + T;
-    loop {
-        // Visibility is eventually consistent.
-        let found = varsel_api::replay::find_orders(
-            &client,
-            false,
-            Some(started - chrono::Duration::seconds(5)),
-            10_000,
-        )
-        .await
-        .unwrap();
-        if order_ids.iter().all(|id| found.contains(id)) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "visibility did not list the orders");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    // Visibility is eventually consistent.
+    let (client_ref, order_ids_ref) = (&client, &order_ids);
+    eventually("visibility lists the orders", T, || async move {
+        let since = Some(started - chrono::Duration::seconds(5));
+        let found =
+            varsel_api::replay::find_orders(client_ref, false, since, 10_000).await.unwrap();
+        order_ids_ref.iter().all(|id| found.contains(id)).then_some(())
+    })
+    .await;
 
     if std::env::var("VARSEL_RECORD_HISTORIES").is_ok() {
         std::fs::create_dir_all(fixtures_dir()).unwrap();
