@@ -2,11 +2,12 @@
 //! addresses), shared by order registration (the `recipientLookup` answer) and notification
 //! generation, so both see the same addresses.
 
-use crate::store::{NewRecipient, Store};
+use crate::store::Store;
 use sea_orm::DbErr;
 use std::collections::HashSet;
 use varsel_workflows::domain::MobileNumber;
 use varsel_workflows::keywords::KeywordParty;
+use varsel_workflows::order::Recipient;
 use varsel_workflows::plan::ContactPoints;
 
 /// Who a recipient turned out to be.
@@ -59,7 +60,7 @@ fn push_unique(list: &mut Vec<String>, value: String) {
 }
 
 /// Looks up every recipient given by national identity number or organisation number.
-pub async fn resolve(store: &Store, recipients: &[NewRecipient]) -> Result<Vec<Resolved>, DbErr> {
+pub async fn resolve(store: &Store, recipients: &[Recipient]) -> Result<Vec<Resolved>, DbErr> {
     let nins: Vec<String> = recipients
         .iter()
         .filter_map(|r| r.nin.clone())

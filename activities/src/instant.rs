@@ -6,21 +6,52 @@
 use crate::order_activities::OrderActivitiesImpl;
 use crate::providers::SendError;
 use crate::store::entities::{notification, order_chain};
-use crate::store::{ChainInsert, NewOrder};
+use crate::store::{ChainInsert, NewChain, order_model};
 use sea_orm::DbErr;
 use std::time::Duration;
-use varsel_workflows::domain::NotificationStatus;
+use varsel_workflows::domain::{Channel, NotificationChannel, NotificationStatus};
+use varsel_workflows::order::NewOrder;
 
-/// An instant message ready to send: its chain (idempotency id and stored answer), its order
-/// and its one notification.
+/// An instant message ready to send: its chain (idempotency id and stored answer), and its
+/// order (`Processed`, in the chain as `Instant`) with its one recipient.
 #[derive(Debug, Clone)]
 pub struct InstantMessage {
-    /// The chain row, holding the idempotency id and the answer a repeat gets.
-    pub chain: order_chain::Model,
+    /// The chain, holding the idempotency id and the answer a repeat gets.
+    pub chain: NewChain,
     /// The order and its one recipient.
     pub order: NewOrder,
-    /// The notification, already `Sending`.
-    pub notification: notification::Model,
+    /// How long the provider may try to deliver it before it fails with `*_Failed_TTL`.
+    pub time_to_live: chrono::Duration,
+}
+
+impl InstantMessage {
+    /// The one notification, already `Sending` (its one attempt is the request's).
+    fn notification(&self) -> notification::Model {
+        let order = &self.order;
+        let channel =
+            if order.channel == NotificationChannel::Sms { Channel::Sms } else { Channel::Email };
+        let recipient = order.recipients.first().cloned().unwrap_or_default();
+        notification::Model {
+            id: uuid::Uuid::new_v4().to_string(),
+            order_id: order.id.clone(),
+            channel: channel.as_str().to_owned(),
+            recipient_idx: 0,
+            org_no: None,
+            nin: None,
+            address: recipient.email.or(recipient.mobile).unwrap_or_default(),
+            subject: None,
+            body: None,
+            status: NotificationStatus::sending_for(channel).as_str().to_owned(),
+            status_changed: order.created,
+            status_reason: None,
+            provider_ref: None,
+            attempts: 1,
+            expiry: order.created + self.time_to_live,
+            segments: order.sms.as_ref().map(|s| varsel_workflows::sms::segments(&s.body) as i32),
+            delivery_report: None,
+            awaits_report: false,
+        }
+    }
 }
 
 /// What sending an instant message came to.
@@ -45,9 +76,10 @@ impl OrderActivitiesImpl {
     /// Reserves, sends and records one instant message. `Err` only when the store failed: before
     /// sending (nothing sent) or after it (sent, but its answer could not be stored).
     pub async fn send_instant(&self, msg: InstantMessage) -> Result<InstantOutcome, DbErr> {
-        let InstantMessage { chain, order, notification } = msg;
+        let notification = msg.notification();
+        let InstantMessage { chain, order, .. } = msg;
         let chain_id = chain.id.clone();
-        let order_row = order.order.clone();
+        let order_row = order_model(&order);
         if let ChainInsert::Exists(existing) =
             self.store.reserve_instant(chain, order, notification.clone()).await?
         {

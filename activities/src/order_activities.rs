@@ -11,7 +11,7 @@ use crate::providers::condition::{ConditionClient, ConditionError};
 use crate::providers::email::{Mailer, OutgoingEmail};
 use crate::providers::sms::{OutgoingSms, SmsRouter};
 use crate::store::entities::{notification, order};
-use crate::store::{NewRecipient, ProviderResult, ResultWriter, Store};
+use crate::store::{ProviderResult, ResultWriter, Store};
 use chrono::Utc;
 use futures::StreamExt;
 use std::sync::Arc;
@@ -26,6 +26,7 @@ use varsel_workflows::domain::{
     Channel, EmailAddress, EmailContentType, NotificationChannel, NotificationStatus, OrderStatus,
 };
 use varsel_workflows::keywords;
+use varsel_workflows::order::Recipient;
 use varsel_workflows::plan;
 use varsel_workflows::sms::SenderDecision;
 
@@ -335,9 +336,9 @@ impl OrderActivitiesImpl {
             .recipients_slice(&batch.order_id, batch.from_index, batch.limit)
             .await
             .map_err(retryable)?;
-        let recipients: Vec<NewRecipient> = slice
+        let recipients: Vec<Recipient> = slice
             .iter()
-            .map(|r| NewRecipient {
+            .map(|r| Recipient {
                 email: r.email.clone(),
                 mobile: r.mobile.clone(),
                 org_no: r.org_no.clone(),

@@ -14,11 +14,13 @@ use varsel_activities::providers::email::{EmailSettings, Mailer};
 use varsel_activities::providers::outbound::OutboundPolicy;
 use varsel_activities::providers::rate::SendRateLimits;
 use varsel_activities::providers::sms::{Simulator, SmsRouter};
-use varsel_activities::store::entities::order;
-use varsel_activities::store::{CancelOutcome, NewOrder, NewRecipient};
+use varsel_activities::store::CancelOutcome;
 use varsel_activities::{OrderActivitiesImpl, Store};
 use varsel_workflows::activities::{GenerateBatch, SendBatch};
-use varsel_workflows::domain::{Channel, NotificationStatus, OrderStatus};
+use varsel_workflows::domain::{
+    Channel, EmailContentType, NotificationChannel, NotificationStatus, OrderStatus,
+};
+use varsel_workflows::order::{EmailTemplate, NewOrder, OrderKind, Recipient};
 
 /// A store on a fresh in-memory SQLite database, migrated.
 async fn memory_store() -> Store {
@@ -76,28 +78,33 @@ fn activities(store: &Store, outbox: &Path) -> OrderActivitiesImpl {
 /// An email order of `ttd` to two addresses and a person the register does not know.
 fn email_order(id: &str) -> NewOrder {
     let now = Utc::now();
-    let email = |a: &str| NewRecipient { email: Some(a.to_owned()), ..Default::default() };
+    let email = |a: &str| Recipient { email: Some(a.to_owned()), ..Default::default() };
     NewOrder {
-        order: order::Model {
-            id: id.to_owned(),
-            creator: "ttd".to_owned(),
-            requested_send_time: now,
-            created: now,
-            notification_channel: "Email".to_owned(),
-            email_subject: Some("Your case".to_owned()),
-            email_body: Some("Case 4711 is decided.".to_owned()),
-            email_content_type: Some("Plain".to_owned()),
-            order_kind: "orders".to_owned(),
-            status: OrderStatus::Registered.as_str().to_owned(),
-            status_changed: now,
-            recipient_count: 3,
-            ..Default::default()
-        },
+        id: id.to_owned(),
+        creator: "ttd".to_owned(),
+        created: now,
+        kind: OrderKind::Orders,
+        status: OrderStatus::Registered,
+        channel: NotificationChannel::Email,
+        requested_send_time: now,
+        senders_reference: None,
+        resource_id: None,
+        resource_action: None,
+        ignore_reservation: false,
+        condition_endpoint: None,
+        email: Some(EmailTemplate {
+            from: None,
+            subject: "Your case".to_owned(),
+            body: "Case 4711 is decided.".to_owned(),
+            content_type: EmailContentType::Plain,
+        }),
+        sms: None,
         recipients: vec![
             email("a@example.no"),
             email("b@example.no"),
-            NewRecipient { nin: Some("16069412345".to_owned()), ..Default::default() },
+            Recipient { nin: Some("16069412345".to_owned()), ..Default::default() },
         ],
+        chain: None,
     }
 }
 
@@ -171,7 +178,7 @@ async fn a_cancelled_order_is_not_processed() {
         .build();
     let id = uuid::Uuid::new_v4().to_string();
     let mut new = email_order(&id);
-    new.order.requested_send_time = Utc::now() + chrono::Duration::hours(2);
+    new.requested_send_time = Utc::now() + chrono::Duration::hours(2);
     store.insert_order(new).await.unwrap();
 
     let other = store.cancel_order(&id, "nav", chrono::Duration::minutes(5)).await.unwrap();

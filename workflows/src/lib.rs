@@ -5,6 +5,7 @@
 pub mod activities;
 pub mod domain;
 pub mod keywords;
+pub mod order;
 pub mod plan;
 pub mod sms;
 pub mod workflow;

@@ -1,9 +1,42 @@
 //! Order chains of the `/future` API: a notification with its reminders stored under one
 //! idempotency id, and instant messages reserved, kept or discarded around their one send.
 
+use super::Store;
 use super::entities::{notification, notification_event, order, order_chain, order_recipient};
-use super::{NewOrder, Store};
+use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use varsel_workflows::order::NewOrder;
+
+/// A new order chain: the creator's idempotency id, the request it was for, and the answer a
+/// repeat of that request gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChain {
+    /// The chain id (the notification order id of the answer).
+    pub id: String,
+    /// The creator org.
+    pub creator: String,
+    /// The creator's idempotency id.
+    pub idempotency_id: String,
+    /// Hash of the request, to tell a repeat from another request with the same id.
+    pub request_hash: String,
+    /// The answer, as JSON.
+    pub response: String,
+    /// When it was accepted.
+    pub created: DateTime<Utc>,
+}
+
+impl From<NewChain> for order_chain::Model {
+    fn from(c: NewChain) -> Self {
+        Self {
+            id: c.id,
+            creator: c.creator,
+            idempotency_id: c.idempotency_id,
+            request_hash: c.request_hash,
+            response: c.response,
+            created: c.created,
+        }
+    }
+}
 
 /// What storing an order chain came to.
 #[derive(Debug, Clone)]
@@ -20,7 +53,7 @@ impl Store {
     /// requests racing with the same id create one chain (the unique index decides).
     pub async fn insert_chain(
         &self,
-        chain: order_chain::Model,
+        chain: NewChain,
         orders: Vec<NewOrder>,
     ) -> Result<ChainInsert, DbErr> {
         let txn = match self.begin_chain(chain).await? {
@@ -39,13 +72,15 @@ impl Store {
     /// kept and that chain is returned.
     pub(super) async fn begin_chain(
         &self,
-        chain: order_chain::Model,
+        chain: NewChain,
     ) -> Result<Result<sea_orm::DatabaseTransaction, order_chain::Model>, DbErr> {
         let (creator, idempotency_id) = (chain.creator.clone(), chain.idempotency_id.clone());
         let txn = self.db.begin().await?;
-        match order_chain::Entity::insert(order_chain::ActiveModel::from(chain))
-            .exec_without_returning(&txn)
-            .await
+        match order_chain::Entity::insert(order_chain::ActiveModel::from(order_chain::Model::from(
+            chain,
+        )))
+        .exec_without_returning(&txn)
+        .await
         {
             Ok(_) => Ok(Ok(txn)),
             Err(e) => {
@@ -68,7 +103,7 @@ impl Store {
     /// [`Store::insert_chain`], a chain that exists already is returned and nothing is stored.
     pub async fn reserve_instant(
         &self,
-        chain: order_chain::Model,
+        chain: NewChain,
         order: NewOrder,
         n: notification::Model,
     ) -> Result<ChainInsert, DbErr> {

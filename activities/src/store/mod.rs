@@ -17,10 +17,10 @@ mod rate_slots;
 mod reports;
 mod status_feed;
 
-pub use chains::ChainInsert;
+pub use chains::{ChainInsert, NewChain};
 pub use contact_register::{OrgContact, PersonContact};
 pub use notifications::{ProviderResult, ResultWriter, Settled};
-pub use orders::{CancelOutcome, NewOrder, NewRecipient, ORDER_TYPE_INSTANT};
+pub use orders::{CancelOutcome, ORDER_TYPE_INSTANT, order_model};
 pub use reports::{ApplyOutcome, Report, ReportTarget};
 
 use entities::notification;

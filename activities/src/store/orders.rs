@@ -11,27 +11,39 @@ use sea_orm::{
 };
 use std::collections::HashMap;
 use varsel_workflows::domain::OrderStatus;
+use varsel_workflows::order::NewOrder;
 
-/// An order ready to be stored, with its recipients (already validated and normalised).
-#[derive(Debug, Clone)]
-pub struct NewOrder {
-    /// The order row.
-    pub order: order::Model,
-    /// The recipients, in submitted order.
-    pub recipients: Vec<NewRecipient>,
-}
-
-/// One submitted recipient.
-#[derive(Debug, Clone, Default)]
-pub struct NewRecipient {
-    /// Explicit email address.
-    pub email: Option<String>,
-    /// Explicit mobile number, normalised.
-    pub mobile: Option<String>,
-    /// Organisation number.
-    pub org_no: Option<String>,
-    /// National identity number.
-    pub nin: Option<String>,
+/// The order row of a new order: the one place a domain order becomes an entity.
+pub fn order_model(o: &NewOrder) -> order::Model {
+    let chain = o.chain.as_ref();
+    order::Model {
+        id: o.id.clone(),
+        creator: o.creator.clone(),
+        senders_reference: o.senders_reference.clone(),
+        requested_send_time: o.requested_send_time,
+        created: o.created,
+        notification_channel: o.channel.as_str().to_owned(),
+        ignore_reservation: o.ignore_reservation,
+        resource_id: o.resource_id.clone(),
+        resource_action: o.resource_action.clone(),
+        condition_endpoint: o.condition_endpoint.clone(),
+        email_from: o.email.as_ref().and_then(|e| e.from.clone()),
+        email_subject: o.email.as_ref().map(|e| e.subject.clone()),
+        email_body: o.email.as_ref().map(|e| e.body.clone()),
+        email_content_type: o.email.as_ref().map(|e| e.content_type.as_str().to_owned()),
+        sms_sender: o.sms.as_ref().and_then(|s| s.sender.clone()),
+        sms_body: o.sms.as_ref().map(|s| s.body.clone()),
+        order_kind: o.kind.as_str().to_owned(),
+        status: o.status.as_str().to_owned(),
+        status_changed: o.created,
+        recipient_count: o.recipients.len() as i32,
+        workflow_started: false,
+        chain_id: chain.map(|c| c.chain_id.clone()),
+        order_type: chain.map(|c| c.order_type.clone()),
+        sms_anytime: chain.is_some_and(|c| c.sms_anytime),
+        dialog_id: chain.and_then(|c| c.dialog_id.clone()),
+        transmission_id: chain.and_then(|c| c.transmission_id.clone()),
+    }
 }
 
 /// What a cancel request found.
@@ -61,8 +73,8 @@ impl Store {
         txn: &sea_orm::DatabaseTransaction,
         new: NewOrder,
     ) -> Result<(), DbErr> {
-        let order_id = new.order.id.clone();
-        order::Entity::insert(order::ActiveModel::from(new.order))
+        let order_id = new.id.clone();
+        order::Entity::insert(order::ActiveModel::from(order_model(&new)))
             .exec_without_returning(txn)
             .await?;
         for chunk in new.recipients.chunks(500).enumerate() {

@@ -14,8 +14,8 @@ use poem_openapi::{
 };
 use std::sync::Arc;
 use varsel_activities::contacts;
+use varsel_activities::store::CancelOutcome;
 use varsel_activities::store::entities::{notification, order, order_recipient};
-use varsel_activities::store::{CancelOutcome, NewOrder};
 use varsel_workflows::domain::{Channel, NotificationChannel, NotificationStatus, OrderStatus};
 use varsel_workflows::plan;
 
@@ -505,27 +505,23 @@ impl OrdersApi {
 
     /// Looks up recipients, stores the order atomically, and starts its workflow (or leaves it
     /// to the dispatcher when Temporal is unreachable: the order is accepted and starts later).
-    async fn accept(&self, creator: &str, v: ValidOrder) -> Result<CreatedResponse, ApiError> {
+    async fn accept(&self, creator: &str, mut v: ValidOrder) -> Result<CreatedResponse, ApiError> {
         let resolved =
             contacts::resolve(&self.state.store, &v.recipients).await.map_err(ApiError::storage)?;
         let lookup = lookup_result(v.channel, v.ignore_reservation, &v.recipients, &resolved);
 
-        let id = uuid::Uuid::new_v4().to_string();
-        let row = order_row(&v, id.clone(), creator, Utc::now());
-        let send_time_ms = v.requested_send_time.timestamp_millis();
-        self.state
-            .store
-            .insert_order(NewOrder { order: row, recipients: v.recipients })
-            .await
-            .map_err(ApiError::storage)?;
-        tracing::info!(order_id = id, creator, channel = v.channel.as_str(), "order accepted");
-        self.state.metrics.orders_accepted.with_label_values(&[v.kind.as_str()]).inc();
+        let (channel, kind, duplicates) = (v.channel, v.kind, std::mem::take(&mut v.duplicates));
+        let order = v.into_order(creator, Utc::now());
+        let (id, send_time_ms) = (order.id.clone(), order.requested_send_time.timestamp_millis());
+        self.state.store.insert_order(order).await.map_err(ApiError::storage)?;
+        tracing::info!(order_id = id, creator, channel = channel.as_str(), "order accepted");
+        self.state.metrics.orders_accepted.with_label_values(&[kind.as_str()]).inc();
 
         self.state.dispatcher.start_soon(id.clone(), send_time_ms);
 
         let location = format!("{}/notifications/api/v1/orders/{id}", self.state.base_url);
         let duplicates =
-            (!v.duplicates.is_empty()).then(|| v.duplicates.iter().map(|i| *i as u64).collect());
+            (!duplicates.is_empty()).then(|| duplicates.iter().map(|i| *i as u64).collect());
         Ok(CreatedResponse::Accepted(
             Json(OrderCreatedDto {
                 order_id: id,
@@ -629,48 +625,10 @@ fn send_status(n: &notification::Model) -> (bool, SendStatusDto) {
 
 /// The registration-time lookup answer (Altinn `GetRecipientLookupResult`): `None` when no
 /// recipient was given by identifier.
-/// The stored row of a validated order, `Registered` and not yet started, as either API makes it
-/// (the newer API sets its chain fields on top).
-pub(crate) fn order_row(
-    v: &ValidOrder,
-    id: String,
-    creator: &str,
-    now: chrono::DateTime<Utc>,
-) -> order::Model {
-    order::Model {
-        id,
-        creator: creator.to_owned(),
-        senders_reference: v.senders_reference.clone(),
-        requested_send_time: v.requested_send_time,
-        created: now,
-        notification_channel: v.channel.as_str().to_owned(),
-        ignore_reservation: v.ignore_reservation,
-        resource_id: v.resource_id.clone(),
-        resource_action: v.resource_action.clone(),
-        condition_endpoint: v.condition_endpoint.clone(),
-        email_from: v.email.as_ref().and_then(|e| e.from.clone()),
-        email_subject: v.email.as_ref().map(|e| e.subject.clone()),
-        email_body: v.email.as_ref().map(|e| e.body.clone()),
-        email_content_type: v.email.as_ref().map(|e| e.content_type.as_str().to_owned()),
-        sms_sender: v.sms.as_ref().and_then(|s| s.sender.clone()),
-        sms_body: v.sms.as_ref().map(|s| s.body.clone()),
-        order_kind: v.kind.as_str().to_owned(),
-        status: OrderStatus::Registered.as_str().to_owned(),
-        status_changed: now,
-        recipient_count: v.recipients.len() as i32,
-        workflow_started: false,
-        chain_id: None,
-        order_type: None,
-        sms_anytime: false,
-        dialog_id: None,
-        transmission_id: None,
-    }
-}
-
 fn lookup_result(
     channel: NotificationChannel,
     ignore_reservation: bool,
-    recipients: &[varsel_activities::store::NewRecipient],
+    recipients: &[varsel_workflows::order::Recipient],
     resolved: &[contacts::Resolved],
 ) -> Option<RecipientLookupDto> {
     let mut looked_up = 0;

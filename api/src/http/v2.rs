@@ -2,7 +2,7 @@
 //! its reminders) created once per idempotency id, and the shipment view of an order.
 
 use super::json_body::JsonBody;
-use super::orders::{order_id, order_row, timestamp};
+use super::orders::{order_id, timestamp};
 use super::security::ServiceOwner;
 use super::v2_dto::*;
 use super::validate::Rules;
@@ -25,8 +25,9 @@ use std::sync::Arc;
 use varsel_activities::contacts;
 use varsel_activities::instant::{InstantMessage, InstantOutcome};
 use varsel_activities::store::entities::{notification, order, order_chain};
-use varsel_activities::store::{ChainInsert, NewOrder, ORDER_TYPE_INSTANT};
-use varsel_workflows::domain::{Channel, NotificationChannel, NotificationStatus, OrderStatus};
+use varsel_activities::store::{ChainInsert, NewChain, ORDER_TYPE_INSTANT};
+use varsel_workflows::domain::{NotificationChannel, NotificationStatus, OrderStatus};
+use varsel_workflows::order::{ChainPlacement, NewOrder};
 use varsel_workflows::plan;
 
 /// The newer order API.
@@ -129,27 +130,28 @@ impl V2Api {
 
         let chain_id = uuid::Uuid::new_v4().to_string();
         let now = Utc::now();
-        let mut orders = vec![self.order_row(&principal.org, &chain_id, &valid, &valid.main, now)];
+        let mut orders =
+            vec![self.chain_order(&principal.org, &chain_id, &valid, &valid.main, now)];
         for r in &valid.reminders {
-            orders.push(self.order_row(&principal.org, &chain_id, &valid, r, now));
+            orders.push(self.chain_order(&principal.org, &chain_id, &valid, r, now));
         }
         let response = ChainResponseDto {
             notification_order_id: chain_id.clone(),
             notification: ChainReceiptDto {
-                shipment_id: orders[0].order.id.clone(),
+                shipment_id: orders[0].id.clone(),
                 senders_reference: valid.main.order.senders_reference.clone(),
                 reminders: (!valid.reminders.is_empty()).then(|| {
                     orders[1..]
                         .iter()
                         .map(|o| ShipmentRefDto {
-                            shipment_id: o.order.id.clone(),
-                            senders_reference: o.order.senders_reference.clone(),
+                            shipment_id: o.id.clone(),
+                            senders_reference: o.senders_reference.clone(),
                         })
                         .collect()
                 }),
             },
         };
-        let chain = order_chain::Model {
+        let chain = NewChain {
             id: chain_id.clone(),
             creator: principal.org.clone(),
             idempotency_id: valid.idempotency_id.clone(),
@@ -159,7 +161,7 @@ impl V2Api {
         };
         let starts: Vec<(String, i64)> = orders
             .iter()
-            .map(|o| (o.order.id.clone(), o.order.requested_send_time.timestamp_millis()))
+            .map(|o| (o.id.clone(), o.requested_send_time.timestamp_millis()))
             .collect();
         match self.state.store.insert_chain(chain, orders).await.map_err(ApiError::storage)? {
             ChainInsert::Exists(existing) => self.repeat(existing, &hash),
@@ -459,40 +461,18 @@ impl V2Api {
         };
         let now = Utc::now();
         let chain_id = uuid::Uuid::new_v4().to_string();
-        let order = order::Model {
-            chain_id: Some(chain_id.clone()),
-            order_type: Some(ORDER_TYPE_INSTANT.to_owned()),
-            sms_anytime: true,
-            status: OrderStatus::Processed.as_str().to_owned(),
-            ..order_row(&v.order, uuid::Uuid::new_v4().to_string(), creator, now)
+        let order = NewOrder {
+            status: OrderStatus::Processed,
+            chain: Some(ChainPlacement {
+                chain_id: chain_id.clone(),
+                order_type: ORDER_TYPE_INSTANT.to_owned(),
+                sms_anytime: true,
+                dialog_id: None,
+                transmission_id: None,
+            }),
+            ..v.order.clone().into_order(creator, now)
         };
-        let channel =
-            if v.order.channel == NotificationChannel::Sms { Channel::Sms } else { Channel::Email };
-        let recipient = v.order.recipients[0].clone();
-        let notification = notification::Model {
-            id: uuid::Uuid::new_v4().to_string(),
-            order_id: order.id.clone(),
-            channel: channel.as_str().to_owned(),
-            recipient_idx: 0,
-            org_no: None,
-            nin: None,
-            address: recipient
-                .email
-                .clone()
-                .or_else(|| recipient.mobile.clone())
-                .unwrap_or_default(),
-            subject: None,
-            body: None,
-            status: NotificationStatus::sending_for(channel).as_str().to_owned(),
-            status_changed: now,
-            status_reason: None,
-            provider_ref: None,
-            attempts: 1,
-            expiry: now + v.time_to_live,
-            segments: v.order.sms.as_ref().map(|s| varsel_workflows::sms::segments(&s.body) as i32),
-            delivery_report: None,
-            awaits_report: false,
-        };
+        let channel = order.channel;
         let response = ChainResponseDto {
             notification_order_id: chain_id.clone(),
             notification: ChainReceiptDto {
@@ -501,7 +481,7 @@ impl V2Api {
                 reminders: None,
             },
         };
-        let chain = order_chain::Model {
+        let chain = NewChain {
             id: chain_id.clone(),
             creator: creator.to_owned(),
             idempotency_id: v.idempotency_id.clone(),
@@ -509,21 +489,18 @@ impl V2Api {
             response: serde_json::to_string(&response).unwrap_or_default(),
             created: now,
         };
-        let message = InstantMessage {
-            chain,
-            order: NewOrder { order: order.clone(), recipients: v.order.recipients.clone() },
-            notification,
-        };
+        let (order_id, time_to_live) = (order.id.clone(), v.time_to_live);
+        let message = InstantMessage { chain, order, time_to_live };
         match sender.send_instant(message).await.map_err(ApiError::storage)? {
             InstantOutcome::Exists(existing) => self.instant_repeat(existing, &hash).await,
             InstantOutcome::Sent(_) => {
                 self.state.metrics.orders_accepted.with_label_values(&["instant"]).inc();
-                self.state.dispatcher.start_soon(order.id.clone(), now.timestamp_millis());
+                self.state.dispatcher.start_soon(order_id, now.timestamp_millis());
                 Ok(InstantCreatedResponse::Created(Json(response), self.chain_url(&chain_id)))
             }
             InstantOutcome::NotTaken(e) => Err(provider_unavailable(format!(
                 "The {} provider could not take the message now; nothing was stored, so the same request can be repeated. ({e})",
-                if channel == Channel::Sms { "SMS" } else { "email" }
+                if channel == NotificationChannel::Sms { "SMS" } else { "email" }
             ))),
         }
     }
@@ -599,7 +576,8 @@ impl V2Api {
         }
     }
 
-    fn order_row(
+    /// One order of a new chain: the validated order, placed in the chain.
+    fn chain_order(
         &self,
         creator: &str,
         chain_id: &str,
@@ -607,14 +585,15 @@ impl V2Api {
         v: &ValidChainOrder,
         now: chrono::DateTime<Utc>,
     ) -> NewOrder {
-        let row = order::Model {
-            chain_id: Some(chain_id.to_owned()),
-            order_type: Some(v.order_type.to_owned()),
-            sms_anytime: v.sms_anytime,
-            dialog_id: chain.dialog_id.clone(),
-            transmission_id: chain.transmission_id.clone(),
-            ..order_row(&v.order, uuid::Uuid::new_v4().to_string(), creator, now)
-        };
-        NewOrder { order: row, recipients: v.order.recipients.clone() }
+        NewOrder {
+            chain: Some(ChainPlacement {
+                chain_id: chain_id.to_owned(),
+                order_type: v.order_type.to_owned(),
+                sms_anytime: v.sms_anytime,
+                dialog_id: chain.dialog_id.clone(),
+                transmission_id: chain.transmission_id.clone(),
+            }),
+            ..v.order.clone().into_order(creator, now)
+        }
     }
 }

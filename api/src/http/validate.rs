@@ -14,11 +14,12 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use varsel_activities::providers::outbound::OutboundPolicy;
-use varsel_activities::store::NewRecipient;
 use varsel_workflows::domain::{
     EmailAddress, EmailContentType, MobileNumber, NationalIdentityNumber, NotificationChannel,
-    OrganizationNumber,
+    OrderStatus, OrganizationNumber,
 };
+use varsel_workflows::order::NewOrder;
+pub use varsel_workflows::order::{EmailTemplate, OrderKind, Recipient, SmsTemplate};
 
 /// Validation messages keyed by property path.
 pub type Errors = BTreeMap<String, Vec<String>>;
@@ -27,56 +28,6 @@ pub(crate) fn add(errors: &mut Errors, key: impl Into<String>, msg: &str) {
     let list = errors.entry(key.into()).or_default();
     if !list.iter().any(|m| m == msg) {
         list.push(msg.to_owned());
-    }
-}
-
-/// The email part of a valid order.
-#[derive(Debug, Clone)]
-pub struct EmailTemplate {
-    /// Sender; `None` = default.
-    pub from: Option<String>,
-    /// Subject, one line.
-    pub subject: String,
-    /// Body.
-    pub body: String,
-    /// Content type.
-    pub content_type: EmailContentType,
-}
-
-/// The SMS part of a valid order.
-#[derive(Debug, Clone)]
-pub struct SmsTemplate {
-    /// Sender id; `None` = default.
-    pub sender: Option<String>,
-    /// Text.
-    pub body: String,
-}
-
-/// Which endpoint accepted the order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderKind {
-    /// `POST /orders`.
-    Orders,
-    /// `POST /orders/email`.
-    Email,
-    /// `POST /orders/sms`.
-    Sms,
-    /// `POST /future/orders` (one order of a chain).
-    Chain,
-    /// `POST /future/orders/instant/sms` or `/instant/email`.
-    Instant,
-}
-
-impl OrderKind {
-    /// Stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Orders => "orders",
-            Self::Email => "email",
-            Self::Sms => "sms",
-            Self::Chain => "chain",
-            Self::Instant => "instant",
-        }
     }
 }
 
@@ -90,7 +41,7 @@ pub struct ValidOrder {
     /// Send time, UTC.
     pub requested_send_time: DateTime<Utc>,
     /// Recipients, normalised, each once.
-    pub recipients: Vec<NewRecipient>,
+    pub recipients: Vec<Recipient>,
     /// Positions (in the request) of recipients that repeated an earlier one.
     pub duplicates: Vec<usize>,
     /// Email template, when the channel uses email.
@@ -107,6 +58,31 @@ pub struct ValidOrder {
     pub ignore_reservation: bool,
     /// Condition endpoint.
     pub condition_endpoint: Option<String>,
+}
+
+impl ValidOrder {
+    /// The order this request asks for, as `creator`'s, accepted `now` under a new id:
+    /// `Registered`, in no chain (the newer API places it in one).
+    pub fn into_order(self, creator: &str, now: DateTime<Utc>) -> NewOrder {
+        NewOrder {
+            id: uuid::Uuid::new_v4().to_string(),
+            creator: creator.to_owned(),
+            created: now,
+            kind: self.kind,
+            status: OrderStatus::Registered,
+            channel: self.channel,
+            requested_send_time: self.requested_send_time,
+            senders_reference: self.senders_reference,
+            resource_id: self.resource_id,
+            resource_action: self.resource_action,
+            ignore_reservation: self.ignore_reservation,
+            condition_endpoint: self.condition_endpoint,
+            email: self.email,
+            sms: self.sms,
+            recipients: self.recipients,
+            chain: None,
+        }
+    }
 }
 
 /// What the rules need to know beyond the request.
@@ -378,14 +354,14 @@ fn validate_base(
 #[derive(Debug, Clone, Default)]
 pub struct Recipients {
     /// The recipients, normalised, in the order given, each once.
-    pub unique: Vec<NewRecipient>,
+    pub unique: Vec<Recipient>,
     /// Positions (in the request's `recipients`) of those that repeated an earlier one.
     pub duplicates: Vec<usize>,
 }
 
 /// What makes two recipients the same: the same person, organisation, mobile number, or
 /// email address in any letter case.
-fn identity(r: &NewRecipient) -> (Option<String>, Option<String>, Option<String>, Option<String>) {
+fn identity(r: &Recipient) -> (Option<String>, Option<String>, Option<String>, Option<String>) {
     (r.email.as_ref().map(|e| e.to_lowercase()), r.mobile.clone(), r.org_no.clone(), r.nin.clone())
 }
 
@@ -409,7 +385,7 @@ fn validate_recipients(
         let mobile = present(&r.mobile_number);
         let org = present(&r.organization_number);
         let nin = present(&r.national_identity_number);
-        let mut rec = NewRecipient::default();
+        let mut rec = Recipient::default();
 
         let identified = match rule {
             RecipientRule::Email => email.is_some() || org.is_some() || nin.is_some(),

@@ -9,11 +9,11 @@ use super::validate::{
     check_sender, condition_destination, one_line, present,
 };
 use chrono::{DateTime, NaiveDateTime, Utc};
-use varsel_activities::store::NewRecipient;
 use varsel_workflows::domain::{
     EmailAddress, EmailContentType, MobileNumber, NationalIdentityNumber, NotificationChannel,
     OrganizationNumber,
 };
+use varsel_workflows::order::Recipient as OrderRecipient;
 
 /// One order of a valid chain: the notification or a reminder. Its `order` has one recipient.
 #[derive(Debug, Clone)]
@@ -274,7 +274,7 @@ fn channel_of(dto: NotificationChannelDto) -> NotificationChannel {
 /// What a recipient union comes to.
 struct Recipient {
     channel: NotificationChannel,
-    recipient: NewRecipient,
+    recipient: OrderRecipient,
     email: Option<EmailTemplate>,
     sms: Option<(SmsTemplate, bool)>,
     ignore_reservation: bool,
@@ -304,7 +304,7 @@ fn recipient(
     }
     let mut out = Recipient {
         channel: NotificationChannel::Email,
-        recipient: NewRecipient::default(),
+        recipient: OrderRecipient::default(),
         email: None,
         sms: None,
         ignore_reservation: false,
@@ -576,7 +576,7 @@ pub struct ValidInstant {
 pub const INSTANT_EMAIL_TTL_SECS: i64 = 48 * 3600;
 
 fn instant_order(
-    recipient: NewRecipient,
+    recipient: OrderRecipient,
     channel: NotificationChannel,
     email: Option<EmailTemplate>,
     sms: Option<SmsTemplate>,
@@ -663,7 +663,7 @@ pub fn validate_instant_sms(
             Ok(ValidInstant {
                 idempotency_id,
                 order: instant_order(
-                    NewRecipient { mobile: Some(mobile), ..Default::default() },
+                    OrderRecipient { mobile: Some(mobile), ..Default::default() },
                     NotificationChannel::Sms,
                     None,
                     Some(sms),
@@ -738,7 +738,7 @@ pub fn validate_instant_email(
             Ok(ValidInstant {
                 idempotency_id,
                 order: instant_order(
-                    NewRecipient { email: Some(address), ..Default::default() },
+                    OrderRecipient { email: Some(address), ..Default::default() },
                     NotificationChannel::Email,
                     Some(email),
                     None,

@@ -1,0 +1,123 @@
+//! A new order as varsel accepts it: the domain type between a validated request and the rows
+//! the store writes. The HTTP layer builds it (from a request that passed every rule); the store
+//! turns it into rows; nothing here knows about either.
+
+use crate::domain::{EmailContentType, NotificationChannel, OrderStatus};
+use chrono::{DateTime, Utc};
+
+/// One recipient as submitted, validated and normalised: an explicit address or number, or a
+/// person or organisation whose contact points are looked up when the order is sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recipient {
+    /// Explicit email address.
+    pub email: Option<String>,
+    /// Explicit mobile number, normalised.
+    pub mobile: Option<String>,
+    /// Organisation number.
+    pub org_no: Option<String>,
+    /// National identity number.
+    pub nin: Option<String>,
+}
+
+/// The email part of an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailTemplate {
+    /// Sender; `None` = the configured default.
+    pub from: Option<String>,
+    /// Subject, one line.
+    pub subject: String,
+    /// Body.
+    pub body: String,
+    /// Content type.
+    pub content_type: EmailContentType,
+}
+
+/// The SMS part of an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsTemplate {
+    /// Sender id; `None` = the configured default.
+    pub sender: Option<String>,
+    /// Text.
+    pub body: String,
+}
+
+/// Which endpoint accepted the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderKind {
+    /// `POST /orders`.
+    Orders,
+    /// `POST /orders/email`.
+    Email,
+    /// `POST /orders/sms`.
+    Sms,
+    /// `POST /future/orders` (one order of a chain).
+    Chain,
+    /// `POST /future/orders/instant/sms` or `/instant/email`.
+    Instant,
+}
+
+impl OrderKind {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Orders => "orders",
+            Self::Email => "email",
+            Self::Sms => "sms",
+            Self::Chain => "chain",
+            Self::Instant => "instant",
+        }
+    }
+}
+
+/// Where an order of the newer API sits in its chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainPlacement {
+    /// The chain (its notification order id).
+    pub chain_id: String,
+    /// `Notification`, `Reminder` or `Instant`.
+    pub order_type: String,
+    /// SMS may go at any hour (`sendingTimePolicy: Anytime`), not only in the sending window.
+    pub sms_anytime: bool,
+    /// Dialogporten dialog the order belongs to.
+    pub dialog_id: Option<String>,
+    /// Dialogporten transmission the order belongs to.
+    pub transmission_id: Option<String>,
+}
+
+/// A new order, ready to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    /// Order id (UUID); also the workflow id.
+    pub id: String,
+    /// The creator org (tenant).
+    pub creator: String,
+    /// When it was accepted.
+    pub created: DateTime<Utc>,
+    /// Which endpoint accepted it.
+    pub kind: OrderKind,
+    /// Its status when stored: `Registered`, or `Processed` for an instant message that is
+    /// sent in the request.
+    pub status: OrderStatus,
+    /// The channel or channel preference.
+    pub channel: NotificationChannel,
+    /// When to send.
+    pub requested_send_time: DateTime<Utc>,
+    /// The sender's own reference.
+    pub senders_reference: Option<String>,
+    /// Altinn resource id.
+    pub resource_id: Option<String>,
+    /// XACML action used with `resource_id`.
+    pub resource_action: Option<String>,
+    /// Whether KRR reservations are overridden.
+    pub ignore_reservation: bool,
+    /// URL answering `{"sendNotification": bool}`.
+    pub condition_endpoint: Option<String>,
+    /// The email part, when the channel uses email.
+    pub email: Option<EmailTemplate>,
+    /// The SMS part, when the channel uses SMS.
+    pub sms: Option<SmsTemplate>,
+    /// The recipients, in submitted order, each once.
+    pub recipients: Vec<Recipient>,
+    /// Its place in an order chain (newer API); `None` for orders of the v1 API.
+    pub chain: Option<ChainPlacement>,
+}
