@@ -8,6 +8,7 @@ use crate::providers::SendError;
 use crate::store::entities::{notification, order_chain};
 use crate::store::{ChainInsert, NewChain, order_model};
 use sea_orm::DbErr;
+use std::sync::Arc;
 use std::time::Duration;
 use varsel_workflows::domain::{Channel, NotificationChannel, NotificationStatus};
 use varsel_workflows::order::NewOrder;
@@ -65,6 +66,23 @@ pub enum InstantOutcome {
     /// The provider could not take the message now. Nothing is stored, unless removing the
     /// reservation failed too: then the dispatcher sends it after the grace period.
     NotTaken(SendError),
+}
+
+/// What an API process sends instant messages with: the providers of the activities, and
+/// nothing else of them.
+#[derive(Clone)]
+pub struct InstantSender(Arc<OrderActivitiesImpl>);
+
+impl InstantSender {
+    /// Sends through these activities' providers and store.
+    pub fn new(activities: OrderActivitiesImpl) -> Self {
+        Self(Arc::new(activities))
+    }
+
+    /// Reserves, sends and records one instant message (see [`OrderActivitiesImpl::send_instant`]).
+    pub async fn send(&self, msg: InstantMessage) -> Result<InstantOutcome, DbErr> {
+        self.0.send_instant(msg).await
+    }
 }
 
 /// Attempts at storing the provider's answer before the request fails: the message is out, so

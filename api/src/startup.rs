@@ -19,6 +19,7 @@ use poem_openapi::OpenApiService;
 use std::sync::Arc;
 use std::time::Duration;
 use varsel_activities::events::OrderEvents;
+use varsel_activities::instant::InstantSender;
 use varsel_activities::metrics::Metrics;
 use varsel_activities::providers::condition::ConditionClient;
 use varsel_activities::providers::email::{EmailSettings, Mailer};
@@ -223,8 +224,14 @@ impl Application {
             })?;
             let addr = listener.local_addr()?;
             let base_url = config.base_url(&addr.to_string());
-            let sender =
-                Arc::new(providers(&config, &store, &base_url, &report_secret, &events, &metrics)?);
+            let sender = InstantSender::new(providers(
+                &config,
+                &store,
+                &base_url,
+                &report_secret,
+                &events,
+                &metrics,
+            )?);
             let state = Arc::new(AppState {
                 config: config.clone(),
                 store: store.clone(),

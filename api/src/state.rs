@@ -5,10 +5,11 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::temporal::{Dispatcher, SdkMetrics};
 use std::sync::Arc;
+use varsel_activities::Store;
 use varsel_activities::events::OrderEvents;
+use varsel_activities::instant::InstantSender;
 use varsel_activities::metrics::Metrics;
 use varsel_activities::providers::outbound::OutboundPolicy;
-use varsel_activities::{OrderActivitiesImpl, Store};
 
 /// What request handlers share.
 pub struct AppState {
@@ -30,7 +31,7 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The in-process worker's Temporal SDK metrics, appended to `/metrics`.
     pub sdk_metrics: SdkMetrics,
-    /// The providers, for instant messages (sent from the request); `None` where none are
+    /// What instant messages are sent with (in the request); `None` where no providers are
     /// configured (the document generator).
-    pub sender: Option<Arc<OrderActivitiesImpl>>,
+    pub sender: Option<InstantSender>,
 }

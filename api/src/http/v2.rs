@@ -491,7 +491,7 @@ impl V2Api {
         };
         let (order_id, time_to_live) = (order.id.clone(), v.time_to_live);
         let message = InstantMessage { chain, order, time_to_live };
-        match sender.send_instant(message).await.map_err(ApiError::storage)? {
+        match sender.send(message).await.map_err(ApiError::storage)? {
             InstantOutcome::Exists(existing) => self.instant_repeat(existing, &hash).await,
             InstantOutcome::Sent(_) => {
                 self.state.metrics.orders_accepted.with_label_values(&["instant"]).inc();

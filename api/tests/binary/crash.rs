@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use varsel_activities::Store;
 use varsel_api::Config;
 use varsel_tests::{
-    Db, SmtpServer, TcpProxy, TemporalProcess, TestApp, TestAppOptions, postgres_url,
+    Db, SmtpServer, TcpProxy, TemporalProcess, TestApp, TestAppOptions, eventually, postgres_url,
 };
 
 const EXE: &str = env!("CARGO_BIN_EXE_varsel");
@@ -26,15 +26,10 @@ fn email_order(prefix: &str, n: usize) -> Value {
 }
 
 async fn wait_for_count(smtp: &SmtpServer, n: usize, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while smtp.count() < n {
-        assert!(
-            Instant::now() < deadline,
-            "only {} emails after {timeout:?}, waiting for {n}",
-            smtp.count()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(format!("{n} emails (before the wait: {})", smtp.count()), timeout, || async move {
+        (smtp.count() >= n).then_some(())
+    })
+    .await
 }
 
 /// Emails received per address, for the `prefix` addresses.

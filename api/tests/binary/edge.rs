@@ -7,7 +7,7 @@ use serde_json::json;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use varsel_tests::{Db, TestApp, TestAppOptions};
+use varsel_tests::{Db, TestApp, TestAppOptions, eventually};
 
 const VARSEL: &str = env!("CARGO_BIN_EXE_varsel");
 const MAX_CONNECTIONS: usize = 96;
@@ -32,11 +32,7 @@ fn sockets(pid: u32) -> usize {
 }
 
 async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(what, timeout, || std::future::ready(done().then_some(()))).await
 }
 
 /// Sends a header announcing a `len`-byte body without credentials, then pushes the body until

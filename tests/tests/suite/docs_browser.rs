@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use varsel_api::devserver::free_port;
-use varsel_tests::{Db, TestApp, TestAppOptions};
+use varsel_tests::{Db, TestApp, TestAppOptions, eventually};
 
 struct Driver {
     child: Child,
@@ -32,18 +32,18 @@ impl Driver {
             .expect("chromedriver (Debian chromium-driver): run ./scripts/bootstrap");
         let url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while http.get(format!("{url}/status")).send().await.is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let (status, http_ref) = (format!("{url}/status"), &http);
+        eventually("chromedriver starts", Duration::from_secs(20), || {
+            let status = status.clone();
+            async move { http_ref.get(status).send().await.ok().map(drop) }
+        })
+        .await;
         Self { child, url, http }
     }
 
     /// Clicks the element `selector` finds.
     async fn click(&self, sid: &str, selector: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let id = loop {
+        let id = eventually(format!("{selector} on the page"), Duration::from_secs(30), || async {
             let found = self
                 .call(
                     reqwest::Method::POST,
@@ -51,14 +51,13 @@ impl Driver {
                     Some(json!({"using": "css selector", "value": selector})),
                 )
                 .await;
-            if let Some(id) =
-                found.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_str())
-            {
-                break id.to_owned();
-            }
-            assert!(Instant::now() < deadline, "no {selector} on the page");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
+            found
+                .as_object()
+                .and_then(|o| o.values().next())
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        })
+        .await;
         self.call(
             reqwest::Method::POST,
             &format!("/session/{sid}/element/{id}/click"),
@@ -69,16 +68,13 @@ impl Driver {
 
     /// Waits until the page's source satisfies `done`.
     async fn wait_for_source(&self, sid: &str, what: &str, done: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        let done = &done;
+        eventually(what, Duration::from_secs(30), || async move {
             let source =
                 self.call(reqwest::Method::GET, &format!("/session/{sid}/source"), None).await;
-            if done(source.as_str().unwrap_or_default()) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{what}: not within 30 s");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            done(source.as_str().unwrap_or_default()).then_some(())
+        })
+        .await
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
