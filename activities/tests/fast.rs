@@ -108,6 +108,16 @@ fn email_order(id: &str) -> NewOrder {
     }
 }
 
+/// A fresh store, an empty outbox and the activities in the SDK's test environment.
+async fn environment() -> (Store, tempfile::TempDir, ActivityEnvironment) {
+    let store = memory_store().await;
+    let outbox = tempfile::tempdir().unwrap();
+    let env = ActivityEnvironment::builder_with_default()
+        .register_activities(activities(&store, outbox.path()))
+        .build();
+    (store, outbox, env)
+}
+
 fn outbox_files(dir: &Path) -> Vec<String> {
     let mut files: Vec<String> = std::fs::read_dir(dir)
         .map(|d| d.flatten().map(|e| std::fs::read_to_string(e.path()).unwrap()).collect())
@@ -118,11 +128,7 @@ fn outbox_files(dir: &Path) -> Vec<String> {
 
 #[tokio::test]
 async fn an_email_order_runs_through_its_activities_and_nothing_is_sent_twice() {
-    let store = memory_store().await;
-    let outbox = tempfile::tempdir().unwrap();
-    let env = ActivityEnvironment::builder_with_default()
-        .register_activities(activities(&store, outbox.path()))
-        .build();
+    let (store, outbox, env) = environment().await;
     let id = uuid::Uuid::new_v4().to_string();
     store.insert_order(email_order(&id)).await.unwrap();
 
@@ -171,11 +177,7 @@ async fn an_email_order_runs_through_its_activities_and_nothing_is_sent_twice() 
 
 #[tokio::test]
 async fn a_cancelled_order_is_not_processed() {
-    let store = memory_store().await;
-    let outbox = tempfile::tempdir().unwrap();
-    let env = ActivityEnvironment::builder_with_default()
-        .register_activities(activities(&store, outbox.path()))
-        .build();
+    let (store, outbox, env) = environment().await;
     let id = uuid::Uuid::new_v4().to_string();
     let mut new = email_order(&id);
     new.requested_send_time = Utc::now() + chrono::Duration::hours(2);
