@@ -5,8 +5,8 @@
 
 use crate::order_activities::OrderActivitiesImpl;
 use crate::providers::SendError;
-use crate::store::entities::{notification, order_chain};
-use crate::store::{ChainInsert, NewChain, order_model};
+use crate::store::entities::notification;
+use crate::store::{Chain, ChainInsert, order_model};
 use sea_orm::DbErr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use varsel_workflows::order::NewOrder;
 #[derive(Debug, Clone)]
 pub struct InstantMessage {
     /// The chain, holding the idempotency id and the answer a repeat gets.
-    pub chain: NewChain,
+    pub chain: Chain,
     /// The order and its one recipient.
     pub order: NewOrder,
     /// How long the provider may try to deliver it before it fails with `*_Failed_TTL`.
@@ -62,7 +62,7 @@ pub enum InstantOutcome {
     /// as an address the provider refuses).
     Sent(NotificationStatus),
     /// The creator used this idempotency id before; nothing was stored or sent now.
-    Exists(order_chain::Model),
+    Exists(Chain),
     /// The provider could not take the message now. Nothing is stored, unless removing the
     /// reservation failed too: then the dispatcher sends it after the grace period.
     NotTaken(SendError),

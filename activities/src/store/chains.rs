@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 use varsel_workflows::order::NewOrder;
 
-/// A new order chain: the creator's idempotency id, the request it was for, and the answer a
-/// repeat of that request gets.
+/// An order chain: the creator's idempotency id, the request it was for, and the answer a
+/// repeat of that request gets. What a new chain is stored from, and what a stored one reads as.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewChain {
+pub struct Chain {
     /// The chain id (the notification order id of the answer).
     pub id: String,
     /// The creator org.
@@ -25,8 +25,21 @@ pub struct NewChain {
     pub created: DateTime<Utc>,
 }
 
-impl From<NewChain> for order_chain::Model {
-    fn from(c: NewChain) -> Self {
+impl From<order_chain::Model> for Chain {
+    fn from(c: order_chain::Model) -> Self {
+        Self {
+            id: c.id,
+            creator: c.creator,
+            idempotency_id: c.idempotency_id,
+            request_hash: c.request_hash,
+            response: c.response,
+            created: c.created,
+        }
+    }
+}
+
+impl From<Chain> for order_chain::Model {
+    fn from(c: Chain) -> Self {
         Self {
             id: c.id,
             creator: c.creator,
@@ -44,7 +57,7 @@ pub enum ChainInsert {
     /// Stored now.
     Created,
     /// The creator already had a chain with this idempotency id; nothing was stored.
-    Exists(order_chain::Model),
+    Exists(Chain),
 }
 
 impl Store {
@@ -53,7 +66,7 @@ impl Store {
     /// requests racing with the same id create one chain (the unique index decides).
     pub async fn insert_chain(
         &self,
-        chain: NewChain,
+        chain: Chain,
         orders: Vec<NewOrder>,
     ) -> Result<ChainInsert, DbErr> {
         let txn = match self.begin_chain(chain).await? {
@@ -72,8 +85,8 @@ impl Store {
     /// kept and that chain is returned.
     pub(super) async fn begin_chain(
         &self,
-        chain: NewChain,
-    ) -> Result<Result<sea_orm::DatabaseTransaction, order_chain::Model>, DbErr> {
+        chain: Chain,
+    ) -> Result<Result<sea_orm::DatabaseTransaction, Chain>, DbErr> {
         let (creator, idempotency_id) = (chain.creator.clone(), chain.idempotency_id.clone());
         let txn = self.db.begin().await?;
         match order_chain::Entity::insert(order_chain::ActiveModel::from(order_chain::Model::from(
@@ -103,7 +116,7 @@ impl Store {
     /// [`Store::insert_chain`], a chain that exists already is returned and nothing is stored.
     pub async fn reserve_instant(
         &self,
-        chain: NewChain,
+        chain: Chain,
         order: NewOrder,
         n: notification::Model,
     ) -> Result<ChainInsert, DbErr> {
@@ -166,24 +179,22 @@ impl Store {
         &self,
         creator: &str,
         idempotency_id: &str,
-    ) -> Result<Option<order_chain::Model>, DbErr> {
-        order_chain::Entity::find()
+    ) -> Result<Option<Chain>, DbErr> {
+        let found = order_chain::Entity::find()
             .filter(order_chain::Column::Creator.eq(creator))
             .filter(order_chain::Column::IdempotencyId.eq(idempotency_id))
             .one(&self.db)
-            .await
+            .await?;
+        Ok(found.map(Chain::from))
     }
 
     /// The creator's chain with this id.
-    pub async fn get_chain(
-        &self,
-        id: &str,
-        creator: &str,
-    ) -> Result<Option<order_chain::Model>, DbErr> {
-        order_chain::Entity::find_by_id(id.to_owned())
+    pub async fn get_chain(&self, id: &str, creator: &str) -> Result<Option<Chain>, DbErr> {
+        let found = order_chain::Entity::find_by_id(id.to_owned())
             .filter(order_chain::Column::Creator.eq(creator))
             .one(&self.db)
-            .await
+            .await?;
+        Ok(found.map(Chain::from))
     }
 
     /// The reminders of a chain, in send-time order.

@@ -17,7 +17,7 @@ mod rate_slots;
 mod reports;
 mod status_feed;
 
-pub use chains::{ChainInsert, NewChain};
+pub use chains::{Chain, ChainInsert};
 pub use contact_register::{OrgContact, PersonContact};
 pub use notifications::{ProviderResult, ResultWriter, Settled};
 pub use orders::{CancelOutcome, ORDER_TYPE_INSTANT, order_model};

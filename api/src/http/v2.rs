@@ -24,8 +24,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use varsel_activities::contacts;
 use varsel_activities::instant::{InstantMessage, InstantOutcome};
-use varsel_activities::store::entities::{notification, order, order_chain};
-use varsel_activities::store::{ChainInsert, NewChain, ORDER_TYPE_INSTANT};
+use varsel_activities::store::entities::{notification, order};
+use varsel_activities::store::{Chain, ChainInsert, ORDER_TYPE_INSTANT};
 use varsel_workflows::domain::{NotificationChannel, NotificationStatus, OrderStatus};
 use varsel_workflows::order::{ChainPlacement, NewOrder};
 use varsel_workflows::plan;
@@ -151,7 +151,7 @@ impl V2Api {
                 }),
             },
         };
-        let chain = NewChain {
+        let chain = Chain {
             id: chain_id.clone(),
             creator: principal.org.clone(),
             idempotency_id: valid.idempotency_id.clone(),
@@ -414,7 +414,7 @@ fn provider_unavailable(detail: String) -> ApiError {
     ApiError::coded(503, "NOT-00004", "A temporary network failure occurred", Some(detail))
 }
 
-fn stored_response(chain: &order_chain::Model) -> Result<ChainResponseDto, ApiError> {
+fn stored_response(chain: &Chain) -> Result<ChainResponseDto, ApiError> {
     serde_json::from_str(&chain.response)
         .map_err(|e| ApiError::storage(format!("stored chain answer unreadable: {e}")))
 }
@@ -425,11 +425,7 @@ impl V2Api {
     }
 
     /// The answer to a repeated idempotency id: the first answer when the request is the same.
-    fn repeat(
-        &self,
-        existing: order_chain::Model,
-        hash: &str,
-    ) -> Result<ChainCreatedResponse, ApiError> {
+    fn repeat(&self, existing: Chain, hash: &str) -> Result<ChainCreatedResponse, ApiError> {
         if existing.request_hash != hash {
             return Err(ApiError::conflict(format!(
                 "The idempotency id {} was used before with a different request; a new request needs a new id.",
@@ -481,7 +477,7 @@ impl V2Api {
                 reminders: None,
             },
         };
-        let chain = NewChain {
+        let chain = Chain {
             id: chain_id.clone(),
             creator: creator.to_owned(),
             idempotency_id: v.idempotency_id.clone(),
@@ -509,7 +505,7 @@ impl V2Api {
     /// the first request still waits for its provider, or when the request differs.
     async fn instant_repeat(
         &self,
-        existing: order_chain::Model,
+        existing: Chain,
         hash: &str,
     ) -> Result<InstantCreatedResponse, ApiError> {
         if existing.request_hash != hash {
