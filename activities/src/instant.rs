@@ -10,7 +10,7 @@ use crate::store::{Chain, ChainInsert, order_model};
 use sea_orm::DbErr;
 use std::sync::Arc;
 use std::time::Duration;
-use varsel_workflows::domain::{Channel, NotificationChannel, NotificationStatus};
+use varsel_workflows::domain::{Channel, NotificationStatus};
 use varsel_workflows::order::NewOrder;
 
 /// An instant message ready to send: its chain (idempotency id and stored answer), and its
@@ -29,8 +29,8 @@ impl InstantMessage {
     /// The one notification, already `Sending` (its one attempt is the request's).
     fn notification(&self) -> notification::Model {
         let order = &self.order;
-        let channel =
-            if order.channel == NotificationChannel::Sms { Channel::Sms } else { Channel::Email };
+        // An instant message has one channel: `Email` or `Sms`.
+        let channel = order.channel.channels().first().copied().unwrap_or(Channel::Email);
         let recipient = order.recipients.first().cloned().unwrap_or_default();
         notification::Model {
             id: uuid::Uuid::new_v4().to_string(),

@@ -510,9 +510,10 @@ impl OrdersApi {
             contacts::resolve(&self.state.store, &v.recipients).await.map_err(ApiError::storage)?;
         let lookup = lookup_result(v.channel, v.ignore_reservation, &v.recipients, &resolved);
 
-        let (channel, kind, duplicates) = (v.channel, v.kind, std::mem::take(&mut v.duplicates));
+        let duplicates = std::mem::take(&mut v.duplicates);
         let order = v.into_order(creator, Utc::now());
         let (id, send_time_ms) = (order.id.clone(), order.requested_send_time.timestamp_millis());
+        let (channel, kind) = (order.channel, order.kind);
         self.state.store.insert_order(order).await.map_err(ApiError::storage)?;
         tracing::info!(order_id = id, creator, channel = channel.as_str(), "order accepted");
         self.state.metrics.orders_accepted.with_label_values(&[kind.as_str()]).inc();

@@ -414,6 +414,18 @@ fn provider_unavailable(detail: String) -> ApiError {
     ApiError::coded(503, "NOT-00004", "A temporary network failure occurred", Some(detail))
 }
 
+/// 409 when an idempotency id comes back with a different request than the one it was first
+/// used for.
+fn same_request(existing: &Chain, hash: &str) -> Result<(), ApiError> {
+    if existing.request_hash == hash {
+        return Ok(());
+    }
+    Err(ApiError::conflict(format!(
+        "The idempotency id {} was used before with a different request; a new request needs a new id.",
+        existing.idempotency_id
+    )))
+}
+
 fn stored_response(chain: &Chain) -> Result<ChainResponseDto, ApiError> {
     serde_json::from_str(&chain.response)
         .map_err(|e| ApiError::storage(format!("stored chain answer unreadable: {e}")))
@@ -426,12 +438,7 @@ impl V2Api {
 
     /// The answer to a repeated idempotency id: the first answer when the request is the same.
     fn repeat(&self, existing: Chain, hash: &str) -> Result<ChainCreatedResponse, ApiError> {
-        if existing.request_hash != hash {
-            return Err(ApiError::conflict(format!(
-                "The idempotency id {} was used before with a different request; a new request needs a new id.",
-                existing.idempotency_id
-            )));
-        }
+        same_request(&existing, hash)?;
         Ok(ChainCreatedResponse::Repeated(
             Json(stored_response(&existing)?),
             self.chain_url(&existing.id),
@@ -508,12 +515,7 @@ impl V2Api {
         existing: Chain,
         hash: &str,
     ) -> Result<InstantCreatedResponse, ApiError> {
-        if existing.request_hash != hash {
-            return Err(ApiError::conflict(format!(
-                "The idempotency id {} was used before with a different request; a new request needs a new id.",
-                existing.idempotency_id
-            )));
-        }
+        same_request(&existing, hash)?;
         let store = &self.state.store;
         if existing.created > Utc::now() - self.state.config.instant_grace() {
             let sending =
