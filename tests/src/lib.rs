@@ -60,24 +60,53 @@ pub fn start_temporal_on(port: u16) -> String {
 /// How often `eventually` and `never_within` look.
 const POLL: Duration = Duration::from_millis(100);
 
-/// Polls `check` until it gives `Some`, and fails the test naming `what` when `within` passes
-/// first. The one way the tests wait for something to happen: no fixed sleeps, no loop without a
-/// deadline. Borrow what the check needs first (`let app = &app;`) and write
-/// `|| async move { … }`.
-pub async fn eventually<T, Fut>(
+/// What a check of `eventually` answers: `Some(value)` / `Ok(value)` once it holds; `None`, or
+/// `Err(what it saw)` while it does not (the last one seen goes into the failure message).
+pub trait Check {
+    /// What the wait returns.
+    type Value;
+    /// The value, or what was seen instead.
+    fn outcome(self) -> Result<Self::Value, Option<String>>;
+}
+
+impl<T> Check for Option<T> {
+    type Value = T;
+    fn outcome(self) -> Result<T, Option<String>> {
+        self.ok_or(None)
+    }
+}
+
+impl<T, E: std::fmt::Display> Check for Result<T, E> {
+    type Value = T;
+    fn outcome(self) -> Result<T, Option<String>> {
+        self.map_err(|seen| Some(seen.to_string()))
+    }
+}
+
+/// Polls `check` until it holds, and fails the test naming `what` (and what the check last saw)
+/// when `within` passes first. The one way the tests wait for something to happen: no fixed
+/// sleeps, no loop without a deadline. Borrow what the check needs first (`let app = &app;`) and
+/// write `|| async move { … }`.
+pub async fn eventually<C, Fut>(
     what: impl std::fmt::Display,
     within: Duration,
     mut check: impl FnMut() -> Fut,
-) -> T
+) -> C::Value
 where
-    Fut: std::future::Future<Output = Option<T>>,
+    C: Check,
+    Fut: std::future::Future<Output = C>,
 {
     let deadline = Instant::now() + within;
     loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        let seen = match check().await.outcome() {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {within:?}{}",
+            seen.map(|s| format!("; last seen: {s}")).unwrap_or_default()
+        );
         tokio::time::sleep(POLL).await;
     }
 }
@@ -242,8 +271,9 @@ impl SmtpServer {
 
     /// Waits until at least `n` messages arrived.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<ReceivedEmail> {
-        eventually(format!("{n} emails (got {:?})", self.messages()), timeout, || async move {
-            Some(self.messages()).filter(|m| m.len() >= n)
+        eventually(format!("{n} emails"), timeout, || async move {
+            let m = self.messages();
+            if m.len() >= n { Ok(m) } else { Err(format!("{} emails: {m:?}", m.len())) }
         })
         .await
     }
@@ -484,10 +514,11 @@ impl TestApp {
 
     /// Waits until the order reaches `status`.
     pub async fn wait_status(&self, id: &str, status: &str, timeout: Duration) -> order::Model {
-        let found = eventually(format!("order {id} {status}"), timeout, || async move {
-            Some(self.order_row(id).await).filter(|o| o.status == status)
-        });
-        found.await
+        eventually(format!("order {id} {status}"), timeout, || async move {
+            let o = self.order_row(id).await;
+            if o.status == status { Ok(o) } else { Err(format!("order {id} is {}", o.status)) }
+        })
+        .await
     }
 
     /// Waits until the order's workflow has been started (the outbox flag is set).

@@ -26,8 +26,9 @@ fn email_order(prefix: &str, n: usize) -> Value {
 }
 
 async fn wait_for_count(smtp: &SmtpServer, n: usize, timeout: Duration) {
-    eventually(format!("{n} emails (before the wait: {})", smtp.count()), timeout, || async move {
-        (smtp.count() >= n).then_some(())
+    eventually(format!("{n} emails"), timeout, || async move {
+        let count = smtp.count();
+        if count >= n { Ok(()) } else { Err(format!("only {count} emails")) }
     })
     .await
 }
