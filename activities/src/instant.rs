@@ -5,8 +5,7 @@
 
 use crate::order_activities::OrderActivitiesImpl;
 use crate::providers::SendError;
-use crate::store::entities::notification;
-use crate::store::{Chain, ChainInsert, order_model};
+use crate::store::{Chain, ChainInsert, Notification};
 use sea_orm::DbErr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,28 +26,28 @@ pub struct InstantMessage {
 
 impl InstantMessage {
     /// The one notification, already `Sending` (its one attempt is the request's).
-    fn notification(&self) -> notification::Model {
-        let order = &self.order;
+    fn notification(&self) -> Notification {
+        let (order, recipients) = (&self.order.order, &self.order.recipients);
         // An instant message has one channel: `Email` or `Sms`.
         let channel = order.channel.channels().first().copied().unwrap_or(Channel::Email);
-        let recipient = order.recipients.first().cloned().unwrap_or_default();
-        notification::Model {
+        let recipient = recipients.first().cloned().unwrap_or_default();
+        Notification {
             id: uuid::Uuid::new_v4().to_string(),
             order_id: order.id.clone(),
-            channel: channel.as_str().to_owned(),
+            channel,
             recipient_idx: 0,
             org_no: None,
             nin: None,
             address: recipient.email.or(recipient.mobile).unwrap_or_default(),
             subject: None,
             body: None,
-            status: NotificationStatus::sending_for(channel).as_str().to_owned(),
+            status: NotificationStatus::sending_for(channel),
             status_changed: order.created,
             status_reason: None,
             provider_ref: None,
             attempts: 1,
             expiry: order.created + self.time_to_live,
-            segments: order.sms.as_ref().map(|s| varsel_workflows::sms::segments(&s.body) as i32),
+            segments: order.sms.as_ref().map(|s| varsel_workflows::sms::segments(&s.body) as u32),
             delivery_report: None,
             awaits_report: false,
         }
@@ -97,7 +96,7 @@ impl OrderActivitiesImpl {
         let notification = msg.notification();
         let InstantMessage { chain, order, .. } = msg;
         let chain_id = chain.id.clone();
-        let order_row = order_model(&order);
+        let order_row = order.order.clone();
         if let ChainInsert::Exists(existing) =
             self.store.reserve_instant(chain, order, notification.clone()).await?
         {

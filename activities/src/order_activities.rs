@@ -10,8 +10,7 @@ use crate::providers::SendError;
 use crate::providers::condition::{ConditionClient, ConditionError};
 use crate::providers::email::{Mailer, OutgoingEmail};
 use crate::providers::sms::{OutgoingSms, SmsRouter};
-use crate::store::entities::{notification, order};
-use crate::store::{ProviderResult, ResultWriter, Store};
+use crate::store::{Notification, ProviderResult, ResultWriter, Store};
 use chrono::Utc;
 use futures::StreamExt;
 use std::sync::Arc;
@@ -22,11 +21,9 @@ use varsel_workflows::activities::{
     ConditionOutcome, FinishOrder, GenerateBatch, GenerateOutcome, SendBatch, SendOutcome,
     SettleOutcome, StartOutcome, defs,
 };
-use varsel_workflows::domain::{
-    Channel, EmailAddress, EmailContentType, NotificationChannel, NotificationStatus, OrderStatus,
-};
+use varsel_workflows::domain::{Channel, EmailAddress, NotificationStatus, OrderStatus};
 use varsel_workflows::keywords;
-use varsel_workflows::order::Recipient;
+use varsel_workflows::order::{Order, Recipient};
 use varsel_workflows::plan;
 use varsel_workflows::sms::SenderDecision;
 
@@ -176,14 +173,13 @@ impl OrderActivitiesImpl {
             .await
             .map_err(retryable)?;
         let order = self.load_order(&order_id).await?;
-        let status = OrderStatus::parse(&order.status).ok_or_else(|| corrupt("status"))?;
+        let status = order.status;
         // A retried attempt finds the order already Processing: that is still ours to run.
         let proceed = moved || status == OrderStatus::Processing;
         if moved {
             tracing::info!(order_id, "order processing started");
         }
-        let channels =
-            NotificationChannel::parse(&order.notification_channel).map(|c| c.channels());
+        let channels = Some(order.channel.channels());
         Ok(StartOutcome {
             proceed,
             has_condition: order.condition_endpoint.is_some(),
@@ -329,22 +325,13 @@ impl OrderActivitiesImpl {
     /// One batch of recipients: contact lookup and notification rows.
     async fn generate(&self, batch: GenerateBatch) -> Result<GenerateOutcome, ActivityError> {
         let order = self.load_order(&batch.order_id).await?;
-        let channel = NotificationChannel::parse(&order.notification_channel)
-            .ok_or_else(|| corrupt("channel"))?;
+        let channel = order.channel;
         let slice = self
             .store
             .recipients_slice(&batch.order_id, batch.from_index, batch.limit)
             .await
             .map_err(retryable)?;
-        let recipients: Vec<Recipient> = slice
-            .iter()
-            .map(|r| Recipient {
-                email: r.email.clone(),
-                mobile: r.mobile.clone(),
-                org_no: r.org_no.clone(),
-                nin: r.nin.clone(),
-            })
-            .collect();
+        let recipients: Vec<Recipient> = slice.iter().map(|(_, r)| r.clone()).collect();
         let resolved = contacts::resolve(&self.store, &recipients).await.map_err(retryable)?;
 
         let now = Utc::now();
@@ -361,7 +348,7 @@ impl OrderActivitiesImpl {
         };
         let mut rows = Vec::new();
         let mut sendable = 0;
-        for (r, res) in slice.iter().zip(resolved.iter()) {
+        for ((idx, r), res) in slice.iter().zip(resolved.iter()) {
             for mut p in plan::plan(channel, &res.contact, order.ignore_reservation) {
                 // Register data is not validated on entry: an address that cannot be valid ends
                 // here instead of at the relay.
@@ -372,23 +359,24 @@ impl OrderActivitiesImpl {
                 }
                 let (subject, body) = render_for(&order, p.channel, res);
                 let segments = (p.channel == Channel::Sms).then(|| {
-                    let text = body.as_deref().or(order.sms_body.as_deref()).unwrap_or_default();
-                    varsel_workflows::sms::segments(text) as i32
+                    let template = order.sms.as_ref().map(|s| s.body.as_str());
+                    let text = body.as_deref().or(template).unwrap_or_default();
+                    varsel_workflows::sms::segments(text) as u32
                 });
                 if p.status.is_pending() {
                     sendable += 1;
                 }
-                rows.push(notification::Model {
+                rows.push(Notification {
                     id: uuid::Uuid::new_v4().to_string(),
                     order_id: order.id.clone(),
-                    channel: p.channel.as_str().to_owned(),
-                    recipient_idx: r.idx,
+                    channel: p.channel,
+                    recipient_idx: *idx,
                     org_no: r.org_no.clone(),
                     nin: r.nin.clone(),
                     address: p.address,
                     subject,
                     body,
-                    status: p.status.as_str().to_owned(),
+                    status: p.status,
                     status_changed: now,
                     status_reason: None,
                     provider_ref: None,
@@ -403,7 +391,7 @@ impl OrderActivitiesImpl {
         self.store.insert_notifications(rows).await.map_err(retryable)?;
 
         let done = (slice.len() as u32) < batch.limit;
-        let next_index = if done { None } else { slice.last().map(|r| r.idx as u32 + 1) };
+        let next_index = if done { None } else { slice.last().map(|(idx, _)| idx + 1) };
         if next_index.is_none() {
             self.store
                 .transition_order(&order.id, &[OrderStatus::Processing], OrderStatus::Processed)
@@ -493,8 +481,9 @@ impl OrderActivitiesImpl {
         Ok(SendOutcome { sent, remaining })
     }
 
-    async fn load_order(&self, id: &str) -> Result<order::Model, ActivityError> {
-        self.store.order(id).await.map_err(retryable)?.ok_or_else(|| corrupt("order row missing"))
+    async fn load_order(&self, id: &str) -> Result<Order, ActivityError> {
+        let found = self.store.order(id).await.map_err(retryable)?;
+        found.map(|o| o.order).ok_or_else(|| corrupt("order row missing"))
     }
 
     /// Hands one notification to its provider: honours a provider's pause and the shared send
@@ -504,11 +493,10 @@ impl OrderActivitiesImpl {
     /// by the API's instant messages.
     pub async fn deliver(
         &self,
-        order: &order::Model,
-        n: &notification::Model,
+        order: &Order,
+        n: &Notification,
     ) -> Result<ProviderResult, SendError> {
-        let channel = Channel::parse(&n.channel)
-            .ok_or_else(|| SendError::Transient("unknown channel".to_owned()))?;
+        let channel = n.channel;
         // A sender-policy note for the status description (e.g. the sender shows as "tuntematon").
         let mut note = None;
         let provider = match channel {
@@ -528,22 +516,22 @@ impl OrderActivitiesImpl {
         let started = std::time::Instant::now();
         let result = match channel {
             Channel::Email => {
-                let content_type = order
-                    .email_content_type
-                    .as_deref()
-                    .and_then(EmailContentType::parse)
-                    .unwrap_or_default();
+                let template = order.email.as_ref();
                 let mail = OutgoingEmail {
                     notification_id: n.id.clone(),
-                    from: order.email_from.clone(),
+                    from: template.and_then(|t| t.from.clone()),
                     to: n.address.clone(),
                     subject: n
                         .subject
                         .clone()
-                        .or_else(|| order.email_subject.clone())
+                        .or_else(|| template.map(|t| t.subject.clone()))
                         .unwrap_or_default(),
-                    body: n.body.clone().or_else(|| order.email_body.clone()).unwrap_or_default(),
-                    content_type,
+                    body: n
+                        .body
+                        .clone()
+                        .or_else(|| template.map(|t| t.body.clone()))
+                        .unwrap_or_default(),
+                    content_type: template.map(|t| t.content_type).unwrap_or_default(),
                 };
                 self.mailer
                     .send(&mail)
@@ -551,9 +539,12 @@ impl OrderActivitiesImpl {
                     .map(|r| (NotificationStatus::EmailSucceeded, Some(r), self.email_reports))
             }
             Channel::Sms => {
-                let sender =
-                    order.sms_sender.clone().unwrap_or_else(|| self.default_sms_sender.clone());
-                let body = n.body.clone().or_else(|| order.sms_body.clone()).unwrap_or_default();
+                let template = order.sms.as_ref();
+                let sender = template
+                    .and_then(|t| t.sender.clone())
+                    .unwrap_or_else(|| self.default_sms_sender.clone());
+                let body =
+                    n.body.clone().or_else(|| template.map(|t| t.body.clone())).unwrap_or_default();
                 match varsel_workflows::sms::decide_sender(
                     &n.address,
                     &sender,
@@ -628,8 +619,8 @@ impl OrderActivitiesImpl {
     /// stays `Sending` and the next attempt picks it up.
     async fn send_one(
         &self,
-        order: &order::Model,
-        n: notification::Model,
+        order: &Order,
+        n: Notification,
         writer: &ResultWriter,
     ) -> Result<(), Deferred> {
         match self.deliver(order, &n).await {
@@ -681,16 +672,19 @@ impl OrderActivitiesImpl {
 /// Per-recipient subject and body, only when the template has keywords (otherwise the order's
 /// template is used at send time and nothing is copied).
 fn render_for(
-    order: &order::Model,
+    order: &Order,
     channel: Channel,
     res: &contacts::Resolved,
 ) -> (Option<String>, Option<String>) {
     let party = res.party.keywords();
-    let render = |t: &Option<String>| {
-        t.as_deref().filter(|t| keywords::has_keywords(t)).map(|t| keywords::render(t, party))
+    let render = |t: Option<&str>| {
+        t.filter(|t| keywords::has_keywords(t)).map(|t| keywords::render(t, party))
     };
     match channel {
-        Channel::Email => (render(&order.email_subject), render(&order.email_body)),
-        Channel::Sms => (None, render(&order.sms_body)),
+        Channel::Email => {
+            let email = order.email.as_ref();
+            (render(email.map(|e| e.subject.as_str())), render(email.map(|e| e.body.as_str())))
+        }
+        Channel::Sms => (None, render(order.sms.as_ref().map(|s| s.body.as_str()))),
     }
 }

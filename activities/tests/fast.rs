@@ -20,7 +20,9 @@ use varsel_workflows::activities::{GenerateBatch, SendBatch};
 use varsel_workflows::domain::{
     Channel, EmailContentType, NotificationChannel, NotificationStatus, OrderStatus,
 };
-use varsel_workflows::order::{EmailTemplate, NewOrder, OrderKind, Recipient};
+use varsel_workflows::order::{
+    ChainPlacement, EmailTemplate, NewOrder, Order, OrderKind, OrderType, Recipient, SmsTemplate,
+};
 
 /// A store on a fresh in-memory SQLite database, migrated.
 async fn memory_store() -> Store {
@@ -80,31 +82,33 @@ fn email_order(id: &str) -> NewOrder {
     let now = Utc::now();
     let email = |a: &str| Recipient { email: Some(a.to_owned()), ..Default::default() };
     NewOrder {
-        id: id.to_owned(),
-        creator: "ttd".to_owned(),
-        created: now,
-        kind: OrderKind::Orders,
-        status: OrderStatus::Registered,
-        channel: NotificationChannel::Email,
-        requested_send_time: now,
-        senders_reference: None,
-        resource_id: None,
-        resource_action: None,
-        ignore_reservation: false,
-        condition_endpoint: None,
-        email: Some(EmailTemplate {
-            from: None,
-            subject: "Your case".to_owned(),
-            body: "Case 4711 is decided.".to_owned(),
-            content_type: EmailContentType::Plain,
-        }),
-        sms: None,
+        order: Order {
+            id: id.to_owned(),
+            creator: "ttd".to_owned(),
+            created: now,
+            kind: OrderKind::Orders,
+            status: OrderStatus::Registered,
+            channel: NotificationChannel::Email,
+            requested_send_time: now,
+            senders_reference: None,
+            resource_id: None,
+            resource_action: None,
+            ignore_reservation: false,
+            condition_endpoint: None,
+            email: Some(EmailTemplate {
+                from: None,
+                subject: "Your case".to_owned(),
+                body: "Case 4711 is decided.".to_owned(),
+                content_type: EmailContentType::Plain,
+            }),
+            sms: None,
+            chain: None,
+        },
         recipients: vec![
             email("a@example.no"),
             email("b@example.no"),
             Recipient { nin: Some("16069412345".to_owned()), ..Default::default() },
         ],
-        chain: None,
     }
 }
 
@@ -160,8 +164,8 @@ async fn an_email_order_runs_through_its_activities_and_nothing_is_sent_twice() 
     assert_eq!((again.sent, again.remaining), (0, 0));
     assert_eq!(outbox_files(outbox.path()).len(), 2, "nothing sent twice");
 
-    let mut statuses: Vec<String> =
-        store.notifications(&id).await.unwrap().into_iter().map(|n| n.status).collect();
+    let mut statuses: Vec<&str> =
+        store.notifications(&id).await.unwrap().into_iter().map(|n| n.status.as_str()).collect();
     statuses.sort();
     assert_eq!(
         statuses,
@@ -180,7 +184,7 @@ async fn a_cancelled_order_is_not_processed() {
     let (store, outbox, env) = environment().await;
     let id = uuid::Uuid::new_v4().to_string();
     let mut new = email_order(&id);
-    new.requested_send_time = Utc::now() + chrono::Duration::hours(2);
+    new.order.requested_send_time = Utc::now() + chrono::Duration::hours(2);
     store.insert_order(new).await.unwrap();
 
     let other = store.cancel_order(&id, "nav", chrono::Duration::minutes(5)).await.unwrap();
@@ -198,15 +202,53 @@ async fn a_cancelled_order_is_not_processed() {
 async fn an_order_is_stored_whole_and_read_back() {
     let store = memory_store().await;
     let id = uuid::Uuid::new_v4().to_string();
-    store.insert_order(email_order(&id)).await.unwrap();
-    let row = store.order(&id).await.unwrap().expect("stored");
-    assert_eq!(row.creator, "ttd");
-    assert_eq!(row.status, OrderStatus::Registered.as_str());
-    assert_eq!(row.recipient_count, 3);
-    let recipients = store.recipients_slice(&id, 0, 10).await.unwrap();
-    assert_eq!(recipients.len(), 3);
-    assert_eq!(recipients[2].nin.as_deref(), Some("16069412345"));
+    let mut new = email_order(&id);
+    new.order.senders_reference = Some("ref-1".to_owned());
+    new.order.sms = Some(SmsTemplate { sender: Some("Varsel".to_owned()), body: "Hei".to_owned() });
+    new.order.chain = Some(ChainPlacement {
+        chain_id: uuid::Uuid::new_v4().to_string(),
+        order_type: OrderType::Reminder,
+        sms_anytime: true,
+        dialog_id: Some("d-1".to_owned()),
+        transmission_id: None,
+    });
+    store.insert_order(new.clone()).await.unwrap();
+    // What goes in comes out: every field of the order and its recipients, in order.
+    let (stored, recipients) = store.get_order(&id, "ttd").await.unwrap().expect("stored");
+    assert_eq!(stored.order, new.order);
+    assert_eq!(recipients, new.recipients);
+    assert_eq!((stored.recipient_count, stored.workflow_started), (3, false));
+    assert_eq!(stored.status_changed, new.order.created);
+    assert!(store.get_order(&id, "nav").await.unwrap().is_none(), "another creator's order");
+    assert_eq!(store.order_of(&id, "ttd").await.unwrap().map(|o| o.order), Some(new.order));
+    let slice = store.recipients_slice(&id, 1, 10).await.unwrap();
+    assert_eq!(slice.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(slice[1].1.nin.as_deref(), Some("16069412345"));
     // The same id again is refused, and the first order is unchanged.
     assert!(store.insert_order(email_order(&id)).await.is_err());
     assert_eq!(store.recipients_slice(&id, 0, 10).await.unwrap().len(), 3);
+}
+
+/// Every value of every stored enum is written as its one name and read back as itself: the
+/// column types the store relies on instead of parsing strings.
+#[test]
+fn every_stored_name_reads_back_as_itself() {
+    use sea_orm::ActiveEnum;
+    fn check<E>(all: &[E], name: fn(E) -> &'static str)
+    where
+        E: ActiveEnum<Value = String> + Copy + PartialEq + std::fmt::Debug,
+    {
+        for &v in all {
+            assert_eq!(v.to_value(), name(v), "{v:?} is stored as its name");
+            assert_eq!(E::try_from_value(&v.to_value()).ok(), Some(v), "{v:?} reads back");
+        }
+        assert!(E::try_from_value(&"Unknown".to_owned()).is_err(), "an unknown name is refused");
+    }
+    check(NotificationStatus::ALL, NotificationStatus::as_str);
+    check(OrderStatus::ALL, OrderStatus::as_str);
+    check(NotificationChannel::ALL, NotificationChannel::as_str);
+    check(Channel::ALL, Channel::as_str);
+    check(EmailContentType::ALL, EmailContentType::as_str);
+    check(OrderKind::ALL, OrderKind::as_str);
+    check(OrderType::ALL, OrderType::as_str);
 }

@@ -118,7 +118,7 @@ fn health() -> &'static str {
 /// reports), plus the in-process worker's Temporal SDK metrics.
 #[handler]
 async fn metrics_endpoint(state: poem::web::Data<&Arc<AppState>>) -> poem::Result<poem::Response> {
-    let (orders, notifications, dead) = state.store.status_counts().await.map_err(|e| {
+    let counts = state.store.status_counts().await.map_err(|e| {
         poem::Error::from_string(
             format!("metrics unavailable: {e}"),
             poem::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -132,8 +132,8 @@ async fn metrics_endpoint(state: poem::web::Data<&Arc<AppState>>) -> poem::Resul
         g
     };
     let g_orders = gauge("varsel_orders", "Orders by status.", &["status"]);
-    for (status, n) in orders {
-        g_orders.with_label_values(&[&status]).set(n);
+    for (status, n) in counts.orders {
+        g_orders.with_label_values(&[status.as_str()]).set(n);
     }
     let g_notes = gauge(
         "varsel_notifications",
@@ -148,10 +148,10 @@ async fn metrics_endpoint(state: poem::web::Data<&Arc<AppState>>) -> poem::Resul
     for channel in ["email", "sms"] {
         g_queue.with_label_values(&[channel]).set(0);
     }
-    for (channel, status, n) in notifications {
-        g_notes.with_label_values(&[&channel, &status]).set(n);
-        if status.ends_with("_New") || status.ends_with("_Sending") {
-            g_queue.with_label_values(&[&channel]).add(n);
+    for (channel, status, n) in counts.notifications {
+        g_notes.with_label_values(&[channel.as_str(), status.as_str()]).set(n);
+        if status.is_pending() {
+            g_queue.with_label_values(&[channel.as_str()]).add(n);
         }
     }
     let g_dead = prometheus::IntGauge::new(
@@ -159,7 +159,7 @@ async fn metrics_endpoint(state: poem::web::Data<&Arc<AppState>>) -> poem::Resul
         "Delivery reports that matched nothing and wait for an operator.",
     )
     .expect("valid metric");
-    g_dead.set(dead as i64);
+    g_dead.set(counts.dead_reports as i64);
     scrape.register(Box::new(g_dead)).expect("unique metric");
     let mut families = state.metrics.registry.gather();
     families.extend(scrape.gather());

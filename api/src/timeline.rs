@@ -8,7 +8,6 @@ use serde_json::Value;
 use std::collections::HashMap;
 use temporalio_client::Client;
 use varsel_activities::Store;
-use varsel_workflows::domain::NotificationStatus;
 
 /// One line of the timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,9 +263,8 @@ pub async fn notification_entries(
                 other => other,
             };
             let mut text = format!("{channel} {to}: {what}: {}", e.status);
-            if let Some(s) = NotificationStatus::parse(&e.status).filter(|_| e.source != "sending")
-            {
-                text.push_str(&format!(" ({})", s.description().trim_end_matches('.')));
+            if e.source != "sending" {
+                text.push_str(&format!(" ({})", e.status.description().trim_end_matches('.')));
             }
             if let Some(d) = &e.detail {
                 text.push_str(&format!("; {d}"));

@@ -622,8 +622,12 @@ impl Bench {
         timeout: Duration,
     ) -> anyhow::Result<Duration> {
         let deadline = Instant::now() + timeout;
-        let first_created =
-            self.store.order(&ids[0]).await?.map(|o| o.created).unwrap_or_else(chrono::Utc::now);
+        let first_created = self
+            .store
+            .order(&ids[0])
+            .await?
+            .map(|o| o.order.created)
+            .unwrap_or_else(chrono::Utc::now);
         loop {
             let done = queries::count_orders_with_status(&self.store, ids, "Completed").await?;
             pb.set_position(done);

@@ -8,11 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use varsel_activities::Store;
-use varsel_activities::store::entities::{notification, order, simulated_sms};
+use varsel_activities::store::entities::simulated_sms;
 use varsel_api::auth::{CREATE_SCOPE, TokenKind, mint};
 use varsel_api::config::IssuerKeys;
 use varsel_api::devserver::{DevServer, DevServerOptions, find_temporal_bin, free_port};
 use varsel_api::{Application, Config};
+use varsel_workflows::order::StoredOrder;
 
 /// The PlatformAccessToken issuers a test app accepts, each with a key of its own.
 pub const PLATFORM_ISSUERS: &[&str] = &["ttd", "digdir", "nav"];
@@ -508,15 +509,16 @@ impl TestApp {
     }
 
     /// The stored order row.
-    pub async fn order_row(&self, id: &str) -> order::Model {
+    pub async fn order_row(&self, id: &str) -> StoredOrder {
         self.store.order(id).await.expect("db").expect("order exists")
     }
 
     /// Waits until the order reaches `status`.
-    pub async fn wait_status(&self, id: &str, status: &str, timeout: Duration) -> order::Model {
+    pub async fn wait_status(&self, id: &str, status: &str, timeout: Duration) -> StoredOrder {
         eventually(format!("order {id} {status}"), timeout, || async move {
             let o = self.order_row(id).await;
-            if o.status == status { Ok(o) } else { Err(format!("order {id} is {}", o.status)) }
+            let now = o.order.status.as_str();
+            if now == status { Ok(o) } else { Err(format!("order {id} is {now}")) }
         })
         .await
     }
@@ -546,7 +548,7 @@ impl TestApp {
             .await
             .expect("db")
             .into_iter()
-            .map(|n: notification::Model| (n.channel, n.address, n.status))
+            .map(|n| (n.channel.as_str().to_owned(), n.address, n.status.as_str().to_owned()))
             .collect();
         v.sort();
         v

@@ -2,7 +2,7 @@
 //! the store writes. The HTTP layer builds it (from a request that passed every rule); the store
 //! turns it into rows; nothing here knows about either.
 
-use crate::domain::{EmailContentType, NotificationChannel, OrderStatus};
+use crate::domain::{EmailContentType, NotificationChannel, OrderStatus, stored_enum};
 use chrono::{DateTime, Utc};
 
 /// One recipient as submitted, validated and normalised: an explicit address or number, or a
@@ -41,31 +41,33 @@ pub struct SmsTemplate {
     pub body: String,
 }
 
-/// Which endpoint accepted the order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderKind {
-    /// `POST /orders`.
-    Orders,
-    /// `POST /orders/email`.
-    Email,
-    /// `POST /orders/sms`.
-    Sms,
-    /// `POST /future/orders` (one order of a chain).
-    Chain,
-    /// `POST /future/orders/instant/sms` or `/instant/email`.
-    Instant,
+stored_enum! {
+    /// Which endpoint accepted the order.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum OrderKind {
+        /// `POST /orders`.
+        Orders => "orders",
+        /// `POST /orders/email`.
+        Email => "email",
+        /// `POST /orders/sms`.
+        Sms => "sms",
+        /// `POST /future/orders` (one order of a chain).
+        Chain => "chain",
+        /// `POST /future/orders/instant/sms` or `/instant/email`.
+        Instant => "instant",
+    }
 }
 
-impl OrderKind {
-    /// Stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Orders => "orders",
-            Self::Email => "email",
-            Self::Sms => "sms",
-            Self::Chain => "chain",
-            Self::Instant => "instant",
-        }
+stored_enum! {
+    /// An order's role in its chain (the newer API's `type` / `shipmentType`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum OrderType {
+        /// The chain's main notification.
+        Notification => "Notification",
+        /// A reminder of the chain, with its own send time and condition.
+        Reminder => "Reminder",
+        /// An instant message, sent by its request (`/future/orders/instant/*`).
+        Instant => "Instant",
     }
 }
 
@@ -74,8 +76,8 @@ impl OrderKind {
 pub struct ChainPlacement {
     /// The chain (its notification order id).
     pub chain_id: String,
-    /// `Notification`, `Reminder` or `Instant`.
-    pub order_type: String,
+    /// Its role in the chain.
+    pub order_type: OrderType,
     /// SMS may go at any hour (`sendingTimePolicy: Anytime`), not only in the sending window.
     pub sms_anytime: bool,
     /// Dialogporten dialog the order belongs to.
@@ -84,9 +86,10 @@ pub struct ChainPlacement {
     pub transmission_id: Option<String>,
 }
 
-/// A new order, ready to be stored.
+/// An order: what was asked for and where it stands, without its recipients (which can be many
+/// thousands, and are read only where they are needed).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewOrder {
+pub struct Order {
     /// Order id (UUID); also the workflow id.
     pub id: String,
     /// The creator org (tenant).
@@ -95,7 +98,7 @@ pub struct NewOrder {
     pub created: DateTime<Utc>,
     /// Which endpoint accepted it.
     pub kind: OrderKind,
-    /// Its status when stored: `Registered`, or `Processed` for an instant message that is
+    /// Its status: for a new order `Registered`, or `Processed` for an instant message that is
     /// sent in the request.
     pub status: OrderStatus,
     /// The channel or channel preference.
@@ -116,8 +119,28 @@ pub struct NewOrder {
     pub email: Option<EmailTemplate>,
     /// The SMS part, when the channel uses SMS.
     pub sms: Option<SmsTemplate>,
-    /// The recipients, in submitted order, each once.
-    pub recipients: Vec<Recipient>,
     /// Its place in an order chain (newer API); `None` for orders of the v1 API.
     pub chain: Option<ChainPlacement>,
+}
+
+/// A new order, ready to be stored: the order and its recipients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    /// The order.
+    pub order: Order,
+    /// The recipients, in submitted order, each once.
+    pub recipients: Vec<Recipient>,
+}
+
+/// An order as stored, read back: the order and what the store keeps about its progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOrder {
+    /// The order, its status as of the read.
+    pub order: Order,
+    /// When the status last changed.
+    pub status_changed: DateTime<Utc>,
+    /// How many recipients it has.
+    pub recipient_count: u32,
+    /// Whether its workflow has been started (the transactional outbox flag).
+    pub workflow_started: bool,
 }

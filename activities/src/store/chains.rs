@@ -1,11 +1,11 @@
 //! Order chains of the `/future` API: a notification with its reminders stored under one
 //! idempotency id, and instant messages reserved, kept or discarded around their one send.
 
-use super::Store;
 use super::entities::{notification, notification_event, order, order_chain, order_recipient};
+use super::{Notification, Store};
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
-use varsel_workflows::order::NewOrder;
+use varsel_workflows::order::{NewOrder, OrderType, StoredOrder};
 
 /// An order chain: the creator's idempotency id, the request it was for, and the answer a
 /// repeat of that request gets. What a new chain is stored from, and what a stored one reads as.
@@ -118,7 +118,7 @@ impl Store {
         &self,
         chain: Chain,
         order: NewOrder,
-        n: notification::Model,
+        n: Notification,
     ) -> Result<ChainInsert, DbErr> {
         let txn = match self.begin_chain(chain).await? {
             Ok(txn) => txn,
@@ -126,16 +126,16 @@ impl Store {
         };
         Self::insert_order_rows(&txn, order).await?;
         let events = vec![
-            (n.id.clone(), n.order_id.clone(), n.status.clone(), "created", None),
+            (n.id.clone(), n.order_id.clone(), n.status, "created", None),
             (
                 n.id.clone(),
                 n.order_id.clone(),
-                n.status.clone(),
+                n.status,
                 "sending",
                 Some("attempt 1 (instant)".to_owned()),
             ),
         ];
-        notification::Entity::insert(notification::ActiveModel::from(n))
+        notification::Entity::insert(notification::ActiveModel::from(notification::Model::from(n)))
             .exec_without_returning(&txn)
             .await?;
         Self::log_events(&txn, events).await?;
@@ -166,12 +166,13 @@ impl Store {
     }
 
     /// The orders of a chain (an instant message's one order), oldest first.
-    pub async fn chain_orders(&self, chain_id: &str) -> Result<Vec<order::Model>, DbErr> {
-        order::Entity::find()
+    pub async fn chain_orders(&self, chain_id: &str) -> Result<Vec<StoredOrder>, DbErr> {
+        let rows = order::Entity::find()
             .filter(order::Column::ChainId.eq(chain_id))
             .order_by_asc(order::Column::Created)
             .all(&self.db)
-            .await
+            .await?;
+        Ok(rows.into_iter().map(StoredOrder::from).collect())
     }
 
     /// The creator's chain with this idempotency id.
@@ -198,12 +199,13 @@ impl Store {
     }
 
     /// The reminders of a chain, in send-time order.
-    pub async fn chain_reminders(&self, chain_id: &str) -> Result<Vec<order::Model>, DbErr> {
-        order::Entity::find()
+    pub async fn chain_reminders(&self, chain_id: &str) -> Result<Vec<StoredOrder>, DbErr> {
+        let rows = order::Entity::find()
             .filter(order::Column::ChainId.eq(chain_id))
-            .filter(order::Column::OrderType.eq("Reminder"))
+            .filter(order::Column::OrderType.eq(OrderType::Reminder))
             .order_by_asc(order::Column::RequestedSendTime)
             .all(&self.db)
-            .await
+            .await?;
+        Ok(rows.into_iter().map(StoredOrder::from).collect())
     }
 }

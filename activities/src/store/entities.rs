@@ -3,9 +3,11 @@
 /// An order as accepted by the API.
 pub mod order {
     use sea_orm::entity::prelude::*;
+    use varsel_workflows::domain::{EmailContentType, NotificationChannel, OrderStatus};
+    use varsel_workflows::order::{OrderKind, OrderType};
 
-    /// One row per order. `Default` is for tests that build a row by its few relevant fields.
-    #[derive(Clone, Debug, Default, PartialEq, Eq, DeriveEntityModel)]
+    /// One row per order.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "orders")]
     pub struct Model {
         /// Order id (UUID text); also the workflow id.
@@ -19,8 +21,8 @@ pub mod order {
         pub requested_send_time: DateTimeUtc,
         /// When the order was accepted, UTC.
         pub created: DateTimeUtc,
-        /// `NotificationChannel` name.
-        pub notification_channel: String,
+        /// The channel or channel preference.
+        pub notification_channel: NotificationChannel,
         /// Whether KRR reservations are overridden.
         pub ignore_reservation: bool,
         /// Altinn resource id.
@@ -37,16 +39,16 @@ pub mod order {
         #[sea_orm(column_type = "Text", nullable)]
         pub email_body: Option<String>,
         /// `Plain` or `Html`.
-        pub email_content_type: Option<String>,
+        pub email_content_type: Option<EmailContentType>,
         /// SMS sender id; `None` uses the configured default.
         pub sms_sender: Option<String>,
         /// SMS body template.
         #[sea_orm(column_type = "Text", nullable)]
         pub sms_body: Option<String>,
-        /// Which endpoint accepted the order: `orders`, `email` or `sms`.
-        pub order_kind: String,
-        /// `OrderStatus` name.
-        pub status: String,
+        /// Which endpoint accepted the order.
+        pub order_kind: OrderKind,
+        /// Where the order stands.
+        pub status: OrderStatus,
         /// When `status` last changed.
         pub status_changed: DateTimeUtc,
         /// How many recipients the order has.
@@ -55,8 +57,8 @@ pub mod order {
         pub workflow_started: bool,
         /// The order chain (newer API) this order belongs to.
         pub chain_id: Option<String>,
-        /// `Notification` or `Reminder` (newer API); `None` for orders of the v1 API.
-        pub order_type: Option<String>,
+        /// Its role in its chain (newer API); `None` for orders of the v1 API.
+        pub order_type: Option<OrderType>,
         /// SMS may go at any hour (`sendingTimePolicy: Anytime`), not only in the sending window.
         pub sms_anytime: bool,
         /// Dialogporten dialog the order belongs to.
@@ -104,6 +106,7 @@ pub mod order_recipient {
 /// One message to one address on one channel.
 pub mod notification {
     use sea_orm::entity::prelude::*;
+    use varsel_workflows::domain::{Channel, NotificationStatus};
 
     /// One row per notification.
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -114,8 +117,8 @@ pub mod notification {
         pub id: String,
         /// The order.
         pub order_id: String,
-        /// `email` or `sms`.
-        pub channel: String,
+        /// Its channel.
+        pub channel: Channel,
         /// Which submitted recipient this came from.
         pub recipient_idx: i32,
         /// Organisation number of the recipient, if any.
@@ -129,8 +132,8 @@ pub mod notification {
         /// Rendered body when the template had keywords.
         #[sea_orm(column_type = "Text", nullable)]
         pub body: Option<String>,
-        /// `NotificationStatus` name.
-        pub status: String,
+        /// Where it stands.
+        pub status: NotificationStatus,
         /// When `status` last changed.
         pub status_changed: DateTimeUtc,
         /// Provider detail for the status (SMTP reply, gateway text).
@@ -243,6 +246,7 @@ pub mod simulated_sms {
 /// A delivery report that matched no notification, or arrived after its notification expired.
 pub mod dead_report {
     use sea_orm::entity::prelude::*;
+    use varsel_workflows::domain::{Channel, NotificationStatus};
 
     /// One row per unmatched report.
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -251,12 +255,12 @@ pub mod dead_report {
         /// Report id (UUID text).
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
-        /// `email` or `sms`.
-        pub channel: String,
+        /// The channel it reports on.
+        pub channel: Channel,
         /// The notification id or provider reference the report named.
         pub reference: String,
-        /// The `NotificationStatus` the report maps to.
-        pub status: String,
+        /// The status the report maps to.
+        pub status: NotificationStatus,
         /// The report as received.
         #[sea_orm(column_type = "Text")]
         pub payload: String,
@@ -277,6 +281,7 @@ pub mod dead_report {
 /// One status change of a notification, for the order's timeline.
 pub mod notification_event {
     use sea_orm::entity::prelude::*;
+    use varsel_workflows::domain::NotificationStatus;
 
     /// One row per change.
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -290,7 +295,7 @@ pub mod notification_event {
         /// The notification.
         pub notification_id: String,
         /// The status it moved to (or was reported as).
-        pub status: String,
+        pub status: NotificationStatus,
         /// `created`, `sending`, `provider`, `report`, `ttl` or `redrive`.
         pub source: String,
         /// The provider's words, the report, or what did not change.

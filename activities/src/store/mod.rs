@@ -19,9 +19,10 @@ mod status_feed;
 
 pub use chains::{Chain, ChainInsert};
 pub use contact_register::{OrgContact, PersonContact};
-pub use notifications::{ProviderResult, ResultWriter, Settled};
-pub use orders::{CancelOutcome, ORDER_TYPE_INSTANT, order_model};
-pub use reports::{ApplyOutcome, Report, ReportTarget};
+pub use events::StatusEvent;
+pub use notifications::{Notification, ProviderResult, ResultWriter, Settled};
+pub use orders::{CancelOutcome, StatusCounts};
+pub use reports::{ApplyOutcome, DeadReport, Report, ReportTarget};
 
 use entities::notification;
 use sea_orm::{
@@ -49,9 +50,9 @@ pub(super) fn open_condition() -> sea_orm::Condition {
         NotificationStatus::SmsSending,
     ];
     let sent = [NotificationStatus::EmailSucceeded, NotificationStatus::SmsAccepted];
-    Condition::any().add(notification::Column::Status.is_in(unsent.iter().map(|s| s.as_str()))).add(
+    Condition::any().add(notification::Column::Status.is_in(unsent)).add(
         Condition::all()
-            .add(notification::Column::Status.is_in(sent.iter().map(|s| s.as_str())))
+            .add(notification::Column::Status.is_in(sent))
             .add(notification::Column::AwaitsReport.eq(true)),
     )
 }

@@ -11,6 +11,104 @@ use sea_orm::{
 };
 use varsel_workflows::domain::{Channel, NotificationStatus, OrderStatus};
 
+/// One message to one address on one channel: what the store takes when notifications are
+/// generated and gives back when they are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// Notification id (UUID).
+    pub id: String,
+    /// The order.
+    pub order_id: String,
+    /// Its channel.
+    pub channel: Channel,
+    /// Which submitted recipient it came from.
+    pub recipient_idx: u32,
+    /// Organisation number of the recipient, if any.
+    pub org_no: Option<String>,
+    /// National identity number of the recipient, if any.
+    pub nin: Option<String>,
+    /// Email address or mobile number; empty for a recipient that could not be reached.
+    pub address: String,
+    /// Rendered subject, when the template had keywords.
+    pub subject: Option<String>,
+    /// Rendered body, when the template had keywords.
+    pub body: Option<String>,
+    /// Where it stands.
+    pub status: NotificationStatus,
+    /// When `status` last changed.
+    pub status_changed: DateTime<Utc>,
+    /// The provider's words for the status (SMTP reply, gateway text).
+    pub status_reason: Option<String>,
+    /// The provider's message reference.
+    pub provider_ref: Option<String>,
+    /// Send attempts so far.
+    pub attempts: u32,
+    /// When an unfinished notification is given up (time-to-live).
+    pub expiry: DateTime<Utc>,
+    /// SMS segments the text takes (SMS only).
+    pub segments: Option<u32>,
+    /// The last delivery report, as the provider sent it.
+    pub delivery_report: Option<String>,
+    /// Whether its provider reports delivery, so `Succeeded`/`Accepted` is not yet final.
+    pub awaits_report: bool,
+}
+
+/// A notification row read back.
+impl From<notification::Model> for Notification {
+    fn from(m: notification::Model) -> Self {
+        Self {
+            id: m.id,
+            order_id: m.order_id,
+            channel: m.channel,
+            recipient_idx: u32::try_from(m.recipient_idx).unwrap_or_default(),
+            org_no: m.org_no,
+            nin: m.nin,
+            address: m.address,
+            subject: m.subject,
+            body: m.body,
+            status: m.status,
+            status_changed: m.status_changed,
+            status_reason: m.status_reason,
+            provider_ref: m.provider_ref,
+            attempts: u32::try_from(m.attempts).unwrap_or_default(),
+            expiry: m.expiry,
+            segments: m.segments.map(|s| u32::try_from(s).unwrap_or_default()),
+            delivery_report: m.delivery_report,
+            awaits_report: m.awaits_report,
+        }
+    }
+}
+
+/// A notification's row: the one place a notification becomes a row.
+impl From<Notification> for notification::Model {
+    fn from(n: Notification) -> Self {
+        Self {
+            id: n.id,
+            order_id: n.order_id,
+            channel: n.channel,
+            recipient_idx: n.recipient_idx as i32,
+            org_no: n.org_no,
+            nin: n.nin,
+            address: n.address,
+            subject: n.subject,
+            body: n.body,
+            status: n.status,
+            status_changed: n.status_changed,
+            status_reason: n.status_reason,
+            provider_ref: n.provider_ref,
+            attempts: n.attempts as i32,
+            expiry: n.expiry,
+            segments: n.segments.map(|s| s as i32),
+            delivery_report: n.delivery_report,
+            awaits_report: n.awaits_report,
+        }
+    }
+}
+
+fn read(rows: Vec<notification::Model>) -> Vec<Notification> {
+    rows.into_iter().map(Notification::from).collect()
+}
+
 /// What settling an order found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settled {
@@ -87,7 +185,7 @@ impl Store {
     pub async fn notification_counts(
         &self,
         order_id: &str,
-    ) -> Result<Vec<(String, String, i64)>, DbErr> {
+    ) -> Result<Vec<(Channel, NotificationStatus, i64)>, DbErr> {
         notification::Entity::find()
             .select_only()
             .column(notification::Column::Channel)
@@ -96,7 +194,7 @@ impl Store {
             .filter(notification::Column::OrderId.eq(order_id))
             .group_by(notification::Column::Channel)
             .group_by(notification::Column::Status)
-            .into_tuple::<(String, String, i64)>()
+            .into_tuple::<(Channel, NotificationStatus, i64)>()
             .all(&self.db)
             .await
     }
@@ -106,34 +204,39 @@ impl Store {
         &self,
         order_id: &str,
         channel: Channel,
-    ) -> Result<Vec<notification::Model>, DbErr> {
-        notification::Entity::find()
+    ) -> Result<Vec<Notification>, DbErr> {
+        let rows = notification::Entity::find()
             .filter(notification::Column::OrderId.eq(order_id))
-            .filter(notification::Column::Channel.eq(channel.as_str()))
+            .filter(notification::Column::Channel.eq(channel))
             .order_by_asc(notification::Column::RecipientIdx)
             .order_by_asc(notification::Column::Address)
             .all(&self.db)
-            .await
+            .await?;
+        Ok(read(rows))
     }
 
     /// The notifications of several orders.
     pub async fn notifications_of_orders(
         &self,
         order_ids: &[String],
-    ) -> Result<Vec<notification::Model>, DbErr> {
-        notification::Entity::find()
+    ) -> Result<Vec<Notification>, DbErr> {
+        let rows = notification::Entity::find()
             .filter(notification::Column::OrderId.is_in(order_ids.iter().cloned()))
             .order_by_asc(notification::Column::RecipientIdx)
             .all(&self.db)
-            .await
+            .await?;
+        Ok(read(rows))
     }
 
     /// Inserts notifications, skipping any that already exist (same order, recipient, channel
     /// and address), so a retried batch is harmless.
-    pub async fn insert_notifications(&self, rows: Vec<notification::Model>) -> Result<(), DbErr> {
+    pub async fn insert_notifications(&self, rows: Vec<Notification>) -> Result<(), DbErr> {
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         for chunk in rows.chunks(200) {
-            let models = chunk.iter().cloned().map(notification::ActiveModel::from);
+            let models = chunk
+                .iter()
+                .cloned()
+                .map(|n| notification::ActiveModel::from(notification::Model::from(n)));
             notification::Entity::insert_many(models)
                 .on_conflict(
                     OnConflict::columns([
@@ -173,8 +276,8 @@ impl Store {
             [NotificationStatus::new_for(channel), NotificationStatus::sending_for(channel)];
         notification::Entity::find()
             .filter(notification::Column::OrderId.eq(order_id))
-            .filter(notification::Column::Channel.eq(channel.as_str()))
-            .filter(notification::Column::Status.is_in(pending.iter().map(|s| s.as_str())))
+            .filter(notification::Column::Channel.eq(channel))
+            .filter(notification::Column::Status.is_in(pending))
     }
 
     /// Claims up to `limit` unsent notifications of one channel of an order and marks them
@@ -185,7 +288,7 @@ impl Store {
         order_id: &str,
         channel: Channel,
         limit: u32,
-    ) -> Result<Vec<notification::Model>, DbErr> {
+    ) -> Result<Vec<Notification>, DbErr> {
         // One transaction: one commit for the whole batch's claim and its status log.
         let txn = self.db.begin().await?;
         let rows = Self::unsent(order_id, channel)
@@ -196,13 +299,13 @@ impl Store {
             .all(&txn)
             .await?;
         if rows.is_empty() {
-            return Ok(rows);
+            return Ok(Vec::new());
         }
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         notification::Entity::update_many()
             .col_expr(
                 notification::Column::Status,
-                Expr::value(NotificationStatus::sending_for(channel).as_str()),
+                Expr::value(NotificationStatus::sending_for(channel)),
             )
             .col_expr(notification::Column::StatusChanged, Expr::value(Utc::now()))
             .col_expr(
@@ -218,7 +321,7 @@ impl Store {
                 (
                     r.id.clone(),
                     r.order_id.clone(),
-                    NotificationStatus::sending_for(channel).as_str().to_owned(),
+                    NotificationStatus::sending_for(channel),
                     "sending",
                     Some(format!("attempt {}", r.attempts + 1)),
                 )
@@ -226,7 +329,7 @@ impl Store {
             .collect();
         Self::log_events(&txn, events).await?;
         txn.commit().await?;
-        Ok(rows)
+        Ok(read(rows))
     }
 
     /// Records providers' answers, each only if its notification is still `Sending`, in one
@@ -237,27 +340,21 @@ impl Store {
         for r in results {
             let moved = notification::Entity::update_many()
                 .col_expr(notification::Column::AwaitsReport, Expr::value(r.awaits_report))
-                .col_expr(notification::Column::Status, Expr::value(r.status.as_str()))
+                .col_expr(notification::Column::Status, Expr::value(r.status))
                 .col_expr(notification::Column::StatusChanged, Expr::value(r.answered_at))
                 .col_expr(notification::Column::StatusReason, Expr::value(r.reason.clone()))
                 .col_expr(notification::Column::ProviderRef, Expr::value(r.provider_ref.clone()))
                 .filter(notification::Column::Id.eq(r.id.as_str()))
                 .filter(
                     notification::Column::Status
-                        .eq(NotificationStatus::sending_for(r.status.channel()).as_str()),
+                        .eq(NotificationStatus::sending_for(r.status.channel())),
                 )
                 .exec(&txn)
                 .await?
                 .rows_affected;
             if moved > 0 {
                 events.push((
-                    (
-                        r.id.clone(),
-                        r.order_id.clone(),
-                        r.status.as_str().to_owned(),
-                        "provider",
-                        r.reason.clone(),
-                    ),
+                    (r.id.clone(), r.order_id.clone(), r.status, "provider", r.reason.clone()),
                     r.answered_at,
                 ));
             }
@@ -280,13 +377,14 @@ impl Store {
     }
 
     /// All notifications of an order, in recipient order.
-    pub async fn notifications(&self, order_id: &str) -> Result<Vec<notification::Model>, DbErr> {
-        notification::Entity::find()
+    pub async fn notifications(&self, order_id: &str) -> Result<Vec<Notification>, DbErr> {
+        let rows = notification::Entity::find()
             .filter(notification::Column::OrderId.eq(order_id))
             .order_by_asc(notification::Column::RecipientIdx)
             .order_by_asc(notification::Column::Channel)
             .all(&self.db)
-            .await
+            .await?;
+        Ok(read(rows))
     }
 
     /// How many notifications of an order still wait for sending or a report.
@@ -316,11 +414,7 @@ impl Store {
                 .await?
                 .map(|n| n.expiry)
         };
-        let status = self
-            .order(order_id)
-            .await?
-            .and_then(|o| OrderStatus::parse(&o.status))
-            .unwrap_or(target);
+        let status = self.order(order_id).await?.map_or(target, |o| o.order.status);
         Ok(Settled { status, next_expiry })
     }
 
@@ -340,15 +434,14 @@ impl Store {
             .await?;
         let events = expiring
             .iter()
-            .filter_map(|r| {
-                let ch = Channel::parse(&r.channel)?;
-                Some((
+            .map(|r| {
+                (
                     r.id.clone(),
                     r.order_id.clone(),
-                    NotificationStatus::ttl_for(ch).as_str().to_owned(),
+                    NotificationStatus::ttl_for(r.channel),
                     "ttl",
                     Some(format!("still {} at its expiry", r.status)),
-                ))
+                )
             })
             .collect();
         Self::log_events(&self.db, events).await?;
@@ -356,11 +449,11 @@ impl Store {
             let res = notification::Entity::update_many()
                 .col_expr(
                     notification::Column::Status,
-                    Expr::value(NotificationStatus::ttl_for(channel).as_str()),
+                    Expr::value(NotificationStatus::ttl_for(channel)),
                 )
                 .col_expr(notification::Column::StatusChanged, Expr::value(now))
                 .filter(notification::Column::OrderId.eq(order_id))
-                .filter(notification::Column::Channel.eq(channel.as_str()))
+                .filter(notification::Column::Channel.eq(channel))
                 .filter(open_condition())
                 .filter(notification::Column::Expiry.lte(now))
                 .exec(&self.db)
@@ -376,7 +469,7 @@ impl Store {
     pub async fn expire_claimed(
         &self,
         channel: Channel,
-        rows: &[notification::Model],
+        rows: &[Notification],
         now: DateTime<Utc>,
     ) -> Result<u64, DbErr> {
         if rows.is_empty() {
@@ -387,13 +480,10 @@ impl Store {
         let mut events = Vec::new();
         for r in rows {
             let moved = notification::Entity::update_many()
-                .col_expr(notification::Column::Status, Expr::value(ttl.as_str()))
+                .col_expr(notification::Column::Status, Expr::value(ttl))
                 .col_expr(notification::Column::StatusChanged, Expr::value(now))
                 .filter(notification::Column::Id.eq(r.id.as_str()))
-                .filter(
-                    notification::Column::Status
-                        .eq(NotificationStatus::sending_for(channel).as_str()),
-                )
+                .filter(notification::Column::Status.eq(NotificationStatus::sending_for(channel)))
                 .exec(&txn)
                 .await?
                 .rows_affected;
@@ -401,7 +491,7 @@ impl Store {
                 events.push((
                     r.id.clone(),
                     r.order_id.clone(),
-                    ttl.as_str().to_owned(),
+                    ttl,
                     "ttl",
                     Some(format!("still unsent at its expiry ({})", r.expiry.to_rfc3339())),
                 ));
@@ -422,15 +512,15 @@ impl Store {
             .add(
                 Condition::all()
                     .add(notification::Column::Status.is_in([
-                        NotificationStatus::EmailFailedTtl.as_str(),
-                        NotificationStatus::SmsFailedTtl.as_str(),
+                        NotificationStatus::EmailFailedTtl,
+                        NotificationStatus::SmsFailedTtl,
                     ]))
                     .add(notification::Column::AwaitsReport.eq(false)),
             )
-            .add(notification::Column::Status.is_in([
-                NotificationStatus::EmailFailed.as_str(),
-                NotificationStatus::SmsFailed.as_str(),
-            ]))
+            .add(
+                notification::Column::Status
+                    .is_in([NotificationStatus::EmailFailed, NotificationStatus::SmsFailed]),
+            )
     }
 
     /// How many notifications of an order a redrive would send again.
@@ -457,15 +547,14 @@ impl Store {
             .await?;
         let events = resetting
             .iter()
-            .filter_map(|r| {
-                let ch = Channel::parse(&r.channel)?;
-                Some((
+            .map(|r| {
+                (
                     r.id.clone(),
                     r.order_id.clone(),
-                    NotificationStatus::new_for(ch).as_str().to_owned(),
+                    NotificationStatus::new_for(r.channel),
                     "redrive",
                     Some(format!("was {}", r.status)),
-                ))
+                )
             })
             .collect();
         Self::log_events(&self.db, events).await?;
@@ -473,7 +562,7 @@ impl Store {
             let res = notification::Entity::update_many()
                 .col_expr(
                     notification::Column::Status,
-                    Expr::value(NotificationStatus::new_for(channel).as_str()),
+                    Expr::value(NotificationStatus::new_for(channel)),
                 )
                 .col_expr(notification::Column::StatusChanged, Expr::value(now))
                 .col_expr(
@@ -482,7 +571,7 @@ impl Store {
                 )
                 .col_expr(notification::Column::Expiry, Expr::value(Self::expiry_from(now, ttl)))
                 .filter(notification::Column::OrderId.eq(order_id))
-                .filter(notification::Column::Channel.eq(channel.as_str()))
+                .filter(notification::Column::Channel.eq(channel))
                 .filter(Self::redrivable())
                 .exec(&self.db)
                 .await?;

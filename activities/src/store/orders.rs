@@ -10,11 +10,14 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use std::collections::HashMap;
-use varsel_workflows::domain::OrderStatus;
-use varsel_workflows::order::NewOrder;
+use varsel_workflows::domain::{Channel, NotificationStatus, OrderStatus};
+use varsel_workflows::order::{
+    ChainPlacement, EmailTemplate, NewOrder, Order, OrderType, Recipient, SmsTemplate, StoredOrder,
+};
 
-/// The order row of a new order: the one place a domain order becomes an entity.
-pub fn order_model(o: &NewOrder) -> order::Model {
+/// The order row of a new order: the one place a domain order becomes a row.
+pub(super) fn order_row(new: &NewOrder) -> order::Model {
+    let o = &new.order;
     let chain = o.chain.as_ref();
     order::Model {
         id: o.id.clone(),
@@ -22,7 +25,7 @@ pub fn order_model(o: &NewOrder) -> order::Model {
         senders_reference: o.senders_reference.clone(),
         requested_send_time: o.requested_send_time,
         created: o.created,
-        notification_channel: o.channel.as_str().to_owned(),
+        notification_channel: o.channel,
         ignore_reservation: o.ignore_reservation,
         resource_id: o.resource_id.clone(),
         resource_action: o.resource_action.clone(),
@@ -30,19 +33,68 @@ pub fn order_model(o: &NewOrder) -> order::Model {
         email_from: o.email.as_ref().and_then(|e| e.from.clone()),
         email_subject: o.email.as_ref().map(|e| e.subject.clone()),
         email_body: o.email.as_ref().map(|e| e.body.clone()),
-        email_content_type: o.email.as_ref().map(|e| e.content_type.as_str().to_owned()),
+        email_content_type: o.email.as_ref().map(|e| e.content_type),
         sms_sender: o.sms.as_ref().and_then(|s| s.sender.clone()),
         sms_body: o.sms.as_ref().map(|s| s.body.clone()),
-        order_kind: o.kind.as_str().to_owned(),
-        status: o.status.as_str().to_owned(),
+        order_kind: o.kind,
+        status: o.status,
         status_changed: o.created,
-        recipient_count: o.recipients.len() as i32,
+        recipient_count: new.recipients.len() as i32,
         workflow_started: false,
         chain_id: chain.map(|c| c.chain_id.clone()),
-        order_type: chain.map(|c| c.order_type.clone()),
+        order_type: chain.map(|c| c.order_type),
         sms_anytime: chain.is_some_and(|c| c.sms_anytime),
         dialog_id: chain.and_then(|c| c.dialog_id.clone()),
         transmission_id: chain.and_then(|c| c.transmission_id.clone()),
+    }
+}
+
+/// An order row read back: the one place a row becomes the domain's order.
+impl From<order::Model> for StoredOrder {
+    fn from(m: order::Model) -> Self {
+        let email = m.email_body.map(|body| EmailTemplate {
+            from: m.email_from,
+            subject: m.email_subject.unwrap_or_default(),
+            body,
+            content_type: m.email_content_type.unwrap_or_default(),
+        });
+        let sms = m.sms_body.map(|body| SmsTemplate { sender: m.sms_sender, body });
+        let chain = m.chain_id.map(|chain_id| ChainPlacement {
+            chain_id,
+            order_type: m.order_type.unwrap_or(OrderType::Notification),
+            sms_anytime: m.sms_anytime,
+            dialog_id: m.dialog_id,
+            transmission_id: m.transmission_id,
+        });
+        StoredOrder {
+            order: Order {
+                id: m.id,
+                creator: m.creator,
+                created: m.created,
+                kind: m.order_kind,
+                status: m.status,
+                channel: m.notification_channel,
+                requested_send_time: m.requested_send_time,
+                senders_reference: m.senders_reference,
+                resource_id: m.resource_id,
+                resource_action: m.resource_action,
+                ignore_reservation: m.ignore_reservation,
+                condition_endpoint: m.condition_endpoint,
+                email,
+                sms,
+                chain,
+            },
+            status_changed: m.status_changed,
+            recipient_count: u32::try_from(m.recipient_count).unwrap_or_default(),
+            workflow_started: m.workflow_started,
+        }
+    }
+}
+
+/// A recipient row read back.
+impl From<order_recipient::Model> for Recipient {
+    fn from(r: order_recipient::Model) -> Self {
+        Recipient { email: r.email, mobile: r.mobile, org_no: r.org_no, nin: r.nin }
     }
 }
 
@@ -52,14 +104,22 @@ pub enum CancelOutcome {
     /// No such order for this creator.
     NotFound,
     /// Cancelled now or before.
-    Cancelled(order::Model),
+    Cancelled(StoredOrder),
     /// Already being processed, finished, or too close to its send time.
-    TooLate(order::Model),
+    TooLate(StoredOrder),
 }
 
-/// `orders.order_type` of an instant message (the newer API's `Instant`): sent by its request,
-/// its workflow only settles it.
-pub const ORDER_TYPE_INSTANT: &str = "Instant";
+/// The gauges of `/metrics`: orders per status, notifications per channel and status, and dead
+/// reports not yet re-applied.
+#[derive(Debug, Clone, Default)]
+pub struct StatusCounts {
+    /// Orders per status.
+    pub orders: Vec<(OrderStatus, i64)>,
+    /// Notifications per channel and status.
+    pub notifications: Vec<(Channel, NotificationStatus, i64)>,
+    /// Dead reports not yet re-applied.
+    pub dead_reports: u64,
+}
 
 impl Store {
     /// Stores an order and its recipients in one transaction: all or nothing.
@@ -73,8 +133,8 @@ impl Store {
         txn: &sea_orm::DatabaseTransaction,
         new: NewOrder,
     ) -> Result<(), DbErr> {
-        let order_id = new.id.clone();
-        order::Entity::insert(order::ActiveModel::from(order_model(&new)))
+        let order_id = new.order.id.clone();
+        order::Entity::insert(order::ActiveModel::from(order_row(&new)))
             .exec_without_returning(txn)
             .await?;
         for chunk in new.recipients.chunks(500).enumerate() {
@@ -97,7 +157,7 @@ impl Store {
         &self,
         id: &str,
         creator: &str,
-    ) -> Result<Option<(order::Model, Vec<order_recipient::Model>)>, DbErr> {
+    ) -> Result<Option<(StoredOrder, Vec<Recipient>)>, DbErr> {
         let Some(o) = order::Entity::find_by_id(id.to_owned())
             .filter(order::Column::Creator.eq(creator))
             .one(&self.db)
@@ -110,7 +170,7 @@ impl Store {
             .order_by_asc(order_recipient::Column::Idx)
             .all(&self.db)
             .await?;
-        Ok(Some((o, recipients)))
+        Ok(Some((o.into(), recipients.into_iter().map(Recipient::from).collect())))
     }
 
     /// Orders of `creator` with a sender's reference, oldest first, with their recipients.
@@ -118,14 +178,14 @@ impl Store {
         &self,
         creator: &str,
         senders_reference: &str,
-    ) -> Result<Vec<(order::Model, Vec<order_recipient::Model>)>, DbErr> {
+    ) -> Result<Vec<(StoredOrder, Vec<Recipient>)>, DbErr> {
         let orders = order::Entity::find()
             .filter(order::Column::Creator.eq(creator))
             .filter(order::Column::SendersReference.eq(senders_reference))
             .order_by_asc(order::Column::Created)
             .all(&self.db)
             .await?;
-        let mut by_order: HashMap<String, Vec<order_recipient::Model>> = HashMap::new();
+        let mut by_order: HashMap<String, Vec<Recipient>> = HashMap::new();
         let ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
         for chunk in ids.chunks(500) {
             for r in order_recipient::Entity::find()
@@ -134,14 +194,14 @@ impl Store {
                 .all(&self.db)
                 .await?
             {
-                by_order.entry(r.order_id.clone()).or_default().push(r);
+                by_order.entry(r.order_id.clone()).or_default().push(r.into());
             }
         }
         Ok(orders
             .into_iter()
             .map(|o| {
                 let r = by_order.remove(&o.id).unwrap_or_default();
-                (o, r)
+                (o.into(), r)
             })
             .collect())
     }
@@ -162,19 +222,19 @@ impl Store {
         else {
             return Ok(CancelOutcome::NotFound);
         };
-        if o.status == OrderStatus::Cancelled.as_str() {
-            return Ok(CancelOutcome::Cancelled(o));
+        if o.status == OrderStatus::Cancelled {
+            return Ok(CancelOutcome::Cancelled(o.into()));
         }
         let now = Utc::now();
         let res = order::Entity::update_many()
-            .col_expr(order::Column::Status, Expr::value(OrderStatus::Cancelled.as_str()))
+            .col_expr(order::Column::Status, Expr::value(OrderStatus::Cancelled))
             .col_expr(order::Column::StatusChanged, Expr::value(now))
             .filter(order::Column::Id.eq(id))
-            .filter(order::Column::Status.eq(OrderStatus::Registered.as_str()))
+            .filter(order::Column::Status.eq(OrderStatus::Registered))
             .filter(order::Column::RequestedSendTime.gt(now + cutoff))
             .exec(&self.db)
             .await?;
-        let o = order::Entity::find_by_id(id.to_owned()).one(&self.db).await?.unwrap_or(o);
+        let o = order::Entity::find_by_id(id.to_owned()).one(&self.db).await?.unwrap_or(o).into();
         if res.rows_affected == 1 {
             Ok(CancelOutcome::Cancelled(o))
         } else {
@@ -182,9 +242,18 @@ impl Store {
         }
     }
 
+    /// An order of `creator`, without its recipients; `None` when missing or another org's.
+    pub async fn order_of(&self, id: &str, creator: &str) -> Result<Option<StoredOrder>, DbErr> {
+        let found = order::Entity::find_by_id(id.to_owned())
+            .filter(order::Column::Creator.eq(creator))
+            .one(&self.db)
+            .await?;
+        Ok(found.map(StoredOrder::from))
+    }
+
     /// An order by id, whoever created it (for the worker).
-    pub async fn order(&self, id: &str) -> Result<Option<order::Model>, DbErr> {
-        order::Entity::find_by_id(id.to_owned()).one(&self.db).await
+    pub async fn order(&self, id: &str) -> Result<Option<StoredOrder>, DbErr> {
+        Ok(order::Entity::find_by_id(id.to_owned()).one(&self.db).await?.map(StoredOrder::from))
     }
 
     /// Records that an order's workflow exists.
@@ -198,13 +267,14 @@ impl Store {
     }
 
     /// Orders whose workflow has not been started yet (oldest first).
-    pub async fn orders_pending_start(&self, limit: u64) -> Result<Vec<order::Model>, DbErr> {
-        order::Entity::find()
+    pub async fn orders_pending_start(&self, limit: u64) -> Result<Vec<StoredOrder>, DbErr> {
+        let rows = order::Entity::find()
             .filter(order::Column::WorkflowStarted.eq(false))
             .order_by_asc(order::Column::Created)
             .limit(limit)
             .all(&self.db)
-            .await
+            .await?;
+        Ok(rows.into_iter().map(StoredOrder::from).collect())
     }
 
     /// Moves an order from one of `from` to `to`; returns whether it moved.
@@ -217,10 +287,10 @@ impl Store {
         let finished = matches!(to, OrderStatus::Completed | OrderStatus::SendConditionNotMet);
         let txn = self.db.begin().await?;
         let res = order::Entity::update_many()
-            .col_expr(order::Column::Status, Expr::value(to.as_str()))
+            .col_expr(order::Column::Status, Expr::value(to))
             .col_expr(order::Column::StatusChanged, Expr::value(Utc::now()))
             .filter(order::Column::Id.eq(id))
-            .filter(order::Column::Status.is_in(from.iter().map(|s| s.as_str())))
+            .filter(order::Column::Status.is_in(from.iter().copied()))
             .exec(&txn)
             .await?;
         let moved = res.rows_affected > 0;
@@ -252,40 +322,40 @@ impl Store {
     }
 
     /// Orders by id (any creator), for pages that name several.
-    pub async fn orders_by_ids(&self, ids: &[String]) -> Result<Vec<order::Model>, DbErr> {
-        order::Entity::find()
+    pub async fn orders_by_ids(&self, ids: &[String]) -> Result<Vec<StoredOrder>, DbErr> {
+        let rows = order::Entity::find()
             .filter(order::Column::Id.is_in(ids.iter().cloned()))
             .all(&self.db)
-            .await
+            .await?;
+        Ok(rows.into_iter().map(StoredOrder::from).collect())
     }
 
-    /// Recipients `from_index..from_index+limit` of an order.
+    /// Recipients `from_index..from_index+limit` of an order, each with its index.
     pub async fn recipients_slice(
         &self,
         order_id: &str,
         from_index: u32,
         limit: u32,
-    ) -> Result<Vec<order_recipient::Model>, DbErr> {
-        order_recipient::Entity::find()
+    ) -> Result<Vec<(u32, Recipient)>, DbErr> {
+        let rows = order_recipient::Entity::find()
             .filter(order_recipient::Column::OrderId.eq(order_id))
             .filter(order_recipient::Column::Idx.gte(from_index as i32))
             .order_by_asc(order_recipient::Column::Idx)
             .limit(limit as u64)
             .all(&self.db)
-            .await
+            .await?;
+        Ok(rows.into_iter().map(|r| (r.idx as u32, Recipient::from(r))).collect())
     }
 
     /// Orders per status, and notifications per (channel, status), across all orders: the
     /// gauges of `/metrics`.
-    pub async fn status_counts(
-        &self,
-    ) -> Result<(Vec<(String, i64)>, Vec<(String, String, i64)>, u64), DbErr> {
+    pub async fn status_counts(&self) -> Result<StatusCounts, DbErr> {
         let orders = order::Entity::find()
             .select_only()
             .column(order::Column::Status)
             .column_as(order::Column::Id.count(), "n")
             .group_by(order::Column::Status)
-            .into_tuple::<(String, i64)>()
+            .into_tuple::<(OrderStatus, i64)>()
             .all(&self.db)
             .await?;
         let notifications = notification::Entity::find()
@@ -295,14 +365,14 @@ impl Store {
             .column_as(notification::Column::Id.count(), "n")
             .group_by(notification::Column::Channel)
             .group_by(notification::Column::Status)
-            .into_tuple::<(String, String, i64)>()
+            .into_tuple::<(Channel, NotificationStatus, i64)>()
             .all(&self.db)
             .await?;
         let dead = dead_report::Entity::find()
             .filter(dead_report::Column::AppliedAt.is_null())
             .count(&self.db)
             .await?;
-        Ok((orders, notifications, dead))
+        Ok(StatusCounts { orders, notifications, dead_reports: dead })
     }
 
     /// The time a notification for `send_time` is given up at.

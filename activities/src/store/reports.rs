@@ -3,7 +3,7 @@
 
 use super::Store;
 use super::entities::{dead_report, notification};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -68,6 +68,42 @@ pub enum ApplyOutcome {
     },
 }
 
+/// A delivery report that matched no notification, or arrived after its notification expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadReport {
+    /// Its id.
+    pub id: String,
+    /// The channel it reports on.
+    pub channel: Channel,
+    /// The notification id or provider reference it named.
+    pub reference: String,
+    /// The status it maps to.
+    pub status: NotificationStatus,
+    /// The report as received.
+    pub payload: String,
+    /// `UNKNOWN_REFERENCE` or `NOTIFICATION_EXPIRED`.
+    pub reason: String,
+    /// When it arrived.
+    pub received_at: DateTime<Utc>,
+    /// When an operator re-applied it successfully.
+    pub applied_at: Option<DateTime<Utc>>,
+}
+
+impl From<dead_report::Model> for DeadReport {
+    fn from(m: dead_report::Model) -> Self {
+        Self {
+            id: m.id,
+            channel: m.channel,
+            reference: m.reference,
+            status: m.status,
+            payload: m.payload,
+            reason: m.reason,
+            received_at: m.received_at,
+            applied_at: m.applied_at,
+        }
+    }
+}
+
 impl Store {
     /// Applies a delivery report. A report only moves a notification forward (a repeat, or a
     /// late "accepted" after "delivered", changes nothing); a report for no notification, or for
@@ -123,15 +159,14 @@ impl Store {
                     .await?
             }
         }
-        .filter(|n| n.channel == channel.as_str());
+        .filter(|n| n.channel == channel);
         let Some(n) = found else {
             return self
                 .dead_report(report, channel, "UNKNOWN_REFERENCE", keep_dead)
                 .await
                 .map(Some);
         };
-        let current =
-            NotificationStatus::parse(&n.status).unwrap_or(NotificationStatus::new_for(channel));
+        let current = n.status;
         if current == NotificationStatus::ttl_for(channel) {
             return self
                 .dead_report(report, channel, "NOTIFICATION_EXPIRED", keep_dead)
@@ -157,7 +192,7 @@ impl Store {
                 vec![(
                     n.id.clone(),
                     n.order_id.clone(),
-                    report.status.as_str().to_owned(),
+                    report.status,
                     "report",
                     Some(format!("no change: already {}", n.status)),
                 )],
@@ -171,10 +206,10 @@ impl Store {
                 update.col_expr(notification::Column::StatusReason, Expr::value(reason.clone()));
         }
         let res = update
-            .col_expr(notification::Column::Status, Expr::value(report.status.as_str()))
+            .col_expr(notification::Column::Status, Expr::value(report.status))
             .col_expr(notification::Column::StatusChanged, Expr::value(Utc::now()))
             // Guard against a concurrent report: only from the status we read.
-            .filter(notification::Column::Status.eq(n.status.clone()))
+            .filter(notification::Column::Status.eq(n.status))
             .exec(&self.db)
             .await?;
         if res.rows_affected == 0 {
@@ -185,7 +220,7 @@ impl Store {
             vec![(
                 n.id.clone(),
                 n.order_id.clone(),
-                report.status.as_str().to_owned(),
+                report.status,
                 "report",
                 report.reason.clone(),
             )],
@@ -209,9 +244,9 @@ impl Store {
         }
         dead_report::Entity::insert(dead_report::ActiveModel {
             id: Set(id.clone()),
-            channel: Set(channel.as_str().to_owned()),
+            channel: Set(channel),
             reference: Set(report.target.text().to_owned()),
-            status: Set(report.status.as_str().to_owned()),
+            status: Set(report.status),
             payload: Set(report.raw.clone()),
             reason: Set(reason.to_owned()),
             received_at: Set(Utc::now()),
@@ -223,18 +258,20 @@ impl Store {
     }
 
     /// Dead reports not yet re-applied, oldest first.
-    pub async fn dead_reports(&self, limit: u64) -> Result<Vec<dead_report::Model>, DbErr> {
-        dead_report::Entity::find()
+    pub async fn dead_reports(&self, limit: u64) -> Result<Vec<DeadReport>, DbErr> {
+        let rows = dead_report::Entity::find()
             .filter(dead_report::Column::AppliedAt.is_null())
             .order_by_asc(dead_report::Column::ReceivedAt)
             .limit(limit)
             .all(&self.db)
-            .await
+            .await?;
+        Ok(rows.into_iter().map(DeadReport::from).collect())
     }
 
     /// One dead report.
-    pub async fn dead_report_by_id(&self, id: &str) -> Result<Option<dead_report::Model>, DbErr> {
-        dead_report::Entity::find_by_id(id.to_owned()).one(&self.db).await
+    pub async fn dead_report_by_id(&self, id: &str) -> Result<Option<DeadReport>, DbErr> {
+        let row = dead_report::Entity::find_by_id(id.to_owned()).one(&self.db).await?;
+        Ok(row.map(DeadReport::from))
     }
 
     /// Marks a dead report as re-applied.

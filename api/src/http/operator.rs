@@ -10,7 +10,6 @@ use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 use std::sync::Arc;
 use varsel_activities::events::apply_and_notify;
 use varsel_activities::store::{ApplyOutcome, Report, ReportTarget};
-use varsel_workflows::domain::{Channel, NotificationStatus};
 
 /// The operator endpoints.
 pub struct OperatorApi {
@@ -119,9 +118,9 @@ impl OperatorApi {
             rows.into_iter()
                 .map(|r| DeadReportDto {
                     id: r.id,
-                    channel: r.channel,
+                    channel: r.channel.as_str().to_owned(),
                     reference: r.reference,
-                    status: r.status,
+                    status: r.status.as_str().to_owned(),
                     reason: r.reason,
                     payload: r.payload,
                     received_at: r.received_at.to_rfc3339(),
@@ -156,9 +155,7 @@ impl OperatorApi {
             .map_err(ApiError::storage)?
             .filter(|d| d.applied_at.is_none())
             .ok_or_else(|| ApiError::not_found("No such dead report."))?;
-        let channel = Channel::parse(&dead.channel).unwrap_or(Channel::Sms);
-        let status = NotificationStatus::parse(&dead.status)
-            .ok_or_else(|| ApiError::conflict("The dead report has an unknown status."))?;
+        let (channel, status) = (dead.channel, dead.status);
         let mut outcome = None;
         // The reference may be a notification id or a provider reference; try both.
         for target in [

@@ -14,9 +14,9 @@ use poem_openapi::{
 };
 use std::sync::Arc;
 use varsel_activities::contacts;
-use varsel_activities::store::CancelOutcome;
-use varsel_activities::store::entities::{notification, order, order_recipient};
-use varsel_workflows::domain::{Channel, NotificationChannel, NotificationStatus, OrderStatus};
+use varsel_activities::store::{CancelOutcome, Notification};
+use varsel_workflows::domain::{Channel, EmailContentType, NotificationChannel, OrderStatus};
+use varsel_workflows::order::{Order, OrderType, Recipient, StoredOrder};
 use varsel_workflows::plan;
 
 /// The order API.
@@ -187,7 +187,8 @@ impl OrdersApi {
             .orders_by_senders_reference(&principal.org, &sref)
             .await
             .map_err(ApiError::storage)?;
-        let orders: Vec<OrderDto> = found.into_iter().map(|(o, r)| self.order_dto(o, r)).collect();
+        let orders: Vec<OrderDto> =
+            found.into_iter().map(|(o, r)| self.order_dto(o.order, r)).collect();
         Ok(ListResponse::Ok(Json(OrderListDto { count: orders.len() as u64, orders })))
     }
 
@@ -206,7 +207,7 @@ impl OrdersApi {
         ServiceOwner(principal): ServiceOwner,
         id: Path<String>,
     ) -> Result<StatusResponse, ApiError> {
-        let (o, _) = self.find(&id.0, &principal.org).await?;
+        let o = self.find_order(&id.0, &principal.org).await?;
         Ok(StatusResponse::Ok(Json(self.with_status(o).await?)))
     }
 
@@ -224,7 +225,7 @@ impl OrdersApi {
         ServiceOwner(principal): ServiceOwner,
         id: Path<String>,
     ) -> Result<EmailSummaryResponse, ApiError> {
-        let (o, _) = self.find(&id.0, &principal.org).await?;
+        let o = self.find_order(&id.0, &principal.org).await?.order;
         let rows = self
             .state
             .store
@@ -270,7 +271,7 @@ impl OrdersApi {
         ServiceOwner(principal): ServiceOwner,
         id: Path<String>,
     ) -> Result<SmsSummaryResponse, ApiError> {
-        let (o, _) = self.find(&id.0, &principal.org).await?;
+        let o = self.find_order(&id.0, &principal.org).await?.order;
         let rows = self
             .state
             .store
@@ -283,7 +284,7 @@ impl OrdersApi {
                 let (succeeded, send_status) = send_status(n);
                 SmsNotificationDto {
                     id: n.id.clone(),
-                    segments: n.segments.map(|s| s as u32),
+                    segments: n.segments,
                     succeeded,
                     recipient: SmsRecipientDto {
                         mobile_number: Some(n.address.clone()).filter(|a| !a.is_empty()),
@@ -331,33 +332,35 @@ impl OrdersApi {
             CancelOutcome::NotFound => Err(ApiError::not_found("The order does not exist.")),
             CancelOutcome::TooLate(o) => Err(ApiError::conflict(format!(
                 "The order is {} and can no longer be cancelled: only registered orders whose send time is more than {} seconds away can be.",
-                o.status, self.state.config.cancel_cutoff_secs
+                o.order.status, self.state.config.cancel_cutoff_secs
             ))),
             CancelOutcome::Cancelled(o) => {
-                tracing::info!(order_id = o.id, creator = principal.org, "order cancelled");
+                let id = &o.order.id;
+                tracing::info!(order_id = id, creator = principal.org, "order cancelled");
                 // End the waiting workflow now; if this fails, the workflow still finds the
                 // order cancelled when its timer fires and sends nothing.
-                self.state.dispatcher.cancel(&o.id).await;
+                self.state.dispatcher.cancel(id).await;
                 // A chain's notification takes its reminders with it.
-                if o.order_type.as_deref() == Some("Notification")
-                    && let Some(chain) = &o.chain_id
+                if let Some(chain) = &o.order.chain
+                    && chain.order_type == OrderType::Notification
                 {
+                    let chain = &chain.chain_id;
                     for r in
                         self.state.store.chain_reminders(chain).await.map_err(ApiError::storage)?
                     {
                         let reminder = self
                             .state
                             .store
-                            .cancel_order(&r.id, &principal.org, chrono::Duration::zero())
+                            .cancel_order(&r.order.id, &principal.org, chrono::Duration::zero())
                             .await
                             .map_err(ApiError::storage)?;
                         if let CancelOutcome::Cancelled(r) = reminder {
                             tracing::info!(
-                                order_id = r.id,
+                                order_id = r.order.id,
                                 chain,
                                 "reminder cancelled with its notification"
                             );
-                            self.state.dispatcher.cancel(&r.id).await;
+                            self.state.dispatcher.cancel(&r.order.id).await;
                         }
                     }
                 }
@@ -385,18 +388,15 @@ impl OrdersApi {
     ) -> Result<HistoryResponse, ApiError> {
         let id = order_id(&id.0)?;
         let found = match caller {
-            OwnerOrOperator::Operator => {
-                self.state.store.order(&id).await.map_err(ApiError::storage)?
+            OwnerOrOperator::Operator => self.state.store.order(&id).await,
+            OwnerOrOperator::Owner(principal) => {
+                self.state.store.order_of(&id, &principal.org).await
             }
-            OwnerOrOperator::Owner(principal) => self
-                .state
-                .store
-                .get_order(&id, &principal.org)
-                .await
-                .map_err(ApiError::storage)?
-                .map(|(o, _)| o),
         };
-        let o = found.ok_or_else(|| ApiError::not_found("The order does not exist."))?;
+        let o = found
+            .map_err(ApiError::storage)?
+            .ok_or_else(|| ApiError::not_found("The order does not exist."))?
+            .order;
         let client = self
             .state
             .dispatcher
@@ -441,32 +441,34 @@ impl OrdersApi {
         format!("{}/notifications/api/v1/orders/{id}", self.state.base_url)
     }
 
-    async fn find(
-        &self,
-        id: &str,
-        creator: &str,
-    ) -> Result<(order::Model, Vec<order_recipient::Model>), ApiError> {
+    /// An order of `creator` with its recipients (all of them: only for the order itself).
+    async fn find(&self, id: &str, creator: &str) -> Result<(Order, Vec<Recipient>), ApiError> {
         let id = &order_id(id)?;
         let found = self.state.store.get_order(id, creator).await.map_err(ApiError::storage)?;
+        found
+            .map(|(o, recipients)| (o.order, recipients))
+            .ok_or_else(|| ApiError::not_found("The order does not exist."))
+    }
+
+    /// An order of `creator`, without its recipients.
+    async fn find_order(&self, id: &str, creator: &str) -> Result<StoredOrder, ApiError> {
+        let id = &order_id(id)?;
+        let found = self.state.store.order_of(id, creator).await.map_err(ApiError::storage)?;
         found.ok_or_else(|| ApiError::not_found("The order does not exist."))
     }
 
-    async fn with_status(&self, o: order::Model) -> Result<OrderWithStatusDto, ApiError> {
+    async fn with_status(&self, stored: StoredOrder) -> Result<OrderWithStatusDto, ApiError> {
+        let o = &stored.order;
         let counts =
             self.state.store.notification_counts(&o.id).await.map_err(ApiError::storage)?;
         let summary = |channel: Channel| -> Option<ChannelSummaryDto> {
-            let rows: Vec<_> = counts.iter().filter(|(c, _, _)| c == channel.as_str()).collect();
+            let rows: Vec<_> = counts.iter().filter(|(c, _, _)| *c == channel).collect();
             if rows.is_empty() {
                 return None;
             }
             let generated = rows.iter().map(|(_, _, n)| *n as u64).sum();
-            let succeeded = rows
-                .iter()
-                .filter(|(_, s, _)| {
-                    NotificationStatus::parse(s).is_some_and(NotificationStatus::is_success)
-                })
-                .map(|(_, _, n)| *n as u64)
-                .sum();
+            let succeeded =
+                rows.iter().filter(|(_, s, _)| s.is_success()).map(|(_, _, n)| *n as u64).sum();
             Some(ChannelSummaryDto {
                 links: SelfLinkDto {
                     self_link: format!(
@@ -480,7 +482,7 @@ impl OrdersApi {
             })
         };
         let (email, sms) = (summary(Channel::Email), summary(Channel::Sms));
-        let status = OrderStatus::parse(&o.status).unwrap_or(OrderStatus::Registered);
+        let status = o.status;
         // Altinn v1 reports Processed as Completed; clients match on that name.
         let v1_name = if status == OrderStatus::Processed {
             OrderStatus::Completed.as_str()
@@ -488,11 +490,11 @@ impl OrdersApi {
             status.as_str()
         };
         Ok(OrderWithStatusDto {
-            info: order_info(&o),
+            info: order_info(o),
             processing_status: ProcessingStatusDto {
                 status: v1_name.to_owned(),
                 description: status.description().to_owned(),
-                last_update: timestamp(o.status_changed),
+                last_update: timestamp(stored.status_changed),
             },
             notifications_status_summary: (email.is_some() || sms.is_some())
                 .then_some(NotificationsSummaryDto { email, sms }),
@@ -512,8 +514,9 @@ impl OrdersApi {
 
         let duplicates = std::mem::take(&mut v.duplicates);
         let order = v.into_order(creator, Utc::now());
-        let (id, send_time_ms) = (order.id.clone(), order.requested_send_time.timestamp_millis());
-        let (channel, kind) = (order.channel, order.kind);
+        let o = &order.order;
+        let (id, send_time_ms) = (o.id.clone(), o.requested_send_time.timestamp_millis());
+        let (channel, kind) = (o.channel, o.kind);
         self.state.store.insert_order(order).await.map_err(ApiError::storage)?;
         tracing::info!(order_id = id, creator, channel = channel.as_str(), "order accepted");
         self.state.metrics.orders_accepted.with_label_values(&[kind.as_str()]).inc();
@@ -533,23 +536,20 @@ impl OrdersApi {
         ))
     }
 
-    fn order_dto(&self, o: order::Model, recipients: Vec<order_recipient::Model>) -> OrderDto {
+    fn order_dto(&self, o: Order, recipients: Vec<Recipient>) -> OrderDto {
         let base = self.order_url(&o.id);
-        let email_template = o.email_body.as_ref().map(|body| EmailTemplateDto {
-            from_address: o.email_from.clone(),
-            subject: o.email_subject.clone(),
-            body: Some(body.clone()),
-            content_type: o.email_content_type.as_deref().map(|c| {
-                CaseInsensitive(if c == "Html" {
-                    EmailContentTypeDto::Html
-                } else {
-                    EmailContentTypeDto::Plain
-                })
-            }),
+        let email_template = o.email.as_ref().map(|e| EmailTemplateDto {
+            from_address: e.from.clone(),
+            subject: Some(e.subject.clone()),
+            body: Some(e.body.clone()),
+            content_type: Some(CaseInsensitive(match e.content_type {
+                EmailContentType::Html => EmailContentTypeDto::Html,
+                EmailContentType::Plain => EmailContentTypeDto::Plain,
+            })),
         });
-        let sms_template = o.sms_body.as_ref().map(|body| SmsTemplateDto {
-            sender_number: o.sms_sender.clone(),
-            body: Some(body.clone()),
+        let sms_template = o.sms.as_ref().map(|s| SmsTemplateDto {
+            sender_number: s.sender.clone(),
+            body: Some(s.body.clone()),
         });
         OrderDto {
             info: order_info(&o),
@@ -582,10 +582,8 @@ pub(crate) fn timestamp(t: chrono::DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn order_info(o: &order::Model) -> OrderInfoDto {
-    let channel = match NotificationChannel::parse(&o.notification_channel)
-        .unwrap_or(NotificationChannel::Email)
-    {
+fn order_info(o: &Order) -> OrderInfoDto {
+    let channel = match o.channel {
         NotificationChannel::Email => NotificationChannelDto::Email,
         NotificationChannel::Sms => NotificationChannelDto::Sms,
         NotificationChannel::EmailPreferred => NotificationChannelDto::EmailPreferred,
@@ -606,18 +604,16 @@ fn order_info(o: &order::Model) -> OrderInfoDto {
     }
 }
 
-fn send_status(n: &notification::Model) -> (bool, SendStatusDto) {
-    let status = NotificationStatus::parse(&n.status);
-    let succeeded = status.is_some_and(NotificationStatus::is_success);
-    let description = match (status, n.status_reason.as_deref()) {
-        (Some(s), Some(reason)) => format!("{} {reason}", s.description()),
-        (Some(s), _) => s.description().to_owned(),
-        (None, _) => String::new(),
+fn send_status(n: &Notification) -> (bool, SendStatusDto) {
+    let status = n.status;
+    let description = match n.status_reason.as_deref() {
+        Some(reason) => format!("{} {reason}", status.description()),
+        None => status.description().to_owned(),
     };
     (
-        succeeded,
+        status.is_success(),
         SendStatusDto {
-            status: status.map(NotificationStatus::v1_name).unwrap_or(&n.status).to_owned(),
+            status: status.v1_name().to_owned(),
             description,
             last_update: timestamp(n.status_changed),
         },

@@ -24,10 +24,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use varsel_activities::contacts;
 use varsel_activities::instant::{InstantMessage, InstantOutcome};
-use varsel_activities::store::entities::{notification, order};
-use varsel_activities::store::{Chain, ChainInsert, ORDER_TYPE_INSTANT};
-use varsel_workflows::domain::{NotificationChannel, NotificationStatus, OrderStatus};
-use varsel_workflows::order::{ChainPlacement, NewOrder};
+use varsel_activities::store::{Chain, ChainInsert, Notification};
+use varsel_workflows::domain::{Channel, NotificationChannel, OrderStatus};
+use varsel_workflows::order::{ChainPlacement, NewOrder, Order, OrderType};
 use varsel_workflows::plan;
 
 /// The newer order API.
@@ -138,14 +137,14 @@ impl V2Api {
         let response = ChainResponseDto {
             notification_order_id: chain_id.clone(),
             notification: ChainReceiptDto {
-                shipment_id: orders[0].id.clone(),
+                shipment_id: orders[0].order.id.clone(),
                 senders_reference: valid.main.order.senders_reference.clone(),
                 reminders: (!valid.reminders.is_empty()).then(|| {
                     orders[1..]
                         .iter()
                         .map(|o| ShipmentRefDto {
-                            shipment_id: o.id.clone(),
-                            senders_reference: o.senders_reference.clone(),
+                            shipment_id: o.order.id.clone(),
+                            senders_reference: o.order.senders_reference.clone(),
                         })
                         .collect()
                 }),
@@ -161,7 +160,7 @@ impl V2Api {
         };
         let starts: Vec<(String, i64)> = orders
             .iter()
-            .map(|o| (o.id.clone(), o.requested_send_time.timestamp_millis()))
+            .map(|o| (o.order.id.clone(), o.order.requested_send_time.timestamp_millis()))
             .collect();
         match self.state.store.insert_chain(chain, orders).await.map_err(ApiError::storage)? {
             ChainInsert::Exists(existing) => self.repeat(existing, &hash),
@@ -308,28 +307,29 @@ impl V2Api {
             .map_err(ApiError::storage)?;
         let ids: Vec<String> = entries.iter().map(|e| e.order_id.clone()).collect();
         let orders = store.orders_by_ids(&ids).await.map_err(ApiError::storage)?;
-        let mut notifications: HashMap<String, Vec<notification::Model>> = HashMap::new();
+        let mut notifications: HashMap<String, Vec<Notification>> = HashMap::new();
         for n in store.notifications_of_orders(&ids).await.map_err(ApiError::storage)? {
             notifications.entry(n.order_id.clone()).or_default().push(n);
         }
         let page = entries
             .into_iter()
             .filter_map(|e| {
-                let o = orders.iter().find(|o| o.id == e.order_id)?;
+                let stored = orders.iter().find(|o| o.order.id == e.order_id)?;
+                let o = &stored.order;
                 Some(FeedEntryDto {
                     sequence_number: e.seq,
                     shipment_id: o.id.clone(),
                     senders_reference: o.senders_reference.clone(),
                     shipment_type: shipment_type(o),
                     status: order_status(o),
-                    last_update: timestamp(o.status_changed),
+                    last_update: timestamp(stored.status_changed),
                     recipients: notifications
                         .remove(&o.id)
                         .unwrap_or_default()
                         .into_iter()
                         .map(|n| FeedRecipientDto {
                             destination: n.address,
-                            status: n.status,
+                            status: n.status.as_str().to_owned(),
                             last_update: timestamp(n.status_changed),
                         })
                         .collect(),
@@ -359,23 +359,27 @@ impl V2Api {
         };
         // The order row alone: its submitted recipients (up to 500,000) are not needed here.
         let found = self.state.store.order(&id).await.map_err(ApiError::storage)?;
-        let Some(o) = found.filter(|o| o.creator == principal.org) else {
+        let Some(stored) = found.filter(|o| o.order.creator == principal.org) else {
             return Err(ApiError::coded(404, "NOT-00003", "Shipment not found", None));
         };
+        let o = &stored.order;
         let notifications =
             self.state.store.notifications(&o.id).await.map_err(ApiError::storage)?;
         Ok(ShipmentResponse::Ok(Json(DeliveryManifestDto {
             shipment_id: o.id.clone(),
             senders_reference: o.senders_reference.clone(),
-            kind: shipment_type(&o),
-            status: order_status(&o),
-            last_update: timestamp(o.status_changed),
+            kind: shipment_type(o),
+            status: order_status(o),
+            last_update: timestamp(stored.status_changed),
             recipients: notifications
                 .into_iter()
                 .map(|n| ManifestRecipientDto {
-                    kind: if n.channel == "sms" { "SMS".into() } else { "Email".into() },
+                    kind: match n.channel {
+                        Channel::Sms => "SMS".into(),
+                        Channel::Email => "Email".into(),
+                    },
                     destination: n.address,
-                    status: n.status,
+                    status: n.status.as_str().to_owned(),
                     last_update: timestamp(n.status_changed),
                 })
                 .collect(),
@@ -383,14 +387,14 @@ impl V2Api {
     }
 }
 
-/// `Notification` or `Reminder`; a v1 order is a `Notification`.
-fn shipment_type(o: &order::Model) -> String {
-    o.order_type.clone().unwrap_or_else(|| "Notification".into())
+/// `Notification`, `Reminder` or `Instant`; a v1 order is a `Notification`.
+fn shipment_type(o: &Order) -> String {
+    o.chain.as_ref().map_or(OrderType::Notification, |c| c.order_type).as_str().to_owned()
 }
 
 /// The unified lifecycle name of an order's status (`Order_Completed`, …).
-fn order_status(o: &order::Model) -> String {
-    format!("Order_{}", o.status)
+fn order_status(o: &Order) -> String {
+    format!("Order_{}", o.status.as_str())
 }
 
 /// SHA-256 of the request as parsed: a repeat is the same request whatever its key order or
@@ -464,23 +468,22 @@ impl V2Api {
         };
         let now = Utc::now();
         let chain_id = uuid::Uuid::new_v4().to_string();
-        let order = NewOrder {
-            status: OrderStatus::Processed,
-            chain: Some(ChainPlacement {
-                chain_id: chain_id.clone(),
-                order_type: ORDER_TYPE_INSTANT.to_owned(),
-                sms_anytime: true,
-                dialog_id: None,
-                transmission_id: None,
-            }),
-            ..v.order.clone().into_order(creator, now)
-        };
-        let channel = order.channel;
+        let mut order = v.order.clone().into_order(creator, now);
+        // Sent by this request: stored as processed, in a chain of its own.
+        order.order.status = OrderStatus::Processed;
+        order.order.chain = Some(ChainPlacement {
+            chain_id: chain_id.clone(),
+            order_type: OrderType::Instant,
+            sms_anytime: true,
+            dialog_id: None,
+            transmission_id: None,
+        });
+        let channel = order.order.channel;
         let response = ChainResponseDto {
             notification_order_id: chain_id.clone(),
             notification: ChainReceiptDto {
-                shipment_id: order.id.clone(),
-                senders_reference: order.senders_reference.clone(),
+                shipment_id: order.order.id.clone(),
+                senders_reference: order.order.senders_reference.clone(),
                 reminders: None,
             },
         };
@@ -492,7 +495,7 @@ impl V2Api {
             response: serde_json::to_string(&response).unwrap_or_default(),
             created: now,
         };
-        let (order_id, time_to_live) = (order.id.clone(), v.time_to_live);
+        let (order_id, time_to_live) = (order.order.id.clone(), v.time_to_live);
         let message = InstantMessage { chain, order, time_to_live };
         match sender.send(message).await.map_err(ApiError::storage)? {
             InstantOutcome::Exists(existing) => self.instant_repeat(existing, &hash).await,
@@ -522,11 +525,9 @@ impl V2Api {
                 match store.chain_orders(&existing.id).await.map_err(ApiError::storage)?.first() {
                     None => true,
                     Some(o) => {
-                        store.notifications(&o.id).await.map_err(ApiError::storage)?.iter().any(
-                            |n| {
-                                NotificationStatus::parse(&n.status).is_some_and(|s| s.is_pending())
-                            },
-                        )
+                        let notifications =
+                            store.notifications(&o.order.id).await.map_err(ApiError::storage)?;
+                        notifications.iter().any(|n| n.status.is_pending())
                     }
                 };
             if sending {
@@ -583,15 +584,14 @@ impl V2Api {
         v: &ValidChainOrder,
         now: chrono::DateTime<Utc>,
     ) -> NewOrder {
-        NewOrder {
-            chain: Some(ChainPlacement {
-                chain_id: chain_id.to_owned(),
-                order_type: v.order_type.to_owned(),
-                sms_anytime: v.sms_anytime,
-                dialog_id: chain.dialog_id.clone(),
-                transmission_id: chain.transmission_id.clone(),
-            }),
-            ..v.order.clone().into_order(creator, now)
-        }
+        let mut order = v.order.clone().into_order(creator, now);
+        order.order.chain = Some(ChainPlacement {
+            chain_id: chain_id.to_owned(),
+            order_type: v.order_type,
+            sms_anytime: v.sms_anytime,
+            dialog_id: chain.dialog_id.clone(),
+            transmission_id: chain.transmission_id.clone(),
+        });
+        order
     }
 }

@@ -18,8 +18,8 @@ use varsel_workflows::domain::{
     EmailAddress, EmailContentType, MobileNumber, NationalIdentityNumber, NotificationChannel,
     OrderStatus, OrganizationNumber,
 };
-use varsel_workflows::order::NewOrder;
 pub use varsel_workflows::order::{EmailTemplate, OrderKind, Recipient, SmsTemplate};
+use varsel_workflows::order::{NewOrder, Order};
 
 /// Validation messages keyed by property path.
 pub type Errors = BTreeMap<String, Vec<String>>;
@@ -65,22 +65,24 @@ impl ValidOrder {
     /// `Registered`, in no chain (the newer API places it in one).
     pub fn into_order(self, creator: &str, now: DateTime<Utc>) -> NewOrder {
         NewOrder {
-            id: uuid::Uuid::new_v4().to_string(),
-            creator: creator.to_owned(),
-            created: now,
-            kind: self.kind,
-            status: OrderStatus::Registered,
-            channel: self.channel,
-            requested_send_time: self.requested_send_time,
-            senders_reference: self.senders_reference,
-            resource_id: self.resource_id,
-            resource_action: self.resource_action,
-            ignore_reservation: self.ignore_reservation,
-            condition_endpoint: self.condition_endpoint,
-            email: self.email,
-            sms: self.sms,
+            order: Order {
+                id: uuid::Uuid::new_v4().to_string(),
+                creator: creator.to_owned(),
+                created: now,
+                kind: self.kind,
+                status: OrderStatus::Registered,
+                channel: self.channel,
+                requested_send_time: self.requested_send_time,
+                senders_reference: self.senders_reference,
+                resource_id: self.resource_id,
+                resource_action: self.resource_action,
+                ignore_reservation: self.ignore_reservation,
+                condition_endpoint: self.condition_endpoint,
+                email: self.email,
+                sms: self.sms,
+                chain: None,
+            },
             recipients: self.recipients,
-            chain: None,
         }
     }
 }

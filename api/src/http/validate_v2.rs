@@ -13,13 +13,13 @@ use varsel_workflows::domain::{
     EmailAddress, EmailContentType, MobileNumber, NationalIdentityNumber, NotificationChannel,
     OrganizationNumber,
 };
-use varsel_workflows::order::Recipient as OrderRecipient;
+use varsel_workflows::order::{OrderType, Recipient as OrderRecipient};
 
 /// One order of a valid chain: the notification or a reminder. Its `order` has one recipient.
 #[derive(Debug, Clone)]
 pub struct ValidChainOrder {
     /// `Notification` or `Reminder`.
-    pub order_type: &'static str,
+    pub order_type: OrderType,
     /// SMS may go at any hour.
     pub sms_anytime: bool,
     /// The order as the v1 API would hold it.
@@ -394,7 +394,7 @@ fn recipient(
 }
 
 fn chain_order(
-    order_type: &'static str,
+    order_type: OrderType,
     r: Recipient,
     requested_send_time: DateTime<Utc>,
     senders_reference: Option<String>,
@@ -531,7 +531,7 @@ pub fn validate_chain(
         let rec = recipient(&r.recipient, &format!("{key}.Recipient"), rules, &mut errors);
         if let (Some(time), Some(rec)) = (time, rec) {
             reminders.push(chain_order(
-                "Reminder",
+                OrderType::Reminder,
                 rec,
                 time,
                 present(&r.senders_reference).map(str::to_owned),
@@ -549,7 +549,7 @@ pub fn validate_chain(
     Ok(ValidChain {
         idempotency_id,
         main: chain_order(
-            "Notification",
+            OrderType::Notification,
             main,
             main_time,
             present(&dto.senders_reference).map(str::to_owned),

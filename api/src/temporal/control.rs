@@ -21,7 +21,8 @@ impl Dispatcher {
             .order(order_id)
             .await
             .map_err(|e| RedriveRefusal::Unavailable(e.to_string()))?
-            .ok_or(RedriveRefusal::NotFound)?;
+            .ok_or(RedriveRefusal::NotFound)?
+            .order;
         let client = self.client().await.map_err(|e| RedriveRefusal::Unavailable(e.to_string()))?;
         let handle = client.get_workflow_handle::<OrderWorkflow>(order_id);
         let is_running = || async {
@@ -32,14 +33,14 @@ impl Dispatcher {
                 .unwrap_or(false)
         };
         let mut running = is_running().await;
-        if running && order.status == varsel_workflows::domain::OrderStatus::Completed.as_str() {
+        if running && order.status == varsel_workflows::domain::OrderStatus::Completed {
             // The order is completed and its workflow is returning: give it a moment to close.
             let _ =
                 tokio::time::timeout(Duration::from_secs(5), handle.get_result(Default::default()))
                     .await;
             running = is_running().await;
         }
-        if running || order.status != varsel_workflows::domain::OrderStatus::Completed.as_str() {
+        if running || order.status != varsel_workflows::domain::OrderStatus::Completed {
             return Err(RedriveRefusal::Conflict(format!(
                 "The order is {} and its workflow is {}: only completed orders can be redriven.",
                 order.status,

@@ -10,8 +10,8 @@ use temporalio_client::{
 };
 use tokio::sync::Mutex;
 use varsel_activities::Store;
-use varsel_activities::store::ORDER_TYPE_INSTANT;
 use varsel_workflows::domain::{Channel, NotificationChannel};
+use varsel_workflows::order::{Order, OrderType};
 use varsel_workflows::workflow::Resume;
 use varsel_workflows::{OrderWorkflow, OrderWorkflowInput};
 
@@ -54,30 +54,27 @@ impl Dispatcher {
     pub async fn start(&self, order_id: &str, send_time_ms: i64) -> anyhow::Result<()> {
         let client = self.client().await?;
         // Cancelled before its workflow started (the start is asynchronous): nothing to run.
-        let order = self.store.order(order_id).await?;
+        let order = self.store.order(order_id).await?.map(|o| o.order);
         if let Some(o) = &order
-            && o.status == varsel_workflows::domain::OrderStatus::Cancelled.as_str()
+            && o.status == varsel_workflows::domain::OrderStatus::Cancelled
         {
             self.store.mark_workflow_started(order_id).await?;
             return Ok(());
         }
         let mut policy = policy(&self.cfg);
         // `sendingTimePolicy: Anytime` (newer API): no waiting for the SMS window.
-        if order.as_ref().is_some_and(|o| o.sms_anytime) {
+        if order.as_ref().and_then(|o| o.chain.as_ref()).is_some_and(|c| c.sms_anytime) {
             policy.sms_window = None;
         }
         // An instant message was sent by its request: its run only settles it (reports and
         // time-to-live), starting where a continued run's sending would.
-        let resume = order
-            .as_ref()
-            .filter(|o| o.order_type.as_deref() == Some(ORDER_TYPE_INSTANT))
-            .map(|o| Resume::Send {
-                channel: if o.notification_channel == NotificationChannel::Sms.as_str() {
-                    Channel::Sms
-                } else {
-                    Channel::Email
-                },
-            });
+        let resume = order.as_ref().filter(|o| is_instant(o)).map(|o| Resume::Send {
+            channel: if o.channel == NotificationChannel::Sms {
+                Channel::Sms
+            } else {
+                Channel::Email
+            },
+        });
         let input = OrderWorkflowInput {
             order_id: order_id.to_owned(),
             requested_send_time_ms: send_time_ms,
@@ -154,11 +151,9 @@ impl Dispatcher {
             let instant_cutoff = chrono::Utc::now() - self.cfg.instant_grace();
             let due: Vec<_> = pending
                 .into_iter()
+                .map(|o| o.order)
                 .filter(|o| o.created < cutoff)
-                .filter(|o| {
-                    o.order_type.as_deref() != Some(ORDER_TYPE_INSTANT)
-                        || o.created < instant_cutoff
-                })
+                .filter(|o| !is_instant(o) || o.created < instant_cutoff)
                 .collect();
             backlog = due.len() == 200;
             // A backlog (a burst beyond the in-flight starts, or Temporal back after an outage)
@@ -184,4 +179,9 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// An instant message: sent by its request, its workflow only settles it.
+fn is_instant(o: &Order) -> bool {
+    o.chain.as_ref().is_some_and(|c| c.order_type == OrderType::Instant)
 }

@@ -84,10 +84,13 @@ async fn a_worker_killed_mid_order_resumes_and_each_recipient_gets_one_email() {
 
     let _worker = app.spawn_role(EXE, "worker", worker_config);
     let order = app.wait_status(&id, "Completed", Duration::from_secs(180)).await;
-    assert_eq!(order.status, "Completed");
+    assert_eq!(order.order.status.as_str(), "Completed");
     let rows = app.store.notifications(&id).await.unwrap();
     assert_eq!(rows.len(), 1000);
-    assert!(rows.iter().all(|r| r.status == "Email_Succeeded"), "every notification succeeded");
+    assert!(
+        rows.iter().all(|r| r.status.as_str() == "Email_Succeeded"),
+        "every notification succeeded"
+    );
     let duplicates = assert_all_received(&smtp, "crash", 1000);
     eprintln!(
         "worker SIGKILL after {at_kill} of 1000 emails: {duplicates} duplicate(s), bound {concurrency}"

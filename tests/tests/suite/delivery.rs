@@ -45,7 +45,7 @@ async fn kannel(db: Db) {
     app.wait_status(&unroutable, "Completed", T).await;
 
     let rows = app.store.notifications(&delivered).await.unwrap();
-    assert_eq!(rows[0].status, "SMS_Delivered");
+    assert_eq!(rows[0].status.as_str(), "SMS_Delivered");
     assert!(rows[0].provider_ref.is_some(), "Kannel's message id is stored");
     assert!(
         rows[0].delivery_report.as_deref().unwrap().contains("type="),
@@ -54,7 +54,7 @@ async fn kannel(db: Db) {
     let rows = app.store.notifications(&unroutable).await.unwrap();
     // Kannel says it twice (403 "Not routable" and a "NACK/no SMSC" report); whichever is
     // recorded first, the status is the same.
-    assert_eq!(rows[0].status, "SMS_Failed_Undelivered", "{:?}", rows[0]);
+    assert_eq!(rows[0].status.as_str(), "SMS_Failed_Undelivered", "{:?}", rows[0]);
     let reason = rows[0].status_reason.as_deref().unwrap();
     assert!(reason.contains("Not routable") || reason.contains("no SMSC"), "{reason}");
     let sms: Value = app
@@ -173,7 +173,7 @@ async fn email_reports(db: Db) {
     never_within(
         "the order left Processed before any report",
         Duration::from_millis(500),
-        || async move { app_ref.order_row(id_ref).await.status != "Processed" },
+        || async move { app_ref.order_row(id_ref).await.order.status.as_str() != "Processed" },
     )
     .await;
 
@@ -213,7 +213,7 @@ async fn email_reports(db: Db) {
         let _ = expected;
     }
     let order = app.wait_status(&id, "Completed", T).await;
-    assert_eq!(order.status, "Completed");
+    assert_eq!(order.order.status.as_str(), "Completed");
     let got = app.notifications(&id).await;
     for (i, (_, expected)) in statuses.iter().enumerate() {
         let n = got.iter().find(|n| n.1 == format!("r{i}@example.no")).unwrap();
@@ -362,13 +362,13 @@ async fn allow_listed_numbers_go_to_the_gateway() {
     app.wait_status(&id, "Completed", T).await;
     let rows = app.store.notifications(&id).await.unwrap();
     let by = |n: &str| rows.iter().find(|r| r.address == n).unwrap().clone();
-    assert_eq!(by("+4798000001").status, "SMS_Delivered");
+    assert_eq!(by("+4798000001").status.as_str(), "SMS_Delivered");
     // Kannel reports type 1 (delivered) and 8 (SMSC accepted) in either order; the last is kept.
     assert!(
         by("+4798000001").delivery_report.unwrap().contains("nid="),
         "reported through the Kannel endpoint"
     );
-    assert_eq!(by("+4798000002").status, "SMS_Delivered");
+    assert_eq!(by("+4798000002").status.as_str(), "SMS_Delivered");
     assert!(by("+4798000002").provider_ref.unwrap().starts_with("sim:"), "taken by the simulator");
     let simulated: Vec<String> =
         app.simulated_sms(&id).await.into_iter().map(|s| s.recipient).collect();

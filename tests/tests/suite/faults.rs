@@ -54,7 +54,7 @@ async fn smtp_faults(db: Db) {
     for r in &rows {
         let expected =
             if r.address.starts_with("rejected") { "Email_Failed" } else { "Email_Succeeded" };
-        assert_eq!(r.status, expected, "{}: {:?}", r.address, r.status_reason);
+        assert_eq!(r.status.as_str(), expected, "{}: {:?}", r.address, r.status_reason);
     }
     // The stall was cut by the per-attempt timeout, not waited out (the relay stalls for 30 s).
     assert!(took < Duration::from_secs(25), "the order took {took:?}");
@@ -172,7 +172,7 @@ async fn an_sms_gateway_that_fails_throttles_and_stalls_is_retried_at_the_pace_i
     let rows = app.store.notifications(&id).await.unwrap();
     assert_eq!(rows.len(), 3);
     for r in &rows {
-        assert_eq!(r.status, "SMS_Delivered", "{}: {:?}", r.address, r.status_reason);
+        assert_eq!(r.status.as_str(), "SMS_Delivered", "{}: {:?}", r.address, r.status_reason);
     }
     let seen = g.seen.lock().unwrap().clone();
     let throttles: Vec<Instant> =

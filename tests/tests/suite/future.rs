@@ -139,7 +139,8 @@ async fn reminders(db: Db) {
     let r1_row = app.wait_status(&r1, "Completed", T).await;
     app.wait_status(&r2, "SendConditionNotMet", T).await;
     assert!(
-        r1_row.requested_send_time >= main_row.requested_send_time + chrono::Duration::seconds(2)
+        r1_row.order.requested_send_time
+            >= main_row.order.requested_send_time + chrono::Duration::seconds(2)
     );
     let mails = smtp.wait_for(2, T).await;
     let reminder_mail =

@@ -75,7 +75,7 @@ async fn instant(db: Db) {
         .unwrap();
     assert_eq!(got, first);
     let row = app.wait_status(&shipment, "Completed", T).await;
-    assert_eq!(row.order_type.as_deref(), Some("Instant"));
+    assert_eq!(row.order.chain.as_ref().map(|c| c.order_type.as_str()), Some("Instant"));
     let manifest: Value =
         app.get(&format!("/future/shipment/{shipment}"), "ttd").await.json().await.unwrap();
     assert_eq!(manifest["type"], "Instant", "{manifest}");
@@ -83,7 +83,7 @@ async fn instant(db: Db) {
     assert_eq!(manifest["recipients"][0]["destination"], "kari@example.no");
     assert_eq!(manifest["recipients"][0]["status"], "Email_Succeeded");
     let n = &app.store.notifications(&shipment).await.unwrap()[0];
-    let ttl = n.expiry - row.created;
+    let ttl = n.expiry - row.order.created;
     assert!(
         (ttl - chrono::Duration::hours(48)).num_seconds().abs() <= 5,
         "an instant email stays open 48 hours: {ttl}"
@@ -119,9 +119,9 @@ async fn instant(db: Db) {
     assert_eq!(app.simulated_sms(&shipment).await.len(), 1, "one SMS for eight requests");
     let row = app.wait_status(&shipment, "Completed", T).await;
     let n = &app.store.notifications(&shipment).await.unwrap()[0];
-    assert_eq!(n.status, "SMS_Delivered");
+    assert_eq!(n.status.as_str(), "SMS_Delivered");
     assert!(
-        ((n.expiry - row.created) - chrono::Duration::seconds(300)).num_seconds().abs() <= 5,
+        ((n.expiry - row.order.created) - chrono::Duration::seconds(300)).num_seconds().abs() <= 5,
         "expiry is the time-to-live"
     );
     let (status, _, again) = post(&app, "/future/orders/instant/sms", &body).await;

@@ -180,7 +180,7 @@ async fn cancel(db: Db) {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert_eq!(app.order_row(id).await.status, "Cancelled");
+        assert_eq!(app.order_row(id).await.order.status.as_str(), "Cancelled");
         assert!(app.notifications(id).await.is_empty());
     }
     // The order inside the cut-off is sent at its time; the cancelled ones never are.

@@ -90,7 +90,7 @@ async fn later(db: Db) {
         .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(smtp.messages().is_empty(), "nothing is sent before the requested time");
-    assert_eq!(app.order_row(&id).await.status, "Registered");
+    assert_eq!(app.order_row(&id).await.order.status.as_str(), "Registered");
     let mails = smtp.wait_for(1, T).await;
     assert!(chrono::Utc::now() >= at, "sent at or after the requested time");
     assert_eq!(mails.len(), 1);
@@ -116,7 +116,7 @@ async fn an_order_accepted_while_temporal_is_down_starts_when_it_comes_back() {
         "the API does not hang on a dead Temporal"
     );
     let row = app.order_row(&id).await;
-    assert_eq!(row.status, "Registered");
+    assert_eq!(row.order.status.as_str(), "Registered");
     assert!(!row.workflow_started);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(smtp.messages().is_empty());

@@ -107,7 +107,7 @@ async fn sms_waits_for_the_sending_window() {
     smtp.wait_for(1, T).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(app.simulated_sms(&id).await.is_empty(), "no SMS before the window opens");
-    assert_eq!(app.order_row(&id).await.status, "Processed");
+    assert_eq!(app.order_row(&id).await.order.status.as_str(), "Processed");
     app.wait_status(&id, "Completed", T).await;
     assert!(chrono::Utc::now() >= opens.with_timezone(&chrono::Utc));
     assert_eq!(app.simulated_sms(&id).await.len(), 1);
