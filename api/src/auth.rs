@@ -171,14 +171,14 @@ impl Verifier {
     /// From configuration; with no keys configured at all, the data dir's dev key set.
     pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<Self> {
         let mut bearer = Vec::new();
-        for s in &cfg.auth_hmac_secrets {
+        for s in &cfg.auth.hmac_secrets {
             bearer.push(hmac_key(s.expose(), "VARSEL_AUTH_HMAC_SECRETS")?);
         }
-        for f in &cfg.auth_public_key_files {
+        for f in &cfg.auth.public_key_files {
             bearer.push(public_key(f, "VARSEL_AUTH_PUBLIC_KEY_FILES")?);
         }
         let mut platform = BTreeMap::new();
-        for (issuer, keys) in &cfg.platform_issuers {
+        for (issuer, keys) in &cfg.auth.platform_issuers {
             let issuer = issuer.trim();
             anyhow::ensure!(!issuer.is_empty(), "VARSEL_PLATFORM_ISSUERS: an issuer has no name");
             let what = format!("VARSEL_PLATFORM_ISSUERS ({issuer})");
@@ -214,7 +214,8 @@ impl Verifier {
             }
         }
         let mut issuers: Vec<String> = cfg
-            .auth_issuers
+            .auth
+            .issuers
             .iter()
             .map(|i| i.trim().to_owned())
             .filter(|i| !i.is_empty())
@@ -453,8 +454,8 @@ fn platform_header(headers: &poem::http::HeaderMap) -> Result<Option<&str>, ApiE
 
 /// Reads the secret that authenticates delivery reports, creating it on first use.
 pub fn load_or_create_report_secret(cfg: &crate::config::Config) -> anyhow::Result<String> {
-    if !cfg.report_secret.is_empty() {
-        return Ok(cfg.report_secret.expose().to_owned());
+    if !cfg.reports.secret.is_empty() {
+        return Ok(cfg.reports.secret.expose().to_owned());
     }
     let path = cfg.data_dir.join("report-secret");
     if let Ok(text) = std::fs::read_to_string(&path) {

@@ -134,9 +134,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let cfg = Config::load()?;
-            let store = varsel_activities::Store::connect(&cfg.database_url, 2).await?;
+            let store = varsel_activities::Store::connect(&cfg.database.url, 2).await?;
             store.migrate().await?;
-            println!("migrated {}", cfg.database_url);
+            println!("migrated {}", cfg.database.url);
             Ok(())
         }
         Command::Replay { order_ids, failed, since, limit } => {
@@ -173,11 +173,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::History { order_id, json } => {
             let cfg = Config::load()?;
-            let store = varsel_activities::Store::connect(&cfg.database_url, 2).await?;
+            let store = varsel_activities::Store::connect(&cfg.database.url, 2).await?;
             store
                 .order(&order_id)
                 .await?
-                .ok_or_else(|| anyhow::anyhow!("no order {order_id} in {}", cfg.database_url))?;
+                .ok_or_else(|| anyhow::anyhow!("no order {order_id} in {}", cfg.database.url))?;
             let client = crate::temporal::connect(&cfg).await?;
             let entries = crate::timeline::order_timeline(&store, &client, &order_id).await?;
             if json {
@@ -205,7 +205,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Redrive { order_id } => {
             let cfg = std::sync::Arc::new(Config::load()?);
-            let store = varsel_activities::Store::connect(&cfg.database_url, 2).await?;
+            let store = varsel_activities::Store::connect(&cfg.database.url, 2).await?;
             let dispatcher = crate::temporal::Dispatcher::new(cfg, store);
             let n = dispatcher
                 .redrive(&order_id)

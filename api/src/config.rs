@@ -2,8 +2,9 @@
 //! `VARSEL_*` environment variables; Temporal's own `TEMPORAL_ADDRESS` / `TEMPORAL_NAMESPACE`
 //! select an external Temporal. Every key is listed in docs/configuration.md.
 
+use figment::value::{Dict, Map, Tag, Value};
 use figment::{
-    Figment,
+    Figment, Metadata, Profile, Provider,
     providers::{Env, Format, Serialized, Toml},
 };
 use serde::{Deserialize, Serialize};
@@ -88,45 +89,188 @@ pub struct IssuerKeys {
     pub public_key_files: Vec<PathBuf>,
 }
 
-/// varsel's configuration.
+/// The sections of [`Config`]: a flat key of the environment or the file belongs to the one
+/// section that has it.
+const SECTIONS: &[&str] = &[
+    "database",
+    "http",
+    "temporal",
+    "email",
+    "sms",
+    "reports",
+    "auth",
+    "conditions",
+    "processing",
+    "limits",
+];
+
+/// varsel's configuration, in sections. Each key keeps its one flat name, which is what an
+/// operator writes: `VARSEL_SMTP_URL` in the environment, `smtp_url = ...` at the top of the
+/// TOML file (or under its section, `[email]`); `load` files each flat key into its section.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Config {
     /// Folder for local state: SQLite file, dev signing key, email outbox, Temporal dev database.
     pub data_dir: PathBuf,
+    /// The database.
+    pub database: DatabaseConfig,
+    /// The HTTP API: where it listens, and how much a client may ask of it.
+    pub http: HttpConfig,
+    /// The Temporal service the workflows run on.
+    pub temporal: TemporalConfig,
+    /// Email: the SMTP relay and what it reports.
+    pub email: EmailConfig,
+    /// SMS: the gateway or simulator, the sending window and sender rules.
+    pub sms: SmsConfig,
+    /// The delivery-report endpoints: how providers prove who they are.
+    pub reports: ReportsConfig,
+    /// Who may call the API: the keys and issuers of bearer and platform tokens.
+    pub auth: AuthConfig,
+    /// Send-condition endpoints: where they may be, and how hard varsel tries.
+    pub conditions: ConditionConfig,
+    /// How orders are processed: batches, retries, time-to-live, cut-offs, send rates.
+    pub processing: ProcessingConfig,
+    /// How large an order may be (400 beyond each).
+    pub limits: LimitsConfig,
+    /// Run the worker in this process (`serve` only; `dev` always does).
+    pub run_worker: bool,
+    /// Run the API in this process.
+    pub run_api: bool,
+    /// Where a worker-only process (`varsel worker`) serves `/metrics` and `/health`; empty: not
+    /// at all. A process that runs the API serves them on `listen` instead.
+    pub worker_metrics_listen: String,
+    /// Log format: `text` (readable) or `json` (one object per line, for log collectors).
+    pub log_format: LogFormat,
+}
+
+/// The database.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct DatabaseConfig {
     /// Database URL: `sqlite://path` or `postgres://...`. Empty means `<data_dir>/varsel.db`.
-    pub database_url: String,
+    #[serde(rename = "database_url")]
+    pub url: String,
     /// Database connections at most.
-    pub database_max_connections: u32,
+    #[serde(rename = "database_max_connections")]
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: String::new(), max_connections: 16 }
+    }
+}
+
+/// The HTTP API: where it listens, and how much a client may ask of it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct HttpConfig {
     /// Address the HTTP API listens on.
     pub listen: String,
     /// Public base URL used in `Location` headers; empty means `http://<listen>`.
     pub public_base_url: String,
+    /// Open connections the API holds at most; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time a client has to send a request's header, seconds; also how long an idle
+    /// keep-alive connection stays open. Slower clients are disconnected.
+    pub header_read_timeout_secs: u64,
+    /// Time a client has to send a request's body once its header arrived, seconds (408 after);
+    /// also how long an answer may wait for the client to take any of it.
+    pub body_read_timeout_secs: u64,
+    /// Largest request header block, bytes (431 above).
+    pub max_header_bytes: usize,
+    /// Largest request body accepted, bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            public_base_url: String::new(),
+            max_connections: 1024,
+            header_read_timeout_secs: 30,
+            body_read_timeout_secs: 60,
+            max_header_bytes: 64 * 1024,
+            max_body_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// The Temporal service the workflows run on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct TemporalConfig {
     /// Temporal frontend address (`TEMPORAL_ADDRESS`).
-    pub temporal_address: String,
+    #[serde(rename = "temporal_address")]
+    pub address: String,
     /// Temporal namespace (`TEMPORAL_NAMESPACE`).
-    pub temporal_namespace: String,
+    #[serde(rename = "temporal_namespace")]
+    pub namespace: String,
     /// Base URL of the Temporal web UI, for links to an order's workflow.
-    pub temporal_ui_url: String,
+    #[serde(rename = "temporal_ui_url")]
+    pub ui_url: String,
     /// Task queue for order workflows and activities.
     pub task_queue: String,
+}
+
+impl Default for TemporalConfig {
+    fn default() -> Self {
+        Self {
+            address: "http://127.0.0.1:7233".into(),
+            namespace: "default".into(),
+            ui_url: "http://127.0.0.1:8233".into(),
+            task_queue: "varsel-orders".into(),
+        }
+    }
+}
+
+/// Email: the SMTP relay and what it reports.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct EmailConfig {
     /// SMTP relay URL; empty writes emails to `<data_dir>/outbox`.
     pub smtp_url: String,
     /// Default email sender address.
-    pub email_from: String,
+    #[serde(rename = "email_from")]
+    pub from: String,
     /// Pooled SMTP connections at most.
     pub smtp_pool_size: u32,
     /// SMTP timeout, seconds: of connecting, and of one message's whole exchange with the relay.
     pub smtp_timeout_secs: u64,
+    /// Whether the SMTP relay posts delivery reports (then `Email_Succeeded` waits for one).
+    #[serde(rename = "email_delivery_reports")]
+    pub delivery_reports: bool,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            smtp_url: String::new(),
+            from: "noreply@varsel.local".into(),
+            smtp_pool_size: 16,
+            smtp_timeout_secs: 30,
+            delivery_reports: false,
+        }
+    }
+}
+
+/// SMS: the gateway or simulator, the sending window and sender rules.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SmsConfig {
     /// `simulator` (default: numbers on `sms_allow_list` go to Kannel when it is configured, all
     /// others to the simulator) or `kannel` (every number to Kannel).
-    pub sms_provider: SmsProvider,
+    #[serde(rename = "sms_provider")]
+    pub provider: SmsProvider,
     /// Numbers or prefixes sent through the real gateway while `sms_provider` is `simulator`.
-    pub sms_allow_list: Vec<String>,
+    #[serde(rename = "sms_allow_list")]
+    pub allow_list: Vec<String>,
     /// Kannel smsbox `sendsms` URL, e.g. `http://127.0.0.1:13013/cgi-bin/sendsms`; empty: no gateway.
     pub kannel_sendsms_url: String,
     /// Timeout of one request to the SMS gateway, seconds.
-    pub sms_gateway_timeout_secs: u64,
+    #[serde(rename = "sms_gateway_timeout_secs")]
+    pub gateway_timeout_secs: u64,
     /// Kannel `sendsms-user` name.
     pub kannel_username: String,
     /// Kannel `sendsms-user` password.
@@ -134,31 +278,71 @@ pub struct Config {
     /// Delay before the simulator reports a message delivered, milliseconds.
     pub simulator_report_delay_ms: u64,
     /// Daily window for SMS, `HH:MM-HH:MM` in `sms_sending_window_zone`; empty: any time.
-    pub sms_sending_window: String,
+    #[serde(rename = "sms_sending_window")]
+    pub sending_window: String,
     /// Time zone of the SMS window.
-    pub sms_sending_window_zone: String,
+    #[serde(rename = "sms_sending_window_zone")]
+    pub sending_window_zone: String,
     /// Per-country handling of unregistered alphanumeric sender ids.
-    pub sms_sender_policies: Vec<varsel_workflows::sms::SenderPolicy>,
-    /// Whether the SMTP relay posts delivery reports (then `Email_Succeeded` waits for one).
-    pub email_delivery_reports: bool,
-    /// How long a notification may wait for a final status before it fails with `*_Failed_TTL`,
-    /// seconds.
-    pub notification_ttl_secs: u64,
+    #[serde(rename = "sms_sender_policies")]
+    pub sender_policies: Vec<varsel_workflows::sms::SenderPolicy>,
+    /// SMS sender id when an order gives none.
+    #[serde(rename = "sms_default_sender")]
+    pub default_sender: String,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self {
+            provider: SmsProvider::Simulator,
+            allow_list: vec![],
+            kannel_sendsms_url: String::new(),
+            gateway_timeout_secs: 30,
+            kannel_username: "varsel".into(),
+            kannel_password: Secret::default(),
+            simulator_report_delay_ms: 2_000,
+            sending_window: "09:00-17:00".into(),
+            sending_window_zone: "Europe/Oslo".into(),
+            sender_policies: varsel_workflows::sms::default_sender_policies(),
+            default_sender: "Altinn".into(),
+        }
+    }
+}
+
+/// The delivery-report endpoints: how providers prove who they are.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ReportsConfig {
     /// Secret that signs Kannel report URLs and is the password of the email report endpoint;
     /// empty: `<data_dir>/report-secret` (created on first start).
-    pub report_secret: Secret,
+    #[serde(rename = "report_secret")]
+    pub secret: Secret,
     /// User name of the email report endpoint (HTTP Basic).
-    pub report_username: String,
-    /// SMS sender id when an order gives none.
-    pub sms_default_sender: String,
+    #[serde(rename = "report_username")]
+    pub username: String,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        Self { secret: Secret::default(), username: "reports".into() }
+    }
+}
+
+/// Who may call the API: the keys and issuers of bearer and platform tokens (none by default).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AuthConfig {
     /// HMAC (HS256) secrets accepted for tokens, base64. Empty with no public keys: the dev key
     /// in `<data_dir>/dev-signing-key` (created on first start).
-    pub auth_hmac_secrets: Vec<Secret>,
+    #[serde(rename = "auth_hmac_secrets")]
+    pub hmac_secrets: Vec<Secret>,
     /// PEM files with RSA or EC public keys accepted for tokens (RS256 / ES256).
-    pub auth_public_key_files: Vec<PathBuf>,
+    #[serde(rename = "auth_public_key_files")]
+    pub public_key_files: Vec<PathBuf>,
     /// Issuers (`iss`) accepted for bearer tokens, e.g. `https://maskinporten.no/`. Empty: any
     /// issuer signed by a configured key (warned at start); with the dev key: `varsel-dev`.
-    pub auth_issuers: Vec<String>,
+    #[serde(rename = "auth_issuers")]
+    pub issuers: Vec<String>,
     /// PlatformAccessToken issuers and the keys that verify their tokens, by issuer (the
     /// token's `iss`, which becomes the creator): `[platform_issuers.ttd]` with `hmac_secrets`
     /// and/or `public_key_files`, or `VARSEL_PLATFORM_ISSUERS__TTD__PUBLIC_KEY_FILES=[...]`
@@ -166,17 +350,49 @@ pub struct Config {
     /// with its own issuer's keys; none of them may also be a bearer key. Empty, with no bearer
     /// keys either: the dev key set of the data dir.
     pub platform_issuers: BTreeMap<String, IssuerKeys>,
+}
+
+/// Send-condition endpoints: where they may be, and how hard varsel tries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ConditionConfig {
     /// Destinations `conditionEndpoint` may reach although they are not public: host names
     /// (`localhost`), addresses (`127.0.0.1`, `::1`) or networks (`10.20.0.0/16`). Everything
     /// else in loopback, private, link-local (metadata) or other non-public ranges is refused,
     /// whether named directly, resolved from a name or reached by a redirect.
-    pub condition_allowed_hosts: Vec<String>,
+    #[serde(rename = "condition_allowed_hosts")]
+    pub allowed_hosts: Vec<String>,
     /// Timeout of one condition check, seconds.
-    pub condition_timeout_secs: u64,
+    #[serde(rename = "condition_timeout_secs")]
+    pub timeout_secs: u64,
     /// Attempts at a condition endpoint before the order is sent anyway.
-    pub condition_attempts: u32,
+    #[serde(rename = "condition_attempts")]
+    pub attempts: u32,
     /// First retry delay of a condition check, milliseconds.
-    pub condition_retry_ms: u64,
+    #[serde(rename = "condition_retry_ms")]
+    pub retry_ms: u64,
+}
+
+impl Default for ConditionConfig {
+    fn default() -> Self {
+        // The workflow's tunables: one set of defaults, the workflow's own.
+        let policy = WorkflowPolicy::default();
+        Self {
+            allowed_hosts: vec![],
+            timeout_secs: 10,
+            attempts: policy.condition_attempts,
+            retry_ms: policy.condition_retry_ms,
+        }
+    }
+}
+
+/// How orders are processed: batches, retries, time-to-live, cut-offs, send rates.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ProcessingConfig {
+    /// How long a notification may wait for a final status before it fails with `*_Failed_TTL`,
+    /// seconds.
+    pub notification_ttl_secs: u64,
     /// Upper bound of activity retry delays, milliseconds.
     pub max_retry_interval_ms: u64,
     /// Recipients per generate activity.
@@ -195,8 +411,36 @@ pub struct Config {
     pub reminder_day_secs: u64,
     /// Days a status-feed entry is kept.
     pub status_feed_retention_days: u64,
-    /// Largest request body accepted, bytes.
-    pub max_body_bytes: usize,
+    /// Send-rate limits, messages per second, by provider (`smtp`, `outbox`, `kannel`,
+    /// `simulator`), held across all workers sharing the database
+    /// (`VARSEL_SEND_RATE_LIMITS__SMTP=100`). None by default.
+    pub send_rate_limits: std::collections::BTreeMap<String, u32>,
+}
+
+impl Default for ProcessingConfig {
+    fn default() -> Self {
+        // The workflow's tunables: one set of defaults, the workflow's own.
+        let policy = WorkflowPolicy::default();
+        Self {
+            notification_ttl_secs: 48 * 3600,
+            max_retry_interval_ms: policy.max_retry_interval_ms,
+            generate_batch: policy.generate_batch,
+            send_batch: policy.send_batch,
+            max_batches_per_run: policy.max_batches_per_run,
+            send_concurrency: 16,
+            dispatch_interval_ms: 2_000,
+            cancel_cutoff_secs: 300,
+            reminder_day_secs: 86_400,
+            status_feed_retention_days: 90,
+            send_rate_limits: Default::default(),
+        }
+    }
+}
+
+/// How large an order may be (400 beyond each).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct LimitsConfig {
     /// Most recipients one order may have (400 above).
     pub max_recipients: usize,
     /// Longest email subject, characters (400 above). Emails' header lines stay within SMTP's
@@ -214,82 +458,11 @@ pub struct Config {
     pub max_reminders: usize,
     /// How far ahead a send time (or a reminder's) may be, days (400 beyond).
     pub max_send_ahead_days: u32,
-    /// Open connections the API holds at most; further ones wait in the listen backlog.
-    pub max_connections: usize,
-    /// Time a client has to send a request's header, seconds; also how long an idle
-    /// keep-alive connection stays open. Slower clients are disconnected.
-    pub header_read_timeout_secs: u64,
-    /// Time a client has to send a request's body once its header arrived, seconds (408 after);
-    /// also how long an answer may wait for the client to take any of it.
-    pub body_read_timeout_secs: u64,
-    /// Largest request header block, bytes (431 above).
-    pub max_header_bytes: usize,
-    /// Send-rate limits, messages per second, by provider (`smtp`, `outbox`, `kannel`,
-    /// `simulator`), held across all workers sharing the database
-    /// (`VARSEL_SEND_RATE_LIMITS__SMTP=100`). None by default.
-    pub send_rate_limits: std::collections::BTreeMap<String, u32>,
-    /// Run the worker in this process (`serve` only; `dev` always does).
-    pub run_worker: bool,
-    /// Run the API in this process.
-    pub run_api: bool,
-    /// Where a worker-only process (`varsel worker`) serves `/metrics` and `/health`; empty: not
-    /// at all. A process that runs the API serves them on `listen` instead.
-    pub worker_metrics_listen: String,
-    /// Log format: `text` (readable) or `json` (one object per line, for log collectors).
-    pub log_format: LogFormat,
 }
 
-impl Default for Config {
+impl Default for LimitsConfig {
     fn default() -> Self {
-        let policy = WorkflowPolicy::default();
         Self {
-            data_dir: PathBuf::from("./data"),
-            database_url: String::new(),
-            database_max_connections: 16,
-            listen: "127.0.0.1:8080".into(),
-            public_base_url: String::new(),
-            temporal_address: "http://127.0.0.1:7233".into(),
-            temporal_namespace: "default".into(),
-            temporal_ui_url: "http://127.0.0.1:8233".into(),
-            task_queue: "varsel-orders".into(),
-            smtp_url: String::new(),
-            email_from: "noreply@varsel.local".into(),
-            smtp_pool_size: 16,
-            smtp_timeout_secs: 30,
-            sms_provider: SmsProvider::Simulator,
-            sms_allow_list: vec![],
-            kannel_sendsms_url: String::new(),
-            sms_gateway_timeout_secs: 30,
-            kannel_username: "varsel".into(),
-            kannel_password: Secret::default(),
-            simulator_report_delay_ms: 2_000,
-            email_delivery_reports: false,
-            sms_sending_window: "09:00-17:00".into(),
-            sms_sending_window_zone: "Europe/Oslo".into(),
-            sms_sender_policies: varsel_workflows::sms::default_sender_policies(),
-            notification_ttl_secs: 48 * 3600,
-            report_secret: Secret::default(),
-            report_username: "reports".into(),
-            sms_default_sender: "Altinn".into(),
-            auth_hmac_secrets: vec![],
-            auth_public_key_files: vec![],
-            auth_issuers: vec![],
-            platform_issuers: BTreeMap::new(),
-            condition_allowed_hosts: vec![],
-            condition_timeout_secs: 10,
-            // The workflow's tunables: one set of defaults, the workflow's own.
-            condition_attempts: policy.condition_attempts,
-            condition_retry_ms: policy.condition_retry_ms,
-            max_retry_interval_ms: policy.max_retry_interval_ms,
-            generate_batch: policy.generate_batch,
-            send_batch: policy.send_batch,
-            max_batches_per_run: policy.max_batches_per_run,
-            send_concurrency: 16,
-            dispatch_interval_ms: 2_000,
-            cancel_cutoff_secs: 300,
-            reminder_day_secs: 86_400,
-            status_feed_retention_days: 90,
-            max_body_bytes: 64 * 1024 * 1024,
             max_recipients: 500_000,
             max_subject_chars: 500,
             max_email_body_bytes: 1024 * 1024,
@@ -297,11 +470,24 @@ impl Default for Config {
             max_reference_chars: 255,
             max_reminders: 20,
             max_send_ahead_days: 3650,
-            max_connections: 1024,
-            header_read_timeout_secs: 30,
-            body_read_timeout_secs: 60,
-            max_header_bytes: 64 * 1024,
-            send_rate_limits: Default::default(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            database: DatabaseConfig::default(),
+            http: HttpConfig::default(),
+            temporal: TemporalConfig::default(),
+            email: EmailConfig::default(),
+            sms: SmsConfig::default(),
+            reports: ReportsConfig::default(),
+            auth: AuthConfig::default(),
+            conditions: ConditionConfig::default(),
+            processing: ProcessingConfig::default(),
+            limits: LimitsConfig::default(),
             run_worker: true,
             run_api: true,
             worker_metrics_listen: "127.0.0.1:9464".into(),
@@ -310,38 +496,121 @@ impl Default for Config {
     }
 }
 
+/// A provider whose flat keys are filed into their sections: `smtp_url` at the top becomes
+/// `email.smtp_url`. Keys already under a section, and keys of no section, stay where they are.
+struct Sectioned<P>(P);
+
+impl<P: Provider> Provider for Sectioned<P> {
+    fn metadata(&self) -> Metadata {
+        self.0.metadata()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let sections: Vec<(String, &str)> =
+            Config::keys().into_iter().filter_map(|(k, s)| Some((k, s?))).collect();
+        let mut data = self.0.data()?;
+        for dict in data.values_mut() {
+            for (key, section) in &sections {
+                let Some(value) = dict.remove(key) else { continue };
+                let entry = dict
+                    .entry((*section).to_owned())
+                    .or_insert_with(|| Value::Dict(Tag::Default, Dict::new()));
+                match entry {
+                    Value::Dict(_, fields) => {
+                        fields.insert(key.clone(), value);
+                    }
+                    // `[email] = 5`: let the extraction say what is wrong with it.
+                    _ => {
+                        dict.insert(key.clone(), value);
+                    }
+                }
+            }
+        }
+        Ok(data)
+    }
+}
+
+/// A configuration error as an operator can act on it: the variable (or file key) at fault, and
+/// what is wrong with its value.
+fn explain(errors: figment::Error) -> String {
+    errors
+        .into_iter()
+        .map(|e| {
+            // The path inside a section is the flat key: the section is not part of the name.
+            let path: Vec<&str> = match e.path.split_first() {
+                Some((first, rest)) if SECTIONS.contains(&first.as_str()) && !rest.is_empty() => {
+                    rest.iter().map(String::as_str).collect()
+                }
+                _ => e.path.iter().map(String::as_str).collect(),
+            };
+            let source = e.metadata.as_ref().map(|m| format!(" (from {})", m.name));
+            if path.is_empty() {
+                format!("configuration: {}{}", e.kind, source.unwrap_or_default())
+            } else {
+                format!(
+                    "VARSEL_{} (`{}` in the file): {}{}",
+                    path.join("__").to_uppercase(),
+                    path.join("."),
+                    e.kind,
+                    source.unwrap_or_default()
+                )
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 impl Config {
-    /// Defaults, then the file named by `VARSEL_CONFIG` (if any), then the environment.
+    /// Defaults, then the file named by `VARSEL_CONFIG` (if any), then the environment; checked
+    /// once, here: a value that does not fit its key fails the start with a message naming the
+    /// variable (`VARSEL_SMTP_POOL_SIZE: invalid type: …`).
     pub fn load() -> anyhow::Result<Self> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Ok(path) = std::env::var("VARSEL_CONFIG") {
-            fig = fig.merge(Toml::file(path));
+            fig = fig.merge(Sectioned(Toml::file(path)));
         }
         fig = fig
-            .merge(
+            .merge(Sectioned(
                 Env::prefixed("VARSEL_")
                     .ignore(&["CONFIG"])
                     .split("__")
                     .map(|k| k.as_str().to_lowercase().into()),
-            )
-            .merge(
+            ))
+            .merge(Sectioned(
                 Env::raw()
                     .only(&["TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE"])
                     .map(|k| k.as_str().to_lowercase().into()),
-            );
-        let mut cfg: Config = fig.extract()?;
+            ));
+        let mut cfg: Config = fig.extract().map_err(|e| anyhow::anyhow!(explain(e)))?;
         cfg.normalise();
         Ok(cfg)
+    }
+
+    /// Every flat key (as written in the environment or the file) and the section holding it;
+    /// `None` for the keys at the top.
+    fn keys() -> Vec<(String, Option<&'static str>)> {
+        let Ok(serde_json::Value::Object(top)) = serde_json::to_value(Config::default()) else {
+            return Vec::new();
+        };
+        let mut keys = Vec::new();
+        for (key, value) in top {
+            match SECTIONS.iter().find(|s| **s == key) {
+                Some(section) => {
+                    if let serde_json::Value::Object(fields) = value {
+                        keys.extend(fields.into_iter().map(|(k, _)| (k, Some(*section))));
+                    }
+                }
+                None => keys.push((key, None)),
+            }
+        }
+        keys
     }
 
     /// `VARSEL_*` variables in the environment that name no configuration key (a typo, or a
     /// key of another version), for a warning at start. Not an error: Kubernetes sets
     /// `VARSEL_PORT`, `VARSEL_SERVICE_HOST`, … for a service named `varsel`.
     pub fn unknown_variables() -> Vec<String> {
-        let known: Vec<String> = match serde_json::to_value(Config::default()) {
-            Ok(serde_json::Value::Object(keys)) => keys.into_iter().map(|(k, _)| k).collect(),
-            _ => Vec::new(),
-        };
+        let known: Vec<String> = Self::keys().into_iter().map(|(k, _)| k).collect();
         let mut unknown: Vec<String> = std::env::vars()
             .map(|(k, _)| k)
             .filter(|k| {
@@ -357,11 +626,13 @@ impl Config {
 
     /// Fills derived defaults.
     pub fn normalise(&mut self) {
-        if self.database_url.is_empty() {
-            self.database_url = format!("sqlite://{}", self.data_dir.join("varsel.db").display());
+        let database = &mut self.database;
+        if database.url.is_empty() {
+            database.url = format!("sqlite://{}", self.data_dir.join("varsel.db").display());
         }
-        if !self.temporal_address.contains("://") {
-            self.temporal_address = format!("http://{}", self.temporal_address);
+        let temporal = &mut self.temporal;
+        if !temporal.address.contains("://") {
+            temporal.address = format!("http://{}", temporal.address);
         }
     }
 
@@ -369,22 +640,20 @@ impl Config {
     pub fn temporal_ui_link(&self, order_id: &str) -> String {
         format!(
             "{}/namespaces/{}/workflows/{order_id}",
-            self.temporal_ui_url.trim_end_matches('/'),
-            self.temporal_namespace
+            self.temporal.ui_url.trim_end_matches('/'),
+            self.temporal.namespace
         )
     }
 
     /// The SMS sending window, if one is configured.
     pub fn sms_window(&self) -> anyhow::Result<Option<varsel_workflows::sms::SendingWindow>> {
-        if self.sms_sending_window.trim().is_empty() {
+        let sms = &self.sms;
+        if sms.sending_window.trim().is_empty() {
             return Ok(None);
         }
-        varsel_workflows::sms::SendingWindow::parse(
-            &self.sms_sending_window,
-            &self.sms_sending_window_zone,
-        )
-        .map(Some)
-        .map_err(|e| anyhow::anyhow!("VARSEL_SMS_SENDING_WINDOW: {e}"))
+        varsel_workflows::sms::SendingWindow::parse(&sms.sending_window, &sms.sending_window_zone)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("VARSEL_SMS_SENDING_WINDOW: {e}"))
     }
 
     /// How long an instant message may be in its provider's hands before the request that sent
@@ -392,16 +661,16 @@ impl Config {
     /// the request is told to wait, and the dispatcher leaves the order to the request.
     pub fn instant_grace(&self) -> chrono::Duration {
         chrono::Duration::seconds(
-            self.smtp_timeout_secs.max(self.sms_gateway_timeout_secs) as i64 + 30,
+            self.email.smtp_timeout_secs.max(self.sms.gateway_timeout_secs) as i64 + 30,
         )
     }
 
     /// The base URL for links.
     pub fn base_url(&self, bound: &str) -> String {
-        if self.public_base_url.is_empty() {
+        if self.http.public_base_url.is_empty() {
             format!("http://{bound}")
         } else {
-            self.public_base_url.trim_end_matches('/').to_owned()
+            self.http.public_base_url.trim_end_matches('/').to_owned()
         }
     }
 }
@@ -426,18 +695,18 @@ mod tests {
             jail.set_env("VARSEL_MAX_REMINDERS", "5");
             let cfg = Config::load().map_err(|e| e.to_string())?;
             assert_eq!(
-                cfg.platform_issuers["ttd"].public_key_files,
+                cfg.auth.platform_issuers["ttd"].public_key_files,
                 vec![PathBuf::from("/keys/ttd.pem")]
             );
             assert_eq!(
-                cfg.platform_issuers["digdir"].hmac_secrets,
+                cfg.auth.platform_issuers["digdir"].hmac_secrets,
                 vec![Secret::from("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")]
             );
             assert_eq!(
-                cfg.auth_hmac_secrets,
+                cfg.auth.hmac_secrets,
                 vec![Secret::from("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWZ4eQ==")]
             );
-            assert_eq!(cfg.max_reminders, 5);
+            assert_eq!(cfg.limits.max_reminders, 5);
             Ok(())
         });
     }
@@ -445,18 +714,16 @@ mod tests {
     #[test]
     #[allow(clippy::result_large_err)]
     fn secrets_never_show_in_debug() {
-        let cfg = Config {
-            kannel_password: "kannel-pass".into(),
-            report_secret: "report-secret".into(),
-            auth_hmac_secrets: vec!["hmac-secret".into()],
-            ..Config::default()
-        };
+        let mut cfg = Config::default();
+        cfg.sms.kannel_password = "kannel-pass".into();
+        cfg.reports.secret = "report-secret".into();
+        cfg.auth.hmac_secrets = vec!["hmac-secret".into()];
         let printed = format!("{cfg:?}");
         for secret in ["kannel-pass", "report-secret", "hmac-secret"] {
             assert!(!printed.contains(secret), "{secret} in {printed}");
         }
         assert!(printed.contains("kannel_password: [redacted]"), "{printed}");
-        assert!(printed.contains("report_username: \"reports\""), "the rest still shows");
+        assert!(printed.contains("username: \"reports\""), "the rest still shows");
     }
 
     #[test]
@@ -466,15 +733,54 @@ mod tests {
             jail.set_env("VARSEL_SMS_PROVIDER", "kannel");
             jail.set_env("VARSEL_LOG_FORMAT", "JSON");
             let cfg = Config::load().map_err(|e| e.to_string())?;
-            assert_eq!(cfg.sms_provider, SmsProvider::Kannel);
+            assert_eq!(cfg.sms.provider, SmsProvider::Kannel);
             assert_eq!(cfg.log_format, LogFormat::Json);
             jail.set_env("VARSEL_SMS_PROVIDER", "twilio");
             let err = Config::load().expect_err("an unknown provider").to_string();
+            assert!(err.starts_with("VARSEL_SMS_PROVIDER (`sms_provider` in the file): "), "{err}");
+            assert!(err.contains("twilio"), "{err}");
+            assert!(err.contains("simulator") && err.contains("kannel"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn every_key_keeps_its_flat_name_and_lands_in_its_section() {
+        figment::Jail::expect_with(|jail| {
+            // A file with keys at the top (as before sections) and under a section.
+            jail.create_file(
+                "varsel.toml",
+                concat!(
+                    "smtp_url = \"smtp://relay:2525\"\nmax_recipients = 7\n\n",
+                    "[sms]\nsms_default_sender = \"Kommune\"\n\n",
+                    "[platform_issuers.ttd]\npublic_key_files = [\"/keys/ttd.pem\"]\n",
+                ),
+            )?;
+            jail.set_env("VARSEL_CONFIG", "varsel.toml");
+            jail.set_env("VARSEL_SMTP_POOL_SIZE", "4");
+            jail.set_env("VARSEL_NOTIFICATION_TTL_SECS", "60");
+            jail.set_env("VARSEL_SEND_RATE_LIMITS__SMTP", "10");
+            jail.set_env("TEMPORAL_ADDRESS", "temporal.internal:7233");
+            let cfg = Config::load().map_err(|e| e.to_string())?;
+            assert_eq!(cfg.email.smtp_url, "smtp://relay:2525");
+            assert_eq!(cfg.limits.max_recipients, 7);
+            assert_eq!(cfg.sms.default_sender, "Kommune");
+            let ttd = &cfg.auth.platform_issuers["ttd"];
+            assert_eq!(ttd.public_key_files, [PathBuf::from("/keys/ttd.pem")]);
+            assert_eq!(cfg.email.smtp_pool_size, 4, "a number from the environment");
+            assert_eq!(cfg.processing.notification_ttl_secs, 60);
+            assert_eq!(cfg.processing.send_rate_limits.get("smtp"), Some(&10));
+            assert_eq!(cfg.temporal.address, "http://temporal.internal:7233");
+            assert_eq!(cfg.email.from, Config::default().email.from, "the rest keeps defaults");
+
+            jail.set_env("VARSEL_SMTP_POOL_SIZE", "many");
+            let err = Config::load().expect_err("not a number").to_string();
             assert!(
-                err.contains("twilio") && err.contains("\"SMS_PROVIDER\" in `VARSEL_`"),
+                err.starts_with("VARSEL_SMTP_POOL_SIZE (`smtp_pool_size` in the file): "),
                 "{err}"
             );
-            assert!(err.contains("simulator") && err.contains("kannel"), "{err}");
+            assert!(err.contains("many"), "{err}");
             Ok(())
         });
     }

@@ -85,11 +85,11 @@ pub fn dev_config(
     temporal_address: &str,
 ) -> Config {
     cfg.data_dir = data_dir.to_path_buf();
-    cfg.database_url = String::new();
-    cfg.listen = format!("127.0.0.1:{}", opts.port);
-    cfg.temporal_address = temporal_address.to_owned();
+    cfg.database.url = String::new();
+    cfg.http.listen = format!("127.0.0.1:{}", opts.port);
+    cfg.temporal.address = temporal_address.to_owned();
     // Links to an order's workflow go to the web UI this dev server really serves.
-    cfg.temporal_ui_url = format!("http://127.0.0.1:{}", temporal_ui_port(opts.temporal_port));
+    cfg.temporal.ui_url = format!("http://127.0.0.1:{}", temporal_ui_port(opts.temporal_port));
     cfg.run_api = true;
     cfg.run_worker = true;
     cfg.normalise();
@@ -124,7 +124,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     let cfg = dev_config(Config::load()?, &opts, &data_dir, &server.address);
 
     let app = Application::build(cfg.clone()).await?;
-    let store = Store::connect(&cfg.database_url, 2).await?;
+    let store = Store::connect(&cfg.database.url, 2).await?;
     seed_demo_contacts(&store).await?;
     let key = crate::auth::load_or_create_dev_key(&data_dir)?;
     let token = crate::auth::mint(
@@ -141,10 +141,10 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         server.address,
         temporal_ui_port(opts.temporal_port),
         data_dir.display(),
-        if cfg.smtp_url.is_empty() {
+        if cfg.email.smtp_url.is_empty() {
             format!("written to {}", data_dir.join("outbox").display())
         } else {
-            cfg.smtp_url.clone()
+            cfg.email.smtp_url.clone()
         },
     );
 
@@ -189,6 +189,6 @@ mod tests {
             cfg.temporal_ui_link("o-1"),
             "http://127.0.0.1:18233/namespaces/default/workflows/o-1"
         );
-        assert_eq!(cfg.temporal_address, "http://127.0.0.1:17233");
+        assert_eq!(cfg.temporal.address, "http://127.0.0.1:17233");
     }
 }

@@ -44,11 +44,11 @@ impl EdgeLimits {
     /// From the configuration.
     pub fn from_config(c: &crate::config::Config) -> Self {
         Self {
-            max_connections: c.max_connections.max(1),
-            header_read_timeout: Duration::from_secs(c.header_read_timeout_secs.max(1)),
-            body_read_timeout: Duration::from_secs(c.body_read_timeout_secs.max(1)),
-            max_header_bytes: c.max_header_bytes.max(8192),
-            max_body_bytes: c.max_body_bytes,
+            max_connections: c.http.max_connections.max(1),
+            header_read_timeout: Duration::from_secs(c.http.header_read_timeout_secs.max(1)),
+            body_read_timeout: Duration::from_secs(c.http.body_read_timeout_secs.max(1)),
+            max_header_bytes: c.http.max_header_bytes.max(8192),
+            max_body_bytes: c.http.max_body_bytes,
         }
     }
 }

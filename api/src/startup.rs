@@ -204,10 +204,10 @@ impl Application {
     /// Connects, migrates, starts the worker (when configured) and binds the API.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let config = Arc::new(config);
-        if config.database_url.starts_with("sqlite:") {
+        if config.database.url.starts_with("sqlite:") {
             std::fs::create_dir_all(&config.data_dir)?;
         }
-        let store = Store::connect(&config.database_url, config.database_max_connections).await?;
+        let store = Store::connect(&config.database.url, config.database.max_connections).await?;
         store.migrate().await?;
 
         config.sms_window()?;
@@ -219,9 +219,10 @@ impl Application {
 
         // Bind first: the worker needs the API's address for Kannel's report URLs.
         let (port, base_url, listener, state) = if config.run_api {
-            let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| {
-                anyhow::anyhow!("cannot listen on VARSEL_LISTEN={}: {e}", config.listen)
-            })?;
+            let listener =
+                tokio::net::TcpListener::bind(&config.http.listen).await.map_err(|e| {
+                    anyhow::anyhow!("cannot listen on VARSEL_LISTEN={}: {e}", config.http.listen)
+                })?;
             let addr = listener.local_addr()?;
             let base_url = config.base_url(&addr.to_string());
             let sender = InstantSender::new(providers(
@@ -236,7 +237,7 @@ impl Application {
                 config: config.clone(),
                 store: store.clone(),
                 verifier: Arc::new(Verifier::from_config(&config)?),
-                outbound: OutboundPolicy::new(&config.condition_allowed_hosts),
+                outbound: OutboundPolicy::new(&config.conditions.allowed_hosts),
                 dispatcher: dispatcher.clone(),
                 base_url: base_url.clone(),
                 events: events.clone(),
@@ -246,7 +247,7 @@ impl Application {
             });
             (addr.port(), base_url, Some(listener), Some(state))
         } else {
-            (0, config.base_url(&config.listen), None, None)
+            (0, config.base_url(&config.http.listen), None, None)
         };
 
         let worker = if config.run_worker {
@@ -305,7 +306,7 @@ impl Application {
                 let dispatcher = tokio::spawn(state.dispatcher.clone().run());
                 let housekeeping = tokio::spawn(crate::temporal::prune_status_feed(
                     state.store.clone(),
-                    state.config.status_feed_retention_days,
+                    state.config.processing.status_feed_retention_days,
                 ));
                 let limits = EdgeLimits::from_config(&state.config);
                 let app = api_routes(state, &self.report_secret);
@@ -352,7 +353,7 @@ pub fn api_routes(state: Arc<AppState>, report_secret: &str) -> BoxEndpoint<'sta
     let spec = api.spec_endpoint();
     let ui = api.swagger_ui();
     let report_credentials = ReportCredentials {
-        username: state.config.report_username.clone(),
+        username: state.config.reports.username.clone(),
         secret: report_secret.to_owned(),
     };
     Route::new()
@@ -384,33 +385,33 @@ fn providers(
     metrics: &Metrics,
 ) -> anyhow::Result<OrderActivitiesImpl> {
     let mailer = Mailer::new(&EmailSettings {
-        smtp_url: Some(config.smtp_url.clone()).filter(|s| !s.is_empty()),
-        default_from: config.email_from.clone(),
+        smtp_url: Some(config.email.smtp_url.clone()).filter(|s| !s.is_empty()),
+        default_from: config.email.from.clone(),
         outbox_dir: config.data_dir.join("outbox"),
-        pool_size: config.smtp_pool_size,
-        timeout: Duration::from_secs(config.smtp_timeout_secs),
+        pool_size: config.email.smtp_pool_size,
+        timeout: Duration::from_secs(config.email.smtp_timeout_secs),
     })?;
-    let gateway = if config.kannel_sendsms_url.is_empty() {
+    let gateway = if config.sms.kannel_sendsms_url.is_empty() {
         None
     } else {
         Some(Kannel::new(
-            config.kannel_sendsms_url.clone(),
-            config.kannel_username.clone(),
-            config.kannel_password.expose().to_owned(),
+            config.sms.kannel_sendsms_url.clone(),
+            config.sms.kannel_username.clone(),
+            config.sms.kannel_password.expose().to_owned(),
             base_url.to_owned(),
             ReportSigner::new(report_secret.as_bytes()),
-            Duration::from_secs(config.sms_gateway_timeout_secs.max(1)),
+            Duration::from_secs(config.sms.gateway_timeout_secs.max(1)),
         )?)
     };
     let simulator = Some(Simulator::new(
         store.clone(),
         events.clone(),
         metrics.clone(),
-        Duration::from_millis(config.simulator_report_delay_ms),
+        Duration::from_millis(config.sms.simulator_report_delay_ms),
     ));
-    let sms = match config.sms_provider {
+    let sms = match config.sms.provider {
         SmsProvider::Simulator => {
-            SmsRouter { simulator, gateway, allow_list: config.sms_allow_list.clone() }
+            SmsRouter { simulator, gateway, allow_list: config.sms.allow_list.clone() }
         }
         SmsProvider::Kannel if gateway.is_some() => {
             SmsRouter { simulator: None, gateway, allow_list: vec![] }
@@ -423,18 +424,18 @@ fn providers(
         store: store.clone(),
         mailer,
         sms,
-        email_reports: config.email_delivery_reports,
+        email_reports: config.email.delivery_reports,
         condition: ConditionClient::new(
-            Duration::from_secs(config.condition_timeout_secs),
-            OutboundPolicy::new(&config.condition_allowed_hosts),
+            Duration::from_secs(config.conditions.timeout_secs),
+            OutboundPolicy::new(&config.conditions.allowed_hosts),
         )?,
-        default_sms_sender: config.sms_default_sender.clone(),
-        send_concurrency: config.send_concurrency,
-        notification_ttl: Duration::from_secs(config.notification_ttl_secs),
+        default_sms_sender: config.sms.default_sender.clone(),
+        send_concurrency: config.processing.send_concurrency,
+        notification_ttl: Duration::from_secs(config.processing.notification_ttl_secs),
         sms_window: config.sms_window()?,
-        sender_policies: config.sms_sender_policies.clone(),
+        sender_policies: config.sms.sender_policies.clone(),
         metrics: metrics.clone(),
-        rate_limits: SendRateLimits::new(store.clone(), config.send_rate_limits.clone()),
+        rate_limits: SendRateLimits::new(store.clone(), config.processing.send_rate_limits.clone()),
         pauses: Default::default(),
     })
 }

@@ -133,18 +133,18 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
             db_file: Some(dir.path().join("temporal.db")),
             log_file: dir.path().join("temporal.log"),
         })?;
-        cfg.temporal_address = server.address.clone();
+        cfg.temporal.address = server.address.clone();
         Some(server)
     };
     let sink = SmtpSink::start()?;
     cfg.data_dir = dir.path().to_path_buf();
     if std::env::var("VARSEL_DATABASE_URL").is_err() {
-        cfg.database_url = String::new();
+        cfg.database.url = String::new();
     }
-    cfg.listen = "127.0.0.1:0".into();
-    cfg.smtp_url = format!("smtp://127.0.0.1:{}", sink.port);
-    cfg.task_queue = format!("varsel-bench-{}", uuid::Uuid::new_v4().simple());
-    cfg.sms_sending_window = String::new();
+    cfg.http.listen = "127.0.0.1:0".into();
+    cfg.email.smtp_url = format!("smtp://127.0.0.1:{}", sink.port);
+    cfg.temporal.task_queue = format!("varsel-bench-{}", uuid::Uuid::new_v4().simple());
+    cfg.sms.sending_window = String::new();
     cfg.run_api = true;
     cfg.run_worker = true;
     cfg.normalise();
@@ -160,7 +160,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
 
     eprintln!(
         "varsel-bench: Temporal {}, database {}, SMTP sink {}",
-        cfg.temporal_address, cfg.database_url, cfg.smtp_url
+        cfg.temporal.address, cfg.database.url, cfg.email.smtp_url
     );
     let app = Application::build(cfg.clone()).await?;
     let base = format!("{}/notifications/api/v1", app.base_url());
@@ -168,7 +168,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let app_task = tokio::spawn(app.run_until(async move {
         let _ = stop_rx.await;
     }));
-    let store = Store::connect(&cfg.database_url, 4).await?;
+    let store = Store::connect(&cfg.database.url, 4).await?;
     let client = varsel_api::temporal::connect(&cfg).await?;
     let baseline_worker = BaselineWorker::spawn(cfg.clone());
     let http = reqwest::Client::builder().pool_max_idle_per_host(opts.clients).build()?;
@@ -197,9 +197,9 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let doc = json!({
         "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)},
         "temporal": if configured_temporal { "configured" } else { "embedded dev server (SQLite, WAL)" },
-        "database": if cfg.database_url.starts_with("sqlite") { "sqlite" } else { "postgres" },
+        "database": if cfg.database.url.starts_with("sqlite") { "sqlite" } else { "postgres" },
         "options": {"recipients": opts.recipients, "smallOrders": opts.small_orders, "acceptSeconds": opts.accept_secs, "clients": opts.clients,
-                    "sendBatch": cfg.send_batch, "sendConcurrency": cfg.send_concurrency, "smtpPoolSize": cfg.smtp_pool_size},
+                    "sendBatch": cfg.processing.send_batch, "sendConcurrency": cfg.processing.send_concurrency, "smtpPoolSize": cfg.email.smtp_pool_size},
         "figures": figures,
     });
     std::fs::write(&opts.json_out, serde_json::to_string_pretty(&doc)?)?;
@@ -651,11 +651,11 @@ impl Bench {
     /// baseline of the bulk and instant phases.
     fn baseline_mailer(&self) -> anyhow::Result<Arc<Mailer>> {
         Ok(Arc::new(Mailer::new(&EmailSettings {
-            smtp_url: Some(self.cfg.smtp_url.clone()),
-            default_from: self.cfg.email_from.clone(),
+            smtp_url: Some(self.cfg.email.smtp_url.clone()),
+            default_from: self.cfg.email.from.clone(),
             outbox_dir: self.cfg.data_dir.join("baseline-outbox"),
-            pool_size: self.cfg.smtp_pool_size,
-            timeout: Duration::from_secs(self.cfg.smtp_timeout_secs),
+            pool_size: self.cfg.email.smtp_pool_size,
+            timeout: Duration::from_secs(self.cfg.email.smtp_timeout_secs),
         })?))
     }
 
@@ -732,7 +732,7 @@ impl Bench {
         let before = self.sink.received();
         let start = Instant::now();
         let pb2 = pb.clone();
-        fan_out(self.cfg.send_concurrency.max(1), n as u64, move |i| {
+        fan_out(self.cfg.processing.send_concurrency.max(1), n as u64, move |i| {
             let (mailer, pb) = (mailer.clone(), pb2.clone());
             async move {
                 baseline_send(&mailer, format!("bulk-{i}@bench.example")).await?;

@@ -383,37 +383,32 @@ impl TestApp {
         let key: [u8; 32] = rand_key();
         let platform_keys: std::collections::BTreeMap<String, Vec<u8>> =
             PLATFORM_ISSUERS.iter().map(|org| ((*org).to_owned(), rand_key().to_vec())).collect();
-        let mut cfg = Config {
-            data_dir: dir.path().to_path_buf(),
-            database_url,
-            listen: "127.0.0.1:0".into(),
-            temporal_address: temporal,
-            task_queue: format!("test-{}", uuid::Uuid::new_v4().simple()),
-            smtp_url: opts.smtp_url,
-            auth_hmac_secrets: vec![base64_engine_encode(&key).into()],
-            auth_issuers: vec![varsel_api::auth::DEV_ISSUER.into()],
-            platform_issuers: platform_keys
-                .iter()
-                .map(|(org, k)| {
-                    (
-                        org.clone(),
-                        IssuerKeys {
-                            hmac_secrets: vec![base64_engine_encode(k).into()],
-                            public_key_files: vec![],
-                        },
-                    )
-                })
-                .collect(),
-            condition_allowed_hosts: vec!["127.0.0.1".into(), "localhost".into()],
-            condition_retry_ms: 200,
-            condition_attempts: 2,
-            max_retry_interval_ms: 2_000,
-            dispatch_interval_ms: 300,
-            simulator_report_delay_ms: 200,
-            // Tests send SMS at any hour; the window has a test of its own.
-            sms_sending_window: String::new(),
-            ..Config::default()
-        };
+        let mut cfg = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+        cfg.database.url = database_url;
+        cfg.http.listen = "127.0.0.1:0".into();
+        cfg.temporal.address = temporal;
+        cfg.temporal.task_queue = format!("test-{}", uuid::Uuid::new_v4().simple());
+        cfg.email.smtp_url = opts.smtp_url;
+        cfg.auth.hmac_secrets = vec![base64_engine_encode(&key).into()];
+        cfg.auth.issuers = vec![varsel_api::auth::DEV_ISSUER.into()];
+        cfg.auth.platform_issuers = platform_keys
+            .iter()
+            .map(|(org, k)| {
+                let keys = IssuerKeys {
+                    hmac_secrets: vec![base64_engine_encode(k).into()],
+                    public_key_files: vec![],
+                };
+                (org.clone(), keys)
+            })
+            .collect();
+        cfg.conditions.allowed_hosts = vec!["127.0.0.1".into(), "localhost".into()];
+        cfg.conditions.retry_ms = 200;
+        cfg.conditions.attempts = 2;
+        cfg.processing.max_retry_interval_ms = 2_000;
+        cfg.processing.dispatch_interval_ms = 300;
+        cfg.sms.simulator_report_delay_ms = 200;
+        // Tests send SMS at any hour; the window has a test of its own.
+        cfg.sms.sending_window = String::new();
         (opts.tweak)(&mut cfg);
         cfg.normalise();
         let app = Application::build(cfg.clone()).await.expect("app builds");
@@ -422,7 +417,7 @@ impl TestApp {
         let task = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
-        let store = Store::connect(&cfg.database_url, 2).await.expect("store");
+        let store = Store::connect(&cfg.database.url, 2).await.expect("store");
         varsel_api::dev::seed_demo_contacts(&store).await.expect("seed");
         Self {
             base_url,

@@ -321,7 +321,8 @@ impl OrdersApi {
         id: Path<String>,
     ) -> Result<StatusResponse, ApiError> {
         let id = order_id(&id.0)?;
-        let cutoff = chrono::Duration::seconds(self.state.config.cancel_cutoff_secs as i64);
+        let cutoff =
+            chrono::Duration::seconds(self.state.config.processing.cancel_cutoff_secs as i64);
         let outcome = self
             .state
             .store
@@ -332,7 +333,7 @@ impl OrdersApi {
             CancelOutcome::NotFound => Err(ApiError::not_found("The order does not exist.")),
             CancelOutcome::TooLate(o) => Err(ApiError::conflict(format!(
                 "The order is {} and can no longer be cancelled: only registered orders whose send time is more than {} seconds away can be.",
-                o.order.status, self.state.config.cancel_cutoff_secs
+                o.order.status, self.state.config.processing.cancel_cutoff_secs
             ))),
             CancelOutcome::Cancelled(o) => {
                 let id = &o.order.id;

@@ -112,7 +112,8 @@ impl V2Api {
         body: JsonBody<OrderChainRequestDto>,
     ) -> Result<ChainCreatedResponse, ApiError> {
         let rules = Rules::new(&self.state.config, &self.state.outbound);
-        let day = chrono::Duration::seconds(self.state.config.reminder_day_secs.max(1) as i64);
+        let day =
+            chrono::Duration::seconds(self.state.config.processing.reminder_day_secs.max(1) as i64);
         let hash = request_hash(&body.0);
         let valid = validate_chain(&body.0, &rules, day).map_err(ApiError::validation)?;
         drop(body);

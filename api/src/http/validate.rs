@@ -123,14 +123,14 @@ impl Limits {
     /// From the configuration.
     pub fn from_config(c: &crate::config::Config) -> Self {
         Self {
-            max_recipients: c.max_recipients,
-            max_subject_chars: c.max_subject_chars,
-            max_email_body_bytes: c.max_email_body_bytes,
-            max_sms_segments: c.max_sms_segments.max(1),
-            max_reference_chars: c.max_reference_chars,
-            max_reminders: c.max_reminders,
+            max_recipients: c.limits.max_recipients,
+            max_subject_chars: c.limits.max_subject_chars,
+            max_email_body_bytes: c.limits.max_email_body_bytes,
+            max_sms_segments: c.limits.max_sms_segments.max(1),
+            max_reference_chars: c.limits.max_reference_chars,
+            max_reminders: c.limits.max_reminders,
             // At most a century: send times stay far inside what dates can hold.
-            max_send_ahead: chrono::Duration::days(c.max_send_ahead_days.min(36_500) as i64),
+            max_send_ahead: chrono::Duration::days(c.limits.max_send_ahead_days.min(36_500) as i64),
         }
     }
 }

@@ -82,9 +82,10 @@ impl Dispatcher {
             resume,
             condition_inconclusive: false,
         };
-        let opts = WorkflowStartOptions::new(self.cfg.task_queue.clone(), order_id.to_owned())
-            .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
-            .build();
+        let opts =
+            WorkflowStartOptions::new(self.cfg.temporal.task_queue.clone(), order_id.to_owned())
+                .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
+                .build();
         let started = tokio::time::timeout(
             Duration::from_secs(10),
             client.start_workflow(OrderWorkflow::run, input, opts),
@@ -129,7 +130,7 @@ impl Dispatcher {
 
     /// Retries orders whose workflow has not been started, until the process stops.
     pub async fn run(self: Arc<Self>) {
-        let interval = Duration::from_millis(self.cfg.dispatch_interval_ms.max(100));
+        let interval = Duration::from_millis(self.cfg.processing.dispatch_interval_ms.max(100));
         let mut backlog = false;
         loop {
             // A full page means a backlog: go on at once; otherwise wait for the next round.

@@ -21,27 +21,27 @@ use varsel_workflows::WorkflowPolicy;
 
 /// Connects a Temporal client.
 pub async fn connect(cfg: &Config) -> anyhow::Result<Client> {
-    let url = Url::from_str(&cfg.temporal_address)?;
+    let url = Url::from_str(&cfg.temporal.address)?;
     let connection = tokio::time::timeout(
         Duration::from_secs(5),
         Connection::connect(ConnectionOptions::new(url).build()),
     )
     .await
     .map_err(|_| {
-        anyhow::anyhow!("timed out connecting to Temporal at {}", cfg.temporal_address)
+        anyhow::anyhow!("timed out connecting to Temporal at {}", cfg.temporal.address)
     })??;
-    Ok(Client::new(connection, ClientOptions::new(cfg.temporal_namespace.clone()).build())?)
+    Ok(Client::new(connection, ClientOptions::new(cfg.temporal.namespace.clone()).build())?)
 }
 
 /// The workflow tunables derived from configuration.
 pub fn policy(cfg: &Config) -> WorkflowPolicy {
     WorkflowPolicy {
-        generate_batch: cfg.generate_batch,
-        send_batch: cfg.send_batch,
-        condition_attempts: cfg.condition_attempts,
-        condition_retry_ms: cfg.condition_retry_ms,
-        max_retry_interval_ms: cfg.max_retry_interval_ms,
-        max_batches_per_run: cfg.max_batches_per_run,
+        generate_batch: cfg.processing.generate_batch,
+        send_batch: cfg.processing.send_batch,
+        condition_attempts: cfg.conditions.attempts,
+        condition_retry_ms: cfg.conditions.retry_ms,
+        max_retry_interval_ms: cfg.processing.max_retry_interval_ms,
+        max_batches_per_run: cfg.processing.max_batches_per_run,
         // Validated at start-up (Application::build).
         sms_window: cfg.sms_window().ok().flatten(),
     }

@@ -135,7 +135,7 @@ async fn run_worker_once(
         .build()
         .map_err(|e| anyhow::anyhow!(e))?;
     let runtime = Runtime::from_current_tokio(options)?;
-    let opts = WorkerOptions::new(cfg.task_queue.clone())
+    let opts = WorkerOptions::new(cfg.temporal.task_queue.clone())
         .register_workflow::<OrderWorkflow>()?
         .register_activities(SharedActivities(activities))
         .build();
@@ -153,7 +153,7 @@ async fn run_worker_once(
             shutdown();
         }
     });
-    tracing::info!(task_queue = cfg.task_queue, "worker polling");
+    tracing::info!(task_queue = cfg.temporal.task_queue, "worker polling");
     worker.run().await?;
     Ok(stop_requested.load(std::sync::atomic::Ordering::SeqCst))
 }

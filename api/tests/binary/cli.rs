@@ -26,7 +26,7 @@ async fn history_redrive_and_replay_from_the_command_line() {
     let smtp = SmtpServer::start_flaky();
     smtp.set_outage(true);
     let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
-    opts.tweak = Box::new(|c| c.notification_ttl_secs = 3);
+    opts.tweak = Box::new(|c| c.processing.notification_ttl_secs = 3);
     let app = TestApp::spawn(opts).await;
     let cmd = |args: &[&str]| {
         let mut c = app.command(VARSEL, |_| {});

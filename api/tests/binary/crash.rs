@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use varsel_activities::Store;
 use varsel_api::Config;
 use varsel_tests::{
-    Db, SmtpServer, TcpProxy, TemporalProcess, TestApp, TestAppOptions, eventually, postgres_url,
+    Db, SmtpServer, TcpProxy, TemporalProcess, TestApp, TestAppOptions, eventually, never_within,
+    postgres_url,
 };
 
 const EXE: &str = env!("CARGO_BIN_EXE_varsel");
@@ -69,10 +70,10 @@ async fn a_worker_killed_mid_order_resumes_and_each_recipient_gets_one_email() {
         // This process only accepts orders; the worker is a process of its own, to be killed.
         c.run_worker = false;
         // Slow enough that the kill lands in the middle of sending.
-        c.send_rate_limits.insert("smtp".into(), 150);
+        c.processing.send_rate_limits.insert("smtp".into(), 150);
     });
     let app = TestApp::spawn(opts).await;
-    let concurrency = app.config.send_concurrency;
+    let concurrency = app.config.processing.send_concurrency;
     let mut worker = app.spawn_role(EXE, "worker", worker_config);
 
     let id = app.order("/orders/email", &email_order("crash", 1000)).await;
@@ -109,10 +110,10 @@ async fn the_temporal_server_killed_and_restarted_mid_order_loses_nothing() {
     let mut opts = TestAppOptions::new(db(), smtp.url());
     opts.temporal_address = Some(temporal.address.clone());
     opts.tweak = Box::new(|c| {
-        c.send_rate_limits.insert("smtp".into(), 60);
+        c.processing.send_rate_limits.insert("smtp".into(), 60);
     });
     let app = TestApp::spawn(opts).await;
-    let concurrency = app.config.send_concurrency;
+    let concurrency = app.config.processing.send_concurrency;
 
     let id = app.order("/orders/email", &email_order("restart", 300)).await;
     wait_for_count(&smtp, 60, Duration::from_secs(60)).await;
@@ -124,7 +125,13 @@ async fn the_temporal_server_killed_and_restarted_mid_order_loses_nothing() {
     .unwrap();
     // Orders keep being accepted while Temporal is down; they start when it is back.
     let during = app.order("/orders/email", &email_order("during", 3)).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (app_ref, during_ref) = (&app, &during);
+    never_within(
+        "a workflow started while Temporal was down",
+        Duration::from_secs(3),
+        || async move { app_ref.order_row(during_ref).await.workflow_started },
+    )
+    .await;
     let temporal = tokio::task::spawn_blocking(move || {
         temporal.restart();
         temporal
@@ -165,15 +172,15 @@ async fn a_database_outage_answers_503_stores_nothing_and_running_orders_resume(
     let direct_url = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let direct_url2 = direct_url.clone();
     opts.tweak = Box::new(move |c| {
-        *direct_url2.lock().unwrap() = c.database_url.clone();
-        c.database_url =
-            c.database_url.replacen(&target.to_string(), &format!("127.0.0.1:{proxy_port}"), 1);
-        c.send_rate_limits.insert("smtp".into(), 40);
+        *direct_url2.lock().unwrap() = c.database.url.clone();
+        c.database.url =
+            c.database.url.replacen(&target.to_string(), &format!("127.0.0.1:{proxy_port}"), 1);
+        c.processing.send_rate_limits.insert("smtp".into(), 40);
     });
     let app = TestApp::spawn(opts).await;
     let direct_url = direct_url.lock().unwrap().clone();
     let direct = Store::connect(&direct_url, 2).await.unwrap();
-    let concurrency = app.config.send_concurrency;
+    let concurrency = app.config.processing.send_concurrency;
 
     let running = app.order("/orders/email", &email_order("outage", 200)).await;
     wait_for_count(&smtp, 20, Duration::from_secs(60)).await;
@@ -192,9 +199,11 @@ async fn a_database_outage_answers_503_stores_nothing_and_running_orders_resume(
         "The order store is temporarily unavailable. Nothing was stored; please retry."
     );
     assert!(took < Duration::from_secs(20), "the 503 came after {took:?}");
-    let read = app.get(&format!("/orders/{running}"), "ttd").await;
-    assert_eq!(read.status(), 503);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (app_ref, running_ref) = (&app, &running);
+    never_within("a read succeeded while the database was down", Duration::from_secs(2), || {
+        async move { app_ref.get(&format!("/orders/{running_ref}"), "ttd").await.status() != 503 }
+    })
+    .await;
     proxy.set_up(true);
 
     // Nothing of the refused order was stored.

@@ -7,7 +7,7 @@ use serde_json::json;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use varsel_tests::{Db, TestApp, TestAppOptions, eventually};
+use varsel_tests::{Db, TestApp, TestAppOptions, eventually, never_within};
 
 const VARSEL: &str = env!("CARGO_BIN_EXE_varsel");
 const MAX_CONNECTIONS: usize = 96;
@@ -77,10 +77,10 @@ async fn slow_and_large_requests_are_bounded_and_legitimate_ones_served() {
     let app = TestApp::spawn(opts).await;
     let port = varsel_tests::port();
     let api = app.spawn_role(VARSEL, "api", |c| {
-        c.listen = format!("127.0.0.1:{port}");
-        c.max_connections = MAX_CONNECTIONS;
-        c.header_read_timeout_secs = 2;
-        c.body_read_timeout_secs = 2;
+        c.http.listen = format!("127.0.0.1:{port}");
+        c.http.max_connections = MAX_CONNECTIONS;
+        c.http.header_read_timeout_secs = 2;
+        c.http.body_read_timeout_secs = 2;
     });
     let pid = api.0.id();
     let addr = format!("127.0.0.1:{port}");
@@ -151,7 +151,19 @@ async fn slow_and_large_requests_are_bounded_and_legitimate_ones_served() {
         let _ = s.write_all(b"GET /health HTTP/1.1\r\n");
         slow_all.push(s);
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The server takes up to its cap, and never more while the slow ones are cut off and the
+    // backlog takes their places.
+    eventually("the server holds its cap of connections", Duration::from_secs(5), || async move {
+        let held = sockets(pid);
+        if held >= MAX_CONNECTIONS { Ok(held) } else { Err(format!("{held} sockets")) }
+    })
+    .await;
+    never_within(
+        "the server held more sockets than its cap",
+        Duration::from_secs(1),
+        || async move { sockets(pid) > MAX_CONNECTIONS + 24 },
+    )
+    .await;
     let held = sockets(pid);
     eprintln!(
         "{} slow clients connected, {held} sockets held by the server (cap {MAX_CONNECTIONS} connections)",

@@ -21,17 +21,17 @@ struct Fast {
 impl Fast {
     async fn start() -> Self {
         let data = tempfile::tempdir().unwrap();
-        let config = Config {
+        let mut config = Config {
             data_dir: data.path().to_path_buf(),
-            database_url: "sqlite::memory:".to_owned(),
-            database_max_connections: 1,
-            listen: "127.0.0.1:0".to_owned(),
-            // Nothing listens there: starts fail at once and stay in the outbox.
-            temporal_address: "127.0.0.1:1".to_owned(),
             run_worker: false,
             run_api: true,
             ..Config::default()
         };
+        config.database.url = "sqlite::memory:".to_owned();
+        config.database.max_connections = 1;
+        config.http.listen = "127.0.0.1:0".to_owned();
+        // Nothing listens there: starts fail at once and stay in the outbox.
+        config.temporal.address = "127.0.0.1:1".to_owned();
         let app = Application::build(config).await.expect("the application builds");
         let client = TestClient::new(app.endpoint().expect("an API process"));
         let key = load_or_create_dev_key(data.path()).unwrap();

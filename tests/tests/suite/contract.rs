@@ -753,7 +753,7 @@ async fn a_100000_recipient_order_is_validated_like_a_small_one_within_the_body_
     // Accepted, not sent: this test is about the request.
     opts.tweak = Box::new(|c| {
         c.run_worker = false;
-        c.max_body_bytes = 8 * 1024 * 1024;
+        c.http.max_body_bytes = 8 * 1024 * 1024;
     });
     let app = TestApp::spawn(opts).await;
     let recipients: Vec<Value> =
@@ -783,7 +783,7 @@ async fn a_100000_recipient_order_is_validated_like_a_small_one_within_the_body_
         let mut o = TestAppOptions::new(Db::Sqlite, "");
         o.tweak = Box::new(|c| {
             c.run_worker = false;
-            c.max_recipients = 99_999;
+            c.limits.max_recipients = 99_999;
         });
         o
     })

@@ -24,9 +24,9 @@ async fn kannel(db: Db) {
     let mut opts = TestAppOptions::new(db, smtp.url());
     let (url, password) = (gw.sendsms_url.clone(), gw.password.clone());
     opts.tweak = Box::new(move |c| {
-        c.sms_provider = varsel_api::config::SmsProvider::Kannel;
-        c.kannel_sendsms_url = url;
-        c.kannel_password = password.into();
+        c.sms.provider = varsel_api::config::SmsProvider::Kannel;
+        c.sms.kannel_sendsms_url = url;
+        c.sms.kannel_password = password.into();
     });
     let app = TestApp::spawn(opts).await;
     let delivered = app
@@ -72,7 +72,7 @@ on_both_databases!(kannel_reports_delivered_and_undeliverable, kannel);
 async fn kannel_report_urls_are_authenticated() {
     use varsel_activities::providers::sms::ReportSigner;
     let mut opts = TestAppOptions::new(Db::Sqlite, "");
-    opts.tweak = Box::new(|c| c.report_secret = "s3cret".into());
+    opts.tweak = Box::new(|c| c.reports.secret = "s3cret".into());
     let app = TestApp::spawn(opts).await;
     let signer = ReportSigner::new(b"s3cret");
     let now = chrono::Utc::now().timestamp();
@@ -150,8 +150,8 @@ async fn email_reports(db: Db) {
     let smtp = SmtpServer::start();
     let mut opts = TestAppOptions::new(db, smtp.url());
     opts.tweak = Box::new(|c| {
-        c.email_delivery_reports = true;
-        c.report_secret = "report-secret-for-tests".into();
+        c.email.delivery_reports = true;
+        c.reports.secret = "report-secret-for-tests".into();
     });
     let app = TestApp::spawn(opts).await;
     let statuses = [
@@ -301,8 +301,8 @@ async fn ttl(db: Db) {
     let dead_port = varsel_api::devserver::free_port().unwrap();
     let mut opts = TestAppOptions::new(db, format!("smtp://127.0.0.1:{dead_port}"));
     opts.tweak = Box::new(|c| {
-        c.notification_ttl_secs = 4;
-        c.report_secret = "s3cret".into();
+        c.processing.notification_ttl_secs = 4;
+        c.reports.secret = "s3cret".into();
     });
     let app = TestApp::spawn(opts).await;
     drop(smtp);
@@ -353,9 +353,9 @@ async fn allow_listed_numbers_go_to_the_gateway() {
     let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
     let (url, password) = (gw.sendsms_url.clone(), gw.password.clone());
     opts.tweak = Box::new(move |c| {
-        c.kannel_sendsms_url = url;
-        c.kannel_password = password.into();
-        c.sms_allow_list = vec!["+4798000001".into()];
+        c.sms.kannel_sendsms_url = url;
+        c.sms.kannel_password = password.into();
+        c.sms.allow_list = vec!["+4798000001".into()];
     });
     let app = TestApp::spawn(opts).await;
     let id = app.order("/orders/sms", &json!({"body": "b", "recipients": [{"mobileNumber": "+4798000001"}, {"mobileNumber": "+4798000002"}]})).await;

@@ -20,7 +20,7 @@ async fn smtp_faults(db: Db) {
     let smtp = SmtpServer::start_flaky();
     let mut opts = TestAppOptions::new(db, smtp.url());
     // A short per-command timeout, so the stalled relay costs one second per attempt.
-    opts.tweak = Box::new(|c| c.smtp_timeout_secs = 1);
+    opts.tweak = Box::new(|c| c.email.smtp_timeout_secs = 1);
     let app = TestApp::spawn(opts).await;
     let addresses = [
         "flaky1@example.no",
@@ -158,10 +158,10 @@ async fn an_sms_gateway_that_fails_throttles_and_stalls_is_retried_at_the_pace_i
     let mut opts = TestAppOptions::new(Db::Sqlite, "");
     let password = kannel.password.clone();
     opts.tweak = Box::new(move |c| {
-        c.sms_provider = varsel_api::config::SmsProvider::Kannel;
-        c.kannel_sendsms_url = url;
-        c.kannel_password = password.into();
-        c.sms_gateway_timeout_secs = 1;
+        c.sms.provider = varsel_api::config::SmsProvider::Kannel;
+        c.sms.kannel_sendsms_url = url;
+        c.sms.kannel_password = password.into();
+        c.sms.gateway_timeout_secs = 1;
     });
     let app = TestApp::spawn(opts).await;
     let numbers = ["+4799999991", "+4799999992", "+4799999993"];

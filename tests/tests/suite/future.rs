@@ -35,7 +35,7 @@ fn email_recipient(address: &str, subject: &str) -> Value {
 async fn app(db: Db, smtp: &SmtpServer) -> TestApp {
     let mut opts = TestAppOptions::new(db, smtp.url());
     // A reminder's "day" lasts two seconds here.
-    opts.tweak = Box::new(|c| c.reminder_day_secs = 2);
+    opts.tweak = Box::new(|c| c.processing.reminder_day_secs = 2);
     TestApp::spawn(opts).await
 }
 

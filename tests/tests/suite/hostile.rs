@@ -77,7 +77,7 @@ async fn refused(app: &TestApp, path: &str, body: &Value, key: &str, needle: &st
 async fn hostile(db: Db) {
     let smtp = SmtpServer::start();
     let mut opts = TestAppOptions::new(db, smtp.url());
-    opts.tweak = Box::new(|c| c.report_secret = "report-secret-for-tests".into());
+    opts.tweak = Box::new(|c| c.reports.secret = "report-secret-for-tests".into());
     let app = TestApp::spawn(opts).await;
     let nul = "a\u{0}b";
     const NUL: &str = "NUL character";

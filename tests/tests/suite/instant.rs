@@ -48,7 +48,7 @@ async fn nothing_stored(app: &TestApp, idempotency_id: &str) {
 async fn instant(db: Db) {
     let smtp = SmtpServer::start_flaky();
     let mut opts = TestAppOptions::new(db, smtp.url());
-    opts.tweak = Box::new(|c| c.simulator_report_delay_ms = 200);
+    opts.tweak = Box::new(|c| c.sms.simulator_report_delay_ms = 200);
     let app = TestApp::spawn(opts).await;
 
     // Email: sent before the answer, which points to an endpoint that exists.
@@ -195,9 +195,9 @@ async fn an_unreachable_sms_gateway_is_503_and_stores_nothing() {
     let dead = varsel_api::devserver::free_port().unwrap();
     let mut opts = TestAppOptions::new(Db::Sqlite, "");
     opts.tweak = Box::new(move |c| {
-        c.sms_provider = varsel_api::config::SmsProvider::Kannel;
-        c.kannel_sendsms_url = format!("http://127.0.0.1:{dead}/cgi-bin/sendsms");
-        c.sms_gateway_timeout_secs = 2;
+        c.sms.provider = varsel_api::config::SmsProvider::Kannel;
+        c.sms.kannel_sendsms_url = format!("http://127.0.0.1:{dead}/cgi-bin/sendsms");
+        c.sms.gateway_timeout_secs = 2;
     });
     let app = TestApp::spawn(opts).await;
     let (status, _, p) =

@@ -247,7 +247,7 @@ async fn faulty_condition_endpoints_are_inconclusive_within_the_time_limit() {
 async fn an_order_cannot_use_its_condition_endpoint_to_reach_private_addresses() {
     let smtp = SmtpServer::start();
     let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
-    opts.tweak = Box::new(|c| c.condition_allowed_hosts = vec!["127.0.0.1".into()]);
+    opts.tweak = Box::new(|c| c.conditions.allowed_hosts = vec!["127.0.0.1".into()]);
     let app = TestApp::spawn(opts).await;
     let (allowed, _) = server_on("127.0.0.1").await;
     let (inner, inner_hits) = server_on("127.0.0.2").await;

@@ -298,9 +298,9 @@ async fn continued(db: Db) {
     let smtp = SmtpServer::start();
     let mut opts = TestAppOptions::new(db, smtp.url());
     opts.tweak = Box::new(|c| {
-        c.generate_batch = 2;
-        c.send_batch = 2;
-        c.max_batches_per_run = 2;
+        c.processing.generate_batch = 2;
+        c.processing.send_batch = 2;
+        c.processing.max_batches_per_run = 2;
     });
     let app = TestApp::spawn(opts).await;
     let mut recipients: Vec<Value> =

@@ -5,7 +5,8 @@ use std::time::Duration;
 use temporalio_client::WorkflowExecutionStatus;
 use varsel_api::Config;
 use varsel_tests::{
-    Db, SmtpServer, TestApp, TestAppOptions, never_within, on_both_databases, temporal_address,
+    Db, SmtpServer, TestApp, TestAppOptions, eventually, never_within, on_both_databases,
+    temporal_address,
 };
 use varsel_workflows::OrderWorkflow;
 
@@ -122,7 +123,7 @@ on_both_databases!(a_delivered_sms_counts_as_succeeded, delivered_sms_counts);
 async fn cancel(db: Db) {
     let smtp = SmtpServer::start();
     let mut opts = TestAppOptions::new(db, smtp.url());
-    opts.tweak = Box::new(|c| c.cancel_cutoff_secs = 30);
+    opts.tweak = Box::new(|c| c.processing.cancel_cutoff_secs = 30);
     let app = TestApp::spawn(opts).await;
     let at = (chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc3339();
     let email_id = app.order("/orders/email", &json!({"subject": "s", "body": "b", "requestedSendTime": at, "recipients": [{"emailAddress": "never@example.no"}]})).await;
@@ -160,26 +161,24 @@ async fn cancel(db: Db) {
     assert_eq!(late.headers()["content-type"], "application/problem+json");
 
     // The cancelled workflows end promptly, so nothing can be sent later.
-    let client = varsel_api::temporal::connect(&Config {
-        temporal_address: temporal_address(),
-        ..Config::default()
-    })
-    .await
-    .unwrap();
+    let mut cfg = Config::default();
+    cfg.temporal.address = temporal_address();
+    let client = varsel_api::temporal::connect(&cfg).await.unwrap();
     for id in [&email_id, &sms_id] {
-        let handle = client.get_workflow_handle::<OrderWorkflow>(id.as_str());
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let d = handle.describe(Default::default()).await.unwrap();
-            if d.status() != WorkflowExecutionStatus::Running {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "workflow {id} still running after cancel"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let handle = &client.get_workflow_handle::<OrderWorkflow>(id.as_str());
+        eventually(
+            format!("workflow {id} ends after its cancel"),
+            Duration::from_secs(20),
+            || async move {
+                let status = handle.describe(Default::default()).await.unwrap().status();
+                if status == WorkflowExecutionStatus::Running {
+                    Err(format!("{status:?}"))
+                } else {
+                    Ok(())
+                }
+            },
+        )
+        .await;
         assert_eq!(app.order_row(id).await.order.status.as_str(), "Cancelled");
         assert!(app.notifications(id).await.is_empty());
     }

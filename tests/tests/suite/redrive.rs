@@ -11,7 +11,7 @@ async fn redrive(db: Db) {
     let smtp = SmtpServer::start_flaky();
     smtp.set_outage(true);
     let mut opts = TestAppOptions::new(db, smtp.url());
-    opts.tweak = Box::new(|c| c.notification_ttl_secs = 3);
+    opts.tweak = Box::new(|c| c.processing.notification_ttl_secs = 3);
     let app = TestApp::spawn(opts).await;
     let operator = app.token_with(&json!({"iss": varsel_api::auth::DEV_ISSUER, "scope": varsel_api::auth::OPERATOR_SCOPE, "exp": chrono::Utc::now().timestamp() + 600}));
     let redrive = |id: String| {

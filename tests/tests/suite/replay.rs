@@ -77,7 +77,7 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
     let smtp = SmtpServer::start_flaky();
     let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
     // The simulator's report comes well after sending, so the workflow waits for its signal.
-    opts.tweak = Box::new(|c| c.simulator_report_delay_ms = 1500);
+    opts.tweak = Box::new(|c| c.sms.simulator_report_delay_ms = 1500);
     let app = TestApp::spawn(opts).await;
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
     let cport = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
@@ -181,10 +181,10 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
     // A long order: tiny batches force continue-as-new; the last run (resumed mid-send) is kept.
     let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
     opts.tweak = Box::new(|c| {
-        c.generate_batch = 1;
-        c.send_batch = 1;
-        c.max_batches_per_run = 3;
-        c.notification_ttl_secs = 3;
+        c.processing.generate_batch = 1;
+        c.processing.send_batch = 1;
+        c.processing.max_batches_per_run = 3;
+        c.processing.notification_ttl_secs = 3;
     });
     let long_app = TestApp::spawn(opts).await;
     let recipients: Vec<Value> =
@@ -234,7 +234,8 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
     assert_eq!(resp.status(), 200);
     ids.push(("cancelled".to_string(), cancelled));
 
-    let cfg = Config { temporal_address: temporal_address(), ..Config::default() };
+    let mut cfg = Config::default();
+    cfg.temporal.address = temporal_address();
     let client = varsel_api::temporal::connect(&cfg).await.expect("temporal client");
     let mut histories = Vec::new();
     for (name, id) in &ids {

@@ -8,7 +8,9 @@ use poem::{
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use varsel_api::devserver::free_port;
-use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, on_both_databases, start_temporal_on};
+use varsel_tests::{
+    Db, SmtpServer, TestApp, TestAppOptions, never_within, on_both_databases, start_temporal_on,
+};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -75,8 +77,13 @@ async fn condition(db: Db) {
         "a false condition creates no notifications"
     );
     assert_eq!(smtp.wait_for(2, T).await.len(), 2);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(smtp.messages().len(), 2, "nothing was sent for the false condition");
+    let smtp_ref = &smtp;
+    never_within(
+        "a mail was sent for the false condition",
+        Duration::from_millis(500),
+        || async move { smtp_ref.messages().len() > 2 },
+    )
+    .await;
     app.stop().await;
 }
 on_both_databases!(a_false_condition_sends_nothing, condition);
@@ -88,8 +95,13 @@ async fn later(db: Db) {
     let id = app
         .order("/orders/email", &email_order(json!({"requestedSendTime": at.to_rfc3339()})))
         .await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert!(smtp.messages().is_empty(), "nothing is sent before the requested time");
+    let smtp_ref = &smtp;
+    never_within(
+        "a mail was sent before the requested time",
+        Duration::from_secs(4),
+        || async move { !smtp_ref.messages().is_empty() },
+    )
+    .await;
     assert_eq!(app.order_row(&id).await.order.status.as_str(), "Registered");
     let mails = smtp.wait_for(1, T).await;
     assert!(chrono::Utc::now() >= at, "sent at or after the requested time");
@@ -118,8 +130,13 @@ async fn an_order_accepted_while_temporal_is_down_starts_when_it_comes_back() {
     let row = app.order_row(&id).await;
     assert_eq!(row.order.status.as_str(), "Registered");
     assert!(!row.workflow_started);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(smtp.messages().is_empty());
+    let smtp_ref = &smtp;
+    never_within(
+        "a mail was sent while Temporal was down",
+        Duration::from_secs(1),
+        || async move { !smtp_ref.messages().is_empty() },
+    )
+    .await;
 
     tokio::task::spawn_blocking(move || start_temporal_on(port)).await.unwrap();
     smtp.wait_for(1, Duration::from_secs(90)).await;

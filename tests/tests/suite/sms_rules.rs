@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, on_both_databases};
+use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, never_within, on_both_databases};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -95,7 +95,7 @@ async fn sms_waits_for_the_sending_window() {
     .unwrap();
     let closes = opens + chrono::Duration::hours(1);
     let window = format!("{}-{}", opens.format("%H:%M:%S"), closes.format("%H:%M:%S"));
-    opts.tweak = Box::new(move |c| c.sms_sending_window = window);
+    opts.tweak = Box::new(move |c| c.sms.sending_window = window);
     let app = TestApp::spawn(opts).await;
     let id = app
         .order(
@@ -105,8 +105,13 @@ async fn sms_waits_for_the_sending_window() {
         )
         .await;
     smtp.wait_for(1, T).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(app.simulated_sms(&id).await.is_empty(), "no SMS before the window opens");
+    let (app_ref, id_ref) = (&app, &id);
+    never_within(
+        "an SMS was sent before the window opened",
+        Duration::from_secs(2),
+        || async move { !app_ref.simulated_sms(id_ref).await.is_empty() },
+    )
+    .await;
     assert_eq!(app.order_row(&id).await.order.status.as_str(), "Processed");
     app.wait_status(&id, "Completed", T).await;
     assert!(chrono::Utc::now() >= opens.with_timezone(&chrono::Utc));
