@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use varsel_api::devserver::free_port;
 use varsel_tests::{Db, TestApp, TestAppOptions, eventually};
 
@@ -116,8 +116,9 @@ async fn the_docs_page_lists_the_operations_and_renders_an_example() {
         .await;
 
     // The operations are listed.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let paths = loop {
+    let (driver_ref, s_ref) = (&driver, &s);
+    let paths = eventually("the operations are listed", Duration::from_secs(30), || async move {
+        let (driver, s) = (driver_ref, s_ref);
         let found = driver
             .call(
                 reqwest::Method::POST,
@@ -142,12 +143,9 @@ async fn the_docs_page_lists_the_operations_and_renders_an_example() {
                     .replace('\u{200b}', ""),
             );
         }
-        if texts.len() >= 8 {
-            break texts;
-        }
-        assert!(Instant::now() < deadline, "operations not listed: {texts:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        if texts.len() >= 8 { Ok(texts) } else { Err(format!("{texts:?}")) }
+    })
+    .await;
     for expected in [
         "/notifications/api/v1/orders",
         "/notifications/api/v1/orders/email",
