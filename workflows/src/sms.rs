@@ -158,16 +158,24 @@ impl SendingWindow {
         if open {
             return 0;
         }
-        // The next start, today or tomorrow, resolved in the zone (DST-safe).
+        // The next start, today or tomorrow, resolved in the zone: a start the clocks pass twice
+        // (the night they go back) opens at its first pass; a start that does not exist (in the
+        // hour skipped the night they go forward) opens when the clocks jump past it.
         let midnight = now.date_naive();
         for day in 0..3 {
             let date = midnight + chrono::Duration::days(day);
             let start = date.and_hms_opt(0, 0, 0).unwrap()
                 + chrono::Duration::seconds(self.start_secs as i64);
-            if let Some(start) = tz.from_local_datetime(&start).earliest()
-                && start.timestamp_millis() > now_ms
+            let opens = tz.from_local_datetime(&start).earliest().or_else(|| {
+                (1..=16).find_map(|quarter| {
+                    let later = start + chrono::Duration::minutes(15 * quarter);
+                    tz.from_local_datetime(&later).earliest()
+                })
+            });
+            if let Some(opens) = opens
+                && opens.timestamp_millis() > now_ms
             {
-                return start.timestamp_millis() - now_ms;
+                return opens.timestamp_millis() - now_ms;
             }
         }
         0
@@ -325,5 +333,41 @@ mod policy_tests {
             .unwrap()
             .timestamp_millis();
         assert_eq!(w.wait_ms(t), 15 * 3_600_000);
+    }
+
+    fn at(utc: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(utc).unwrap().timestamp_millis()
+    }
+
+    const HOUR: i64 = 3_600_000;
+
+    #[test]
+    fn a_window_over_midnight_is_open_on_both_sides_of_it() {
+        let w = SendingWindow::parse("22:00-06:00", "Europe/Oslo").unwrap();
+        // Oslo is UTC+1 in January.
+        assert_eq!(w.wait_ms(at("2026-01-15T22:00:00Z")), 0, "23:00: open");
+        assert_eq!(w.wait_ms(at("2026-01-16T02:00:00Z")), 0, "03:00 the next day: open");
+        assert_eq!(w.wait_ms(at("2026-01-16T04:59:59Z")), 0, "05:59:59: open");
+        assert_eq!(w.wait_ms(at("2026-01-16T05:00:00Z")), 16 * HOUR, "06:00, the end: closed");
+        assert_eq!(w.wait_ms(at("2026-01-16T06:00:00Z")), 15 * HOUR, "07:00: until 22:00");
+        assert_eq!(w.wait_ms(at("2026-01-16T20:30:00Z")), HOUR / 2, "21:30");
+    }
+
+    #[test]
+    fn the_window_follows_the_clocks_across_daylight_saving_changes() {
+        let w = SendingWindow::parse("09:00-17:00", "Europe/Oslo").unwrap();
+        // 2026-03-29 02:00 CET the clocks go forward: 18:00 on the 28th to 09:00 CEST on the
+        // 29th is 14 hours, not 15.
+        assert_eq!(w.wait_ms(at("2026-03-28T17:00:00Z")), 14 * HOUR);
+        // 2026-10-25 03:00 CEST the clocks go back: 18:00 on the 24th to 09:00 CET is 16 hours.
+        assert_eq!(w.wait_ms(at("2026-10-24T16:00:00Z")), 16 * HOUR);
+
+        // A window that starts in the skipped hour opens when the clocks jump past its start
+        // (03:00 CEST, 01:00 UTC), not a day later.
+        let night = SendingWindow::parse("02:30-05:00", "Europe/Oslo").unwrap();
+        assert_eq!(night.wait_ms(at("2026-03-28T23:00:00Z")), 2 * HOUR, "from 00:00 CET");
+        assert_eq!(night.wait_ms(at("2026-03-29T01:30:00Z")), 0, "03:30 CEST: open");
+        // A start the clocks pass twice opens at the first pass (02:30 CEST, 00:30 UTC).
+        assert_eq!(night.wait_ms(at("2026-10-24T22:00:00Z")), 2 * HOUR + HOUR / 2, "00:00 CEST");
     }
 }
