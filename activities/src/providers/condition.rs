@@ -43,7 +43,9 @@ impl ConditionClient {
             .no_proxy()
             .dns_resolver(policy.resolver())
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                if attempt.previous().len() >= MAX_REDIRECTS {
+                // `previous` holds every URL asked so far, the first included: it is one longer
+                // than the redirects already followed.
+                if attempt.previous().len() > MAX_REDIRECTS {
                     return attempt.error(Refused(format!("more than {MAX_REDIRECTS} redirects")));
                 }
                 match redirect_policy.check_url(attempt.url()) {

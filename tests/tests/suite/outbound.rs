@@ -52,6 +52,25 @@ fn redirect(Data(hits): Data<&Hits>, Query(q): Query<To>) -> Response {
     Response::builder().status(StatusCode::FOUND).header("Location", q.to).finish()
 }
 
+/// `n` more redirects (to `/hops?n=n-1`), then a "not met" answer.
+#[handler]
+fn hops(
+    Data(hits): Data<&Hits>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    hits.0.fetch_add(1, Ordering::SeqCst);
+    let n: u32 = q.get("n").and_then(|n| n.parse().ok()).unwrap_or(0);
+    if n == 0 {
+        return Response::builder()
+            .content_type("application/json")
+            .body(json!({"sendNotification": false}).to_string());
+    }
+    Response::builder()
+        .status(StatusCode::FOUND)
+        .header("Location", format!("/hops?n={}", n - 1))
+        .finish()
+}
+
 #[handler]
 fn loop_redirect() -> Response {
     Response::builder().status(StatusCode::FOUND).header("Location", "/loop").finish()
@@ -106,6 +125,7 @@ async fn server_on(ip: &str) -> (String, Hits) {
         .at("/answer", get(answer))
         .at("/redirect", get(redirect))
         .at("/loop", get(loop_redirect))
+        .at("/hops", get(hops))
         .at("/broken", get(broken))
         .at("/garbage", get(garbage))
         .at("/wrong-shape", get(wrong_shape))
@@ -212,6 +232,15 @@ async fn redirects_into_refused_ranges_are_not_followed() {
     assert_eq!(c.check(&url).await.unwrap(), ConditionOutcome::NotMet);
     refused(c.check(&format!("{allowed}/loop")).await, "redirect loop");
     assert!(allowed_hits.get() >= 4);
+
+    // Three redirects are followed; a fourth is refused, and its target is never asked.
+    let before = allowed_hits.get();
+    assert_eq!(c.check(&format!("{allowed}/hops?n=3")).await.unwrap(), ConditionOutcome::NotMet);
+    assert_eq!(allowed_hits.get() - before, 4, "three redirects and the answer");
+    let before = allowed_hits.get();
+    let reason = refused(c.check(&format!("{allowed}/hops?n=4")).await, "four redirects");
+    assert!(reason.contains("more than 3 redirects"), "{reason}");
+    assert_eq!(allowed_hits.get() - before, 4, "the fourth redirect's target was not asked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
