@@ -252,3 +252,29 @@ fn every_stored_name_reads_back_as_itself() {
     check(OrderKind::ALL, OrderKind::as_str);
     check(OrderType::ALL, OrderType::as_str);
 }
+
+/// A finished order enters the status feed; entries older than the retention are deleted and
+/// younger ones kept.
+#[tokio::test]
+async fn the_status_feed_keeps_entries_for_their_retention() {
+    let store = memory_store().await;
+    let id = uuid::Uuid::new_v4().to_string();
+    store.insert_order(email_order(&id)).await.unwrap();
+    for (from, to) in [
+        (OrderStatus::Registered, OrderStatus::Processing),
+        (OrderStatus::Processing, OrderStatus::Completed),
+    ] {
+        assert!(store.transition_order(&id, &[from], to).await.unwrap(), "{from} to {to}");
+    }
+    let feed = store.status_feed("ttd", 0, 10, false).await.unwrap();
+    assert_eq!(feed.iter().map(|e| e.order_id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+    assert!(store.status_feed("nav", 0, 10, false).await.unwrap().is_empty(), "per creator");
+
+    let written = feed[0].created;
+    let kept = store.prune_status_feed(written - chrono::Duration::days(1)).await.unwrap();
+    assert_eq!(kept, 0, "an entry younger than the retention stays");
+    assert_eq!(store.status_feed("ttd", 0, 10, false).await.unwrap().len(), 1);
+    let pruned = store.prune_status_feed(written + chrono::Duration::seconds(1)).await.unwrap();
+    assert_eq!(pruned, 1, "an entry past the retention goes");
+    assert!(store.status_feed("ttd", 0, 10, false).await.unwrap().is_empty());
+}

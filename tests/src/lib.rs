@@ -11,7 +11,7 @@ use varsel_activities::Store;
 use varsel_activities::store::entities::simulated_sms;
 use varsel_api::auth::{CREATE_SCOPE, TokenKind, mint};
 use varsel_api::config::IssuerKeys;
-use varsel_api::devserver::{DevServer, DevServerOptions, find_temporal_bin, free_port};
+use varsel_api::devserver::{DevServer, DevServerOptions, find_temporal_bin};
 use varsel_api::{Application, Config};
 use varsel_workflows::order::StoredOrder;
 
@@ -60,6 +60,35 @@ pub fn start_temporal_on(port: u16) -> String {
 
 /// How often `eventually` and `never_within` look.
 const POLL: Duration = Duration::from_millis(100);
+
+/// A TCP port on loopback for a server a test starts. Ports are handed out in turn, from a random
+/// start, below the kernel's ephemeral range (where it picks the ports of outgoing connections),
+/// each checked free: no two servers of a test process get the same port, and no client socket
+/// takes one between the check and the server's bind (as could happen with a port the kernel
+/// chose and released).
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    static RANGE: OnceLock<(u32, u32)> = OnceLock::new();
+    let (low, high) = *RANGE.get_or_init(|| {
+        let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+            .unwrap_or(32_768);
+        let high = ephemeral.clamp(12_000, 32_768);
+        let low = 10_000;
+        let start = uuid::Uuid::new_v4().as_u128() as u32 % (high - low);
+        NEXT.store(start, Ordering::Relaxed);
+        (low, high)
+    });
+    for _ in 0..(high - low) {
+        let port = (low + NEXT.fetch_add(1, Ordering::Relaxed) % (high - low)) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {low} and {high}");
+}
 
 /// What a check of `eventually` answers: `Some(value)` / `Ok(value)` once it holds; `None`, or
 /// `Err(what it saw)` while it does not (the last one seen goes into the failure message).
@@ -134,7 +163,7 @@ pub async fn never_within<Fut>(
 /// The Temporal dev server shared by every test of this process.
 pub fn temporal_address() -> String {
     static ADDR: OnceLock<String> = OnceLock::new();
-    ADDR.get_or_init(|| start_temporal_on(free_port().expect("port"))).clone()
+    ADDR.get_or_init(|| start_temporal_on(free_port())).clone()
 }
 
 /// A Python with `aiosmtpd` (the project's `.venv`, or `VARSEL_TEST_PYTHON`).
@@ -167,6 +196,8 @@ pub struct ReceivedEmail {
     pub content_type: String,
     /// `From` header.
     pub from: String,
+    /// `Message-ID` header.
+    pub message_id: String,
 }
 
 impl SmtpServer {
@@ -175,9 +206,9 @@ impl SmtpServer {
         Self::start_with("aiosmtpd.handlers.Mailbox")
     }
 
-    /// A server that fails `flaky*`, `busy*`, `drop*` and `stall*` recipients once (451, 421, a
-    /// cut connection, no answer) and refuses `rejected*` always (550); see
-    /// `tests/support/flaky_smtp.py`.
+    /// A server that fails `flaky*`, `busy*`, `drop*`, `stall*` and `lost*` recipients once (451,
+    /// 421, a cut connection, no answer, a stored message whose answer is cut off) and refuses
+    /// `rejected*` always (550); see `tests/support/flaky_smtp.py`.
     pub fn start_flaky() -> Self {
         Self::start_with("flaky_smtp.Flaky")
     }
@@ -185,7 +216,7 @@ impl SmtpServer {
     fn start_with(handler: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let maildir = dir.path().join("maildir");
-        let port = free_port().expect("port");
+        let port = free_port();
         let child = Command::new(python())
             .env("PYTHONPATH", project_root().join("tests/support"))
             .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", handler])
@@ -243,6 +274,7 @@ impl SmtpServer {
                 out.push(ReceivedEmail {
                     to: header("To"),
                     from: header("From"),
+                    message_id: header("Message-ID"),
                     subject: header("Subject"),
                     body: parsed.get_body().expect("body").trim_end().to_owned(),
                     content_type: parsed.ctype.mimetype.clone(),
@@ -296,9 +328,17 @@ pub enum Db {
     Postgres,
 }
 
-/// `TEST_DATABASE_URL`, when PostgreSQL tests are enabled.
-pub fn postgres_url() -> Option<String> {
-    std::env::var("TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())
+/// `TEST_DATABASE_URL`: the PostgreSQL server the PostgreSQL variants run on. A test that needs
+/// it fails when it is not set, saying how to run it: nothing passes without having run.
+pub fn postgres_url() -> String {
+    std::env::var("TEST_DATABASE_URL").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| {
+        panic!(
+            "TEST_DATABASE_URL is not set, and this test runs on PostgreSQL. Run the tests with \
+             scripts/test (it uses the local server, postgres://postgres@127.0.0.1:5432/test, \
+             unless TEST_DATABASE_URL names another), or set TEST_DATABASE_URL to a server where \
+             the user may create databases."
+        )
+    })
 }
 
 /// Creates an empty database on the server of `base` and returns its URL.
@@ -374,7 +414,7 @@ impl TestApp {
         let (database_url, pg) = match opts.db {
             Db::Sqlite => (format!("sqlite://{}", dir.path().join("varsel.db").display()), None),
             Db::Postgres => {
-                let base = postgres_url().expect("TEST_DATABASE_URL");
+                let base = postgres_url();
                 let url = fresh_postgres_database(&base).await;
                 let name = url.rsplit('/').next().unwrap_or_default().to_owned();
                 (url, Some((base, name)))
@@ -590,16 +630,26 @@ impl TestApp {
         KillOnDrop(cmd.spawn().unwrap_or_else(|e| panic!("varsel {role}: {e}")))
     }
 
-    /// Stops API and worker.
+    /// Stops API and worker. Fails the test when the application ended with an error or a panic
+    /// while it ran, or does not stop.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        if let Some(t) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(20), t).await;
-        }
+        let ended = match self.task.take() {
+            Some(t) => tokio::time::timeout(Duration::from_secs(20), t).await,
+            None => Ok(Ok(Ok(()))),
+        };
         if let Some((base, name)) = self.pg.take() {
             drop_postgres_database(&base, &name).await;
+        }
+        // An application that failed or panicked during the test fails the test, even when
+        // every assertion before held.
+        match ended {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => panic!("the application ended with an error: {e:#}"),
+            Ok(Err(e)) => panic!("the application task failed: {e}"),
+            Err(_) => panic!("the application did not stop within 20 s of being asked to"),
         }
     }
 }
@@ -619,7 +669,7 @@ fn base64_engine_encode(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-/// Runs a scenario on SQLite, and on PostgreSQL when `TEST_DATABASE_URL` is set.
+/// Runs a scenario on SQLite, and on the PostgreSQL of `TEST_DATABASE_URL` (which must be set).
 #[macro_export]
 macro_rules! on_both_databases {
     ($name:ident, $body:ident) => {
@@ -630,10 +680,6 @@ macro_rules! on_both_databases {
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if $crate::postgres_url().is_none() {
-                    eprintln!("TEST_DATABASE_URL not set: PostgreSQL variant skipped");
-                    return;
-                }
                 super::$body($crate::Db::Postgres).await;
             }
         }
@@ -658,7 +704,7 @@ impl KannelGateway {
     /// Starts bearerbox, fakesmsc and smsbox, and waits until smsbox accepts requests.
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let [admin, smsbox, fake, sendsms] = [(); 4].map(|_| free_port().expect("port"));
+        let [admin, smsbox, fake, sendsms] = [(); 4].map(|_| free_port());
         let log = |name: &str| dir.path().join(name).display().to_string();
         let conf = format!(
             "group = core\nadmin-port = {admin}\nadmin-password = admin\nsmsbox-port = {smsbox}\nbox-allow-ip = 127.0.0.1\n\
@@ -753,7 +799,7 @@ impl Drop for KillOnDrop {
 
 /// A free TCP port on 127.0.0.1.
 pub fn port() -> u16 {
-    free_port().expect("a free port")
+    free_port()
 }
 
 /// A Temporal dev server with file persistence that a test can kill (SIGKILL) and start again
@@ -770,7 +816,7 @@ impl TemporalProcess {
     /// Starts a server persisting to a file in a temp dir.
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port().expect("port");
+        let port = free_port();
         let opts = DevServerOptions {
             bin: find_temporal_bin().expect("the temporal CLI: run ./scripts/bootstrap"),
             port,

@@ -4,13 +4,15 @@ On their first attempt, recipients starting with
   ``flaky``  get ``451`` (transient) at RCPT,
   ``busy``   get ``421`` (service not available) at RCPT and the connection is closed,
   ``drop``   have the connection cut after the message was sent, before any answer,
-  ``stall``  get no answer to their message for 30 s (the client must time out);
+  ``stall``  get no answer to their message for 30 s (the client must time out),
+  ``lost``   have their message stored, and then the connection cut before the answer: the relay
+             has it, the client cannot know (the case that makes at-least-once a duplicate);
 and are accepted afterwards. Recipients starting with ``rejected`` always get ``550``
 (permanent); recipients starting with ``outage`` get ``451`` while a file named ``outage``
 exists beside the maildir (a relay outage the test switches on and off).
 
 Accepted messages are stored in a maildir, like ``aiosmtpd.handlers.Mailbox``; a message cut
-off or stalled is not stored. Every RCPT is appended to ``rcpt.log`` beside the maildir, so a
+off (``drop``) or stalled is not stored, a ``lost`` one is. Every RCPT is appended to ``rcpt.log`` beside the maildir, so a
 test can count attempts per recipient.
 """
 import asyncio
@@ -56,6 +58,10 @@ class Flaky:
         if first.startswith("drop") and self.first_time(first):
             server.transport.abort()
             return "250 never delivered"
+        if first.startswith("lost") and self.first_time(first):
+            self.mailbox.add(envelope.original_content)
+            server.transport.abort()
+            return "250 stored, but the answer never arrives"
         if first.startswith("stall") and self.first_time(first):
             await asyncio.sleep(30)
             server.transport.abort()

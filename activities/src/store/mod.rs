@@ -23,6 +23,7 @@ pub use events::StatusEvent;
 pub use notifications::{Notification, ProviderResult, ResultWriter, Settled};
 pub use orders::{CancelOutcome, StatusCounts};
 pub use reports::{ApplyOutcome, DeadReport, Report, ReportTarget};
+pub use status_feed::FeedEntry;
 
 use entities::notification;
 use sea_orm::{

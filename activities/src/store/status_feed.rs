@@ -5,6 +5,25 @@ use super::entities::status_feed;
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
+/// One entry of the status feed: an order that finished, in commit order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEntry {
+    /// Sequence number, the feed's cursor.
+    pub seq: i64,
+    /// The order.
+    pub order_id: String,
+    /// Its creator.
+    pub creator: String,
+    /// When the entry was written.
+    pub created: DateTime<Utc>,
+}
+
+impl From<status_feed::Model> for FeedEntry {
+    fn from(m: status_feed::Model) -> Self {
+        Self { seq: m.seq, order_id: m.order_id, creator: m.creator, created: m.created }
+    }
+}
+
 impl Store {
     /// A page of `creator`'s status feed: entries after `seq` oldest first, or before it newest
     /// first (`seq = 0`: the newest).
@@ -14,7 +33,7 @@ impl Store {
         seq: i64,
         limit: u64,
         descending: bool,
-    ) -> Result<Vec<status_feed::Model>, DbErr> {
+    ) -> Result<Vec<FeedEntry>, DbErr> {
         let q = status_feed::Entity::find().filter(status_feed::Column::Creator.eq(creator));
         let q = match (descending, seq) {
             (false, _) => {
@@ -25,7 +44,7 @@ impl Store {
                 q.filter(status_feed::Column::Seq.lt(seq)).order_by_desc(status_feed::Column::Seq)
             }
         };
-        q.limit(limit).all(&self.db).await
+        Ok(q.limit(limit).all(&self.db).await?.into_iter().map(FeedEntry::from).collect())
     }
 
     /// Deletes feed entries written before `before`; returns how many.

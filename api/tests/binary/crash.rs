@@ -16,8 +16,9 @@ use varsel_tests::{
 
 const EXE: &str = env!("CARGO_BIN_EXE_varsel");
 
+/// The production profile's database: worker processes of their own share it.
 fn db() -> Db {
-    if postgres_url().is_some() { Db::Postgres } else { Db::Sqlite }
+    Db::Postgres
 }
 
 fn email_order(prefix: &str, n: usize) -> Value {
@@ -113,7 +114,6 @@ async fn the_temporal_server_killed_and_restarted_mid_order_loses_nothing() {
         c.processing.send_rate_limits.insert("smtp".into(), 60);
     });
     let app = TestApp::spawn(opts).await;
-    let concurrency = app.config.processing.send_concurrency;
 
     let id = app.order("/orders/email", &email_order("restart", 300)).await;
     wait_for_count(&smtp, 60, Duration::from_secs(60)).await;
@@ -143,20 +143,17 @@ async fn the_temporal_server_killed_and_restarted_mid_order_loses_nothing() {
     app.wait_status(&during, "Completed", Duration::from_secs(60)).await;
     let duplicates = assert_all_received(&smtp, "restart", 300);
     assert_eq!(assert_all_received(&smtp, "during", 3), 0);
-    eprintln!(
-        "Temporal SIGKILL and restart mid-order: {duplicates} duplicate(s), bound {concurrency}"
-    );
-    assert!(duplicates <= concurrency);
+    // No varsel process died and the database stayed up: every provider answer was recorded,
+    // so nothing is sent twice (the in-flight bound is for a worker that dies).
+    eprintln!("Temporal SIGKILL and restart mid-order: {duplicates} duplicate(s)");
+    assert_eq!(duplicates, 0, "a Temporal restart sent {duplicates} email(s) twice");
     app.stop().await;
     drop(temporal);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_answers_503_stores_nothing_and_running_orders_resume() {
-    let Some(base) = postgres_url() else {
-        eprintln!("TEST_DATABASE_URL not set: the database outage test runs on PostgreSQL only");
-        return;
-    };
+    let base = postgres_url();
     let target = base
         .split('@')
         .nth(1)

@@ -5,9 +5,7 @@
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-use varsel_tests::{
-    Db, SmtpServer, TestApp, TestAppOptions, eventually, never_within, postgres_url,
-};
+use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, eventually, never_within};
 
 const VARSEL: &str = env!("CARGO_BIN_EXE_varsel");
 
@@ -24,9 +22,8 @@ async fn wait_http(url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_rate_limit_holds_across_two_worker_processes() {
-    let db = if postgres_url().is_some() { Db::Postgres } else { Db::Sqlite };
     let smtp = SmtpServer::start();
-    let mut opts = TestAppOptions::new(db, smtp.url());
+    let mut opts = TestAppOptions::new(Db::Postgres, smtp.url());
     opts.tweak = Box::new(|c| c.run_worker = false);
     let app = TestApp::spawn(opts).await;
     const LIMIT: u32 = 20;
@@ -92,10 +89,6 @@ async fn a_send_rate_limit_holds_across_two_worker_processes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_api_and_two_worker_processes_send_every_notification_exactly_once() {
-    if postgres_url().is_none() {
-        eprintln!("TEST_DATABASE_URL not set: the production profile runs on PostgreSQL; skipped");
-        return;
-    }
     let smtp = SmtpServer::start();
     let mut opts = TestAppOptions::new(Db::Postgres, smtp.url());
     // This process only migrates and seeds; the work is the child processes'.

@@ -290,6 +290,62 @@ async fn email_reports(db: Db) {
         .await
         .unwrap();
     assert_eq!(reapply.status(), 409);
+
+    // The notification appears after its report (a report that raced the commit of its row, or
+    // a database restored from a backup): the operator re-applies the dead report, it moves the
+    // notification, and it leaves the dead list.
+    let now = chrono::Utc::now();
+    app.store
+        .insert_notifications(vec![varsel_activities::store::Notification {
+            id: "no-such-notification".into(),
+            order_id: id.clone(),
+            channel: varsel_workflows::domain::Channel::Email,
+            recipient_idx: 99,
+            org_no: None,
+            nin: None,
+            address: "late@example.no".into(),
+            subject: None,
+            body: None,
+            status: varsel_workflows::domain::NotificationStatus::EmailSucceeded,
+            status_changed: now,
+            status_reason: None,
+            provider_ref: None,
+            attempts: 1,
+            expiry: now + chrono::Duration::hours(1),
+            segments: None,
+            delivery_report: None,
+            awaits_report: true,
+        }])
+        .await
+        .unwrap();
+    let reapply = app
+        .http
+        .post(format!(
+            "{}/notifications/api/v1/operator/dead-reports/{}/reapply",
+            app.base_url,
+            dead["deadReportId"].as_str().unwrap()
+        ))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reapply.status(), 200);
+    let applied: Value = reapply.json().await.unwrap();
+    assert_eq!(applied["outcome"], "applied", "{applied}");
+    let rows = app.store.notifications(&id).await.unwrap();
+    let late = rows.iter().find(|n| n.id == "no-such-notification").unwrap();
+    assert_eq!(late.status.as_str(), "Email_Delivered");
+    let list: Value = app
+        .http
+        .get(format!("{}/notifications/api/v1/operator/dead-reports", app.base_url))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list, json!([]), "an applied report leaves the dead list");
     app.stop().await;
 }
 on_both_databases!(email_reports_map_to_statuses_and_complete_the_order, email_reports);
@@ -298,7 +354,7 @@ on_both_databases!(email_reports_map_to_statuses_and_complete_the_order, email_r
 /// end *_Failed_TTL, the order completes, and a report arriving afterwards is kept as dead.
 async fn ttl(db: Db) {
     let smtp = SmtpServer::start();
-    let dead_port = varsel_api::devserver::free_port().unwrap();
+    let dead_port = varsel_tests::free_port();
     let mut opts = TestAppOptions::new(db, format!("smtp://127.0.0.1:{dead_port}"));
     opts.tweak = Box::new(|c| {
         c.processing.notification_ttl_secs = 4;

@@ -5,8 +5,7 @@
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use varsel_api::devserver::free_port;
-use varsel_tests::{Db, TestApp, TestAppOptions, eventually};
+use varsel_tests::{Db, TestApp, TestAppOptions, eventually, free_port};
 
 struct Driver {
     child: Child,
@@ -23,7 +22,7 @@ impl Drop for Driver {
 
 impl Driver {
     async fn start() -> Self {
-        let port = free_port().unwrap();
+        let port = free_port();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

@@ -31,6 +31,7 @@ async fn smtp_faults(db: Db) {
     ];
     let mut recipients: Vec<_> = addresses.iter().map(|a| json!({"emailAddress": a})).collect();
     recipients.push(json!({"emailAddress": "rejected1@example.no"}));
+    recipients.push(json!({"emailAddress": "lost1@example.no"}));
     let id = app
         .order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": recipients}))
         .await;
@@ -38,23 +39,39 @@ async fn smtp_faults(db: Db) {
     app.wait_status(&id, "Completed", T).await;
     let took = started.elapsed();
 
-    // Each address received exactly one message: no fault produced a duplicate.
+    // A fault that kept the message from the relay produced no duplicate: each such address
+    // received exactly one message.
     let received = smtp.messages();
     for a in addresses {
         assert_eq!(received.iter().filter(|m| m.to.contains(a)).count(), 1, "{a}: {received:?}");
         assert!(smtp.rcpt_attempts(a) >= 1, "{a} was attempted");
     }
-    assert_eq!(received.len(), addresses.len(), "nothing else was delivered");
     for a in ["flaky1@example.no", "busy1@example.no", "drop1@example.no", "stall1@example.no"] {
         assert!(smtp.rcpt_attempts(a) >= 2, "{a} was retried after its fault");
     }
+    // The relay stored a message and its answer was lost: varsel cannot know it arrived, so it
+    // sends it again, once. That is the at-least-once duplicate, and it carries the same
+    // Message-ID, so the receiving system can drop it.
+    let lost: Vec<_> = received.iter().filter(|m| m.to.contains("lost1@example.no")).collect();
+    assert_eq!(lost.len(), 2, "a stored message whose answer was lost is sent once more");
+    assert_eq!(lost[0].message_id, lost[1].message_id, "the duplicate is recognisable");
+    assert_eq!(smtp.rcpt_attempts("lost1@example.no"), 2);
+    assert_eq!(received.len(), addresses.len() + 2, "nothing else was delivered");
     // 550 is final: one attempt, no retry.
     assert_eq!(smtp.rcpt_attempts("rejected1@example.no"), 1);
     let rows = app.store.notifications(&id).await.unwrap();
+    assert_eq!(rows.len(), addresses.len() + 2, "one notification per recipient");
     for r in &rows {
         let expected =
             if r.address.starts_with("rejected") { "Email_Failed" } else { "Email_Succeeded" };
         assert_eq!(r.status.as_str(), expected, "{}: {:?}", r.address, r.status_reason);
+    }
+    // Every message names its notification (`Message-ID: <notification id@varsel>`) and comes
+    // from the configured sender.
+    for m in &received {
+        let n = rows.iter().find(|r| m.to.contains(&r.address)).expect("a notification");
+        assert_eq!(m.message_id, format!("<{}@varsel>", n.id), "{}", m.to);
+        assert_eq!(m.from, app.config.email.from, "{}", m.to);
     }
     // The stall was cut by the per-attempt timeout, not waited out (the relay stalls for 30 s).
     assert!(took < Duration::from_secs(25), "the order took {took:?}");
@@ -83,8 +100,8 @@ struct FaultyGateway {
     kannel: String,
     script: Arc<Mutex<Vec<Fault>>>,
     throttled_until: Arc<Mutex<Option<Instant>>>,
-    /// (when, what was done) per request.
-    seen: Arc<Mutex<Vec<(Instant, Fault)>>>,
+    /// (when, what was done, the request's query) per request.
+    seen: Arc<Mutex<Vec<(Instant, Fault, String)>>>,
     http: reqwest::Client,
 }
 
@@ -98,7 +115,8 @@ async fn gateway(req: &Request, Data(g): Data<&FaultyGateway>) -> Response {
         let mut script = g.script.lock().unwrap();
         if script.is_empty() { Fault::Forward } else { script.remove(0) }
     };
-    g.seen.lock().unwrap().push((now, fault));
+    let query = req.uri().query().unwrap_or_default().to_owned();
+    g.seen.lock().unwrap().push((now, fault, query));
     match fault {
         Fault::Unavailable => {
             Response::builder().status(StatusCode::SERVICE_UNAVAILABLE).body("overloaded")
@@ -129,6 +147,14 @@ async fn gateway(req: &Request, Data(g): Data<&FaultyGateway>) -> Response {
             }
         }
     }
+}
+
+/// One parameter of a query string, decoded; empty when absent.
+fn param(query: &str, name: &str) -> String {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
 }
 
 /// A real Kannel behind a gateway that injects `script`'s faults, one per request, then passes
@@ -175,31 +201,37 @@ async fn an_sms_gateway_that_fails_throttles_and_stalls_is_retried_at_the_pace_i
         assert_eq!(r.status.as_str(), "SMS_Delivered", "{}: {:?}", r.address, r.status_reason);
     }
     let seen = g.seen.lock().unwrap().clone();
-    let throttles: Vec<Instant> =
-        seen.iter().filter(|(_, f)| matches!(f, Fault::Throttle(_))).map(|(t, _)| *t).collect();
+    let throttles: Vec<Instant> = seen
+        .iter()
+        .filter(|(_, f, _)| matches!(f, Fault::Throttle(_)))
+        .map(|(t, _, _)| *t)
+        .collect();
     assert!(!throttles.is_empty(), "{seen:?}");
     let first_throttle = throttles[0];
     let window_end = first_throttle + Duration::from_secs(3);
-    // Sends already under way when the gateway first said 429 may arrive a moment later; after
-    // that, nothing is sent until the delay it asked for has passed.
-    let hammered: Vec<_> = seen
+    // Inside the Retry-After window only sends already under way when the gateway first said 429
+    // arrive, each once: no message is tried again before the delay the gateway asked for.
+    let mut in_window: Vec<String> = seen
         .iter()
-        .filter(|(t, _)| {
-            *t > first_throttle + Duration::from_millis(300)
-                && *t < window_end - Duration::from_millis(100)
-        })
+        .filter(|(t, _, _)| *t >= first_throttle && *t < window_end - Duration::from_millis(100))
+        .map(|(_, _, query)| param(query, "to"))
         .collect();
-    assert!(
-        hammered.is_empty(),
-        "requests inside the Retry-After window: {hammered:?} (all: {seen:?})"
-    );
+    let requests = in_window.len();
+    in_window.sort();
+    in_window.dedup();
+    assert_eq!(in_window.len(), requests, "a message was retried inside the window: {seen:?}");
     assert!(
         throttles.len() <= numbers.len(),
         "each in-flight send hit the throttle at most once: {seen:?}"
     );
     // The stalled request was given up after the gateway timeout and the message sent again.
-    assert!(seen.iter().any(|(_, f)| *f == Fault::Stall));
-    let forwarded = seen.iter().filter(|(_, f)| *f == Fault::Forward).count();
+    assert!(seen.iter().any(|(_, f, _)| *f == Fault::Stall));
+    let forwarded = seen.iter().filter(|(_, f, _)| *f == Fault::Forward).count();
+    // Kannel is told to stop trying when varsel gives the message up: the notification's 48 hours
+    // of time-to-live, in Kannel's minutes.
+    for (_, _, query) in &seen {
+        assert_eq!(param(query, "validity"), "2880", "{query}");
+    }
     assert_eq!(forwarded, numbers.len(), "each SMS reached Kannel exactly once: {seen:?}");
     app.stop().await;
 }

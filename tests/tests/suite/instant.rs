@@ -141,6 +141,23 @@ async fn instant(db: Db) {
     })
     .await;
 
+    // An idempotency id is the creator's own: another organisation using the same one sends its
+    // own message and gets its own answer, and the first creator's repeat is unchanged.
+    let nav_body = email("otp-1", "nav-kari@example.no");
+    let resp = app.post("/future/orders/instant/email", &nav_body, "nav").await;
+    assert_eq!(resp.status(), 201, "another creator, the same idempotency id");
+    let nav: Value = resp.json().await.unwrap();
+    assert_ne!(nav["notificationOrderId"], first["notificationOrderId"], "{nav}");
+    assert_eq!(smtp.messages().iter().filter(|m| m.to == "nav-kari@example.no").count(), 1);
+    let (status, _, ttd_again) =
+        post(&app, "/future/orders/instant/email", &email("otp-1", "kari@example.no")).await;
+    assert_eq!((status, &ttd_again), (200, &first), "the first creator's answer is its own");
+    let nav_again = app.post("/future/orders/instant/email", &nav_body, "nav").await;
+    assert_eq!(nav_again.status(), 200);
+    assert_eq!(nav_again.json::<Value>().await.unwrap(), nav, "and the other's is its own");
+    let kari = smtp.messages().iter().filter(|m| m.to == "kari@example.no").count();
+    assert_eq!(kari, 1, "no repeat sent again");
+
     // The relay is down: 503 NOT-00004 and nothing stored; once it is back the same request goes.
     smtp.set_outage(true);
     let down = email("otp-3", "outage@example.no");
@@ -192,7 +209,7 @@ async fn an_unreported_instant_sms_fails_at_its_time_to_live() {
 /// The gateway cannot be reached: 503 `NOT-00004`, nothing stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_sms_gateway_is_503_and_stores_nothing() {
-    let dead = varsel_api::devserver::free_port().unwrap();
+    let dead = varsel_tests::free_port();
     let mut opts = TestAppOptions::new(Db::Sqlite, "");
     opts.tweak = Box::new(move |c| {
         c.sms.provider = varsel_api::config::SmsProvider::Kannel;

@@ -21,3 +21,4 @@ mod replay;
 mod scheduling;
 mod schemathesis;
 mod sms_rules;
+mod tokens;

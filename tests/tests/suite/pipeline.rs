@@ -239,9 +239,8 @@ async fn unknown_recipients(db: Db) {
     );
     let id = body["orderId"].as_str().unwrap();
     app.wait_status(id, "Completed", T).await;
-    assert!(
-        app.notifications(id).await.iter().all(|n| n.2 == "Email_Failed_RecipientNotIdentified")
-    );
+    let statuses: Vec<String> = app.notifications(id).await.into_iter().map(|n| n.2).collect();
+    assert_eq!(statuses, ["Email_Failed_RecipientNotIdentified"; 2], "one per recipient");
     app.stop().await;
 }
 on_both_databases!(recipients_without_contact_points_fail_as_not_identified, unknown_recipients);

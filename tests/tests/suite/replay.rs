@@ -84,7 +84,7 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
     tokio::spawn(
         Server::new_with_acceptor(acceptor).run(Route::new().at("/false", get(cond_false))),
     );
-    let dead = format!("http://127.0.0.1:{}/nothing", varsel_api::devserver::free_port().unwrap());
+    let dead = format!("http://127.0.0.1:{}/nothing", varsel_tests::free_port());
 
     let email = |extra: Value| {
         let mut o =

@@ -1,15 +1,17 @@
 //! Time, conditions and outages: the durable parts of the order workflow.
 
 use poem::{
-    Route, Server, get, handler,
+    EndpointExt, Route, Server, get, handler,
     listener::{Acceptor, Listener, TcpListener},
-    web::Json,
+    web::{Data, Json},
 };
 use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use varsel_api::devserver::free_port;
 use varsel_tests::{
-    Db, SmtpServer, TestApp, TestAppOptions, never_within, on_both_databases, start_temporal_on,
+    Db, SmtpServer, TestApp, TestAppOptions, free_port, never_within, on_both_databases,
+    start_temporal_on,
 };
 
 const T: Duration = Duration::from_secs(60);
@@ -25,25 +27,32 @@ fn condition_true() -> Json<Value> {
 }
 
 #[handler]
-fn condition_broken() -> (poem::http::StatusCode, &'static str) {
+fn condition_broken(hits: Data<&Arc<AtomicUsize>>) -> (poem::http::StatusCode, &'static str) {
+    hits.fetch_add(1, Ordering::SeqCst);
     (poem::http::StatusCode::INTERNAL_SERVER_ERROR, "boom")
 }
 
-/// A condition endpoint on loopback; returns its base URL.
-async fn condition_server() -> String {
+/// A condition endpoint on loopback; returns its base URL and how often `/broken` was asked.
+async fn condition_server() -> (String, Arc<AtomicUsize>) {
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
     let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
     let app = Route::new()
         .at("/false", get(condition_false))
         .at("/true", get(condition_true))
-        .at("/broken", get(condition_broken));
+        .at("/broken", get(condition_broken))
+        .data(hits.clone());
     tokio::spawn(Server::new_with_acceptor(acceptor).run(app));
-    format!("http://127.0.0.1:{port}")
+    (format!("http://127.0.0.1:{port}"), hits)
 }
 
+/// An email order to `cond@example.no`, with `extra` fields.
 fn email_order(extra: Value) -> Value {
-    let mut o =
-        json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "cond@example.no"}]});
+    email_order_to("cond@example.no", extra)
+}
+
+fn email_order_to(address: &str, extra: Value) -> Value {
+    let mut o = json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": address}]});
     for (k, v) in extra.as_object().unwrap() {
         o[k] = v.clone();
     }
@@ -53,21 +62,15 @@ fn email_order(extra: Value) -> Value {
 async fn condition(db: Db) {
     let smtp = SmtpServer::start();
     let app = TestApp::spawn(TestAppOptions::new(db, smtp.url())).await;
-    let cond = condition_server().await;
-
-    let not_met = app
-        .order("/orders/email", &email_order(json!({"conditionEndpoint": format!("{cond}/false")})))
-        .await;
-    let met = app
-        .order("/orders/email", &email_order(json!({"conditionEndpoint": format!("{cond}/true")})))
-        .await;
+    let (cond, broken_hits) = condition_server().await;
+    // Each order to an address of its own, so a mail tells which order sent it.
+    let order = |to: &str, path: &str| {
+        email_order_to(to, json!({"conditionEndpoint": format!("{cond}/{path}")}))
+    };
+    let not_met = app.order("/orders/email", &order("false@example.no", "false")).await;
+    let met = app.order("/orders/email", &order("true@example.no", "true")).await;
     // An endpoint that keeps failing is retried, then the order is sent anyway (Altinn's rule).
-    let broken = app
-        .order(
-            "/orders/email",
-            &email_order(json!({"conditionEndpoint": format!("{cond}/broken")})),
-        )
-        .await;
+    let broken = app.order("/orders/email", &order("broken@example.no", "broken")).await;
 
     app.wait_status(&not_met, "SendConditionNotMet", T).await;
     app.wait_status(&met, "Completed", T).await;
@@ -76,7 +79,11 @@ async fn condition(db: Db) {
         app.notifications(&not_met).await.is_empty(),
         "a false condition creates no notifications"
     );
-    assert_eq!(smtp.wait_for(2, T).await.len(), 2);
+    let mut to: Vec<String> = smtp.wait_for(2, T).await.into_iter().map(|m| m.to).collect();
+    to.sort();
+    assert_eq!(to, ["broken@example.no", "true@example.no"], "the met and the broken condition");
+    // The broken endpoint was asked exactly as often as configured, then the order went.
+    assert_eq!(broken_hits.load(Ordering::SeqCst), app.config.conditions.attempts as usize);
     let smtp_ref = &smtp;
     never_within(
         "a mail was sent for the false condition",
@@ -116,7 +123,7 @@ on_both_databases!(an_order_for_later_waits_for_its_time, later);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_accepted_while_temporal_is_down_starts_when_it_comes_back() {
     let smtp = SmtpServer::start();
-    let port = free_port().unwrap();
+    let port = free_port();
     let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
     opts.temporal_address = Some(format!("http://127.0.0.1:{port}"));
     let app = TestApp::spawn(opts).await;
