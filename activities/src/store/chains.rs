@@ -170,7 +170,7 @@ impl Store {
         let rows = order::Entity::find()
             .filter(order::Column::ChainId.eq(chain_id))
             .order_by_asc(order::Column::Created)
-            .all(&self.db)
+            .all(&*self.db)
             .await?;
         Ok(rows.into_iter().map(StoredOrder::from).collect())
     }
@@ -184,7 +184,7 @@ impl Store {
         let found = order_chain::Entity::find()
             .filter(order_chain::Column::Creator.eq(creator))
             .filter(order_chain::Column::IdempotencyId.eq(idempotency_id))
-            .one(&self.db)
+            .one(&*self.db)
             .await?;
         Ok(found.map(Chain::from))
     }
@@ -193,7 +193,7 @@ impl Store {
     pub async fn get_chain(&self, id: &str, creator: &str) -> Result<Option<Chain>, DbErr> {
         let found = order_chain::Entity::find_by_id(id.to_owned())
             .filter(order_chain::Column::Creator.eq(creator))
-            .one(&self.db)
+            .one(&*self.db)
             .await?;
         Ok(found.map(Chain::from))
     }
@@ -204,7 +204,7 @@ impl Store {
             .filter(order::Column::ChainId.eq(chain_id))
             .filter(order::Column::OrderType.eq(OrderType::Reminder))
             .order_by_asc(order::Column::RequestedSendTime)
-            .all(&self.db)
+            .all(&*self.db)
             .await?;
         Ok(rows.into_iter().map(StoredOrder::from).collect())
     }

@@ -44,7 +44,7 @@ impl Store {
         for chunk in nins.chunks(500) {
             for p in contact_person::Entity::find()
                 .filter(contact_person::Column::Nin.is_in(chunk.iter().cloned()))
-                .all(&self.db)
+                .all(&*self.db)
                 .await?
             {
                 out.insert(
@@ -73,7 +73,7 @@ impl Store {
         for chunk in orgs.chunks(500) {
             for o in contact_organization::Entity::find()
                 .filter(contact_organization::Column::OrgNo.is_in(chunk.iter().cloned()))
-                .all(&self.db)
+                .all(&*self.db)
                 .await?
             {
                 let list = |v: &serde_json::Value| -> Vec<String> {
@@ -139,7 +139,7 @@ impl Store {
                 ])
                 .to_owned(),
         )
-        .exec_without_returning(&self.db)
+        .exec_without_returning(&*self.db)
         .await?;
         Ok(())
     }

@@ -84,7 +84,7 @@ impl Store {
         let rows = notification_event::Entity::find()
             .filter(notification_event::Column::OrderId.eq(order_id))
             .order_by_asc(notification_event::Column::At)
-            .all(&self.db)
+            .all(&*self.db)
             .await?;
         Ok(rows.into_iter().map(StatusEvent::from).collect())
     }

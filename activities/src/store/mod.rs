@@ -31,13 +31,14 @@ use sea_orm::{
     TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
+use std::sync::Arc;
 use std::time::Duration;
 use varsel_workflows::domain::NotificationStatus;
 
-/// A handle on the database, cheap to clone.
+/// A handle on the database, cheap to clone (the connection pool is shared).
 #[derive(Clone, Debug)]
 pub struct Store {
-    db: DatabaseConnection,
+    db: Arc<DatabaseConnection>,
 }
 
 /// Notifications that still wait: not yet sent, or sent to a provider that reports delivery
@@ -88,12 +89,24 @@ impl Store {
             });
         }
         let db = Database::connect(opts).await?;
-        Ok(Self { db })
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// A store on a connection made elsewhere (a test's mock connection, a tool's own pool);
+    /// not migrated.
+    pub fn from_connection(db: DatabaseConnection) -> Self {
+        Self { db: Arc::new(db) }
+    }
+
+    /// The connection back, when this is the last handle on it (a test reads its mock
+    /// connection's log this way).
+    pub fn into_connection(self) -> Result<DatabaseConnection, Self> {
+        Arc::try_unwrap(self.db).map_err(|db| Self { db })
     }
 
     /// A store with no connection, for generating documents offline; every query fails.
     pub fn disconnected() -> Self {
-        Self { db: DatabaseConnection::Disconnected }
+        Self { db: Arc::new(DatabaseConnection::Disconnected) }
     }
 
     /// Applies pending migrations. On PostgreSQL they run in one transaction under an advisory
@@ -106,7 +119,7 @@ impl Store {
             migrations::Migrator::up(&txn, None).await?;
             return txn.commit().await;
         }
-        migrations::Migrator::up(&self.db, None).await
+        migrations::Migrator::up(&*self.db, None).await
     }
 
     /// The underlying connection.

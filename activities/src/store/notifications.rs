@@ -195,7 +195,7 @@ impl Store {
             .group_by(notification::Column::Channel)
             .group_by(notification::Column::Status)
             .into_tuple::<(Channel, NotificationStatus, i64)>()
-            .all(&self.db)
+            .all(&*self.db)
             .await
     }
 
@@ -210,7 +210,7 @@ impl Store {
             .filter(notification::Column::Channel.eq(channel))
             .order_by_asc(notification::Column::RecipientIdx)
             .order_by_asc(notification::Column::Address)
-            .all(&self.db)
+            .all(&*self.db)
             .await?;
         Ok(read(rows))
     }
@@ -223,7 +223,7 @@ impl Store {
         let rows = notification::Entity::find()
             .filter(notification::Column::OrderId.is_in(order_ids.iter().cloned()))
             .order_by_asc(notification::Column::RecipientIdx)
-            .all(&self.db)
+            .all(&*self.db)
             .await?;
         Ok(read(rows))
     }
@@ -248,7 +248,7 @@ impl Store {
                     .do_nothing()
                     .to_owned(),
                 )
-                .exec_without_returning(&self.db)
+                .exec_without_returning(&*self.db)
                 .await?;
         }
         // Only the rows this call created (a retried batch keeps its first ids) get an event.
@@ -256,13 +256,13 @@ impl Store {
         for chunk in ids.chunks(500) {
             for n in notification::Entity::find()
                 .filter(notification::Column::Id.is_in(chunk.iter().cloned()))
-                .all(&self.db)
+                .all(&*self.db)
                 .await?
             {
                 created.push((n.id, n.order_id, n.status, "created", None));
             }
         }
-        Self::log_events(&self.db, created).await
+        Self::log_events(&*self.db, created).await
     }
 
     /// The notifications of one channel of an order not yet handed to a provider (`New`, or
@@ -371,7 +371,7 @@ impl Store {
             .column(notification::Column::Id)
             .limit(1)
             .into_tuple::<String>()
-            .one(&self.db)
+            .one(&*self.db)
             .await?
             .is_some())
     }
@@ -382,7 +382,7 @@ impl Store {
             .filter(notification::Column::OrderId.eq(order_id))
             .order_by_asc(notification::Column::RecipientIdx)
             .order_by_asc(notification::Column::Channel)
-            .all(&self.db)
+            .all(&*self.db)
             .await?;
         Ok(read(rows))
     }
@@ -392,7 +392,7 @@ impl Store {
         notification::Entity::find()
             .filter(notification::Column::OrderId.eq(order_id))
             .filter(open_condition())
-            .count(&self.db)
+            .count(&*self.db)
             .await
     }
 
@@ -410,7 +410,7 @@ impl Store {
                 .filter(notification::Column::OrderId.eq(order_id))
                 .filter(open_condition())
                 .order_by_asc(notification::Column::Expiry)
-                .one(&self.db)
+                .one(&*self.db)
                 .await?
                 .map(|n| n.expiry)
         };
@@ -430,7 +430,7 @@ impl Store {
             .filter(notification::Column::OrderId.eq(order_id))
             .filter(open_condition())
             .filter(notification::Column::Expiry.lte(now))
-            .all(&self.db)
+            .all(&*self.db)
             .await?;
         let events = expiring
             .iter()
@@ -444,7 +444,7 @@ impl Store {
                 )
             })
             .collect();
-        Self::log_events(&self.db, events).await?;
+        Self::log_events(&*self.db, events).await?;
         for channel in [Channel::Email, Channel::Sms] {
             let res = notification::Entity::update_many()
                 .col_expr(
@@ -456,7 +456,7 @@ impl Store {
                 .filter(notification::Column::Channel.eq(channel))
                 .filter(open_condition())
                 .filter(notification::Column::Expiry.lte(now))
-                .exec(&self.db)
+                .exec(&*self.db)
                 .await?;
             n += res.rows_affected;
         }
@@ -528,7 +528,7 @@ impl Store {
         notification::Entity::find()
             .filter(notification::Column::OrderId.eq(order_id))
             .filter(Self::redrivable())
-            .count(&self.db)
+            .count(&*self.db)
             .await
     }
 
@@ -543,7 +543,7 @@ impl Store {
         let resetting = notification::Entity::find()
             .filter(notification::Column::OrderId.eq(order_id))
             .filter(Self::redrivable())
-            .all(&self.db)
+            .all(&*self.db)
             .await?;
         let events = resetting
             .iter()
@@ -557,7 +557,7 @@ impl Store {
                 )
             })
             .collect();
-        Self::log_events(&self.db, events).await?;
+        Self::log_events(&*self.db, events).await?;
         for channel in [Channel::Email, Channel::Sms] {
             let res = notification::Entity::update_many()
                 .col_expr(
@@ -573,7 +573,7 @@ impl Store {
                 .filter(notification::Column::OrderId.eq(order_id))
                 .filter(notification::Column::Channel.eq(channel))
                 .filter(Self::redrivable())
-                .exec(&self.db)
+                .exec(&*self.db)
                 .await?;
             n += res.rows_affected;
         }

@@ -160,7 +160,7 @@ impl Store {
     ) -> Result<Option<(StoredOrder, Vec<Recipient>)>, DbErr> {
         let Some(o) = order::Entity::find_by_id(id.to_owned())
             .filter(order::Column::Creator.eq(creator))
-            .one(&self.db)
+            .one(&*self.db)
             .await?
         else {
             return Ok(None);
@@ -168,7 +168,7 @@ impl Store {
         let recipients = order_recipient::Entity::find()
             .filter(order_recipient::Column::OrderId.eq(id))
             .order_by_asc(order_recipient::Column::Idx)
-            .all(&self.db)
+            .all(&*self.db)
             .await?;
         Ok(Some((o.into(), recipients.into_iter().map(Recipient::from).collect())))
     }
@@ -183,7 +183,7 @@ impl Store {
             .filter(order::Column::Creator.eq(creator))
             .filter(order::Column::SendersReference.eq(senders_reference))
             .order_by_asc(order::Column::Created)
-            .all(&self.db)
+            .all(&*self.db)
             .await?;
         let mut by_order: HashMap<String, Vec<Recipient>> = HashMap::new();
         let ids: Vec<String> = orders.iter().map(|o| o.id.clone()).collect();
@@ -191,7 +191,7 @@ impl Store {
             for r in order_recipient::Entity::find()
                 .filter(order_recipient::Column::OrderId.is_in(chunk.iter().cloned()))
                 .order_by_asc(order_recipient::Column::Idx)
-                .all(&self.db)
+                .all(&*self.db)
                 .await?
             {
                 by_order.entry(r.order_id.clone()).or_default().push(r.into());
@@ -217,7 +217,7 @@ impl Store {
     ) -> Result<CancelOutcome, DbErr> {
         let Some(o) = order::Entity::find_by_id(id.to_owned())
             .filter(order::Column::Creator.eq(creator))
-            .one(&self.db)
+            .one(&*self.db)
             .await?
         else {
             return Ok(CancelOutcome::NotFound);
@@ -232,9 +232,9 @@ impl Store {
             .filter(order::Column::Id.eq(id))
             .filter(order::Column::Status.eq(OrderStatus::Registered))
             .filter(order::Column::RequestedSendTime.gt(now + cutoff))
-            .exec(&self.db)
+            .exec(&*self.db)
             .await?;
-        let o = order::Entity::find_by_id(id.to_owned()).one(&self.db).await?.unwrap_or(o).into();
+        let o = order::Entity::find_by_id(id.to_owned()).one(&*self.db).await?.unwrap_or(o).into();
         if res.rows_affected == 1 {
             Ok(CancelOutcome::Cancelled(o))
         } else {
@@ -246,14 +246,14 @@ impl Store {
     pub async fn order_of(&self, id: &str, creator: &str) -> Result<Option<StoredOrder>, DbErr> {
         let found = order::Entity::find_by_id(id.to_owned())
             .filter(order::Column::Creator.eq(creator))
-            .one(&self.db)
+            .one(&*self.db)
             .await?;
         Ok(found.map(StoredOrder::from))
     }
 
     /// An order by id, whoever created it (for the worker).
     pub async fn order(&self, id: &str) -> Result<Option<StoredOrder>, DbErr> {
-        Ok(order::Entity::find_by_id(id.to_owned()).one(&self.db).await?.map(StoredOrder::from))
+        Ok(order::Entity::find_by_id(id.to_owned()).one(&*self.db).await?.map(StoredOrder::from))
     }
 
     /// Records that an order's workflow exists.
@@ -261,7 +261,7 @@ impl Store {
         order::Entity::update_many()
             .col_expr(order::Column::WorkflowStarted, Expr::value(true))
             .filter(order::Column::Id.eq(id))
-            .exec(&self.db)
+            .exec(&*self.db)
             .await?;
         Ok(())
     }
@@ -272,7 +272,7 @@ impl Store {
             .filter(order::Column::WorkflowStarted.eq(false))
             .order_by_asc(order::Column::Created)
             .limit(limit)
-            .all(&self.db)
+            .all(&*self.db)
             .await?;
         Ok(rows.into_iter().map(StoredOrder::from).collect())
     }
@@ -325,7 +325,7 @@ impl Store {
     pub async fn orders_by_ids(&self, ids: &[String]) -> Result<Vec<StoredOrder>, DbErr> {
         let rows = order::Entity::find()
             .filter(order::Column::Id.is_in(ids.iter().cloned()))
-            .all(&self.db)
+            .all(&*self.db)
             .await?;
         Ok(rows.into_iter().map(StoredOrder::from).collect())
     }
@@ -342,7 +342,7 @@ impl Store {
             .filter(order_recipient::Column::Idx.gte(from_index as i32))
             .order_by_asc(order_recipient::Column::Idx)
             .limit(limit as u64)
-            .all(&self.db)
+            .all(&*self.db)
             .await?;
         Ok(rows.into_iter().map(|r| (r.idx as u32, Recipient::from(r))).collect())
     }
@@ -356,7 +356,7 @@ impl Store {
             .column_as(order::Column::Id.count(), "n")
             .group_by(order::Column::Status)
             .into_tuple::<(OrderStatus, i64)>()
-            .all(&self.db)
+            .all(&*self.db)
             .await?;
         let notifications = notification::Entity::find()
             .select_only()
@@ -366,11 +366,11 @@ impl Store {
             .group_by(notification::Column::Channel)
             .group_by(notification::Column::Status)
             .into_tuple::<(Channel, NotificationStatus, i64)>()
-            .all(&self.db)
+            .all(&*self.db)
             .await?;
         let dead = dead_report::Entity::find()
             .filter(dead_report::Column::AppliedAt.is_null())
-            .count(&self.db)
+            .count(&*self.db)
             .await?;
         Ok(StatusCounts { orders, notifications, dead_reports: dead })
     }

@@ -150,12 +150,12 @@ impl Store {
     ) -> Result<Option<ApplyOutcome>, DbErr> {
         let found = match &report.target {
             ReportTarget::Notification(id) => {
-                notification::Entity::find_by_id(id.clone()).one(&self.db).await?
+                notification::Entity::find_by_id(id.clone()).one(&*self.db).await?
             }
             ReportTarget::ProviderRef(r) => {
                 notification::Entity::find()
                     .filter(notification::Column::ProviderRef.eq(r.clone()))
-                    .one(&self.db)
+                    .one(&*self.db)
                     .await?
             }
         }
@@ -186,9 +186,9 @@ impl Store {
         // provider that does not report may still send one: it is applied all the same).
         let moves = current.is_open() && report.status.rank() > current.rank();
         if !moves {
-            update.exec(&self.db).await?;
+            update.exec(&*self.db).await?;
             Self::log_events(
-                &self.db,
+                &*self.db,
                 vec![(
                     n.id.clone(),
                     n.order_id.clone(),
@@ -210,13 +210,13 @@ impl Store {
             .col_expr(notification::Column::StatusChanged, Expr::value(Utc::now()))
             // Guard against a concurrent report: only from the status we read.
             .filter(notification::Column::Status.eq(n.status))
-            .exec(&self.db)
+            .exec(&*self.db)
             .await?;
         if res.rows_affected == 0 {
             return Ok(None);
         }
         Self::log_events(
-            &self.db,
+            &*self.db,
             vec![(
                 n.id.clone(),
                 n.order_id.clone(),
@@ -252,7 +252,7 @@ impl Store {
             received_at: Set(Utc::now()),
             applied_at: Set(None),
         })
-        .exec_without_returning(&self.db)
+        .exec_without_returning(&*self.db)
         .await?;
         Ok(ApplyOutcome::Dead { id, reason })
     }
@@ -263,14 +263,14 @@ impl Store {
             .filter(dead_report::Column::AppliedAt.is_null())
             .order_by_asc(dead_report::Column::ReceivedAt)
             .limit(limit)
-            .all(&self.db)
+            .all(&*self.db)
             .await?;
         Ok(rows.into_iter().map(DeadReport::from).collect())
     }
 
     /// One dead report.
     pub async fn dead_report_by_id(&self, id: &str) -> Result<Option<DeadReport>, DbErr> {
-        let row = dead_report::Entity::find_by_id(id.to_owned()).one(&self.db).await?;
+        let row = dead_report::Entity::find_by_id(id.to_owned()).one(&*self.db).await?;
         Ok(row.map(DeadReport::from))
     }
 
@@ -279,7 +279,7 @@ impl Store {
         dead_report::Entity::update_many()
             .col_expr(dead_report::Column::AppliedAt, Expr::value(Utc::now()))
             .filter(dead_report::Column::Id.eq(id))
-            .exec(&self.db)
+            .exec(&*self.db)
             .await?;
         Ok(())
     }

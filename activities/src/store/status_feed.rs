@@ -44,14 +44,14 @@ impl Store {
                 q.filter(status_feed::Column::Seq.lt(seq)).order_by_desc(status_feed::Column::Seq)
             }
         };
-        Ok(q.limit(limit).all(&self.db).await?.into_iter().map(FeedEntry::from).collect())
+        Ok(q.limit(limit).all(&*self.db).await?.into_iter().map(FeedEntry::from).collect())
     }
 
     /// Deletes feed entries written before `before`; returns how many.
     pub async fn prune_status_feed(&self, before: DateTime<Utc>) -> Result<u64, DbErr> {
         Ok(status_feed::Entity::delete_many()
             .filter(status_feed::Column::Created.lt(before))
-            .exec(&self.db)
+            .exec(&*self.db)
             .await?
             .rows_affected)
     }
