@@ -104,6 +104,181 @@ async fn a_worker_killed_mid_order_resumes_and_each_recipient_gets_one_email() {
     app.stop().await;
 }
 
+/// The same on the SMS path: the worker dies mid-order while it sends SMS (through the simulator,
+/// which keeps one row per message it took, so a second send shows); the order resumes and
+/// completes, each number got its SMS, and repeats stay within the in-flight bound. The
+/// simulator's delivery reports due when the worker died die with it (a gateway's would not):
+/// those notifications end at their time-to-live, as docs/delivery.md says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_sms_order_resumes_within_the_in_flight_bound() {
+    const N: usize = 600;
+    let mut opts = TestAppOptions::new(db(), "");
+    opts.tweak = Box::new(|c| {
+        c.run_worker = false;
+        c.processing.send_rate_limits.insert("simulator".into(), 100);
+        c.sms.simulator_report_delay_ms = 100;
+        c.processing.notification_ttl_secs = 60;
+    });
+    let app = TestApp::spawn(opts).await;
+    let concurrency = app.config.processing.send_concurrency;
+    let mut worker = app.spawn_role(EXE, "worker", worker_config);
+
+    let recipients: Vec<Value> =
+        (0..N).map(|i| json!({"mobileNumber": format!("+4791{i:06}")})).collect();
+    let id = app.order("/orders/sms", &json!({"body": "Hei", "recipients": recipients})).await;
+    let (app_ref, id_ref) = (&app, &id);
+    eventually("150 SMS taken", Duration::from_secs(90), || async move {
+        let n = app_ref.simulated_sms(id_ref).await.len();
+        if n >= 150 { Ok(()) } else { Err(format!("{n} SMS")) }
+    })
+    .await;
+    worker.0.kill().expect("SIGKILL the worker");
+    let _ = worker.0.wait();
+    let at_kill = app.simulated_sms(&id).await.len();
+    assert!(at_kill < N, "the worker was killed mid-order ({at_kill} of {N} sent)");
+
+    let _worker = app.spawn_role(EXE, "worker", worker_config);
+    app.wait_status(&id, "Completed", Duration::from_secs(180)).await;
+    let rows = app.store.notifications(&id).await.unwrap();
+    assert_eq!(rows.len(), N);
+    let unreported = rows.iter().filter(|r| r.status.as_str() == "SMS_Failed_TTL").count();
+    let delivered = rows.iter().filter(|r| r.status.as_str() == "SMS_Delivered").count();
+    assert_eq!(delivered + unreported, N, "delivered, or its report died with the worker");
+    let taken = app.simulated_sms(&id).await;
+    let mut numbers: Vec<&str> = taken.iter().map(|s| s.recipient.as_str()).collect();
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers.len(), N, "every number got its SMS");
+    let duplicates = taken.len() - N;
+    eprintln!(
+        "worker SIGKILL after {at_kill} of {N} SMS: {duplicates} duplicate(s), bound {concurrency}; {unreported} report(s) lost with it"
+    );
+    assert!(duplicates <= concurrency, "{duplicates} repeats exceed the bound {concurrency}");
+    app.stop().await;
+}
+
+/// The API process dies while its relay holds an instant email (the window docs/reliability.md
+/// describes): the request gets no answer and the message stays reserved. A repeat within the
+/// grace period is told to wait; after it, the dispatcher of another API process sends the
+/// message, and a repeat gets the first answer. The recipient receives it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_killed_mid_instant_message_sends_it_once_after_the_grace() {
+    let smtp = SmtpServer::start_flaky();
+    let mut opts = TestAppOptions::new(db(), smtp.url());
+    // The relay stalls the first message to stall1@ for 30 s; varsel gives up after 1 s. The
+    // grace period is the longer provider timeout and 30 s.
+    opts.tweak = Box::new(|c| {
+        c.email.smtp_timeout_secs = 1;
+        c.sms.gateway_timeout_secs = 1;
+    });
+    let app = TestApp::spawn(opts).await;
+    let port = varsel_tests::port();
+    let mut api = app.spawn_role(EXE, "api", |c| c.http.listen = format!("127.0.0.1:{port}"));
+    let other = format!("http://127.0.0.1:{port}");
+    let http = app.http.clone();
+    let other_ref = &other;
+    eventually("the second API process answers", Duration::from_secs(60), || {
+        let http = http.clone();
+        async move {
+            match http.get(format!("{other_ref}/health")).send().await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(r.status().to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    })
+    .await;
+
+    let body = json!({
+        "idempotencyId": "otp-crash",
+        "sendersReference": "crash-window",
+        "recipientEmail": {"emailAddress": "stall1@example.no", "emailSettings": {"subject": "Kode", "body": "1234"}}
+    });
+    let path = "/notifications/api/v1/future/orders/instant/email";
+    let request = app.http.post(format!("{other}{path}")).bearer_auth(app.token("ttd")).json(&body);
+    let in_flight = tokio::spawn(async move { request.send().await });
+    // The message is reserved (and in the relay's hands) from here until the answer.
+    let store = &app.store;
+    eventually("the instant message reserved", Duration::from_secs(30), || async move {
+        store.find_chain("ttd", "otp-crash").await.unwrap().ok_or("not yet")
+    })
+    .await;
+    api.0.kill().expect("SIGKILL the API process");
+    let _ = api.0.wait();
+    assert!(in_flight.await.unwrap().is_err(), "the request got no answer");
+    assert_eq!(smtp.count(), 0, "the relay did not keep the stalled message");
+
+    // Within the grace period a repeat is told to wait: the message may still be on its way.
+    let repeat = || {
+        app.http.post(format!("{}{path}", app.base_url)).bearer_auth(app.token("ttd")).json(&body)
+    };
+    let early = repeat().send().await.unwrap();
+    assert_eq!(early.status(), 409, "{}", early.text().await.unwrap());
+
+    // After it, the dispatcher sends the reserved message, once.
+    let order = store.orders_by_senders_reference("ttd", "crash-window").await.unwrap();
+    assert_eq!(order.len(), 1, "the reservation is one order");
+    let id = order[0].0.order.id.clone();
+    app.wait_status(&id, "Completed", Duration::from_secs(120)).await;
+    let mails: Vec<_> =
+        smtp.messages().into_iter().filter(|m| m.to == "stall1@example.no").collect();
+    assert_eq!(mails.len(), 1, "sent once after the crash: {mails:?}");
+    assert_eq!(app.notifications(&id).await[0].2, "Email_Succeeded");
+    let late = repeat().send().await.unwrap();
+    assert_eq!(late.status(), 200, "a repeat gets the first answer");
+    let answer: Value = late.json().await.unwrap();
+    assert_eq!(answer["notification"]["shipmentId"], id.as_str(), "{answer}");
+    app.stop().await;
+}
+
+/// The worker dies while it generates an order's notifications (before anything is sent): the
+/// order resumes where generation was, every recipient gets exactly one notification, and
+/// nothing is sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_while_generating_resumes_without_duplicates() {
+    const N: usize = 2000;
+    let smtp = SmtpServer::start();
+    let mut opts = TestAppOptions::new(db(), smtp.url());
+    opts.tweak = Box::new(|c| {
+        c.run_worker = false;
+        // Small generate batches: generation takes long enough to be interrupted.
+        c.processing.generate_batch = 10;
+    });
+    let app = TestApp::spawn(opts).await;
+    let mut worker = app.spawn_role(EXE, "worker", worker_config);
+
+    let id = app.order("/orders/email", &email_order("gen", N)).await;
+    let generated = |app: &TestApp, id: String| {
+        let store = app.store.clone();
+        async move {
+            let counts = store.notification_counts(&id).await.unwrap();
+            counts.iter().map(|(_, _, n)| *n as usize).sum::<usize>()
+        }
+    };
+    let (app_ref, id_ref) = (&app, &id);
+    eventually("generation under way", Duration::from_secs(60), || async move {
+        let n = generated(app_ref, id_ref.clone()).await;
+        if n > 0 { Ok(()) } else { Err(format!("{n} notifications")) }
+    })
+    .await;
+    worker.0.kill().expect("SIGKILL the worker");
+    let _ = worker.0.wait();
+    let at_kill = generated(&app, id.clone()).await;
+    assert!(at_kill < N, "the worker was killed mid-generation ({at_kill} of {N} generated)");
+    assert_eq!(smtp.count(), 0, "nothing is sent before generation ends");
+
+    let _worker = app.spawn_role(EXE, "worker", worker_config);
+    app.wait_status(&id, "Completed", Duration::from_secs(180)).await;
+    let rows = app.store.notifications(&id).await.unwrap();
+    assert_eq!(rows.len(), N, "one notification per recipient");
+    let duplicates = assert_all_received(&smtp, "gen", N);
+    eprintln!(
+        "worker SIGKILL after {at_kill} of {N} notifications generated: {duplicates} duplicate(s)"
+    );
+    assert_eq!(duplicates, 0, "no send was under way when the worker died");
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_temporal_server_killed_and_restarted_mid_order_loses_nothing() {
     let temporal = tokio::task::spawn_blocking(TemporalProcess::start).await.unwrap();

@@ -68,7 +68,9 @@ async fn committed_histories_replay_cleanly() {
     let results = varsel_api::replay::replay_json(&[("tampered".into(), tampered.into_bytes())])
         .await
         .expect("replayer");
-    assert!(results[0].1.is_err(), "a diverging history must not replay cleanly");
+    let err = results[0].1.as_ref().expect_err("a diverging history must not replay cleanly");
+    assert!(err.contains("Nondeterminism"), "reported as nondeterminism: {err}");
+    assert!(err.contains("renamed_step"), "naming the step that differs: {err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
