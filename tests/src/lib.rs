@@ -697,6 +697,88 @@ pub struct KannelGateway {
     _dir: tempfile::TempDir,
 }
 
+/// Passes a `sendsms` request (its query) on to Kannel and hands back Kannel's answer: how a
+/// gateway in front of the real one lets a request through.
+pub async fn forward_to_kannel(
+    http: &reqwest::Client,
+    sendsms_url: &str,
+    query: &str,
+) -> poem::Response {
+    use poem::http::StatusCode;
+    match http.get(format!("{sendsms_url}?{query}")).send().await {
+        Ok(r) => {
+            let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+            poem::Response::builder()
+                .status(status)
+                .body(r.bytes().await.unwrap_or_default().to_vec())
+        }
+        Err(e) => poem::Response::builder().status(StatusCode::BAD_GATEWAY).body(e.to_string()),
+    }
+}
+
+/// A switch in front of a real Kannel: while off, every `sendsms` request gets 503 (a gateway
+/// outage); while on, requests pass through. Counts what it let through.
+pub struct GatewaySwitch {
+    /// `http://127.0.0.1:<port>/cgi-bin/sendsms`, to configure varsel with.
+    pub url: String,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    passed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[derive(Clone)]
+struct SwitchState {
+    kannel: String,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    passed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    http: reqwest::Client,
+}
+
+#[poem::handler]
+async fn switched(
+    req: &poem::Request,
+    poem::web::Data(s): poem::web::Data<&SwitchState>,
+) -> poem::Response {
+    use std::sync::atomic::Ordering;
+    if !s.up.load(Ordering::SeqCst) {
+        return poem::Response::builder()
+            .status(poem::http::StatusCode::SERVICE_UNAVAILABLE)
+            .body("gateway down");
+    }
+    s.passed.fetch_add(1, Ordering::SeqCst);
+    forward_to_kannel(&s.http, &s.kannel, req.uri().query().unwrap_or_default()).await
+}
+
+impl GatewaySwitch {
+    /// A switch in front of `kannel`, on or off.
+    pub async fn start(kannel: &KannelGateway, up: bool) -> Self {
+        use poem::EndpointExt;
+        use poem::listener::{Acceptor, Listener};
+        let state = SwitchState {
+            kannel: kannel.sendsms_url.clone(),
+            up: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(up)),
+            passed: std::sync::Arc::default(),
+            http: reqwest::Client::new(),
+        };
+        let acceptor =
+            poem::listener::TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+        let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
+        let (up, passed) = (state.up.clone(), state.passed.clone());
+        let app = poem::Route::new().at("/cgi-bin/sendsms", switched).data(state);
+        tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+        Self { url: format!("http://127.0.0.1:{port}/cgi-bin/sendsms"), up, passed }
+    }
+
+    /// Turns the gateway on or off.
+    pub fn set_up(&self, on: bool) {
+        self.up.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Requests let through to Kannel so far.
+    pub fn passed(&self) -> usize {
+        self.passed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// The prefix the test Kannel refuses to route.
 pub const KANNEL_UNROUTABLE_PREFIX: &str = "+4799000";
 

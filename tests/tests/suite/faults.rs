@@ -135,16 +135,12 @@ async fn gateway(req: &Request, Data(g): Data<&FaultyGateway>) -> Response {
             Response::builder().status(StatusCode::SERVICE_UNAVAILABLE).body("too late")
         }
         Fault::Forward => {
-            let url = format!("{}?{}", g.kannel, req.uri().query().unwrap_or_default());
-            match g.http.get(url).send().await {
-                Ok(r) => {
-                    let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
-                    Response::builder()
-                        .status(status)
-                        .body(r.bytes().await.unwrap_or_default().to_vec())
-                }
-                Err(e) => Response::builder().status(StatusCode::BAD_GATEWAY).body(e.to_string()),
-            }
+            varsel_tests::forward_to_kannel(
+                &g.http,
+                &g.kannel,
+                req.uri().query().unwrap_or_default(),
+            )
+            .await
         }
     }
 }

@@ -3,7 +3,10 @@
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, never_within, on_both_databases};
+use varsel_tests::{
+    Db, GatewaySwitch, KannelGateway, SmtpServer, TestApp, TestAppOptions, never_within,
+    on_both_databases,
+};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -105,3 +108,47 @@ async fn redrive(db: Db) {
     app.stop().await;
 }
 on_both_databases!(a_redrive_resends_only_what_failed, redrive);
+
+/// The SMS path: a gateway outage outlasts the time-to-live, the SMS ends `SMS_Failed_TTL`
+/// without having reached Kannel; once the gateway is back, a redrive sends it, once, and Kannel's
+/// delivery report completes the order again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redrive_sends_an_sms_the_gateway_never_took() {
+    let kannel = tokio::task::spawn_blocking(KannelGateway::start).await.unwrap();
+    let gateway = GatewaySwitch::start(&kannel, false).await;
+    let mut opts = TestAppOptions::new(Db::Sqlite, "");
+    let (url, password) = (gateway.url.clone(), kannel.password.clone());
+    opts.tweak = Box::new(move |c| {
+        c.sms.provider = varsel_api::config::SmsProvider::Kannel;
+        c.sms.kannel_sendsms_url = url;
+        c.sms.kannel_password = password.into();
+        c.sms.gateway_timeout_secs = 1;
+        c.processing.notification_ttl_secs = 3;
+    });
+    let app = TestApp::spawn(opts).await;
+    let id = app
+        .order(
+            "/orders/sms",
+            &json!({"body": "Hei", "recipients": [{"mobileNumber": "+4799999981"}]}),
+        )
+        .await;
+    app.wait_status(&id, "Completed", T).await;
+    assert_eq!(app.notifications(&id).await[0].2, "SMS_Failed_TTL");
+    assert_eq!(gateway.passed(), 0, "nothing reached Kannel during the outage");
+
+    gateway.set_up(true);
+    let operator = app.token_with(&json!({"iss": varsel_api::auth::DEV_ISSUER, "scope": varsel_api::auth::OPERATOR_SCOPE, "exp": chrono::Utc::now().timestamp() + 600}));
+    let resp = app
+        .http
+        .post(format!("{}/notifications/api/v1/operator/orders/{id}/redrive", app.base_url))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    assert_eq!(resp.json::<Value>().await.unwrap()["notifications"], 1);
+    app.wait_notifications(&id, "SMS_Delivered", T).await;
+    app.wait_status(&id, "Completed", T).await;
+    assert_eq!(gateway.passed(), 1, "sent once, by the redrive");
+    app.stop().await;
+}
