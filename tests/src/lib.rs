@@ -494,6 +494,15 @@ impl TestApp {
         .expect("encode")
     }
 
+    /// A token with the operator scope (`varsel:operator`), signed with this app's key.
+    pub fn operator_token(&self) -> String {
+        self.token_with(&serde_json::json!({
+            "iss": varsel_api::auth::DEV_ISSUER,
+            "scope": varsel_api::auth::OPERATOR_SCOPE,
+            "exp": chrono::Utc::now().timestamp() + 600,
+        }))
+    }
+
     /// A platform access token issued by `org` (one of [`PLATFORM_ISSUERS`]), signed with that
     /// issuer's own key.
     pub fn platform_token(&self, org: &str) -> String {

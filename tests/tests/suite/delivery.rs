@@ -255,17 +255,26 @@ async fn email_reports(db: Db) {
     .await
     .unwrap();
     assert_eq!(dead["outcome"], "dead");
-    let operator = app.token_with(&json!({"iss": varsel_api::auth::DEV_ISSUER, "scope": varsel_api::auth::OPERATOR_SCOPE, "exp": chrono::Utc::now().timestamp() + 600}));
-    let list: Value = app
-        .http
-        .get(format!("{}/notifications/api/v1/operator/dead-reports", app.base_url))
-        .bearer_auth(&operator)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let operator = app.operator_token();
+    let dead_reports = || {
+        let req = app
+            .http
+            .get(format!("{}/notifications/api/v1/operator/dead-reports", app.base_url))
+            .bearer_auth(&operator);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let reapply = || {
+        let req = app
+            .http
+            .post(format!(
+                "{}/notifications/api/v1/operator/dead-reports/{}/reapply",
+                app.base_url,
+                dead["deadReportId"].as_str().unwrap()
+            ))
+            .bearer_auth(&operator);
+        async move { req.send().await.unwrap() }
+    };
+    let list = dead_reports().await;
     assert_eq!(list[0]["reference"], "no-such-notification");
     assert_eq!(list[0]["reason"], "UNKNOWN_REFERENCE");
     assert_eq!(
@@ -278,18 +287,7 @@ async fn email_reports(db: Db) {
             .status(),
         403
     );
-    let reapply = app
-        .http
-        .post(format!(
-            "{}/notifications/api/v1/operator/dead-reports/{}/reapply",
-            app.base_url,
-            dead["deadReportId"].as_str().unwrap()
-        ))
-        .bearer_auth(&operator)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reapply.status(), 409);
+    assert_eq!(reapply().await.status(), 409);
 
     // The notification appears after its report (a report that raced the commit of its row, or
     // a database restored from a backup): the operator re-applies the dead report, it moves the
@@ -318,34 +316,14 @@ async fn email_reports(db: Db) {
         }])
         .await
         .unwrap();
-    let reapply = app
-        .http
-        .post(format!(
-            "{}/notifications/api/v1/operator/dead-reports/{}/reapply",
-            app.base_url,
-            dead["deadReportId"].as_str().unwrap()
-        ))
-        .bearer_auth(&operator)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reapply.status(), 200);
-    let applied: Value = reapply.json().await.unwrap();
+    let reapplied = reapply().await;
+    assert_eq!(reapplied.status(), 200);
+    let applied: Value = reapplied.json().await.unwrap();
     assert_eq!(applied["outcome"], "applied", "{applied}");
     let rows = app.store.notifications(&id).await.unwrap();
     let late = rows.iter().find(|n| n.id == "no-such-notification").unwrap();
     assert_eq!(late.status.as_str(), "Email_Delivered");
-    let list: Value = app
-        .http
-        .get(format!("{}/notifications/api/v1/operator/dead-reports", app.base_url))
-        .bearer_auth(&operator)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list, json!([]), "an applied report leaves the dead list");
+    assert_eq!(dead_reports().await, json!([]), "an applied report leaves the dead list");
     app.stop().await;
 }
 on_both_databases!(email_reports_map_to_statuses_and_complete_the_order, email_reports);

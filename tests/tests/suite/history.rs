@@ -71,7 +71,7 @@ async fn the_timeline_shows_retries_with_their_failure_and_the_notifications() {
     assert_eq!(times, sorted, "oldest first");
 
     assert_eq!(app.get(&format!("/orders/{id}/history"), "other").await.status(), 404);
-    let operator = app.token_with(&json!({"iss": varsel_api::auth::DEV_ISSUER, "scope": varsel_api::auth::OPERATOR_SCOPE, "exp": chrono::Utc::now().timestamp() + 600}));
+    let operator = app.operator_token();
     let as_operator = app
         .http
         .get(format!("{}/notifications/api/v1/orders/{id}/history", app.base_url))

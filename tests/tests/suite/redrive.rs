@@ -16,7 +16,7 @@ async fn redrive(db: Db) {
     let mut opts = TestAppOptions::new(db, smtp.url());
     opts.tweak = Box::new(|c| c.processing.notification_ttl_secs = 3);
     let app = TestApp::spawn(opts).await;
-    let operator = app.token_with(&json!({"iss": varsel_api::auth::DEV_ISSUER, "scope": varsel_api::auth::OPERATOR_SCOPE, "exp": chrono::Utc::now().timestamp() + 600}));
+    let operator = app.operator_token();
     let redrive = |id: String| {
         let req = app
             .http
@@ -137,7 +137,7 @@ async fn a_redrive_sends_an_sms_the_gateway_never_took() {
     assert_eq!(gateway.passed(), 0, "nothing reached Kannel during the outage");
 
     gateway.set_up(true);
-    let operator = app.token_with(&json!({"iss": varsel_api::auth::DEV_ISSUER, "scope": varsel_api::auth::OPERATOR_SCOPE, "exp": chrono::Utc::now().timestamp() + 600}));
+    let operator = app.operator_token();
     let resp = app
         .http
         .post(format!("{}/notifications/api/v1/operator/orders/{id}/redrive", app.base_url))

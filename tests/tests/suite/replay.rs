@@ -208,7 +208,7 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
     let redriven = long_app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "outage@example.no"}]})).await;
     long_app.wait_status(&redriven, "Completed", T).await;
     smtp.set_outage(false);
-    let operator = long_app.token_with(&json!({"iss": varsel_api::auth::DEV_ISSUER, "scope": varsel_api::auth::OPERATOR_SCOPE, "exp": chrono::Utc::now().timestamp() + 600}));
+    let operator = long_app.operator_token();
     let resp = long_app
         .http
         .post(format!(
