@@ -43,6 +43,11 @@ pub struct OrderActivitiesImpl {
     pub default_sms_sender: String,
     /// How many sends of one batch run at once.
     pub send_concurrency: usize,
+    /// How long one send batch keeps starting sends (below the batch's 120 s start-to-close
+    /// timeout): a batch slowed by a rate limit or a sluggish relay stops early and leaves the
+    /// rest to the next batch, instead of timing out while still sending (a timed-out attempt
+    /// keeps running, and its retry would send the same notifications again).
+    pub send_budget: std::time::Duration,
     /// How long a notification may stay open before it fails with `*_Failed_TTL`.
     pub notification_ttl: std::time::Duration,
     /// The SMS sending window; an SMS's time-to-live counts from when it opens.
@@ -115,11 +120,55 @@ async fn with_heartbeats<T>(
     }
 }
 
-/// How long one send activity keeps starting sends. Its start-to-close timeout is 120 s: a batch
-/// slowed by a rate limit or a sluggish relay stops early and leaves the rest to the next batch,
-/// instead of timing out while still sending (a timed-out attempt keeps running, and its retry
-/// would send the same notifications again).
-const SEND_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often a send batch checks that no newer attempt has claimed its notifications.
+const FENCE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A send batch's watch on its claim. When Temporal gives up on an attempt (its worker stalled
+/// past the heartbeat timeout: a long pause, a cut to Temporal but not to the relay) it retries
+/// the batch elsewhere, and the retry claims the same notifications again. The stalled attempt
+/// learns of it from the database within [`FENCE_EVERY`] of running again, instead of at its next
+/// heartbeat (which Temporal's client sends at most every 8 s), and starts no further sends:
+/// the two attempts overlap by the sends in flight, not by seconds of sending.
+struct Fence {
+    /// Each claimed notification and the attempt number this batch claimed it with.
+    claimed: Vec<(String, u32)>,
+    /// Set once a newer attempt has claimed any of them.
+    superseded: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Fence {
+    fn new(claimed: &[Notification]) -> Self {
+        Self {
+            claimed: claimed.iter().map(|n| (n.id.clone(), n.attempts + 1)).collect(),
+            superseded: Default::default(),
+        }
+    }
+
+    /// Checks the claim every [`FENCE_EVERY`] while the batch sends; never ends (the batch's
+    /// sends do).
+    async fn watch(&self, store: &Store, order_id: &str) -> std::convert::Infallible {
+        loop {
+            tokio::time::sleep(FENCE_EVERY).await;
+            if self.superseded.load(std::sync::atomic::Ordering::SeqCst) {
+                continue;
+            }
+            match store.reclaimed(&self.claimed).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(
+                        order_id,
+                        reclaimed = n,
+                        "a newer attempt of this send batch claimed its notifications; this attempt stops sending"
+                    );
+                    self.superseded.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                Err(e) => {
+                    tracing::warn!(order_id, error = %e, "the batch's claim could not be checked")
+                }
+            }
+        }
+    }
+}
 
 /// How an activity attempt failed, and so what Temporal does next.
 #[derive(Debug)]
@@ -428,16 +477,21 @@ impl OrderActivitiesImpl {
         let this = self.clone();
         let order = Arc::new(order);
         let writer = ResultWriter::start(self.store.clone());
-        let deadline = std::time::Instant::now() + SEND_BUDGET;
+        let deadline = std::time::Instant::now() + self.send_budget;
         let halted = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let results = futures::stream::iter(claimed.into_iter().map(|n| {
+        let fence = Fence::new(&claimed);
+        let sends = futures::stream::iter(claimed.into_iter().map(|n| {
             let this = this.clone();
             let order = order.clone();
             let writer = writer.clone();
             let halted = halted.clone();
+            let superseded = fence.superseded.clone();
             async move {
-                if std::time::Instant::now() >= deadline {
-                    // Left `Sending`: the next batch claims it again.
+                if std::time::Instant::now() >= deadline
+                    || superseded.load(std::sync::atomic::Ordering::SeqCst)
+                {
+                    // Left `Sending`: the next batch (or the attempt that superseded this one)
+                    // has it.
                     return Ok(false);
                 }
                 if halted.load(std::sync::atomic::Ordering::SeqCst) {
@@ -453,8 +507,18 @@ impl OrderActivitiesImpl {
             }
         }))
         .buffer_unordered(self.send_concurrency.max(1))
-        .collect::<Vec<Result<bool, Deferred>>>()
-        .await;
+        .collect::<Vec<Result<bool, Deferred>>>();
+        let results = tokio::select! {
+            results = sends => results,
+            never = fence.watch(&self.store, &batch.order_id) => match never {},
+        };
+        if fence.superseded.load(std::sync::atomic::Ordering::SeqCst) {
+            // Temporal gave up on this attempt and a retry runs elsewhere: what this one
+            // returns is not looked at, and what it left unsent is the retry's.
+            return Err(retryable(
+                "superseded: a newer attempt of this batch claimed its notifications, so this one stopped sending",
+            ));
+        }
         let sent = results.iter().filter(|r| matches!(r, Ok(true))).count() as u32;
         let deferred: Vec<&Deferred> = results.iter().filter_map(|r| r.as_ref().err()).collect();
         // The root cause first: the store failure that halted the batch, else the first fault.

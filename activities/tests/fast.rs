@@ -68,6 +68,7 @@ fn activities(store: &Store, outbox: &Path) -> OrderActivitiesImpl {
             .expect("condition client"),
         default_sms_sender: "varsel".to_owned(),
         send_concurrency: 4,
+        send_budget: Duration::from_secs(60),
         notification_ttl: Duration::from_secs(3600),
         sms_window: None,
         sender_policies: vec![],

@@ -403,6 +403,9 @@ pub struct ProcessingConfig {
     pub max_batches_per_run: u32,
     /// Concurrent sends within one send activity.
     pub send_concurrency: usize,
+    /// How long one send activity keeps starting sends, seconds (1 to 100, below the activity's
+    /// 120 s timeout): the rest is left to the next batch.
+    pub send_budget_secs: u64,
     /// How often orders whose workflow could not be started are retried, milliseconds.
     pub dispatch_interval_ms: u64,
     /// An order can be cancelled only while its send time is more than this far away, seconds.
@@ -428,6 +431,7 @@ impl Default for ProcessingConfig {
             send_batch: policy.send_batch,
             max_batches_per_run: policy.max_batches_per_run,
             send_concurrency: 16,
+            send_budget_secs: 60,
             dispatch_interval_ms: 2_000,
             cancel_cutoff_secs: 300,
             reminder_day_secs: 86_400,

@@ -420,6 +420,12 @@ fn providers(
             anyhow::bail!("VARSEL_SMS_PROVIDER=kannel needs VARSEL_KANNEL_SENDSMS_URL")
         }
     };
+    let budget = config.processing.send_budget_secs;
+    if !(1..=100).contains(&budget) {
+        anyhow::bail!(
+            "VARSEL_SEND_BUDGET_SECS must be between 1 and 100 (a send batch times out after 120 s), not {budget}"
+        )
+    }
     Ok(OrderActivitiesImpl {
         store: store.clone(),
         mailer,
@@ -431,6 +437,7 @@ fn providers(
         )?,
         default_sms_sender: config.sms.default_sender.clone(),
         send_concurrency: config.processing.send_concurrency,
+        send_budget: Duration::from_secs(budget),
         notification_ttl: Duration::from_secs(config.processing.notification_ttl_secs),
         sms_window: config.sms_window()?,
         sender_policies: config.sms.sender_policies.clone(),

@@ -363,6 +363,27 @@ impl Store {
         txn.commit().await
     }
 
+    /// How many of a batch's claimed notifications (id, the attempt number it claimed them
+    /// with) a later claim has taken: Temporal gave up on the batch's attempt (its worker
+    /// stalled past the heartbeat timeout, say) and a retry claimed them again. A primary-key
+    /// probe of the batch's own rows.
+    pub async fn reclaimed(&self, claimed: &[(String, u32)]) -> Result<usize, DbErr> {
+        let rows: Vec<(String, i32)> = notification::Entity::find()
+            .select_only()
+            .column(notification::Column::Id)
+            .column(notification::Column::Attempts)
+            .filter(notification::Column::Id.is_in(claimed.iter().map(|(id, _)| id.clone())))
+            .into_tuple()
+            .all(&*self.db)
+            .await?;
+        let mine: std::collections::HashMap<&str, u32> =
+            claimed.iter().map(|(id, attempt)| (id.as_str(), *attempt)).collect();
+        Ok(rows
+            .iter()
+            .filter(|(id, now)| mine.get(id.as_str()).is_some_and(|m| *now as u32 > *m))
+            .count())
+    }
+
     /// Whether any notification of one channel of an order is not yet sent (an index probe that
     /// stops at the first row, however large the order).
     pub async fn has_pending(&self, order_id: &str, channel: Channel) -> Result<bool, DbErr> {

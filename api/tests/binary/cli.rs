@@ -157,3 +157,86 @@ async fn a_worker_process_sends_and_reports_its_own_and_temporal_metrics() {
     assert!(api.lines().any(|l| l == r#"varsel_orders{status="Completed"} 1"#), "{api}");
     app.stop().await;
 }
+
+/// A `varsel.order` as another build might have written it: one short timer, then done. Its
+/// histories are what `varsel replay` exists to catch.
+#[temporalio_macros::workflow]
+#[derive(Default)]
+pub struct OtherBuildsOrderWorkflow {}
+
+#[temporalio_macros::workflow_methods]
+impl OtherBuildsOrderWorkflow {
+    /// Waits 10 ms and completes, where this build claims the order first.
+    #[run(name = "varsel.order")]
+    pub async fn run(
+        ctx: &mut temporalio_sdk::WorkflowContext<Self>,
+        _input: varsel_workflows::workflow::OrderWorkflowInput,
+    ) -> temporalio_sdk::WorkflowResult<()> {
+        ctx.timer(Duration::from_millis(10)).await;
+        Ok(())
+    }
+}
+
+/// An order's history recorded by a `varsel.order` that does something else than this build:
+/// `varsel replay` reports it as diverging, names the step, and exits 1; with `--failed` absent
+/// and the id named, it is the only verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_reports_a_history_this_build_diverges_from() {
+    use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
+    use temporalio_sdk::{Runtime, Worker, WorkerOptions};
+
+    let mut cfg = varsel_api::Config::default();
+    cfg.temporal.address = varsel_tests::temporal_address();
+    let client = varsel_api::temporal::connect(&cfg).await.expect("temporal client");
+    let queue = format!("other-build-{}", uuid::Uuid::new_v4().simple());
+    let runtime = Runtime::from_current_tokio(Default::default()).expect("runtime");
+    let opts = WorkerOptions::new(&queue)
+        .register_workflow::<OtherBuildsOrderWorkflow>()
+        .expect("register")
+        .build();
+    let mut worker = Worker::new(&runtime, client.clone(), opts).expect("worker");
+    let shutdown = worker.shutdown_handle();
+
+    // The other build's worker runs the order to its end (in this task: the worker is not Send).
+    let id = uuid::Uuid::new_v4().to_string();
+    let input = varsel_workflows::workflow::OrderWorkflowInput {
+        order_id: id.clone(),
+        requested_send_time_ms: chrono::Utc::now().timestamp_millis(),
+        policy: Default::default(),
+        resume: None,
+        condition_inconclusive: false,
+    };
+    let order = async {
+        let handle = client
+            .start_workflow(
+                OtherBuildsOrderWorkflow::run,
+                input,
+                WorkflowStartOptions::new(&queue, &id).build(),
+            )
+            .await
+            .expect("start");
+        tokio::time::timeout(T, handle.get_result(WorkflowGetResultOptions::default()))
+            .await
+            .expect("the other build's run completes")
+            .expect("its result");
+        shutdown();
+    };
+    let (ran, ()) = tokio::join!(worker.run(), order);
+    ran.expect("the other build's worker");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(VARSEL);
+    cmd.args(["replay", &id])
+        .current_dir(dir.path())
+        .env("TEMPORAL_ADDRESS", &cfg.temporal.address)
+        .env("VARSEL_LOG", "warn")
+        .env_remove("VARSEL_CONFIG");
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    let line = stdout(&out);
+    assert!(line.starts_with(&format!("DIVERGE {id}  ")), "{line}");
+    assert!(line.contains("Nondeterminism"), "reported as nondeterminism: {line}");
+    // This build schedules its first step where the history has the other build's timer.
+    assert!(line.contains("Timer"), "naming what the history holds: {line}");
+    assert!(stderr(&out).contains("1 of 1 orders did not replay"), "{}", stderr(&out));
+}

@@ -397,3 +397,79 @@ async fn a_database_outage_answers_503_stores_nothing_and_running_orders_resume(
     assert!(per_address(&smtp, "never").is_empty());
     app.stop().await;
 }
+
+/// A worker cut off from Temporal but not from its relay: its batch goes on sending while
+/// Temporal, hearing no heartbeat, gives up on the attempt and hands the batch to another worker,
+/// which claims the same notifications again. The cut-off worker sees the newer claim in the
+/// database and starts no further sends (it does not wait to hear from Temporal), so the two
+/// overlap by the sends in flight and what a shared rate limit lets through in one check
+/// interval, not by however long the cut lasts. The order completes and every address gets its
+/// email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_temporal_gave_up_on_stops_sending_when_its_retry_claims_the_notifications() {
+    const N: usize = 600;
+    const RATE: usize = 20;
+    const CONCURRENCY: usize = 4;
+    let smtp = SmtpServer::start();
+    let mut opts = TestAppOptions::new(db(), smtp.url());
+    opts.tweak = Box::new(|c| {
+        c.run_worker = false;
+        c.processing.send_rate_limits.insert("smtp".into(), RATE as u32);
+        c.processing.send_concurrency = CONCURRENCY;
+    });
+    let app = TestApp::spawn(opts).await;
+    assert!(app.config.processing.send_batch as usize >= N, "one batch holds the order");
+    let temporal: std::net::SocketAddr =
+        app.config.temporal.address.trim_start_matches("http://").parse().unwrap();
+    let proxy = TcpProxy::start(temporal).await;
+
+    // Worker A reaches Temporal only through the proxy; its log shows what it sent, and when.
+    let logs = tempfile::tempdir().unwrap();
+    let log_path = logs.path().join("a.log");
+    let mut cmd = app.command(EXE, |c| {
+        worker_config(c);
+        c.temporal.address = format!("http://127.0.0.1:{}", proxy.port);
+    });
+    cmd.arg("worker")
+        .env("VARSEL_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap());
+    let _a = varsel_tests::KillOnDrop(cmd.spawn().expect("worker A"));
+
+    let id = app.order("/orders/email", &email_order("cut", N)).await;
+    wait_for_count(&smtp, 40, Duration::from_secs(90)).await;
+    proxy.set_up(false);
+    let _b = app.spawn_role(EXE, "worker", worker_config);
+
+    // Temporal gives up on A's attempt after the heartbeat timeout; B's retry claims the
+    // notifications, and A notices.
+    const SUPERSEDED: &str = "a newer attempt of this send batch claimed its notifications";
+    let path = &log_path;
+    eventually("worker A sees the newer claim", Duration::from_secs(90), || async move {
+        std::fs::read_to_string(path).unwrap().contains(SUPERSEDED).then_some(())
+    })
+    .await;
+    proxy.set_up(true);
+    app.wait_status(&id, "Completed", Duration::from_secs(180)).await;
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let (before, after) = log.split_once(SUPERSEDED).unwrap();
+    let sent_by_a = before.matches("notification sent").count();
+    let sent_after = after.matches("notification sent").count();
+    let duplicates = assert_all_received(&smtp, "cut", N);
+    eprintln!(
+        "batch given up on: worker A sent {sent_by_a} before it saw the newer claim and {sent_after} after; {duplicates} duplicate(s)"
+    );
+    assert!(sent_by_a > 40, "A went on sending while cut off from Temporal");
+    assert!(
+        sent_after <= CONCURRENCY,
+        "after seeing the newer claim A finished only the sends in flight ({sent_after})"
+    );
+    // What A sent between B's claim and its check (at most one check interval, under the shared
+    // limit: two rate slots), and the sends in flight then.
+    assert!(
+        duplicates <= 2 * RATE + CONCURRENCY,
+        "{duplicates} duplicates exceed one check interval's sends"
+    );
+    app.stop().await;
+}

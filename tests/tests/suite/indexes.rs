@@ -58,6 +58,11 @@ const QUERIES: &[(&str, Call, &str)] = &[
         "ix_notifications_order_channel_status",
     ),
     (
+        "a send batch's check of its claim",
+        |s| Box::pin(async move { drop(s.reclaimed(&[("x".to_owned(), 1)]).await) }),
+        "sqlite_autoindex_notifications_1|notifications_pkey",
+    ),
+    (
         "a send batch's pending probe",
         |s| Box::pin(async move { drop(s.has_pending("x", Channel::Email).await) }),
         "ix_notifications_order_channel_status",

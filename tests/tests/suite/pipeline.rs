@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, on_both_databases};
+use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, eventually, on_both_databases};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -394,3 +394,69 @@ async fn idempotent_retry(db: Db) {
     app.stop().await;
 }
 on_both_databases!(a_retried_send_never_resends_what_was_recorded, idempotent_retry);
+
+/// A batch slowed by a send-rate limit stops starting sends when its budget runs out and leaves
+/// the rest to the next batch: the history shows several batches where one would hold every
+/// notification, none of them retried, and each address gets its email once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_batch_stops_at_its_budget_and_the_next_batch_sends_the_rest() {
+    const N: usize = 30;
+    const RATE: usize = 5;
+    const CONCURRENCY: usize = 2;
+    let smtp = SmtpServer::start();
+    let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
+    opts.tweak = Box::new(|c| {
+        c.processing.send_rate_limits.insert("smtp".into(), RATE as u32);
+        c.processing.send_concurrency = CONCURRENCY;
+        c.processing.send_budget_secs = 1;
+    });
+    let app = TestApp::spawn(opts).await;
+    assert!(app.config.processing.send_batch as usize >= N, "one batch could hold the order");
+    let recipients: Vec<Value> =
+        (0..N).map(|i| json!({"emailAddress": format!("budget{i}@example.no")})).collect();
+    let id = app
+        .order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": recipients}))
+        .await;
+    app.wait_status(&id, "Completed", T).await;
+
+    let mails = smtp.wait_for(N, T).await;
+    let mut to: Vec<String> = mails.iter().map(|m| m.to.clone()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!((mails.len(), to.len()), (N, N), "each address exactly once");
+
+    let (app_ref, id_ref) = (&app, &id);
+    let texts: Vec<String> =
+        eventually("the history shows the workflow completed", T, || async move {
+            let h: Value =
+                app_ref.get(&format!("/orders/{id_ref}/history"), "ttd").await.json().await.ok()?;
+            let texts: Vec<String> = h["entries"]
+                .as_array()?
+                .iter()
+                .filter_map(|e| e["text"].as_str().map(str::to_owned))
+                .collect();
+            texts.iter().any(|t| t.contains("workflow completed")).then_some(texts)
+        })
+        .await;
+    let sent: Vec<usize> = texts
+        .iter()
+        .filter(|t| t.starts_with("send a batch: done ("))
+        .map(|t| {
+            let n = t.split("sent=").nth(1).expect("sent=");
+            n.trim_end_matches(')').split(',').next().unwrap().parse().expect("a count")
+        })
+        .collect();
+    assert!(sent.len() >= 3, "the order took several batches: {sent:?}\n{texts:#?}");
+    // Within one second a batch touches at most two rate slots, plus the sends that already
+    // waited for a slot when the budget ran out.
+    assert!(
+        (1..=2 * RATE + CONCURRENCY).contains(&sent[0]),
+        "the first batch stopped at its budget: {sent:?}"
+    );
+    assert_eq!(sent.iter().sum::<usize>(), N, "the batches together sent each once: {sent:?}");
+    assert!(
+        !texts.iter().any(|t| t.starts_with("send a batch: attempt")),
+        "no batch timed out or was retried: {texts:#?}"
+    );
+    app.stop().await;
+}

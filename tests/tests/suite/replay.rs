@@ -33,6 +33,7 @@ const PATHS: &[&str] = &[
     "condition_inconclusive",
     "scheduled",
     "continued",
+    "continued_as_new",
     "cancelled",
     "report_signal",
     "ttl",
@@ -59,6 +60,12 @@ async fn committed_histories_replay_cleanly() {
     for (name, result) in varsel_api::replay::replay_json(&histories).await.expect("replayer") {
         assert!(result.is_ok(), "{name} no longer replays: {}", result.unwrap_err());
     }
+    // The fixture of a continued order's first run holds the continue-as-new step itself.
+    let first_run: Value =
+        serde_json::from_slice(&histories.iter().find(|(n, _)| n == "continued_as_new").unwrap().1)
+            .unwrap();
+    let last = first_run["events"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["event_type"], 28, "continued_as_new ends by continuing as new");
 
     // The check has teeth: a history whose recorded steps differ from what the code does now
     // (here, an activity the code never schedules) is reported as nondeterministic.
@@ -195,7 +202,7 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
         .order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": recipients}))
         .await;
     long_app.wait_status(&long_id, "Completed", T).await;
-    ids.push(("continued".to_string(), long_id));
+    ids.push(("continued".to_string(), long_id.clone()));
     // Never reported: settled by the time-to-live timer.
     let ttl_id = long_app
         .order("/orders/sms", &json!({"body": "b", "recipients": [{"mobileNumber": varsel_activities::providers::sms::SIMULATOR_SILENT_NUMBER}]}))
@@ -259,6 +266,25 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
         .await;
         histories.push((name.clone(), bytes));
     }
+    // The long order's first run, which ends by continuing as new: the step itself.
+    let last: Value =
+        serde_json::from_slice(&histories.iter().find(|(n, _)| n == "continued").unwrap().1)
+            .unwrap();
+    let first_run = last["events"][0]["attributes"]["WorkflowExecutionStartedEventAttributes"]
+        ["first_execution_run_id"]
+        .as_str()
+        .expect("the first run's id")
+        .to_owned();
+    let bytes = varsel_api::replay::fetch_run_history_json(&client, &long_id, &first_run)
+        .await
+        .expect("the first run's history");
+    let json: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        json["events"].as_array().unwrap().last().unwrap()["event_type"],
+        28,
+        "the first run continued as new"
+    );
+    histories.push(("continued_as_new".to_string(), bytes));
     for (name, result) in varsel_api::replay::replay_json(&histories).await.expect("replayer") {
         assert!(result.is_ok(), "{name}: {}", result.unwrap_err());
     }
