@@ -449,13 +449,26 @@ async fn a_batch_temporal_gave_up_on_stops_sending_when_its_retry_claims_the_not
         std::fs::read_to_string(path).unwrap().contains(SUPERSEDED).then_some(())
     })
     .await;
+    // Still cut off from Temporal (no cancellation can reach it), A stops on its own: past the
+    // sends in flight, it sends nothing more while B goes on.
+    let sent_after = |log: &str| {
+        log.split_once(SUPERSEDED)
+            .map_or(0, |(_, after)| after.matches("notification sent").count())
+    };
+    never_within(
+        "worker A sends on after seeing the newer claim",
+        Duration::from_secs(3),
+        || async move { sent_after(&std::fs::read_to_string(path).unwrap()) > CONCURRENCY },
+    )
+    .await;
+    let reached = per_address(&smtp, "cut").len();
+    assert!(reached < N, "B was still sending ({reached} of {N} reached): the quiet was A's own");
     proxy.set_up(true);
     app.wait_status(&id, "Completed", Duration::from_secs(180)).await;
 
     let log = std::fs::read_to_string(&log_path).unwrap();
-    let (before, after) = log.split_once(SUPERSEDED).unwrap();
-    let sent_by_a = before.matches("notification sent").count();
-    let sent_after = after.matches("notification sent").count();
+    let sent_by_a = log.split_once(SUPERSEDED).unwrap().0.matches("notification sent").count();
+    let sent_after = sent_after(&log);
     let duplicates = assert_all_received(&smtp, "cut", N);
     eprintln!(
         "batch given up on: worker A sent {sent_by_a} before it saw the newer claim and {sent_after} after; {duplicates} duplicate(s)"
