@@ -60,6 +60,27 @@ pub struct OrderActivitiesImpl {
     pub rate_limits: crate::providers::rate::SendRateLimits,
     /// Providers that asked this worker to wait (`Retry-After`).
     pub pauses: crate::providers::rate::ProviderPauses,
+    /// Set when the worker shuts down: send batches start no further sends.
+    pub draining: Draining,
+}
+
+/// A worker's word to its send batches that it is shutting down (SIGTERM): a running batch
+/// starts no further sends, lets the ones in flight finish and be recorded, and returns what is
+/// left to the next batch, which another worker takes. The SDK stops polling meanwhile, and
+/// cancels what still runs at the end of the grace period.
+#[derive(Clone, Default)]
+pub struct Draining(Arc<std::sync::atomic::AtomicBool>);
+
+impl Draining {
+    /// From now on, batches start no further sends.
+    pub fn start(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the worker is shutting down.
+    pub fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// Why a claimed notification was not sent in this attempt: it stays `Sending`, and the retried
@@ -453,6 +474,13 @@ impl OrderActivitiesImpl {
 
     /// One batch of sends.
     async fn send(self: &Arc<Self>, batch: SendBatch) -> Result<SendOutcome, ActivityError> {
+        if self.draining.is_set() {
+            // A task a last poll brought in while the worker shuts down: claim nothing, and let
+            // Temporal give the batch to another worker.
+            return Err(retryable(
+                "this worker is shutting down; the batch goes to another worker",
+            ));
+        }
         let order = self.load_order(&batch.order_id).await?;
         let claimed = self
             .store
@@ -486,9 +514,11 @@ impl OrderActivitiesImpl {
             let writer = writer.clone();
             let halted = halted.clone();
             let superseded = fence.superseded.clone();
+            let draining = this.draining.clone();
             async move {
                 if std::time::Instant::now() >= deadline
                     || superseded.load(std::sync::atomic::Ordering::SeqCst)
+                    || draining.is_set()
                 {
                     // Left `Sending`: the next batch (or the attempt that superseded this one)
                     // has it.

@@ -69,6 +69,7 @@ fn activities(store: &Store, outbox: &Path) -> OrderActivitiesImpl {
         default_sms_sender: "varsel".to_owned(),
         send_concurrency: 4,
         send_budget: Duration::from_secs(60),
+        draining: Default::default(),
         notification_ttl: Duration::from_secs(3600),
         sms_window: None,
         sender_policies: vec![],

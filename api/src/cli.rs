@@ -108,8 +108,29 @@ pub fn init_tracing(format: LogFormat, default_level: &str) {
     };
 }
 
+/// Resolves at the first SIGTERM (what `docker stop` and Kubernetes send) or SIGINT (Ctrl-C);
+/// a second one ends the process at once.
 async fn shutdown_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        tracing::error!("cannot listen for SIGTERM and SIGINT; stop the process with SIGKILL");
+        return std::future::pending().await;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "shutting down gracefully; a second signal stops at once");
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::warn!("second signal: stopping at once");
+        std::process::exit(130);
+    });
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -10,6 +10,7 @@ use figment::{
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 use varsel_workflows::workflow::WorkflowPolicy;
 
 /// A secret from the configuration (a password, an HMAC key): `Debug` prints `[redacted]`, so a
@@ -139,6 +140,14 @@ pub struct Config {
     /// Where a worker-only process (`varsel worker`) serves `/metrics` and `/health`; empty: not
     /// at all. A process that runs the API serves them on `listen` instead.
     pub worker_metrics_listen: String,
+    /// On SIGTERM or SIGINT, how long the process may take to stop, seconds: requests in flight
+    /// finish, running send batches record the sends they started. What still runs then is
+    /// cancelled (Temporal retries it elsewhere). Give the orchestrator a few seconds more
+    /// (Kubernetes `terminationGracePeriodSeconds`, Compose `stop_grace_period`).
+    pub shutdown_grace_secs: u64,
+    /// Of that, how long the API keeps answering new requests with 503 and `Retry-After` (while
+    /// a load balancer takes it out of rotation) before it stops accepting connections, seconds.
+    pub shutdown_drain_secs: u64,
     /// Log format: `text` (readable) or `json` (one object per line, for log collectors).
     pub log_format: LogFormat,
 }
@@ -495,6 +504,8 @@ impl Default for Config {
             run_worker: true,
             run_api: true,
             worker_metrics_listen: "127.0.0.1:9464".into(),
+            shutdown_grace_secs: 30,
+            shutdown_drain_secs: 5,
             log_format: LogFormat::Text,
         }
     }
@@ -638,6 +649,16 @@ impl Config {
         if !temporal.address.contains("://") {
             temporal.address = format!("http://{}", temporal.address);
         }
+    }
+
+    /// How long a signalled process may take to stop.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// How long a signalled API answers 503 before it stops accepting (within the grace).
+    pub fn shutdown_drain(&self) -> Duration {
+        Duration::from_secs(self.shutdown_drain_secs.min(self.shutdown_grace_secs))
     }
 
     /// The order's page in the Temporal web UI.

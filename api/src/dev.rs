@@ -92,6 +92,8 @@ pub fn dev_config(
     cfg.temporal.ui_url = format!("http://127.0.0.1:{}", temporal_ui_port(opts.temporal_port));
     cfg.run_api = true;
     cfg.run_worker = true;
+    // One local process and no load balancer: Ctrl-C stops accepting at once.
+    cfg.shutdown_drain_secs = 0;
     cfg.normalise();
     cfg
 }

@@ -60,6 +60,7 @@ pub async fn serve<E>(
     ep: E,
     limits: EdgeLimits,
     shutdown: impl Future<Output = ()>,
+    drain: Duration,
     grace: Duration,
 ) -> io::Result<()>
 where
@@ -71,15 +72,27 @@ where
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
-    tokio::pin!(shutdown);
+    // Once shut down, new requests get 503 for `drain` (a load balancer notices and stops
+    // sending), then no connection is accepted and open ones finish within `grace`.
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let accepting = {
+        let draining = draining.clone();
+        async move {
+            shutdown.await;
+            draining.store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::info!(?drain, "shutting down: new requests get 503 while draining");
+            tokio::time::sleep(drain).await;
+        }
+    };
+    tokio::pin!(accepting);
     tracing::info!(addr = %local, "listening");
     loop {
         let permit = tokio::select! {
-            _ = &mut shutdown => break,
+            () = &mut accepting => break,
             p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
         };
         let (stream, remote) = tokio::select! {
-            _ = &mut shutdown => break,
+            () = &mut accepting => break,
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
@@ -92,8 +105,9 @@ where
         };
         let _ = stream.set_nodelay(true);
         let (ep, limits, stop) = (ep.clone(), limits.clone(), stop_rx.clone());
+        let draining = Draining { flag: draining.clone(), retry_after: drain.as_secs().max(1) };
         conns.spawn(async move {
-            serve_connection(stream, local, remote, ep, &limits, stop).await;
+            serve_connection(stream, local, remote, ep, &limits, stop, draining).await;
             drop(permit);
         });
         // Reap finished connections so the set does not grow with every one ever served.
@@ -114,6 +128,14 @@ where
     Ok(())
 }
 
+/// A shutting-down server's state, for each connection: whether it drains, and the
+/// `Retry-After` (seconds) its 503 answers carry.
+#[derive(Clone)]
+struct Draining {
+    flag: Arc<std::sync::atomic::AtomicBool>,
+    retry_after: u64,
+}
+
 async fn serve_connection(
     stream: tokio::net::TcpStream,
     local: SocketAddr,
@@ -121,11 +143,31 @@ async fn serve_connection(
     ep: Arc<dyn poem::endpoint::DynEndpoint<Output = Response>>,
     limits: &EdgeLimits,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    draining: Draining,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let ep = ep.clone();
+        let (retry_after, draining) =
+            (draining.retry_after, draining.flag.load(std::sync::atomic::Ordering::SeqCst));
         async move {
+            if draining && req.uri().path() != "/health/live" {
+                // Requests that began before are answered as usual; new ones are told to come
+                // back (to another instance).
+                let mut resp = crate::error::problem_response(
+                    503,
+                    "The service is shutting down. Nothing was done; please retry.",
+                );
+                let headers = resp.headers_mut();
+                headers.insert(poem::http::header::RETRY_AFTER, retry_after.into());
+                headers.insert(
+                    poem::http::header::CONNECTION,
+                    poem::http::HeaderValue::from_static("close"),
+                );
+                let resp: hyper::Response<http_body_util::combinators::BoxBody<Bytes, io::Error>> =
+                    resp.into();
+                return Ok::<_, Infallible>(resp);
+            }
             let req: Request = (
                 req,
                 poem::web::LocalAddr(local.into()),

@@ -198,6 +198,9 @@ pub struct Application {
     worker: Option<WorkerHandle>,
     /// A worker-only process's metrics listener, with what it serves.
     worker_metrics: Option<(tokio::net::TcpListener, Metrics, SdkMetrics)>,
+    /// How long a signalled process may take to stop, and of that how long the API drains.
+    grace: Duration,
+    drain: Duration,
 }
 
 impl Application {
@@ -278,7 +281,18 @@ impl Application {
             None
         };
 
-        Ok(Self { port, base_url, listener, state, worker, report_secret, worker_metrics })
+        let (grace, drain) = (config.shutdown_grace(), config.shutdown_drain());
+        Ok(Self {
+            port,
+            base_url,
+            listener,
+            state,
+            worker,
+            report_secret,
+            worker_metrics,
+            grace,
+            drain,
+        })
     }
 
     /// The bound port.
@@ -296,11 +310,33 @@ impl Application {
         self.state.as_ref().map(|state| api_routes(state.clone(), &self.report_secret))
     }
 
-    /// Serves until `shutdown` resolves, then stops the worker.
+    /// Serves until `shutdown` resolves, then drains within the configured grace period: the API
+    /// answers new requests with 503 for `shutdown_drain_secs` and finishes those in flight,
+    /// while the worker stops polling and its running batches record the sends they started.
     pub async fn run_until(
         mut self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // One signal for both halves: the worker starts draining as the API does.
+        let (signal, signalled) = tokio::sync::watch::channel(false);
+        let signal = Arc::new(signal);
+        let notify = signal.clone();
+        let relay = tokio::spawn(async move {
+            shutdown.await;
+            let _ = notify.send(true);
+        });
+        let on_signal = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let worker = self.worker.take().map(|w| {
+            let rx = signalled.clone();
+            tokio::spawn(async move {
+                on_signal(rx).await;
+                tokio::task::spawn_blocking(move || w.stop()).await
+            })
+        });
+        let shutdown = on_signal(signalled.clone());
+        let (grace, drain) = (self.grace, self.drain);
         let result = match (self.listener.take(), self.state.take()) {
             (Some(listener), Some(state)) => {
                 let dispatcher = tokio::spawn(state.dispatcher.clone().run());
@@ -310,7 +346,7 @@ impl Application {
                 ));
                 let limits = EdgeLimits::from_config(&state.config);
                 let app = api_routes(state, &self.report_secret);
-                let r = serve(listener, app, limits, shutdown, Duration::from_secs(10)).await;
+                let r = serve(listener, app, limits, shutdown, drain, grace - drain).await;
                 dispatcher.abort();
                 housekeeping.abort();
                 r.map_err(Into::into)
@@ -326,7 +362,7 @@ impl Application {
                         max_body_bytes: 0,
                         ..EdgeLimits::from_config(&Config::default())
                     };
-                    serve(listener, app, limits, shutdown, Duration::from_secs(5))
+                    serve(listener, app, limits, shutdown, Duration::ZERO, Duration::from_secs(5))
                         .await
                         .map_err(Into::into)
                 }
@@ -336,8 +372,11 @@ impl Application {
                 }
             },
         };
-        if let Some(w) = self.worker.take() {
-            tokio::task::spawn_blocking(move || w.stop()).await?;
+        // The API ended (signalled, or failed): the worker stops too.
+        let _ = signal.send(true);
+        relay.abort();
+        if let Some(w) = worker {
+            w.await??;
         }
         result
     }
@@ -444,5 +483,6 @@ fn providers(
         metrics: metrics.clone(),
         rate_limits: SendRateLimits::new(store.clone(), config.processing.send_rate_limits.clone()),
         pauses: Default::default(),
+        draining: Default::default(),
     })
 }

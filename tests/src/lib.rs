@@ -449,6 +449,8 @@ impl TestApp {
         cfg.sms.simulator_report_delay_ms = 200;
         // Tests send SMS at any hour; the window has a test of its own.
         cfg.sms.sending_window = String::new();
+        // No load balancer to drain from: stop() stops accepting at once (the drain has a test).
+        cfg.shutdown_drain_secs = 0;
         (opts.tweak)(&mut cfg);
         cfg.normalise();
         let app = Application::build(cfg.clone()).await.expect("app builds");

@@ -7,11 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use varsel_activities::OrderActivitiesImpl;
+use varsel_activities::order_activities::Draining;
 use varsel_workflows::OrderWorkflow;
 
 /// A running worker thread.
 pub struct WorkerHandle {
-    shutdown: std::sync::mpsc::Sender<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+    /// Disconnected when the thread ends.
+    done: std::sync::mpsc::Receiver<()>,
+    draining: Draining,
+    grace: Duration,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -71,11 +76,23 @@ impl SdkMetrics {
 }
 
 impl WorkerHandle {
-    /// Asks the worker to stop and waits for it.
+    /// Drains and stops the worker: running send batches start no further sends and record the
+    /// ones in flight, the SDK stops polling, reports what finished and, at the end of the grace
+    /// period, cancels what still runs (Temporal retries it on another worker). Returns within
+    /// the grace period and a few seconds, whatever the worker does.
     pub fn stop(mut self) {
-        let _ = self.shutdown.send(());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        self.draining.start();
+        let _ = self.stop.send(true);
+        match self.done.recv_timeout(self.grace + Duration::from_secs(5)) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => tracing::warn!(
+                "the worker did not stop within its grace period; what it still runs is left to Temporal's retries"
+            ),
+            _ => {
+                if let Some(t) = self.thread.take() {
+                    let _ = t.join();
+                }
+                tracing::info!("worker stopped");
+            }
         }
     }
 }
@@ -88,10 +105,14 @@ pub fn spawn_worker(
     activities: OrderActivitiesImpl,
     exporter: SdkMetrics,
 ) -> WorkerHandle {
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (done_tx, done) = std::sync::mpsc::channel::<()>();
+    let draining = activities.draining.clone();
+    let grace = cfg.shutdown_grace();
     let thread = std::thread::Builder::new()
         .name("varsel-worker".into())
         .spawn(move || {
+            let _done = done_tx;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -100,34 +121,43 @@ pub fn spawn_worker(
                 .expect("worker runtime");
             let activities = Arc::new(activities);
             rt.block_on(async move {
-                let rx = Arc::new(std::sync::Mutex::new(rx));
                 let meter = exporter.start();
+                let mut stop_seen = stopped.clone();
                 loop {
-                    match run_worker_once(&cfg, activities.clone(), rx.clone(), meter.clone()).await
+                    if *stopped.borrow() {
+                        break;
+                    }
+                    match run_worker_once(&cfg, activities.clone(), stopped.clone(), meter.clone())
+                        .await
                     {
                         Ok(true) => break,
                         Ok(false) => {}
                         Err(e) => tracing::warn!(error = %e, "worker stopped; restarting in 2 s"),
                     }
-                    if rx.lock().map(|r| r.try_recv().is_ok()).unwrap_or(true) {
-                        break;
+                    tokio::select! {
+                        _ = stop_seen.wait_for(|s| *s) => break,
+                        () = tokio::time::sleep(Duration::from_secs(2)) => {}
                     }
-                    tokio::time::sleep(Duration::from_secs(2)).await;
                 }
             });
+            // Whatever a cancelled activity left running is not waited for.
+            rt.shutdown_timeout(Duration::from_secs(1));
         })
         .expect("spawn worker thread");
-    WorkerHandle { shutdown: tx, thread: Some(thread) }
+    WorkerHandle { stop, done, draining, grace, thread: Some(thread) }
 }
 
 /// One worker lifetime. `Ok(true)` means it was asked to stop.
 async fn run_worker_once(
     cfg: &Config,
     activities: Arc<OrderActivitiesImpl>,
-    rx: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
     meter: Option<Arc<dyn temporalio_common::telemetry::metrics::CoreMeter>>,
 ) -> anyhow::Result<bool> {
-    let client = connect(cfg).await?;
+    let client = tokio::select! {
+        c = connect(cfg) => c?,
+        _ = stopped.wait_for(|s| *s) => return Ok(true),
+    };
     let telemetry =
         temporalio_common::telemetry::TelemetryOptions::builder().maybe_metrics(meter).build();
     let options = temporalio_sdk::runtime::RuntimeOptions::builder()
@@ -135,27 +165,29 @@ async fn run_worker_once(
         .build()
         .map_err(|e| anyhow::anyhow!(e))?;
     let runtime = Runtime::from_current_tokio(options)?;
+    // The SDK cancels what still runs a little before the process's grace period ends, so the
+    // cancellations are reported to Temporal before the process goes.
+    let sdk_grace =
+        cfg.shutdown_grace().saturating_sub(Duration::from_secs(3)).max(Duration::from_secs(1));
     let opts = WorkerOptions::new(cfg.temporal.task_queue.clone())
         .register_workflow::<OrderWorkflow>()?
         .register_activities(SharedActivities(activities))
+        .graceful_shutdown_period(sdk_grace)
         .build();
     let mut worker = Worker::new(&runtime, client, opts)?;
     let shutdown = worker.shutdown_handle();
-    let stop_requested = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = stop_requested.clone();
-    let handle = tokio::runtime::Handle::current();
-    std::thread::spawn(move || {
-        if let Ok(rx) = rx.lock()
-            && rx.recv().is_ok()
-        {
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
-            let _guard = handle.enter();
+    let mut on_stop = stopped.clone();
+    let watcher = tokio::spawn(async move {
+        if on_stop.wait_for(|s| *s).await.is_ok() {
+            tracing::info!("worker draining: no more polls; running batches finish their sends");
             shutdown();
         }
     });
     tracing::info!(task_queue = cfg.temporal.task_queue, "worker polling");
-    worker.run().await?;
-    Ok(stop_requested.load(std::sync::atomic::Ordering::SeqCst))
+    let ran = worker.run().await;
+    watcher.abort();
+    ran?;
+    Ok(*stopped.borrow())
 }
 
 /// Lets one activities instance (and its SMTP pool) serve successive worker lifetimes.

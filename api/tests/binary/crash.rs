@@ -104,6 +104,120 @@ async fn a_worker_killed_mid_order_resumes_and_each_recipient_gets_one_email() {
     app.stop().await;
 }
 
+/// Sends `signal` (`TERM`, `INT`) to a child process.
+fn signal(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal}");
+}
+
+/// Waits for a child process to end, at most `within`; its exit status.
+async fn exited(
+    child: &mut varsel_tests::KillOnDrop,
+    within: Duration,
+) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(started.elapsed() < within, "the process did not exit within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The same order, but the worker is stopped as `docker stop` and Kubernetes stop it (SIGTERM):
+/// it stops polling, its batch starts no further sends and records the ones in flight, and it
+/// exits 0 well within its grace period. Another worker completes the order, and no recipient
+/// gets a second email: where SIGKILL costs up to the in-flight bound, SIGTERM costs nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_with_sigterm_mid_order_hands_over_without_duplicates() {
+    let smtp = SmtpServer::start();
+    let mut opts = TestAppOptions::new(db(), smtp.url());
+    opts.tweak = Box::new(|c| {
+        c.run_worker = false;
+        c.processing.send_rate_limits.insert("smtp".into(), 150);
+    });
+    let app = TestApp::spawn(opts).await;
+    let grace = app.config.shutdown_grace();
+    let mut worker = app.spawn_role(EXE, "worker", worker_config);
+
+    let id = app.order("/orders/email", &email_order("term", 1000)).await;
+    wait_for_count(&smtp, 250, Duration::from_secs(90)).await;
+    let asked = Instant::now();
+    signal(&worker.0, "TERM");
+    let status = exited(&mut worker, grace + Duration::from_secs(5)).await;
+    let took = asked.elapsed();
+    let at_stop = smtp.count();
+    assert!(status.success(), "the worker exits 0 on SIGTERM: {status}");
+    assert!(at_stop < 1000, "it was stopped mid-order ({at_stop} sent)");
+
+    let _worker = app.spawn_role(EXE, "worker", worker_config);
+    app.wait_status(&id, "Completed", Duration::from_secs(180)).await;
+    let rows = app.store.notifications(&id).await.unwrap();
+    assert_eq!(rows.len(), 1000);
+    assert!(rows.iter().all(|r| r.status.as_str() == "Email_Succeeded"));
+    let duplicates = assert_all_received(&smtp, "term", 1000);
+    eprintln!(
+        "worker SIGTERM after {at_stop} of 1000 emails: stopped in {took:?} (grace {grace:?}), {duplicates} duplicate(s)"
+    );
+    assert_eq!(duplicates, 0, "a worker stopped with SIGTERM sent {duplicates} email(s) twice");
+    app.stop().await;
+}
+
+/// An API process stopped with SIGTERM answers new requests with 503 problem details and
+/// `Retry-After` while it drains, then stops accepting and exits 0 within its grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_stopped_with_sigterm_drains_with_503_and_exits_0() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::spawn(TestAppOptions::new(db(), smtp.url())).await;
+    let port = varsel_tests::port();
+    let mut api = app.spawn_role(EXE, "api", |c| {
+        c.http.listen = format!("127.0.0.1:{port}");
+        c.shutdown_drain_secs = 3;
+        c.shutdown_grace_secs = 10;
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let (http, base_ref) = (app.http.clone(), &base);
+    eventually("the API process answers", Duration::from_secs(60), || {
+        let http = http.clone();
+        async move {
+            http.get(format!("{base_ref}/health")).send().await.ok().filter(|r| r.status() == 200)
+        }
+    })
+    .await;
+    let order = |reference: &str| {
+        let mut body = email_order("drain", 1);
+        body["sendersReference"] = json!(reference);
+        app.http
+            .post(format!("{base}/notifications/api/v1/orders/email"))
+            .bearer_auth(app.token("ttd"))
+            .json(&body)
+    };
+    assert_eq!(order("before").send().await.unwrap().status(), 202, "accepted before the signal");
+
+    signal(&api.0, "TERM");
+    let (order_ref, http) = (&order, app.http.clone());
+    let refused: reqwest::Response =
+        eventually("a 503 while draining", Duration::from_secs(3), || async move {
+            let r = order_ref("while-draining").send().await.ok()?;
+            (r.status() == 503).then_some(r)
+        })
+        .await;
+    assert_eq!(refused.headers()["retry-after"], "3");
+    assert_eq!(refused.headers()["content-type"], "application/problem+json");
+    let p: Value = refused.json().await.unwrap();
+    assert_eq!(p["detail"], "The service is shutting down. Nothing was done; please retry.");
+    let stored = app.store.orders_by_senders_reference("ttd", "while-draining").await.unwrap();
+    assert!(stored.is_empty(), "nothing of a refused order is stored");
+    let status = exited(&mut api, Duration::from_secs(15)).await;
+    assert!(status.success(), "the API exits 0 on SIGTERM: {status}");
+    assert!(http.get(format!("{base}/health")).send().await.is_err(), "no longer listening");
+    app.stop().await;
+}
+
 /// The same on the SMS path: the worker dies mid-order while it sends SMS (through the simulator,
 /// which keeps one row per message it took, so a second send shows); the order resumes and
 /// completes, each number got its SMS, and repeats stay within the in-flight bound. The
