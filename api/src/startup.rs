@@ -212,6 +212,15 @@ impl Application {
         }
         let store = Store::connect(&config.database.url, config.database.max_connections).await?;
         store.migrate().await?;
+        // A Temporal that is down is waited for (orders are kept and started when it is back);
+        // one that answers but refuses this client (TLS, certificate, API key) stops the start.
+        match crate::temporal::connect(&config).await {
+            Ok(_) => {}
+            Err(e) if crate::temporal::unreachable(&e) => {
+                tracing::warn!(error = %e, "Temporal is not reachable yet; orders are accepted and started when it is")
+            }
+            Err(e) => return Err(e),
+        }
 
         config.sms_window()?;
         let metrics = Metrics::new();

@@ -1009,3 +1009,137 @@ impl Drop for TcpProxy {
         self.set_up(false);
     }
 }
+
+/// Temporal as a secured cluster serves it: Debian's nginx terminates TLS (HTTP/2) in front of
+/// the dev server and lets through only clients with a certificate its own CA signed. The
+/// certificates are made with `openssl` in a temp dir; the server's names `localhost`.
+pub struct TlsTemporal {
+    /// `https://localhost:<port>`.
+    pub address: String,
+    /// The CA that signed the server's and the client's certificates.
+    pub ca: PathBuf,
+    /// A client certificate (and its key) the proxy accepts.
+    pub client_cert: PathBuf,
+    /// The client certificate's key.
+    pub client_key: PathBuf,
+    /// A CA that signed neither.
+    pub other_ca: PathBuf,
+    nginx: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsTemporal {
+    /// Starts the proxy in front of `temporal` (`http://127.0.0.1:<port>`).
+    pub fn start(temporal: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("openssl: run scripts/bootstrap --test-tools");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        for ca in ["ca", "other-ca"] {
+            let (key, crt, subj) =
+                (format!("{ca}.key"), format!("{ca}.crt"), format!("/CN=varsel test {ca}"));
+            let mut args =
+                vec!["req", "-x509", "-days", "2", "-subj", &subj, "-keyout", &key, "-out", &crt];
+            args.extend(ec);
+            openssl(&args);
+        }
+        for (name, ext) in [
+            ("server", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+            ("client", "extendedKeyUsage=clientAuth"),
+        ] {
+            std::fs::write(d.join(format!("{name}.ext")), ext).expect("ext");
+            let (key, csr, crt, subj, extfile) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.crt"),
+                format!("/CN=varsel test {name}"),
+                format!("{name}.ext"),
+            );
+            let mut args = vec!["req", "-subj", &subj, "-keyout", &key, "-out", &csr];
+            args.extend(ec);
+            openssl(&args);
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &crt,
+                "-extfile",
+                &extfile,
+            ]);
+        }
+        let port = free_port();
+        let upstream = temporal.trim_start_matches("http://");
+        for t in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+            std::fs::create_dir_all(d.join("tmp").join(t)).expect("temp dirs");
+        }
+        let p = d.display();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\nevents {{}}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {p}/tmp/client_body;\n  proxy_temp_path {p}/tmp/proxy;\n\
+             fastcgi_temp_path {p}/tmp/fastcgi;\n  uwsgi_temp_path {p}/tmp/uwsgi;\n  scgi_temp_path {p}/tmp/scgi;\n\
+             server {{\n    listen 127.0.0.1:{port} ssl http2;\n    ssl_certificate {p}/server.crt;\n\
+             ssl_certificate_key {p}/server.key;\n    ssl_client_certificate {p}/ca.crt;\n    ssl_verify_client on;\n\
+             client_max_body_size 0;\n    location / {{\n      grpc_pass grpc://{upstream};\n\
+             grpc_read_timeout 600s;\n      grpc_send_timeout 600s;\n    }}\n  }}\n}}\n"
+        );
+        std::fs::write(d.join("nginx.conf"), conf).expect("nginx.conf");
+        let nginx = Command::new("/usr/sbin/nginx")
+            .args([
+                "-p",
+                &p.to_string(),
+                "-c",
+                &format!("{p}/nginx.conf"),
+                "-e",
+                &format!("{p}/error.log"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nginx: run scripts/bootstrap --test-tools");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not listen: {}",
+                std::fs::read_to_string(d.join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            address: format!("https://localhost:{port}"),
+            ca: d.join("ca.crt"),
+            client_cert: d.join("client.crt"),
+            client_key: d.join("client.key"),
+            other_ca: d.join("other-ca.crt"),
+            nginx,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TlsTemporal {
+    fn drop(&mut self) {
+        let _ = self.nginx.kill();
+        let _ = self.nginx.wait();
+    }
+}

@@ -13,24 +13,81 @@ pub use dispatcher::Dispatcher;
 pub use housekeeping::prune_status_feed;
 pub use worker::{SdkMetrics, WorkerHandle, spawn_worker};
 
-use crate::config::Config;
-use std::str::FromStr;
+use crate::config::{Config, TemporalConfig};
 use std::time::Duration;
-use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
+use temporalio_client::envconfig::LoadClientConfigProfileOptions;
+use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
+use temporalio_common::envconfig::load_client_config_profile;
 use varsel_workflows::WorkflowPolicy;
 
-/// Connects a Temporal client.
+/// How the Temporal connection is made, as the Temporal CLI and SDKs make it: the SDK's
+/// environment configuration reads `TEMPORAL_API_KEY`, `TEMPORAL_TLS` and `TEMPORAL_TLS_*`
+/// (CA, server name, client certificate and key), `TEMPORAL_GRPC_META_*`, and a profile of the
+/// Temporal config file (`TEMPORAL_CONFIG_FILE`, `TEMPORAL_PROFILE`). The address and namespace
+/// are varsel's (`TEMPORAL_ADDRESS`, `VARSEL_TEMPORAL_ADDRESS` or the file key) unless only the
+/// profile names them. With TLS, the address is `https://`. Returns the options and the
+/// namespace; a bad setting (a missing file, a certificate without its key) is an error naming it.
+pub fn connection_options(cfg: &Config) -> anyhow::Result<(ConnectionOptions, String)> {
+    let mut profile = load_client_config_profile(LoadClientConfigProfileOptions::default(), None)
+        .map_err(|e| {
+        anyhow::anyhow!(
+            "Temporal client configuration (TEMPORAL_* variables, TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE): {e}"
+        )
+    })?;
+    let tls = match &profile.tls {
+        Some(t) => t.disabled != Some(true),
+        None => profile.api_key.is_some(),
+    };
+    let defaults = TemporalConfig::default();
+    let address = match profile.address.take() {
+        Some(a) if cfg.temporal.address == defaults.address => a,
+        _ => cfg.temporal.address.clone(),
+    };
+    // A bare host:port was given `http://` when the configuration was read; TLS needs https.
+    let address = match address.strip_prefix("http://") {
+        Some(rest) if tls => format!("https://{rest}"),
+        _ => address,
+    };
+    let namespace = match profile.namespace.take() {
+        Some(n) if cfg.temporal.namespace == defaults.namespace => n,
+        _ => cfg.temporal.namespace.clone(),
+    };
+    profile.address = Some(address);
+    profile.namespace = Some(namespace.clone());
+    let mut opts = ConnectionOptions::try_from(profile)
+        .map_err(|e| anyhow::anyhow!("Temporal client configuration: {e}"))?;
+    opts.connect_timeout = Some(Duration::from_secs(5));
+    Ok((opts, namespace))
+}
+
+/// Connects a Temporal client (see [`connection_options`]). Bounded: an unreachable or silent
+/// server is an error within seconds, never a hang.
 pub async fn connect(cfg: &Config) -> anyhow::Result<Client> {
-    let url = Url::from_str(&cfg.temporal.address)?;
-    let connection = tokio::time::timeout(
-        Duration::from_secs(5),
-        Connection::connect(ConnectionOptions::new(url).build()),
-    )
-    .await
-    .map_err(|_| {
-        anyhow::anyhow!("timed out connecting to Temporal at {}", cfg.temporal.address)
-    })??;
-    Ok(Client::new(connection, ClientOptions::new(cfg.temporal.namespace.clone()).build())?)
+    let (opts, namespace) = connection_options(cfg)?;
+    let target = opts.target.to_string();
+    let secured = opts.tls_options.is_some();
+    let connection = tokio::time::timeout(Duration::from_secs(10), Connection::connect(opts))
+        .await
+        .map_err(|_| anyhow::anyhow!("timed out connecting to Temporal at {target}"))?
+        .map_err(|e| {
+            let hint = if secured {
+                "; check TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_NAME, TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH (or TEMPORAL_API_KEY)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("cannot connect to Temporal at {target}: {e:?}{hint}")
+        })?;
+    Ok(Client::new(connection, ClientOptions::new(namespace).build())?)
+}
+
+/// Whether a [`connect`] error says only that Temporal is not there (yet): nothing listens, the
+/// name does not resolve, no answer in time. Anything else (a TLS failure, a refused
+/// certificate or key, something that is not Temporal) is a misconfiguration.
+pub fn unreachable(e: &anyhow::Error) -> bool {
+    let text = format!("{e:#}");
+    ["Connection refused", "ConnectionRefused", "dns error", "DnsResolution", "timed out"]
+        .iter()
+        .any(|s| text.contains(s))
 }
 
 /// The workflow tunables derived from configuration.
