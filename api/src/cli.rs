@@ -108,34 +108,34 @@ pub fn init_tracing(format: LogFormat, default_level: &str) {
     };
 }
 
-/// Resolves at the first SIGTERM (what `docker stop` and Kubernetes send) or SIGINT (Ctrl-C);
-/// a second one ends the process at once.
-async fn shutdown_signal() {
+/// Takes over SIGTERM (what `docker stop` and Kubernetes send) and SIGINT (Ctrl-C) at once, so
+/// that one arriving while the process starts is not fatal; the future resolves at the first,
+/// and a second ends the process at once.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
-        tracing::error!("cannot listen for SIGTERM and SIGINT; stop the process with SIGKILL");
-        return std::future::pending().await;
-    };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    tracing::info!(signal = name, "shutting down gracefully; a second signal stops at once");
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        tracing::warn!("second signal: stopping at once");
-        std::process::exit(130);
-    });
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutting down gracefully; a second signal stops at once");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::warn!("second signal: stopping at once");
+            std::process::exit(130);
+        });
+    })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve | Command::Worker | Command::Api => {
+            let signalled = shutdown_signal()?;
             let mut cfg = Config::load()?;
             // The command names the role; `serve` takes it from the configuration.
             match cli.command {
@@ -148,7 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if api {
                 tracing::info!(url = app.base_url(), "API listening");
             }
-            app.run_until(shutdown_signal()).await
+            app.run_until(signalled).await
         }
         Command::Dev { port, data_dir, temporal_port } => {
             crate::dev::run(crate::dev::DevOptions { port, data_dir, temporal_port }).await

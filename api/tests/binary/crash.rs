@@ -199,18 +199,22 @@ async fn an_api_stopped_with_sigterm_drains_with_503_and_exits_0() {
     assert_eq!(order("before").send().await.unwrap().status(), 202, "accepted before the signal");
 
     signal(&api.0, "TERM");
-    let (order_ref, http) = (&order, app.http.clone());
-    let refused: reqwest::Response =
+    // Each attempt has its own reference: those before the signal took effect are accepted.
+    let attempts = std::sync::atomic::AtomicUsize::new(0);
+    let (order_ref, attempts_ref, http) = (&order, &attempts, app.http.clone());
+    let (refused, reference): (reqwest::Response, String) =
         eventually("a 503 while draining", Duration::from_secs(3), || async move {
-            let r = order_ref("while-draining").send().await.ok()?;
-            (r.status() == 503).then_some(r)
+            let n = attempts_ref.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let reference = format!("while-draining-{n}");
+            let r = order_ref(&reference).send().await.ok()?;
+            (r.status() == 503).then_some((r, reference))
         })
         .await;
     assert_eq!(refused.headers()["retry-after"], "3");
     assert_eq!(refused.headers()["content-type"], "application/problem+json");
     let p: Value = refused.json().await.unwrap();
     assert_eq!(p["detail"], "The service is shutting down. Nothing was done; please retry.");
-    let stored = app.store.orders_by_senders_reference("ttd", "while-draining").await.unwrap();
+    let stored = app.store.orders_by_senders_reference("ttd", &reference).await.unwrap();
     assert!(stored.is_empty(), "nothing of a refused order is stored");
     let status = exited(&mut api, Duration::from_secs(15)).await;
     assert!(status.success(), "the API exits 0 on SIGTERM: {status}");
