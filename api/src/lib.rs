@@ -7,6 +7,7 @@ pub mod config;
 pub mod dev;
 pub mod devserver;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod replay;
 pub mod server;

@@ -4,6 +4,7 @@
 use crate::auth::Verifier;
 use crate::config::{Config, SmsProvider};
 use crate::error::render_poem_error;
+use crate::health::{self, Readiness};
 use crate::http::operator::OperatorApi;
 use crate::http::orders::OrdersApi;
 use crate::http::reports::ReportsApi;
@@ -108,11 +109,6 @@ async fn allow_header<E: poem::Endpoint>(
     Ok(resp)
 }
 
-#[handler]
-fn health() -> &'static str {
-    "ok"
-}
-
 /// Prometheus text format: varsel's counters and histograms, plus gauges read from the database
 /// at scrape time (orders and notifications by status, the queue of unsent notifications, dead
 /// reports), plus the in-process worker's Temporal SDK metrics.
@@ -197,7 +193,7 @@ pub struct Application {
     report_secret: String,
     worker: Option<WorkerHandle>,
     /// A worker-only process's metrics listener, with what it serves.
-    worker_metrics: Option<(tokio::net::TcpListener, Metrics, SdkMetrics)>,
+    worker_metrics: Option<(tokio::net::TcpListener, Metrics, SdkMetrics, Arc<Readiness>)>,
     /// How long a signalled process may take to stop, and of that how long the API drains.
     grace: Duration,
     drain: Duration,
@@ -285,7 +281,8 @@ impl Application {
                     )
                 })?;
             tracing::info!(url = %format!("http://{}/metrics", listener.local_addr()?), "worker metrics");
-            Some((listener, metrics.clone(), sdk_metrics.clone()))
+            let readiness = Arc::new(Readiness::new(store.clone(), config.clone()));
+            Some((listener, metrics.clone(), sdk_metrics.clone(), readiness))
         } else {
             None
         };
@@ -361,9 +358,11 @@ impl Application {
                 r.map_err(Into::into)
             }
             _ => match self.worker_metrics.take() {
-                Some((listener, metrics, sdk)) => {
+                Some((listener, metrics, sdk, readiness)) => {
                     let app = Route::new()
-                        .at("/health", get(health))
+                        .at("/health", get(health::live))
+                        .at("/health/live", get(health::live))
+                        .at("/health/ready", get(health::ready).data(readiness))
                         .at("/metrics", get(worker_metrics_endpoint).data((metrics, sdk)))
                         .with(NormalizePath::new(TrailingSlash::Trim));
                     let limits = EdgeLimits {
@@ -400,6 +399,7 @@ pub fn api_routes(state: Arc<AppState>, report_secret: &str) -> BoxEndpoint<'sta
     let allowed = AllowedMethods::from_spec(&api.spec());
     let spec = api.spec_endpoint();
     let ui = api.swagger_ui();
+    let readiness = Arc::new(Readiness::new(state.store.clone(), state.config.clone()));
     let report_credentials = ReportCredentials {
         username: state.config.reports.username.clone(),
         secret: report_secret.to_owned(),
@@ -408,7 +408,9 @@ pub fn api_routes(state: Arc<AppState>, report_secret: &str) -> BoxEndpoint<'sta
         .nest("/", api)
         .at("/notifications/api/v1/openapi.json", spec)
         .nest("/docs", ui)
-        .at("/health", get(health))
+        .at("/health", get(health::live))
+        .at("/health/live", get(health::live))
+        .at("/health/ready", get(health::ready).data(readiness))
         .at("/metrics", get(metrics_endpoint).data(state.clone()))
         .data(state.verifier.clone())
         .data(report_credentials)

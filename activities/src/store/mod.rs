@@ -122,6 +122,14 @@ impl Store {
         migrations::Migrator::up(&*self.db, None).await
     }
 
+    /// What readiness asks of the database: that it answers, and how many of this build's
+    /// migrations it still lacks (0 when another process of an older build runs against it
+    /// and this one has migrated, say).
+    pub async fn readiness(&self) -> Result<usize, DbErr> {
+        self.db.ping().await?;
+        Ok(migrations::Migrator::get_pending_migrations(&*self.db).await?.len())
+    }
+
     /// The underlying connection.
     pub fn conn(&self) -> &DatabaseConnection {
         &self.db

@@ -80,6 +80,14 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<Client> {
     Ok(Client::new(connection, ClientOptions::new(namespace).build())?)
 }
 
+/// One round trip to Temporal (its system information): whether the connection still works.
+pub async fn ping(client: &Client) -> anyhow::Result<()> {
+    use temporalio_common::protos::temporal::api::workflowservice::v1::GetSystemInfoRequest;
+    let mut service = client.connection().workflow_service();
+    service.get_system_info(tonic::Request::new(GetSystemInfoRequest::default())).await?;
+    Ok(())
+}
+
 /// Whether a [`connect`] error says only that Temporal is not there (yet): nothing listens, the
 /// name does not resolve, no answer in time. Anything else (a TLS failure, a refused
 /// certificate or key, something that is not Temporal) is a misconfiguration.

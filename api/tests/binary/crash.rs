@@ -472,10 +472,20 @@ async fn a_database_outage_answers_503_stores_nothing_and_running_orders_resume(
     let direct = Store::connect(&direct_url, 2).await.unwrap();
     let concurrency = app.config.processing.send_concurrency;
 
+    let ready = || app.http.get(format!("{}/health/ready", app.base_url)).send();
+    let up = ready().await.unwrap();
+    assert_eq!(up.status(), 200, "ready with the database and Temporal up");
+    let up: Value = up.json().await.unwrap();
+    assert_eq!(up["checks"], json!({"database": "ok", "migrations": "ok", "temporal": "ok"}));
     let running = app.order("/orders/email", &email_order("outage", 200)).await;
     wait_for_count(&smtp, 20, Duration::from_secs(60)).await;
 
     proxy.set_up(false);
+    let down = ready().await.unwrap();
+    assert_eq!(down.status(), 503, "not ready while the database is cut off");
+    let down: Value = down.json().await.unwrap();
+    assert!(down["detail"].as_str().unwrap().starts_with("Not ready: database: "), "{down}");
+    assert_eq!(down["checks"]["temporal"], "ok", "{down}");
     let mut during = email_order("never", 2);
     during["sendersReference"] = json!("sent-during-the-outage");
     let started = Instant::now();
@@ -495,6 +505,10 @@ async fn a_database_outage_answers_503_stores_nothing_and_running_orders_resume(
     })
     .await;
     proxy.set_up(true);
+    eventually("ready again", Duration::from_secs(30), || async move {
+        ready().await.ok().filter(|r| r.status() == 200).map(|_| ())
+    })
+    .await;
 
     // Nothing of the refused order was stored.
     assert!(

@@ -115,8 +115,13 @@ async fn two_api_and_two_worker_processes_send_every_notification_exactly_once()
         }));
         worker_metrics.push(format!("http://127.0.0.1:{port}/metrics"));
     }
-    for url in apis.iter().map(|a| format!("{a}/health")).chain(worker_metrics.clone()) {
+    // Every process ready (database, migrations, Temporal) before the load: the APIs on their
+    // listen address, the workers on their metrics port.
+    let workers_ready = worker_metrics.iter().map(|m| m.replace("/metrics", "/health/ready"));
+    for url in apis.iter().map(|a| format!("{a}/health/ready")).chain(workers_ready) {
         wait_http(&url).await;
+        let ready: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        assert_eq!(ready["status"], "ready", "{url}: {ready}");
     }
 
     let token = app.token("ttd");

@@ -199,3 +199,28 @@ async fn an_idempotency_id_answers_the_first_answer_and_refuses_another_request(
     // The id is the creator's own: another org may use it.
     fast.post("/future/orders", &body, "nav").await.assert_status(poem::http::StatusCode::CREATED);
 }
+
+/// Liveness says the process serves; readiness checks its parts and names the one that fails
+/// (here Temporal, which nothing serves), with the database's and migrations' state beside it.
+#[tokio::test]
+async fn readiness_names_the_part_that_is_not_ready() {
+    let app = Fast::start().await;
+    for path in ["/health", "/health/live"] {
+        let resp = app.client.get(path).send().await;
+        resp.assert_status_is_ok();
+        resp.assert_text("ok").await;
+    }
+    let resp = app.client.get("/health/ready").send().await;
+    resp.assert_status(poem::http::StatusCode::SERVICE_UNAVAILABLE);
+    resp.assert_content_type("application/problem+json");
+    let body: Value = resp.json().await.value().deserialize();
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail
+            .starts_with("Not ready: temporal: cannot connect to Temporal at http://127.0.0.1:1/"),
+        "{body}"
+    );
+    assert_eq!(body["checks"]["database"], "ok", "{body}");
+    assert_eq!(body["checks"]["migrations"], "ok", "{body}");
+    assert!(body["checks"]["temporal"].as_str().unwrap().contains("cannot connect"), "{body}");
+}
