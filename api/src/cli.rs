@@ -157,7 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = Config::load()?;
             let store = varsel_activities::Store::connect(&cfg.database.url, 2).await?;
             store.migrate().await?;
-            println!("migrated {}", cfg.database.url);
+            println!("migrated {}", crate::config::redact_url(&cfg.database.url));
             Ok(())
         }
         Command::Replay { order_ids, failed, since, limit } => {
@@ -195,10 +195,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::History { order_id, json } => {
             let cfg = Config::load()?;
             let store = varsel_activities::Store::connect(&cfg.database.url, 2).await?;
-            store
-                .order(&order_id)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no order {order_id} in {}", cfg.database.url))?;
+            store.order(&order_id).await?.ok_or_else(|| {
+                let db = crate::config::redact_url(&cfg.database.url);
+                anyhow::anyhow!("no order {order_id} in {db}")
+            })?;
             let client = crate::temporal::connect(&cfg).await?;
             let entries = crate::timeline::order_timeline(&store, &client, &order_id).await?;
             if json {

@@ -152,8 +152,23 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// A URL as it may be shown (printed, logged, in an error): its password, if any, replaced by
+/// `***`. A URL that does not parse is not shown at all.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) if raw.is_empty() => String::new(),
+        Err(_) => "[a URL that does not parse]".to_owned(),
+    }
+}
+
 /// The database.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct DatabaseConfig {
     /// Database URL: `sqlite://path` or `postgres://...`. Empty means `<data_dir>/varsel.db`.
@@ -162,6 +177,15 @@ pub struct DatabaseConfig {
     /// Database connections at most.
     #[serde(rename = "database_max_connections")]
     pub max_connections: u32,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
 }
 
 impl Default for DatabaseConfig {
@@ -235,7 +259,7 @@ impl Default for TemporalConfig {
 }
 
 /// Email: the SMTP relay and what it reports.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct EmailConfig {
     /// SMTP relay URL; empty writes emails to `<data_dir>/outbox`.
@@ -250,6 +274,18 @@ pub struct EmailConfig {
     /// Whether the SMTP relay posts delivery reports (then `Email_Succeeded` waits for one).
     #[serde(rename = "email_delivery_reports")]
     pub delivery_reports: bool,
+}
+
+impl std::fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("smtp_url", &redact_url(&self.smtp_url))
+            .field("from", &self.from)
+            .field("smtp_pool_size", &self.smtp_pool_size)
+            .field("smtp_timeout_secs", &self.smtp_timeout_secs)
+            .field("delivery_reports", &self.delivery_reports)
+            .finish()
+    }
 }
 
 impl Default for EmailConfig {
@@ -743,12 +779,16 @@ mod tests {
         cfg.sms.kannel_password = "kannel-pass".into();
         cfg.reports.secret = "report-secret".into();
         cfg.auth.hmac_secrets = vec!["hmac-secret".into()];
+        cfg.database.url = "postgres://varsel:db-pass@db:5432/varsel".into();
+        cfg.email.smtp_url = "smtps://user:smtp-pass@relay.example:465".into();
         let printed = format!("{cfg:?}");
-        for secret in ["kannel-pass", "report-secret", "hmac-secret"] {
+        for secret in ["kannel-pass", "report-secret", "hmac-secret", "db-pass", "smtp-pass"] {
             assert!(!printed.contains(secret), "{secret} in {printed}");
         }
         assert!(printed.contains("kannel_password: [redacted]"), "{printed}");
         assert!(printed.contains("username: \"reports\""), "the rest still shows");
+        assert!(printed.contains("postgres://varsel:***@db:5432/varsel"), "{printed}");
+        assert!(printed.contains("smtps://user:***@relay.example:465"), "{printed}");
     }
 
     #[test]

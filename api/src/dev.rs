@@ -146,7 +146,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         if cfg.email.smtp_url.is_empty() {
             format!("written to {}", data_dir.join("outbox").display())
         } else {
-            cfg.email.smtp_url.clone()
+            crate::config::redact_url(&cfg.email.smtp_url)
         },
     );
 

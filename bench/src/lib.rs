@@ -160,7 +160,9 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
 
     eprintln!(
         "varsel-bench: Temporal {}, database {}, SMTP sink {}",
-        cfg.temporal.address, cfg.database.url, cfg.email.smtp_url
+        cfg.temporal.address,
+        varsel_api::config::redact_url(&cfg.database.url),
+        varsel_api::config::redact_url(&cfg.email.smtp_url)
     );
     let app = Application::build(cfg.clone()).await?;
     let base = format!("{}/notifications/api/v1", app.base_url());

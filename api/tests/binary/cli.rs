@@ -240,3 +240,51 @@ async fn replay_reports_a_history_this_build_diverges_from() {
     assert!(line.contains("Timer"), "naming what the history holds: {line}");
     assert!(stderr(&out).contains("1 of 1 orders did not replay"), "{}", stderr(&out));
 }
+
+/// Passwords in the database and SMTP URLs never reach what an operator's commands print, their
+/// logs (at debug) or their errors; nor does `--help` show any.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_in_urls_never_reach_output_logs_or_errors() {
+    const DB_PASSWORD: &str = "pg-topsecret";
+    const SMTP_PASSWORD: &str = "smtp-topsecret";
+    let base = varsel_tests::postgres_url();
+    let mut db = url::Url::parse(&varsel_tests::fresh_postgres_database(&base).await).unwrap();
+    // The local server trusts its clients: any password is accepted, and must stay hidden.
+    db.set_password(Some(DB_PASSWORD)).unwrap();
+    let mut unreachable = db.clone();
+    unreachable.set_port(Some(1)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let varsel = |args: &[&str], database: &url::Url| {
+        let mut c = Command::new(VARSEL);
+        c.args(args)
+            .current_dir(dir.path())
+            .env_remove("VARSEL_CONFIG")
+            .env("VARSEL_LOG", "debug")
+            .env("VARSEL_DATABASE_URL", database.as_str())
+            .env("VARSEL_SMTP_URL", format!("smtp://mailer:{SMTP_PASSWORD}@127.0.0.1:1"))
+            .env("TEMPORAL_ADDRESS", varsel_tests::temporal_address());
+        c
+    };
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let cases: Vec<(&str, Command, bool)> = vec![
+        ("migrate", varsel(&["migrate"], &db), true),
+        ("history of an unknown order", varsel(&["history", &unknown], &db), false),
+        ("a worker whose database is unreachable", varsel(&["worker"], &unreachable), false),
+        ("--help", varsel(&["--help"], &db), true),
+        ("serve --help", varsel(&["serve", "--help"], &db), true),
+    ];
+    for (what, cmd, succeeds) in cases {
+        let out = tokio::time::timeout(Duration::from_secs(60), run(cmd))
+            .await
+            .unwrap_or_else(|_| panic!("{what}: no end within 60 s"));
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert_eq!(out.status.success(), succeeds, "{what}: {all}");
+        for secret in [DB_PASSWORD, SMTP_PASSWORD] {
+            assert!(!all.contains(secret), "{what} shows a password:\n{all}");
+        }
+        if what == "migrate" {
+            assert!(stdout(&out).contains(":***@127.0.0.1"), "the URL, password hidden: {all}");
+        }
+    }
+    varsel_tests::drop_postgres_database(&base, db.path().trim_start_matches('/')).await;
+}
