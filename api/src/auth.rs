@@ -129,6 +129,16 @@ pub fn derived_platform_key(dev_secret: &[u8], issuer: &str) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
+/// The first configured bearer HMAC secret (`VARSEL_AUTH_HMAC_SECRETS`), decoded: what
+/// `varsel token` signs with in a deployment, so that the token works on every API host.
+pub fn configured_hmac_key(cfg: &crate::config::Config) -> anyhow::Result<Option<Vec<u8>>> {
+    cfg.auth
+        .hmac_secrets
+        .first()
+        .map(|s| hmac_key(s.expose(), "VARSEL_AUTH_HMAC_SECRETS").map(|k| k.fingerprint))
+        .transpose()
+}
+
 fn hmac_key(secret_b64: &str, what: &str) -> anyhow::Result<Key> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(secret_b64.trim())

@@ -69,7 +69,9 @@ enum Command {
         /// The order id.
         order_id: String,
     },
-    /// Print a token the dev instance with the same data dir accepts.
+    /// Print a bearer token: signed with the first of VARSEL_AUTH_HMAC_SECRETS when set (every
+    /// API host of the deployment accepts it; its issuer is `varsel-dev`, which
+    /// VARSEL_AUTH_ISSUERS must then list if it lists any), else with the dev key of the data dir.
     Token {
         /// Creator org.
         #[arg(long)]
@@ -251,11 +253,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     ttl,
                 )?
             } else {
-                auth::mint(
-                    &auth::load_or_create_dev_key(&data_dir)?,
-                    TokenKind::Bearer { org, scope },
-                    ttl,
-                )?
+                // A deployment's configured secret, so that every API host accepts the token;
+                // else the dev key of the data dir.
+                let key = match auth::configured_hmac_key(&Config::load()?)? {
+                    Some(key) => key,
+                    None => auth::load_or_create_dev_key(&data_dir)?,
+                };
+                auth::mint(&key, TokenKind::Bearer { org, scope }, ttl)?
             };
             println!("{token}");
             Ok(())

@@ -395,6 +395,20 @@ pub struct AuthConfig {
     /// with its own issuer's keys; none of them may also be a bearer key. Empty, with no bearer
     /// keys either: the dev key set of the data dir.
     pub platform_issuers: BTreeMap<String, IssuerKeys>,
+    /// Whether a process may make up its own token keys and report secret in its data dir when
+    /// none are configured: for `varsel dev` and single-host trials only (each host would make
+    /// different ones). Without it such a process refuses to start.
+    #[serde(rename = "allow_data_dir_keys")]
+    pub allow_data_dir_keys: bool,
+}
+
+impl AuthConfig {
+    /// Whether any token verification key is configured.
+    pub fn has_keys(&self) -> bool {
+        !self.hmac_secrets.is_empty()
+            || !self.public_key_files.is_empty()
+            || !self.platform_issuers.is_empty()
+    }
 }
 
 /// Send-condition endpoints: where they may be, and how hard varsel tries.

@@ -94,6 +94,8 @@ pub fn dev_config(
     cfg.run_worker = true;
     // One local process and no load balancer: Ctrl-C stops accepting at once.
     cfg.shutdown_drain_secs = 0;
+    // One host: its token keys and report secret may live in its data dir.
+    cfg.auth.allow_data_dir_keys = true;
     cfg.normalise();
     cfg
 }

@@ -202,6 +202,7 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, starts the worker (when configured) and binds the API.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        shared_secrets_configured(&config)?;
         let config = Arc::new(config);
         if config.database.url.starts_with("sqlite:") {
             std::fs::create_dir_all(&config.data_dir)?;
@@ -388,6 +389,45 @@ impl Application {
         }
         result
     }
+}
+
+/// Secrets every host of a deployment must share are configured, not made up by this host in its
+/// data dir (where N hosts would make N different ones: tokens minted for one refused by the
+/// next, reports signed by one worker refused by another API). `VARSEL_ALLOW_DATA_DIR_KEYS=true`
+/// (set by `varsel dev`) allows them for a single host. A worker-only process sending through
+/// Kannel needs the public base URL its delivery reports come back to (an API process knows
+/// its own address, the default).
+fn shared_secrets_configured(config: &Config) -> anyhow::Result<()> {
+    if config.auth.allow_data_dir_keys {
+        return Ok(());
+    }
+    if config.run_api && !config.auth.has_keys() {
+        anyhow::bail!(
+            "no token verification keys are configured: set VARSEL_AUTH_HMAC_SECRETS, \
+             VARSEL_AUTH_PUBLIC_KEY_FILES or VARSEL_PLATFORM_ISSUERS__<ISSUER>__… (the same on \
+             every API host), or VARSEL_ALLOW_DATA_DIR_KEYS=true to let this single host make its \
+             own in its data dir"
+        );
+    }
+    let reports_used = config.run_api || config.sms.provider == SmsProvider::Kannel;
+    if reports_used && config.reports.secret.is_empty() {
+        anyhow::bail!(
+            "VARSEL_REPORT_SECRET is not set: the secret that signs Kannel's report URLs and is \
+             the password of the email report endpoint must be the same on every host (or set \
+             VARSEL_ALLOW_DATA_DIR_KEYS=true to let this single host make its own)"
+        );
+    }
+    if config.run_worker
+        && !config.run_api
+        && config.sms.provider == SmsProvider::Kannel
+        && config.http.public_base_url.is_empty()
+    {
+        anyhow::bail!(
+            "VARSEL_PUBLIC_BASE_URL is not set: Kannel posts its delivery reports to the API, at \
+             the URL a worker gives it, and a worker does not know where the API is reachable"
+        );
+    }
+    Ok(())
 }
 
 /// Every route of an API process over its state, with the body guard, trailing-slash rewriting,

@@ -145,6 +145,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     cfg.email.smtp_url = format!("smtp://127.0.0.1:{}", sink.port);
     cfg.temporal.task_queue = format!("varsel-bench-{}", uuid::Uuid::new_v4().simple());
     cfg.sms.sending_window = String::new();
+    // One local process: the dev token key it mints with lives in its data dir.
+    cfg.auth.allow_data_dir_keys = true;
     cfg.run_api = true;
     cfg.run_worker = true;
     cfg.normalise();

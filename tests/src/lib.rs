@@ -451,6 +451,8 @@ impl TestApp {
         cfg.sms.sending_window = String::new();
         // No load balancer to drain from: stop() stops accepting at once (the drain has a test).
         cfg.shutdown_drain_secs = 0;
+        // Shared by every process of the test, as by every host of a deployment.
+        cfg.reports.secret = base64_engine_encode(&rand_key()).into();
         (opts.tweak)(&mut cfg);
         cfg.normalise();
         let app = Application::build(cfg.clone()).await.expect("app builds");

@@ -288,3 +288,52 @@ async fn passwords_in_urls_never_reach_output_logs_or_errors() {
     }
     varsel_tests::drop_postgres_database(&base, db.path().trim_start_matches('/')).await;
 }
+
+/// Outside `varsel dev`, a process does not make up the secrets every host must share: an API
+/// without token keys, an API without the report secret and a worker-only Kannel process
+/// without the public base URL refuse to start, naming what to set; the explicit opt-in for a
+/// single host starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_secrets_must_be_configured_outside_dev() {
+    let dir = tempfile::tempdir().unwrap();
+    let varsel = |role: &str, env: &[(&str, &str)]| {
+        let mut c = Command::new(VARSEL);
+        c.arg(role)
+            .current_dir(dir.path())
+            .env_remove("VARSEL_CONFIG")
+            .env("VARSEL_LOG", "warn")
+            .env("TEMPORAL_ADDRESS", varsel_tests::temporal_address());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c
+    };
+    let hmac = ("VARSEL_AUTH_HMAC_SECRETS", "[MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=]");
+    let cases = [
+        ("api", vec![], "no token verification keys are configured: set VARSEL_AUTH_HMAC_SECRETS"),
+        ("api", vec![hmac], "VARSEL_REPORT_SECRET is not set"),
+        (
+            "worker",
+            vec![("VARSEL_SMS_PROVIDER", "kannel"), ("VARSEL_REPORT_SECRET", "s3cret")],
+            "VARSEL_PUBLIC_BASE_URL is not set",
+        ),
+    ];
+    for (role, env, says) in cases {
+        let out = tokio::time::timeout(T, run(varsel(role, &env))).await.expect("ends at once");
+        assert_eq!(out.status.code(), Some(1), "{role} {env:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{role} {env:?}: {}", stderr(&out));
+    }
+
+    // The single-host opt-in: the API starts with keys of its own.
+    let port = varsel_tests::port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut api =
+        varsel("api", &[("VARSEL_ALLOW_DATA_DIR_KEYS", "true"), ("VARSEL_LISTEN", &listen)]);
+    let _api = varsel_tests::KillOnDrop(api.stdout(std::process::Stdio::null()).spawn().unwrap());
+    let url = format!("http://{listen}/health/ready");
+    varsel_tests::eventually("the opted-in API is ready", T, || {
+        let url = url.clone();
+        async move { reqwest::get(url).await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+    })
+    .await;
+}

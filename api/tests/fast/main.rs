@@ -32,6 +32,8 @@ impl Fast {
         config.http.listen = "127.0.0.1:0".to_owned();
         // Nothing listens there: starts fail at once and stay in the outbox.
         config.temporal.address = "127.0.0.1:1".to_owned();
+        // One process: its dev keys in its data dir (the token helper below reads them).
+        config.auth.allow_data_dir_keys = true;
         let app = Application::build(config).await.expect("the application builds");
         let client = TestClient::new(app.endpoint().expect("an API process"));
         let key = load_or_create_dev_key(data.path()).unwrap();
