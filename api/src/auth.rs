@@ -25,6 +25,7 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The scope of operator endpoints (dead reports, every org's orders).
 pub const OPERATOR_SCOPE: &str = "varsel:operator";
@@ -82,6 +83,8 @@ enum PlatformKeys {
 #[derive(Clone)]
 pub struct Verifier {
     bearer: Vec<Key>,
+    /// Bearer keys of the configured JWK sets, kept fresh.
+    jwks: Option<Arc<crate::jwks::Jwks>>,
     /// Issuers accepted for bearer tokens; empty: any.
     issuers: Vec<String>,
     platform: PlatformKeys,
@@ -175,7 +178,12 @@ fn public_key(file: &Path, what: &str) -> anyhow::Result<Key> {
 impl Verifier {
     /// Accepts nothing (for offline document generation).
     pub fn empty() -> Self {
-        Self { bearer: vec![], issuers: vec![], platform: PlatformKeys::Issuers(BTreeMap::new()) }
+        Self {
+            bearer: vec![],
+            jwks: None,
+            issuers: vec![],
+            platform: PlatformKeys::Issuers(BTreeMap::new()),
+        }
     }
 
     /// From configuration; with no keys configured at all, the data dir's dev key set.
@@ -187,6 +195,16 @@ impl Verifier {
         for f in &cfg.auth.public_key_files {
             bearer.push(public_key(f, "VARSEL_AUTH_PUBLIC_KEY_FILES")?);
         }
+        let jwks = (!cfg.auth.jwks_urls.is_empty()).then(|| {
+            let jwks = crate::jwks::Jwks::new(
+                cfg.auth.jwks_urls.clone(),
+                std::time::Duration::from_secs(cfg.auth.jwks_refresh_secs),
+            );
+            if tokio::runtime::Handle::try_current().is_ok() {
+                jwks.start();
+            }
+            jwks
+        });
         let mut platform = BTreeMap::new();
         for (issuer, keys) in &cfg.auth.platform_issuers {
             let issuer = issuer.trim();
@@ -230,7 +248,7 @@ impl Verifier {
             .map(|i| i.trim().to_owned())
             .filter(|i| !i.is_empty())
             .collect();
-        let platform = if bearer.is_empty() && platform.is_empty() {
+        let platform = if bearer.is_empty() && jwks.is_none() && platform.is_empty() {
             tracing::warn!(
                 "no token keys configured (VARSEL_AUTH_HMAC_SECRETS / VARSEL_AUTH_PUBLIC_KEY_FILES / VARSEL_PLATFORM_ISSUERS): \
                  accepting tokens signed with the dev keys of the data dir"
@@ -246,7 +264,7 @@ impl Verifier {
             }
             PlatformKeys::Derived(load_or_create_dev_platform_secret(&cfg.data_dir)?)
         } else {
-            if bearer.is_empty() {
+            if bearer.is_empty() && jwks.is_none() {
                 tracing::warn!(
                     "no bearer token keys configured: only PlatformAccessTokens are accepted"
                 );
@@ -262,22 +280,38 @@ impl Verifier {
             }
             PlatformKeys::Issuers(platform)
         };
-        Ok(Self { bearer, issuers, platform })
+        Ok(Self { bearer, jwks, issuers, platform })
     }
 
     /// Checks a bearer token's signature (only the algorithm each key is for, so `alg: none`
     /// or an HMAC made with a public key never passes), `exp` (required), `nbf` and issuer.
     fn decode_bearer(&self, token: &str) -> Option<Map<String, Value>> {
-        self.bearer.iter().find_map(|k| {
-            let mut v = validation(k.alg);
+        let decode = |key: &DecodingKey, alg: Algorithm| {
+            let mut v = validation(alg);
             if self.issuers.is_empty() {
                 v.set_required_spec_claims(&["exp"]);
             } else {
                 v.set_issuer(&self.issuers);
                 v.set_required_spec_claims(&["exp", "iss"]);
             }
-            jsonwebtoken::decode::<Map<String, Value>>(token, &k.key, &v).ok().map(|d| d.claims)
-        })
+            jsonwebtoken::decode::<Map<String, Value>>(token, key, &v).ok().map(|d| d.claims)
+        };
+        if let Some(claims) = self.bearer.iter().find_map(|k| decode(&k.key, k.alg)) {
+            return Some(claims);
+        }
+        let jwks = self.jwks.as_ref()?;
+        let kid = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid);
+        let keys = jwks.keys();
+        let claims = keys
+            .iter()
+            .filter(|k| kid.is_none() || k.kid.is_none() || k.kid == kid)
+            .find_map(|k| decode(&k.key, k.alg));
+        if claims.is_none()
+            && let Some(kid) = &kid
+        {
+            jwks.unknown_key(kid);
+        }
+        claims
     }
 
     /// Checks a PlatformAccessToken against the keys of the issuer it names, and its app claim.

@@ -374,7 +374,7 @@ impl Default for ReportsConfig {
 }
 
 /// Who may call the API: the keys and issuers of bearer and platform tokens (none by default).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct AuthConfig {
     /// HMAC (HS256) secrets accepted for tokens, base64. Empty with no public keys: the dev key
@@ -384,6 +384,14 @@ pub struct AuthConfig {
     /// PEM files with RSA or EC public keys accepted for tokens (RS256 / ES256).
     #[serde(rename = "auth_public_key_files")]
     pub public_key_files: Vec<PathBuf>,
+    /// JWK sets whose RSA and P-256 keys verify bearer tokens (RS256 / ES256), e.g.
+    /// `https://maskinporten.no/jwk`: fetched at start, every `jwks_refresh_secs`, and when a
+    /// token names a key id they lack.
+    #[serde(rename = "auth_jwks_urls")]
+    pub jwks_urls: Vec<String>,
+    /// How often the JWK sets are fetched again, seconds.
+    #[serde(rename = "auth_jwks_refresh_secs")]
+    pub jwks_refresh_secs: u64,
     /// Issuers (`iss`) accepted for bearer tokens, e.g. `https://maskinporten.no/`. Empty: any
     /// issuer signed by a configured key (warned at start); with the dev key: `varsel-dev`.
     #[serde(rename = "auth_issuers")]
@@ -402,11 +410,26 @@ pub struct AuthConfig {
     pub allow_data_dir_keys: bool,
 }
 
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            hmac_secrets: Vec::new(),
+            public_key_files: Vec::new(),
+            jwks_urls: Vec::new(),
+            jwks_refresh_secs: 3600,
+            issuers: Vec::new(),
+            platform_issuers: BTreeMap::new(),
+            allow_data_dir_keys: false,
+        }
+    }
+}
+
 impl AuthConfig {
     /// Whether any token verification key is configured.
     pub fn has_keys(&self) -> bool {
         !self.hmac_secrets.is_empty()
             || !self.public_key_files.is_empty()
+            || !self.jwks_urls.is_empty()
             || !self.platform_issuers.is_empty()
     }
 }

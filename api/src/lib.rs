@@ -9,6 +9,7 @@ pub mod devserver;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod jwks;
 pub mod replay;
 pub mod server;
 pub mod startup;

@@ -128,3 +128,105 @@ async fn public_key_tokens_are_verified_and_algorithm_confusion_is_refused() {
     );
     app.stop().await;
 }
+
+/// The public RSA key of `public` as a JWK (`n` from openssl's modulus; `e` is 65537).
+fn rsa_jwk(public: &Path, kid: &str) -> Value {
+    use base64::Engine;
+    let out = Command::new("openssl")
+        .args(["rsa", "-pubin", "-in", public.to_str().unwrap(), "-noout", "-modulus"])
+        .output()
+        .expect("openssl");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let hex = text.trim().trim_start_matches("Modulus=");
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": n, "e": "AQAB"})
+}
+
+/// Bearer keys from a JWK set, as Maskinporten publishes its own: a token of a key in the set
+/// is accepted; after the provider rotates to a new key, the first tokens naming it make varsel
+/// fetch the set again and are accepted within seconds, and the retired key's are refused. A
+/// symmetric key published in the set verifies nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_keys_come_from_a_jwk_set_and_follow_its_rotation() {
+    use poem::listener::{Acceptor, Listener};
+    let dir = tempfile::tempdir().unwrap();
+    let (first_private, first_public) = key_pair(dir.path(), "first", RSA);
+    let (next_private, next_public) = key_pair(dir.path(), "next", RSA);
+    let secret = b"a published secret that must verify nothing at all";
+    let oct = {
+        use base64::Engine;
+        let k = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+        json!({"kty": "oct", "kid": "oct-1", "k": k})
+    };
+    let set = std::sync::Arc::new(std::sync::Mutex::new(
+        json!({"keys": [rsa_jwk(&first_public, "first"), oct]}),
+    ));
+    let served = set.clone();
+    let jwk_endpoint =
+        poem::endpoint::make_sync(move |_| poem::web::Json(served.lock().unwrap().clone()));
+    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+    let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
+    tokio::spawn(
+        poem::Server::new_with_acceptor(acceptor).run(poem::Route::new().at("/jwk", jwk_endpoint)),
+    );
+
+    let mut opts = TestAppOptions::new(Db::Sqlite, "");
+    opts.tweak = Box::new(move |c| {
+        c.auth.hmac_secrets.clear();
+        c.auth.jwks_urls = vec![format!("http://127.0.0.1:{port}/jwk")];
+    });
+    let app = TestApp::spawn(opts).await;
+    let order =
+        json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "j@example.no"}]});
+    let url = format!("{}/notifications/api/v1/orders/email", app.base_url);
+    let bearer = |token: String| {
+        let req = app.http.post(&url).bearer_auth(token).json(&order);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let signed = |private: &[u8], kid: &str| {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.to_owned());
+        let key = EncodingKey::from_rsa_pem(private).unwrap();
+        jsonwebtoken::encode(&header, &bearer_claims(), &key).unwrap()
+    };
+
+    let first = signed(&first_private, "first");
+    let bearer_ref = &bearer;
+    varsel_tests::eventually(
+        "the set is fetched at start",
+        std::time::Duration::from_secs(10),
+        || {
+            let token = first.clone();
+            async move { (bearer_ref(token).await == 202).then_some(()) }
+        },
+    )
+    .await;
+    let mut oct_header = Header::new(Algorithm::HS256);
+    oct_header.kid = Some("oct-1".into());
+    let by_oct =
+        jsonwebtoken::encode(&oct_header, &bearer_claims(), &EncodingKey::from_secret(secret))
+            .unwrap();
+    assert_eq!(bearer(by_oct).await, 401, "a symmetric key of the set verifies nothing");
+    assert_eq!(bearer(app.token("ttd")).await, 401, "no HMAC secret is configured");
+
+    // The provider rotates: the set now holds only the next key.
+    *set.lock().unwrap() = json!({"keys": [rsa_jwk(&next_public, "next")]});
+    let next = signed(&next_private, "next");
+    let took = std::time::Instant::now();
+    varsel_tests::eventually(
+        "the next key is accepted",
+        std::time::Duration::from_secs(20),
+        || {
+            let token = next.clone();
+            async move { (bearer_ref(token).await == 202).then_some(()) }
+        },
+    )
+    .await;
+    eprintln!("JWKS rotation picked up {:?} after the first token of the new key", took.elapsed());
+    assert_eq!(bearer(first).await, 401, "the retired key is refused");
+    app.stop().await;
+}
