@@ -20,6 +20,10 @@ pub struct Metrics {
     pub reports: IntCounterVec,
     /// Time from handing a notification to its provider to the report that moved it.
     pub report_lag_seconds: HistogramVec,
+    /// HTTP requests the API answered, by method, route (ids replaced by `:id`) and status.
+    pub http_requests: IntCounterVec,
+    /// Time the API took to answer, by method and route.
+    pub http_seconds: HistogramVec,
 }
 
 impl Default for Metrics {
@@ -43,7 +47,7 @@ impl Metrics {
             registry.register(Box::new(h.clone())).expect("unique metric");
             h
         };
-        Self {
+        let metrics = Self {
             orders_accepted: counter(
                 "varsel_orders_accepted_total",
                 "Orders accepted by the API, by endpoint.",
@@ -89,7 +93,26 @@ impl Metrics {
                     48.0 * 3600.0,
                 ],
             ),
+            http_requests: counter(
+                "varsel_http_requests_total",
+                "HTTP requests answered, by method, route (ids as :id) and status.",
+                &["method", "route", "status"],
+            ),
+            http_seconds: histogram(
+                "varsel_http_request_duration_seconds",
+                "Time to answer an HTTP request, by method and route (ids as :id).",
+                &["method", "route"],
+                vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            ),
             registry,
-        }
+        };
+        let build_info = prometheus::IntGaugeVec::new(
+            Opts::new("varsel_build_info", "The running build: always 1, its version a label."),
+            &["version"],
+        )
+        .expect("valid metric");
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        metrics.registry.register(Box::new(build_info)).expect("unique metric");
+        metrics
     }
 }

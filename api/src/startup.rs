@@ -62,6 +62,7 @@ pub fn openapi_json() -> String {
         metrics: Metrics::new(),
         sdk_metrics: SdkMetrics::default(),
         sender: None,
+        gauges: Default::default(),
     });
     openapi_service(state, String::new()).spec()
 }
@@ -109,12 +110,43 @@ async fn allow_header<E: poem::Endpoint>(
     Ok(resp)
 }
 
+/// Counts an answered request and its time under its route: the path with every segment that
+/// holds an id (an order's, a notification's: anything with a digit and 8 characters or more)
+/// written `:id`, so the series stay few.
+async fn count_request<E: poem::Endpoint>(
+    ep: Arc<E>,
+    req: poem::Request,
+    metrics: varsel_activities::metrics::Metrics,
+) -> poem::Result<poem::Response> {
+    use poem::IntoResponse;
+    let started = std::time::Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = route_label(req.uri().path());
+    let resp = ep.call(req).await?.into_response();
+    let status = resp.status().as_u16().to_string();
+    metrics.http_requests.with_label_values(&[&method, &route, &status]).inc();
+    metrics
+        .http_seconds
+        .with_label_values(&[&method, &route])
+        .observe(started.elapsed().as_secs_f64());
+    Ok(resp)
+}
+
+/// A path as a metric label: id-like segments as `:id`.
+fn route_label(path: &str) -> String {
+    path.trim_end_matches('/')
+        .split('/')
+        .map(|s| if s.len() >= 8 && s.chars().any(|c| c.is_ascii_digit()) { ":id" } else { s })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// Prometheus text format: varsel's counters and histograms, plus gauges read from the database
 /// at scrape time (orders and notifications by status, the queue of unsent notifications, dead
 /// reports), plus the in-process worker's Temporal SDK metrics.
 #[handler]
 async fn metrics_endpoint(state: poem::web::Data<&Arc<AppState>>) -> poem::Result<poem::Response> {
-    let counts = state.store.status_counts().await.map_err(|e| {
+    let counts = state.gauges.get(&state.store).await.map_err(|e| {
         poem::Error::from_string(
             format!("metrics unavailable: {e}"),
             poem::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -253,6 +285,7 @@ impl Application {
                 metrics: metrics.clone(),
                 sdk_metrics: sdk_metrics.clone(),
                 sender: Some(sender),
+                gauges: Default::default(),
             });
             (addr.port(), base_url, Some(listener), Some(state))
         } else {
@@ -440,6 +473,7 @@ pub fn api_routes(state: Arc<AppState>, report_secret: &str) -> BoxEndpoint<'sta
     let spec = api.spec_endpoint();
     let ui = api.swagger_ui();
     let readiness = Arc::new(Readiness::new(state.store.clone(), state.config.clone()));
+    let http_metrics = state.metrics.clone();
     let report_credentials = ReportCredentials {
         username: state.config.reports.username.clone(),
         secret: report_secret.to_owned(),
@@ -461,6 +495,7 @@ pub fn api_routes(state: Arc<AppState>, report_secret: &str) -> BoxEndpoint<'sta
         .with(NormalizePath::new(TrailingSlash::Trim))
         .catch_all_error(|e| async move { render_poem_error(e) })
         .around(move |ep, req| allow_header(ep, req, allowed.clone()))
+        .around(move |ep, req| count_request(ep, req, http_metrics.clone()))
         .boxed()
 }
 

@@ -34,4 +34,35 @@ pub struct AppState {
     /// What instant messages are sent with (in the request); `None` where no providers are
     /// configured (the document generator).
     pub sender: Option<InstantSender>,
+    /// The database gauges of `/metrics`, recounted at most every [`GAUGE_TTL`].
+    pub gauges: GaugeCache,
+}
+
+/// How old the database gauges of `/metrics` may be.
+pub const GAUGE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The counts behind `/metrics`' database gauges (orders and notifications by status, unsent,
+/// dead reports), recounted at most every [`GAUGE_TTL`]: a count over every notification is not
+/// made for each scrape of each API process, and concurrent scrapes share one count.
+#[derive(Default)]
+pub struct GaugeCache(
+    tokio::sync::Mutex<Option<(std::time::Instant, varsel_activities::store::StatusCounts)>>,
+);
+
+impl GaugeCache {
+    /// The counts, recounted when older than [`GAUGE_TTL`].
+    pub async fn get(
+        &self,
+        store: &Store,
+    ) -> Result<varsel_activities::store::StatusCounts, sea_orm::DbErr> {
+        let mut cached = self.0.lock().await;
+        if let Some((at, counts)) = &*cached
+            && at.elapsed() < GAUGE_TTL
+        {
+            return Ok(counts.clone());
+        }
+        let counts = store.status_counts().await?;
+        *cached = Some((std::time::Instant::now(), counts.clone()));
+        Ok(counts)
+    }
 }

@@ -28,6 +28,9 @@ async fn metrics_count_orders_notifications_sends_and_reports() {
         .await;
     app.wait_status(&email, "Completed", Duration::from_secs(60)).await;
     app.wait_status(&sms, "Completed", Duration::from_secs(60)).await;
+    for id in [&email, &sms] {
+        assert_eq!(app.get(&format!("/orders/{id}"), "ttd").await.status(), 200);
+    }
 
     let resp = app.http.get(format!("{}/metrics", app.base_url)).send().await.unwrap();
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
@@ -58,5 +61,45 @@ async fn metrics_count_orders_notifications_sends_and_reports() {
     // The in-process worker's Temporal SDK metrics come with them.
     assert!(text.lines().any(|l| l.starts_with("temporal_worker_task_slots_available{")), "{text}");
     assert!(text.lines().any(|l| l.starts_with("temporal_workflow_completed_total{")), "{text}");
+    // The build, and the API's own answers by route (ids as :id) and status.
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(value(&text, &format!(r#"varsel_build_info{{version="{version}"}}"#)), 1.0);
+    let posted = r#"varsel_http_requests_total{method="POST",route="/notifications/api/v1/orders/email",status="202"}"#;
+    assert_eq!(value(&text, posted), 1.0);
+    let read = r#"varsel_http_requests_total{method="GET",route="/notifications/api/v1/orders/:id",status="200"}"#;
+    assert_eq!(value(&text, read), 2.0, "the two reads, under one route");
+    let timed = r#"varsel_http_request_duration_seconds_count{method="GET",route="/notifications/api/v1/orders/:id"}"#;
+    assert_eq!(value(&text, timed), 2.0);
+
+    // The database gauges are recounted at most every 30 s: a scrape right after another order
+    // completed still shows the last count (no count over every notification per scrape).
+    let third = app.order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "third@example.no"}]})).await;
+    app.wait_status(&third, "Completed", Duration::from_secs(60)).await;
+    let again = app.http.get(format!("{}/metrics", app.base_url)).send().await.unwrap();
+    let again = again.text().await.unwrap();
+    assert_eq!(value(&again, r#"varsel_orders{status="Completed"}"#), 2.0, "the cached count");
+    assert_eq!(
+        value(&again, r#"varsel_orders_accepted_total{endpoint="email"}"#),
+        2.0,
+        "counters are live"
+    );
+
+    // The alert rules and the dashboard name only series that exist.
+    for file in ["deploy/prometheus/alerts.yml", "deploy/grafana/varsel.json"] {
+        let named = std::fs::read_to_string(varsel_tests::project_root().join(file)).unwrap();
+        let mut series: Vec<&str> = named
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("varsel_") && w.len() > "varsel_".len())
+            .collect();
+        series.sort();
+        series.dedup();
+        assert!(series.len() >= 5, "{file} names varsel's series");
+        for name in series {
+            let exported = text
+                .lines()
+                .any(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']));
+            assert!(exported, "{file} names {name}, which /metrics does not export");
+        }
+    }
     app.stop().await;
 }
