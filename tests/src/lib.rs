@@ -58,6 +58,16 @@ pub fn start_temporal_on(port: u16) -> String {
     rx.recv().expect("temporal thread").expect("temporal dev server starts")
 }
 
+/// Blocks until something listens on loopback `port` (a server a test started as a process);
+/// fails the test with `why()` after `within`.
+fn wait_listening(port: u16, within: Duration, why: impl Fn() -> String) {
+    let deadline = Instant::now() + within;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{}", why());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// How often `eventually` and `never_within` look.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -226,11 +236,7 @@ impl SmtpServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("aiosmtpd: run ./scripts/bootstrap");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "SMTP server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_listening(port, Duration::from_secs(20), || "SMTP server did not start".into());
         Self { child, port, maildir, _dir: dir }
     }
 
@@ -817,11 +823,7 @@ impl KannelGateway {
             cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn()
         };
         let wait_port = |port: u16, what: &str| {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(Instant::now() < deadline, "{what} did not start");
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            wait_listening(port, Duration::from_secs(20), || format!("{what} did not start"));
         };
         let mut children = Vec::new();
         children.push(
@@ -1118,15 +1120,10 @@ impl TlsTemporal {
             .stderr(Stdio::piped())
             .spawn()
             .expect("nginx: run scripts/bootstrap --test-tools");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not listen: {}",
-                std::fs::read_to_string(d.join("error.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_listening(port, Duration::from_secs(10), || {
+            let log = std::fs::read_to_string(d.join("error.log")).unwrap_or_default();
+            format!("nginx did not listen: {log}")
+        });
         Self {
             address: format!("https://localhost:{port}"),
             ca: d.join("ca.crt"),

@@ -57,6 +57,27 @@ fn assert_all_received(smtp: &SmtpServer, prefix: &str, n: usize) -> usize {
     seen.values().map(|c| c - 1).sum()
 }
 
+/// After a worker stopped mid-order: a new worker completes the order, each of its `n`
+/// notifications succeeded and each `prefix` address got its email. The new worker (kept until
+/// the test ends) and how many addresses got a second email.
+async fn completes_on_a_new_worker(
+    app: &TestApp,
+    smtp: &SmtpServer,
+    id: &str,
+    prefix: &str,
+    n: usize,
+) -> (varsel_tests::KillOnDrop, usize) {
+    let worker = app.spawn_role(EXE, "worker", worker_config);
+    app.wait_status(id, "Completed", Duration::from_secs(180)).await;
+    let rows = app.store.notifications(id).await.unwrap();
+    assert_eq!(rows.len(), n, "one notification per recipient");
+    assert!(
+        rows.iter().all(|r| r.status.as_str() == "Email_Succeeded"),
+        "every notification succeeded"
+    );
+    (worker, assert_all_received(smtp, prefix, n))
+}
+
 fn worker_config(c: &mut Config) {
     c.run_api = false;
     c.run_worker = true;
@@ -84,16 +105,7 @@ async fn a_worker_killed_mid_order_resumes_and_each_recipient_gets_one_email() {
     let at_kill = smtp.count();
     assert!(at_kill < 1000, "the worker was killed mid-order ({at_kill} sent)");
 
-    let _worker = app.spawn_role(EXE, "worker", worker_config);
-    let order = app.wait_status(&id, "Completed", Duration::from_secs(180)).await;
-    assert_eq!(order.order.status.as_str(), "Completed");
-    let rows = app.store.notifications(&id).await.unwrap();
-    assert_eq!(rows.len(), 1000);
-    assert!(
-        rows.iter().all(|r| r.status.as_str() == "Email_Succeeded"),
-        "every notification succeeded"
-    );
-    let duplicates = assert_all_received(&smtp, "crash", 1000);
+    let (_worker, duplicates) = completes_on_a_new_worker(&app, &smtp, &id, "crash", 1000).await;
     eprintln!(
         "worker SIGKILL after {at_kill} of 1000 emails: {duplicates} duplicate(s), bound {concurrency}"
     );
@@ -154,12 +166,7 @@ async fn a_worker_stopped_with_sigterm_mid_order_hands_over_without_duplicates()
     assert!(status.success(), "the worker exits 0 on SIGTERM: {status}");
     assert!(at_stop < 1000, "it was stopped mid-order ({at_stop} sent)");
 
-    let _worker = app.spawn_role(EXE, "worker", worker_config);
-    app.wait_status(&id, "Completed", Duration::from_secs(180)).await;
-    let rows = app.store.notifications(&id).await.unwrap();
-    assert_eq!(rows.len(), 1000);
-    assert!(rows.iter().all(|r| r.status.as_str() == "Email_Succeeded"));
-    let duplicates = assert_all_received(&smtp, "term", 1000);
+    let (_worker, duplicates) = completes_on_a_new_worker(&app, &smtp, &id, "term", 1000).await;
     eprintln!(
         "worker SIGTERM after {at_stop} of 1000 emails: stopped in {took:?} (grace {grace:?}), {duplicates} duplicate(s)"
     );
@@ -385,11 +392,7 @@ async fn a_worker_killed_while_generating_resumes_without_duplicates() {
     assert!(at_kill < N, "the worker was killed mid-generation ({at_kill} of {N} generated)");
     assert_eq!(smtp.count(), 0, "nothing is sent before generation ends");
 
-    let _worker = app.spawn_role(EXE, "worker", worker_config);
-    app.wait_status(&id, "Completed", Duration::from_secs(180)).await;
-    let rows = app.store.notifications(&id).await.unwrap();
-    assert_eq!(rows.len(), N, "one notification per recipient");
-    let duplicates = assert_all_received(&smtp, "gen", N);
+    let (_worker, duplicates) = completes_on_a_new_worker(&app, &smtp, &id, "gen", N).await;
     eprintln!(
         "worker SIGKILL after {at_kill} of {N} notifications generated: {duplicates} duplicate(s)"
     );
