@@ -248,9 +248,9 @@ impl Verifier {
             .map(|i| i.trim().to_owned())
             .filter(|i| !i.is_empty())
             .collect();
-        let platform = if bearer.is_empty() && jwks.is_none() && platform.is_empty() {
+        let platform = if !cfg.auth.has_keys() {
             tracing::warn!(
-                "no token keys configured (VARSEL_AUTH_HMAC_SECRETS / VARSEL_AUTH_PUBLIC_KEY_FILES / VARSEL_PLATFORM_ISSUERS): \
+                "no token keys configured (VARSEL_AUTH_HMAC_SECRETS / VARSEL_AUTH_PUBLIC_KEY_FILES / VARSEL_AUTH_JWKS_URLS / VARSEL_PLATFORM_ISSUERS): \
                  accepting tokens signed with the dev keys of the data dir"
             );
             let key = load_or_create_dev_key(&cfg.data_dir)?;

@@ -5,7 +5,9 @@
 //! (`oct`) keys, encryption keys and keys that name another algorithm are ignored: a published
 //! secret verifies nothing.
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
+};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -104,16 +106,18 @@ impl Jwks {
 
 /// A key of the set, if it is one varsel verifies bearer tokens with.
 fn usable(jwk: &Jwk) -> Option<JwksKey> {
-    let alg = match &jwk.algorithm {
-        AlgorithmParameters::RSA(_) => Algorithm::RS256,
-        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
+    let (alg, named) = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => (Algorithm::RS256, KeyAlgorithm::RS256),
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
+            (Algorithm::ES256, KeyAlgorithm::ES256)
+        }
         _ => return None,
     };
     if jwk.common.public_key_use.as_ref().is_some_and(|u| *u != PublicKeyUse::Signature) {
         return None;
     }
     // A key that names its algorithm must name this one.
-    if jwk.common.key_algorithm.is_some_and(|a| format!("{a:?}") != format!("{alg:?}")) {
+    if jwk.common.key_algorithm.is_some_and(|a| a != named) {
         return None;
     }
     let key = DecodingKey::from_jwk(jwk).ok()?;

@@ -437,7 +437,7 @@ fn shared_secrets_configured(config: &Config) -> anyhow::Result<()> {
     if config.run_api && !config.auth.has_keys() {
         anyhow::bail!(
             "no token verification keys are configured: set VARSEL_AUTH_HMAC_SECRETS, \
-             VARSEL_AUTH_PUBLIC_KEY_FILES or VARSEL_PLATFORM_ISSUERS__<ISSUER>__… (the same on \
+             VARSEL_AUTH_PUBLIC_KEY_FILES, VARSEL_AUTH_JWKS_URLS or VARSEL_PLATFORM_ISSUERS__<ISSUER>__… (the same on \
              every API host), or VARSEL_ALLOW_DATA_DIR_KEYS=true to let this single host make its \
              own in its data dir"
         );
