@@ -1,6 +1,8 @@
 //! Health for orchestrators and load balancers: `/health/live` (the process serves; `/health` is
 //! the same) and `/health/ready` (it can do its work: the database answers with every migration
 //! applied, and Temporal answers). Not ready is 503 problem details naming the failing part.
+//! Both are unauthenticated, so an answer names the part and what kind of failure it is; the
+//! underlying error (host names, driver messages) goes to the process's log, not to the caller.
 
 use crate::config::Config;
 use poem::{IntoResponse, Response, handler, http::StatusCode, web::Data, web::Json};
@@ -12,6 +14,15 @@ use varsel_activities::Store;
 
 /// How long one check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What a caller is told of a part whose error was logged.
+const NOT_ANSWERING: &str = "does not answer (the cause is in this process's log)";
+
+/// The caller's text for a failed `part`, the cause logged beside it.
+fn logged(part: &'static str, cause: String) -> String {
+    tracing::warn!(part, cause = %cause, "not ready");
+    NOT_ANSWERING.to_owned()
+}
 
 /// What readiness checks, with a Temporal client kept between probes.
 pub struct Readiness {
@@ -40,7 +51,7 @@ impl Readiness {
     async fn database(&self) -> Result<usize, String> {
         match tokio::time::timeout(CHECK_TIMEOUT, self.store.readiness()).await {
             Ok(Ok(pending)) => Ok(pending),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(e)) => Err(logged("database", e.to_string())),
             Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
         }
     }
@@ -62,7 +73,7 @@ impl Readiness {
                 *cached = Some(client);
                 Ok(())
             }
-            Ok(Err(e)) => Err(e),
+            Ok(Err(e)) => Err(logged("temporal", e)),
             Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
         }
     }

@@ -80,7 +80,11 @@ where
         async move {
             shutdown.await;
             draining.store(true, std::sync::atomic::Ordering::SeqCst);
-            tracing::info!(?drain, "shutting down: new requests get 503 while draining");
+            if drain.is_zero() {
+                tracing::info!("shutting down: no new connections; open ones finish");
+            } else {
+                tracing::info!(?drain, "shutting down: new requests get 503 while draining");
+            }
             tokio::time::sleep(drain).await;
         }
     };

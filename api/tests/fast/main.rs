@@ -204,6 +204,7 @@ async fn an_idempotency_id_answers_the_first_answer_and_refuses_another_request(
 
 /// Liveness says the process serves; readiness checks its parts and names the one that fails
 /// (here Temporal, which nothing serves), with the database's and migrations' state beside it.
+/// The probe is unauthenticated: it says what kind of failure, never the address or the error.
 #[tokio::test]
 async fn readiness_names_the_part_that_is_not_ready() {
     let app = Fast::start().await;
@@ -216,13 +217,10 @@ async fn readiness_names_the_part_that_is_not_ready() {
     resp.assert_status(poem::http::StatusCode::SERVICE_UNAVAILABLE);
     resp.assert_content_type("application/problem+json");
     let body: Value = resp.json().await.value().deserialize();
-    let detail = body["detail"].as_str().unwrap();
-    assert!(
-        detail
-            .starts_with("Not ready: temporal: cannot connect to Temporal at http://127.0.0.1:1/"),
-        "{body}"
-    );
+    let cause = "does not answer (the cause is in this process's log)";
+    assert_eq!(body["detail"], format!("Not ready: temporal: {cause}"), "{body}");
     assert_eq!(body["checks"]["database"], "ok", "{body}");
     assert_eq!(body["checks"]["migrations"], "ok", "{body}");
-    assert!(body["checks"]["temporal"].as_str().unwrap().contains("cannot connect"), "{body}");
+    assert_eq!(body["checks"]["temporal"], cause, "{body}");
+    assert!(!body.to_string().contains("127.0.0.1"), "{body}");
 }
