@@ -280,3 +280,191 @@ async fn the_status_feed_keeps_entries_for_their_retention() {
     assert_eq!(pruned, 1, "an entry past the retention goes");
     assert!(store.status_feed("ttd", 0, 10, false).await.unwrap().is_empty());
 }
+
+mod register {
+    //! Loading the embedded contact register: streaming import with bad lines reported by
+    //! number, idempotent upserts, and an export that an import reads back as it was.
+
+    use super::memory_store;
+    use futures::TryStreamExt;
+    use varsel_activities::Store;
+    use varsel_activities::contacts::import::{
+        BATCH, ContactKind, FileFormat, ImportSummary, LineError, MAX_LINE, import,
+    };
+
+    async fn load(
+        store: &Store,
+        kind: ContactKind,
+        format: FileFormat,
+        text: &str,
+    ) -> ImportSummary {
+        let mut seen = Vec::new();
+        let summary = import(store, kind, format, std::io::Cursor::new(text.to_owned()), |e| {
+            seen.push(e.clone())
+        })
+        .await
+        .expect("the import finishes");
+        assert_eq!(seen, summary.errors, "every refused line is passed on as it is found");
+        summary
+    }
+
+    async fn exported(store: &Store, kind: ContactKind) -> String {
+        let chunks: Vec<Vec<u8>> = varsel_activities::contacts::export::export(store.clone(), kind)
+            .try_collect()
+            .await
+            .unwrap();
+        String::from_utf8(chunks.concat()).unwrap()
+    }
+
+    fn err(line: u64, message: &str) -> LineError {
+        LineError { line, message: message.to_owned() }
+    }
+
+    #[tokio::test]
+    async fn persons_from_ndjson_with_bad_lines_reported_by_number() {
+        let store = memory_store().await;
+        let file = [
+            r#"{"nationalIdentityNumber":"01017012345","name":"Ola","email":"ola@example.no","mobileNumber":"99999999","lastUpdated":"2025-06-01"}"#,
+            "",
+            r#"{"nationalIdentityNumber":"0101701234"}"#,
+            r#"{"nationalIdentityNumber":"02017012345","isReserved":true,"email":"kari@example.no"}"#,
+            "not json",
+            r#"{"nationalIdentityNumber":"03017012345","mobileNumber":"12345678"}"#,
+            r#"{"nationalIdentityNumber":"04017012345","fax":"1"}"#,
+            r#"{"nationalIdentityNumber":"01017012345","name":"Ola Nordmann","email":"ola@example.no"}"#,
+        ]
+        .join("\n");
+        let s = load(&store, ContactKind::Persons, FileFormat::Ndjson, &file).await;
+        assert_eq!((s.imported, s.rejected), (3, 4), "{s:?}");
+        let lines: Vec<u64> = s.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [3, 5, 6, 7], "{s:?}");
+        assert_eq!(
+            s.errors[0],
+            err(3, "nationalIdentityNumber: National identity number must be 11 digits long.")
+        );
+        assert!(s.errors[1].message.starts_with("not a person entry: "), "{s:?}");
+        assert!(s.errors[2].message.starts_with("mobileNumber: not a mobile number"), "{s:?}");
+        assert!(s.errors[3].message.contains("unknown field `fax`"), "{s:?}");
+
+        let ola = store.person("01017012345").await.unwrap().unwrap();
+        assert_eq!(ola.name.as_deref(), Some("Ola Nordmann"), "the later line wins");
+        assert_eq!(ola.mobile, None, "the later line replaces the whole entry");
+        assert_eq!(ola.updated_at, None);
+        let kari = store.person("02017012345").await.unwrap().unwrap();
+        assert!(kari.reserved);
+        assert!(
+            store.person("03017012345").await.unwrap().is_none(),
+            "a refused line stores nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn persons_and_organizations_from_csv() {
+        let store = memory_store().await;
+        let persons = "nationalIdentityNumber,name,email,mobileNumber,isReserved,lastUpdated\n\
+                       01017012345,Ola,ola@example.no,+4799999999,false,2025-06-01T12:00:00Z\n\
+                       02017012345,\"Nordmann, Kari\",,40000001,true,\n\
+                       03017012345,Per,per@@example.no,,,\n\
+                       04017012345,too,many,fields,false,,x\n\
+                       05017012345,Anne,,,maybe,\n";
+        let s = load(&store, ContactKind::Persons, FileFormat::Csv, persons).await;
+        assert_eq!((s.imported, s.rejected), (2, 3), "{s:?}");
+        assert_eq!(s.errors.iter().map(|e| e.line).collect::<Vec<_>>(), [4, 5, 6], "{s:?}");
+        assert_eq!(s.errors[0], err(4, "email: Invalid email address format."));
+        assert!(s.errors[1].message.starts_with("not a CSV row: "), "{s:?}");
+        assert!(s.errors[2].message.starts_with("not a person entry: "), "{s:?}");
+        let kari = store.person("02017012345").await.unwrap().unwrap();
+        assert_eq!(kari.name.as_deref(), Some("Nordmann, Kari"));
+        assert_eq!(kari.mobile.as_deref(), Some("+4740000001"));
+        assert!(kari.reserved);
+
+        let orgs = "organizationNumber,name,emailList,mobileNumberList\n\
+                    910000000,Bedrift AS,post@bedrift.no;varsel@bedrift.no,40000001\n\
+                    91000000,Short,,\n\
+                    920000000,Uten adresser,,\n";
+        let s = load(&store, ContactKind::Organizations, FileFormat::Csv, orgs).await;
+        assert_eq!((s.imported, s.rejected), (2, 1), "{s:?}");
+        assert_eq!(
+            s.errors,
+            [err(3, "organizationNumber: Organization number must be 9 digits long.")]
+        );
+        let org = store.organization("910000000").await.unwrap().unwrap();
+        assert_eq!(org.emails, ["post@bedrift.no", "varsel@bedrift.no"]);
+        assert_eq!(org.mobiles, ["+4740000001"]);
+        assert!(store.organization("920000000").await.unwrap().unwrap().emails.is_empty());
+
+        let wrong = import(
+            &store,
+            ContactKind::Persons,
+            FileFormat::Csv,
+            std::io::Cursor::new("nin,email\n01017012345,a@b.no\n"),
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            wrong.to_string(),
+            "the CSV header has no nationalIdentityNumber column (it has: nin, email)"
+        );
+    }
+
+    /// Many batches, a number repeated across batches, an overlong line skipped without being
+    /// held, and a second import of the same file leaving the same register.
+    #[tokio::test]
+    async fn a_large_file_imports_in_batches_and_again_to_the_same_register() {
+        let store = memory_store().await;
+        let n = BATCH * 2 + 17;
+        let mut file = String::new();
+        for i in 0..n {
+            file.push_str(&format!(
+                "{{\"nationalIdentityNumber\":\"{:011}\",\"email\":\"p{i}@example.no\"}}\n",
+                10_000_000_000u64 + i as u64
+            ));
+        }
+        file.push_str(&format!("{{\"nationalIdentityNumber\":\"{}\"}}\n", "1".repeat(MAX_LINE)));
+        file.push_str(&format!(
+            "{{\"nationalIdentityNumber\":\"{:011}\",\"email\":\"last@example.no\"}}\n",
+            10_000_000_000u64
+        ));
+        let s = load(&store, ContactKind::Persons, FileFormat::Ndjson, &file).await;
+        assert_eq!((s.imported, s.rejected), (n as u64 + 1, 1), "{:?}", s.errors);
+        assert_eq!(s.errors, [err(n as u64 + 1, &format!("longer than {MAX_LINE} bytes"))]);
+        let first = store.person("10000000000").await.unwrap().unwrap();
+        assert_eq!(first.email.as_deref(), Some("last@example.no"), "the later line wins");
+
+        let before = exported(&store, ContactKind::Persons).await;
+        assert_eq!(before.lines().count(), n);
+        let again = load(&store, ContactKind::Persons, FileFormat::Ndjson, &file).await;
+        assert_eq!(again, s);
+        assert_eq!(exported(&store, ContactKind::Persons).await, before, "idempotent");
+    }
+
+    #[tokio::test]
+    async fn an_export_imports_back_as_it_was() {
+        let store = memory_store().await;
+        let persons = [
+            r#"{"nationalIdentityNumber":"01017012345","name":"Ola","email":"ola@example.no","mobileNumber":"99999999","isReserved":false,"lastUpdated":"2025-06-01T12:00:00Z"}"#,
+            r#"{"nationalIdentityNumber":"02017012345","isReserved":true}"#,
+        ]
+        .join("\n");
+        load(&store, ContactKind::Persons, FileFormat::Ndjson, &persons).await;
+        let orgs = r#"{"organizationNumber":"910000000","name":"Bedrift AS","emailList":["post@bedrift.no"],"mobileNumberList":["+4740000001"]}"#;
+        load(&store, ContactKind::Organizations, FileFormat::Ndjson, orgs).await;
+
+        let copy = memory_store().await;
+        for kind in [ContactKind::Persons, ContactKind::Organizations] {
+            let out = exported(&store, kind).await;
+            let s = load(&copy, kind, FileFormat::Ndjson, &out).await;
+            assert_eq!(s.rejected, 0, "{out}");
+            assert_eq!(exported(&copy, kind).await, out);
+        }
+        assert_eq!(
+            exported(&store, ContactKind::Persons).await.lines().next().unwrap(),
+            r#"{"nationalIdentityNumber":"01017012345","name":"Ola","email":"ola@example.no","mobileNumber":"+4799999999","isReserved":false,"lastUpdated":"2025-06-01T12:00:00+00:00"}"#
+        );
+        assert!(copy.delete_person("02017012345").await.unwrap());
+        assert!(!copy.delete_person("02017012345").await.unwrap());
+        assert!(copy.delete_organization("910000000").await.unwrap());
+        assert_eq!(exported(&copy, ContactKind::Organizations).await, "");
+    }
+}

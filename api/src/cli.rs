@@ -64,6 +64,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Load the embedded contact register from CSV or NDJSON files, or write it out.
+    Contacts {
+        #[command(subcommand)]
+        command: crate::register::ContactsCommand,
+    },
     /// Send again the notifications of a completed order that failed before reaching a provider.
     Redrive {
         /// The order id.
@@ -225,6 +230,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Contacts { command } => {
+            let cfg = Config::load()?;
+            let store = varsel_activities::Store::connect(&cfg.database.url, 2).await?;
+            store.migrate().await?;
+            crate::register::run(&store, command).await
         }
         Command::Redrive { order_id } => {
             let cfg = std::sync::Arc::new(Config::load()?);

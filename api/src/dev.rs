@@ -59,6 +59,7 @@ pub async fn seed_demo_contacts(store: &Store) -> anyhow::Result<()> {
                     email: email.map(String::from),
                     mobile: mobile.map(String::from),
                     reserved,
+                    updated_at: Some(chrono::Utc::now()),
                 },
             )
             .await?;

@@ -10,6 +10,7 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod jwks;
+pub mod register;
 pub mod replay;
 pub mod server;
 pub mod startup;

@@ -5,6 +5,7 @@ use crate::auth::Verifier;
 use crate::config::{Config, SmsProvider};
 use crate::error::render_poem_error;
 use crate::health::{self, Readiness};
+use crate::http::contacts::ContactsApi;
 use crate::http::operator::OperatorApi;
 use crate::http::orders::OrdersApi;
 use crate::http::reports::ReportsApi;
@@ -33,12 +34,13 @@ use varsel_activities::{OrderActivitiesImpl, Store};
 pub fn openapi_service(
     state: Arc<AppState>,
     report_secret: String,
-) -> OpenApiService<(OrdersApi, V2Api, ReportsApi, OperatorApi), ()> {
+) -> OpenApiService<(OrdersApi, V2Api, ReportsApi, OperatorApi, ContactsApi), ()> {
     let reports =
         ReportsApi { state: state.clone(), signer: ReportSigner::new(report_secret.as_bytes()) };
     let v2 = V2Api { state: state.clone() };
     let operator = OperatorApi { state: state.clone() };
-    let apis = (OrdersApi { state }, v2, reports, operator);
+    let contacts = ContactsApi { state: state.clone() };
+    let apis = (OrdersApi { state }, v2, reports, operator, contacts);
     OpenApiService::new(apis, "varsel notification orders", env!("CARGO_PKG_VERSION"))
         .description(
             "varsel accepts notification orders on the Altinn Notifications order API and carries each one to \

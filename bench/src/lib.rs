@@ -874,6 +874,7 @@ pub async fn seed_bulk_recipients(
                     email: Some(format!("person-{i}@bench.example")),
                     mobile: None,
                     reserved: false,
+                    updated_at: None,
                 },
             ));
             recipients.push(json!({"nationalIdentityNumber": nin}));

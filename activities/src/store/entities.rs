@@ -180,6 +180,8 @@ pub mod contact_person {
         pub mobile: Option<String>,
         /// Reserved against digital notifications.
         pub reserved: bool,
+        /// When the contact details were last confirmed or changed at their source.
+        pub updated_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,5 +1,6 @@
 //! The HTTP surface: DTOs, validation and handlers.
 
+pub mod contacts;
 pub mod dto;
 pub mod json_body;
 pub mod operator;

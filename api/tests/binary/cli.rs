@@ -337,3 +337,108 @@ async fn shared_secrets_must_be_configured_outside_dev() {
     })
     .await;
 }
+
+/// An operator loads the register from files with `varsel contacts import` (on PostgreSQL, whose
+/// multi-row upserts differ from SQLite's): bad lines are reported by number and skipped, a
+/// second import changes nothing, an order naming the imported persons and organisation reaches
+/// them (and not the reserved one), and `export` writes what `import` reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_are_imported_from_files_and_orders_find_them() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::spawn(TestAppOptions::new(Db::Postgres, smtp.url())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let persons = dir.path().join("persons.csv");
+    std::fs::write(
+        &persons,
+        "nationalIdentityNumber,name,email,mobileNumber,isReserved,lastUpdated\n\
+         24017000001,Ola,ola@import.example,99999999,false,2026-01-15\n\
+         24017000002,Kari,kari@import.example,,true,\n\
+         2401700000x,Bad,bad@import.example,,false,\n\
+         24017000003,Per,per@import.example,,false,\n",
+    )
+    .unwrap();
+    let orgs = dir.path().join("organizations.ndjson");
+    std::fs::write(
+        &orgs,
+        "{\"organizationNumber\":\"924017000\",\"name\":\"Import AS\",\"emailList\":[\"post@import.example\"]}\n\
+         {\"organizationNumber\":\"924017000\",\"emailList\":\"one\"}\n",
+    )
+    .unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = app.command(VARSEL, |_| {});
+        c.args(args);
+        c
+    };
+    let p = persons.to_str().unwrap();
+    for _ in 0..2 {
+        let out = run(cmd(&["contacts", "import", "--kind", "persons", p])).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).starts_with(&format!("{p}: imported 3 persons, refused 1 lines (")),
+            "{}",
+            stdout(&out)
+        );
+        assert_eq!(
+            stderr(&out).lines().filter(|l| l.starts_with(p)).collect::<Vec<_>>(),
+            [format!(
+                "{p}: line 4: nationalIdentityNumber: National identity number must be 11 digits long."
+            )]
+        );
+    }
+    let o = orgs.to_str().unwrap();
+    let out = run(cmd(&["contacts", "import", "--kind", "organizations", o])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("imported 1 organizations, refused 1 lines"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(&format!("{o}: line 2: not an organization entry: ")),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(cmd(&["contacts", "import", "--kind", "persons", "persons.txt"])).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("say --format csv or --format ndjson"), "{}", stderr(&out));
+
+    let id = app
+        .order(
+            "/orders",
+            &json!({
+                "notificationChannel": "Email",
+                "emailTemplate": {"subject": "s", "body": "Hei $recipientName$"},
+                "recipients": [
+                    {"nationalIdentityNumber": "24017000001"},
+                    {"nationalIdentityNumber": "24017000002"},
+                    {"nationalIdentityNumber": "24017000003"},
+                    {"organizationNumber": "924017000"}
+                ]
+            }),
+        )
+        .await;
+    app.wait_status(&id, "Completed", T).await;
+    let mut sent: Vec<(String, String)> =
+        smtp.wait_for(3, T).await.into_iter().map(|m| (m.to, m.body.trim().to_owned())).collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        [
+            ("ola@import.example".to_owned(), "Hei Ola".to_owned()),
+            ("per@import.example".to_owned(), "Hei Per".to_owned()),
+            ("post@import.example".to_owned(), "Hei Import AS".to_owned()),
+        ]
+    );
+    let statuses: Vec<String> = app.notifications(&id).await.into_iter().map(|n| n.2).collect();
+    assert!(statuses.contains(&"Email_Failed_RecipientReserved".to_owned()), "{statuses:?}");
+
+    let out = run(cmd(&["contacts", "export", "--kind", "persons"])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let exported: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &Value| v["nationalIdentityNumber"].as_str().unwrap().starts_with("2401700"))
+        .collect();
+    assert_eq!(exported.len(), 3);
+    assert_eq!(
+        exported[0],
+        json!({"nationalIdentityNumber": "24017000001", "name": "Ola", "email": "ola@import.example",
+               "mobileNumber": "+4799999999", "isReserved": false, "lastUpdated": "2026-01-15T00:00:00+00:00"})
+    );
+}

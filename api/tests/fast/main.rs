@@ -224,3 +224,107 @@ async fn readiness_names_the_part_that_is_not_ready() {
     assert_eq!(body["checks"]["temporal"], cause, "{body}");
     assert!(!body.to_string().contains("127.0.0.1"), "{body}");
 }
+
+/// The contact register for operators: put, read and delete entries, upload NDJSON with bad
+/// lines, export; an order's lookup finds what was put; a service owner may do none of it.
+#[tokio::test]
+async fn operators_load_the_contact_register_and_orders_find_it() {
+    let fast = Fast::start().await;
+    let operator = mint(
+        &fast.key,
+        TokenKind::Bearer { org: "digdir".into(), scope: varsel_api::auth::OPERATOR_SCOPE.into() },
+        3600,
+    )
+    .unwrap();
+    let base = format!("{V1}/operator/contacts");
+    let call = |method: poem::http::Method, path: &str| {
+        fast.client
+            .request(method, format!("{base}{path}"))
+            .header("Authorization", format!("Bearer {operator}"))
+    };
+    use poem::http::{Method, StatusCode};
+
+    let resp = call(Method::PUT, "/persons/01017012345")
+        .content_type("application/json")
+        .body(json!({"name": "Ola", "email": "ola@example.no", "mobileNumber": "99999999", "lastUpdated": "2025-06-01"}).to_string())
+        .send()
+        .await;
+    resp.assert_status_is_ok();
+    assert_eq!(
+        json_of(resp).await,
+        json!({"nationalIdentityNumber": "01017012345", "name": "Ola", "email": "ola@example.no",
+               "mobileNumber": "+4799999999", "isReserved": false, "lastUpdated": "2025-06-01T00:00:00+00:00"})
+    );
+    let resp = call(Method::PUT, "/persons/0101701234")
+        .content_type("application/json")
+        .body(json!({"email": "ola@example.no"}).to_string())
+        .send()
+        .await;
+    resp.assert_status(StatusCode::BAD_REQUEST);
+    let problem = json_of(resp).await;
+    assert_eq!(
+        problem["errors"]["nationalIdentityNumber"],
+        json!(["National identity number must be 11 digits long."]),
+        "{problem}"
+    );
+    let resp = call(Method::PUT, "/organizations/910000000")
+        .content_type("application/json")
+        .body(json!({"name": "Bedrift AS", "emailList": ["post@bedrift.no", "POST@bedrift.no"], "mobileNumberList": ["+4740000001x"]}).to_string())
+        .send()
+        .await;
+    resp.assert_status(StatusCode::BAD_REQUEST);
+    assert!(json_of(resp).await["errors"]["mobileNumberList"].is_array());
+
+    let upload = [
+        r#"{"organizationNumber":"910000000","name":"Bedrift AS","emailList":["post@bedrift.no"]}"#,
+        r#"{"organizationNumber":"9100"}"#,
+    ]
+    .join("\n");
+    let resp = call(Method::POST, "/organizations")
+        .content_type("application/x-ndjson")
+        .body(upload)
+        .send()
+        .await;
+    resp.assert_status_is_ok();
+    let summary = json_of(resp).await;
+    assert_eq!(summary["imported"], 1, "{summary}");
+    assert_eq!(summary["rejected"], 1, "{summary}");
+    assert_eq!(summary["errors"][0]["line"], 2, "{summary}");
+    let resp = call(Method::POST, "/organizations").content_type("text/csv").body("x").send().await;
+    resp.assert_status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    let resp = call(Method::GET, "/organizations").send().await;
+    resp.assert_status_is_ok();
+    resp.assert_content_type("application/x-ndjson");
+    resp.assert_text(
+        "{\"organizationNumber\":\"910000000\",\"name\":\"Bedrift AS\",\"emailList\":[\"post@bedrift.no\"],\"mobileNumberList\":[]}\n",
+    )
+    .await;
+
+    // An order naming both finds what was put.
+    let order = json!({
+        "notificationChannel": "Email",
+        "requestedSendTime": in_an_hour(),
+        "emailTemplate": {"subject": "s", "body": "b"},
+        "recipients": [{"nationalIdentityNumber": "01017012345"}, {"organizationNumber": "910000000"},
+                       {"nationalIdentityNumber": "09017012345"}]
+    });
+    let resp = fast.post("/orders", &order, "ttd").await;
+    resp.assert_status(StatusCode::ACCEPTED);
+    let lookup = json_of(resp).await["recipientLookup"].clone();
+    assert_eq!(lookup["status"], "PartialSuccess", "{lookup}");
+    assert_eq!(lookup["missingContact"], json!(["09017012345"]), "{lookup}");
+
+    // Read and delete; a service owner's token is refused.
+    call(Method::GET, "/persons/01017012345").send().await.assert_status_is_ok();
+    call(Method::DELETE, "/persons/01017012345").send().await.assert_status(StatusCode::NO_CONTENT);
+    call(Method::DELETE, "/persons/01017012345").send().await.assert_status(StatusCode::NOT_FOUND);
+    call(Method::GET, "/persons/01017012345").send().await.assert_status(StatusCode::NOT_FOUND);
+    let owner = fast
+        .client
+        .get(format!("{base}/organizations/910000000"))
+        .header("Authorization", format!("Bearer {}", fast.token("ttd")))
+        .send()
+        .await;
+    owner.assert_status(StatusCode::FORBIDDEN);
+}

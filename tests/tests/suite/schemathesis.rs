@@ -31,7 +31,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         Command::new(schemathesis)
             .current_dir(workdir.path())
             .env("NO_COLOR", "1")
-            .env("SCHEMATHESIS_HOOKS", "")
+            .env("SCHEMATHESIS_HOOKS", project_root().join("tests/support/schemathesis_hooks.py"))
             .args(["run", &url, "-H", &auth])
             .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance"])
             .args(["--phases", "examples,coverage,fuzzing"])

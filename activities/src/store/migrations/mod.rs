@@ -6,6 +6,7 @@ mod m0002_delivery_tracking;
 mod m0003_notification_events;
 mod m0004_send_rate_slots;
 mod m0005_order_chains;
+mod m0006_contact_updated;
 
 use sea_orm_migration::prelude::*;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_notification_events::M0003NotificationEvents),
             Box::new(m0004_send_rate_slots::M0004SendRateSlots),
             Box::new(m0005_order_chains::M0005OrderChains),
+            Box::new(m0006_contact_updated::M0006ContactUpdated),
         ]
     }
 }

@@ -1,6 +1,12 @@
 //! Contact lookup against the embedded register (KRR persons, organisation notification
 //! addresses), shared by order registration (the `recipientLookup` answer) and notification
-//! generation, so both see the same addresses.
+//! generation, so both see the same addresses; and loading that register: validated entries
+//! (`records`), their file formats (`lines`), streaming import and paged export.
+
+pub mod export;
+pub mod import;
+pub mod lines;
+pub mod records;
 
 use crate::store::Store;
 use sea_orm::DbErr;
