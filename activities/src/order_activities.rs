@@ -31,6 +31,8 @@ use varsel_workflows::sms::SenderDecision;
 pub struct OrderActivitiesImpl {
     /// The database.
     pub store: Store,
+    /// Where recipients are looked up.
+    pub contacts: crate::contacts::ContactSources,
     /// Email sender.
     pub mailer: Mailer,
     /// SMS sender.
@@ -402,7 +404,9 @@ impl OrderActivitiesImpl {
             .await
             .map_err(retryable)?;
         let recipients: Vec<Recipient> = slice.iter().map(|(_, r)| r.clone()).collect();
-        let resolved = contacts::resolve(&self.store, &recipients).await.map_err(retryable)?;
+        // A source that cannot answer fails the batch, which Temporal retries: nobody becomes
+        // "not identified" because a register was down.
+        let resolved = contacts::resolve(&self.contacts, &recipients).await.map_err(retryable)?;
 
         let now = Utc::now();
         let expiry = Store::expiry_from(order.requested_send_time, self.notification_ttl);

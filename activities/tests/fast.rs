@@ -45,6 +45,7 @@ fn activities(store: &Store, outbox: &Path) -> OrderActivitiesImpl {
     let events: Arc<dyn OrderEvents> = Arc::new(NoWorkflow);
     OrderActivitiesImpl {
         store: store.clone(),
+        contacts: varsel_activities::contacts::ContactSources::embedded(store),
         mailer: Mailer::new(&EmailSettings {
             smtp_url: None,
             default_from: "varsel@example.no".to_owned(),

@@ -50,6 +50,88 @@ impl From<&str> for Secret {
     }
 }
 
+/// Where persons' contact details come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PersonsSource {
+    /// The embedded contact register (`varsel contacts import`).
+    #[default]
+    Register,
+    /// KRR's lookup service (`krr_url`), with a Maskinporten token.
+    Krr,
+}
+
+/// Where recipients' contact details come from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ContactsConfig {
+    /// `register` (default: the embedded contact register) or `krr` (KRR's lookup service at
+    /// `krr_url`, authenticated with Maskinporten). Organisations always come from the register.
+    #[serde(rename = "contacts_persons")]
+    pub persons: PersonsSource,
+    /// KRR's base URL (`/rest/v1/personer` is appended), e.g. `https://kontaktregisteret.no`.
+    pub krr_url: String,
+    /// The Maskinporten scope KRR is called with.
+    pub krr_scope: String,
+    /// Numbers a lookup call (KRR takes at most 1,000).
+    #[serde(rename = "contacts_batch")]
+    pub batch: usize,
+    /// Lookup calls at once.
+    #[serde(rename = "contacts_concurrency")]
+    pub concurrency: usize,
+    /// Timeout of one lookup call, seconds.
+    #[serde(rename = "contacts_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+impl Default for ContactsConfig {
+    fn default() -> Self {
+        Self {
+            persons: PersonsSource::Register,
+            krr_url: String::new(),
+            krr_scope: "krr:global/kontaktinformasjon.read".into(),
+            batch: 1_000,
+            concurrency: 4,
+            timeout_secs: 10,
+        }
+    }
+}
+
+/// Maskinporten: who varsel is there, for the services it calls.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct MaskinportenConfig {
+    /// The token endpoint, e.g. `https://maskinporten.no/token`; empty: no Maskinporten.
+    pub maskinporten_token_url: String,
+    /// The grant's audience, Maskinporten's issuer; empty: the token endpoint's origin and `/`
+    /// (`https://maskinporten.no/`).
+    pub maskinporten_audience: String,
+    /// varsel's client id at Maskinporten.
+    pub maskinporten_client_id: String,
+    /// The RSA private key, PEM.
+    pub maskinporten_key_file: PathBuf,
+    /// The key's id as registered at Maskinporten; or else `maskinporten_certificate_file`.
+    pub maskinporten_kid: String,
+    /// The business certificate and its chain, PEM (sent as `x5c`) instead of a `kid`.
+    pub maskinporten_certificate_file: PathBuf,
+    /// A token is renewed this long before it expires, seconds.
+    pub maskinporten_renew_before_secs: u64,
+}
+
+impl Default for MaskinportenConfig {
+    fn default() -> Self {
+        Self {
+            maskinporten_token_url: String::new(),
+            maskinporten_audience: String::new(),
+            maskinporten_client_id: String::new(),
+            maskinporten_key_file: PathBuf::new(),
+            maskinporten_kid: String::new(),
+            maskinporten_certificate_file: PathBuf::new(),
+            maskinporten_renew_before_secs: 60,
+        }
+    }
+}
+
 /// Where SMS go.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -103,6 +185,8 @@ const SECTIONS: &[&str] = &[
     "conditions",
     "processing",
     "limits",
+    "contacts",
+    "maskinporten",
 ];
 
 /// varsel's configuration, in sections. Each key keeps its one flat name, which is what an
@@ -133,6 +217,10 @@ pub struct Config {
     pub processing: ProcessingConfig,
     /// How large an order may be (400 beyond each).
     pub limits: LimitsConfig,
+    /// Where recipients' contact details come from.
+    pub contacts: ContactsConfig,
+    /// Maskinporten: tokens for the services varsel calls (KRR).
+    pub maskinporten: MaskinportenConfig,
     /// Run the worker in this process (`serve` only; `dev` always does).
     pub run_worker: bool,
     /// Run the API in this process.
@@ -574,6 +662,8 @@ impl Default for Config {
             conditions: ConditionConfig::default(),
             processing: ProcessingConfig::default(),
             limits: LimitsConfig::default(),
+            contacts: ContactsConfig::default(),
+            maskinporten: MaskinportenConfig::default(),
             run_worker: true,
             run_api: true,
             worker_metrics_listen: "127.0.0.1:9464".into(),

@@ -216,6 +216,15 @@ impl ApiError {
         }
     }
 
+    /// A contact source could not answer the acceptance-time lookup. Logged in full, answered
+    /// as 503: nothing is stored, and the same request succeeds once the source is back.
+    pub fn lookup(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "recipient lookup failed while accepting an order");
+        Self::unavailable(
+            "The recipients could not be looked up: a contact register is temporarily unavailable. Nothing was stored; please retry.",
+        )
+    }
+
     /// A storage failure: the database is unreachable or refused the write. Logged in full,
     /// answered as 503 without internals.
     pub fn storage(e: impl std::fmt::Display) -> Self {

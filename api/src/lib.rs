@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod contact_sources;
 pub mod dev;
 pub mod devserver;
 pub mod error;

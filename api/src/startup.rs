@@ -20,6 +20,7 @@ use poem::{EndpointExt, Route, get, handler};
 use poem_openapi::OpenApiService;
 use std::sync::Arc;
 use std::time::Duration;
+use varsel_activities::contacts::ContactSources;
 use varsel_activities::events::OrderEvents;
 use varsel_activities::instant::InstantSender;
 use varsel_activities::metrics::Metrics;
@@ -55,6 +56,7 @@ pub fn openapi_json() -> String {
     let dispatcher = Arc::new(Dispatcher::new(cfg.clone(), store.clone()));
     let state = Arc::new(AppState {
         config: cfg,
+        contacts: varsel_activities::contacts::ContactSources::embedded(&store),
         store,
         verifier: Arc::new(Verifier::empty()),
         outbound: OutboundPolicy::default(),
@@ -254,11 +256,17 @@ impl Application {
         }
 
         config.sms_window()?;
+        // One set of sources (and one Maskinporten client, with its token cache) for the API
+        // and the worker of this process.
+        let contacts = crate::contact_sources::contact_sources(&config, &store)?;
         let metrics = Metrics::new();
         let sdk_metrics = SdkMetrics::default();
         let dispatcher = Arc::new(Dispatcher::new(config.clone(), store.clone()));
         let events: Arc<dyn OrderEvents> = Arc::new(SignalEvents(dispatcher.clone()));
         let report_secret = crate::auth::load_or_create_report_secret(&config)?;
+        let build_providers = |base_url: &str| {
+            providers(&config, &store, &contacts, base_url, &report_secret, &events, &metrics)
+        };
 
         // Bind first: the worker needs the API's address for Kannel's report URLs.
         let (port, base_url, listener, state) = if config.run_api {
@@ -268,17 +276,11 @@ impl Application {
                 })?;
             let addr = listener.local_addr()?;
             let base_url = config.base_url(&addr.to_string());
-            let sender = InstantSender::new(providers(
-                &config,
-                &store,
-                &base_url,
-                &report_secret,
-                &events,
-                &metrics,
-            )?);
+            let sender = InstantSender::new(build_providers(&base_url)?);
             let state = Arc::new(AppState {
                 config: config.clone(),
                 store: store.clone(),
+                contacts: contacts.clone(),
                 verifier: Arc::new(Verifier::from_config(&config)?),
                 outbound: OutboundPolicy::new(&config.conditions.allowed_hosts),
                 dispatcher: dispatcher.clone(),
@@ -296,9 +298,8 @@ impl Application {
 
         let worker = if config.run_worker {
             // Its own providers: the worker runs on a runtime of its own, and connection pools
-            // belong to the runtime that opened them.
-            let activities =
-                providers(&config, &store, &base_url, &report_secret, &events, &metrics)?;
+            // (SMTP) belong to the runtime that opened them. The contact sources are shared.
+            let activities = build_providers(&base_url)?;
             Some(spawn_worker(config.clone(), activities, sdk_metrics.clone()))
         } else {
             None
@@ -506,6 +507,7 @@ pub fn api_routes(state: Arc<AppState>, report_secret: &str) -> BoxEndpoint<'sta
 fn providers(
     config: &Arc<Config>,
     store: &Store,
+    contacts: &ContactSources,
     base_url: &str,
     report_secret: &str,
     events: &Arc<dyn OrderEvents>,
@@ -555,6 +557,7 @@ fn providers(
     }
     Ok(OrderActivitiesImpl {
         store: store.clone(),
+        contacts: contacts.clone(),
         mailer,
         sms,
         email_reports: config.email.delivery_reports,

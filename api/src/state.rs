@@ -17,6 +17,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The database.
     pub store: Store,
+    /// Where recipients are looked up (the `recipientLookup` answer).
+    pub contacts: varsel_activities::contacts::ContactSources,
     /// Token checks.
     pub verifier: Arc<Verifier>,
     /// Which non-public `conditionEndpoint` destinations are allowed.

@@ -1,6 +1,8 @@
 //! Test harness: starts the real parts (a Temporal dev server, an SMTP server process, SQLite or
 //! PostgreSQL) and the real application on a random port, and reads what a user would see.
 
+pub mod standins;
+
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -1032,23 +1034,22 @@ pub struct TlsTemporal {
     _dir: tempfile::TempDir,
 }
 
+/// Runs `openssl` with `args` in `dir`, and fails the test if it fails.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl: run scripts/bootstrap --test-tools");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 impl TlsTemporal {
     /// Starts the proxy in front of `temporal` (`http://127.0.0.1:<port>`).
     pub fn start(temporal: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
-        let openssl = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(d)
-                .output()
-                .expect("openssl: run scripts/bootstrap --test-tools");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
+        let openssl = |args: &[&str]| openssl(d, args);
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
         for ca in ["ca", "other-ca"] {
             let (key, crt, subj) =

@@ -17,6 +17,9 @@ pub struct Recipient {
     pub org_no: Option<String>,
     /// National identity number.
     pub nin: Option<String>,
+    /// Use the person's contact details even when they were neither changed nor confirmed for
+    /// 18 months (`useStaleContactInformation`).
+    pub allow_stale: bool,
 }
 
 /// The email part of an order.

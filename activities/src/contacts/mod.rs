@@ -1,16 +1,17 @@
-//! Contact lookup against the embedded register (KRR persons, organisation notification
-//! addresses), shared by order registration (the `recipientLookup` answer) and notification
-//! generation, so both see the same addresses; and loading that register: validated entries
-//! (`records`), their file formats (`lines`), streaming import and paged export.
+//! Contact lookup in the configured sources (`sources`: the embedded register, or KRR for
+//! persons), shared by order registration (the `recipientLookup` answer) and notification
+//! generation, so both see the same addresses; and loading the embedded register: validated
+//! entries (`records`), their file formats (`lines`), streaming import and paged export.
 
 pub mod export;
 pub mod import;
+pub mod krr;
 pub mod lines;
 pub mod records;
+pub mod sources;
 
-use crate::store::Store;
-use sea_orm::DbErr;
-use std::collections::HashSet;
+pub use sources::{ContactSources, LookupError};
+use std::collections::{HashMap, HashSet};
 use varsel_workflows::domain::MobileNumber;
 use varsel_workflows::keywords::KeywordParty;
 use varsel_workflows::order::Recipient;
@@ -65,22 +66,43 @@ fn push_unique(list: &mut Vec<String>, value: String) {
     }
 }
 
-/// Looks up every recipient given by national identity number or organisation number.
-pub async fn resolve(store: &Store, recipients: &[Recipient]) -> Result<Vec<Resolved>, DbErr> {
-    let nins: Vec<String> = recipients
-        .iter()
-        .filter_map(|r| r.nin.clone())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
+/// Looks up every recipient given by national identity number or organisation number in
+/// `sources`: persons in one call for those who allow stale contact details and one for the
+/// rest, organisations in one. A source that cannot answer fails the whole lookup (retry it).
+pub async fn resolve(
+    sources: &ContactSources,
+    recipients: &[Recipient],
+) -> Result<Vec<Resolved>, LookupError> {
+    let distinct = |allow_stale: bool| -> Vec<String> {
+        recipients
+            .iter()
+            .filter(|r| r.allow_stale == allow_stale)
+            .filter_map(|r| r.nin.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    let (fresh, stale) = (distinct(false), distinct(true));
     let orgs: Vec<String> = recipients
         .iter()
         .filter_map(|r| r.org_no.clone())
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let persons = store.lookup_persons(&nins).await?;
-    let organizations = store.lookup_organizations(&orgs).await?;
+    let persons_of = |nins: Vec<String>, allow_stale: bool| async move {
+        if nins.is_empty() {
+            return Ok(HashMap::new());
+        }
+        sources.persons.persons(&nins, allow_stale).await
+    };
+    let organizations = async {
+        if orgs.is_empty() {
+            return Ok(HashMap::new());
+        }
+        sources.organizations.organizations(&orgs).await
+    };
+    let (fresh, stale, organizations) =
+        tokio::try_join!(persons_of(fresh, false), persons_of(stale, true), organizations)?;
 
     Ok(recipients
         .iter()
@@ -93,6 +115,7 @@ pub async fn resolve(store: &Store, recipients: &[Recipient]) -> Result<Vec<Reso
             if let Some(m) = &r.mobile {
                 push_unique(&mut contact.mobiles, m.clone());
             }
+            let persons = if r.allow_stale { &stale } else { &fresh };
             if let Some(nin) = &r.nin
                 && let Some(p) = persons.get(nin)
             {

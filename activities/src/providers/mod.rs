@@ -1,7 +1,8 @@
-//! The outside parties varsel talks to: SMTP, SMS gateways, condition endpoints.
+//! The outside parties varsel talks to: SMTP, SMS gateways, condition endpoints, Maskinporten.
 
 pub mod condition;
 pub mod email;
+pub mod maskinporten;
 pub mod outbound;
 pub mod rate;
 pub mod sms;

@@ -95,6 +95,8 @@ pub mod order_recipient {
         pub org_no: Option<String>,
         /// National identity number to look up.
         pub nin: Option<String>,
+        /// Stale contact details may be used (`useStaleContactInformation`).
+        pub allow_stale: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

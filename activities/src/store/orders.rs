@@ -94,7 +94,13 @@ impl From<order::Model> for StoredOrder {
 /// A recipient row read back.
 impl From<order_recipient::Model> for Recipient {
     fn from(r: order_recipient::Model) -> Self {
-        Recipient { email: r.email, mobile: r.mobile, org_no: r.org_no, nin: r.nin }
+        Recipient {
+            email: r.email,
+            mobile: r.mobile,
+            org_no: r.org_no,
+            nin: r.nin,
+            allow_stale: r.allow_stale,
+        }
     }
 }
 
@@ -146,6 +152,7 @@ impl Store {
                 mobile: Set(r.mobile.clone()),
                 org_no: Set(r.org_no.clone()),
                 nin: Set(r.nin.clone()),
+                allow_stale: Set(r.allow_stale),
             });
             order_recipient::Entity::insert_many(models).exec_without_returning(txn).await?;
         }

@@ -552,7 +552,7 @@ impl V2Api {
         let recipients: Vec<_> =
             orders.iter().flat_map(|o| o.order.recipients.iter().cloned()).collect();
         let resolved =
-            contacts::resolve(&self.state.store, &recipients).await.map_err(ApiError::storage)?;
+            contacts::resolve(&self.state.contacts, &recipients).await.map_err(ApiError::lookup)?;
         let missing: Vec<String> = orders
             .iter()
             .zip(recipients.iter().zip(&resolved))

@@ -112,7 +112,8 @@ pub struct RecipientPersonDto {
     pub channel_schema: Option<CaseInsensitive<NotificationChannelDto>>,
     /// Send to a person reserved in KRR anyway.
     pub ignore_reservation: Option<bool>,
-    /// Accepted for compatibility; varsel's register has no staleness.
+    /// Use contact details that were neither changed nor confirmed in the last 18 months
+    /// (KRR's rule leaves them out otherwise); default false.
     pub use_stale_contact_information: Option<bool>,
     /// `urn:altinn:resource:…`.
     #[oai(deserialize_with = "strict_string")]

@@ -358,6 +358,7 @@ fn recipient(
         (out.email, out.sms) =
             channel_settings(channel, &p.email_settings, &p.sms_settings, &k, rules, errors);
         out.ignore_reservation = p.ignore_reservation.unwrap_or(false);
+        out.recipient.allow_stale = p.use_stale_contact_information.unwrap_or(false);
         (out.resource_id, out.resource_action) =
             resource(&p.resource_id, &p.resource_action, &k, rules, errors);
     } else if let Some(o) = &r.recipient_organization {

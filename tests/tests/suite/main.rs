@@ -11,6 +11,7 @@ mod history;
 mod hostile;
 mod indexes;
 mod instant;
+mod krr;
 mod metrics;
 mod openapi;
 mod outbound;

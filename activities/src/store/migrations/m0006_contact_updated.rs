@@ -11,7 +11,8 @@ impl MigrationName for M0006ContactUpdated {
 }
 
 /// When a person's contact details were last confirmed or changed in the register they came
-/// from (KRR's 18-month rule treats older ones as stale). Unknown for rows loaded before.
+/// from (KRR's 18-month rule treats older ones as stale; unknown for rows loaded before), and
+/// whether a recipient allows stale ones (`useStaleContactInformation`).
 #[async_trait::async_trait]
 impl MigrationTrait for M0006ContactUpdated {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -19,6 +20,13 @@ impl MigrationTrait for M0006ContactUpdated {
             Table::alter()
                 .table(tbl("contact_persons"))
                 .add_column(col("updated_at").timestamp_with_time_zone().null())
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table(tbl("order_recipients"))
+                .add_column(col("allow_stale").boolean().not_null().default(false))
                 .to_owned(),
         )
         .await

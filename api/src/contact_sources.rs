@@ -1,0 +1,110 @@
+//! The contact sources and the Maskinporten client a process uses, built from configuration
+//! (`Config::contacts`, `Config::maskinporten`). Built once a process and shared by the API (the
+//! `recipientLookup` answer) and the worker (notification generation), so both ask the same
+//! source.
+
+use crate::config::{Config, MaskinportenConfig, PersonsSource};
+use std::sync::Arc;
+use std::time::Duration;
+use varsel_activities::Store;
+use varsel_activities::contacts::ContactSources;
+use varsel_activities::contacts::krr::{Krr, KrrSettings};
+use varsel_activities::providers::maskinporten::{Maskinporten, MaskinportenSettings};
+
+/// The sources of `config`, with the embedded register of `store` where it names no other.
+pub fn contact_sources(config: &Config, store: &Store) -> anyhow::Result<ContactSources> {
+    let mut sources = ContactSources::embedded(store);
+    let c = &config.contacts;
+    if c.persons == PersonsSource::Krr {
+        if c.krr_url.is_empty() {
+            anyhow::bail!("VARSEL_CONTACTS_PERSONS=krr needs VARSEL_KRR_URL");
+        }
+        let maskinporten = maskinporten(&config.maskinporten)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "VARSEL_CONTACTS_PERSONS=krr needs Maskinporten: VARSEL_MASKINPORTEN_TOKEN_URL, _CLIENT_ID, _KEY_FILE and _KID or _CERTIFICATE_FILE"
+            )
+        })?;
+        let settings = KrrSettings {
+            url: c.krr_url.clone(),
+            scope: c.krr_scope.clone(),
+            batch: c.batch,
+            concurrency: c.concurrency,
+            timeout: Duration::from_secs(c.timeout_secs.max(1)),
+        };
+        sources.persons = Arc::new(Krr::new(settings, maskinporten)?);
+    }
+    Ok(sources)
+}
+
+/// The Maskinporten client of `m`, or `None` when no token endpoint is configured.
+pub fn maskinporten(m: &MaskinportenConfig) -> anyhow::Result<Option<Arc<Maskinporten>>> {
+    if m.maskinporten_token_url.is_empty() {
+        return Ok(None);
+    }
+    if m.maskinporten_client_id.is_empty() {
+        anyhow::bail!("VARSEL_MASKINPORTEN_TOKEN_URL needs VARSEL_MASKINPORTEN_CLIENT_ID");
+    }
+    let read = |what: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("{what} {}: {e}", path.display()))
+    };
+    let key_pem = read("VARSEL_MASKINPORTEN_KEY_FILE", &m.maskinporten_key_file)?;
+    let certificate_chain = if m.maskinporten_certificate_file.as_os_str().is_empty() {
+        vec![]
+    } else {
+        let pem = read("VARSEL_MASKINPORTEN_CERTIFICATE_FILE", &m.maskinporten_certificate_file)?;
+        let chain = x5c(&String::from_utf8_lossy(&pem));
+        if chain.is_empty() {
+            anyhow::bail!("VARSEL_MASKINPORTEN_CERTIFICATE_FILE holds no PEM certificate");
+        }
+        chain
+    };
+    let audience = if m.maskinporten_audience.is_empty() {
+        let url = url::Url::parse(&m.maskinporten_token_url)
+            .map_err(|e| anyhow::anyhow!("VARSEL_MASKINPORTEN_TOKEN_URL: {e}"))?;
+        format!("{}/", url.origin().ascii_serialization())
+    } else {
+        m.maskinporten_audience.clone()
+    };
+    let settings = MaskinportenSettings {
+        token_url: m.maskinporten_token_url.clone(),
+        audience,
+        client_id: m.maskinporten_client_id.clone(),
+        key_pem,
+        kid: (!m.maskinporten_kid.is_empty()).then(|| m.maskinporten_kid.clone()),
+        certificate_chain,
+        renew_before: Duration::from_secs(m.maskinporten_renew_before_secs),
+        timeout: Duration::from_secs(10),
+    };
+    Ok(Some(Arc::new(Maskinporten::new(settings)?)))
+}
+
+/// The certificates of a PEM text as `x5c` wants them: each one's base64 DER, in file order.
+fn x5c(pem: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in pem.lines().map(str::trim) {
+        match line {
+            "-----BEGIN CERTIFICATE-----" => current = Some(String::new()),
+            "-----END CERTIFICATE-----" => out.extend(current.take()),
+            _ => {
+                if let Some(c) = current.as_mut() {
+                    c.push_str(line);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_pem_chain_becomes_x5c_in_file_order() {
+        let pem = "-----BEGIN CERTIFICATE-----\nAAAA\nBBBB\n-----END CERTIFICATE-----\n\
+                   junk\n-----BEGIN CERTIFICATE-----\nCCCC\n-----END CERTIFICATE-----\n";
+        assert_eq!(super::x5c(pem), ["AAAABBBB", "CCCC"]);
+        assert!(
+            super::x5c("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----").is_empty()
+        );
+    }
+}

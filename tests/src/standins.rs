@@ -1,0 +1,339 @@
+//! Stand-ins for the services varsel calls that these machines cannot reach: Maskinporten's
+//! token endpoint and KRR's lookup service. Each is a real HTTP server on loopback that speaks
+//! the documented wire format and checks what the real service checks: the token endpoint
+//! verifies the JWT-bearer grant's RS256 signature against the client's registered key, its
+//! audience, issuer, scope and lifetime; KRR accepts only unexpired tokens it issued for its
+//! scope, and at most 1,000 numbers a call.
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use poem::http::StatusCode;
+use poem::listener::{Acceptor, Listener};
+use poem::web::{Data, Form, Json};
+use poem::{EndpointExt, IntoResponse, Response, Route, handler, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// An RSA key pair made with `openssl` in a temporary folder.
+pub struct RsaKey {
+    /// The private key, PEM (PKCS#8).
+    pub private: PathBuf,
+    /// The public key, PEM.
+    pub public: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl RsaKey {
+    /// A new 2048-bit key.
+    pub fn generate() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("key.pem");
+        let public = dir.path().join("public.pem");
+        let run = |args: &[&str]| crate::openssl(dir.path(), args);
+        let (p, q) = (private.to_str().unwrap(), public.to_str().unwrap());
+        run(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", p]);
+        run(&["pkey", "-in", p, "-pubout", "-out", q]);
+        Self { private, public, _dir: dir }
+    }
+}
+
+fn listen_port(acceptor: &impl Acceptor) -> u16 {
+    acceptor.local_addr()[0].as_socket_addr().unwrap().port()
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    Json(json!({"error": error, "error_description": description}))
+        .with_status(status)
+        .into_response()
+}
+
+struct Issued {
+    scope: String,
+    expires: Instant,
+}
+
+/// Whether `token` was issued by `state` for `scope` and has not expired.
+fn token_valid(state: &TokenState, token: &str, scope: &str) -> bool {
+    state
+        .issued
+        .lock()
+        .unwrap()
+        .get(token)
+        .is_some_and(|i| i.scope.split(' ').any(|s| s == scope) && Instant::now() < i.expires)
+}
+
+struct TokenState {
+    issuer: String,
+    client_id: String,
+    kid: String,
+    key: DecodingKey,
+    scopes: Vec<String>,
+    lifetime: Mutex<Duration>,
+    issued: Mutex<HashMap<String, Issued>>,
+    count: AtomicU64,
+    jtis: Mutex<std::collections::HashSet<String>>,
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    grant_type: String,
+    assertion: String,
+}
+
+#[derive(Deserialize)]
+struct GrantClaims {
+    iss: String,
+    scope: String,
+    iat: i64,
+    exp: i64,
+    jti: String,
+}
+
+#[handler]
+async fn issue_token(Form(form): Form<TokenForm>, state: Data<&Arc<TokenState>>) -> Response {
+    let bad = |d: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", d);
+    if form.grant_type != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
+        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "jwt-bearer only");
+    }
+    let Ok(header) = jsonwebtoken::decode_header(&form.assertion) else {
+        return bad("the assertion is not a JWT");
+    };
+    if header.kid.as_deref() != Some(state.kid.as_str()) {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_client", "unknown kid");
+    }
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&[state.issuer.as_str()]);
+    validation.set_required_spec_claims(&["aud", "iss", "exp", "iat"]);
+    validation.leeway = 0;
+    let claims = match jsonwebtoken::decode::<GrantClaims>(&form.assertion, &state.key, &validation)
+    {
+        Ok(d) => d.claims,
+        Err(e) => return bad(&format!("the assertion does not verify: {e}")),
+    };
+    if claims.iss != state.client_id {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_client", "unknown client");
+    }
+    if claims.exp - claims.iat > 120 {
+        return bad("the assertion lives longer than 120 seconds");
+    }
+    if !state.jtis.lock().unwrap().insert(claims.jti) {
+        return bad("the assertion's jti was used before");
+    }
+    if claims.scope.split(' ').any(|s| !state.scopes.iter().any(|a| a == s)) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "scope not granted to client",
+        );
+    }
+    let lifetime = *state.lifetime.lock().unwrap();
+    let access = uuid::Uuid::new_v4().to_string();
+    state.issued.lock().unwrap().insert(
+        access.clone(),
+        Issued { scope: claims.scope.clone(), expires: Instant::now() + lifetime },
+    );
+    state.count.fetch_add(1, Ordering::SeqCst);
+    Json(json!({
+        "access_token": access, "token_type": "Bearer",
+        "expires_in": lifetime.as_secs(), "scope": claims.scope
+    }))
+    .into_response()
+}
+
+/// Maskinporten's token endpoint, for one client and its key.
+pub struct MaskinportenStandIn {
+    /// `http://127.0.0.1:<port>/token`.
+    pub token_url: String,
+    /// The issuer, and the audience a grant must name: `http://127.0.0.1:<port>/`.
+    pub issuer: String,
+    state: Arc<TokenState>,
+}
+
+impl MaskinportenStandIn {
+    /// Registers `client_id` with `public_key` (PEM) as `kid`, allowed `scopes`; tokens live
+    /// `lifetime`.
+    pub async fn start(
+        client_id: &str,
+        kid: &str,
+        public_key: &Path,
+        scopes: &[&str],
+        lifetime: Duration,
+    ) -> Self {
+        let acceptor =
+            poem::listener::TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+        let port = listen_port(&acceptor);
+        let issuer = format!("http://127.0.0.1:{port}/");
+        let state = Arc::new(TokenState {
+            issuer: issuer.clone(),
+            client_id: client_id.to_owned(),
+            kid: kid.to_owned(),
+            key: DecodingKey::from_rsa_pem(&std::fs::read(public_key).unwrap()).unwrap(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            lifetime: Mutex::new(lifetime),
+            issued: Default::default(),
+            count: Default::default(),
+            jtis: Default::default(),
+        });
+        let app = Route::new().at("/token", post(issue_token)).data(state.clone());
+        tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+        Self { token_url: format!("http://127.0.0.1:{port}/token"), issuer, state }
+    }
+
+    /// Tokens issued so far.
+    pub fn issued(&self) -> u64 {
+        self.state.count.load(Ordering::SeqCst)
+    }
+}
+
+struct KrrState {
+    persons: Mutex<HashMap<String, Value>>,
+    tokens: Arc<TokenState>,
+    scope: String,
+    down: AtomicBool,
+    delay: Mutex<Duration>,
+    calls: AtomicUsize,
+    numbers: AtomicUsize,
+    refused: Mutex<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct KrrRequest {
+    personidentifikatorer: Vec<String>,
+}
+
+#[handler]
+async fn personer(req: &poem::Request, body: poem::Body, state: Data<&Arc<KrrState>>) -> Response {
+    let token = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !token_valid(&state.tokens, token, &state.scope) {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "no valid token for the scope",
+        );
+    }
+    state.calls.fetch_add(1, Ordering::SeqCst);
+    let delay = *state.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if state.down.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let Ok(request) =
+        serde_json::from_slice::<KrrRequest>(&body.into_vec().await.unwrap_or_default())
+    else {
+        return Json(json!({"message": "not a lookup"}))
+            .with_status(StatusCode::BAD_REQUEST)
+            .into_response();
+    };
+    let n = request.personidentifikatorer.len();
+    if n == 0 || n > 1000 {
+        return Json(json!({"message": "1 to 1000 personidentifikatorer"}))
+            .with_status(StatusCode::BAD_REQUEST)
+            .into_response();
+    }
+    let refused = state.refused.lock().unwrap().clone();
+    if request.personidentifikatorer.iter().any(|p| refused.contains(p)) {
+        return Json(json!({"message": "invalid personidentifikator"}))
+            .with_status(StatusCode::BAD_REQUEST)
+            .into_response();
+    }
+    state.numbers.fetch_add(n, Ordering::SeqCst);
+    let persons = state.persons.lock().unwrap();
+    let personer: Vec<Value> = request
+        .personidentifikatorer
+        .iter()
+        .map(|p| {
+            persons
+                .get(p)
+                .cloned()
+                .unwrap_or_else(|| json!({"personidentifikator": p, "status": "IKKE_REGISTRERT"}))
+        })
+        .collect();
+    Json(json!({ "personer": personer })).into_response()
+}
+
+/// KRR's lookup service (`POST /rest/v1/personer`).
+pub struct KrrStandIn {
+    /// The base URL (`VARSEL_KRR_URL`).
+    pub url: String,
+    state: Arc<KrrState>,
+}
+
+/// The KRR scope varsel asks for.
+pub const KRR_SCOPE: &str = "krr:global/kontaktinformasjon.read";
+
+impl KrrStandIn {
+    /// KRR accepting the tokens `maskinporten` issues for [`KRR_SCOPE`].
+    pub async fn start(maskinporten: &MaskinportenStandIn) -> Self {
+        let acceptor =
+            poem::listener::TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+        let port = listen_port(&acceptor);
+        let state = Arc::new(KrrState {
+            persons: Default::default(),
+            tokens: maskinporten.state.clone(),
+            scope: KRR_SCOPE.to_owned(),
+            down: Default::default(),
+            delay: Default::default(),
+            calls: Default::default(),
+            numbers: Default::default(),
+            refused: Default::default(),
+        });
+        let app = Route::new().at("/rest/v1/personer", post(personer)).data(state.clone());
+        tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+        Self { url: format!("http://127.0.0.1:{port}"), state }
+    }
+
+    /// Adds or replaces a person, as KRR writes it (`personidentifikator`, `reservasjon`,
+    /// `status`, `varslingsstatus`, `kontaktinformasjon`).
+    pub fn put(&self, person: Value) {
+        let nin = person["personidentifikator"].as_str().unwrap().to_owned();
+        self.state.persons.lock().unwrap().insert(nin, person);
+    }
+
+    /// An active, unreserved person with an email and a mobile changed at `updated`.
+    pub fn put_active(&self, nin: &str, email: &str, mobile: &str, updated: &str) {
+        self.put(json!({
+            "personidentifikator": nin, "reservasjon": "NEI", "status": "AKTIV",
+            "varslingsstatus": "KAN_VARSLES",
+            "kontaktinformasjon": {
+                "epostadresse": email, "epostadresse_oppdatert": updated,
+                "mobiltelefonnummer": mobile, "mobiltelefonnummer_oppdatert": updated
+            }
+        }));
+    }
+
+    /// Answers 503 while down.
+    pub fn set_down(&self, down: bool) {
+        self.state.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Waits this long before each answer.
+    pub fn set_delay(&self, delay: Duration) {
+        *self.state.delay.lock().unwrap() = delay;
+    }
+
+    /// Answers 400 to any call that names `nin`.
+    pub fn refuse(&self, nin: &str) {
+        self.state.refused.lock().unwrap().push(nin.to_owned());
+    }
+
+    /// Calls with a valid token so far.
+    pub fn calls(&self) -> usize {
+        self.state.calls.load(Ordering::SeqCst)
+    }
+
+    /// Numbers answered so far.
+    pub fn numbers(&self) -> usize {
+        self.state.numbers.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,260 @@
+//! Persons looked up in KRR (a stand-in on loopback speaking KRR's wire format), with tokens
+//! from Maskinporten (a stand-in that verifies the JWT-bearer grant): KRR's statuses, the
+//! 18-month rule both ways, a refused number, a Maskinporten token reused and renewed, a grant
+//! signed with the wrong key, and a KRR outage in the middle of an order.
+
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use varsel_activities::providers::maskinporten::{Maskinporten, MaskinportenSettings};
+use varsel_api::config::PersonsSource;
+use varsel_tests::standins::{KRR_SCOPE, KrrStandIn, MaskinportenStandIn, RsaKey};
+use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, eventually, never_within};
+
+const T: Duration = Duration::from_secs(60);
+const CLIENT: &str = "varsel-test-client";
+const KID: &str = "varsel-key-1";
+
+/// A Maskinporten that knows `key`, a KRR behind it, and a varsel looking persons up there.
+struct Krr {
+    app: TestApp,
+    krr: KrrStandIn,
+    maskinporten: MaskinportenStandIn,
+    smtp: SmtpServer,
+    _key: RsaKey,
+}
+
+async fn start(db: Db, signing_key: Option<RsaKey>, tweak: fn(&mut varsel_api::Config)) -> Krr {
+    let key = RsaKey::generate();
+    let maskinporten = MaskinportenStandIn::start(
+        CLIENT,
+        KID,
+        &key.public,
+        &[KRR_SCOPE],
+        Duration::from_secs(120),
+    )
+    .await;
+    let krr = KrrStandIn::start(&maskinporten).await;
+    let smtp = SmtpServer::start();
+    let mut opts = TestAppOptions::new(db, smtp.url());
+    let (krr_url, token_url) = (krr.url.clone(), maskinporten.token_url.clone());
+    let key_file = signing_key.as_ref().unwrap_or(&key).private.clone();
+    opts.tweak = Box::new(move |c| {
+        c.contacts.persons = PersonsSource::Krr;
+        c.contacts.krr_url = krr_url;
+        c.contacts.batch = 300;
+        c.maskinporten.maskinporten_token_url = token_url;
+        c.maskinporten.maskinporten_client_id = CLIENT.into();
+        c.maskinporten.maskinporten_key_file = key_file;
+        c.maskinporten.maskinporten_kid = KID.into();
+        c.processing.max_retry_interval_ms = 1_000;
+        tweak(c);
+    });
+    let app = TestApp::spawn(opts).await;
+    // Keep the other key's files alive as long as the app that reads them.
+    let _key = signing_key.unwrap_or(key);
+    Krr { app, krr, maskinporten, smtp, _key }
+}
+
+fn email_order(nins: &[&str]) -> Value {
+    json!({
+        "notificationChannel": "Email",
+        "emailTemplate": {"subject": "s", "body": "b"},
+        "recipients": nins.iter().map(|n| json!({"nationalIdentityNumber": n})).collect::<Vec<_>>()
+    })
+}
+
+/// Each of KRR's answers ends where a user expects, at acceptance (`recipientLookup`) and in
+/// the notifications; the token is fetched once and carried on every call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn krr_statuses_reservations_and_the_18_month_rule() {
+    let k = start(Db::Sqlite, None, |_| {}).await;
+    let fresh = (chrono::Utc::now() - chrono::Duration::days(30)).to_rfc3339();
+    let stale = "2023-01-10T10:00:00+01";
+    k.krr.put_active("01010000001", "active@krr.example", "99999991", &fresh);
+    k.krr.put(json!({"personidentifikator": "01010000002", "reservasjon": "JA", "status": "AKTIV",
+        "varslingsstatus": "KAN_IKKE_VARSLES",
+        "kontaktinformasjon": {"epostadresse": "reserved@krr.example", "epostadresse_oppdatert": fresh}}));
+    k.krr.put(json!({"personidentifikator": "01010000003", "status": "SLETTET"}));
+    k.krr.put_active("01010000004", "stale@krr.example", "99999994", stale);
+    k.krr.put(json!({"personidentifikator": "01010000005", "reservasjon": "NEI", "status": "AKTIV",
+        "varslingsstatus": "KAN_IKKE_VARSLES",
+        "kontaktinformasjon": {"epostadresse": "cannot@krr.example", "epostadresse_oppdatert": fresh}}));
+    k.krr.put_active("01010000006", "refused@krr.example", "99999996", &fresh);
+    k.krr.refuse("01010000006");
+    // 01010000007 is not in KRR: IKKE_REGISTRERT.
+    let nins = [
+        "01010000001",
+        "01010000002",
+        "01010000003",
+        "01010000004",
+        "01010000005",
+        "01010000006",
+        "01010000007",
+    ];
+
+    let resp = k.app.post("/orders", &email_order(&nins), "ttd").await;
+    assert_eq!(resp.status(), 202);
+    let accepted: Value = resp.json().await.unwrap();
+    let lookup = &accepted["recipientLookup"];
+    assert_eq!(lookup["status"], "PartialSuccess", "{accepted}");
+    assert_eq!(lookup["isReserved"], json!(["01010000002"]), "{accepted}");
+    let mut missing: Vec<String> =
+        serde_json::from_value(lookup["missingContact"].clone()).unwrap();
+    missing.sort();
+    assert_eq!(
+        missing,
+        ["01010000003", "01010000004", "01010000005", "01010000006", "01010000007"]
+    );
+
+    let id = accepted["orderId"].as_str().unwrap().to_owned();
+    k.app.wait_status(&id, "Completed", T).await;
+    let sent: Vec<String> = k.smtp.wait_for(1, T).await.into_iter().map(|m| m.to).collect();
+    assert_eq!(sent, ["active@krr.example"]);
+    let by_nin: Vec<(Option<String>, String)> = k
+        .app
+        .store
+        .notifications(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.nin, n.status.as_str().to_owned()))
+        .collect();
+    for (nin, status) in &by_nin {
+        let expected = match nin.as_deref() {
+            Some("01010000001") => "Email_Succeeded",
+            Some("01010000002") => "Email_Failed_RecipientReserved",
+            _ => "Email_Failed_RecipientNotIdentified",
+        };
+        assert_eq!(status, expected, "{nin:?}: {by_nin:?}");
+    }
+    assert_eq!(by_nin.len(), 7, "{by_nin:?}");
+
+    // The 18-month rule both ways, per recipient (`useStaleContactInformation`, /future).
+    let chain = |reference: &str, allow: bool| {
+        json!({"idempotencyId": reference, "recipient": {"recipientPerson": {
+            "nationalIdentityNumber": "01010000004", "channelSchema": "Email",
+            "useStaleContactInformation": allow, "emailSettings": {"subject": "s", "body": "b"}}}})
+    };
+    let resp = k.app.post("/future/orders", &chain("stale-refused", false), "ttd").await;
+    assert_eq!(resp.status(), 422, "stale contact details are missing ones");
+    let resp = k.app.post("/future/orders", &chain("stale-allowed", true), "ttd").await;
+    assert_eq!(resp.status(), 201);
+    let created: Value = resp.json().await.unwrap();
+    let shipment = created["notification"]["shipmentId"].as_str().unwrap().to_owned();
+    k.app.wait_status(&shipment, "Completed", T).await;
+    let mut sent: Vec<String> = k.smtp.wait_for(2, T).await.into_iter().map(|m| m.to).collect();
+    sent.sort();
+    assert_eq!(sent, ["active@krr.example", "stale@krr.example"]);
+
+    // Every call carried a token, and one token served them all.
+    assert!(k.krr.calls() >= 4, "acceptance and generation of both orders: {}", k.krr.calls());
+    assert_eq!(k.maskinporten.issued(), 1, "the token is reused while it is fresh");
+    k.app.stop().await;
+}
+
+/// A KRR that answers 503 in the middle of a 900-person order makes its generation wait and
+/// retry; nobody is "not identified" for it, and every person gets one email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_krr_outage_mid_order_ends_with_every_recipient_served_once() {
+    let k = start(Db::Postgres, None, |c| c.processing.generate_batch = 300).await;
+    let fresh = chrono::Utc::now().to_rfc3339();
+    let nins: Vec<String> = (0..900).map(|i| format!("0202{i:07}")).collect();
+    for (i, nin) in nins.iter().enumerate() {
+        k.krr.put_active(nin, &format!("p{i}@outage.example"), "99999999", &fresh);
+    }
+    let refs: Vec<&str> = nins.iter().map(String::as_str).collect();
+    // Slow answers, so the outage falls between the generation batches.
+    k.krr.set_delay(Duration::from_millis(300));
+    let id = k.app.order("/orders", &email_order(&refs)).await;
+    let (app, id) = (&k.app, id.as_str());
+    eventually("the first batch generated", T, || async move {
+        let n = app.store.notifications(id).await.unwrap().len();
+        (n >= 300).then_some(()).ok_or(n)
+    })
+    .await;
+    k.krr.set_down(true);
+    let before = k.app.store.notifications(id).await.unwrap().len();
+    never_within("generation goes on while KRR is down", Duration::from_secs(3), || async move {
+        app.store.notifications(id).await.unwrap().len() > before
+    })
+    .await;
+    assert!(before < 900, "the outage came before the last batch ({before})");
+    k.krr.set_down(false);
+    k.app.wait_status(id, "Completed", T).await;
+    let statuses: Vec<String> = k
+        .app
+        .store
+        .notifications(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.status.as_str().to_owned())
+        .collect();
+    assert_eq!(statuses.len(), 900, "one notification a person");
+    assert!(
+        statuses.iter().all(|s| s == "Email_Succeeded"),
+        "{:?}",
+        statuses.iter().find(|s| *s != "Email_Succeeded")
+    );
+    let mut to: Vec<String> = k.smtp.wait_for(900, T).await.into_iter().map(|m| m.to).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 900, "each person once");
+    k.app.stop().await;
+}
+
+/// Maskinporten refuses a grant signed with a key it does not know: the lookup cannot answer,
+/// so the order is refused with 503 and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_signed_with_the_wrong_key_gets_no_token() {
+    let k = start(Db::Sqlite, Some(RsaKey::generate()), |_| {}).await;
+    k.krr.put_active("03030000001", "x@krr.example", "99999999", &chrono::Utc::now().to_rfc3339());
+    let resp = k.app.post("/orders", &email_order(&["03030000001"]), "ttd").await;
+    assert_eq!(resp.status(), 503);
+    let p: Value = resp.json().await.unwrap();
+    assert!(p["detail"].as_str().unwrap().contains("could not be looked up"), "{p}");
+    assert_eq!(k.maskinporten.issued(), 0);
+    assert_eq!(k.krr.calls(), 0, "no call reached KRR without a token");
+    let listed: Value =
+        k.app.get("/orders?sendersReference=none", "ttd").await.json().await.unwrap();
+    assert_eq!(listed["count"], 0, "nothing stored");
+    k.app.stop().await;
+}
+
+/// The client keeps a token until `renew_before` its expiry, then fetches a new one; the grant
+/// it signs passes the stand-in's checks (signature, audience, issuer, lifetime, unused jti).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maskinporten_token_is_reused_until_near_expiry_then_renewed() {
+    let key = RsaKey::generate();
+    let mp =
+        MaskinportenStandIn::start(CLIENT, KID, &key.public, &[KRR_SCOPE], Duration::from_secs(3))
+            .await;
+    let client = Arc::new(
+        Maskinporten::new(MaskinportenSettings {
+            token_url: mp.token_url.clone(),
+            audience: mp.issuer.clone(),
+            client_id: CLIENT.into(),
+            key_pem: std::fs::read(&key.private).unwrap(),
+            kid: Some(KID.into()),
+            certificate_chain: vec![],
+            renew_before: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap(),
+    );
+    let first = client.token(KRR_SCOPE).await.unwrap();
+    let again = futures::future::join_all((0..10).map(|_| client.token(KRR_SCOPE))).await;
+    assert!(again.iter().all(|t| t.as_ref().unwrap() == &first), "the fresh token is reused");
+    assert_eq!(mp.issued(), 1, "ten concurrent callers, one fetch");
+    let (client, first) = (&client, &first);
+    let renewed = eventually("a renewed token", Duration::from_secs(10), || async move {
+        let t = client.token(KRR_SCOPE).await.unwrap();
+        (t != *first).then_some(t).ok_or("the first")
+    })
+    .await;
+    assert_eq!(mp.issued(), 2, "renewed once, a second before it expired");
+    assert_eq!(client.token(KRR_SCOPE).await.unwrap(), renewed);
+    let refused = client.token("krr:global/digitalpost.read").await.unwrap_err();
+    assert!(refused.to_string().contains("invalid_scope"), "{refused}");
+}
