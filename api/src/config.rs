@@ -541,6 +541,29 @@ pub struct ConditionConfig {
     /// First retry delay of a condition check, milliseconds.
     #[serde(rename = "condition_retry_ms")]
     pub retry_ms: u64,
+    /// How varsel proves itself to condition endpoints: `none`, `token` (`condition_token` as a
+    /// bearer token) or `maskinporten` (a token for `condition_scope`).
+    #[serde(rename = "condition_auth")]
+    pub auth: ConditionAuthKind,
+    /// The bearer token of `condition_auth = token`.
+    #[serde(rename = "condition_token")]
+    pub token: Secret,
+    /// The Maskinporten scope of `condition_auth = maskinporten`.
+    #[serde(rename = "condition_scope")]
+    pub scope: String,
+}
+
+/// How varsel proves itself to condition endpoints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConditionAuthKind {
+    /// No `Authorization` header.
+    #[default]
+    None,
+    /// `condition_token`, as a bearer token.
+    Token,
+    /// A Maskinporten token for `condition_scope`.
+    Maskinporten,
 }
 
 impl Default for ConditionConfig {
@@ -552,6 +575,9 @@ impl Default for ConditionConfig {
             timeout_secs: 10,
             attempts: policy.condition_attempts,
             retry_ms: policy.condition_retry_ms,
+            auth: ConditionAuthKind::None,
+            token: Secret::default(),
+            scope: "altinn:system/notifications.condition.check".into(),
         }
     }
 }

@@ -4,7 +4,6 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod contact_sources;
 pub mod dev;
 pub mod devserver;
 pub mod error;
@@ -18,6 +17,7 @@ pub mod startup;
 pub mod state;
 pub mod temporal;
 pub mod timeline;
+pub mod upstream;
 
 pub use config::Config;
 pub use startup::Application;

@@ -20,7 +20,6 @@ use poem::{EndpointExt, Route, get, handler};
 use poem_openapi::OpenApiService;
 use std::sync::Arc;
 use std::time::Duration;
-use varsel_activities::contacts::ContactSources;
 use varsel_activities::events::OrderEvents;
 use varsel_activities::instant::InstantSender;
 use varsel_activities::metrics::Metrics;
@@ -256,16 +255,16 @@ impl Application {
         }
 
         config.sms_window()?;
-        // One set of sources (and one Maskinporten client, with its token cache) for the API
-        // and the worker of this process.
-        let contacts = crate::contact_sources::contact_sources(&config, &store)?;
+        // One set of sources and one Maskinporten client (with its token cache) for the API and
+        // the worker of this process.
+        let upstream = crate::upstream::Upstream::from_config(&config, &store)?;
         let metrics = Metrics::new();
         let sdk_metrics = SdkMetrics::default();
         let dispatcher = Arc::new(Dispatcher::new(config.clone(), store.clone()));
         let events: Arc<dyn OrderEvents> = Arc::new(SignalEvents(dispatcher.clone()));
         let report_secret = crate::auth::load_or_create_report_secret(&config)?;
         let build_providers = |base_url: &str| {
-            providers(&config, &store, &contacts, base_url, &report_secret, &events, &metrics)
+            providers(&config, &store, &upstream, base_url, &report_secret, &events, &metrics)
         };
 
         // Bind first: the worker needs the API's address for Kannel's report URLs.
@@ -280,7 +279,7 @@ impl Application {
             let state = Arc::new(AppState {
                 config: config.clone(),
                 store: store.clone(),
-                contacts: contacts.clone(),
+                contacts: upstream.contacts.clone(),
                 verifier: Arc::new(Verifier::from_config(&config)?),
                 outbound: OutboundPolicy::new(&config.conditions.allowed_hosts),
                 dispatcher: dispatcher.clone(),
@@ -507,7 +506,7 @@ pub fn api_routes(state: Arc<AppState>, report_secret: &str) -> BoxEndpoint<'sta
 fn providers(
     config: &Arc<Config>,
     store: &Store,
-    contacts: &ContactSources,
+    upstream: &crate::upstream::Upstream,
     base_url: &str,
     report_secret: &str,
     events: &Arc<dyn OrderEvents>,
@@ -557,14 +556,15 @@ fn providers(
     }
     Ok(OrderActivitiesImpl {
         store: store.clone(),
-        contacts: contacts.clone(),
+        contacts: upstream.contacts.clone(),
         mailer,
         sms,
         email_reports: config.email.delivery_reports,
         condition: ConditionClient::new(
             Duration::from_secs(config.conditions.timeout_secs),
             OutboundPolicy::new(&config.conditions.allowed_hosts),
-        )?,
+        )?
+        .with_auth(upstream.condition_auth.clone()),
         default_sms_sender: config.sms.default_sender.clone(),
         send_concurrency: config.processing.send_concurrency,
         send_budget: Duration::from_secs(budget),

@@ -187,6 +187,12 @@ impl MaskinportenStandIn {
     pub fn issued(&self) -> u64 {
         self.state.count.load(Ordering::SeqCst)
     }
+
+    /// Whether `token` was issued here for `scope` and has not expired (what a resource server
+    /// that trusts this Maskinporten checks).
+    pub fn accepts(&self, token: &str, scope: &str) -> bool {
+        token_valid(&self.state, token, scope)
+    }
 }
 
 struct KrrState {

@@ -23,11 +23,29 @@ pub enum ConditionError {
     Inconclusive(String),
 }
 
+/// How varsel proves itself to condition endpoints.
+#[derive(Clone, Default)]
+pub enum ConditionAuth {
+    /// No `Authorization` header.
+    #[default]
+    None,
+    /// A fixed bearer token.
+    Bearer(String),
+    /// A Maskinporten token for `scope` (Altinn's `altinn:system/notifications.condition.check`).
+    Maskinporten {
+        /// The process's Maskinporten client.
+        client: Arc<super::maskinporten::Maskinporten>,
+        /// The scope asked for.
+        scope: String,
+    },
+}
+
 /// Calls condition endpoints.
 #[derive(Clone)]
 pub struct ConditionClient {
     http: reqwest::Client,
     policy: Arc<OutboundPolicy>,
+    auth: ConditionAuth,
 }
 
 impl ConditionClient {
@@ -55,7 +73,14 @@ impl ConditionClient {
             }))
             .user_agent(concat!("varsel/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { http, policy })
+        Ok(Self { http, policy, auth: ConditionAuth::None })
+    }
+
+    /// The same client, proving itself with `auth`. A redirect to another host drops the
+    /// token (reqwest removes `Authorization` when the host changes).
+    pub fn with_auth(mut self, auth: ConditionAuth) -> Self {
+        self.auth = auth;
+        self
     }
 
     /// One check. `Refused` when the destination (or a redirect, or every address its name
@@ -66,7 +91,16 @@ impl ConditionClient {
         let parsed =
             reqwest::Url::parse(url).map_err(|e| ConditionError::Refused(format!("{url}: {e}")))?;
         self.policy.check_url(&parsed).map_err(|r| ConditionError::Refused(r.0))?;
-        let resp = self.http.get(parsed).send().await.map_err(|e| match refusal(&e) {
+        let mut request = self.http.get(parsed);
+        match &self.auth {
+            ConditionAuth::None => {}
+            ConditionAuth::Bearer(token) => request = request.bearer_auth(token),
+            ConditionAuth::Maskinporten { client, scope } => {
+                let token = client.token(scope).await.map_err(|e| Inconclusive(e.to_string()))?;
+                request = request.bearer_auth(token);
+            }
+        }
+        let resp = request.send().await.map_err(|e| match refusal(&e) {
             Some(r) => ConditionError::Refused(r),
             None => Inconclusive(format!("condition endpoint unreachable: {}", chain(&e))),
         })?;

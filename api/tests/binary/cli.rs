@@ -348,13 +348,17 @@ async fn contacts_are_imported_from_files_and_orders_find_them() {
     let app = TestApp::spawn(TestAppOptions::new(Db::Postgres, smtp.url())).await;
     let dir = tempfile::tempdir().unwrap();
     let persons = dir.path().join("persons.csv");
+    // Confirmed a month ago: within KRR's 18 months, so orders use it.
+    let updated = (chrono::Utc::now() - chrono::Duration::days(30)).date_naive().to_string();
     std::fs::write(
         &persons,
-        "nationalIdentityNumber,name,email,mobileNumber,isReserved,lastUpdated\n\
-         24017000001,Ola,ola@import.example,99999999,false,2026-01-15\n\
+        format!(
+            "nationalIdentityNumber,name,email,mobileNumber,isReserved,lastUpdated\n\
+         24017000001,Ola,ola@import.example,99999999,false,{updated}\n\
          24017000002,Kari,kari@import.example,,true,\n\
          2401700000x,Bad,bad@import.example,,false,\n\
-         24017000003,Per,per@import.example,,false,\n",
+         24017000003,Per,per@import.example,,false,\n"
+        ),
     )
     .unwrap();
     let orgs = dir.path().join("organizations.ndjson");
@@ -439,6 +443,6 @@ async fn contacts_are_imported_from_files_and_orders_find_them() {
     assert_eq!(
         exported[0],
         json!({"nationalIdentityNumber": "24017000001", "name": "Ola", "email": "ola@import.example",
-               "mobileNumber": "+4799999999", "isReserved": false, "lastUpdated": "2026-01-15T00:00:00+00:00"})
+               "mobileNumber": "+4799999999", "isReserved": false, "lastUpdated": format!("{updated}T00:00:00+00:00")})
     );
 }

@@ -1,7 +1,8 @@
 //! Persons looked up in KRR (a stand-in on loopback speaking KRR's wire format), with tokens
 //! from Maskinporten (a stand-in that verifies the JWT-bearer grant): KRR's statuses, the
 //! 18-month rule both ways, a refused number, a Maskinporten token reused and renewed, a grant
-//! signed with the wrong key, and a KRR outage in the middle of an order.
+//! signed with the wrong key, a KRR outage in the middle of an order, and send conditions
+//! checked with a Maskinporten or a static token.
 
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -257,4 +258,113 @@ async fn a_maskinporten_token_is_reused_until_near_expiry_then_renewed() {
     assert_eq!(client.token(KRR_SCOPE).await.unwrap(), renewed);
     let refused = client.token("krr:global/digitalpost.read").await.unwrap_err();
     assert!(refused.to_string().contains("invalid_scope"), "{refused}");
+}
+
+const CONDITION_SCOPE: &str = "altinn:system/notifications.condition.check";
+
+/// A condition endpoint that answers only callers with a token `accepts` takes, and counts the
+/// refused ones.
+async fn guarded_condition(
+    accepts: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use poem::listener::{Acceptor, Listener};
+    use poem::{EndpointExt, IntoResponse};
+    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = refused.clone();
+    let endpoint = poem::endpoint::make(move |req: poem::Request| {
+        let (accepts, counter) = (accepts.clone(), counter.clone());
+        async move {
+            let token = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or_default()
+                .to_owned();
+            if accepts(&token) {
+                poem::web::Json(json!({"sendNotification": true})).into_response()
+            } else {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                poem::http::StatusCode::UNAUTHORIZED.into_response()
+            }
+        }
+    });
+    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+    let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(endpoint.map_to_response()));
+    (format!("http://127.0.0.1:{port}/condition"), refused)
+}
+
+fn conditional(endpoint: &str, to: &str) -> Value {
+    json!({"subject": "s", "body": "b", "conditionEndpoint": endpoint,
+           "recipients": [{"emailAddress": to}]})
+}
+
+/// The send condition is asked with a Maskinporten token for Altinn's condition scope, or with
+/// a configured static token; an endpoint that refuses varsel's token is inconclusive, so the
+/// order is sent anyway after its attempts (Altinn's rule), having been refused each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_conditions_are_checked_with_a_maskinporten_or_a_static_token() {
+    let key = RsaKey::generate();
+    let mp = Arc::new(
+        MaskinportenStandIn::start(
+            CLIENT,
+            KID,
+            &key.public,
+            &[CONDITION_SCOPE],
+            Duration::from_secs(120),
+        )
+        .await,
+    );
+    let checker = mp.clone();
+    let (endpoint, refused) = guarded_condition(Arc::new(move |t: &str| {
+        checker.accepts(t, CONDITION_SCOPE) || t == "static-secret"
+    }))
+    .await;
+    let smtp = SmtpServer::start();
+
+    let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
+    let (token_url, key_file) = (mp.token_url.clone(), key.private.clone());
+    opts.tweak = Box::new(move |c| {
+        c.conditions.auth = varsel_api::config::ConditionAuthKind::Maskinporten;
+        c.maskinporten.maskinporten_token_url = token_url;
+        c.maskinporten.maskinporten_client_id = CLIENT.into();
+        c.maskinporten.maskinporten_key_file = key_file;
+        c.maskinporten.maskinporten_kid = KID.into();
+    });
+    let app = TestApp::spawn(opts).await;
+    let id = app.order("/orders/email", &conditional(&endpoint, "mp@cond.example")).await;
+    app.wait_status(&id, "Completed", T).await;
+    assert_eq!(mp.issued(), 1);
+    assert_eq!(refused.load(std::sync::atomic::Ordering::SeqCst), 0, "the token was accepted");
+    app.stop().await;
+
+    let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
+    opts.tweak = Box::new(|c| {
+        c.conditions.auth = varsel_api::config::ConditionAuthKind::Token;
+        c.conditions.token = "static-secret".to_owned().into();
+    });
+    let app = TestApp::spawn(opts).await;
+    let id = app.order("/orders/email", &conditional(&endpoint, "static@cond.example")).await;
+    app.wait_status(&id, "Completed", T).await;
+    assert_eq!(
+        refused.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the static token was accepted"
+    );
+    app.stop().await;
+
+    // Without a token the endpoint refuses every attempt; the order goes anyway at the end.
+    let app = TestApp::spawn(TestAppOptions::new(Db::Sqlite, smtp.url())).await;
+    let id = app.order("/orders/email", &conditional(&endpoint, "none@cond.example")).await;
+    app.wait_status(&id, "Completed", T).await;
+    assert_eq!(
+        refused.load(std::sync::atomic::Ordering::SeqCst),
+        app.config.conditions.attempts as usize,
+        "each attempt without a token was refused"
+    );
+    let mut to: Vec<String> = smtp.wait_for(3, T).await.into_iter().map(|m| m.to).collect();
+    to.sort();
+    assert_eq!(to, ["mp@cond.example", "none@cond.example", "static@cond.example"]);
+    app.stop().await;
 }

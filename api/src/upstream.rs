@@ -1,29 +1,69 @@
-//! The contact sources and the Maskinporten client a process uses, built from configuration
-//! (`Config::contacts`, `Config::maskinporten`). Built once a process and shared by the API (the
-//! `recipientLookup` answer) and the worker (notification generation), so both ask the same
-//! source.
+//! What varsel uses to call other services, built from configuration once a process: the
+//! Maskinporten client (one, with its token cache), the contact sources (`Config::contacts`) and
+//! how condition endpoints are called (`Config::conditions`). Shared by the API (the
+//! `recipientLookup` answer) and the worker (notification generation, condition checks), so
+//! both ask the same source with the same token.
 
-use crate::config::{Config, MaskinportenConfig, PersonsSource};
+use crate::config::{ConditionAuthKind, Config, MaskinportenConfig, PersonsSource};
 use std::sync::Arc;
 use std::time::Duration;
 use varsel_activities::Store;
 use varsel_activities::contacts::ContactSources;
 use varsel_activities::contacts::krr::{Krr, KrrSettings};
+use varsel_activities::providers::condition::ConditionAuth;
 use varsel_activities::providers::maskinporten::{Maskinporten, MaskinportenSettings};
 
+/// What a process calls other services with.
+#[derive(Clone)]
+pub struct Upstream {
+    /// Where recipients are looked up.
+    pub contacts: ContactSources,
+    /// How condition endpoints are called.
+    pub condition_auth: ConditionAuth,
+}
+
+impl Upstream {
+    /// The sources and credentials of `config`, the embedded register of `store` where it
+    /// names no other source.
+    pub fn from_config(config: &Config, store: &Store) -> anyhow::Result<Self> {
+        let maskinporten = maskinporten(&config.maskinporten)?;
+        let needs = |what: &str| {
+            maskinporten.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{what} needs Maskinporten: VARSEL_MASKINPORTEN_TOKEN_URL, _CLIENT_ID, _KEY_FILE and _KID or _CERTIFICATE_FILE"
+                )
+            })
+        };
+        let c = &config.conditions;
+        let condition_auth = match c.auth {
+            ConditionAuthKind::None => ConditionAuth::None,
+            ConditionAuthKind::Token if c.token.expose().is_empty() => {
+                anyhow::bail!("VARSEL_CONDITION_AUTH=token needs VARSEL_CONDITION_TOKEN")
+            }
+            ConditionAuthKind::Token => ConditionAuth::Bearer(c.token.expose().to_owned()),
+            ConditionAuthKind::Maskinporten => ConditionAuth::Maskinporten {
+                client: needs("VARSEL_CONDITION_AUTH=maskinporten")?,
+                scope: c.scope.clone(),
+            },
+        };
+        let contacts = contact_sources(config, store, || needs("VARSEL_CONTACTS_PERSONS=krr"))?;
+        Ok(Self { contacts, condition_auth })
+    }
+}
+
 /// The sources of `config`, with the embedded register of `store` where it names no other.
-pub fn contact_sources(config: &Config, store: &Store) -> anyhow::Result<ContactSources> {
+fn contact_sources(
+    config: &Config,
+    store: &Store,
+    maskinporten: impl FnOnce() -> anyhow::Result<Arc<Maskinporten>>,
+) -> anyhow::Result<ContactSources> {
     let mut sources = ContactSources::embedded(store);
     let c = &config.contacts;
     if c.persons == PersonsSource::Krr {
         if c.krr_url.is_empty() {
             anyhow::bail!("VARSEL_CONTACTS_PERSONS=krr needs VARSEL_KRR_URL");
         }
-        let maskinporten = maskinporten(&config.maskinporten)?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "VARSEL_CONTACTS_PERSONS=krr needs Maskinporten: VARSEL_MASKINPORTEN_TOKEN_URL, _CLIENT_ID, _KEY_FILE and _KID or _CERTIFICATE_FILE"
-            )
-        })?;
+        let maskinporten = maskinporten()?;
         let settings = KrrSettings {
             url: c.krr_url.clone(),
             scope: c.krr_scope.clone(),
