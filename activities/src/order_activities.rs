@@ -406,7 +406,16 @@ impl OrderActivitiesImpl {
         let recipients: Vec<Recipient> = slice.iter().map(|(_, r)| r.clone()).collect();
         // A source that cannot answer fails the batch, which Temporal retries: nobody becomes
         // "not identified" because a register was down.
-        let resolved = contacts::resolve(&self.contacts, &recipients).await.map_err(retryable)?;
+        let want_names = [
+            order.email.as_ref().map(|e| e.subject.as_str()),
+            order.email.as_ref().map(|e| e.body.as_str()),
+            order.sms.as_ref().map(|s| s.body.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .any(keywords::has_keywords);
+        let resolved =
+            contacts::resolve(&self.contacts, &recipients, want_names).await.map_err(retryable)?;
 
         let now = Utc::now();
         let expiry = Store::expiry_from(order.requested_send_time, self.notification_ttl);

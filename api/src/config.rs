@@ -59,16 +59,60 @@ pub enum PersonsSource {
     Register,
     /// KRR's lookup service (`krr_url`), with a Maskinporten token.
     Krr,
+    /// Altinn Profile's `users/contactpoint/lookup` (`profile_url`).
+    Profile,
+}
+
+/// Where organisations' notification addresses come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrganizationsSource {
+    /// The embedded contact register.
+    #[default]
+    Register,
+    /// Altinn Profile's `organizations/notificationaddresses/lookup` (`profile_url`).
+    Profile,
+}
+
+/// Where names for `$recipientName$` come from when the contact source gives none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NamesSource {
+    /// The embedded contact register.
+    #[default]
+    Register,
+    /// Altinn Register's `parties/nameslookup` (`altinn_register_url`).
+    Altinn,
 }
 
 /// Where recipients' contact details come from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct ContactsConfig {
-    /// `register` (default: the embedded contact register) or `krr` (KRR's lookup service at
-    /// `krr_url`, authenticated with Maskinporten). Organisations always come from the register.
+    /// `register` (default: the embedded contact register), `krr` (KRR's lookup service at
+    /// `krr_url`, authenticated with Maskinporten) or `profile` (Altinn Profile at `profile_url`).
     #[serde(rename = "contacts_persons")]
     pub persons: PersonsSource,
+    /// `register` (default) or `profile`.
+    #[serde(rename = "contacts_organizations")]
+    pub organizations: OrganizationsSource,
+    /// `register` (default) or `altinn` (Altinn Register at `altinn_register_url`).
+    #[serde(rename = "contacts_names")]
+    pub names: NamesSource,
+    /// Altinn Profile's API base, e.g. `https://platform.altinn.no/profile/api/v1/`. Also where
+    /// self-identified users (`recipientExternalIdentity`) are looked up; empty: they are not
+    /// identified.
+    pub profile_url: String,
+    /// Altinn Register's API base, e.g. `https://platform.altinn.no/register/api/v1/`.
+    pub altinn_register_url: String,
+    /// The RSA key (PEM) varsel signs the PlatformAccessTokens Register requires with.
+    pub altinn_access_token_key_file: PathBuf,
+    /// That key's id (`kid`); empty: none.
+    pub altinn_access_token_kid: String,
+    /// The PlatformAccessToken's issuer.
+    pub altinn_access_token_issuer: String,
+    /// The PlatformAccessToken's app (`urn:altinn:app`).
+    pub altinn_access_token_app: String,
     /// KRR's base URL (`/rest/v1/personer` is appended), e.g. `https://kontaktregisteret.no`.
     pub krr_url: String,
     /// The Maskinporten scope KRR is called with.
@@ -88,6 +132,14 @@ impl Default for ContactsConfig {
     fn default() -> Self {
         Self {
             persons: PersonsSource::Register,
+            organizations: OrganizationsSource::Register,
+            names: NamesSource::Register,
+            profile_url: String::new(),
+            altinn_register_url: String::new(),
+            altinn_access_token_key_file: PathBuf::new(),
+            altinn_access_token_kid: String::new(),
+            altinn_access_token_issuer: "platform".into(),
+            altinn_access_token_app: "notifications".into(),
             krr_url: String::new(),
             krr_scope: "krr:global/kontaktinformasjon.read".into(),
             batch: 1_000,

@@ -4,12 +4,16 @@
 //! `recipientLookup` answer) and the worker (notification generation, condition checks), so
 //! both ask the same source with the same token.
 
-use crate::config::{ConditionAuthKind, Config, MaskinportenConfig, PersonsSource};
+use crate::config::{
+    ConditionAuthKind, Config, MaskinportenConfig, NamesSource, OrganizationsSource, PersonsSource,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use varsel_activities::Store;
 use varsel_activities::contacts::ContactSources;
+use varsel_activities::contacts::altinn_register::{AltinnRegister, RegisterSettings};
 use varsel_activities::contacts::krr::{Krr, KrrSettings};
+use varsel_activities::contacts::profile::{Profile, ProfileSettings};
 use varsel_activities::providers::condition::ConditionAuth;
 use varsel_activities::providers::maskinporten::{Maskinporten, MaskinportenSettings};
 
@@ -59,19 +63,63 @@ fn contact_sources(
 ) -> anyhow::Result<ContactSources> {
     let mut sources = ContactSources::embedded(store);
     let c = &config.contacts;
-    if c.persons == PersonsSource::Krr {
-        if c.krr_url.is_empty() {
-            anyhow::bail!("VARSEL_CONTACTS_PERSONS=krr needs VARSEL_KRR_URL");
-        }
-        let maskinporten = maskinporten()?;
-        let settings = KrrSettings {
-            url: c.krr_url.clone(),
-            scope: c.krr_scope.clone(),
+    let timeout = Duration::from_secs(c.timeout_secs.max(1));
+    let profile = if c.profile_url.is_empty() {
+        None
+    } else {
+        Some(Arc::new(Profile::new(ProfileSettings {
+            url: c.profile_url.clone(),
             batch: c.batch,
             concurrency: c.concurrency,
-            timeout: Duration::from_secs(c.timeout_secs.max(1)),
-        };
-        sources.persons = Arc::new(Krr::new(settings, maskinporten)?);
+            timeout,
+        })?))
+    };
+    let needs_profile = |what: &str| {
+        profile.clone().ok_or_else(|| anyhow::anyhow!("{what} needs VARSEL_PROFILE_URL"))
+    };
+    match c.persons {
+        PersonsSource::Register => {}
+        PersonsSource::Profile => {
+            sources.persons = needs_profile("VARSEL_CONTACTS_PERSONS=profile")?
+        }
+        PersonsSource::Krr => {
+            if c.krr_url.is_empty() {
+                anyhow::bail!("VARSEL_CONTACTS_PERSONS=krr needs VARSEL_KRR_URL");
+            }
+            let settings = KrrSettings {
+                url: c.krr_url.clone(),
+                scope: c.krr_scope.clone(),
+                batch: c.batch,
+                concurrency: c.concurrency,
+                timeout,
+            };
+            sources.persons = Arc::new(Krr::new(settings, maskinporten()?)?);
+        }
+    }
+    if c.organizations == OrganizationsSource::Profile {
+        sources.organizations = needs_profile("VARSEL_CONTACTS_ORGANIZATIONS=profile")?;
+    }
+    if let Some(profile) = &profile {
+        sources.external = Some(profile.clone());
+    }
+    if c.names == NamesSource::Altinn {
+        if c.altinn_register_url.is_empty() {
+            anyhow::bail!("VARSEL_CONTACTS_NAMES=altinn needs VARSEL_ALTINN_REGISTER_URL");
+        }
+        let path = &c.altinn_access_token_key_file;
+        let key_pem = std::fs::read(path).map_err(|e| {
+            anyhow::anyhow!("VARSEL_ALTINN_ACCESS_TOKEN_KEY_FILE {}: {e}", path.display())
+        })?;
+        sources.names = Arc::new(AltinnRegister::new(RegisterSettings {
+            url: c.altinn_register_url.clone(),
+            key_pem,
+            kid: (!c.altinn_access_token_kid.is_empty()).then(|| c.altinn_access_token_kid.clone()),
+            issuer: c.altinn_access_token_issuer.clone(),
+            app: c.altinn_access_token_app.clone(),
+            batch: c.batch,
+            concurrency: c.concurrency,
+            timeout,
+        })?);
     }
     Ok(sources)
 }

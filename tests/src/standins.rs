@@ -343,3 +343,220 @@ impl KrrStandIn {
         self.state.numbers.load(Ordering::SeqCst)
     }
 }
+
+struct ProfileState {
+    persons: Mutex<HashMap<String, (Value, bool)>>,
+    organizations: Mutex<HashMap<String, Value>>,
+    external: Mutex<HashMap<String, Value>>,
+    calls: AtomicUsize,
+}
+
+fn list(items: Vec<Value>) -> Response {
+    Json(json!({ "contactPointsList": items })).into_response()
+}
+
+fn strings(body: &Value, key: &str) -> Vec<String> {
+    body[key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[handler]
+async fn profile_persons(Json(body): Json<Value>, state: Data<&Arc<ProfileState>>) -> Response {
+    state.calls.fetch_add(1, Ordering::SeqCst);
+    let allow_stale = body["useStaleContactInfo"].as_bool().unwrap_or(false);
+    let persons = state.persons.lock().unwrap();
+    list(
+        strings(&body, "nationalIdentityNumbers")
+            .iter()
+            .filter_map(|n| persons.get(n))
+            .map(|(p, stale)| {
+                let mut p = p.clone();
+                if *stale && !allow_stale {
+                    // Profile leaves KRR details older than 18 months out unless asked.
+                    p["email"] = json!("");
+                    p["mobileNumber"] = json!("");
+                }
+                p
+            })
+            .collect(),
+    )
+}
+
+#[handler]
+async fn profile_organizations(
+    Json(body): Json<Value>,
+    state: Data<&Arc<ProfileState>>,
+) -> Response {
+    state.calls.fetch_add(1, Ordering::SeqCst);
+    let numbers = strings(&body, "organizationNumbers");
+    if numbers.is_empty() {
+        return Json(json!({"title": "One or more validation errors occurred.", "status": 400}))
+            .with_status(StatusCode::BAD_REQUEST)
+            .into_response();
+    }
+    let orgs = state.organizations.lock().unwrap();
+    list(numbers.iter().filter_map(|n| orgs.get(n).cloned()).collect())
+}
+
+#[handler]
+async fn profile_external(Json(body): Json<Value>, state: Data<&Arc<ProfileState>>) -> Response {
+    state.calls.fetch_add(1, Ordering::SeqCst);
+    let users = state.external.lock().unwrap();
+    list(
+        strings(&body, "externalIdentities")
+            .iter()
+            .filter_map(|id| users.get(&id.to_lowercase()).cloned())
+            .collect(),
+    )
+}
+
+/// Altinn Profile's contact point lookups (`…/profile/api/v1/`), which answer without a token
+/// as Profile does for platform-internal callers.
+pub struct ProfileStandIn {
+    /// The API base (`VARSEL_PROFILE_URL`).
+    pub url: String,
+    state: Arc<ProfileState>,
+}
+
+impl ProfileStandIn {
+    /// An empty Profile.
+    pub async fn start() -> Self {
+        let acceptor =
+            poem::listener::TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+        let port = listen_port(&acceptor);
+        let state = Arc::new(ProfileState {
+            persons: Default::default(),
+            organizations: Default::default(),
+            external: Default::default(),
+            calls: Default::default(),
+        });
+        let base = "/profile/api/v1";
+        let app = Route::new()
+            .at(format!("{base}/users/contactpoint/lookup"), post(profile_persons))
+            .at(
+                format!("{base}/organizations/notificationaddresses/lookup"),
+                post(profile_organizations),
+            )
+            .at(format!("{base}/users/contactpoint/lookupsi"), post(profile_external))
+            .data(state.clone());
+        tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+        Self { url: format!("http://127.0.0.1:{port}{base}/"), state }
+    }
+
+    /// A person as Profile answers it; `stale` details are left out unless the caller allows.
+    pub fn put_person(&self, nin: &str, email: &str, mobile: &str, reserved: bool, stale: bool) {
+        let p = json!({"userId": 20001, "nationalIdentityNumber": nin, "isReserved": reserved,
+            "mobileNumber": mobile, "email": email, "mobileNumberIsOutdated": false, "emailIsOutdated": false});
+        self.state.persons.lock().unwrap().insert(nin.to_owned(), (p, stale));
+    }
+
+    /// An organisation's notification addresses.
+    pub fn put_organization(&self, org_no: &str, emails: &[&str], mobiles: &[&str]) {
+        let o = json!({"organizationNumber": org_no, "partyId": 0, "addressOrigin": "Altinn",
+            "emailList": emails, "mobileNumberList": mobiles});
+        self.state.organizations.lock().unwrap().insert(org_no.to_owned(), o);
+    }
+
+    /// A self-identified user.
+    pub fn put_external(&self, id: &str, email: &str, mobile: Option<&str>) {
+        let u = json!({"externalIdentity": id, "email": email, "mobileNumber": mobile});
+        self.state.external.lock().unwrap().insert(id.to_lowercase(), u);
+    }
+
+    /// Calls so far.
+    pub fn calls(&self) -> usize {
+        self.state.calls.load(Ordering::SeqCst)
+    }
+}
+
+struct RegisterState {
+    key: DecodingKey,
+    names: Mutex<HashMap<String, String>>,
+    calls: AtomicUsize,
+    refused: AtomicUsize,
+}
+
+#[derive(Deserialize)]
+struct AccessClaims {
+    iss: String,
+    #[serde(rename = "urn:altinn:app")]
+    app: String,
+}
+
+#[handler]
+async fn nameslookup(
+    req: &poem::Request,
+    Json(body): Json<Value>,
+    state: Data<&Arc<RegisterState>>,
+) -> Response {
+    let token =
+        req.headers().get("PlatformAccessToken").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.validate_aud = false;
+    validation.set_required_spec_claims(&["exp", "iss"]);
+    let ok = jsonwebtoken::decode::<AccessClaims>(token, &state.key, &validation)
+        .is_ok_and(|t| t.claims.iss == "platform" && t.claims.app == "notifications");
+    if !ok {
+        state.refused.fetch_add(1, Ordering::SeqCst);
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    state.calls.fetch_add(1, Ordering::SeqCst);
+    let names = state.names.lock().unwrap();
+    // Register reads `parties` only.
+    let party_names: Vec<Value> = body["parties"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            if let Some(org) = p["orgNo"].as_str() {
+                return Some(json!({"name": names.get(org)?, "orgNo": org, "ssn": null}));
+            }
+            let ssn = p["ssn"].as_str()?;
+            Some(json!({"name": names.get(ssn)?, "ssn": ssn}))
+        })
+        .collect();
+    Json(json!({ "partyNames": party_names })).into_response()
+}
+
+/// Altinn Register's names lookup (`…/register/api/v1/parties/nameslookup`), taking only
+/// PlatformAccessTokens issued by `platform` for `notifications` and signed by the platform key.
+pub struct RegisterStandIn {
+    /// The API base (`VARSEL_ALTINN_REGISTER_URL`).
+    pub url: String,
+    state: Arc<RegisterState>,
+}
+
+impl RegisterStandIn {
+    /// Register trusting `public_key` (PEM) for the platform's access tokens.
+    pub async fn start(public_key: &Path) -> Self {
+        let acceptor =
+            poem::listener::TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+        let port = listen_port(&acceptor);
+        let state = Arc::new(RegisterState {
+            key: DecodingKey::from_rsa_pem(&std::fs::read(public_key).unwrap()).unwrap(),
+            names: Default::default(),
+            calls: Default::default(),
+            refused: Default::default(),
+        });
+        let base = "/register/api/v1";
+        let app = Route::new()
+            .at(format!("{base}/parties/nameslookup"), post(nameslookup))
+            .data(state.clone());
+        tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+        Self { url: format!("http://127.0.0.1:{port}{base}/"), state }
+    }
+
+    /// The name of a person (11 digits) or organisation (9 digits).
+    pub fn put_name(&self, number: &str, name: &str) {
+        self.state.names.lock().unwrap().insert(number.to_owned(), name.to_owned());
+    }
+
+    /// Calls with a valid token so far, and calls refused.
+    pub fn calls(&self) -> (usize, usize) {
+        (self.state.calls.load(Ordering::SeqCst), self.state.refused.load(Ordering::SeqCst))
+    }
+}

@@ -20,6 +20,8 @@ pub struct Recipient {
     /// Use the person's contact details even when they were neither changed nor confirmed for
     /// 18 months (`useStaleContactInformation`).
     pub allow_stale: bool,
+    /// A self-identified user's external identity (`urn:altinn:person:idporten-email:…`).
+    pub external_identity: Option<String>,
 }
 
 /// The email part of an order.

@@ -16,11 +16,11 @@
 //! (the order waits and retries); a 4xx on a batch is retried one number at a time, and a 4xx
 //! on one number leaves that recipient alone unidentified. A refused token is fetched anew once.
 
+use super::calls::{CallError, in_batches, post_json};
 use super::sources::{LookupError, PersonSource, is_stale};
 use crate::providers::maskinporten::Maskinporten;
 use crate::store::PersonContact;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -135,13 +135,6 @@ impl KrrPerson {
     }
 }
 
-enum CallError {
-    /// The call as a whole cannot be answered now.
-    Unavailable(String),
-    /// KRR refused what was asked (4xx).
-    Refused(String),
-}
-
 impl Krr {
     /// KRR at `settings.url`, with tokens from `maskinporten`.
     pub fn new(settings: KrrSettings, maskinporten: Arc<Maskinporten>) -> anyhow::Result<Self> {
@@ -158,77 +151,24 @@ impl Krr {
         Ok(Self { settings, endpoint, http, maskinporten })
     }
 
-    async fn call(&self, nins: &[String]) -> Result<Vec<KrrPerson>, CallError> {
-        let unavailable = |e: String| CallError::Unavailable(e);
+    /// One call; a token KRR refuses is forgotten and the call made once more with a new one.
+    async fn call(&self, nins: Vec<String>) -> Result<Vec<KrrPerson>, CallError> {
+        let body = serde_json::json!({ "personidentifikatorer": nins });
         let mut refreshed = false;
         loop {
             let token = self
                 .maskinporten
                 .token(&self.settings.scope)
                 .await
-                .map_err(|e| unavailable(e.to_string()))?;
-            let resp = self
-                .http
-                .post(&self.endpoint)
-                .bearer_auth(&token)
-                .json(&serde_json::json!({ "personidentifikatorer": nins }))
-                .send()
-                .await
-                .map_err(|e| unavailable(format!("{}: {e}", self.endpoint)))?;
-            let status = resp.status();
-            if matches!(status.as_u16(), 401 | 403) && !refreshed {
-                // Revoked or expired early: one more try with a fresh token.
-                self.maskinporten.forget(&self.settings.scope, &token).await;
-                refreshed = true;
-                continue;
-            }
-            let body = resp.bytes().await.map_err(|e| unavailable(e.to_string()))?;
-            if status.is_success() {
-                let answer: Answer = serde_json::from_slice(&body)
-                    .map_err(|e| unavailable(format!("not a KRR answer: {e}")))?;
-                return Ok(answer.personer);
-            }
-            let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-            return Err(
-                if status.is_client_error() && !matches!(status.as_u16(), 401 | 403 | 408 | 429) {
-                    CallError::Refused(format!("HTTP {status}: {text}"))
-                } else {
-                    CallError::Unavailable(format!("HTTP {status}: {text}"))
-                },
-            );
-        }
-    }
-
-    /// One batch; a refused batch is asked again one number at a time.
-    async fn batch(&self, nins: &[String]) -> Result<Vec<KrrPerson>, LookupError> {
-        let lookup_error = |reason| LookupError { source_name: KRR, reason };
-        match self.call(nins).await {
-            Ok(found) => Ok(found),
-            Err(CallError::Unavailable(e)) => Err(lookup_error(e)),
-            Err(CallError::Refused(e)) if nins.len() == 1 => {
-                tracing::warn!(
-                    reason = e,
-                    "KRR refused a number; that recipient is not identified"
-                );
-                Ok(vec![])
-            }
-            Err(CallError::Refused(e)) => {
-                tracing::warn!(
-                    numbers = nins.len(),
-                    reason = e,
-                    "KRR refused a batch; asking one number at a time"
-                );
-                let ones: Vec<Vec<String>> = nins.iter().map(|n| vec![n.clone()]).collect();
-                let singles = futures::stream::iter(ones)
-                    .map(|one| async move {
-                        match self.call(&one).await {
-                            Ok(found) => Ok(found),
-                            Err(CallError::Refused(_)) => Ok(vec![]),
-                            Err(CallError::Unavailable(e)) => Err(lookup_error(e)),
-                        }
-                    })
-                    .buffer_unordered(self.settings.concurrency);
-                Ok(singles.try_concat().await?)
+                .map_err(|e| CallError::Unavailable(e.to_string()))?;
+            match post_json::<Answer>(&self.http, &self.endpoint, &body, Some(&token), &[]).await {
+                Ok(answer) => return Ok(answer.personer),
+                Err((_, Some(401 | 403))) if !refreshed => {
+                    // Revoked or expired early: one more try with a fresh token.
+                    self.maskinporten.forget(&self.settings.scope, &token).await;
+                    refreshed = true;
+                }
+                Err((e, _)) => return Err(e),
             }
         }
     }
@@ -241,12 +181,8 @@ impl PersonSource for Krr {
         nins: &[String],
         allow_stale: bool,
     ) -> Result<HashMap<String, PersonContact>, LookupError> {
-        let chunks: Vec<Vec<String>> =
-            nins.chunks(self.settings.batch).map(<[String]>::to_vec).collect();
-        let batches = futures::stream::iter(chunks)
-            .map(|chunk| async move { self.batch(&chunk).await })
-            .buffer_unordered(self.settings.concurrency);
-        let found: Vec<KrrPerson> = batches.try_concat().await?;
+        let (batch, concurrency) = (self.settings.batch, self.settings.concurrency);
+        let found = in_batches(KRR, nins, batch, concurrency, |chunk| self.call(chunk)).await?;
         let now = Utc::now();
         let asked: std::collections::HashSet<&str> = nins.iter().map(String::as_str).collect();
         Ok(found

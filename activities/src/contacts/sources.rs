@@ -46,6 +46,32 @@ pub trait OrganizationSource: Send + Sync {
     ) -> Result<HashMap<String, OrgContact>, LookupError>;
 }
 
+/// Self-identified users (Altinn's external identities, `urn:altinn:person:idporten-email:…`).
+#[async_trait::async_trait]
+pub trait ExternalIdentitySource: Send + Sync {
+    /// The users the source knows among `ids`, keyed as asked.
+    async fn external_identities(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, PersonContact>, LookupError>;
+}
+
+/// Names for `$recipientName$`, where the contact source gives none (KRR and Profile do not).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Names {
+    /// Persons' names by national identity number.
+    pub persons: HashMap<String, String>,
+    /// Organisations' names by organisation number.
+    pub organizations: HashMap<String, String>,
+}
+
+/// Names of persons and organisations.
+#[async_trait::async_trait]
+pub trait NameSource: Send + Sync {
+    /// The names the source knows among `nins` and `orgs`.
+    async fn names(&self, nins: &[String], orgs: &[String]) -> Result<Names, LookupError>;
+}
+
 /// The sources a process looks recipients up in.
 #[derive(Clone)]
 pub struct ContactSources {
@@ -53,13 +79,22 @@ pub struct ContactSources {
     pub persons: Arc<dyn PersonSource>,
     /// Organisations.
     pub organizations: Arc<dyn OrganizationSource>,
+    /// Self-identified users; `None`: none is configured, and they are not identified.
+    pub external: Option<Arc<dyn ExternalIdentitySource>>,
+    /// Names for the keywords.
+    pub names: Arc<dyn NameSource>,
 }
 
 impl ContactSources {
-    /// Both kinds from the embedded register.
+    /// Every kind from the embedded register; no self-identified users.
     pub fn embedded(store: &Store) -> Self {
         let register = Arc::new(EmbeddedRegister(store.clone()));
-        Self { persons: register.clone(), organizations: register }
+        Self {
+            persons: register.clone(),
+            organizations: register.clone(),
+            external: None,
+            names: register,
+        }
     }
 }
 
@@ -107,6 +142,23 @@ impl OrganizationSource for EmbeddedRegister {
         orgs: &[String],
     ) -> Result<HashMap<String, OrgContact>, LookupError> {
         self.0.lookup_organizations(orgs).await.map_err(db_error)
+    }
+}
+
+#[async_trait::async_trait]
+impl NameSource for EmbeddedRegister {
+    async fn names(&self, nins: &[String], orgs: &[String]) -> Result<Names, LookupError> {
+        let persons = self.0.lookup_persons(nins).await.map_err(db_error)?;
+        let organizations = self.0.lookup_organizations(orgs).await.map_err(db_error)?;
+        let named = |(k, name): (String, Option<String>)| Some((k, name?));
+        Ok(Names {
+            persons: persons.into_iter().map(|(k, p)| (k, p.name)).filter_map(named).collect(),
+            organizations: organizations
+                .into_iter()
+                .map(|(k, o)| (k, o.name))
+                .filter_map(named)
+                .collect(),
+        })
     }
 }
 

@@ -97,6 +97,8 @@ pub mod order_recipient {
         pub nin: Option<String>,
         /// Stale contact details may be used (`useStaleContactInformation`).
         pub allow_stale: bool,
+        /// A self-identified user's external identity to look up.
+        pub external_identity: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -100,6 +100,7 @@ impl From<order_recipient::Model> for Recipient {
             org_no: r.org_no,
             nin: r.nin,
             allow_stale: r.allow_stale,
+            external_identity: r.external_identity,
         }
     }
 }
@@ -153,6 +154,7 @@ impl Store {
                 org_no: Set(r.org_no.clone()),
                 nin: Set(r.nin.clone()),
                 allow_stale: Set(r.allow_stale),
+                external_identity: Set(r.external_identity.clone()),
             });
             order_recipient::Entity::insert_many(models).exec_without_returning(txn).await?;
         }

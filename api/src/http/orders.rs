@@ -509,7 +509,7 @@ impl OrdersApi {
     /// Looks up recipients, stores the order atomically, and starts its workflow (or leaves it
     /// to the dispatcher when Temporal is unreachable: the order is accepted and starts later).
     async fn accept(&self, creator: &str, mut v: ValidOrder) -> Result<CreatedResponse, ApiError> {
-        let resolved = contacts::resolve(&self.state.contacts, &v.recipients)
+        let resolved = contacts::resolve(&self.state.contacts, &v.recipients, false)
             .await
             .map_err(ApiError::lookup)?;
         let lookup = lookup_result(v.channel, v.ignore_reservation, &v.recipients, &resolved);

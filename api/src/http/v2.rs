@@ -544,15 +544,17 @@ impl V2Api {
         ))
     }
 
-    /// 422 `NOT-00001` when a person or organisation (of the notification or a reminder) has no
+    /// 422 `NOT-00001` when a person, organisation or self-identified user (of the notification
+    /// or a reminder) has no
     /// contact details for its channel; a reserved person is not missing.
     async fn check_contacts(&self, v: &ValidChain) -> Result<(), ApiError> {
         let orders: Vec<&ValidChainOrder> =
             std::iter::once(&v.main).chain(v.reminders.iter()).collect();
         let recipients: Vec<_> =
             orders.iter().flat_map(|o| o.order.recipients.iter().cloned()).collect();
-        let resolved =
-            contacts::resolve(&self.state.contacts, &recipients).await.map_err(ApiError::lookup)?;
+        let resolved = contacts::resolve(&self.state.contacts, &recipients, false)
+            .await
+            .map_err(ApiError::lookup)?;
         let missing: Vec<String> = orders
             .iter()
             .zip(recipients.iter().zip(&resolved))
@@ -562,7 +564,10 @@ impl V2Api {
                     .iter()
                     .any(|p| p.status.is_pending())
             })
-            .map(|(_, (r, _))| r.nin.clone().or_else(|| r.org_no.clone()).unwrap_or_default())
+            .map(|(_, (r, _))| {
+                let id = r.nin.as_ref().or(r.org_no.as_ref()).or(r.external_identity.as_ref());
+                id.cloned().unwrap_or_default()
+            })
             .collect();
         if missing.is_empty() {
             Ok(())

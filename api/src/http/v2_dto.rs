@@ -153,6 +153,33 @@ pub struct RecipientOrganizationDto {
     pub sms_settings: Option<SmsSettingsDto>,
 }
 
+/// A self-identified user (no national identity number), looked up in Altinn Profile.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(
+    rename = "RecipientExternalIdentityExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
+pub struct RecipientExternalIdentityDto {
+    /// `urn:altinn:person:idporten-email:<email>`, `urn:altinn:party:username:<name>`,
+    /// `urn:altinn:username:<name>` or `urn:altinn:person:legacy-selfidentified:<name>`.
+    #[oai(deserialize_with = "strict_string")]
+    pub external_identity: Option<String>,
+    /// Channel (required).
+    pub channel_schema: Option<CaseInsensitive<NotificationChannelDto>>,
+    /// `urn:altinn:resource:…`.
+    #[oai(deserialize_with = "strict_string")]
+    pub resource_id: Option<String>,
+    /// XACML action used with `resourceId`.
+    #[oai(deserialize_with = "strict_string")]
+    pub resource_action: Option<String>,
+    /// The email, when the channel uses email.
+    pub email_settings: Option<EmailSettingsDto>,
+    /// The SMS, when the channel uses SMS.
+    pub sms_settings: Option<SmsSettingsDto>,
+}
+
 /// Exactly one recipient.
 #[derive(Debug, Clone, Default, Object)]
 #[oai(
@@ -170,6 +197,8 @@ pub struct RecipientUnionDto {
     pub recipient_person: Option<RecipientPersonDto>,
     /// An organisation.
     pub recipient_organization: Option<RecipientOrganizationDto>,
+    /// A self-identified user.
+    pub recipient_external_identity: Option<RecipientExternalIdentityDto>,
 }
 
 /// The Dialogporten dialog an order belongs to.

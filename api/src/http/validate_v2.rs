@@ -282,6 +282,37 @@ struct Recipient {
     resource_action: Option<String>,
 }
 
+/// What an organisation and a self-identified user share: a required channel with its
+/// settings, and the resource the notification is about.
+struct RecipientParts<'a> {
+    channel_schema: Option<NotificationChannelDto>,
+    email_settings: &'a Option<EmailSettingsDto>,
+    sms_settings: &'a Option<SmsSettingsDto>,
+    resource_id: &'a Option<String>,
+    resource_action: &'a Option<String>,
+}
+
+impl RecipientParts<'_> {
+    fn apply(&self, out: &mut Recipient, k: &str, rules: &Rules<'_>, errors: &mut Errors) {
+        match self.channel_schema {
+            None => add(errors, format!("{k}.ChannelSchema"), "Invalid channel scheme value."),
+            Some(channel) => {
+                out.channel = channel_of(channel);
+                (out.email, out.sms) = channel_settings(
+                    channel,
+                    self.email_settings,
+                    self.sms_settings,
+                    k,
+                    rules,
+                    errors,
+                );
+            }
+        }
+        (out.resource_id, out.resource_action) =
+            resource(self.resource_id, self.resource_action, k, rules, errors);
+    }
+}
+
 fn recipient(
     r: &Option<RecipientUnionDto>,
     key: &str,
@@ -297,6 +328,7 @@ fn recipient(
         r.recipient_sms.is_some(),
         r.recipient_person.is_some(),
         r.recipient_organization.is_some(),
+        r.recipient_external_identity.is_some(),
     ];
     if given.iter().filter(|g| **g).count() != 1 {
         add(errors, key, "Must have exactly one recipient.");
@@ -374,24 +406,59 @@ fn recipient(
                 ),
             },
         }
-        match o.channel_schema.map(|c| c.0) {
-            None => add(errors, format!("{k}.ChannelSchema"), "Invalid channel scheme value."),
-            Some(channel) => {
-                out.channel = channel_of(channel);
-                (out.email, out.sms) = channel_settings(
-                    channel,
-                    &o.email_settings,
-                    &o.sms_settings,
-                    &k,
-                    rules,
-                    errors,
-                );
+        let parts = RecipientParts {
+            channel_schema: o.channel_schema.map(|c| c.0),
+            email_settings: &o.email_settings,
+            sms_settings: &o.sms_settings,
+            resource_id: &o.resource_id,
+            resource_action: &o.resource_action,
+        };
+        parts.apply(&mut out, &k, rules, errors);
+    } else if let Some(x) = &r.recipient_external_identity {
+        let k = format!("{key}.RecipientExternalIdentity");
+        match present(&x.external_identity) {
+            None => add(
+                errors,
+                format!("{k}.ExternalIdentity"),
+                "ExternalIdentity cannot be null or empty.",
+            ),
+            Some(urn) if external_identity_urn(urn) => {
+                out.recipient.external_identity = Some(urn.to_owned())
             }
+            Some(_) => add(
+                errors,
+                format!("{k}.ExternalIdentity"),
+                "Invalid external identity URN format.",
+            ),
         }
-        (out.resource_id, out.resource_action) =
-            resource(&o.resource_id, &o.resource_action, &k, rules, errors);
+        let parts = RecipientParts {
+            channel_schema: x.channel_schema.map(|c| c.0),
+            email_settings: &x.email_settings,
+            sms_settings: &x.sms_settings,
+            resource_id: &x.resource_id,
+            resource_action: &x.resource_action,
+        };
+        parts.apply(&mut out, &k, rules, errors);
     }
     Some(out)
+}
+
+/// Altinn's external identities of self-identified users: an ID-porten email login
+/// (`urn:altinn:person:idporten-email:<a valid email>`) or a user name
+/// (`urn:altinn:party:username:`, `urn:altinn:username:`,
+/// `urn:altinn:person:legacy-selfidentified:`, then something that is not blank).
+fn external_identity_urn(urn: &str) -> bool {
+    if let Some(email) = urn.strip_prefix("urn:altinn:person:idporten-email:") {
+        return EmailAddress::parse(email).is_ok();
+    }
+    [
+        "urn:altinn:party:username:",
+        "urn:altinn:username:",
+        "urn:altinn:person:legacy-selfidentified:",
+    ]
+    .iter()
+    .find_map(|p| urn.strip_prefix(p))
+    .is_some_and(|name| !name.trim().is_empty())
 }
 
 fn chain_order(

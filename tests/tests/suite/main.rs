@@ -16,6 +16,7 @@ mod metrics;
 mod openapi;
 mod outbound;
 mod pipeline;
+mod profile;
 mod reads;
 mod redrive;
 mod replay;

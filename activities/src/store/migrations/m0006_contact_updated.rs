@@ -12,7 +12,8 @@ impl MigrationName for M0006ContactUpdated {
 
 /// When a person's contact details were last confirmed or changed in the register they came
 /// from (KRR's 18-month rule treats older ones as stale; unknown for rows loaded before), and
-/// whether a recipient allows stale ones (`useStaleContactInformation`).
+/// whether a recipient allows stale ones (`useStaleContactInformation`); a recipient's
+/// external identity (a self-identified user, `recipientExternalIdentity`).
 #[async_trait::async_trait]
 impl MigrationTrait for M0006ContactUpdated {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -27,6 +28,13 @@ impl MigrationTrait for M0006ContactUpdated {
             Table::alter()
                 .table(tbl("order_recipients"))
                 .add_column(col("allow_stale").boolean().not_null().default(false))
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table(tbl("order_recipients"))
+                .add_column(col("external_identity").string().null())
                 .to_owned(),
         )
         .await
