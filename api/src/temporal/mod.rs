@@ -16,6 +16,7 @@ pub use worker::{SdkMetrics, WorkerHandle, spawn_worker};
 use crate::config::{Config, TemporalConfig};
 use std::time::Duration;
 use temporalio_client::envconfig::LoadClientConfigProfileOptions;
+use temporalio_client::errors::ClientConnectError;
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
 use temporalio_common::envconfig::load_client_config_profile;
 use varsel_workflows::WorkflowPolicy;
@@ -69,15 +70,31 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<Client> {
     let connection = tokio::time::timeout(Duration::from_secs(10), Connection::connect(opts))
         .await
         .map_err(|_| anyhow::anyhow!("timed out connecting to Temporal at {target}"))?
-        .map_err(|e| {
-            let hint = if secured {
-                "; check TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_NAME, TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH (or TEMPORAL_API_KEY)"
-            } else {
-                ""
-            };
-            anyhow::anyhow!("cannot connect to Temporal at {target}: {e:?}{hint}")
-        })?;
+        .map_err(|e| connect_error(e, &target, secured))?;
     Ok(Client::new(connection, ClientOptions::new(namespace).build())?)
+}
+
+/// A [`Connection::connect`] failure as an operator reads it: [`NotServingYet`] when Temporal
+/// itself answered that it is not serving yet, else what failed with a hint at the TLS settings
+/// of a secured connection.
+fn connect_error(e: ClientConnectError, target: &str, secured: bool) -> anyhow::Error {
+    // Temporal itself answered that it is not serving yet (a server starting): no
+    // transport error beneath the status, unlike a TLS or network failure.
+    if let ClientConnectError::SystemInfoCallError(status) = &e
+        && status.code() == tonic::Code::Unavailable
+        && std::error::Error::source(status).is_none()
+    {
+        return anyhow::Error::new(NotServingYet(format!(
+            "Temporal at {target} is not serving yet: {}",
+            status.message()
+        )));
+    }
+    let hint = if secured {
+        "; check TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_NAME, TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH (or TEMPORAL_API_KEY)"
+    } else {
+        ""
+    };
+    anyhow::anyhow!("cannot connect to Temporal at {target}: {e:?}{hint}")
 }
 
 /// One round trip to Temporal (its system information): whether the connection still works.
@@ -88,10 +105,18 @@ pub async fn ping(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Temporal answered, but is not serving yet (its frontend is starting).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotServingYet(String);
+
 /// Whether a [`connect`] error says only that Temporal is not there (yet): nothing listens, the
-/// name does not resolve, no answer in time. Anything else (a TLS failure, a refused
+/// name does not resolve, no answer in time, or it answers that it is not serving yet. Anything else (a TLS failure, a refused
 /// certificate or key, something that is not Temporal) is a misconfiguration.
 pub fn unreachable(e: &anyhow::Error) -> bool {
+    if e.downcast_ref::<NotServingYet>().is_some() {
+        return true;
+    }
     let text = format!("{e:#}");
     ["Connection refused", "ConnectionRefused", "dns error", "DnsResolution", "timed out"]
         .iter()
@@ -109,5 +134,25 @@ pub fn policy(cfg: &Config) -> WorkflowPolicy {
         max_batches_per_run: cfg.processing.max_batches_per_run,
         // Validated at start-up (Application::build).
         sms_window: cfg.sms_window().ok().flatten(),
+    }
+}
+
+#[cfg(test)]
+mod connect_tests {
+    use super::*;
+
+    #[test]
+    fn a_starting_server_is_not_reachable_yet_but_a_refusal_is_a_misconfiguration() {
+        let starting = ClientConnectError::SystemInfoCallError(tonic::Status::unavailable(
+            "Frontend is not healthy yet",
+        ));
+        let e = connect_error(starting, "http://127.0.0.1:7233/", false);
+        assert!(unreachable(&e), "{e:#}");
+        let refused = ClientConnectError::SystemInfoCallError(tonic::Status::permission_denied(
+            "Request unauthorized.",
+        ));
+        let e = connect_error(refused, "https://temporal.example:7233/", true);
+        assert!(!unreachable(&e), "{e:#}");
+        assert!(format!("{e:#}").contains("check TEMPORAL_TLS_SERVER_CA_CERT_PATH"), "{e:#}");
     }
 }
