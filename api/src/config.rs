@@ -126,6 +126,12 @@ pub struct ContactsConfig {
     /// Timeout of one lookup call, seconds.
     #[serde(rename = "contacts_timeout_secs")]
     pub timeout_secs: u64,
+    /// How long an answer of KRR, Profile or Register is remembered, seconds; 0: not at all.
+    #[serde(rename = "contacts_cache_secs")]
+    pub cache_secs: u64,
+    /// Answers remembered at most (least recently used first out).
+    #[serde(rename = "contacts_cache_entries")]
+    pub cache_entries: usize,
 }
 
 impl Default for ContactsConfig {
@@ -145,6 +151,8 @@ impl Default for ContactsConfig {
             batch: 1_000,
             concurrency: 4,
             timeout_secs: 10,
+            cache_secs: 60,
+            cache_entries: 200_000,
         }
     }
 }
@@ -160,8 +168,10 @@ pub struct MaskinportenConfig {
     pub maskinporten_audience: String,
     /// varsel's client id at Maskinporten.
     pub maskinporten_client_id: String,
-    /// The RSA private key, PEM.
+    /// The RSA private key: PEM, or a PKCS#12 file (`.p12`, `.pfx`) with its certificate chain.
     pub maskinporten_key_file: PathBuf,
+    /// The password of a PKCS#12 key file.
+    pub maskinporten_key_password: Secret,
     /// The key's id as registered at Maskinporten; or else `maskinporten_certificate_file`.
     pub maskinporten_kid: String,
     /// The business certificate and its chain, PEM (sent as `x5c`) instead of a `kid`.
@@ -177,6 +187,7 @@ impl Default for MaskinportenConfig {
             maskinporten_audience: String::new(),
             maskinporten_client_id: String::new(),
             maskinporten_key_file: PathBuf::new(),
+            maskinporten_key_password: Secret::default(),
             maskinporten_kid: String::new(),
             maskinporten_certificate_file: PathBuf::new(),
             maskinporten_renew_before_secs: 60,

@@ -12,6 +12,9 @@ use std::time::Duration;
 use varsel_activities::Store;
 use varsel_activities::contacts::ContactSources;
 use varsel_activities::contacts::altinn_register::{AltinnRegister, RegisterSettings};
+use varsel_activities::contacts::cache::{
+    CachedExternal, CachedNames, CachedOrganizations, CachedPersons,
+};
 use varsel_activities::contacts::krr::{Krr, KrrSettings};
 use varsel_activities::contacts::profile::{Profile, ProfileSettings};
 use varsel_activities::providers::condition::ConditionAuth;
@@ -121,6 +124,25 @@ fn contact_sources(
             timeout,
         })?);
     }
+    // The remote sources' answers are remembered a while; the embedded register is not cached.
+    if let Some(capacity) =
+        std::num::NonZeroUsize::new(c.cache_entries).filter(|_| c.cache_secs > 0)
+    {
+        let ttl = Duration::from_secs(c.cache_secs);
+        if c.persons != PersonsSource::Register {
+            sources.persons = Arc::new(CachedPersons::new(sources.persons, capacity, ttl));
+        }
+        if c.organizations != OrganizationsSource::Register {
+            sources.organizations =
+                Arc::new(CachedOrganizations::new(sources.organizations, capacity, ttl));
+        }
+        if let Some(external) = sources.external.take() {
+            sources.external = Some(Arc::new(CachedExternal::new(external, capacity, ttl)));
+        }
+        if c.names != NamesSource::Register {
+            sources.names = Arc::new(CachedNames::new(sources.names, capacity, ttl));
+        }
+    }
     Ok(sources)
 }
 
@@ -135,9 +157,20 @@ pub fn maskinporten(m: &MaskinportenConfig) -> anyhow::Result<Option<Arc<Maskinp
     let read = |what: &str, path: &std::path::Path| {
         std::fs::read(path).map_err(|e| anyhow::anyhow!("{what} {}: {e}", path.display()))
     };
-    let key_pem = read("VARSEL_MASKINPORTEN_KEY_FILE", &m.maskinporten_key_file)?;
+    let key_file = read("VARSEL_MASKINPORTEN_KEY_FILE", &m.maskinporten_key_file)?;
+    let (key_pem, p12_chain) = if key_file.starts_with(b"-----") {
+        (key_file, vec![])
+    } else {
+        pkcs12_key(&key_file, m.maskinporten_key_password.expose()).map_err(|e| {
+            anyhow::anyhow!(
+                "VARSEL_MASKINPORTEN_KEY_FILE {} is neither PEM nor a PKCS#12 file that VARSEL_MASKINPORTEN_KEY_PASSWORD opens: {e}",
+                m.maskinporten_key_file.display()
+            )
+        })?
+    };
     let certificate_chain = if m.maskinporten_certificate_file.as_os_str().is_empty() {
-        vec![]
+        // A PKCS#12 file's own chain names the key when no kid does.
+        if m.maskinporten_kid.is_empty() { p12_chain } else { vec![] }
     } else {
         let pem = read("VARSEL_MASKINPORTEN_CERTIFICATE_FILE", &m.maskinporten_certificate_file)?;
         let chain = x5c(&String::from_utf8_lossy(&pem));
@@ -164,6 +197,26 @@ pub fn maskinporten(m: &MaskinportenConfig) -> anyhow::Result<Option<Arc<Maskinp
         timeout: Duration::from_secs(10),
     };
     Ok(Some(Arc::new(Maskinporten::new(settings)?)))
+}
+
+/// The private key of a PKCS#12 file as PEM (PKCS#8), and its certificate chain as `x5c` wants
+/// it (base64 DER, the key's own certificate first).
+fn pkcs12_key(data: &[u8], password: &str) -> anyhow::Result<(Vec<u8>, Vec<String>)> {
+    use base64::Engine;
+    let store =
+        p12_keystore::KeyStore::from_pkcs12(data, password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (_, chain) =
+        store.private_key_chain().ok_or_else(|| anyhow::anyhow!("it holds no private key"))?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let body = b64.encode(chain.key());
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    let certificates = chain.chain().iter().map(|c| b64.encode(c.as_der())).collect();
+    Ok((pem.into_bytes(), certificates))
 }
 
 /// The certificates of a PEM text as `x5c` wants them: each one's base64 DER, in file order.

@@ -28,6 +28,46 @@ pub struct RsaKey {
 }
 
 impl RsaKey {
+    /// A self-signed business certificate for the key (PEM) and both in a PKCS#12 file opened
+    /// by `password`, as a business certificate is delivered.
+    pub fn pkcs12(&self, password: &str) -> (PathBuf, PathBuf) {
+        let dir = self.private.parent().unwrap();
+        let (cert, p12) = (dir.join("cert.pem"), dir.join("key.p12"));
+        let key = self.private.to_str().unwrap();
+        crate::openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-key",
+                key,
+                "-subj",
+                "/CN=varsel test business",
+                "-days",
+                "2",
+                "-out",
+                cert.to_str().unwrap(),
+            ],
+        );
+        let pass = format!("pass:{password}");
+        crate::openssl(
+            dir,
+            &[
+                "pkcs12",
+                "-export",
+                "-inkey",
+                key,
+                "-in",
+                cert.to_str().unwrap(),
+                "-out",
+                p12.to_str().unwrap(),
+                "-passout",
+                &pass,
+            ],
+        );
+        (cert, p12)
+    }
+
     /// A new 2048-bit key.
     pub fn generate() -> Self {
         let dir = tempfile::tempdir().unwrap();
@@ -70,6 +110,8 @@ struct TokenState {
     issuer: String,
     client_id: String,
     kid: String,
+    /// The client's business certificate (base64 DER), when it signs with one (`x5c`).
+    certificate: Mutex<Option<String>>,
     key: DecodingKey,
     scopes: Vec<String>,
     lifetime: Mutex<Duration>,
@@ -102,8 +144,16 @@ async fn issue_token(Form(form): Form<TokenForm>, state: Data<&Arc<TokenState>>)
     let Ok(header) = jsonwebtoken::decode_header(&form.assertion) else {
         return bad("the assertion is not a JWT");
     };
-    if header.kid.as_deref() != Some(state.kid.as_str()) {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_client", "unknown kid");
+    let by_kid = header.kid.as_deref() == Some(state.kid.as_str());
+    let certificate = state.certificate.lock().unwrap().clone();
+    let by_certificate = certificate.is_some()
+        && header.x5c.as_ref().and_then(|c| c.first()) == certificate.as_ref();
+    if !by_kid && !by_certificate {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            "unknown kid or certificate",
+        );
     }
     let mut validation = Validation::new(Algorithm::RS256);
     validation.set_audience(&[state.issuer.as_str()]);
@@ -171,6 +221,7 @@ impl MaskinportenStandIn {
             issuer: issuer.clone(),
             client_id: client_id.to_owned(),
             kid: kid.to_owned(),
+            certificate: Default::default(),
             key: DecodingKey::from_rsa_pem(&std::fs::read(public_key).unwrap()).unwrap(),
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             lifetime: Mutex::new(lifetime),
@@ -181,6 +232,14 @@ impl MaskinportenStandIn {
         let app = Route::new().at("/token", post(issue_token)).data(state.clone());
         tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
         Self { token_url: format!("http://127.0.0.1:{port}/token"), issuer, state }
+    }
+
+    /// Accepts grants that carry this business certificate (PEM) as the first of `x5c`; the
+    /// certificate must hold the registered key.
+    pub fn register_certificate(&self, pem: &Path) {
+        let text = std::fs::read_to_string(pem).unwrap();
+        let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+        *self.state.certificate.lock().unwrap() = Some(body);
     }
 
     /// Tokens issued so far.

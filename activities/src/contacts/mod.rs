@@ -5,6 +5,7 @@
 //! entries (`records`), their file formats (`lines`), streaming import and paged export.
 
 pub mod altinn_register;
+pub mod cache;
 pub mod calls;
 pub mod export;
 pub mod import;

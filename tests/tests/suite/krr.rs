@@ -112,6 +112,7 @@ async fn krr_statuses_reservations_and_the_18_month_rule() {
     k.app.wait_status(&id, "Completed", T).await;
     let sent: Vec<String> = k.smtp.wait_for(1, T).await.into_iter().map(|m| m.to).collect();
     assert_eq!(sent, ["active@krr.example"]);
+    assert!(k.krr.numbers() > 0);
     let by_nin: Vec<(Option<String>, String)> = k
         .app
         .store
@@ -131,6 +132,12 @@ async fn krr_statuses_reservations_and_the_18_month_rule() {
     }
     assert_eq!(by_nin.len(), 7, "{by_nin:?}");
 
+    // The same recipients again within VARSEL_CONTACTS_CACHE_SECS: KRR is not asked again.
+    let asked = k.krr.numbers();
+    let again = k.app.order("/orders", &email_order(&nins)).await;
+    k.app.wait_status(&again, "Completed", T).await;
+    assert_eq!(k.krr.numbers(), asked, "the answers, unknown numbers included, were remembered");
+
     // The 18-month rule both ways, per recipient (`useStaleContactInformation`, /future).
     let chain = |reference: &str, allow: bool| {
         json!({"idempotencyId": reference, "recipient": {"recipientPerson": {
@@ -144,9 +151,9 @@ async fn krr_statuses_reservations_and_the_18_month_rule() {
     let created: Value = resp.json().await.unwrap();
     let shipment = created["notification"]["shipmentId"].as_str().unwrap().to_owned();
     k.app.wait_status(&shipment, "Completed", T).await;
-    let mut sent: Vec<String> = k.smtp.wait_for(2, T).await.into_iter().map(|m| m.to).collect();
+    let mut sent: Vec<String> = k.smtp.wait_for(3, T).await.into_iter().map(|m| m.to).collect();
     sent.sort();
-    assert_eq!(sent, ["active@krr.example", "stale@krr.example"]);
+    assert_eq!(sent, ["active@krr.example", "active@krr.example", "stale@krr.example"]);
 
     // Every call carried a token, and one token served them all.
     assert!(k.krr.calls() >= 4, "acceptance and generation of both orders: {}", k.krr.calls());
@@ -158,7 +165,12 @@ async fn krr_statuses_reservations_and_the_18_month_rule() {
 /// retry; nobody is "not identified" for it, and every person gets one email.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_krr_outage_mid_order_ends_with_every_recipient_served_once() {
-    let k = start(Db::Postgres, None, |c| c.processing.generate_batch = 300).await;
+    let k = start(Db::Postgres, None, |c| {
+        c.processing.generate_batch = 300;
+        // Every lookup goes to KRR: nothing remembered from the acceptance.
+        c.contacts.cache_secs = 0;
+    })
+    .await;
     let fresh = chrono::Utc::now().to_rfc3339();
     let nins: Vec<String> = (0..900).map(|i| format!("0202{i:07}")).collect();
     for (i, nin) in nins.iter().enumerate() {
@@ -367,4 +379,38 @@ async fn send_conditions_are_checked_with_a_maskinporten_or_a_static_token() {
     to.sort();
     assert_eq!(to, ["mp@cond.example", "none@cond.example", "static@cond.example"]);
     app.stop().await;
+}
+
+/// A business certificate delivered as PKCS#12: the key signs the grant, and the file's
+/// certificate goes with it as `x5c` (no kid), which Maskinporten checks against the
+/// certificate it knows. A wrong password stops the start with a clear message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pkcs12_business_certificate_signs_the_grant_with_its_chain() {
+    let key = RsaKey::generate();
+    let (certificate, p12) = key.pkcs12("hemmelig");
+    let mp = MaskinportenStandIn::start(
+        CLIENT,
+        "not-used",
+        &key.public,
+        &[KRR_SCOPE],
+        Duration::from_secs(120),
+    )
+    .await;
+    mp.register_certificate(&certificate);
+    let config = |password: &str| varsel_api::config::MaskinportenConfig {
+        maskinporten_token_url: mp.token_url.clone(),
+        maskinporten_client_id: CLIENT.into(),
+        maskinporten_key_file: p12.clone(),
+        maskinporten_key_password: password.to_owned().into(),
+        ..Default::default()
+    };
+    let client = varsel_api::upstream::maskinporten(&config("hemmelig")).unwrap().unwrap();
+    client.token(KRR_SCOPE).await.unwrap();
+    assert_eq!(mp.issued(), 1);
+    let wrong = varsel_api::upstream::maskinporten(&config("feil")).unwrap_err().to_string();
+    assert!(
+        wrong
+            .contains("neither PEM nor a PKCS#12 file that VARSEL_MASKINPORTEN_KEY_PASSWORD opens"),
+        "{wrong}"
+    );
 }
