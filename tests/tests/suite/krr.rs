@@ -414,3 +414,73 @@ async fn a_pkcs12_business_certificate_signs_the_grant_with_its_chain() {
         "{wrong}"
     );
 }
+
+/// The channel plan works on what KRR gives: with `SmsPreferred` a person with a mobile gets an
+/// SMS, one with only an email gets the email instead, one with neither is not identified;
+/// `EmailAndSms` sends both where both exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_and_fallback_work_on_krr_answers() {
+    let k = start(Db::Sqlite, None, |_| {}).await;
+    let fresh = (chrono::Utc::now() - chrono::Duration::days(10)).to_rfc3339();
+    let person = |nin: &str, email: Option<&str>, mobile: Option<&str>| {
+        json!({"personidentifikator": nin, "reservasjon": "NEI", "status": "AKTIV",
+               "varslingsstatus": "KAN_VARSLES",
+               "kontaktinformasjon": {"epostadresse": email, "epostadresse_oppdatert": fresh,
+                                      "mobiltelefonnummer": mobile, "mobiltelefonnummer_oppdatert": fresh}})
+    };
+    k.krr.put(person("06060000001", Some("both@krr.example"), Some("99000001")));
+    k.krr.put(person("06060000002", Some("emailonly@krr.example"), None));
+    k.krr.put(person("06060000003", None, Some("99000003")));
+    k.krr.put(person("06060000004", None, None));
+    let recipients: Vec<Value> = ["06060000001", "06060000002", "06060000003", "06060000004"]
+        .iter()
+        .map(|n| json!({"nationalIdentityNumber": n}))
+        .collect();
+    let order = |channel: &str| {
+        json!({
+            "notificationChannel": channel,
+            "emailTemplate": {"subject": "s", "body": "b"},
+            "smsTemplate": {"body": "sms"},
+            "recipients": recipients,
+        })
+    };
+    let statuses = |id: String| {
+        let app = &k.app;
+        async move {
+            app.wait_status(&id, "Completed", T).await;
+            let mut v: Vec<(String, String, String)> = app
+                .store
+                .notifications(&id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|n| (n.nin.unwrap_or_default(), n.channel.as_str().to_owned(), n.address))
+                .collect();
+            v.sort();
+            v
+        }
+    };
+    let sms_preferred = k.app.order("/orders", &order("SmsPreferred")).await;
+    assert_eq!(
+        statuses(sms_preferred).await,
+        [
+            ("06060000001".into(), "sms".into(), "+4799000001".into()),
+            ("06060000002".into(), "email".into(), "emailonly@krr.example".into()),
+            ("06060000003".into(), "sms".into(), "+4799000003".into()),
+            ("06060000004".into(), "sms".into(), String::new()),
+        ]
+    );
+    let both = k.app.order("/orders", &order("EmailAndSms")).await;
+    let got = statuses(both).await;
+    let channels_of = |nin: &str| -> Vec<String> {
+        got.iter()
+            .filter(|(n, _, a)| n == nin && !a.is_empty())
+            .map(|(_, c, _)| c.clone())
+            .collect()
+    };
+    assert_eq!(channels_of("06060000001"), ["email", "sms"], "{got:?}");
+    assert_eq!(channels_of("06060000002"), ["email"], "{got:?}");
+    assert_eq!(channels_of("06060000003"), ["sms"], "{got:?}");
+    assert!(channels_of("06060000004").is_empty(), "{got:?}");
+    k.app.stop().await;
+}
