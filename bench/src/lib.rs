@@ -10,6 +10,7 @@
 
 pub mod baseline;
 pub mod queries;
+pub mod registers;
 
 use baseline::{BenchInput, NoopWorkflow, OneActivityWorkflow, defs};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -44,6 +45,8 @@ pub struct BenchOptions {
     pub clients: usize,
     /// Phases to run: `accept`, `small`, `bulk`, `load`, `instant`.
     pub phases: Vec<String>,
+    /// Persons in the import phase's file.
+    pub import_persons: usize,
     /// Seconds the load phase offers orders.
     pub load_secs: u64,
     /// Where the JSON result goes.
@@ -193,7 +196,16 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
             "bulk" => figures.extend(bench.bulk().await?),
             "load" => figures.extend(bench.load().await?),
             "instant" => figures.extend(bench.instant().await?),
-            other => anyhow::bail!("unknown phase {other:?} (accept, small, bulk, load, instant)"),
+            "import" => figures.extend(
+                registers::import_phase(&bench.store, dir.path(), opts.import_persons).await?,
+            ),
+            "krr" => figures.extend(
+                registers::krr_phase(&bench.store, &bench.ctx, &cfg, opts.recipients as usize)
+                    .await?,
+            ),
+            other => anyhow::bail!(
+                "unknown phase {other:?} (accept, small, bulk, load, instant, import, krr)"
+            ),
         }
     }
 
@@ -224,7 +236,7 @@ struct Bench {
     sink: SmtpSink,
 }
 
-fn bar(len: u64, what: &str) -> ProgressBar {
+pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
         ProgressStyle::with_template("{msg:32} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
@@ -818,14 +830,18 @@ impl Bench {
 }
 
 /// What request tasks need.
-struct TaskCtx {
-    base: String,
-    token: String,
-    http: reqwest::Client,
+pub(crate) struct TaskCtx {
+    pub(crate) base: String,
+    pub(crate) token: String,
+    pub(crate) http: reqwest::Client,
 }
 
 impl TaskCtx {
-    async fn post(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<String> {
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<String> {
         let resp = self
             .http
             .post(format!("{}{path}", self.base))

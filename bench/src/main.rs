@@ -26,10 +26,15 @@ struct Args {
     #[arg(long, default_value_t = 16)]
     clients: usize,
     /// Phases, comma-separated: accept, small, bulk, and, not run by default, load (80% of the
-    /// highest accept rate for --load-seconds, then every order to its final status) and
-    /// instant (instant emails against lettre's sends, --accept-seconds each).
+    /// highest accept rate for --load-seconds, then every order to its final status), instant
+    /// (instant emails against lettre's sends, --accept-seconds each), import (--import-persons
+    /// persons from an NDJSON file against upserts from memory) and krr (--recipients persons
+    /// looked up in a KRR stand-in answering in 20 ms against the embedded register).
     #[arg(long, default_value = "accept,small,bulk", value_delimiter = ',')]
     phases: Vec<String>,
+    /// Persons in the import phase's file.
+    #[arg(long, default_value_t = 1_000_000)]
+    import_persons: usize,
     /// Seconds the load phase offers orders.
     #[arg(long, default_value_t = 60)]
     load_seconds: u64,
@@ -56,6 +61,7 @@ fn main() -> ExitCode {
         accept_secs: args.accept_seconds,
         clients: args.clients,
         phases: args.phases,
+        import_persons: args.import_persons,
         load_secs: args.load_seconds,
         json_out: args.json,
     };
