@@ -154,3 +154,84 @@ async fn self_identified_users_are_reached_by_their_external_identity() {
     assert!(a.profile.calls() >= 2);
     a.app.stop().await;
 }
+
+/// The channel plan on what Profile answers: `SmsPreferred` falls back to email for a person
+/// with only an email, `EmailAndSms` reaches an organisation on both of its lists, and a
+/// reserved person is reached only when the order ignores the reservation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_fallback_and_reservations_work_on_profile_answers() {
+    let a = start(Db::Sqlite).await;
+    a.profile.put_person("07070000001", "both@profile.example", "99000011", false, false);
+    a.profile.put_person("07070000002", "emailonly@profile.example", "", false, false);
+    a.profile.put_person("07070000003", "reserved@profile.example", "99000013", true, false);
+    a.profile.put_organization("907070001", &["org@profile.example"], &["40000011"]);
+    let order = |channel: &str| {
+        json!({
+            "notificationChannel": channel,
+            "emailTemplate": {"subject": "s", "body": "b"},
+            "smsTemplate": {"body": "sms"},
+            "recipients": [{"nationalIdentityNumber": "07070000001"}, {"nationalIdentityNumber": "07070000002"},
+                           {"organizationNumber": "907070001"}]
+        })
+    };
+    let addresses = |id: String| {
+        let app = &a.app;
+        async move {
+            app.wait_status(&id, "Completed", T).await;
+            let mut v: Vec<(String, String)> = app
+                .store
+                .notifications(&id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|n| (n.channel.as_str().to_owned(), n.address))
+                .collect();
+            v.sort();
+            v
+        }
+    };
+    let id = a.app.order("/orders", &order("SmsPreferred")).await;
+    assert_eq!(
+        addresses(id).await,
+        [
+            ("email".to_owned(), "emailonly@profile.example".to_owned()),
+            ("sms".to_owned(), "+4740000011".to_owned()),
+            ("sms".to_owned(), "+4799000011".to_owned()),
+        ]
+    );
+    let id = a.app.order("/orders", &order("EmailAndSms")).await;
+    assert_eq!(
+        addresses(id).await,
+        [
+            ("email".to_owned(), "both@profile.example".to_owned()),
+            ("email".to_owned(), "emailonly@profile.example".to_owned()),
+            ("email".to_owned(), "org@profile.example".to_owned()),
+            ("sms".to_owned(), String::new()),
+            ("sms".to_owned(), "+4740000011".to_owned()),
+            ("sms".to_owned(), "+4799000011".to_owned()),
+        ],
+        "the person without a mobile is not identified for SMS"
+    );
+    for (ignore, expected) in [(false, "Email_Failed_RecipientReserved"), (true, "Email_Succeeded")]
+    {
+        let chain = json!({"idempotencyId": format!("reserved-{ignore}"), "recipient": {"recipientPerson": {
+            "nationalIdentityNumber": "07070000003", "channelSchema": "Email", "ignoreReservation": ignore,
+            "emailSettings": {"subject": "s", "body": "b"}}}});
+        let resp = a.app.post("/future/orders", &chain, "ttd").await;
+        assert_eq!(resp.status(), 201);
+        let created: Value = resp.json().await.unwrap();
+        let id = created["notification"]["shipmentId"].as_str().unwrap().to_owned();
+        a.app.wait_status(&id, "Completed", T).await;
+        let statuses: Vec<String> = a
+            .app
+            .store
+            .notifications(&id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.status.as_str().to_owned())
+            .collect();
+        assert_eq!(statuses, [expected], "ignoreReservation {ignore}");
+    }
+    a.app.stop().await;
+}
