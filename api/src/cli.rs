@@ -158,7 +158,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until(signalled).await
         }
         Command::Dev { port, data_dir, temporal_port } => {
-            crate::dev::run(crate::dev::DevOptions { port, data_dir, temporal_port }).await
+            let signalled = shutdown_signal()?;
+            crate::dev::run(crate::dev::DevOptions { port, data_dir, temporal_port }, signalled)
+                .await
         }
         Command::Migrate => {
             let cfg = Config::load()?;

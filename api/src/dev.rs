@@ -107,8 +107,12 @@ pub fn temporal_ui_port(frontend: u16) -> u16 {
     frontend.checked_add(1000).unwrap_or(frontend.saturating_sub(1000))
 }
 
-/// Runs the embedded stack until Ctrl-C.
-pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
+/// Runs the embedded stack until `shutdown` resolves (SIGTERM or Ctrl-C), then stops it as
+/// `serve` stops: requests and send batches in flight finish, then the Temporal dev server.
+pub async fn run(
+    opts: DevOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.data_dir)?;
     let data_dir = std::fs::canonicalize(&opts.data_dir)?;
     let bin = find_temporal_bin().ok_or_else(|| {
@@ -157,11 +161,12 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     let app_task = tokio::spawn(app.run_until(async move {
         let _ = stop_rx.await;
     }));
-    // Supervise the Temporal server until Ctrl-C: restart it if it dies.
+    // Supervise the Temporal server until told to stop: restart it if it dies.
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            () = &mut shutdown => break,
             _ = tick.tick() => {
                 if !server.is_running() {
                     tracing::warn!("the Temporal dev server stopped; restarting it");

@@ -27,7 +27,7 @@ enum Tag {
 
 /// A person of the register.
 #[derive(Debug, Clone, Object)]
-#[oai(rename = "ContactPerson", rename_all = "camelCase")]
+#[oai(rename = "ContactPerson", rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PersonDto {
     /// National identity number, 11 digits.
     pub national_identity_number: String,
@@ -61,7 +61,7 @@ pub struct PersonInput {
 
 /// An organisation of the register.
 #[derive(Debug, Clone, Object)]
-#[oai(rename = "ContactOrganization", rename_all = "camelCase")]
+#[oai(rename = "ContactOrganization", rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct OrganizationDto {
     /// Organisation number, 9 digits.
     pub organization_number: String,
