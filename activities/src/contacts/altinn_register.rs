@@ -71,10 +71,7 @@ impl AltinnRegister {
         let key = EncodingKey::from_rsa_pem(&settings.key_pem).map_err(|e| {
             anyhow::anyhow!("the PlatformAccessToken key is not an RSA private key in PEM: {e}")
         })?;
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .user_agent(concat!("varsel/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = crate::providers::service_client(settings.timeout)?;
         let endpoint = format!("{}/parties/nameslookup", settings.url.trim_end_matches('/'));
         Ok(Self { settings, key, endpoint, http })
     }

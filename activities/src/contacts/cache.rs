@@ -10,6 +10,7 @@ use super::sources::{
 use crate::store::{OrgContact, PersonContact};
 use lru::LruCache;
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::Hash;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -59,6 +60,23 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         for k in asked {
             entries.put(k.clone(), (now, found.get(k).cloned()));
         }
+    }
+
+    /// What `keys` come to: the remembered answers, and `fetch` asked for the rest (whose
+    /// answer, found or not, is remembered).
+    async fn through<F, Fut>(&self, keys: Vec<K>, fetch: F) -> Result<HashMap<K, V>, LookupError>
+    where
+        F: FnOnce(Vec<K>) -> Fut,
+        Fut: Future<Output = Result<HashMap<K, V>, LookupError>>,
+    {
+        let (hits, misses) = self.get(keys.into_iter());
+        let mut out = found(hits);
+        if !misses.is_empty() {
+            let fresh = fetch(misses.clone()).await?;
+            self.put(&misses, &fresh);
+            out.extend(fresh);
+        }
+        Ok(out)
     }
 }
 
@@ -129,18 +147,16 @@ impl PersonSource for CachedPersons {
         nins: &[String],
         allow_stale: bool,
     ) -> Result<HashMap<String, PersonContact>, LookupError> {
-        let (hits, misses) = self.cache.get(nins.iter().map(|n| (n.clone(), allow_stale)));
-        let mut out: HashMap<String, PersonContact> =
-            found(hits).into_iter().map(|((n, _), p)| (n, p)).collect();
-        if !misses.is_empty() {
-            let asked: Vec<String> = misses.iter().map(|(n, _)| n.clone()).collect();
-            let fresh = self.inner.persons(&asked, allow_stale).await?;
-            let keyed: HashMap<(String, bool), PersonContact> =
-                fresh.iter().map(|(n, p)| ((n.clone(), allow_stale), p.clone())).collect();
-            self.cache.put(&misses, &keyed);
-            out.extend(fresh);
-        }
-        Ok(out)
+        let keys = nins.iter().map(|n| (n.clone(), allow_stale)).collect();
+        let found = self
+            .cache
+            .through(keys, |misses| async move {
+                let asked: Vec<String> = misses.into_iter().map(|(n, _)| n).collect();
+                let fresh = self.inner.persons(&asked, allow_stale).await?;
+                Ok(fresh.into_iter().map(|(n, p)| ((n, allow_stale), p)).collect())
+            })
+            .await?;
+        Ok(found.into_iter().map(|((n, _), p)| (n, p)).collect())
     }
 }
 
@@ -150,14 +166,9 @@ impl OrganizationSource for CachedOrganizations {
         &self,
         orgs: &[String],
     ) -> Result<HashMap<String, OrgContact>, LookupError> {
-        let (hits, misses) = self.cache.get(orgs.iter().cloned());
-        let mut out = found(hits);
-        if !misses.is_empty() {
-            let fresh = self.inner.organizations(&misses).await?;
-            self.cache.put(&misses, &fresh);
-            out.extend(fresh);
-        }
-        Ok(out)
+        self.cache
+            .through(orgs.to_vec(), |m| async move { self.inner.organizations(&m).await })
+            .await
     }
 }
 
@@ -167,14 +178,9 @@ impl ExternalIdentitySource for CachedExternal {
         &self,
         ids: &[String],
     ) -> Result<HashMap<String, PersonContact>, LookupError> {
-        let (hits, misses) = self.cache.get(ids.iter().cloned());
-        let mut out = found(hits);
-        if !misses.is_empty() {
-            let fresh = self.inner.external_identities(&misses).await?;
-            self.cache.put(&misses, &fresh);
-            out.extend(fresh);
-        }
-        Ok(out)
+        self.cache
+            .through(ids.to_vec(), |m| async move { self.inner.external_identities(&m).await })
+            .await
     }
 }
 
@@ -183,35 +189,28 @@ impl NameSource for CachedNames {
     async fn names(&self, nins: &[String], orgs: &[String]) -> Result<Names, LookupError> {
         let keys =
             nins.iter().map(|n| format!("p:{n}")).chain(orgs.iter().map(|o| format!("o:{o}")));
-        let (hits, misses) = self.cache.get(keys);
+        let named = self
+            .cache
+            .through(keys.collect(), |misses| async move {
+                let pick = |prefix: &str| -> Vec<String> {
+                    misses
+                        .iter()
+                        .filter_map(|k| k.strip_prefix(prefix).map(str::to_owned))
+                        .collect()
+                };
+                let fresh = self.inner.names(&pick("p:"), &pick("o:")).await?;
+                let persons = fresh.persons.into_iter().map(|(n, v)| (format!("p:{n}"), v));
+                let orgs = fresh.organizations.into_iter().map(|(o, v)| (format!("o:{o}"), v));
+                Ok(persons.chain(orgs).collect())
+            })
+            .await?;
         let mut names = Names::default();
-        let mut file = |key: &str, name: String| match key.split_once(':') {
-            Some(("o", org)) => {
-                names.organizations.insert(org.to_owned(), name);
-            }
-            Some((_, nin)) => {
-                names.persons.insert(nin.to_owned(), name);
-            }
-            None => {}
-        };
-        for (k, v) in found(hits) {
-            file(&k, v);
-        }
-        if !misses.is_empty() {
-            let pick = |prefix: &str| -> Vec<String> {
-                misses.iter().filter_map(|k| k.strip_prefix(prefix).map(str::to_owned)).collect()
+        for (key, name) in named {
+            match key.split_once(':') {
+                Some(("o", org)) => names.organizations.insert(org.to_owned(), name),
+                Some((_, nin)) => names.persons.insert(nin.to_owned(), name),
+                None => None,
             };
-            let fresh = self.inner.names(&pick("p:"), &pick("o:")).await?;
-            let keyed: HashMap<String, String> = fresh
-                .persons
-                .into_iter()
-                .map(|(n, v)| (format!("p:{n}"), v))
-                .chain(fresh.organizations.into_iter().map(|(o, v)| (format!("o:{o}"), v)))
-                .collect();
-            self.cache.put(&misses, &keyed);
-            for (k, v) in keyed {
-                file(&k, v);
-            }
         }
         Ok(names)
     }

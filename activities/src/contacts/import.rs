@@ -172,30 +172,23 @@ pub async fn import<R: Read + Send + 'static>(
                 summary.errors.push(e);
             }
         }
-        let written = match kind {
-            ContactKind::Persons => {
-                let rows: Vec<_> = batch
-                    .records
-                    .into_iter()
-                    .filter_map(|r| match r {
-                        Record::Person(p) => Some((p.nin, p.contact)),
-                        Record::Organization(_) => None,
-                    })
-                    .collect();
-                store.upsert_persons(&rows).await
+        let (mut persons, mut organizations) = (Vec::new(), Vec::new());
+        for r in batch.records {
+            match r {
+                Record::Person(p) => persons.push((p.nin, p.contact)),
+                Record::Organization(o) => organizations.push((o.org_no, o.contact)),
             }
-            ContactKind::Organizations => {
-                let rows: Vec<_> = batch
-                    .records
-                    .into_iter()
-                    .filter_map(|r| match r {
-                        Record::Organization(o) => Some((o.org_no, o.contact)),
-                        Record::Person(_) => None,
-                    })
-                    .collect();
-                store.upsert_organizations(&rows).await
+        }
+        let written = async {
+            if !persons.is_empty() {
+                store.upsert_persons(&persons).await?;
             }
-        };
+            if !organizations.is_empty() {
+                store.upsert_organizations(&organizations).await?;
+            }
+            Ok::<_, DbErr>(())
+        }
+        .await;
         // Dropping the receiver on an error stops the parser at its next batch.
         written.map_err(|source| ImportError::Database { imported: summary.imported, source })?;
         summary.imported += batch.lines;

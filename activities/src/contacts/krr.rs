@@ -17,7 +17,7 @@
 //! on one number leaves that recipient alone unidentified. A refused token is fetched anew once.
 
 use super::calls::{CallError, in_batches, post_json};
-use super::sources::{LookupError, PersonSource, is_stale};
+use super::sources::{LookupError, PersonSource, is_stale, present};
 use crate::providers::maskinporten::Maskinporten;
 use crate::store::PersonContact;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -121,7 +121,6 @@ impl KrrPerson {
             self.varslingsstatus.as_deref() == Some("KAN_IKKE_VARSLES") && !reserved;
         let usable =
             |at: Option<DateTime<Utc>>| allow_stale || (!cannot_notify && !is_stale(at, now));
-        let present = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
         Some((
             self.personidentifikator,
             PersonContact {
@@ -138,10 +137,7 @@ impl KrrPerson {
 impl Krr {
     /// KRR at `settings.url`, with tokens from `maskinporten`.
     pub fn new(settings: KrrSettings, maskinporten: Arc<Maskinporten>) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .user_agent(concat!("varsel/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = crate::providers::service_client(settings.timeout)?;
         let endpoint = format!("{}/rest/v1/personer", settings.url.trim_end_matches('/'));
         let settings = KrrSettings {
             batch: settings.batch.clamp(1, MAX_BATCH),

@@ -15,6 +15,7 @@ pub mod profile;
 pub mod records;
 pub mod sources;
 
+use crate::store::PersonContact;
 pub use sources::{ContactSources, LookupError};
 use std::collections::{HashMap, HashSet};
 use varsel_workflows::domain::MobileNumber;
@@ -69,6 +70,18 @@ fn push_unique(list: &mut Vec<String>, value: String) {
     if !list.iter().any(|v| v.eq_ignore_ascii_case(&value)) {
         list.push(value);
     }
+}
+
+/// A person's email and mobile (normalised as register numbers are) added to `contact`; the
+/// party they are.
+fn add_person(contact: &mut ContactPoints, p: &PersonContact) -> Party {
+    if let Some(e) = p.email.as_deref().filter(|e| !e.trim().is_empty()) {
+        push_unique(&mut contact.emails, e.trim().to_owned());
+    }
+    if let Some(m) = p.mobile.as_deref().and_then(MobileNumber::from_register) {
+        push_unique(&mut contact.mobiles, m.as_str().to_owned());
+    }
+    Party::Person { name: p.name.clone() }
 }
 
 /// Distinct values of `key` among `recipients`.
@@ -161,24 +174,12 @@ pub async fn resolve(
                 && let Some(p) = persons.get(nin)
             {
                 contact.reserved = p.reserved;
-                if let Some(e) = p.email.as_deref().filter(|e| !e.trim().is_empty()) {
-                    push_unique(&mut contact.emails, e.trim().to_owned());
-                }
-                if let Some(m) = p.mobile.as_deref().and_then(MobileNumber::from_register) {
-                    push_unique(&mut contact.mobiles, m.as_str().to_owned());
-                }
-                party = Party::Person { name: p.name.clone() };
+                party = add_person(&mut contact, p);
             }
             if let Some(id) = &r.external_identity
                 && let Some(p) = external.get(id)
             {
-                if let Some(e) = p.email.as_deref().filter(|e| !e.trim().is_empty()) {
-                    push_unique(&mut contact.emails, e.trim().to_owned());
-                }
-                if let Some(m) = p.mobile.as_deref().and_then(MobileNumber::from_register) {
-                    push_unique(&mut contact.mobiles, m.as_str().to_owned());
-                }
-                party = Party::Person { name: p.name.clone() };
+                party = add_person(&mut contact, p);
             }
             if let Some(org_no) = &r.org_no
                 && let Some(o) = organizations.get(org_no)

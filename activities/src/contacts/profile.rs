@@ -14,7 +14,9 @@
 //! not return is not identified; batching, concurrency and outages as in `calls`.
 
 use super::calls::{in_batches, post_json};
-use super::sources::{ExternalIdentitySource, LookupError, OrganizationSource, PersonSource};
+use super::sources::{
+    ExternalIdentitySource, LookupError, OrganizationSource, PersonSource, present,
+};
 use crate::store::{OrgContact, PersonContact};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -80,17 +82,10 @@ struct ExternalIdentityContactPoints {
     email: Option<String>,
 }
 
-fn present(s: Option<String>) -> Option<String> {
-    s.filter(|s| !s.trim().is_empty())
-}
-
 impl Profile {
     /// Profile at `settings.url`.
     pub fn new(settings: ProfileSettings) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .user_agent(concat!("varsel/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = crate::providers::service_client(settings.timeout)?;
         let url = format!("{}/", settings.url.trim_end_matches('/'));
         Ok(Self { settings: ProfileSettings { url, ..settings }, http })
     }

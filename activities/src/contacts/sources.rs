@@ -98,6 +98,11 @@ impl ContactSources {
     }
 }
 
+/// A detail a service answered, `None` when it answered it blank (KRR and Profile write `""`).
+pub(crate) fn present(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.trim().is_empty())
+}
+
 /// Whether details last changed or confirmed at `updated` are too old to use at `now`.
 pub fn is_stale(updated: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
     match (updated, now.checked_sub_months(STALE_AFTER)) {

@@ -115,10 +115,7 @@ impl Maskinporten {
                 "Maskinporten needs the key's kid (VARSEL_MASKINPORTEN_KID) or its business certificate (VARSEL_MASKINPORTEN_CERTIFICATE_FILE)"
             );
         }
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .user_agent(concat!("varsel/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = crate::providers::service_client(settings.timeout)?;
         Ok(Self { settings, key, http, tokens: Default::default(), fetched: Default::default() })
     }
 

@@ -9,6 +9,15 @@ pub mod sms;
 
 use varsel_workflows::domain::NotificationStatus;
 
+/// The HTTP client of a service varsel calls (Maskinporten, KRR, Altinn Profile and Register):
+/// every request bounded by `timeout`, and saying it is varsel.
+pub fn service_client(timeout: std::time::Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .user_agent(concat!("varsel/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 /// Why a provider did not take a message.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SendError {
