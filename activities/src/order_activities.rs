@@ -19,7 +19,7 @@ use temporalio_macros::activities;
 use temporalio_sdk::activities::ActivityContext;
 use varsel_workflows::activities::{
     ConditionOutcome, FinishOrder, GenerateBatch, GenerateOutcome, SendBatch, SendOutcome,
-    SettleOutcome, StartOutcome, defs,
+    SettleOutcome, SliceBatch, SliceOutcome, StartOutcome, defs,
 };
 use varsel_workflows::domain::{Channel, EmailAddress, NotificationStatus, OrderStatus};
 use varsel_workflows::keywords;
@@ -43,8 +43,8 @@ pub struct OrderActivitiesImpl {
     pub condition: ConditionClient,
     /// SMS sender id when the order gives none.
     pub default_sms_sender: String,
-    /// How many sends of one batch run at once.
-    pub send_concurrency: usize,
+    /// How many sends run at once in this worker, over all its batches.
+    pub send_slots: SendSlots,
     /// How long one send batch keeps starting sends (below the batch's 120 s start-to-close
     /// timeout): a batch slowed by a rate limit or a sluggish relay stops early and leaves the
     /// rest to the next batch, instead of timing out while still sending (a timed-out attempt
@@ -82,6 +82,34 @@ impl Draining {
     /// Whether the worker is shutting down.
     pub fn is_set(&self) -> bool {
         self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The worker's sends in flight, bounded over every batch it runs (`VARSEL_SEND_CONCURRENCY`):
+/// an order's slices running side by side on one worker share them, so the sends a crash can
+/// leave unrecorded (the duplicate window) stay at most this many a worker, however many
+/// batches it runs.
+#[derive(Clone)]
+pub struct SendSlots {
+    slots: Arc<tokio::sync::Semaphore>,
+    size: usize,
+}
+
+impl SendSlots {
+    /// `size` sends at once (at least one).
+    pub fn new(size: usize) -> Self {
+        let size = size.max(1);
+        Self { slots: Arc::new(tokio::sync::Semaphore::new(size)), size }
+    }
+
+    /// How many sends run at once.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Waits for a free slot; it is given back when the permit is dropped.
+    async fn take(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.slots.clone().acquire_owned().await.expect("the send slots are never closed")
     }
 }
 
@@ -153,7 +181,8 @@ const FENCE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// heartbeat (which Temporal's client sends at most every 8 s), and starts no further sends:
 /// the two attempts overlap by the sends in flight, not by seconds of sending.
 struct Fence {
-    /// Each claimed notification and the attempt number this batch claimed it with.
+    /// Each claimed notification and the attempt number this batch claimed it with (the rows
+    /// as claimed carry it).
     claimed: Vec<(String, u32)>,
     /// Set once a newer attempt has claimed any of them.
     superseded: Arc<std::sync::atomic::AtomicBool>,
@@ -162,7 +191,7 @@ struct Fence {
 impl Fence {
     fn new(claimed: &[Notification]) -> Self {
         Self {
-            claimed: claimed.iter().map(|n| (n.id.clone(), n.attempts + 1)).collect(),
+            claimed: claimed.iter().map(|n| (n.id.clone(), n.attempts)).collect(),
             superseded: Default::default(),
         }
     }
@@ -244,7 +273,9 @@ impl OrderActivitiesImpl {
             .transition_order(&order_id, &[OrderStatus::Registered], OrderStatus::Processing)
             .await
             .map_err(retryable)?;
-        let order = self.load_order(&order_id).await?;
+        let stored = self.store.order(&order_id).await.map_err(retryable)?;
+        let stored = stored.ok_or_else(|| corrupt("order row missing"))?;
+        let order = stored.order;
         let status = order.status;
         // A retried attempt finds the order already Processing: that is still ours to run.
         let proceed = moved || status == OrderStatus::Processing;
@@ -257,6 +288,7 @@ impl OrderActivitiesImpl {
             has_condition: order.condition_endpoint.is_some(),
             status,
             channels,
+            recipients: Some(stored.recipient_count),
         })
     }
 
@@ -306,6 +338,16 @@ impl OrderActivitiesImpl {
     ) -> Result<SendOutcome, ActivityError> {
         with_heartbeats(&ctx, self.send(batch)).await
     }
+    /// See [`varsel_workflows::activities::OrderActivities::send_slice`].
+    #[activity(definition = defs::SendSlice)]
+    pub async fn send_slice(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        batch: SliceBatch,
+    ) -> Result<SliceOutcome, ActivityError> {
+        with_heartbeats(&ctx, self.slice(batch)).await
+    }
+
     /// See [`varsel_workflows::activities::OrderActivities::finish_order`].
     #[activity(definition = defs::FinishOrder)]
     pub async fn finish_order(
@@ -397,12 +439,89 @@ impl OrderActivitiesImpl {
     /// One batch of recipients: contact lookup and notification rows.
     async fn generate(&self, batch: GenerateBatch) -> Result<GenerateOutcome, ActivityError> {
         let order = self.load_order(&batch.order_id).await?;
-        let channel = order.channel;
-        let slice = self
+        let written = self.write_notifications(&order, batch.from_index, batch.limit).await?;
+        let done = written.recipients < batch.limit;
+        let next_index = if done { None } else { written.last_index.map(|idx| idx + 1) };
+        if next_index.is_none() {
+            self.mark_generated(&order.id).await?;
+        }
+        Ok(GenerateOutcome { next_index, sendable: written.sendable })
+    }
+
+    /// Every notification of the order is generated: `Processing` → `Processed`.
+    async fn mark_generated(&self, order_id: &str) -> Result<(), ActivityError> {
+        if self
             .store
-            .recipients_slice(&batch.order_id, batch.from_index, batch.limit)
+            .transition_order(order_id, &[OrderStatus::Processing], OrderStatus::Processed)
             .await
-            .map_err(retryable)?;
+            .map_err(retryable)?
+        {
+            tracing::info!(order_id, "notifications generated");
+        }
+        Ok(())
+    }
+
+    /// One slice of an order: its notifications written (once), then sent on the channels the
+    /// workflow names, one claim of at most `send_limit` each, within one send budget.
+    async fn slice(self: &Arc<Self>, batch: SliceBatch) -> Result<SliceOutcome, ActivityError> {
+        self.refuse_when_draining()?;
+        let order = Arc::new(self.load_order(&batch.order_id).await?);
+        let mut recipients = 0;
+        if batch.generate {
+            let written =
+                self.write_notifications(&order, batch.from_index, batch.recipients).await?;
+            recipients = written.recipients;
+            if batch.last || written.recipients < batch.recipients {
+                self.mark_generated(&order.id).await?;
+            }
+        }
+        let range = batch.from_index..batch.from_index.saturating_add(batch.recipients);
+        let deadline = std::time::Instant::now() + self.send_budget;
+        let mut sent = 0;
+        let mut unsent = Vec::new();
+        for &channel in &batch.channels {
+            let claimed = self
+                .store
+                .claim_slice(&order.id, channel, range.clone(), batch.send_limit)
+                .await
+                .map_err(retryable)?;
+            if !claimed.is_empty() {
+                sent += self.send_claimed(&order, channel, claimed, deadline).await?;
+            }
+            if self
+                .store
+                .has_pending_in(&order.id, channel, range.clone())
+                .await
+                .map_err(retryable)?
+            {
+                unsent.push(channel);
+            }
+        }
+        Ok(SliceOutcome { recipients, sent, unsent })
+    }
+
+    /// A batch that a last poll brought in while the worker shuts down claims nothing: Temporal
+    /// gives it to another worker.
+    fn refuse_when_draining(&self) -> Result<(), ActivityError> {
+        if self.draining.is_set() {
+            return Err(retryable(
+                "this worker is shutting down; the batch goes to another worker",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Contact lookup and notification rows for up to `limit` recipients of an order from
+    /// `from_index` on (idempotent: rows already written are kept as they are).
+    async fn write_notifications(
+        &self,
+        order: &Order,
+        from_index: u32,
+        limit: u32,
+    ) -> Result<Written, ActivityError> {
+        let channel = order.channel;
+        let slice =
+            self.store.recipients_slice(&order.id, from_index, limit).await.map_err(retryable)?;
         let recipients: Vec<Recipient> = slice.iter().map(|(_, r)| r.clone()).collect();
         // A source that cannot answer fails the batch, which Temporal retries: nobody becomes
         // "not identified" because a register was down.
@@ -440,7 +559,7 @@ impl OrderActivitiesImpl {
                 {
                     p.status = NotificationStatus::EmailFailedInvalidFormat;
                 }
-                let (subject, body) = render_for(&order, p.channel, res);
+                let (subject, body) = render_for(order, p.channel, res);
                 let segments = (p.channel == Channel::Sms).then(|| {
                     let template = order.sms.as_ref().map(|s| s.body.as_str());
                     let text = body.as_deref().or(template).unwrap_or_default();
@@ -472,34 +591,40 @@ impl OrderActivitiesImpl {
             }
         }
         self.store.insert_notifications(rows).await.map_err(retryable)?;
-
-        let done = (slice.len() as u32) < batch.limit;
-        let next_index = if done { None } else { slice.last().map(|(idx, _)| idx + 1) };
-        if next_index.is_none() {
-            self.store
-                .transition_order(&order.id, &[OrderStatus::Processing], OrderStatus::Processed)
-                .await
-                .map_err(retryable)?;
-            tracing::info!(order_id = order.id, "notifications generated");
-        }
-        Ok(GenerateOutcome { next_index, sendable })
+        Ok(Written {
+            recipients: slice.len() as u32,
+            last_index: slice.last().map(|(idx, _)| *idx),
+            sendable,
+        })
     }
 
     /// One batch of sends.
     async fn send(self: &Arc<Self>, batch: SendBatch) -> Result<SendOutcome, ActivityError> {
-        if self.draining.is_set() {
-            // A task a last poll brought in while the worker shuts down: claim nothing, and let
-            // Temporal give the batch to another worker.
-            return Err(retryable(
-                "this worker is shutting down; the batch goes to another worker",
-            ));
-        }
-        let order = self.load_order(&batch.order_id).await?;
+        self.refuse_when_draining()?;
+        let order = Arc::new(self.load_order(&batch.order_id).await?);
         let claimed = self
             .store
             .claim_notifications(&batch.order_id, batch.channel, batch.limit)
             .await
             .map_err(retryable)?;
+        let deadline = std::time::Instant::now() + self.send_budget;
+        let sent = self.send_claimed(&order, batch.channel, claimed, deadline).await?;
+        let remaining = u32::from(
+            self.store.has_pending(&batch.order_id, batch.channel).await.map_err(retryable)?,
+        );
+        Ok(SendOutcome { sent, remaining })
+    }
+
+    /// Sends claimed notifications of one channel, `send_concurrency` at a time, until they are
+    /// done or `deadline` passes (the rest stays `Sending` for the next batch). How many were
+    /// handed to a provider; a transient fault fails the attempt so that Temporal retries it.
+    async fn send_claimed(
+        self: &Arc<Self>,
+        order: &Arc<Order>,
+        channel: Channel,
+        claimed: Vec<Notification>,
+        deadline: std::time::Instant,
+    ) -> Result<u32, ActivityError> {
         // Whatever could not be sent within its time-to-live (a relay down for days) is given up
         // when it is claimed, so a retried batch ends instead of retrying forever. Only the
         // claimed rows are looked at: a large order is not scanned once per batch.
@@ -507,18 +632,16 @@ impl OrderActivitiesImpl {
         let (expired, claimed): (Vec<_>, Vec<_>) =
             claimed.into_iter().partition(|n| n.expiry <= now);
         let n_expired =
-            self.store.expire_claimed(batch.channel, &expired, now).await.map_err(retryable)?;
+            self.store.expire_claimed(channel, &expired, now).await.map_err(retryable)?;
         if n_expired > 0 {
             tracing::warn!(
-                order_id = batch.order_id,
+                order_id = order.id,
                 notifications = n_expired,
                 "unsent notifications reached their time-to-live"
             );
         }
         let this = self.clone();
-        let order = Arc::new(order);
         let writer = ResultWriter::start(self.store.clone());
-        let deadline = std::time::Instant::now() + self.send_budget;
         let halted = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let fence = Fence::new(&claimed);
         let sends = futures::stream::iter(claimed.into_iter().map(|n| {
@@ -529,6 +652,8 @@ impl OrderActivitiesImpl {
             let superseded = fence.superseded.clone();
             let draining = this.draining.clone();
             async move {
+                // Held until the answer is recorded (or the send given up).
+                let _slot = this.send_slots.take().await;
                 if std::time::Instant::now() >= deadline
                     || superseded.load(std::sync::atomic::Ordering::SeqCst)
                     || draining.is_set()
@@ -549,11 +674,11 @@ impl OrderActivitiesImpl {
                 result.map(|()| true)
             }
         }))
-        .buffer_unordered(self.send_concurrency.max(1))
+        .buffer_unordered(self.send_slots.size())
         .collect::<Vec<Result<bool, Deferred>>>();
         let results = tokio::select! {
             results = sends => results,
-            never = fence.watch(&self.store, &batch.order_id) => match never {},
+            never = fence.watch(&self.store, &order.id) => match never {},
         };
         if fence.superseded.load(std::sync::atomic::Ordering::SeqCst) {
             // Temporal gave up on this attempt and a retry runs elsewhere: what this one
@@ -573,7 +698,7 @@ impl OrderActivitiesImpl {
                 "{} of {} {} notifications could not be sent yet: {}",
                 deferred.len(),
                 results.len(),
-                batch.channel.as_str(),
+                channel.as_str(),
                 first.reason
             );
             return Err(match deferred.iter().filter_map(|d| d.retry_after).max() {
@@ -582,10 +707,7 @@ impl OrderActivitiesImpl {
             }
             .into());
         }
-        let remaining = u32::from(
-            self.store.has_pending(&batch.order_id, batch.channel).await.map_err(retryable)?,
-        );
-        Ok(SendOutcome { sent, remaining })
+        Ok(sent)
     }
 
     async fn load_order(&self, id: &str) -> Result<Order, ActivityError> {
@@ -774,6 +896,16 @@ impl OrderActivitiesImpl {
             }
         }
     }
+}
+
+/// What writing a slice's notifications found.
+struct Written {
+    /// Recipients the slice held (fewer than asked: the order ends in it).
+    recipients: u32,
+    /// Index of its last recipient.
+    last_index: Option<u32>,
+    /// Notifications created for sending (not counting failed placeholders).
+    sendable: u32,
 }
 
 /// Per-recipient subject and body, only when the template has keywords (otherwise the order's

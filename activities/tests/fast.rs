@@ -68,7 +68,7 @@ fn activities(store: &Store, outbox: &Path) -> OrderActivitiesImpl {
         condition: ConditionClient::new(Duration::from_secs(5), OutboundPolicy::default())
             .expect("condition client"),
         default_sms_sender: "varsel".to_owned(),
-        send_concurrency: 4,
+        send_slots: varsel_activities::order_activities::SendSlots::new(4),
         send_budget: Duration::from_secs(60),
         draining: Default::default(),
         notification_ttl: Duration::from_secs(3600),

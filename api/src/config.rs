@@ -396,6 +396,9 @@ pub struct TemporalConfig {
     pub ui_url: String,
     /// Task queue for order workflows and activities.
     pub task_queue: String,
+    /// Activities one worker runs at once (its activity task slots): batches beyond it wait in
+    /// Temporal for another worker.
+    pub worker_max_activities: usize,
 }
 
 impl Default for TemporalConfig {
@@ -405,6 +408,7 @@ impl Default for TemporalConfig {
             namespace: "default".into(),
             ui_url: "http://127.0.0.1:8233".into(),
             task_queue: "varsel-orders".into(),
+            worker_max_activities: 100,
         }
     }
 }
@@ -660,8 +664,11 @@ pub struct ProcessingConfig {
     pub send_batch: u32,
     /// Batches one workflow run executes before continuing as new.
     pub max_batches_per_run: u32,
-    /// Concurrent sends within one send activity.
+    /// Concurrent sends of one worker, over all the batches it runs.
     pub send_concurrency: usize,
+    /// Slices of one order in flight at once (each generated and sent by its own activities,
+    /// on whichever workers poll), recorded in each order's policy.
+    pub send_window: u32,
     /// How long one send activity keeps starting sends, seconds (1 to 100, below the activity's
     /// 120 s timeout): the rest is left to the next batch.
     pub send_budget_secs: u64,
@@ -690,6 +697,7 @@ impl Default for ProcessingConfig {
             send_batch: policy.send_batch,
             max_batches_per_run: policy.max_batches_per_run,
             send_concurrency: 16,
+            send_window: policy.send_window,
             send_budget_secs: 60,
             dispatch_interval_ms: 2_000,
             cancel_cutoff_secs: 300,

@@ -23,6 +23,7 @@ use std::time::Duration;
 use varsel_activities::events::OrderEvents;
 use varsel_activities::instant::InstantSender;
 use varsel_activities::metrics::Metrics;
+use varsel_activities::order_activities::SendSlots;
 use varsel_activities::providers::condition::ConditionClient;
 use varsel_activities::providers::email::{EmailSettings, Mailer};
 use varsel_activities::providers::outbound::OutboundPolicy;
@@ -554,6 +555,10 @@ fn providers(
             "VARSEL_SEND_BUDGET_SECS must be between 1 and 100 (a send batch times out after 120 s), not {budget}"
         )
     }
+    let window = config.processing.send_window;
+    if !(1..=64).contains(&window) {
+        anyhow::bail!("VARSEL_SEND_WINDOW must be between 1 and 64, not {window}")
+    }
     Ok(OrderActivitiesImpl {
         store: store.clone(),
         contacts: upstream.contacts.clone(),
@@ -566,7 +571,7 @@ fn providers(
         )?
         .with_auth(upstream.condition_auth.clone()),
         default_sms_sender: config.sms.default_sender.clone(),
-        send_concurrency: config.processing.send_concurrency,
+        send_slots: SendSlots::new(config.processing.send_concurrency),
         send_budget: Duration::from_secs(budget),
         notification_ttl: Duration::from_secs(config.processing.notification_ttl_secs),
         sms_window: config.sms_window()?,

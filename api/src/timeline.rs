@@ -28,6 +28,7 @@ fn activity_words(name: &str) -> &str {
         "varsel.order.check_send_condition" => "check the send condition",
         "varsel.order.generate_notifications" => "look up recipients and create notifications",
         "varsel.order.send_batch" => "send a batch",
+        "varsel.order.send_slice" => "create and send a slice of the recipients",
         "varsel.order.settle" => "settle the order",
         "varsel.order.expire_notifications" => "give up notifications past their time-to-live",
         "varsel.order.finish" => "finish the order",
@@ -134,6 +135,25 @@ pub fn workflow_entries(history: &Value) -> Vec<Entry> {
                     "{}: attempt {attempt}; the previous attempt failed: {failure}",
                     activity_words(&name)
                 )
+            }
+            // A local activity (the store steps, with `varsel.local-store-steps`): one marker,
+            // written when it ended.
+            "MarkerRecordedEventAttributes" if a["marker_name"] == "core_local_activity" => {
+                let data = payload(&a["details"]["data"]).unwrap_or_default();
+                let words = activity_words(data["activity_type"].as_str().unwrap_or_default());
+                let attempts = match data["attempt"].as_i64().unwrap_or(1) {
+                    n if n > 1 => format!(" after {n} attempts"),
+                    _ => String::new(),
+                };
+                match a["failure"]["message"].as_str() {
+                    Some(failure) => format!("{words}: failed{attempts}: {failure}"),
+                    None => {
+                        let result = payload(&a["details"]["result"])
+                            .map(|r| compact(&r))
+                            .unwrap_or_default();
+                        format!("{words}: done{attempts} ({result})")
+                    }
+                }
             }
             "ActivityTaskCompletedEventAttributes" => {
                 let name = scheduled

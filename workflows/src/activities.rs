@@ -20,6 +20,10 @@ pub struct StartOutcome {
     /// Absent in histories recorded before it existed: every channel, as then.
     #[serde(default)]
     pub channels: Option<Vec<Channel>>,
+    /// How many recipients the order has, so the workflow can cut it into slices. Absent in
+    /// histories recorded before sliced sending.
+    #[serde(default)]
+    pub recipients: Option<u32>,
 }
 
 /// The answer of a send-condition endpoint.
@@ -72,6 +76,41 @@ pub struct SendOutcome {
     pub remaining: u32,
 }
 
+/// One slice of an order's recipients: its notifications generated (once) and sent on the
+/// channels whose time has come. Slices are disjoint, so several run at once, on any workers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SliceBatch {
+    /// The order.
+    pub order_id: String,
+    /// First recipient index of the slice.
+    pub from_index: u32,
+    /// Recipients in the slice at most.
+    pub recipients: u32,
+    /// Whether the slice's notifications still have to be generated (idempotent: a retry finds
+    /// them written).
+    pub generate: bool,
+    /// The channels to send now, in this order (SMS may wait for its sending window).
+    pub channels: Vec<Channel>,
+    /// Notifications a channel sends in one attempt at most; the rest is left for the next call.
+    pub send_limit: u32,
+    /// The slice holds the order's last recipient: once it is generated the order is
+    /// `Processed` (slices are taken in order, so the earlier ones were generated first unless
+    /// one of them is still being retried).
+    pub last: bool,
+}
+
+/// What a slice batch did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SliceOutcome {
+    /// Recipients the slice held, when this call generated it (fewer than asked: the order
+    /// ends in this slice); 0 when it did not generate.
+    pub recipients: u32,
+    /// Notifications handed to a provider in this call.
+    pub sent: u32,
+    /// The channels of `channels` on which notifications of the slice still wait to be sent.
+    pub unsent: Vec<Channel>,
+}
+
 /// Marker type carrying the activity definitions of the order workflow.
 pub struct OrderActivities;
 
@@ -99,6 +138,13 @@ impl OrderActivities {
     /// Sends the next pending notifications of one channel, each at most once per attempt.
     #[activity(name = "varsel.order.send_batch")]
     pub fn send_batch(batch: SendBatch) -> Result<SendOutcome, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Generates (once) and sends one slice of an order's recipients: the unit that several
+    /// workers run at once for one order.
+    #[activity(name = "varsel.order.send_slice")]
+    pub fn send_slice(batch: SliceBatch) -> Result<SliceOutcome, ActivityError> {
         unimplemented!()
     }
 

@@ -6,15 +6,18 @@
 //! order: change behaviour only behind `ctx.patched(..)`.
 
 use crate::activities::{
-    ConditionOutcome, FinishOrder, GenerateBatch, OrderActivities, SendBatch, StartOutcome,
+    ConditionOutcome, FinishOrder, GenerateBatch, OrderActivities, SendBatch, SliceBatch,
+    StartOutcome,
 };
 use crate::domain::{Channel, OrderStatus};
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 use std::time::{Duration, UNIX_EPOCH};
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
-    ActivityOptions, ContinueAsNewOptions, SyncWorkflowContext, WorkflowContext, WorkflowResult,
+    ActivityOptions, ContinueAsNewOptions, LocalActivityOptions, SyncWorkflowContext,
+    WorkflowContext, WorkflowResult,
 };
 
 /// The workflow type name, pinned.
@@ -45,10 +48,19 @@ pub struct WorkflowPolicy {
     /// field existed decode as `None` and replay unchanged.
     #[serde(default)]
     pub sms_window: Option<crate::sms::SendingWindow>,
+    /// Slices of one order in flight at once: each is generated and sent by its own activity,
+    /// and Temporal hands them to whichever workers poll, so one order uses every worker.
+    /// Orders recorded before sliced sending decode as 1 (they send one batch at a time).
+    #[serde(default = "one")]
+    pub send_window: u32,
 }
 
 fn default_max_batches_per_run() -> u32 {
     500
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl Default for WorkflowPolicy {
@@ -61,6 +73,7 @@ impl Default for WorkflowPolicy {
             max_retry_interval_ms: 60_000,
             max_batches_per_run: default_max_batches_per_run(),
             sms_window: None,
+            send_window: 4,
         }
     }
 }
@@ -83,7 +96,7 @@ pub struct OrderWorkflowInput {
 }
 
 /// The point a continued run of an order resumes at.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Resume {
     /// Generating notifications, at this recipient index.
     Generate {
@@ -98,6 +111,15 @@ pub enum Resume {
     /// An operator's redrive of a finished order: reset the notifications that failed without
     /// reaching a provider, send them, and settle again.
     Redrive,
+    /// Sliced sending (several slices at once), from this slice on.
+    Slices {
+        /// First recipient index of the next slice.
+        from_index: u32,
+        /// Recipients of the order.
+        recipients: u32,
+        /// The channels the order sends on.
+        channels: Vec<Channel>,
+    },
 }
 
 /// What the order workflow ended with.
@@ -121,6 +143,16 @@ pub struct OrderWorkflow {
 /// sending; with it, the workflow waits for delivery reports and the time-to-live.
 pub const PATCH_DELIVERY_TRACKING: &str = "varsel.delivery-tracking";
 
+/// The patch that runs the order's short store steps (claim, settle, finish, expire) as local
+/// activities: in the worker that runs the workflow task, recorded as a marker, without a
+/// round trip through Temporal's task queue each. Histories recorded before it schedule them as
+/// activities.
+pub const PATCH_LOCAL_STORE_STEPS: &str = "varsel.local-store-steps";
+
+/// The patch that sends an order in slices, several at once: histories recorded before it
+/// generate every notification first, then send one batch at a time.
+pub const PATCH_SLICED_SENDING: &str = "varsel.sliced-sending";
+
 #[workflow_methods]
 impl OrderWorkflow {
     /// Runs one order from its send time to its final status: wait for the send time, claim the
@@ -133,11 +165,14 @@ impl OrderWorkflow {
         input: OrderWorkflowInput,
     ) -> WorkflowResult<OrderWorkflowOutput> {
         let mut run = Run::new(&input);
+        run.local_steps = ctx.patched(PATCH_LOCAL_STORE_STEPS);
         // The channels this order can use, when `start_processing` said so (first runs).
         let mut usable_channels: Option<Vec<Channel>> = None;
-        match input.resume {
+        // The order's recipients, when `start_processing` said so (first runs).
+        let mut recipients: Option<u32> = None;
+        match &input.resume {
             Some(Resume::Redrive) => run.redrive_reset(ctx).await?,
-            Some(Resume::Generate { .. } | Resume::Send { .. }) => {}
+            Some(Resume::Generate { .. } | Resume::Send { .. } | Resume::Slices { .. }) => {}
             None => {
                 if run.wait_for_send_time(ctx).await == Waited::Cancelled {
                     return Ok(Run::ended_early(OrderStatus::Cancelled));
@@ -147,6 +182,7 @@ impl OrderWorkflow {
                     return Ok(Run::ended_early(start.status));
                 }
                 usable_channels = start.channels;
+                recipients = start.recipients;
                 if start.has_condition && !run.send_condition_met(ctx).await? {
                     let status = run.finish(ctx, Some(OrderStatus::SendConditionNotMet)).await?;
                     return Ok(Run::ended_early(status));
@@ -154,17 +190,34 @@ impl OrderWorkflow {
             }
         }
 
-        if let Some(from_index) = run.generate_from() {
-            run.generate(ctx, from_index).await?;
-        }
-        for &channel in run.channels_to_send() {
-            if usable_channels.as_ref().is_some_and(|c| !c.contains(&channel)) {
-                continue;
+        // Sliced sending: first runs that know their recipients (recorded with the patch), and
+        // runs continued from one. Older histories take the path below.
+        let slices = match &input.resume {
+            Some(Resume::Slices { from_index, recipients, channels }) => {
+                Some((*from_index, *recipients, channels.clone()))
             }
-            if channel == Channel::Sms {
-                run.wait_for_sms_window(ctx).await;
+            None => recipients.filter(|_| ctx.patched(PATCH_SLICED_SENDING)).map(|n| {
+                let channels =
+                    usable_channels.clone().unwrap_or(vec![Channel::Email, Channel::Sms]);
+                (0, n, channels)
+            }),
+            Some(_) => None,
+        };
+        if let Some((from_index, recipients, channels)) = slices {
+            run.send_slices(ctx, from_index, recipients, channels).await?;
+        } else {
+            if let Some(from_index) = run.generate_from() {
+                run.generate(ctx, from_index).await?;
             }
-            run.send_channel(ctx, channel).await?;
+            for &channel in run.channels_to_send() {
+                if usable_channels.as_ref().is_some_and(|c| !c.contains(&channel)) {
+                    continue;
+                }
+                if channel == Channel::Sms {
+                    run.wait_for_sms_window(ctx).await;
+                }
+                run.send_channel(ctx, channel).await?;
+            }
         }
 
         if !ctx.patched(PATCH_DELIVERY_TRACKING) {
@@ -195,10 +248,13 @@ enum Waited {
 struct Run<'a> {
     input: &'a OrderWorkflowInput,
     store_retry: RetryPolicy,
-    /// Activities executed by this run, counted towards `max_batches_per_run`.
-    batches: u32,
+    /// Activities executed by this run, counted towards `max_batches_per_run` (shared by the
+    /// slices in flight).
+    batches: Cell<u32>,
     /// The condition endpoint could not be read (carried across continued runs).
     condition_inconclusive: bool,
+    /// The store steps run as local activities (recorded with the patch).
+    local_steps: bool,
 }
 
 type Ctx = WorkflowContext<OrderWorkflow>;
@@ -212,8 +268,9 @@ impl<'a> Run<'a> {
         Self {
             input,
             store_retry,
-            batches: 0,
+            batches: Cell::new(0),
             condition_inconclusive: input.condition_inconclusive,
+            local_steps: false,
         }
     }
 
@@ -241,6 +298,28 @@ impl<'a> Run<'a> {
         ActivityOptions::with_start_to_close_timeout(Duration::from_secs(120))
             .retry_policy(self.store_retry.clone())
             .build()
+    }
+
+    /// Runs one of the short store steps: a local activity (with the patch) or an activity.
+    async fn store_step<AD>(
+        &self,
+        ctx: &Ctx,
+        activity: AD,
+        input: AD::Input,
+    ) -> Result<AD::Output, temporalio_sdk::ActivityExecutionError>
+    where
+        AD: temporalio_common::ActivityDefinition,
+        AD::Output: temporalio_common::data_converters::TemporalDeserializable,
+    {
+        if self.local_steps {
+            let opts = LocalActivityOptions::builder()
+                .start_to_close_timeout(Duration::from_secs(60))
+                .retry_policy(self.store_retry.clone())
+                .build();
+            ctx.execute_local_activity(activity, input, opts).await
+        } else {
+            ctx.execute_activity(activity, input, self.store_opts()).await
+        }
     }
 
     /// Options of generate and send batches: they heartbeat while they run, so one whose worker
@@ -276,9 +355,7 @@ impl<'a> Run<'a> {
 
     /// Claims the order for processing (or learns that it was cancelled or already ran).
     async fn claim(&self, ctx: &mut Ctx) -> WorkflowResult<StartOutcome> {
-        Ok(ctx
-            .execute_activity(OrderActivities::start_processing, self.order_id(), self.store_opts())
-            .await?)
+        Ok(self.store_step(ctx, OrderActivities::start_processing, self.order_id()).await?)
     }
 
     /// The send condition: retried; when it stays unreadable the order is sent anyway, as in
@@ -314,7 +391,7 @@ impl<'a> Run<'a> {
         terminal: Option<OrderStatus>,
     ) -> WorkflowResult<OrderStatus> {
         let finish = FinishOrder { order_id: self.order_id(), terminal };
-        Ok(ctx.execute_activity(OrderActivities::finish_order, finish, self.store_opts()).await?)
+        Ok(self.store_step(ctx, OrderActivities::finish_order, finish).await?)
     }
 
     /// Where generation starts: at the beginning, where a continued run left it, or not at all
@@ -323,7 +400,7 @@ impl<'a> Run<'a> {
         match self.input.resume {
             None => Some(0),
             Some(Resume::Generate { from_index }) => Some(from_index),
-            Some(Resume::Send { .. } | Resume::Redrive) => None,
+            Some(Resume::Send { .. } | Resume::Redrive | Resume::Slices { .. }) => None,
         }
     }
 
@@ -338,7 +415,7 @@ impl<'a> Run<'a> {
             let outcome = ctx
                 .execute_activity(OrderActivities::generate_notifications, batch, self.batch_opts())
                 .await?;
-            self.batches += 1;
+            self.count_batch();
             let Some(next) = outcome.next_index else { return Ok(()) };
             from_index = next;
             self.continue_as_new_if_due(ctx, Resume::Generate { from_index })?;
@@ -374,7 +451,7 @@ impl<'a> Run<'a> {
             };
             let outcome =
                 ctx.execute_activity(OrderActivities::send_batch, batch, self.batch_opts()).await?;
-            self.batches += 1;
+            self.count_batch();
             if outcome.remaining == 0 {
                 return Ok(());
             }
@@ -382,12 +459,132 @@ impl<'a> Run<'a> {
         }
     }
 
+    fn count_batch(&self) {
+        self.batches.set(self.batches.get() + 1);
+    }
+
+    /// Whether this run has executed its share of batches (or Temporal suggests a new run).
+    fn run_is_full(&self, ctx: &Ctx) -> bool {
+        self.batches.get() >= self.policy().max_batches_per_run.max(1)
+            || ctx.continue_as_new_suggested()
+    }
+
+    /// Sliced sending: the order's recipients cut into slices of `generate_batch`, up to
+    /// `send_window` of them in flight at once, each generated and sent by its own activities
+    /// (so sending starts with the first slice, and Temporal spreads the slices over every
+    /// worker). The window is a fixed set of lanes, each taking the next slice when it is done
+    /// with one: which lane takes which slice follows from the order activities complete in,
+    /// which the history records, so a replay takes the same path. When the run has done its
+    /// share of batches the lanes take no new slice, and once the ones in flight are done the
+    /// order continues as new at the next slice.
+    async fn send_slices(
+        &self,
+        ctx: &mut Ctx,
+        from_index: u32,
+        recipients: u32,
+        channels: Vec<Channel>,
+    ) -> WorkflowResult<()> {
+        let size = self.policy().generate_batch.max(1);
+        let next = Cell::new(from_index);
+        // Set when a slice found the order's end earlier than its recipient count said.
+        let ended = Cell::new(false);
+        let failed = Cell::new(false);
+        let lanes = (0..self.policy().send_window.max(1)).map(|_| {
+            let ctx = ctx.clone();
+            let (next, ended, failed, channels) = (&next, &ended, &failed, &channels);
+            async move {
+                loop {
+                    let from = next.get();
+                    if from >= recipients || ended.get() || failed.get() || self.run_is_full(&ctx) {
+                        return Ok(());
+                    }
+                    next.set(from.saturating_add(size));
+                    let last = from.saturating_add(size) >= recipients;
+                    match self.send_slice(&ctx, from, size, last, channels).await {
+                        Ok(true) => {}
+                        Ok(false) => ended.set(true),
+                        Err(e) => {
+                            failed.set(true);
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        });
+        let results: Vec<WorkflowResult<()>> =
+            temporalio_sdk::workflows::join_all(lanes.collect::<Vec<_>>()).await;
+        for r in results {
+            r?;
+        }
+        let from_index = next.get();
+        if from_index < recipients && !ended.get() {
+            let resume = Resume::Slices { from_index, recipients, channels };
+            let next = OrderWorkflowInput {
+                resume: Some(resume),
+                condition_inconclusive: self.condition_inconclusive,
+                ..self.input.clone()
+            };
+            match ctx.continue_as_new(next, ContinueAsNewOptions::default())? {}
+        }
+        Ok(())
+    }
+
+    /// One slice: generated, then sent on each channel until nothing of it is left (SMS once its
+    /// sending window is open). False when the slice held fewer recipients than its size: the
+    /// order ends there.
+    async fn send_slice(
+        &self,
+        ctx: &Ctx,
+        from_index: u32,
+        size: u32,
+        last: bool,
+        channels: &[Channel],
+    ) -> WorkflowResult<bool> {
+        let mut todo = channels.to_vec();
+        let mut generate = true;
+        let mut full = true;
+        loop {
+            let sms_wait = if todo.contains(&Channel::Sms) { self.sms_wait_ms(ctx) } else { 0 };
+            let now: Vec<Channel> =
+                todo.iter().copied().filter(|c| *c != Channel::Sms || sms_wait == 0).collect();
+            if now.is_empty() && !generate {
+                // Only SMS left, outside their window.
+                ctx.timer(Duration::from_millis(sms_wait as u64)).await;
+                continue;
+            }
+            let batch = SliceBatch {
+                order_id: self.order_id(),
+                from_index,
+                recipients: size,
+                generate,
+                channels: now.clone(),
+                send_limit: self.policy().send_batch.max(1),
+                last,
+            };
+            let outcome =
+                ctx.execute_activity(OrderActivities::send_slice, batch, self.batch_opts()).await?;
+            self.count_batch();
+            if generate {
+                full = outcome.recipients >= size;
+                generate = false;
+            }
+            todo.retain(|c| !now.contains(c) || outcome.unsent.contains(c));
+            if todo.is_empty() {
+                return Ok(full);
+            }
+        }
+    }
+
+    /// How long until the order's SMS sending window opens; 0 when it is open or there is none.
+    fn sms_wait_ms(&self, ctx: &Ctx) -> i64 {
+        let Some(window) = &self.policy().sms_window else { return 0 };
+        window.wait_ms(now_ms(ctx).unwrap_or(0)).max(0)
+    }
+
     /// A long order continues as new every `max_batches_per_run` batches (or when Temporal
     /// suggests it), carrying where it was: the `Err` is the continue-as-new termination.
     fn continue_as_new_if_due(&self, ctx: &mut Ctx, resume: Resume) -> WorkflowResult<()> {
-        if self.batches < self.policy().max_batches_per_run.max(1)
-            && !ctx.continue_as_new_suggested()
-        {
+        if !self.run_is_full(ctx) {
             return Ok(());
         }
         let next = OrderWorkflowInput {
@@ -405,9 +602,8 @@ impl<'a> Run<'a> {
             // Read before settling: a signal that arrives while the settle activity runs must
             // wake the wait below, not be counted as already seen.
             let seen = ctx.state(|s| s.final_signals);
-            let settled = ctx
-                .execute_activity(OrderActivities::settle_order, self.order_id(), self.store_opts())
-                .await?;
+            let settled =
+                self.store_step(ctx, OrderActivities::settle_order, self.order_id()).await?;
             if settled.status != OrderStatus::Processed {
                 return Ok(settled.status);
             }
@@ -418,12 +614,8 @@ impl<'a> Run<'a> {
                 _ = ctx.wait_condition(move |s| s.final_signals > seen) => false,
             };
             if expired {
-                ctx.execute_activity(
-                    OrderActivities::expire_notifications,
-                    self.order_id(),
-                    self.store_opts(),
-                )
-                .await?;
+                self.store_step(ctx, OrderActivities::expire_notifications, self.order_id())
+                    .await?;
             }
         }
     }

@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    QueryTrait, TransactionTrait,
 };
+use std::ops::Range;
 use varsel_workflows::domain::{Channel, NotificationStatus, OrderStatus};
 
 /// One message to one address on one channel: what the store takes when notifications are
@@ -266,8 +267,8 @@ impl Store {
     }
 
     /// The notifications of one channel of an order not yet handed to a provider (`New`, or
-    /// `Sending` left by an attempt that did not finish), through the (order, channel, status)
-    /// index.
+    /// `Sending` left by an attempt that did not finish), through the (order, channel, status,
+    /// recipient) index.
     pub(super) fn unsent(
         order_id: &str,
         channel: Channel,
@@ -280,29 +281,64 @@ impl Store {
             .filter(notification::Column::Status.is_in(pending))
     }
 
+    /// [`Self::unsent`] of the recipients in `slice` only (all of them when `None`).
+    fn unsent_in(
+        order_id: &str,
+        channel: Channel,
+        slice: Option<Range<u32>>,
+    ) -> sea_orm::Select<notification::Entity> {
+        let unsent = Self::unsent(order_id, channel);
+        match slice {
+            None => unsent,
+            Some(r) => unsent
+                .filter(notification::Column::RecipientIdx.gte(r.start as i64))
+                .filter(notification::Column::RecipientIdx.lt(r.end as i64)),
+        }
+    }
+
     /// Claims up to `limit` unsent notifications of one channel of an order and marks them
     /// `Sending` (counting the attempt). Rows left in `Sending` by a crashed attempt are claimed
-    /// again: that is the documented at-least-once window.
+    /// again: that is the documented at-least-once window. The rows as claimed.
     pub async fn claim_notifications(
         &self,
         order_id: &str,
         channel: Channel,
         limit: u32,
     ) -> Result<Vec<Notification>, DbErr> {
-        // One transaction: one commit for the whole batch's claim and its status log.
-        let txn = self.db.begin().await?;
-        let rows = Self::unsent(order_id, channel)
-            // No ORDER BY: the (order, channel, status) index yields rows in its own order and the
-            // LIMIT stops the scan; sorting would read every pending row of a large order once
-            // per batch.
+        self.claim(order_id, channel, None, limit).await
+    }
+
+    /// [`Self::claim_notifications`] among the recipients of one slice of the order: slices
+    /// are disjoint, so batches of several slices claim at once without meeting.
+    pub async fn claim_slice(
+        &self,
+        order_id: &str,
+        channel: Channel,
+        recipients: Range<u32>,
+        limit: u32,
+    ) -> Result<Vec<Notification>, DbErr> {
+        self.claim(order_id, channel, Some(recipients), limit).await
+    }
+
+    async fn claim(
+        &self,
+        order_id: &str,
+        channel: Channel,
+        slice: Option<Range<u32>>,
+        limit: u32,
+    ) -> Result<Vec<Notification>, DbErr> {
+        // One statement picks and marks the rows (a write from its start, so SQLite takes its
+        // writer lock at once instead of upgrading a read that another writer overtook), and
+        // one transaction holds it and its status log: one commit a batch.
+        // No ORDER BY in the pick: the index yields rows in its own order and the LIMIT stops
+        // the scan; sorting would read every pending row of a large order once per batch.
+        let pick = Self::unsent_in(order_id, channel, slice)
+            .select_only()
+            .column(notification::Column::Id)
             .limit(limit as u64)
-            .all(&txn)
-            .await?;
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        notification::Entity::update_many()
+            .into_query();
+        let txn = self.db.begin().await?;
+        let rows = notification::Entity::update_many()
             .col_expr(
                 notification::Column::Status,
                 Expr::value(NotificationStatus::sending_for(channel)),
@@ -312,9 +348,12 @@ impl Store {
                 notification::Column::Attempts,
                 Expr::col(notification::Column::Attempts).add(1),
             )
-            .filter(notification::Column::Id.is_in(ids))
-            .exec(&txn)
+            .filter(notification::Column::Id.in_subquery(pick))
+            .exec_with_returning(&txn)
             .await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
         let events = rows
             .iter()
             .map(|r| {
@@ -323,7 +362,7 @@ impl Store {
                     r.order_id.clone(),
                     NotificationStatus::sending_for(channel),
                     "sending",
-                    Some(format!("attempt {}", r.attempts + 1)),
+                    Some(format!("attempt {}", r.attempts)),
                 )
             })
             .collect();
@@ -333,34 +372,73 @@ impl Store {
     }
 
     /// Records providers' answers, each only if its notification is still `Sending`, in one
-    /// transaction; the status log gets a line for each row that moved.
+    /// transaction; the status log gets a line for each row that moved. Answers that set the
+    /// same status, reason and report expectation (nearly all of a batch) share one statement,
+    /// each row's own answer time and provider reference chosen by its id.
     pub async fn record_results(&self, results: &[&ProviderResult]) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
-        let mut events = Vec::with_capacity(results.len());
+        Self::record_results_in(&txn, results).await?;
+        txn.commit().await
+    }
+
+    /// [`Self::record_results`] in a transaction of the caller's.
+    pub(super) async fn record_results_in(
+        txn: &sea_orm::DatabaseTransaction,
+        results: &[&ProviderResult],
+    ) -> Result<(), DbErr> {
+        let mut groups: Vec<Vec<&ProviderResult>> = Vec::new();
         for r in results {
-            let moved = notification::Entity::update_many()
-                .col_expr(notification::Column::AwaitsReport, Expr::value(r.awaits_report))
-                .col_expr(notification::Column::Status, Expr::value(r.status))
-                .col_expr(notification::Column::StatusChanged, Expr::value(r.answered_at))
-                .col_expr(notification::Column::StatusReason, Expr::value(r.reason.clone()))
-                .col_expr(notification::Column::ProviderRef, Expr::value(r.provider_ref.clone()))
-                .filter(notification::Column::Id.eq(r.id.as_str()))
-                .filter(
-                    notification::Column::Status
-                        .eq(NotificationStatus::sending_for(r.status.channel())),
-                )
-                .exec(&txn)
-                .await?
-                .rows_affected;
-            if moved > 0 {
-                events.push((
-                    (r.id.clone(), r.order_id.clone(), r.status, "provider", r.reason.clone()),
-                    r.answered_at,
-                ));
+            let alike = |g: &&mut Vec<&ProviderResult>| {
+                let f = g[0];
+                f.status == r.status && f.awaits_report == r.awaits_report && f.reason == r.reason
+            };
+            match groups.iter_mut().find(alike) {
+                Some(g) => g.push(r),
+                None => groups.push(vec![r]),
             }
         }
-        Self::log_events_at(&txn, events).await?;
-        txn.commit().await
+        let mut events = Vec::with_capacity(results.len());
+        for group in &groups {
+            for chunk in group.chunks(200) {
+                let first = chunk[0];
+                let by_id = |value: fn(&ProviderResult) -> sea_orm::Value| {
+                    let arm = |r: &ProviderResult| {
+                        (notification::Column::Id.eq(r.id.as_str()), Expr::val(value(r)))
+                    };
+                    let (cond, then) = arm(first);
+                    let case = chunk[1..].iter().fold(Expr::case(cond, then), |case, r| {
+                        let (cond, then) = arm(r);
+                        case.case(cond, then)
+                    });
+                    sea_orm::sea_query::SimpleExpr::Case(Box::new(case))
+                };
+                let moved = notification::Entity::update_many()
+                    .col_expr(notification::Column::AwaitsReport, Expr::value(first.awaits_report))
+                    .col_expr(notification::Column::Status, Expr::value(first.status))
+                    .col_expr(notification::Column::StatusReason, Expr::value(first.reason.clone()))
+                    .col_expr(notification::Column::StatusChanged, by_id(|r| r.answered_at.into()))
+                    .col_expr(
+                        notification::Column::ProviderRef,
+                        by_id(|r| r.provider_ref.clone().into()),
+                    )
+                    .filter(notification::Column::Id.is_in(chunk.iter().map(|r| r.id.as_str())))
+                    .filter(
+                        notification::Column::Status
+                            .eq(NotificationStatus::sending_for(first.status.channel())),
+                    )
+                    .exec_with_returning(txn)
+                    .await?;
+                let moved: std::collections::HashSet<String> =
+                    moved.into_iter().map(|m| m.id).collect();
+                for r in chunk.iter().filter(|r| moved.contains(&r.id)) {
+                    events.push((
+                        (r.id.clone(), r.order_id.clone(), r.status, "provider", r.reason.clone()),
+                        r.answered_at,
+                    ));
+                }
+            }
+        }
+        Self::log_events_at(txn, events).await
     }
 
     /// How many of a batch's claimed notifications (id, the attempt number it claimed them
@@ -387,7 +465,26 @@ impl Store {
     /// Whether any notification of one channel of an order is not yet sent (an index probe that
     /// stops at the first row, however large the order).
     pub async fn has_pending(&self, order_id: &str, channel: Channel) -> Result<bool, DbErr> {
-        Ok(Self::unsent(order_id, channel)
+        self.pending(order_id, channel, None).await
+    }
+
+    /// [`Self::has_pending`] among the recipients of one slice of the order.
+    pub async fn has_pending_in(
+        &self,
+        order_id: &str,
+        channel: Channel,
+        recipients: Range<u32>,
+    ) -> Result<bool, DbErr> {
+        self.pending(order_id, channel, Some(recipients)).await
+    }
+
+    async fn pending(
+        &self,
+        order_id: &str,
+        channel: Channel,
+        slice: Option<Range<u32>>,
+    ) -> Result<bool, DbErr> {
+        Ok(Self::unsent_in(order_id, channel, slice)
             .select_only()
             .column(notification::Column::Id)
             .limit(1)

@@ -132,6 +132,7 @@ pub fn policy(cfg: &Config) -> WorkflowPolicy {
         condition_retry_ms: cfg.conditions.retry_ms,
         max_retry_interval_ms: cfg.processing.max_retry_interval_ms,
         max_batches_per_run: cfg.processing.max_batches_per_run,
+        send_window: cfg.processing.send_window,
         // Validated at start-up (Application::build).
         sms_window: cfg.sms_window().ok().flatten(),
     }

@@ -173,6 +173,7 @@ async fn run_worker_once(
         .register_workflow::<OrderWorkflow>()?
         .register_activities(SharedActivities(activities))
         .graceful_shutdown_period(sdk_grace)
+        .tuner(tuner(cfg))
         .build();
     let mut worker = Worker::new(&runtime, client, opts)?;
     let shutdown = worker.shutdown_handle();
@@ -188,6 +189,22 @@ async fn run_worker_once(
     watcher.abort();
     ran?;
     Ok(*stopped.borrow())
+}
+
+/// The worker's task slots: the SDK's defaults, with `VARSEL_WORKER_MAX_ACTIVITIES` activity
+/// slots.
+fn tuner(cfg: &Config) -> temporalio_sdk::runtime::worker_tuner::WorkerTuner {
+    use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
+    const SDK_DEFAULT: usize = 100;
+    TunerHolder::builder()
+        .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(SDK_DEFAULT))
+        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(
+            cfg.temporal.worker_max_activities.max(1),
+        ))
+        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(SDK_DEFAULT))
+        .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(SDK_DEFAULT))
+        .build()
+        .into()
 }
 
 /// Lets one activities instance (and its SMTP pool) serve successive worker lifetimes.

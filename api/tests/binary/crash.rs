@@ -356,9 +356,10 @@ async fn an_api_killed_mid_instant_message_sends_it_once_after_the_grace() {
     app.stop().await;
 }
 
-/// The worker dies while it generates an order's notifications (before anything is sent): the
-/// order resumes where generation was, every recipient gets exactly one notification, and
-/// nothing is sent twice.
+/// The worker dies while it generates an order's notifications (slices of ten recipients, each
+/// generated and then sent, several in flight): the order resumes with the slices that were
+/// not done, every recipient gets exactly one notification row, and only sends in flight at the
+/// kill may go out twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_while_generating_resumes_without_duplicates() {
     const N: usize = 2000;
@@ -370,6 +371,7 @@ async fn a_worker_killed_while_generating_resumes_without_duplicates() {
         c.processing.generate_batch = 10;
     });
     let app = TestApp::spawn(opts).await;
+    let concurrency = app.config.processing.send_concurrency;
     let mut worker = app.spawn_role(EXE, "worker", worker_config);
 
     let id = app.order("/orders/email", &email_order("gen", N)).await;
@@ -390,13 +392,15 @@ async fn a_worker_killed_while_generating_resumes_without_duplicates() {
     let _ = worker.0.wait();
     let at_kill = generated(&app, id.clone()).await;
     assert!(at_kill < N, "the worker was killed mid-generation ({at_kill} of {N} generated)");
-    assert_eq!(smtp.count(), 0, "nothing is sent before generation ends");
 
     let (_worker, duplicates) = completes_on_a_new_worker(&app, &smtp, &id, "gen", N).await;
     eprintln!(
         "worker SIGKILL after {at_kill} of {N} notifications generated: {duplicates} duplicate(s)"
     );
-    assert_eq!(duplicates, 0, "no send was under way when the worker died");
+    assert!(
+        duplicates <= concurrency,
+        "{duplicates} duplicates exceed the in-flight bound {concurrency}"
+    );
     app.stop().await;
 }
 

@@ -199,3 +199,94 @@ async fn two_api_and_two_worker_processes_send_every_notification_exactly_once()
     drop(processes);
     app.stop().await;
 }
+
+/// Each `varsel.order.send_slice` attempt of a history: the worker that ran it, and when it
+/// started and ended (Temporal's event times).
+fn slice_runs(history: &serde_json::Value) -> Vec<(String, i64, i64)> {
+    let events = history["events"].as_array().expect("events");
+    let time = |e: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(e["event_time"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    let attrs = |e: &serde_json::Value, kind: &str| e["attributes"].get(kind).cloned();
+    let slices: std::collections::HashSet<i64> = events
+        .iter()
+        .filter(|e| {
+            attrs(e, "ActivityTaskScheduledEventAttributes")
+                .is_some_and(|a| a["activity_type"]["name"] == "varsel.order.send_slice")
+        })
+        .map(|e| e["event_id"].as_i64().unwrap())
+        .collect();
+    let started: HashMap<i64, (String, i64)> = events
+        .iter()
+        .filter_map(|e| {
+            let a = attrs(e, "ActivityTaskStartedEventAttributes")?;
+            slices.contains(&a["scheduled_event_id"].as_i64()?).then(|| {
+                (e["event_id"].as_i64().unwrap(), (a["identity"].as_str().unwrap().into(), time(e)))
+            })
+        })
+        .collect();
+    events
+        .iter()
+        .filter_map(|e| {
+            let a = attrs(e, "ActivityTaskCompletedEventAttributes")?;
+            let (worker, from) = started.get(&a["started_event_id"].as_i64()?)?.clone();
+            Some((worker, from, time(e)))
+        })
+        .collect()
+}
+
+/// One large order is not tied to one worker: its slices (disjoint sets of its recipients) are
+/// in flight several at once, and Temporal hands them to both worker processes, which run them
+/// at the same time. Each worker may run two activities at once, so four slices in flight need
+/// both; every recipient still gets one email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_orders_slices_run_on_two_worker_processes_at_once() {
+    let smtp = SmtpServer::start();
+    let mut opts = TestAppOptions::new(Db::Postgres, smtp.url());
+    opts.tweak = Box::new(|c| {
+        c.run_worker = false;
+        // Recorded in the order's policy when this process starts its workflow.
+        c.processing.generate_batch = 40;
+        c.processing.send_window = 4;
+    });
+    let app = TestApp::spawn(opts).await;
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            app.spawn_role(VARSEL, "worker", |c| {
+                c.worker_metrics_listen = String::new();
+                c.temporal.worker_max_activities = 2;
+                // Slow enough that slices overlap: a slice of 40 at 4 sends at a time.
+                c.processing.send_concurrency = 4;
+            })
+        })
+        .collect();
+    let recipients: Vec<_> =
+        (0..400).map(|i| json!({"emailAddress": format!("w{i}@example.no")})).collect();
+    let id = app
+        .order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": recipients}))
+        .await;
+    app.wait_status(&id, "Completed", Duration::from_secs(180)).await;
+    let mails = smtp.wait_for(400, Duration::from_secs(10)).await;
+    let mut by_address: HashMap<String, usize> = HashMap::new();
+    for m in mails {
+        *by_address.entry(m.to).or_default() += 1;
+    }
+    assert_eq!(by_address.len(), 400);
+    assert!(by_address.values().all(|n| *n == 1), "each recipient gets one email");
+
+    let client = varsel_api::temporal::connect(&app.config).await.expect("temporal client");
+    let history = varsel_api::replay::fetch_history_json(&client, &id).await.expect("history");
+    let runs = slice_runs(&serde_json::from_slice(&history).unwrap());
+    assert!(runs.len() >= 10, "one activity a slice at least: {runs:?}");
+    let workers_seen: std::collections::BTreeSet<&str> =
+        runs.iter().map(|(w, _, _)| w.as_str()).collect();
+    assert_eq!(workers_seen.len(), 2, "both workers ran slices: {runs:?}");
+    let overlapping = runs
+        .iter()
+        .any(|(w1, a1, b1)| runs.iter().any(|(w2, a2, b2)| w1 != w2 && a1 < b2 && a2 < b1));
+    assert!(overlapping, "slices of the order ran on both workers at the same time: {runs:?}");
+    drop(workers);
+    app.stop().await;
+}

@@ -42,8 +42,9 @@ async fn the_timeline_shows_retries_with_their_failure_and_the_notifications() {
     assert!(has("workflow workflow started"), "{texts:#?}");
     assert!(has("claim the order for processing: done"), "{texts:#?}");
     assert!(
-        texts.iter().any(|t| t.contains("send a batch: attempt 2; the previous attempt failed:")
-            && t.contains("451")),
+        texts.iter().any(|t| t.contains(
+            "create and send a slice of the recipients: attempt 2; the previous attempt failed:"
+        ) && t.contains("451")),
         "the retry and its cause: {texts:#?}"
     );
     assert!(has("notification email flaky@example.no: created: Email_New"), "{texts:#?}");

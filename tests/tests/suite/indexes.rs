@@ -38,7 +38,7 @@ const QUERIES: &[(&str, Call, &str)] = &[
     (
         "GET /orders/{id}/status",
         |s| Box::pin(async move { drop(s.notification_counts("x").await) }),
-        "ix_notifications_order_channel_status",
+        "ix_notifications_order_channel_status_recipient",
     ),
     (
         "generation's recipients and GET /orders/{id}",
@@ -55,7 +55,21 @@ const QUERIES: &[(&str, Call, &str)] = &[
     (
         "a send batch's claim",
         |s| Box::pin(async move { drop(s.claim_notifications("x", Channel::Email, 1000).await) }),
-        "ix_notifications_order_channel_status",
+        "ix_notifications_order_channel_status_recipient",
+    ),
+    (
+        "a send batch's claim of a slice",
+        |s| {
+            Box::pin(
+                async move { drop(s.claim_slice("x", Channel::Email, 2000..3000, 1000).await) },
+            )
+        },
+        "ix_notifications_order_channel_status_recipient",
+    ),
+    (
+        "a send batch's pending probe in a slice",
+        |s| Box::pin(async move { drop(s.has_pending_in("x", Channel::Sms, 0..1000).await) }),
+        "ix_notifications_order_channel_status_recipient",
     ),
     (
         "a send batch's check of its claim",
@@ -65,7 +79,7 @@ const QUERIES: &[(&str, Call, &str)] = &[
     (
         "a send batch's pending probe",
         |s| Box::pin(async move { drop(s.has_pending("x", Channel::Email).await) }),
-        "ix_notifications_order_channel_status",
+        "ix_notifications_order_channel_status_recipient",
     ),
 ];
 
@@ -83,7 +97,7 @@ async fn first_query(backend: DatabaseBackend, call: Call) -> Statement {
     let log = store.into_connection().expect("the call let go of the store").into_transaction_log();
     log.iter()
         .flat_map(|t| t.statements().iter().cloned())
-        .find(|st| st.sql.trim_start().starts_with("SELECT"))
+        .find(|st| ["SELECT", "UPDATE"].iter().any(|k| st.sql.trim_start().starts_with(k)))
         .expect("the call makes a query")
 }
 

@@ -167,6 +167,8 @@ async fn krr_statuses_reservations_and_the_18_month_rule() {
 async fn a_krr_outage_mid_order_ends_with_every_recipient_served_once() {
     let k = start(Db::Postgres, None, |c| {
         c.processing.generate_batch = 300;
+        // One slice at a time, so the outage falls between them.
+        c.processing.send_window = 1;
         // Every lookup goes to KRR: nothing remembered from the acceptance.
         c.contacts.cache_secs = 0;
     })

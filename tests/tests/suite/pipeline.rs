@@ -440,7 +440,7 @@ async fn a_slow_batch_stops_at_its_budget_and_the_next_batch_sends_the_rest() {
         .await;
     let sent: Vec<usize> = texts
         .iter()
-        .filter(|t| t.starts_with("send a batch: done ("))
+        .filter(|t| t.starts_with("create and send a slice of the recipients: done ("))
         .map(|t| {
             let n = t.split("sent=").nth(1).expect("sent=");
             n.trim_end_matches(')').split(',').next().unwrap().parse().expect("a count")
@@ -455,7 +455,7 @@ async fn a_slow_batch_stops_at_its_budget_and_the_next_batch_sends_the_rest() {
     );
     assert_eq!(sent.iter().sum::<usize>(), N, "the batches together sent each once: {sent:?}");
     assert!(
-        !texts.iter().any(|t| t.starts_with("send a batch: attempt")),
+        !texts.iter().any(|t| t.starts_with("create and send a slice of the recipients: attempt")),
         "no batch timed out or was retried: {texts:#?}"
     );
     app.stop().await;

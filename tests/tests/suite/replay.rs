@@ -41,7 +41,29 @@ const PATHS: &[&str] = &[
     "sent_email_one_channel",
     "instant_sms",
     "chain_reminder",
+    // Recorded with sliced sending (the patch `varsel.sliced-sending`): slices generated and sent
+    // by `send_slice`, several in flight, and a run continued at the next slice.
+    "sliced_email",
+    "sliced_sms",
+    "sliced_fallback",
+    "sliced_continued",
+    "sliced_continued_as_new",
 ];
+
+/// Fresh histories kept under a second name: the same path recorded by the current code (the
+/// first name's fixture was recorded before sliced sending).
+const SLICED: &[(&str, &str)] = &[
+    ("sent_email", "sliced_email"),
+    ("sent_sms", "sliced_sms"),
+    ("fallback", "sliced_fallback"),
+    ("continued", "sliced_continued"),
+    ("continued_as_new", "sliced_continued_as_new"),
+];
+
+/// Whether a history (JSON) schedules `send_slice`: it took the sliced path.
+fn sends_slices(history: &[u8]) -> bool {
+    String::from_utf8_lossy(history).contains("varsel.order.send_slice")
+}
 
 #[handler]
 fn cond_false() -> Json<Value> {
@@ -66,6 +88,16 @@ async fn committed_histories_replay_cleanly() {
             .unwrap();
     let last = first_run["events"].as_array().unwrap().last().unwrap();
     assert_eq!(last["event_type"], 28, "continued_as_new ends by continuing as new");
+    let sliced_first: Value = serde_json::from_slice(
+        &histories.iter().find(|(n, _)| n == "sliced_continued_as_new").unwrap().1,
+    )
+    .unwrap();
+    let last = sliced_first["events"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["event_type"], 28, "sliced_continued_as_new ends by continuing as new");
+    // The fixtures cover both paths: the older ones never send slices, the newer ones do.
+    for (name, bytes) in &histories {
+        assert_eq!(sends_slices(bytes), name.starts_with("sliced_"), "{name}");
+    }
 
     // The check has teeth: a history whose recorded steps differ from what the code does now
     // (here, an activity the code never schedules) is reported as nondeterministic.
@@ -194,10 +226,13 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
         c.processing.send_batch = 1;
         c.processing.max_batches_per_run = 3;
         c.processing.notification_ttl_secs = 3;
+        // Two slices in flight: the run takes slices until it has run three batches, finishes
+        // the ones in flight and continues at the next.
+        c.processing.send_window = 2;
     });
     let long_app = TestApp::spawn(opts).await;
     let recipients: Vec<Value> =
-        (0..4).map(|i| json!({"emailAddress": format!("long{i}@example.no")})).collect();
+        (0..8).map(|i| json!({"emailAddress": format!("long{i}@example.no")})).collect();
     let long_id = long_app
         .order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": recipients}))
         .await;
@@ -285,6 +320,17 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
         "the first run continued as new"
     );
     histories.push(("continued_as_new".to_string(), bytes));
+    // Every fresh history that sends took the sliced path: all but the instant message's (it
+    // only settles), the cancelled and condition-false orders' (nothing sent) and the redrive's
+    // (it sends what failed, wherever it is); some are kept under their sliced names too.
+    let unsliced = ["instant_sms", "cancelled", "condition_false", "redrive"];
+    for (name, bytes) in &histories {
+        assert_eq!(sends_slices(bytes), !unsliced.contains(&name.as_str()), "{name}");
+    }
+    for (old, new) in SLICED {
+        let bytes = histories.iter().find(|(n, _)| n == old).unwrap().1.clone();
+        histories.push((new.to_string(), bytes));
+    }
     for (name, result) in varsel_api::replay::replay_json(&histories).await.expect("replayer") {
         assert!(result.is_ok(), "{name}: {}", result.unwrap_err());
     }

@@ -7,6 +7,7 @@ mod m0003_notification_events;
 mod m0004_send_rate_slots;
 mod m0005_order_chains;
 mod m0006_contact_updated;
+mod m0007_slice_index;
 
 use sea_orm_migration::prelude::*;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_send_rate_slots::M0004SendRateSlots),
             Box::new(m0005_order_chains::M0005OrderChains),
             Box::new(m0006_contact_updated::M0006ContactUpdated),
+            Box::new(m0007_slice_index::M0007SliceIndex),
         ]
     }
 }
