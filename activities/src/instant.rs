@@ -5,7 +5,7 @@
 
 use crate::order_activities::OrderActivitiesImpl;
 use crate::providers::SendError;
-use crate::store::{Chain, ChainInsert, Notification};
+use crate::store::{Chain, ChainInsert, InstantWriter, Notification};
 use sea_orm::DbErr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,19 +68,24 @@ pub enum InstantOutcome {
 }
 
 /// What an API process sends instant messages with: the providers of the activities, and
-/// nothing else of them.
+/// nothing else of them, and one writer that commits concurrent requests' writes together.
 #[derive(Clone)]
-pub struct InstantSender(Arc<OrderActivitiesImpl>);
+pub struct InstantSender {
+    activities: Arc<OrderActivitiesImpl>,
+    writer: InstantWriter,
+}
 
 impl InstantSender {
-    /// Sends through these activities' providers and store.
+    /// Sends through these activities' providers and store (in a Tokio runtime: the writer
+    /// is a task of it).
     pub fn new(activities: OrderActivitiesImpl) -> Self {
-        Self(Arc::new(activities))
+        let writer = InstantWriter::start(activities.store.clone());
+        Self { activities: Arc::new(activities), writer }
     }
 
     /// Reserves, sends and records one instant message (see [`OrderActivitiesImpl::send_instant`]).
     pub async fn send(&self, msg: InstantMessage) -> Result<InstantOutcome, DbErr> {
-        self.0.send_instant(msg).await
+        self.activities.send_instant(&self.writer, msg).await
     }
 }
 
@@ -92,13 +97,17 @@ const RECORD_RETRY: Duration = Duration::from_millis(500);
 impl OrderActivitiesImpl {
     /// Reserves, sends and records one instant message. `Err` only when the store failed: before
     /// sending (nothing sent) or after it (sent, but its answer could not be stored).
-    pub async fn send_instant(&self, msg: InstantMessage) -> Result<InstantOutcome, DbErr> {
+    pub async fn send_instant(
+        &self,
+        writer: &InstantWriter,
+        msg: InstantMessage,
+    ) -> Result<InstantOutcome, DbErr> {
         let notification = msg.notification();
         let InstantMessage { chain, order, .. } = msg;
         let chain_id = chain.id.clone();
         let order_row = order.order.clone();
         if let ChainInsert::Exists(existing) =
-            self.store.reserve_instant(chain, order, notification.clone()).await?
+            writer.reserve(chain, order, notification.clone()).await?
         {
             return Ok(InstantOutcome::Exists(existing));
         }
@@ -106,7 +115,7 @@ impl OrderActivitiesImpl {
             Ok(result) => {
                 let mut attempt = 1;
                 loop {
-                    match self.store.record_results(&[&result]).await {
+                    match writer.record(result.clone()).await {
                         Ok(()) => break,
                         Err(e) if attempt >= RECORD_ATTEMPTS => {
                             tracing::error!(order_id = order_row.id, error = %e, "an instant message was sent but its answer could not be stored");

@@ -2,7 +2,7 @@
 //! idempotency id, and instant messages reserved, kept or discarded around their one send.
 
 use super::entities::{notification, notification_event, order, order_chain, order_recipient};
-use super::{Notification, Store};
+use super::{Notification, ProviderResult, Store};
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 use varsel_workflows::order::{NewOrder, OrderType, StoredOrder};
@@ -110,37 +110,76 @@ impl Store {
         }
     }
 
-    /// Stores an instant message before it is sent: its chain (the idempotency id), its order
-    /// and its one notification, already `Sending` (one attempt), in one transaction. Delivery
-    /// reports that arrive while the request still waits for the provider find the row. As with
-    /// [`Store::insert_chain`], a chain that exists already is returned and nothing is stored.
-    pub async fn reserve_instant(
+    /// Stores instant messages before they are sent, and records providers' answers to
+    /// earlier ones, all in one transaction (the group commit of [`InstantWriter`]). Each
+    /// message is its chain (the idempotency id), its order and its one notification, already
+    /// `Sending` (one attempt), so a delivery report that arrives while its request still waits
+    /// for the provider finds the row. A message whose chain exists already stores nothing (a
+    /// savepoint keeps the others) and gets that chain back.
+    pub async fn instant_group(
         &self,
-        chain: Chain,
-        order: NewOrder,
-        n: Notification,
-    ) -> Result<ChainInsert, DbErr> {
-        let txn = match self.begin_chain(chain).await? {
-            Ok(txn) => txn,
-            Err(existing) => return Ok(ChainInsert::Exists(existing)),
-        };
-        Self::insert_order_rows(&txn, order).await?;
-        let events = vec![
-            (n.id.clone(), n.order_id.clone(), n.status, "created", None),
-            (
-                n.id.clone(),
-                n.order_id.clone(),
-                n.status,
-                "sending",
-                Some("attempt 1 (instant)".to_owned()),
-            ),
-        ];
-        notification::Entity::insert(notification::ActiveModel::from(notification::Model::from(n)))
-            .exec_without_returning(&txn)
+        messages: Vec<(Chain, NewOrder, Notification)>,
+        answers: &[&ProviderResult],
+    ) -> Result<Vec<ChainInsert>, DbErr> {
+        let txn = self.db.begin().await?;
+        // For each message: `None` stored, or the (creator, idempotency id) that exists.
+        let mut stored = Vec::with_capacity(messages.len());
+        for (chain, order, n) in messages {
+            let key = (chain.creator.clone(), chain.idempotency_id.clone());
+            let savepoint = txn.begin().await?;
+            let inserted = order_chain::Entity::insert(order_chain::ActiveModel::from(
+                order_chain::Model::from(chain),
+            ))
+            .exec_without_returning(&savepoint)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.sql_err(),
+                        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                    ) =>
+                {
+                    savepoint.rollback().await?;
+                    stored.push(Some(key));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            Self::insert_order_rows(&savepoint, order).await?;
+            let events = vec![
+                (n.id.clone(), n.order_id.clone(), n.status, "created", None),
+                (
+                    n.id.clone(),
+                    n.order_id.clone(),
+                    n.status,
+                    "sending",
+                    Some("attempt 1 (instant)".to_owned()),
+                ),
+            ];
+            notification::Entity::insert(notification::ActiveModel::from(
+                notification::Model::from(n),
+            ))
+            .exec_without_returning(&savepoint)
             .await?;
-        Self::log_events(&txn, events).await?;
+            Self::log_events(&savepoint, events).await?;
+            savepoint.commit().await?;
+            stored.push(None);
+        }
+        Self::record_results_in(&txn, answers).await?;
         txn.commit().await?;
-        Ok(ChainInsert::Created)
+        let mut outcomes = Vec::with_capacity(stored.len());
+        for s in stored {
+            outcomes.push(match s {
+                None => ChainInsert::Created,
+                Some((creator, idempotency_id)) => ChainInsert::Exists(
+                    self.find_chain(&creator, &idempotency_id)
+                        .await?
+                        .ok_or_else(|| DbErr::RecordNotFound("the existing chain".into()))?,
+                ),
+            });
+        }
+        Ok(outcomes)
     }
 
     /// Removes an instant message whose provider could not take it, so that nothing of it stays
@@ -208,4 +247,108 @@ impl Store {
             .await?;
         Ok(rows.into_iter().map(StoredOrder::from).collect())
     }
+}
+
+type Acked<T> = tokio::sync::oneshot::Sender<Result<T, DbErr>>;
+
+/// An instant message's write, waiting for the next group.
+enum InstantWrite {
+    /// Store a message before it is sent.
+    Reserve(Box<(Chain, NewOrder, Notification)>, Acked<ChainInsert>),
+    /// Record the provider's answer to one.
+    Record(ProviderResult, Acked<()>),
+}
+
+/// Group commit of instant messages: concurrent requests hand their reservations and their
+/// providers' answers to one writer, which stores everything waiting in one transaction and
+/// then tells each request. A request still goes on only once its write is committed, but the
+/// database sees one commit per group instead of two per message, and the requests queue here
+/// instead of in SQLite's busy handler (which sleeps up to 100 ms between tries).
+#[derive(Clone)]
+pub struct InstantWriter {
+    tx: tokio::sync::mpsc::UnboundedSender<InstantWrite>,
+}
+
+/// Writes of one group at most.
+const GROUP: usize = 128;
+
+impl InstantWriter {
+    /// Starts the writer; it ends when every clone is dropped.
+    pub fn start(store: Store) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<InstantWrite>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut group = vec![first];
+                while group.len() < GROUP
+                    && let Ok(more) = rx.try_recv()
+                {
+                    group.push(more);
+                }
+                let (mut messages, mut reserved, mut answers, mut recorded) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                for write in group {
+                    match write {
+                        InstantWrite::Reserve(m, ack) => {
+                            messages.push(*m);
+                            reserved.push(ack);
+                        }
+                        InstantWrite::Record(r, ack) => {
+                            answers.push(r);
+                            recorded.push(ack);
+                        }
+                    }
+                }
+                let answer_refs: Vec<&ProviderResult> = answers.iter().collect();
+                match store.instant_group(messages, &answer_refs).await {
+                    Ok(outcomes) => {
+                        for (ack, outcome) in reserved.into_iter().zip(outcomes) {
+                            let _ = ack.send(Ok(outcome));
+                        }
+                        for ack in recorded {
+                            let _ = ack.send(Ok(()));
+                        }
+                    }
+                    Err(e) => {
+                        // Nothing of the group is stored; each request learns why.
+                        let e = e.to_string();
+                        for ack in reserved {
+                            let _ = ack.send(Err(DbErr::Custom(e.clone())));
+                        }
+                        for ack in recorded {
+                            let _ = ack.send(Err(DbErr::Custom(e.clone())));
+                        }
+                    }
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Stores an instant message before it is sent (see [`Store::instant_group`]); returns once
+    /// it is committed.
+    pub async fn reserve(
+        &self,
+        chain: Chain,
+        order: NewOrder,
+        n: Notification,
+    ) -> Result<ChainInsert, DbErr> {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        self.send(InstantWrite::Reserve(Box::new((chain, order, n)), ack))?;
+        done.await.map_err(|_| stopped())?
+    }
+
+    /// Records a provider's answer to an instant message; returns once it is committed.
+    pub async fn record(&self, result: ProviderResult) -> Result<(), DbErr> {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        self.send(InstantWrite::Record(result, ack))?;
+        done.await.map_err(|_| stopped())?
+    }
+
+    fn send(&self, write: InstantWrite) -> Result<(), DbErr> {
+        self.tx.send(write).map_err(|_| stopped())
+    }
+}
+
+fn stopped() -> DbErr {
+    DbErr::Custom("the instant writer stopped".into())
 }

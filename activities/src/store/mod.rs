@@ -17,7 +17,7 @@ mod rate_slots;
 mod reports;
 mod status_feed;
 
-pub use chains::{Chain, ChainInsert};
+pub use chains::{Chain, ChainInsert, InstantWriter};
 pub use contact_register::{OrgContact, PersonContact};
 pub use events::StatusEvent;
 pub use notifications::{Notification, ProviderResult, ResultWriter, Settled};
