@@ -6,11 +6,15 @@
 //! - small orders: single-recipient email orders from POST to `Completed` against a trivial
 //!   one-activity workflow run by a worker with the same settings;
 //! - bulk: one large email order to a local SMTP sink against lettre sending the same messages
-//!   to the same sink with the same pooled connections.
+//!   to the same sink with the same pooled connections;
+//! - scale and sizes (`scale.rs`): one order on 1, 2 and 4 worker processes against a relay
+//!   that answers after a delay, and orders of growing size.
 
 pub mod baseline;
+pub mod fleet;
 pub mod queries;
 pub mod registers;
+mod scale;
 
 use baseline::{BenchInput, NoopWorkflow, OneActivityWorkflow, defs};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -51,6 +55,22 @@ pub struct BenchOptions {
     pub load_secs: u64,
     /// Where the JSON result goes.
     pub json_out: PathBuf,
+    /// Worker processes of their own for every phase (0: the worker runs in the benchmark's
+    /// process, beside the API).
+    pub workers: usize,
+    /// How long the `scale` phase's relay takes to answer each message, milliseconds.
+    pub relay_delay_ms: u64,
+    /// Worker counts of the `scale` phase.
+    pub scale_workers: Vec<usize>,
+    /// Recipients of the `scale` phase's order.
+    pub scale_recipients: u32,
+    /// Order sizes of the `sizes` phase.
+    pub sizes: Vec<u32>,
+    /// `sqlite` (a file in the run's folder) or `postgres` (a fresh database on
+    /// `postgres_url`'s server, dropped afterwards); `VARSEL_DATABASE_URL` overrides both.
+    pub database: String,
+    /// A PostgreSQL server where the user may create databases.
+    pub postgres_url: String,
 }
 
 /// One measured figure with its baseline.
@@ -141,8 +161,18 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     };
     let sink = SmtpSink::start()?;
     cfg.data_dir = dir.path().to_path_buf();
+    // A fresh PostgreSQL database, dropped at the end.
+    let mut postgres = None;
     if std::env::var("VARSEL_DATABASE_URL").is_err() {
-        cfg.database.url = String::new();
+        cfg.database.url = match opts.database.as_str() {
+            "sqlite" => String::new(),
+            "postgres" => {
+                let url = varsel_tests::fresh_postgres_database(&opts.postgres_url).await;
+                postgres = Some(url.rsplit('/').next().unwrap_or_default().to_owned());
+                url
+            }
+            other => anyhow::bail!("unknown database {other:?} (sqlite, postgres)"),
+        };
     }
     cfg.http.listen = "127.0.0.1:0".into();
     cfg.email.smtp_url = format!("smtp://127.0.0.1:{}", sink.port);
@@ -151,7 +181,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     // One local process: the dev token key it mints with lives in its data dir.
     cfg.auth.allow_data_dir_keys = true;
     cfg.run_api = true;
-    cfg.run_worker = true;
+    // With --workers N, the workers are processes of their own.
+    cfg.run_worker = opts.workers == 0;
     cfg.normalise();
     let key = varsel_api::auth::load_or_create_dev_key(&cfg.data_dir)?;
     let token = varsel_api::auth::mint(
@@ -170,6 +201,11 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
         varsel_api::config::redact_url(&cfg.email.smtp_url)
     );
     let app = Application::build(cfg.clone()).await?;
+    let _workers = if opts.workers > 0 {
+        Some(fleet::Fleet::start(&cfg, false, opts.workers, dir.path()).await?)
+    } else {
+        None
+    };
     let base = format!("{}/notifications/api/v1", app.base_url());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let app_task = tokio::spawn(app.run_until(async move {
@@ -196,6 +232,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
             "bulk" => figures.extend(bench.bulk().await?),
             "load" => figures.extend(bench.load().await?),
             "instant" => figures.extend(bench.instant().await?),
+            "scale" => figures.extend(bench.scale().await?),
+            "sizes" => figures.extend(bench.sizes().await?),
             "import" => figures.extend(
                 registers::import_phase(&bench.store, dir.path(), opts.import_persons).await?,
             ),
@@ -204,7 +242,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
                     .await?,
             ),
             other => anyhow::bail!(
-                "unknown phase {other:?} (accept, small, bulk, load, instant, import, krr)"
+                "unknown phase {other:?} (accept, small, bulk, load, instant, import, krr, scale, sizes)"
             ),
         }
     }
@@ -215,7 +253,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
         "temporal": if configured_temporal { "configured" } else { "embedded dev server (SQLite, WAL)" },
         "database": if cfg.database.url.starts_with("sqlite") { "sqlite" } else { "postgres" },
         "options": {"recipients": opts.recipients, "smallOrders": opts.small_orders, "acceptSeconds": opts.accept_secs, "clients": opts.clients,
-                    "sendBatch": cfg.processing.send_batch, "sendConcurrency": cfg.processing.send_concurrency, "smtpPoolSize": cfg.email.smtp_pool_size},
+                    "workers": opts.workers, "relayDelayMs": opts.relay_delay_ms, "scaleWorkers": opts.scale_workers, "scaleRecipients": opts.scale_recipients, "sizes": opts.sizes,
+                    "sendBatch": cfg.processing.send_batch, "sendConcurrency": cfg.processing.send_concurrency, "sendWindow": cfg.processing.send_window, "smtpPoolSize": cfg.email.smtp_pool_size},
         "figures": figures,
     });
     std::fs::write(&opts.json_out, serde_json::to_string_pretty(&doc)?)?;
@@ -224,6 +263,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(20), app_task).await;
     tokio::task::spawn_blocking(move || baseline_worker.stop()).await?;
+    drop(bench);
+    if let Some(name) = postgres {
+        varsel_tests::drop_postgres_database(&opts.postgres_url, &name).await;
+    }
     Ok(figures)
 }
 
@@ -1002,8 +1045,14 @@ pub struct SmtpSink {
 }
 
 impl SmtpSink {
-    /// Starts the sink.
+    /// Starts the sink; it answers each message at once.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with_delay(Duration::ZERO)
+    }
+
+    /// Starts a sink that answers each message `delay` after it arrived, as a relay that
+    /// stores a message before it answers does (sessions wait in parallel).
+    pub fn start_with_delay(delay: Duration) -> anyhow::Result<Self> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
@@ -1017,7 +1066,7 @@ impl SmtpSink {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
                 while let Ok((stream, _)) = listener.accept().await {
-                    tokio::spawn(sink_session(stream, counter.clone()));
+                    tokio::spawn(sink_session(stream, counter.clone(), delay));
                 }
             });
         })?;
@@ -1033,6 +1082,7 @@ impl SmtpSink {
 async fn sink_session(
     stream: tokio::net::TcpStream,
     counter: Arc<AtomicU64>,
+    delay: Duration,
 ) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -1069,6 +1119,9 @@ async fn sink_session(
         if in_data {
             if line == ".\r\n" || line == ".\n" {
                 in_data = false;
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
                 counter.fetch_add(1, Ordering::Relaxed);
                 w.write_all(b"250 2.0.0 queued\r\n").await?;
             }

@@ -29,7 +29,10 @@ struct Args {
     /// highest accept rate for --load-seconds, then every order to its final status), instant
     /// (instant emails against lettre's sends, --accept-seconds each), import (--import-persons
     /// persons from an NDJSON file against upserts from memory) and krr (--recipients persons
-    /// looked up in a KRR stand-in answering in 20 ms against the embedded register).
+    /// looked up in a KRR stand-in answering in 20 ms against the embedded register), scale
+    /// (one order of --scale-recipients by each of --scale-workers worker processes, to a relay
+    /// answering after --relay-delay-ms) and sizes (one order of each of --sizes, by a worker
+    /// process each: notifications/s and peak memory).
     #[arg(long, default_value = "accept,small,bulk", value_delimiter = ',')]
     phases: Vec<String>,
     /// Persons in the import phase's file.
@@ -41,6 +44,29 @@ struct Args {
     /// Where the JSON result goes.
     #[arg(long, default_value = "bench.json")]
     json: PathBuf,
+    /// Run the workers as N processes of their own (`varsel worker`, built beside this binary)
+    /// for every phase; 0 runs the worker in this process, beside the API.
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+    /// How long the scale phase's relay takes to answer each message, milliseconds.
+    #[arg(long, default_value_t = 50)]
+    relay_delay_ms: u64,
+    /// Worker processes the scale phase sends one order with, in turn.
+    #[arg(long, default_value = "1,2,4", value_delimiter = ',')]
+    scale_workers: Vec<usize>,
+    /// Recipients of the scale phase's order.
+    #[arg(long, default_value_t = 10_000)]
+    scale_recipients: u32,
+    /// Order sizes of the sizes phase.
+    #[arg(long, default_value = "10000,100000,1000000", value_delimiter = ',')]
+    sizes: Vec<u32>,
+    /// The database: sqlite (a file) or postgres (a fresh database on --postgres-url's server,
+    /// dropped afterwards). VARSEL_DATABASE_URL overrides both.
+    #[arg(long, default_value = "sqlite")]
+    database: String,
+    /// A PostgreSQL server where the user may create databases.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    postgres_url: String,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +90,13 @@ fn main() -> ExitCode {
         import_persons: args.import_persons,
         load_secs: args.load_seconds,
         json_out: args.json,
+        workers: args.workers,
+        relay_delay_ms: args.relay_delay_ms,
+        scale_workers: args.scale_workers,
+        scale_recipients: args.scale_recipients,
+        sizes: args.sizes,
+        database: args.database,
+        postgres_url: args.postgres_url,
     };
     match rt.block_on(varsel_bench::run(opts)) {
         Ok(_) => ExitCode::SUCCESS,

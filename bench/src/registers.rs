@@ -18,10 +18,7 @@ use varsel_tests::standins::{KRR_SCOPE, KrrStandIn, MaskinportenStandIn, RsaKey}
 
 /// The process's peak resident set since the last [`reset_peak_rss`], MiB (Linux).
 fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+    crate::fleet::peak_rss_mib(std::process::id())
 }
 
 /// Starts the peak resident set anew from the current one (Linux's `clear_refs` 5).
