@@ -332,6 +332,17 @@ impl<'a> Run<'a> {
             .build()
     }
 
+    /// Options of a slice: a batch's, and never executed eagerly. Eager execution hands an
+    /// activity to the worker that scheduled it, which for an order is always the one running
+    /// its workflow: every slice would go to that one worker instead of whichever polls.
+    fn slice_opts(&self) -> ActivityOptions {
+        ActivityOptions::with_start_to_close_timeout(Duration::from_secs(120))
+            .heartbeat_timeout(BATCH_HEARTBEAT_TIMEOUT)
+            .retry_policy(self.store_retry.clone())
+            .do_not_eagerly_execute(true)
+            .build()
+    }
+
     /// An operator's redrive: reset the notifications that failed without reaching a provider.
     async fn redrive_reset(&self, ctx: &mut Ctx) -> WorkflowResult<()> {
         ctx.execute_activity(OrderActivities::redrive_reset, self.order_id(), self.store_opts())
@@ -562,7 +573,7 @@ impl<'a> Run<'a> {
                 last,
             };
             let outcome =
-                ctx.execute_activity(OrderActivities::send_slice, batch, self.batch_opts()).await?;
+                ctx.execute_activity(OrderActivities::send_slice, batch, self.slice_opts()).await?;
             self.count_batch();
             if generate {
                 full = outcome.recipients >= size;
