@@ -54,8 +54,8 @@ struct Args {
     /// Worker processes the scale phase sends one order with, in turn.
     #[arg(long, default_value = "1,2,4", value_delimiter = ',')]
     scale_workers: Vec<usize>,
-    /// Recipients of the scale phase's order.
-    #[arg(long, default_value_t = 10_000)]
+    /// Recipients of the scale phase's order (slices of 250, 4 a worker in flight).
+    #[arg(long, default_value_t = 20_000)]
     scale_recipients: u32,
     /// Order sizes of the sizes phase.
     #[arg(long, default_value = "10000,100000,1000000", value_delimiter = ',')]
