@@ -23,7 +23,7 @@ use varsel_workflows::activities::{
 };
 use varsel_workflows::domain::{Channel, EmailAddress, NotificationStatus, OrderStatus};
 use varsel_workflows::keywords;
-use varsel_workflows::order::{Order, Recipient};
+use varsel_workflows::order::{Order, Recipient, StoredOrder};
 use varsel_workflows::plan;
 use varsel_workflows::sms::SenderDecision;
 
@@ -273,8 +273,7 @@ impl OrderActivitiesImpl {
             .transition_order(&order_id, &[OrderStatus::Registered], OrderStatus::Processing)
             .await
             .map_err(retryable)?;
-        let stored = self.store.order(&order_id).await.map_err(retryable)?;
-        let stored = stored.ok_or_else(|| corrupt("order row missing"))?;
+        let stored = self.load_stored(&order_id).await?;
         let order = stored.order;
         let status = order.status;
         // A retried attempt finds the order already Processing: that is still ours to run.
@@ -711,8 +710,12 @@ impl OrderActivitiesImpl {
     }
 
     async fn load_order(&self, id: &str) -> Result<Order, ActivityError> {
+        Ok(self.load_stored(id).await?.order)
+    }
+
+    async fn load_stored(&self, id: &str) -> Result<StoredOrder, ActivityError> {
         let found = self.store.order(id).await.map_err(retryable)?;
-        found.map(|o| o.order).ok_or_else(|| corrupt("order row missing"))
+        found.ok_or_else(|| corrupt("order row missing"))
     }
 
     /// Hands one notification to its provider: honours a provider's pause and the shared send

@@ -123,3 +123,40 @@ pub fn peak_rss_mib(pid: u32) -> Option<f64> {
         .ok()?;
     Some(kib / 1024.0)
 }
+
+/// Each `varsel.order.send_slice` attempt of an order's history (Temporal's JSON): the worker
+/// that ran it, and when it started and ended (Temporal's event times, Unix milliseconds).
+pub fn slice_runs(history: &serde_json::Value) -> Vec<(String, i64, i64)> {
+    let events = history["events"].as_array().cloned().unwrap_or_default();
+    let attrs = |e: &serde_json::Value, kind: &str| e["attributes"].get(kind).cloned();
+    let time = |e: &serde_json::Value| {
+        e["event_time"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or(0, |t| t.timestamp_millis())
+    };
+    let slices: std::collections::HashSet<i64> = events
+        .iter()
+        .filter(|e| {
+            attrs(e, "ActivityTaskScheduledEventAttributes")
+                .is_some_and(|a| a["activity_type"]["name"] == "varsel.order.send_slice")
+        })
+        .filter_map(|e| e["event_id"].as_i64())
+        .collect();
+    let mut started = std::collections::HashMap::new();
+    let mut runs = Vec::new();
+    for e in &events {
+        if let Some(a) = attrs(e, "ActivityTaskStartedEventAttributes")
+            && a["scheduled_event_id"].as_i64().is_some_and(|id| slices.contains(&id))
+        {
+            let worker = a["identity"].as_str().unwrap_or_default().to_owned();
+            started.insert(e["event_id"].as_i64().unwrap_or_default(), (worker, time(e)));
+        }
+        if let Some(a) = attrs(e, "ActivityTaskCompletedEventAttributes")
+            && let Some((worker, from)) = started.get(&a["started_event_id"].as_i64().unwrap_or(0))
+        {
+            runs.push((worker.clone(), *from, time(e)));
+        }
+    }
+    runs
+}

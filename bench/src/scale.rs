@@ -24,43 +24,11 @@ struct Sent {
     spread: (usize, usize),
 }
 
-/// Each `send_slice` attempt of a history (Temporal's JSON): its worker, start and end.
-fn slice_runs(history: &serde_json::Value) -> Vec<(String, String, String)> {
-    let events = history["events"].as_array().cloned().unwrap_or_default();
-    let attrs = |e: &serde_json::Value, kind: &str| e["attributes"].get(kind).cloned();
-    let time = |e: &serde_json::Value| e["event_time"].as_str().unwrap_or_default().to_owned();
-    let slices: std::collections::HashSet<i64> = events
-        .iter()
-        .filter(|e| {
-            attrs(e, "ActivityTaskScheduledEventAttributes")
-                .is_some_and(|a| a["activity_type"]["name"] == "varsel.order.send_slice")
-        })
-        .filter_map(|e| e["event_id"].as_i64())
-        .collect();
-    let mut started = std::collections::HashMap::new();
-    let mut runs = Vec::new();
-    for e in &events {
-        if let Some(a) = attrs(e, "ActivityTaskStartedEventAttributes")
-            && a["scheduled_event_id"].as_i64().is_some_and(|id| slices.contains(&id))
-        {
-            let worker = a["identity"].as_str().unwrap_or_default().to_owned();
-            started.insert(e["event_id"].as_i64().unwrap_or_default(), (worker, time(e)));
-        }
-        if let Some(a) = attrs(e, "ActivityTaskCompletedEventAttributes")
-            && let Some((worker, from)) = started.get(&a["started_event_id"].as_i64().unwrap_or(0))
-        {
-            runs.push((worker.clone(), from.clone(), time(e)));
-        }
-    }
-    runs
-}
-
 /// The workers in `runs`, and the most runs that overlapped at one moment.
-fn spread(runs: &[(String, String, String)]) -> (usize, usize) {
+fn spread(runs: &[(String, i64, i64)]) -> (usize, usize) {
     let workers: std::collections::BTreeSet<&str> = runs.iter().map(|r| r.0.as_str()).collect();
-    let mut edges: Vec<(&str, i32)> =
-        runs.iter().flat_map(|r| [(r.1.as_str(), 1), (r.2.as_str(), -1)]).collect();
-    // RFC 3339 times of one server sort as text; an end sorts before a start at the same time.
+    let mut edges: Vec<(i64, i32)> = runs.iter().flat_map(|r| [(r.1, 1), (r.2, -1)]).collect();
+    // An end sorts before a start at the same time.
     edges.sort();
     let (mut now, mut most) = (0, 0);
     for (_, d) in edges {
@@ -219,7 +187,7 @@ impl Bench {
         let received = relay.received() - before;
         anyhow::ensure!(received == n, "{what}: the relay received {received} of {n} messages");
         let history = varsel_api::replay::fetch_history_json(&self.client, &id).await?;
-        let runs = slice_runs(&serde_json::from_slice(&history)?);
+        let runs = crate::fleet::slice_runs(&serde_json::from_slice(&history)?);
         Ok(Sent {
             rate: n as f64 / elapsed.as_secs_f64(),
             peak_mib: fleet.worker_peak_rss_mib(),

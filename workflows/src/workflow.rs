@@ -336,11 +336,9 @@ impl<'a> Run<'a> {
     /// activity to the worker that scheduled it, which for an order is always the one running
     /// its workflow: every slice would go to that one worker instead of whichever polls.
     fn slice_opts(&self) -> ActivityOptions {
-        ActivityOptions::with_start_to_close_timeout(Duration::from_secs(120))
-            .heartbeat_timeout(BATCH_HEARTBEAT_TIMEOUT)
-            .retry_policy(self.store_retry.clone())
-            .do_not_eagerly_execute(true)
-            .build()
+        let mut opts = self.batch_opts();
+        opts.do_not_eagerly_execute = true;
+        opts
     }
 
     /// An operator's redrive: reset the notifications that failed without reaching a provider.
@@ -529,13 +527,7 @@ impl<'a> Run<'a> {
         }
         let from_index = next.get();
         if from_index < recipients && !ended.get() {
-            let resume = Resume::Slices { from_index, recipients, channels };
-            let next = OrderWorkflowInput {
-                resume: Some(resume),
-                condition_inconclusive: self.condition_inconclusive,
-                ..self.input.clone()
-            };
-            match ctx.continue_as_new(next, ContinueAsNewOptions::default())? {}
+            return self.continue_at(ctx, Resume::Slices { from_index, recipients, channels });
         }
         Ok(())
     }
@@ -598,6 +590,12 @@ impl<'a> Run<'a> {
         if !self.run_is_full(ctx) {
             return Ok(());
         }
+        self.continue_at(ctx, resume)
+    }
+
+    /// Continues the order as a new run that resumes at `resume`: the `Err` is the
+    /// continue-as-new termination.
+    fn continue_at(&self, ctx: &mut Ctx, resume: Resume) -> WorkflowResult<()> {
         let next = OrderWorkflowInput {
             resume: Some(resume),
             condition_inconclusive: self.condition_inconclusive,

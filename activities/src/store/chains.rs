@@ -97,8 +97,7 @@ impl Store {
         {
             Ok(_) => Ok(Ok(txn)),
             Err(e) => {
-                let duplicate =
-                    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)));
+                let duplicate = is_duplicate(&e);
                 txn.rollback().await?;
                 if duplicate
                     && let Some(existing) = self.find_chain(&creator, &idempotency_id).await?
@@ -134,12 +133,7 @@ impl Store {
             .await;
             match inserted {
                 Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.sql_err(),
-                        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-                    ) =>
-                {
+                Err(e) if is_duplicate(&e) => {
                     savepoint.rollback().await?;
                     stored.push(Some(key));
                     continue;
@@ -249,6 +243,11 @@ impl Store {
     }
 }
 
+/// The creator already has a chain with this idempotency id (the unique index said so).
+fn is_duplicate(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}
+
 type Acked<T> = tokio::sync::oneshot::Sender<Result<T, DbErr>>;
 
 /// An instant message's write, waiting for the next group.
@@ -269,21 +268,12 @@ pub struct InstantWriter {
     tx: tokio::sync::mpsc::UnboundedSender<InstantWrite>,
 }
 
-/// Writes of one group at most.
-const GROUP: usize = 128;
-
 impl InstantWriter {
     /// Starts the writer; it ends when every clone is dropped.
     pub fn start(store: Store) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<InstantWrite>();
         tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut group = vec![first];
-                while group.len() < GROUP
-                    && let Ok(more) = rx.try_recv()
-                {
-                    group.push(more);
-                }
+            while let Some(group) = super::next_group(&mut rx, 128).await {
                 let (mut messages, mut reserved, mut answers, mut recorded) =
                     (Vec::new(), Vec::new(), Vec::new(), Vec::new());
                 for write in group {

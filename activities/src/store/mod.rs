@@ -59,6 +59,21 @@ pub(super) fn open_condition() -> sea_orm::Condition {
     )
 }
 
+/// The next group of a group-commit writer: waits for one item, then takes whatever else is
+/// already waiting, `max` in all at most. `None` once every sender is gone.
+pub(super) async fn next_group<T>(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>,
+    max: usize,
+) -> Option<Vec<T>> {
+    let mut group = vec![rx.recv().await?];
+    while group.len() < max
+        && let Ok(more) = rx.try_recv()
+    {
+        group.push(more);
+    }
+    Some(group)
+}
+
 impl Store {
     /// Connects (creating a SQLite file if needed) without migrating.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DbErr> {

@@ -156,13 +156,7 @@ impl ResultWriter {
     pub fn start(store: Store) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(ProviderResult, Ack)>();
         tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut group = vec![first];
-                while group.len() < 256
-                    && let Ok(more) = rx.try_recv()
-                {
-                    group.push(more);
-                }
+            while let Some(group) = super::next_group(&mut rx, 256).await {
                 let rows: Vec<&ProviderResult> = group.iter().map(|(r, _)| r).collect();
                 let outcome = store.record_results(&rows).await.map_err(|e| e.to_string());
                 for (_, ack) in group {

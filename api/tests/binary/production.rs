@@ -200,43 +200,6 @@ async fn two_api_and_two_worker_processes_send_every_notification_exactly_once()
     app.stop().await;
 }
 
-/// Each `varsel.order.send_slice` attempt of a history: the worker that ran it, and when it
-/// started and ended (Temporal's event times).
-fn slice_runs(history: &serde_json::Value) -> Vec<(String, i64, i64)> {
-    let events = history["events"].as_array().expect("events");
-    let time = |e: &serde_json::Value| {
-        chrono::DateTime::parse_from_rfc3339(e["event_time"].as_str().unwrap())
-            .unwrap()
-            .timestamp_millis()
-    };
-    let attrs = |e: &serde_json::Value, kind: &str| e["attributes"].get(kind).cloned();
-    let slices: std::collections::HashSet<i64> = events
-        .iter()
-        .filter(|e| {
-            attrs(e, "ActivityTaskScheduledEventAttributes")
-                .is_some_and(|a| a["activity_type"]["name"] == "varsel.order.send_slice")
-        })
-        .map(|e| e["event_id"].as_i64().unwrap())
-        .collect();
-    let started: HashMap<i64, (String, i64)> = events
-        .iter()
-        .filter_map(|e| {
-            let a = attrs(e, "ActivityTaskStartedEventAttributes")?;
-            slices.contains(&a["scheduled_event_id"].as_i64()?).then(|| {
-                (e["event_id"].as_i64().unwrap(), (a["identity"].as_str().unwrap().into(), time(e)))
-            })
-        })
-        .collect();
-    events
-        .iter()
-        .filter_map(|e| {
-            let a = attrs(e, "ActivityTaskCompletedEventAttributes")?;
-            let (worker, from) = started.get(&a["started_event_id"].as_i64()?)?.clone();
-            Some((worker, from, time(e)))
-        })
-        .collect()
-}
-
 /// One large order is not tied to one worker: its slices (disjoint sets of its recipients) are
 /// in flight several at once, and Temporal hands them to both worker processes, which run them
 /// at the same time. Each worker may run two activities at once, so four slices in flight need
@@ -278,7 +241,7 @@ async fn one_orders_slices_run_on_two_worker_processes_at_once() {
 
     let client = varsel_api::temporal::connect(&app.config).await.expect("temporal client");
     let history = varsel_api::replay::fetch_history_json(&client, &id).await.expect("history");
-    let runs = slice_runs(&serde_json::from_slice(&history).unwrap());
+    let runs = varsel_bench::fleet::slice_runs(&serde_json::from_slice(&history).unwrap());
     assert!(runs.len() >= 10, "one activity a slice at least: {runs:?}");
     let workers_seen: std::collections::BTreeSet<&str> =
         runs.iter().map(|(w, _, _)| w.as_str()).collect();
