@@ -469,3 +469,61 @@ mod register {
         assert_eq!(exported(&copy, ContactKind::Organizations).await, "");
     }
 }
+
+/// The counts the database keeps as notifications change (m0008's triggers) agree with the
+/// notifications counted, after each kind of change the store makes.
+#[tokio::test]
+async fn the_kept_counts_follow_every_change_of_a_notification() {
+    let (store, _outbox, env) = environment().await;
+    let id = uuid::Uuid::new_v4().to_string();
+    store.insert_order(email_order(&id)).await.unwrap();
+    let agree = |step: &'static str| {
+        let (store, id) = (store.clone(), id.clone());
+        async move {
+            let mut kept = store.notification_counts(&id).await.unwrap();
+            let mut tally = store.tally_notifications(&id).await.unwrap();
+            kept.sort_by_key(|(c, s, _)| (c.as_str(), s.as_str()));
+            tally.sort_by_key(|(c, s, _)| (c.as_str(), s.as_str()));
+            assert_eq!(kept, tally, "after {step}");
+            store.count_open(&id).await.unwrap()
+        }
+    };
+    env.run(OrderActivitiesImpl::start_processing, id.clone()).await.unwrap();
+    let batch = GenerateBatch { order_id: id.clone(), from_index: 0, limit: 10 };
+    env.run(OrderActivitiesImpl::generate_notifications, batch).await.unwrap();
+    assert_eq!(agree("generation").await, 2, "two new, one not identified");
+
+    let claimed = store.claim_notifications(&id, Channel::Email, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(agree("the claim").await, 2, "two sending");
+
+    let answer = |n: &varsel_activities::store::Notification, status, awaits_report| {
+        varsel_activities::store::ProviderResult {
+            id: n.id.clone(),
+            order_id: id.clone(),
+            status,
+            reason: None,
+            provider_ref: None,
+            awaits_report,
+            answered_at: Utc::now(),
+        }
+    };
+    let (a, b) = (&claimed[0], &claimed[1]);
+    let answers = [
+        answer(a, NotificationStatus::EmailSucceeded, true),
+        answer(b, NotificationStatus::EmailFailed, false),
+    ];
+    store.record_results(&answers.iter().collect::<Vec<_>>()).await.unwrap();
+    assert_eq!(agree("the answers").await, 1, "one awaits its report");
+
+    store.expire_notifications(&id, Utc::now() + chrono::Duration::days(365)).await.unwrap();
+    assert_eq!(agree("expiry").await, 0, "nothing open");
+
+    store.redrive_reset(&id, Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(agree("a redrive").await, 1, "the refused one is new again");
+
+    let again = store.claim_notifications(&id, Channel::Email, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    store.expire_claimed(Channel::Email, &again, Utc::now()).await.unwrap();
+    assert_eq!(agree("a claimed one given up").await, 0);
+}

@@ -1,7 +1,9 @@
 //! Order chains of the `/future` API: a notification with its reminders stored under one
 //! idempotency id, and instant messages reserved, kept or discarded around their one send.
 
-use super::entities::{notification, notification_event, order, order_chain, order_recipient};
+use super::entities::{
+    notification, notification_event, order, order_chain, order_count, order_recipient,
+};
 use super::{Notification, ProviderResult, Store};
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
@@ -187,6 +189,10 @@ impl Store {
             .await?;
         notification::Entity::delete_many()
             .filter(notification::Column::OrderId.eq(order_id))
+            .exec(&txn)
+            .await?;
+        order_count::Entity::delete_many()
+            .filter(order_count::Column::OrderId.eq(order_id))
             .exec(&txn)
             .await?;
         order_recipient::Entity::delete_many()

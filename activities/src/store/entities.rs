@@ -284,6 +284,38 @@ pub mod dead_report {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// How many notifications of an order are in one channel and status, kept by the database as
+/// they change (migration m0008's triggers): never written by the store itself.
+pub mod order_count {
+    use sea_orm::entity::prelude::*;
+    use varsel_workflows::domain::{Channel, NotificationStatus};
+
+    /// One row per (order, channel, status, awaiting a report).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "order_counts")]
+    pub struct Model {
+        /// The order.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub order_id: String,
+        /// The channel.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub channel: Channel,
+        /// The status.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub status: NotificationStatus,
+        /// Whether the provider is still expected to report on them.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub awaits_report: bool,
+        /// How many notifications (0 once they all moved on).
+        pub n: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 /// One status change of a notification, for the order's timeline.
 pub mod notification_event {
     use sea_orm::entity::prelude::*;

@@ -27,8 +27,7 @@ pub use status_feed::FeedEntry;
 
 use entities::notification;
 use sea_orm::{
-    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr,
-    TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use std::sync::Arc;
@@ -44,6 +43,15 @@ pub struct Store {
 /// Notifications that still wait: not yet sent, or sent to a provider that reports delivery
 /// and not yet reported.
 pub(super) fn open_condition() -> sea_orm::Condition {
+    open_on(notification::Column::Status, notification::Column::AwaitsReport)
+}
+
+/// [`open_condition`] over any table with a status and an awaits-report column (the
+/// notifications themselves, or their counts).
+pub(super) fn open_on(
+    status: impl sea_orm::ColumnTrait,
+    awaits_report: impl sea_orm::ColumnTrait,
+) -> sea_orm::Condition {
     use sea_orm::Condition;
     let unsent = [
         NotificationStatus::EmailNew,
@@ -52,11 +60,9 @@ pub(super) fn open_condition() -> sea_orm::Condition {
         NotificationStatus::SmsSending,
     ];
     let sent = [NotificationStatus::EmailSucceeded, NotificationStatus::SmsAccepted];
-    Condition::any().add(notification::Column::Status.is_in(unsent)).add(
-        Condition::all()
-            .add(notification::Column::Status.is_in(sent))
-            .add(notification::Column::AwaitsReport.eq(true)),
-    )
+    Condition::any()
+        .add(status.is_in(unsent))
+        .add(Condition::all().add(status.is_in(sent)).add(awaits_report.eq(true)))
 }
 
 /// The next group of a group-commit writer: waits for one item, then takes whatever else is

@@ -1,8 +1,8 @@
 //! Notifications: rows generated from an order, claimed for sending, the providers' answers
 //! recorded (one at a time or grouped by `ResultWriter`), settling and expiry, redrive.
 
-use super::entities::notification;
-use super::{Store, open_condition};
+use super::entities::{notification, order_count};
+use super::{Store, open_condition, open_on};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -156,7 +156,7 @@ impl ResultWriter {
     pub fn start(store: Store) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(ProviderResult, Ack)>();
         tokio::spawn(async move {
-            while let Some(group) = super::next_group(&mut rx, 256).await {
+            while let Some(group) = super::next_group(&mut rx, RESULTS_A_STATEMENT).await {
                 let rows: Vec<&ProviderResult> = group.iter().map(|(r, _)| r).collect();
                 let outcome = store.record_results(&rows).await.map_err(|e| e.to_string());
                 for (_, ack) in group {
@@ -175,9 +175,41 @@ impl ResultWriter {
     }
 }
 
+/// The most answers one statement records (a result writer's group is at most this).
+pub(super) const RESULTS_A_STATEMENT: usize = 256;
+
+/// `SUM(n)` of kept counts, as a 64-bit integer on both databases (PostgreSQL's sum of a
+/// bigint is a numeric).
+fn sum_of_counts() -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::{Alias, Func};
+    Func::cast_as(Func::sum(Expr::col(order_count::Column::N)), Alias::new("BIGINT")).into()
+}
+
 impl Store {
-    /// How many notifications of an order are in each (channel, status), without loading them.
+    /// How many notifications of an order are in each (channel, status), from the counts the
+    /// database keeps as they change: a handful of rows however large the order.
     pub async fn notification_counts(
+        &self,
+        order_id: &str,
+    ) -> Result<Vec<(Channel, NotificationStatus, i64)>, DbErr> {
+        order_count::Entity::find()
+            .select_only()
+            .column(order_count::Column::Channel)
+            .column(order_count::Column::Status)
+            .column_as(sum_of_counts(), "n")
+            .filter(order_count::Column::OrderId.eq(order_id))
+            .filter(order_count::Column::N.gt(0))
+            .group_by(order_count::Column::Channel)
+            .group_by(order_count::Column::Status)
+            .into_tuple::<(Channel, NotificationStatus, i64)>()
+            .all(&*self.db)
+            .await
+    }
+
+    /// [`Self::notification_counts`] counted from the notifications themselves, reading every
+    /// row of the order: what the kept counts must always equal (the tests and crash tests
+    /// compare them).
+    pub async fn tally_notifications(
         &self,
         order_id: &str,
     ) -> Result<Vec<(Channel, NotificationStatus, i64)>, DbErr> {
@@ -366,70 +398,58 @@ impl Store {
     }
 
     /// Records providers' answers, each only if its notification is still `Sending`, in one
-    /// transaction; the status log gets a line for each row that moved. Answers that set the
-    /// same status, reason and report expectation (nearly all of a batch) share one statement,
-    /// each row's own answer time and provider reference chosen by its id.
+    /// transaction; the status log gets a line for each row that moved.
     pub async fn record_results(&self, results: &[&ProviderResult]) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
         Self::record_results_in(&txn, results).await?;
         txn.commit().await
     }
 
-    /// [`Self::record_results`] in a transaction of the caller's.
+    /// [`Self::record_results`] in a transaction of the caller's. Up to
+    /// [`RESULTS_A_STATEMENT`] answers are one statement, each row's status, reason, report
+    /// expectation, time and provider reference chosen by its id; the result writers never
+    /// pass more. One statement a transaction also means one touch of the order's counts, so
+    /// two writers on PostgreSQL cannot deadlock between a row of one and a count of the other.
     pub(super) async fn record_results_in(
         txn: &sea_orm::DatabaseTransaction,
         results: &[&ProviderResult],
     ) -> Result<(), DbErr> {
-        let mut groups: Vec<Vec<&ProviderResult>> = Vec::new();
-        for r in results {
-            let alike = |g: &&mut Vec<&ProviderResult>| {
-                let f = g[0];
-                f.status == r.status && f.awaits_report == r.awaits_report && f.reason == r.reason
-            };
-            match groups.iter_mut().find(alike) {
-                Some(g) => g.push(r),
-                None => groups.push(vec![r]),
-            }
-        }
         let mut events = Vec::with_capacity(results.len());
-        for group in &groups {
-            for chunk in group.chunks(200) {
-                let first = chunk[0];
-                let by_id = |value: fn(&ProviderResult) -> sea_orm::Value| {
-                    let arm = |r: &ProviderResult| {
-                        (notification::Column::Id.eq(r.id.as_str()), Expr::val(value(r)))
-                    };
-                    let (cond, then) = arm(first);
-                    let case = chunk[1..].iter().fold(Expr::case(cond, then), |case, r| {
-                        let (cond, then) = arm(r);
-                        case.case(cond, then)
-                    });
-                    sea_orm::sea_query::SimpleExpr::Case(Box::new(case))
+        for chunk in results.chunks(RESULTS_A_STATEMENT) {
+            let by_id = |value: fn(&ProviderResult) -> sea_orm::Value| {
+                let arm = |r: &ProviderResult| {
+                    (notification::Column::Id.eq(r.id.as_str()), Expr::val(value(r)))
                 };
-                let moved = notification::Entity::update_many()
-                    .col_expr(notification::Column::AwaitsReport, Expr::value(first.awaits_report))
-                    .col_expr(notification::Column::Status, Expr::value(first.status))
-                    .col_expr(notification::Column::StatusReason, Expr::value(first.reason.clone()))
-                    .col_expr(notification::Column::StatusChanged, by_id(|r| r.answered_at.into()))
-                    .col_expr(
-                        notification::Column::ProviderRef,
-                        by_id(|r| r.provider_ref.clone().into()),
-                    )
-                    .filter(notification::Column::Id.is_in(chunk.iter().map(|r| r.id.as_str())))
-                    .filter(
-                        notification::Column::Status
-                            .eq(NotificationStatus::sending_for(first.status.channel())),
-                    )
-                    .exec_with_returning(txn)
-                    .await?;
-                let moved: std::collections::HashSet<String> =
-                    moved.into_iter().map(|m| m.id).collect();
-                for r in chunk.iter().filter(|r| moved.contains(&r.id)) {
-                    events.push((
-                        (r.id.clone(), r.order_id.clone(), r.status, "provider", r.reason.clone()),
-                        r.answered_at,
-                    ));
-                }
+                let (cond, then) = arm(chunk[0]);
+                let case = chunk[1..].iter().fold(Expr::case(cond, then), |case, r| {
+                    let (cond, then) = arm(r);
+                    case.case(cond, then)
+                });
+                sea_orm::sea_query::SimpleExpr::Case(Box::new(case))
+            };
+            let moved = notification::Entity::update_many()
+                .col_expr(notification::Column::AwaitsReport, by_id(|r| r.awaits_report.into()))
+                .col_expr(notification::Column::Status, by_id(|r| r.status.into()))
+                .col_expr(notification::Column::StatusReason, by_id(|r| r.reason.clone().into()))
+                .col_expr(notification::Column::StatusChanged, by_id(|r| r.answered_at.into()))
+                .col_expr(
+                    notification::Column::ProviderRef,
+                    by_id(|r| r.provider_ref.clone().into()),
+                )
+                .filter(notification::Column::Id.is_in(chunk.iter().map(|r| r.id.as_str())))
+                .filter(
+                    notification::Column::Status
+                        .is_in([NotificationStatus::EmailSending, NotificationStatus::SmsSending]),
+                )
+                .exec_with_returning(txn)
+                .await?;
+            let moved: std::collections::HashSet<String> =
+                moved.into_iter().map(|m| m.id).collect();
+            for r in chunk.iter().filter(|r| moved.contains(&r.id)) {
+                events.push((
+                    (r.id.clone(), r.order_id.clone(), r.status, "provider", r.reason.clone()),
+                    r.answered_at,
+                ));
             }
         }
         Self::log_events_at(txn, events).await
@@ -499,13 +519,19 @@ impl Store {
         Ok(read(rows))
     }
 
-    /// How many notifications of an order still wait for sending or a report.
+    /// How many notifications of an order still wait for sending or a report, from the kept
+    /// counts.
     pub async fn count_open(&self, order_id: &str) -> Result<u64, DbErr> {
-        notification::Entity::find()
-            .filter(notification::Column::OrderId.eq(order_id))
-            .filter(open_condition())
-            .count(&*self.db)
-            .await
+        let open: Option<i64> = order_count::Entity::find()
+            .select_only()
+            .column_as(sum_of_counts(), "n")
+            .filter(order_count::Column::OrderId.eq(order_id))
+            .filter(open_on(order_count::Column::Status, order_count::Column::AwaitsReport))
+            .into_tuple::<Option<i64>>()
+            .one(&*self.db)
+            .await?
+            .flatten();
+        Ok(open.unwrap_or(0).max(0) as u64)
     }
 
     /// `Completed` when no notification is open (else `Processed`), and when the next open one
@@ -589,26 +615,29 @@ impl Store {
         }
         let ttl = NotificationStatus::ttl_for(channel);
         let txn = self.db.begin().await?;
-        let mut events = Vec::new();
-        for r in rows {
-            let moved = notification::Entity::update_many()
-                .col_expr(notification::Column::Status, Expr::value(ttl))
-                .col_expr(notification::Column::StatusChanged, Expr::value(now))
-                .filter(notification::Column::Id.eq(r.id.as_str()))
-                .filter(notification::Column::Status.eq(NotificationStatus::sending_for(channel)))
-                .exec(&txn)
-                .await?
-                .rows_affected;
-            if moved > 0 {
-                events.push((
+        let moved: std::collections::HashSet<String> = notification::Entity::update_many()
+            .col_expr(notification::Column::Status, Expr::value(ttl))
+            .col_expr(notification::Column::StatusChanged, Expr::value(now))
+            .filter(notification::Column::Id.is_in(rows.iter().map(|r| r.id.as_str())))
+            .filter(notification::Column::Status.eq(NotificationStatus::sending_for(channel)))
+            .exec_with_returning(&txn)
+            .await?
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        let events: Vec<_> = rows
+            .iter()
+            .filter(|r| moved.contains(&r.id))
+            .map(|r| {
+                (
                     r.id.clone(),
                     r.order_id.clone(),
                     ttl,
                     "ttl",
                     Some(format!("still unsent at its expiry ({})", r.expiry.to_rfc3339())),
-                ));
-            }
-        }
+                )
+            })
+            .collect();
         let n = events.len() as u64;
         Self::log_events(&txn, events).await?;
         txn.commit().await?;

@@ -75,6 +75,12 @@ async fn completes_on_a_new_worker(
         rows.iter().all(|r| r.status.as_str() == "Email_Succeeded"),
         "every notification succeeded"
     );
+    // The counts the database keeps as rows change agree with the rows, across the kill.
+    let mut kept = app.store.notification_counts(id).await.unwrap();
+    let mut tally = app.store.tally_notifications(id).await.unwrap();
+    kept.sort_by_key(|(c, s, _)| (c.as_str(), s.as_str()));
+    tally.sort_by_key(|(c, s, _)| (c.as_str(), s.as_str()));
+    assert_eq!(kept, tally, "kept counts equal the notifications counted");
     (worker, assert_all_received(smtp, prefix, n))
 }
 

@@ -8,6 +8,7 @@ mod m0004_send_rate_slots;
 mod m0005_order_chains;
 mod m0006_contact_updated;
 mod m0007_slice_index;
+mod m0008_order_counts;
 
 use sea_orm_migration::prelude::*;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_order_chains::M0005OrderChains),
             Box::new(m0006_contact_updated::M0006ContactUpdated),
             Box::new(m0007_slice_index::M0007SliceIndex),
+            Box::new(m0008_order_counts::M0008OrderCounts),
         ]
     }
 }
