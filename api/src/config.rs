@@ -520,11 +520,20 @@ pub struct ReportsConfig {
     /// User name of the email report endpoint (HTTP Basic).
     #[serde(rename = "report_username")]
     pub username: String,
+    /// The key an Azure Event Grid subscription carries in its endpoint URL
+    /// (`…/reports/email/eventgrid?key=<this>`); empty: the Event Grid endpoint refuses every
+    /// delivery.
+    #[serde(rename = "eventgrid_key")]
+    pub eventgrid_key: Secret,
 }
 
 impl Default for ReportsConfig {
     fn default() -> Self {
-        Self { secret: Secret::default(), username: "reports".into() }
+        Self {
+            secret: Secret::default(),
+            username: "reports".into(),
+            eventgrid_key: Secret::default(),
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use crate::config::{Config, SmsProvider};
 use crate::error::render_poem_error;
 use crate::health::{self, Readiness};
 use crate::http::contacts::ContactsApi;
+use crate::http::eventgrid::EventGridApi;
 use crate::http::operator::OperatorApi;
 use crate::http::orders::OrdersApi;
 use crate::http::reports::ReportsApi;
@@ -35,13 +36,14 @@ use varsel_activities::{OrderActivitiesImpl, Store};
 pub fn openapi_service(
     state: Arc<AppState>,
     report_secret: String,
-) -> OpenApiService<(OrdersApi, V2Api, ReportsApi, OperatorApi, ContactsApi), ()> {
+) -> OpenApiService<(OrdersApi, V2Api, ReportsApi, EventGridApi, OperatorApi, ContactsApi), ()> {
     let reports =
         ReportsApi { state: state.clone(), signer: ReportSigner::new(report_secret.as_bytes()) };
     let v2 = V2Api { state: state.clone() };
     let operator = OperatorApi { state: state.clone() };
     let contacts = ContactsApi { state: state.clone() };
-    let apis = (OrdersApi { state }, v2, reports, operator, contacts);
+    let eventgrid = EventGridApi { state: state.clone() };
+    let apis = (OrdersApi { state }, v2, reports, eventgrid, operator, contacts);
     OpenApiService::new(apis, "varsel notification orders", env!("CARGO_PKG_VERSION"))
         .description(
             "varsel accepts notification orders on the Altinn Notifications order API and carries each one to \
@@ -480,6 +482,7 @@ pub fn api_routes(state: Arc<AppState>, report_secret: &str) -> BoxEndpoint<'sta
     let report_credentials = ReportCredentials {
         username: state.config.reports.username.clone(),
         secret: report_secret.to_owned(),
+        eventgrid_key: state.config.reports.eventgrid_key.expose().to_owned(),
     };
     Route::new()
         .nest("/", api)

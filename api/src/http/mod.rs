@@ -2,6 +2,7 @@
 
 pub mod contacts;
 pub mod dto;
+pub mod eventgrid;
 pub mod json_body;
 pub mod operator;
 pub mod orders;

@@ -85,7 +85,8 @@ pub struct EmailReportDto {
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "ReportOutcome", rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ReportOutcomeDto {
-    /// `applied`, `unchanged` (a repeat or a late report) or `dead` (kept for an operator).
+    /// `applied`, `unchanged` (a repeat or a late report), `dead` (kept for an operator) or,
+    /// from Event Grid, `ignored` (an event type varsel does not apply).
     pub outcome: String,
     /// The dead report's id, when kept.
     pub dead_report_id: Option<String>,
@@ -235,13 +236,7 @@ impl ReportsApi {
     ) -> Result<ReportResponse, ApiError> {
         let target = match (&body.notification_id, &body.message_id) {
             (Some(id), _) => ReportTarget::Notification(id.trim().to_owned()),
-            (None, Some(mid)) => {
-                let mid = mid.trim().trim_start_matches('<').trim_end_matches('>');
-                match mid.strip_suffix("@varsel") {
-                    Some(id) => ReportTarget::Notification(id.to_owned()),
-                    None => ReportTarget::ProviderRef(format!("<{mid}>")),
-                }
-            }
+            (None, Some(mid)) => email_target(mid),
             (None, None) => {
                 return Err(ApiError::invalid(
                     "NotificationId",
@@ -261,17 +256,35 @@ impl ReportsApi {
             })
             .to_string(),
         };
-        let outcome = apply_and_notify(
-            &self.state.store,
-            &self.state.events,
-            &self.state.metrics,
-            &report,
-            Channel::Email,
-            false,
-        )
-        .await
-        .map_err(ApiError::storage)?;
-        Ok(ReportResponse::Ok(Json(outcome_dto(&outcome))))
+        Ok(ReportResponse::Ok(Json(apply_email_report(&self.state, &report).await?)))
+    }
+}
+
+/// Applies one email delivery report, whichever provider sent it.
+pub(crate) async fn apply_email_report(
+    state: &AppState,
+    report: &Report,
+) -> Result<ReportOutcomeDto, ApiError> {
+    let outcome = apply_and_notify(
+        &state.store,
+        &state.events,
+        &state.metrics,
+        report,
+        Channel::Email,
+        false,
+    )
+    .await
+    .map_err(ApiError::storage)?;
+    Ok(outcome_dto(&outcome))
+}
+
+/// The email a report names by its `Message-ID`: varsel's own (`<notification-id@varsel>`)
+/// names the notification; any other is the reference a provider answered with.
+pub(crate) fn email_target(message_id: &str) -> ReportTarget {
+    let mid = message_id.trim().trim_start_matches('<').trim_end_matches('>');
+    match mid.strip_suffix("@varsel") {
+        Some(id) => ReportTarget::Notification(id.to_owned()),
+        None => ReportTarget::ProviderRef(format!("<{mid}>")),
     }
 }
 

@@ -17,6 +17,8 @@ pub const BEARER: &str = "bearerToken";
 pub const PLATFORM: &str = "platformAccessToken";
 /// Security scheme: HTTP Basic of the email report endpoint.
 pub const REPORT_BASIC: &str = "reportBasic";
+/// Security scheme: the key of an Azure Event Grid subscription, in its endpoint's query.
+pub const EVENTGRID_KEY: &str = "eventGridKey";
 
 fn register_bearer(registry: &mut Registry) {
     registry.create_security_scheme(BEARER, MetaSecurityScheme {
@@ -133,6 +135,8 @@ pub struct ReportCredentials {
     pub username: String,
     /// Password (the report secret).
     pub secret: String,
+    /// The Event Grid subscription's key (`VARSEL_EVENTGRID_KEY`); empty: none accepted.
+    pub eventgrid_key: String,
 }
 
 /// An email provider posting delivery reports: HTTP Basic with the report credentials.
@@ -178,3 +182,56 @@ fn report_sender(req: &Request) -> poem::Result<ReportSender> {
 }
 
 credential!(ReportSender, schemes: [REPORT_BASIC], register: register_report_basic, check: report_sender);
+
+/// Azure Event Grid delivering events: the subscription's endpoint URL carries the key as its
+/// `key` query parameter ("client secret as a query parameter", one of the two ways Event Grid
+/// authenticates to a webhook; Event Grid sends it on the validation handshake too).
+pub struct EventGridSender;
+
+fn register_eventgrid_key(registry: &mut Registry) {
+    registry.create_security_scheme(
+        EVENTGRID_KEY,
+        MetaSecurityScheme {
+            ty: "apiKey",
+            description: Some(
+                "The Event Grid subscription's key (`VARSEL_EVENTGRID_KEY`) as the `key` query \
+                 parameter of its endpoint URL.",
+            ),
+            name: Some("key"),
+            key_in: Some("query"),
+            scheme: None,
+            bearer_format: None,
+            flows: None,
+            openid_connect_url: None,
+        },
+    );
+}
+
+fn eventgrid_sender(req: &Request) -> poem::Result<EventGridSender> {
+    let creds = req.data::<ReportCredentials>().ok_or_else(|| {
+        poem::Error::from_string(
+            "report credentials are not configured",
+            poem::http::StatusCode::INTERNAL_SERVER_ERROR,
+        )
+    })?;
+    let given = req
+        .uri()
+        .query()
+        .into_iter()
+        .flat_map(|q| url::form_urlencoded::parse(q.as_bytes()))
+        .find(|(name, _)| name == "key")
+        .map(|(_, value)| value.into_owned());
+    match given {
+        Some(key)
+            if !creds.eventgrid_key.is_empty()
+                && bool::from(key.as_bytes().ct_eq(creds.eventgrid_key.as_bytes())) =>
+        {
+            Ok(EventGridSender)
+        }
+        _ => Err(refuse(ApiError::unauthorized(
+            "Event Grid deliveries need the subscription's key as the `key` query parameter.",
+        ))),
+    }
+}
+
+credential!(EventGridSender, schemes: [EVENTGRID_KEY], register: register_eventgrid_key, check: eventgrid_sender);

@@ -328,6 +328,114 @@ async fn email_reports(db: Db) {
 }
 on_both_databases!(email_reports_map_to_statuses_and_complete_the_order, email_reports);
 
+/// Azure Event Grid's ACS email events: the subscription's key in the query, the validation
+/// handshake answered, reports applied as Altinn maps them (by Message-ID), other event types
+/// ignored, and a delivery with one unreadable event applies nothing.
+#[tokio::test]
+async fn event_grid_email_events_are_verified_and_applied() {
+    let smtp = SmtpServer::start();
+    let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
+    opts.tweak = Box::new(|c| {
+        c.email.delivery_reports = true;
+        c.reports.eventgrid_key = "event-grid-key-for-tests".to_owned().into();
+    });
+    let app = TestApp::spawn(opts).await;
+    let recipients: Vec<Value> =
+        (0..3).map(|i| json!({"emailAddress": format!("g{i}@example.no")})).collect();
+    let id = app
+        .order("/orders/email", &json!({"subject": "s", "body": "b", "recipients": recipients}))
+        .await;
+    smtp.wait_for(3, T).await;
+    app.wait_notifications(&id, "Email_Succeeded", T).await;
+    let mut rows = app.store.notifications(&id).await.unwrap();
+    rows.sort_by_key(|n| n.address.clone());
+
+    let url = |key: &str| {
+        format!("{}/notifications/api/v1/reports/email/eventgrid?key={key}", app.base_url)
+    };
+    let event = |n: usize, status: &str| {
+        json!({
+            "id": format!("event-{n}"), "topic": "/subscriptions/x/resourceGroups/y/providers/Microsoft.Communication/communicationServices/z",
+            "subject": format!("sender/noreply@varsel.example/message/{n}"),
+            "eventType": "Microsoft.Communication.EmailDeliveryReportReceived",
+            "eventTime": "2026-12-02T08:00:00Z", "dataVersion": "1.0", "metadataVersion": "1",
+            "data": {
+                "sender": "noreply@varsel.example", "recipient": rows[n].address,
+                "messageId": format!("acs-operation-{n}"),
+                "internetMessageId": format!("<{}@varsel>", rows[n].id),
+                "status": status,
+                "deliveryStatusDetails": {"statusMessage": format!("ACS says {status}")},
+                "deliveryAttemptTimestamp": "2026-12-02T08:00:00Z"
+            }
+        })
+    };
+    let handshake = json!([{
+        "id": "validation-1", "topic": "/subscriptions/x", "subject": "",
+        "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+        "eventTime": "2026-12-02T08:00:00Z", "dataVersion": "2", "metadataVersion": "1",
+        "data": {"validationCode": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6",
+                 "validationUrl": "https://rp-westeurope.eventgrid.azure.net/validate"}
+    }]);
+    let post = |key: &str, body: Value| {
+        app.http.post(url(key)).header("aeg-event-type", "Notification").json(&body).send()
+    };
+    for key in ["", "wrong-key"] {
+        let r = post(key, handshake.clone()).await.unwrap();
+        assert_eq!(r.status(), 401, "key {key:?}");
+    }
+    let r = post("event-grid-key-for-tests", handshake).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer, json!({"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}));
+
+    // One unreadable event (no status): the whole delivery is refused and nothing applied.
+    let mut bad = event(0, "Delivered");
+    bad["data"].as_object_mut().unwrap().remove("status");
+    let r = post("event-grid-key-for-tests", json!([event(1, "Bounced"), bad])).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let after: Vec<String> = app
+        .store
+        .notifications(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.status.as_str().to_owned())
+        .collect();
+    assert!(after.iter().all(|s| s == "Email_Succeeded"), "{after:?}");
+
+    let mut other = event(0, "Delivered");
+    other["eventType"] = json!("Microsoft.Communication.EmailEngagementTrackingReportReceived");
+    let r = post(
+        "event-grid-key-for-tests",
+        json!([event(0, "Delivered"), event(1, "Bounced"), event(2, "Expanded"), other]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    let outcomes: Vec<&str> = answer["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["applied", "applied", "applied", "ignored"]);
+    app.wait_status(&id, "Completed", T).await;
+    let mut got = app.store.notifications(&id).await.unwrap();
+    got.sort_by_key(|n| n.address.clone());
+    let statuses: Vec<(&str, Option<&str>)> =
+        got.iter().map(|n| (n.status.as_str(), n.status_reason.as_deref())).collect();
+    assert_eq!(
+        statuses,
+        [
+            ("Email_Delivered", Some("ACS says Delivered")),
+            ("Email_Failed_Bounced", Some("ACS says Bounced")),
+            ("Email_Failed", Some("ACS: Expanded: ACS says Expanded")),
+        ]
+    );
+    app.stop().await;
+}
+
 /// Nothing final within the time-to-live: sent-but-unreported and never-sent notifications both
 /// end *_Failed_TTL, the order completes, and a report arriving afterwards is kept as dead.
 async fn ttl(db: Db) {
