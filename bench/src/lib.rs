@@ -183,12 +183,6 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     cfg.run_api = true;
     // With --workers N, the workers are processes of their own.
     cfg.run_worker = opts.workers == 0;
-    // The fleets of the scale and sizes phases share this database on task queues of their
-    // own: this process's outbox loop would start a fleet's order (one that took its request
-    // longer than the loop's cutoff to store, as a 1,000,000-recipient order does) on this
-    // process's queue, and its worker would send it to another sink. Every order the
-    // benchmark sends is started by its own request.
-    cfg.processing.dispatch_interval_ms = 24 * 3600 * 1000;
     cfg.normalise();
     let key = varsel_api::auth::load_or_create_dev_key(&cfg.data_dir)?;
     let token = varsel_api::auth::mint(

@@ -143,8 +143,6 @@ impl Bench {
         let mut cfg = self.cfg.clone();
         cfg.email.smtp_url = format!("smtp://127.0.0.1:{}", relay.port);
         cfg.temporal.task_queue = format!("varsel-bench-fleet-{}", uuid::Uuid::new_v4().simple());
-        // A fleet's API keeps its outbox loop (the benchmark's own process has none).
-        cfg.processing.dispatch_interval_ms = Config::default().processing.dispatch_interval_ms;
         cfg
     }
 
