@@ -158,14 +158,18 @@ fn register_report_basic(registry: &mut Registry) {
     );
 }
 
-fn report_sender(req: &Request) -> poem::Result<ReportSender> {
-    use base64::Engine;
-    let creds = req.data::<ReportCredentials>().ok_or_else(|| {
+fn report_credentials(req: &Request) -> poem::Result<&ReportCredentials> {
+    req.data::<ReportCredentials>().ok_or_else(|| {
         poem::Error::from_string(
             "report credentials are not configured",
             poem::http::StatusCode::INTERNAL_SERVER_ERROR,
         )
-    })?;
+    })
+}
+
+fn report_sender(req: &Request) -> poem::Result<ReportSender> {
+    use base64::Engine;
+    let creds = report_credentials(req)?;
     let unauthorized =
         || refuse(ApiError::unauthorized("Delivery reports need HTTP Basic credentials."));
     let given = crate::auth::authorization(req.headers(), "Basic")
@@ -208,12 +212,7 @@ fn register_eventgrid_key(registry: &mut Registry) {
 }
 
 fn eventgrid_sender(req: &Request) -> poem::Result<EventGridSender> {
-    let creds = req.data::<ReportCredentials>().ok_or_else(|| {
-        poem::Error::from_string(
-            "report credentials are not configured",
-            poem::http::StatusCode::INTERNAL_SERVER_ERROR,
-        )
-    })?;
+    let creds = report_credentials(req)?;
     let given = req
         .uri()
         .query()
