@@ -1,6 +1,7 @@
 //! Every side effect of varsel: the store, contact lookup, SMTP, SMS and condition endpoints,
 //! and the implementations of the order workflow's activities.
 
+pub mod bounces;
 pub mod contacts;
 pub mod events;
 pub mod instant;

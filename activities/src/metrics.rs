@@ -20,6 +20,9 @@ pub struct Metrics {
     pub reports: IntCounterVec,
     /// Time from handing a notification to its provider to the report that moved it.
     pub report_lag_seconds: HistogramVec,
+    /// Mail the inbound SMTP listener answered, by outcome (`applied`, `refused` recipients,
+    /// `not_a_report`, `too_big`, `failed` to store).
+    pub bounce_mails: IntCounterVec,
     /// HTTP requests the API answered, by method, route (ids replaced by `:id`) and status.
     pub http_requests: IntCounterVec,
     /// Time the API took to answer, by method and route.
@@ -73,6 +76,11 @@ impl Metrics {
                 "varsel_delivery_reports_total",
                 "Delivery reports received, by channel and outcome (applied, unchanged, dead).",
                 &["channel", "outcome"],
+            ),
+            bounce_mails: counter(
+                "varsel_bounce_mails_total",
+                "Mail the inbound SMTP listener answered, by outcome (applied, refused, not_a_report, too_big, failed).",
+                &["outcome"],
             ),
             report_lag_seconds: histogram(
                 "varsel_delivery_report_lag_seconds",

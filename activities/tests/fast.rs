@@ -52,6 +52,8 @@ fn activities(store: &Store, outbox: &Path) -> OrderActivitiesImpl {
             outbox_dir: outbox.to_path_buf(),
             pool_size: 1,
             timeout: Duration::from_secs(5),
+            bounces: None,
+            dsn_notify: false,
         })
         .expect("file transport"),
         sms: SmsRouter {

@@ -23,6 +23,8 @@ enum Command {
     Worker,
     /// Run only the API.
     Api,
+    /// Run only the inbound SMTP listener for bounces and complaint reports (VARSEL_BOUNCE_LISTEN).
+    Bounces,
     /// The embedded stack: Temporal dev server, SQLite, API and worker, demo data.
     Dev {
         /// API port.
@@ -141,13 +143,24 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve | Command::Worker | Command::Api => {
+        Command::Serve | Command::Worker | Command::Api | Command::Bounces => {
             let signalled = shutdown_signal()?;
             let mut cfg = Config::load()?;
             // The command names the role; `serve` takes it from the configuration.
             match cli.command {
-                Command::Worker => (cfg.run_api, cfg.run_worker) = (false, true),
-                Command::Api => (cfg.run_api, cfg.run_worker) = (true, false),
+                Command::Worker => {
+                    (cfg.run_api, cfg.run_worker, cfg.run_bounces) = (false, true, false)
+                }
+                Command::Api => {
+                    (cfg.run_api, cfg.run_worker, cfg.run_bounces) = (true, false, false)
+                }
+                Command::Bounces => {
+                    (cfg.run_api, cfg.run_worker, cfg.run_bounces) = (false, false, true);
+                    anyhow::ensure!(
+                        !cfg.email.bounce_listen.is_empty(),
+                        "varsel bounces needs VARSEL_BOUNCE_LISTEN (and VARSEL_EMAIL_BOUNCE_DOMAIN)"
+                    );
+                }
                 _ => {}
             }
             let api = cfg.run_api;

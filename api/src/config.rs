@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+use varsel_activities::providers::bounce_address::BounceAddresses;
 use varsel_workflows::workflow::WorkflowPolicy;
 
 /// A secret from the configuration (a password, an HMAC key): `Debug` prints `[redacted]`, so a
@@ -288,6 +289,9 @@ pub struct Config {
     pub run_worker: bool,
     /// Run the API in this process.
     pub run_api: bool,
+    /// Run the inbound SMTP listener in this process when `bounce_listen` is set (`serve`;
+    /// `varsel bounces` runs only it, `api` and `worker` never).
+    pub run_bounces: bool,
     /// Where a worker-only process (`varsel worker`) serves `/metrics` and `/health`; empty: not
     /// at all. A process that runs the API serves them on `listen` instead.
     pub worker_metrics_listen: String,
@@ -429,6 +433,22 @@ pub struct EmailConfig {
     /// Whether the SMTP relay posts delivery reports (then `Email_Succeeded` waits for one).
     #[serde(rename = "email_delivery_reports")]
     pub delivery_reports: bool,
+    /// The domain of bounce addresses, e.g. `bounces.example.org`: each email's envelope sender
+    /// is an address of its own under it, signed, so that the relay's delivery status
+    /// notifications come back to varsel's inbound SMTP listener (`bounce_listen`). Its MX must
+    /// point at the listener (see docs/delivery.md). Empty: the envelope sender is `email_from`.
+    #[serde(rename = "email_bounce_domain")]
+    pub bounce_domain: String,
+    /// Where the inbound SMTP listener for bounces and complaint reports listens, e.g.
+    /// `0.0.0.0:25`; empty: no listener in this process. Runs in `serve`, `dev` and `bounces`.
+    pub bounce_listen: String,
+    /// The largest report mail the listener takes, bytes (larger ones are refused with 552).
+    pub bounce_max_bytes: usize,
+    /// Ask the relay for delivery status notifications of successes too (`NOTIFY=SUCCESS,
+    /// FAILURE,DELAY`, RFC 3461, on relays that announce DSN): `Email_Succeeded` then waits for
+    /// `Email_Delivered` or a failure. Needs `email_bounce_domain`.
+    #[serde(rename = "email_dsn_notify")]
+    pub dsn_notify: bool,
 }
 
 impl std::fmt::Debug for EmailConfig {
@@ -439,6 +459,10 @@ impl std::fmt::Debug for EmailConfig {
             .field("smtp_pool_size", &self.smtp_pool_size)
             .field("smtp_timeout_secs", &self.smtp_timeout_secs)
             .field("delivery_reports", &self.delivery_reports)
+            .field("bounce_domain", &self.bounce_domain)
+            .field("bounce_listen", &self.bounce_listen)
+            .field("bounce_max_bytes", &self.bounce_max_bytes)
+            .field("dsn_notify", &self.dsn_notify)
             .finish()
     }
 }
@@ -451,6 +475,10 @@ impl Default for EmailConfig {
             smtp_pool_size: 16,
             smtp_timeout_secs: 30,
             delivery_reports: false,
+            bounce_domain: String::new(),
+            bounce_listen: String::new(),
+            bounce_max_bytes: 1024 * 1024,
+            dsn_notify: false,
         }
     }
 }
@@ -772,6 +800,7 @@ impl Default for Config {
             maskinporten: MaskinportenConfig::default(),
             run_worker: true,
             run_api: true,
+            run_bounces: true,
             worker_metrics_listen: "127.0.0.1:9464".into(),
             shutdown_grace_secs: 30,
             shutdown_drain_secs: 5,
@@ -918,6 +947,13 @@ impl Config {
         if !temporal.address.contains("://") {
             temporal.address = format!("http://{}", temporal.address);
         }
+    }
+
+    /// The bounce addresses of `email_bounce_domain`, signed with a key derived from the report
+    /// secret; `None` without a bounce domain.
+    pub fn bounce_addresses(&self, report_secret: &str) -> Option<BounceAddresses> {
+        let domain = self.email.bounce_domain.trim();
+        (!domain.is_empty()).then(|| BounceAddresses::new(domain, report_secret.as_bytes()))
     }
 
     /// How long a signalled process may take to stop.

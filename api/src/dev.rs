@@ -157,6 +157,12 @@ pub async fn run(
         },
     );
 
+    if let Some(addr) = app.bounce_addr() {
+        println!(
+            "Bounces and complaint reports for {} are taken by SMTP on {addr}.\n",
+            cfg.email.bounce_domain
+        );
+    }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let app_task = tokio::spawn(app.run_until(async move {
         let _ = stop_rx.await;

@@ -2,6 +2,7 @@
 //! and the commands of the `varsel` binary.
 
 pub mod auth;
+pub mod bounces;
 pub mod cli;
 pub mod config;
 pub mod dev;

@@ -232,6 +232,8 @@ pub struct Application {
     worker: Option<WorkerHandle>,
     /// A worker-only process's metrics listener, with what it serves.
     worker_metrics: Option<(tokio::net::TcpListener, Metrics, SdkMetrics, Arc<Readiness>)>,
+    /// The inbound SMTP listener for bounces, when this process runs one.
+    bounces: Option<crate::bounces::BounceListener>,
     /// How long a signalled process may take to stop, and of that how long the API drains.
     grace: Duration,
     drain: Duration,
@@ -326,8 +328,31 @@ impl Application {
             None
         };
 
+        let bounces = match config.bounce_addresses(&report_secret) {
+            Some(addresses) if config.run_bounces && !config.email.bounce_listen.is_empty() => {
+                let listener = crate::bounces::BounceListener::bind(
+                    &config.email.bounce_listen,
+                    addresses,
+                    config.email.bounce_max_bytes,
+                    store.clone(),
+                    events.clone(),
+                    metrics.clone(),
+                )
+                .await?;
+                tracing::info!(addr = %listener.local_addr()?, domain = config.email.bounce_domain, "bounce listener (SMTP)");
+                Some(listener)
+            }
+            None if config.run_bounces && !config.email.bounce_listen.is_empty() => {
+                anyhow::bail!(
+                    "VARSEL_BOUNCE_LISTEN needs VARSEL_EMAIL_BOUNCE_DOMAIN: the domain whose addresses it takes mail for"
+                )
+            }
+            _ => None,
+        };
+
         let (grace, drain) = (config.shutdown_grace(), config.shutdown_drain());
         Ok(Self {
+            bounces,
             port,
             base_url,
             listener,
@@ -343,6 +368,11 @@ impl Application {
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Where the inbound SMTP listener for bounces listens, when this process runs one.
+    pub fn bounce_addr(&self) -> Option<std::net::SocketAddr> {
+        self.bounces.as_ref().and_then(|b| b.local_addr().ok())
     }
 
     /// The API's base URL.
@@ -380,6 +410,10 @@ impl Application {
                 tokio::task::spawn_blocking(move || w.stop()).await
             })
         });
+        let bounces = self
+            .bounces
+            .take()
+            .map(|listener| tokio::spawn(listener.serve(on_signal(signalled.clone()))));
         let shutdown = on_signal(signalled.clone());
         let (grace, drain) = (self.grace, self.drain);
         let result = match (self.listener.take(), self.state.take()) {
@@ -422,6 +456,9 @@ impl Application {
         // The API ended (signalled, or failed): the worker stops too.
         let _ = signal.send(true);
         relay.abort();
+        if let Some(b) = bounces {
+            let _ = b.await;
+        }
         if let Some(w) = worker {
             w.await??;
         }
@@ -516,12 +553,21 @@ fn providers(
     events: &Arc<dyn OrderEvents>,
     metrics: &Metrics,
 ) -> anyhow::Result<OrderActivitiesImpl> {
+    if config.email.dsn_notify
+        && (config.email.smtp_url.is_empty() || config.email.bounce_domain.trim().is_empty())
+    {
+        anyhow::bail!(
+            "VARSEL_EMAIL_DSN_NOTIFY needs VARSEL_SMTP_URL and VARSEL_EMAIL_BOUNCE_DOMAIN: the relay's notifications come back to the bounce addresses"
+        )
+    }
     let mailer = Mailer::new(&EmailSettings {
         smtp_url: Some(config.email.smtp_url.clone()).filter(|s| !s.is_empty()),
         default_from: config.email.from.clone(),
         outbox_dir: config.data_dir.join("outbox"),
         pool_size: config.email.smtp_pool_size,
         timeout: Duration::from_secs(config.email.smtp_timeout_secs),
+        bounces: config.bounce_addresses(report_secret),
+        dsn_notify: config.email.dsn_notify,
     })?;
     let gateway = if config.sms.kannel_sendsms_url.is_empty() {
         None
@@ -567,7 +613,8 @@ fn providers(
         contacts: upstream.contacts.clone(),
         mailer,
         sms,
-        email_reports: config.email.delivery_reports,
+        // With notifications asked for, every email's fate is reported: `Email_Succeeded` waits.
+        email_reports: config.email.delivery_reports || config.email.dsn_notify,
         condition: ConditionClient::new(
             Duration::from_secs(config.conditions.timeout_secs),
             OutboundPolicy::new(&config.conditions.allowed_hosts),

@@ -715,6 +715,8 @@ impl Bench {
             outbox_dir: self.cfg.data_dir.join("baseline-outbox"),
             pool_size: self.cfg.email.smtp_pool_size,
             timeout: Duration::from_secs(self.cfg.email.smtp_timeout_secs),
+            bounces: None,
+            dsn_notify: false,
         })?))
     }
 

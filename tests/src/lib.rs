@@ -1,6 +1,7 @@
 //! Test harness: starts the real parts (a Temporal dev server, an SMTP server process, SQLite or
 //! PostgreSQL) and the real application on a random port, and reads what a user would see.
 
+pub mod postfix;
 pub mod standins;
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
@@ -62,7 +63,7 @@ pub fn start_temporal_on(port: u16) -> String {
 
 /// Blocks until something listens on loopback `port` (a server a test started as a process);
 /// fails the test with `why()` after `within`.
-fn wait_listening(port: u16, within: Duration, why: impl Fn() -> String) {
+pub(crate) fn wait_listening(port: u16, within: Duration, why: impl Fn() -> String) {
     let deadline = Instant::now() + within;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "{}", why());
@@ -401,6 +402,8 @@ pub struct TestApp {
     pub store: Store,
     /// The configuration the app runs with.
     pub config: Config,
+    /// The inbound SMTP listener for bounces, when configured (`bounce_listen`).
+    pub bounce_addr: Option<std::net::SocketAddr>,
     key: Vec<u8>,
     /// The PlatformAccessToken key of each issuer in [`PLATFORM_ISSUERS`].
     platform_keys: std::collections::BTreeMap<String, Vec<u8>>,
@@ -465,6 +468,7 @@ impl TestApp {
         cfg.normalise();
         let app = Application::build(cfg.clone()).await.expect("app builds");
         let base_url = app.base_url().to_owned();
+        let bounce_addr = app.bounce_addr();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
@@ -476,6 +480,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             store,
             config: cfg,
+            bounce_addr,
             key: key.to_vec(),
             platform_keys,
             pg,

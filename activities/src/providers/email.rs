@@ -1,6 +1,7 @@
 //! Email through lettre: pooled SMTP to a relay, or `.eml` files in an outbox folder when no
 //! relay is configured.
 
+use lettre::address::{Address, Envelope};
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::PoolConfig;
@@ -10,6 +11,8 @@ use std::time::Duration;
 use varsel_workflows::domain::{EmailContentType, NotificationStatus};
 
 use super::SendError;
+use super::bounce_address::BounceAddresses;
+use super::dsn_smtp::DsnRelay;
 
 /// How email leaves varsel.
 #[derive(Debug, Clone)]
@@ -25,6 +28,12 @@ pub struct EmailSettings {
     pub pool_size: u32,
     /// Timeout of connecting, and of one message's whole SMTP exchange.
     pub timeout: Duration,
+    /// Bounce addresses (`VARSEL_EMAIL_BOUNCE_DOMAIN`): each email's envelope sender, so that
+    /// its delivery status notifications come back to varsel; `None`: the sender address.
+    pub bounces: Option<BounceAddresses>,
+    /// Ask the relay for delivery status notifications (`VARSEL_EMAIL_DSN_NOTIFY`): successes
+    /// as well as failures, through [`DsnRelay`].
+    pub dsn_notify: bool,
 }
 
 /// The longest run of text without a space a header line may hold: lettre folds at spaces,
@@ -72,6 +81,7 @@ pub struct OutgoingEmail {
 
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Dsn(DsnRelay),
     File(AsyncFileTransport<Tokio1Executor>),
 }
 
@@ -81,12 +91,16 @@ pub struct Mailer {
     default_from: String,
     /// Bound of one message's whole SMTP exchange.
     timeout: Duration,
+    bounces: Option<BounceAddresses>,
 }
 
 impl Mailer {
     /// Builds the transport; with no relay configured, says so loudly.
     pub fn new(s: &EmailSettings) -> anyhow::Result<Self> {
         let transport = match &s.smtp_url {
+            Some(url) if s.dsn_notify => {
+                Transport::Dsn(DsnRelay::from_url(url, s.pool_size, s.timeout)?)
+            }
             Some(url) => Transport::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?
                     .pool_config(PoolConfig::new().max_size(s.pool_size.max(1)))
@@ -102,13 +116,18 @@ impl Mailer {
                 Transport::File(AsyncFileTransport::<Tokio1Executor>::new(&s.outbox_dir))
             }
         };
-        Ok(Self { transport, default_from: s.default_from.clone(), timeout: s.timeout })
+        Ok(Self {
+            transport,
+            default_from: s.default_from.clone(),
+            timeout: s.timeout,
+            bounces: s.bounces.clone(),
+        })
     }
 
     /// `smtp` or `outbox`, for metrics and logs.
     pub fn provider(&self) -> &'static str {
         match self.transport {
-            Transport::Smtp(_) => "smtp",
+            Transport::Smtp(_) | Transport::Dsn(_) => "smtp",
             Transport::File(_) => "outbox",
         }
     }
@@ -131,9 +150,31 @@ impl Mailer {
             EmailContentType::Plain => ContentType::TEXT_PLAIN,
             EmailContentType::Html => ContentType::TEXT_HTML,
         };
+        // With a bounce domain, the envelope sender (SMTP `MAIL FROM`, the `Return-Path` the
+        // destination writes) is the notification's signed bounce address; the From header stays.
+        let envelope =
+            match self.bounces.as_ref().and_then(|b| b.address_for(&mail.notification_id)) {
+                Some(bounce) => {
+                    let bounce: Address = bounce.parse().map_err(|e| SendError::Permanent {
+                        status: NotificationStatus::EmailFailed,
+                        reason: format!("invalid bounce address: {e}"),
+                    })?;
+                    Some(Envelope::new(Some(bounce), vec![to.email.clone()]).map_err(|e| {
+                        SendError::Permanent {
+                            status: NotificationStatus::EmailFailed,
+                            reason: e.to_string(),
+                        }
+                    })?)
+                }
+                None => None,
+            };
         // Header injection is impossible by construction: lettre encodes header values, and the
         // subject is made one line of printable text here.
-        let message = Message::builder()
+        let mut builder = Message::builder();
+        if let Some(envelope) = envelope {
+            builder = builder.envelope(envelope);
+        }
+        let message = builder
             .from(from)
             .to(to)
             .subject(header_safe(&mail.subject))
@@ -159,6 +200,23 @@ impl Mailer {
                 }),
                 Ok(Err(e)) => Err(SendError::Transient(format!("SMTP relay unavailable: {e}"))),
             },
+            Transport::Dsn(relay) => {
+                let bytes = message.formatted();
+                match tokio::time::timeout(self.timeout, relay.send(message.envelope(), &bytes))
+                    .await
+                {
+                    Err(_) => Err(SendError::Transient(format!(
+                        "SMTP relay did not answer within {:?}",
+                        self.timeout
+                    ))),
+                    Ok(Ok(())) => Ok(message_id),
+                    Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent {
+                        status: NotificationStatus::EmailFailed,
+                        reason: format!("SMTP relay refused the message: {e}"),
+                    }),
+                    Ok(Err(e)) => Err(SendError::Transient(format!("SMTP relay unavailable: {e}"))),
+                }
+            }
             Transport::File(t) => t
                 .send(message)
                 .await

@@ -1,6 +1,8 @@
 //! The outside parties varsel talks to: SMTP, SMS gateways, condition endpoints, Maskinporten.
 
+pub mod bounce_address;
 pub mod condition;
+pub mod dsn_smtp;
 pub mod email;
 pub mod maskinporten;
 pub mod outbound;

@@ -194,7 +194,11 @@ impl Store {
                     n.order_id.clone(),
                     report.status,
                     "report",
-                    Some(format!("no change: already {}", n.status)),
+                    // The report's words are kept: a delay notice says why it is still open.
+                    Some(match &report.reason {
+                        Some(reason) => format!("no change: already {} ({reason})", n.status),
+                        None => format!("no change: already {}", n.status),
+                    }),
                 )],
             )
             .await?;

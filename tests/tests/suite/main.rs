@@ -2,6 +2,7 @@
 //! by every test, each test on a task queue of its own), a module per capability. Run one module
 //! with `cargo test --workspace --features varsel-api/process-tests --test suite <module>::`.
 
+mod bounces;
 mod contract;
 mod delivery;
 mod docs_browser;
