@@ -47,7 +47,8 @@ pub struct BenchOptions {
     pub accept_secs: u64,
     /// Concurrent clients in the accept and small-order phases.
     pub clients: usize,
-    /// Phases to run: `accept`, `small`, `bulk`, `load`, `instant`.
+    /// Phases to run: `accept`, `small`, `bulk`, `load`, `instant`, `import`, `krr`, and last
+    /// the fleet phases `scale` and `sizes` (they stop the benchmark's own varsel).
     pub phases: Vec<String>,
     /// Persons in the import phase's file.
     pub import_persons: usize,
@@ -211,6 +212,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let app_task = tokio::spawn(app.run_until(async move {
         let _ = stop_rx.await;
     }));
+    let in_process = tokio::sync::Mutex::new(Some(InProcess { stop: stop_tx, task: app_task }));
     let store = Store::connect(&cfg.database.url, 4).await?;
     let client = varsel_api::temporal::connect(&cfg).await?;
     let baseline_worker = BaselineWorker::spawn(cfg.clone());
@@ -222,28 +224,49 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
         store,
         cfg: cfg.clone(),
         sink,
+        in_process,
     };
 
     let mut figures = Vec::new();
+    let mut fleets_began = false;
     for phase in &opts.phases {
-        match phase.as_str() {
-            "accept" => figures.extend(bench.accept().await?),
-            "small" => figures.extend(bench.small_orders().await?),
-            "bulk" => figures.extend(bench.bulk().await?),
-            "load" => figures.extend(bench.load().await?),
-            "instant" => figures.extend(bench.instant().await?),
-            "scale" => figures.extend(bench.scale().await?),
-            "sizes" => figures.extend(bench.sizes().await?),
-            "import" => figures.extend(
-                registers::import_phase(&bench.store, dir.path(), opts.import_persons).await?,
-            ),
-            "krr" => figures.extend(
-                registers::krr_phase(&bench.store, &bench.ctx, &cfg, opts.recipients as usize)
-                    .await?,
-            ),
-            other => anyhow::bail!(
+        let on_fleets = matches!(phase.as_str(), "scale" | "sizes");
+        anyhow::ensure!(
+            on_fleets || !fleets_began,
+            "phase {phase:?} runs on the benchmark's own process, which the fleet phases (scale, \
+             sizes) stop: list it before them"
+        );
+        if on_fleets && !fleets_began {
+            // The fleets share this database; this process's dispatcher would otherwise start
+            // their orders on its own task queue whenever storing one outlasts its outbox cutoff.
+            bench.stop_in_process().await;
+            fleets_began = true;
+        }
+        let done = match phase.as_str() {
+            "accept" => bench.accept().await,
+            "small" => bench.small_orders().await,
+            "bulk" => bench.bulk().await,
+            "load" => bench.load().await,
+            "instant" => bench.instant().await,
+            "scale" => bench.scale().await,
+            "sizes" => bench.sizes().await,
+            "import" => {
+                registers::import_phase(&bench.store, dir.path(), opts.import_persons).await
+            }
+            "krr" => {
+                registers::krr_phase(&bench.store, &bench.ctx, &cfg, opts.recipients as usize).await
+            }
+            other => Err(anyhow::anyhow!(
                 "unknown phase {other:?} (accept, small, bulk, load, instant, import, krr, scale, sizes)"
-            ),
+            )),
+        };
+        match done {
+            Ok(measured) => figures.extend(measured),
+            Err(e) => {
+                // What was measured before is not lost with the phase that failed.
+                print_table(&figures);
+                return Err(e.context(format!("phase {phase}")));
+            }
         }
     }
 
@@ -260,8 +283,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     std::fs::write(&opts.json_out, serde_json::to_string_pretty(&doc)?)?;
     eprintln!("written to {}", opts.json_out.display());
 
-    let _ = stop_tx.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(20), app_task).await;
+    bench.stop_in_process().await;
     tokio::task::spawn_blocking(move || baseline_worker.stop()).await?;
     drop(bench);
     if let Some(name) = postgres {
@@ -277,6 +299,24 @@ struct Bench {
     store: Store,
     cfg: Config,
     sink: SmtpSink,
+    /// The benchmark's own varsel (API, dispatcher and, without `--workers`, a worker) until
+    /// stopped.
+    in_process: tokio::sync::Mutex<Option<InProcess>>,
+}
+
+struct InProcess {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Bench {
+    /// Stops the benchmark's own varsel, if it still runs.
+    async fn stop_in_process(&self) {
+        if let Some(app) = self.in_process.lock().await.take() {
+            let _ = app.stop.send(());
+            let _ = tokio::time::timeout(Duration::from_secs(20), app.task).await;
+        }
+    }
 }
 
 pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
