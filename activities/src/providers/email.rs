@@ -81,7 +81,7 @@ pub struct OutgoingEmail {
 
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    Dsn(DsnRelay),
+    Dsn(Box<DsnRelay>),
     File(AsyncFileTransport<Tokio1Executor>),
 }
 
@@ -99,7 +99,7 @@ impl Mailer {
     pub fn new(s: &EmailSettings) -> anyhow::Result<Self> {
         let transport = match &s.smtp_url {
             Some(url) if s.dsn_notify => {
-                Transport::Dsn(DsnRelay::from_url(url, s.pool_size, s.timeout)?)
+                Transport::Dsn(Box::new(DsnRelay::from_url(url, s.pool_size, s.timeout)?))
             }
             Some(url) => Transport::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?
