@@ -568,7 +568,10 @@ impl OrderActivitiesImpl {
                     sendable += 1;
                 }
                 rows.push(Notification {
-                    id: uuid::Uuid::new_v4().to_string(),
+                    // Time-ordered (v7): a large order's rows go to the end of the primary
+                    // key's index instead of a random page of it (random v4 keys made a
+                    // 1,000,000-recipient order slower a notification than a 100,000 one).
+                    id: uuid::Uuid::now_v7().to_string(),
                     order_id: order.id.clone(),
                     channel: p.channel,
                     recipient_idx: *idx,

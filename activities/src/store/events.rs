@@ -63,7 +63,8 @@ impl Store {
             let models: Vec<notification_event::ActiveModel> = chunk
                 .iter()
                 .map(|((nid, oid, status, source, detail), at)| notification_event::ActiveModel {
-                    id: Set(uuid::Uuid::new_v4().to_string()),
+                    // Time-ordered, as notification ids: appended to the key's index.
+                    id: Set(uuid::Uuid::now_v7().to_string()),
                     order_id: Set(oid.clone()),
                     notification_id: Set(nid.clone()),
                     status: Set(*status),
