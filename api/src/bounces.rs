@@ -11,7 +11,7 @@
 //! internet, and it trusts nothing but the signature in the address.
 
 use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver, RequestReceiver};
-use smtp_proto::{EhloResponse, Error as SmtpError, Request};
+use smtp_proto::{Error as SmtpError, Request};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -179,13 +179,12 @@ async fn session(inbound: &Inbound, mut stream: TcpStream) -> std::io::Result<()
                     match request {
                         Request::Ehlo { .. } => {
                             tx = Transaction::default();
-                            let mut ehlo = EhloResponse::new(inbound.hostname.as_str());
-                            ehlo.capabilities = smtp_proto::EXT_PIPELINING
-                                | smtp_proto::EXT_8BIT_MIME
-                                | smtp_proto::EXT_SIZE
-                                | smtp_proto::EXT_ENHANCED_STATUS_CODES;
-                            ehlo.size = inbound.max_bytes;
-                            ehlo.write(&mut out)?;
+                            let size = inbound.max_bytes;
+                            reply(&mut out, &format!("250-{}", inbound.hostname));
+                            reply(&mut out, &format!("250-SIZE {size}"));
+                            reply(&mut out, "250-PIPELINING");
+                            reply(&mut out, "250-ENHANCEDSTATUSCODES");
+                            reply(&mut out, "250 8BITMIME");
                         }
                         Request::Helo { .. } => {
                             tx = Transaction::default();
