@@ -185,43 +185,44 @@ impl Mailer {
                 status: NotificationStatus::EmailFailed,
                 reason: e.to_string(),
             })?;
-        match &self.transport {
-            // lettre's timeout bounds connecting; a relay that stops answering mid-exchange is
-            // cut off here, so one attempt never outlasts the configured timeout.
-            Transport::Smtp(t) => match tokio::time::timeout(self.timeout, t.send(message)).await {
-                Err(_) => Err(SendError::Transient(format!(
-                    "SMTP relay did not answer within {:?}",
-                    self.timeout
-                ))),
-                Ok(Ok(_)) => Ok(message_id),
-                Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent {
-                    status: NotificationStatus::EmailFailed,
-                    reason: format!("SMTP relay refused the message: {e}"),
-                }),
-                Ok(Err(e)) => Err(SendError::Transient(format!("SMTP relay unavailable: {e}"))),
-            },
+        // lettre's timeout bounds connecting; a relay that stops answering mid-exchange is
+        // cut off here, so one attempt never outlasts the configured timeout. Either SMTP path
+        // answers the same way: whether the relay refused for good, and its words.
+        let handed = match &self.transport {
+            Transport::Smtp(t) => {
+                let sent = t.send(message);
+                tokio::time::timeout(self.timeout, async {
+                    sent.await.map(drop).map_err(|e| (e.is_permanent(), e.to_string()))
+                })
+                .await
+            }
             Transport::Dsn(relay) => {
                 let bytes = message.formatted();
-                match tokio::time::timeout(self.timeout, relay.send(message.envelope(), &bytes))
-                    .await
-                {
-                    Err(_) => Err(SendError::Transient(format!(
-                        "SMTP relay did not answer within {:?}",
-                        self.timeout
-                    ))),
-                    Ok(Ok(())) => Ok(message_id),
-                    Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent {
-                        status: NotificationStatus::EmailFailed,
-                        reason: format!("SMTP relay refused the message: {e}"),
-                    }),
-                    Ok(Err(e)) => Err(SendError::Transient(format!("SMTP relay unavailable: {e}"))),
-                }
-            }
-            Transport::File(t) => t
-                .send(message)
+                let sent = relay.send(message.envelope(), &bytes);
+                tokio::time::timeout(self.timeout, async {
+                    sent.await.map_err(|e| (e.is_permanent(), e.to_string()))
+                })
                 .await
-                .map(|_| message_id)
-                .map_err(|e| SendError::Transient(format!("writing to the outbox failed: {e}"))),
+            }
+            Transport::File(t) => {
+                return t.send(message).await.map(|_| message_id).map_err(|e| {
+                    SendError::Transient(format!("writing to the outbox failed: {e}"))
+                });
+            }
+        };
+        match handed {
+            Err(_) => Err(SendError::Transient(format!(
+                "SMTP relay did not answer within {:?}",
+                self.timeout
+            ))),
+            Ok(Ok(())) => Ok(message_id),
+            Ok(Err((true, e))) => Err(SendError::Permanent {
+                status: NotificationStatus::EmailFailed,
+                reason: format!("SMTP relay refused the message: {e}"),
+            }),
+            Ok(Err((false, e))) => {
+                Err(SendError::Transient(format!("SMTP relay unavailable: {e}")))
+            }
         }
     }
 }

@@ -115,20 +115,28 @@ async fn postfix_deliveries_bounces_and_delays_move_notifications_and_forged_add
         (n.status.as_str().to_owned(), n.status_reason.unwrap_or_default(), n.id)
     };
     let status_of = &status_of;
-    eventually(
-        "the refused email is Email_Failed_Bounced with Postfix's words",
-        T,
-        || async move {
-            let (status, reason, _) = status_of("rejected-kari@refuse.test").await;
-            if status == "Email_Failed_Bounced"
-                && reason.contains("failed 5.1.1: smtp; 550 5.1.1 mailbox unavailable")
-                && reason.contains("reported by dns; relay.varsel.test")
-            {
-                Ok(())
-            } else {
-                Err(format!("{status}: {reason}"))
-            }
-        },
+    // Waits until the email to `address` has `status` and its reason holds each of `words`.
+    let reaches = |address: &'static str, status: &'static str, words: &'static [&'static str]| {
+        eventually(
+            format!("the email to {address} is {status} with {words:?}"),
+            T,
+            move || async move {
+                let (now, reason, _) = status_of(address).await;
+                if now == status && words.iter().all(|w| reason.contains(w)) {
+                    Ok(())
+                } else {
+                    Err(format!("{now}: {reason}"))
+                }
+            },
+        )
+    };
+    reaches(
+        "rejected-kari@refuse.test",
+        "Email_Failed_Bounced",
+        &[
+            "failed 5.1.1: smtp; 550 5.1.1 mailbox unavailable",
+            "reported by dns; relay.varsel.test",
+        ],
     )
     .await;
     let (_, _, deferred) = status_of("outage-per@defer.test").await;
@@ -148,24 +156,9 @@ async fn postfix_deliveries_bounces_and_delays_move_notifications_and_forged_add
         }
     })
     .await;
-    eventually("the deferred email fails when Postfix gives up on it", T, || async move {
-        let (status, reason, _) = status_of("outage-per@defer.test").await;
-        if status == "Email_Failed" && reason.contains("failed 4.3.2") {
-            Ok(())
-        } else {
-            Err(format!("{status}: {reason}"))
-        }
-    })
-    .await;
-    eventually("the accepted email is Email_Delivered", T, || async move {
-        let (status, reason, _) = status_of("ola@accept.test").await;
-        if status == "Email_Delivered" && reason.contains("relayed 2.0.0") {
-            Ok(())
-        } else {
-            Err(format!("{status}: {reason}"))
-        }
-    })
-    .await;
+    // When Postfix gives up on the deferred one, it fails.
+    reaches("outage-per@defer.test", "Email_Failed", &["failed 4.3.2"]).await;
+    reaches("ola@accept.test", "Email_Delivered", &["relayed 2.0.0"]).await;
     assert_eq!(destination.messages().len(), 1, "only ola's email arrived");
     // Every notification waited for its report; the last one completes the order.
     app.wait_status(id, "Completed", T).await;
