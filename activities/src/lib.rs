@@ -9,6 +9,9 @@ pub mod metrics;
 pub mod order_activities;
 pub mod providers;
 pub mod store;
+pub mod webhook_activities;
+pub mod webhooks;
 
 pub use order_activities::OrderActivitiesImpl;
 pub use store::Store;
+pub use webhook_activities::WebhookActivitiesImpl;

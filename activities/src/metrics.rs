@@ -23,6 +23,9 @@ pub struct Metrics {
     /// Mail the inbound SMTP listener answered, by outcome (`applied`, `refused` recipients,
     /// `not_a_report`, `too_big`, `failed` to store).
     pub bounce_mails: IntCounterVec,
+    /// Status-webhook delivery attempts, by outcome (`delivered`, `failed`), and endpoints
+    /// disabled after their retries ran out (`gave_up`).
+    pub webhook_attempts: IntCounterVec,
     /// HTTP requests the API answered, by method, route (ids replaced by `:id`) and status.
     pub http_requests: IntCounterVec,
     /// Time the API took to answer, by method and route.
@@ -80,6 +83,11 @@ impl Metrics {
             bounce_mails: counter(
                 "varsel_bounce_mails_total",
                 "Mail the inbound SMTP listener answered, by outcome (applied, refused, not_a_report, too_big, failed).",
+                &["outcome"],
+            ),
+            webhook_attempts: counter(
+                "varsel_webhook_attempts_total",
+                "Status-webhook delivery attempts by outcome (delivered, failed), and endpoints disabled when retries ran out (gave_up).",
                 &["outcome"],
             ),
             report_lag_seconds: histogram(

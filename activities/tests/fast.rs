@@ -529,3 +529,83 @@ async fn the_kept_counts_follow_every_change_of_a_notification() {
     store.expire_claimed(Channel::Email, &again, Utc::now()).await.unwrap();
     assert_eq!(agree("a claimed one given up").await, 0);
 }
+
+#[tokio::test]
+async fn status_webhooks_are_written_with_the_changes_they_tell_of() {
+    use varsel_activities::store::{EndpointChange, NewEndpoint};
+    use varsel_activities::webhooks::WebhookEvent;
+    let (store, _outbox, env) = environment().await;
+    let endpoint = |creator: &str, events: Vec<WebhookEvent>| NewEndpoint {
+        creator: creator.into(),
+        url: "https://hooks.example.org/varsel".into(),
+        description: None,
+        events,
+        secret: varsel_activities::webhooks::new_secret(),
+    };
+    let everything = store
+        .create_webhook_endpoint(endpoint(
+            "ttd",
+            vec![
+                WebhookEvent::NotificationStatusChanged,
+                WebhookEvent::NotificationFinal,
+                WebhookEvent::OrderCompleted,
+            ],
+        ))
+        .await
+        .unwrap();
+    let finals = store
+        .create_webhook_endpoint(endpoint("ttd", vec![WebhookEvent::NotificationFinal]))
+        .await
+        .unwrap();
+    let other =
+        store.create_webhook_endpoint(endpoint("other", WebhookEvent::ALL.to_vec())).await.unwrap();
+    let disabled =
+        store.create_webhook_endpoint(endpoint("ttd", WebhookEvent::ALL.to_vec())).await.unwrap();
+    let change = EndpointChange { enabled: Some(false), ..Default::default() };
+    store.update_webhook_endpoint(&disabled.id, "ttd", change).await.unwrap();
+
+    let id = uuid::Uuid::new_v4().to_string();
+    store.insert_order(email_order(&id)).await.unwrap();
+    env.run(OrderActivitiesImpl::start_processing, id.clone()).await.unwrap();
+    let batch = GenerateBatch { order_id: id.clone(), from_index: 0, limit: 10 };
+    env.run(OrderActivitiesImpl::generate_notifications, batch).await.unwrap();
+    let send = SendBatch { order_id: id.clone(), channel: Channel::Email, limit: 10 };
+    env.run(OrderActivitiesImpl::send_batch, send).await.unwrap();
+    env.run(OrderActivitiesImpl::settle_order, id.clone()).await.unwrap();
+
+    let messages = |endpoint: String| {
+        let (store, id) = (store.clone(), id.clone());
+        async move {
+            store
+                .pending_webhooks(&endpoint, &id, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| {
+                    let payload: serde_json::Value = serde_json::from_str(&m.payload).unwrap();
+                    assert_eq!(payload["type"], m.event_type.as_str());
+                    (m.event_type, payload["data"]["status"].as_str().unwrap().to_owned())
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = messages(everything.id.clone()).await;
+    let count =
+        |event: &str, status: &str| all.iter().filter(|(e, s)| e == event && s == status).count();
+    // Two sent (new, sending, succeeded; final at succeeded: no reports awaited), one without an
+    // address (failed at creation: final at once), then the order's completion, last.
+    assert_eq!(count("notification.status_changed", "Email_New"), 2, "{all:?}");
+    assert_eq!(count("notification.status_changed", "Email_Sending"), 2, "{all:?}");
+    assert_eq!(count("notification.status_changed", "Email_Succeeded"), 2, "{all:?}");
+    assert_eq!(count("notification.final", "Email_Succeeded"), 2, "{all:?}");
+    assert_eq!(count("notification.status_changed", "Email_Failed_RecipientNotIdentified"), 1);
+    assert_eq!(count("notification.final", "Email_Failed_RecipientNotIdentified"), 1);
+    assert_eq!(all.last().unwrap(), &("order.completed".to_owned(), "Completed".to_owned()));
+    assert_eq!(all.len(), 2 * 3 + 2 + 1 + 1 + 1);
+    // Each endpoint gets only what it asked for; another creator's and a disabled one nothing.
+    let finals = messages(finals.id).await;
+    assert_eq!(finals.len(), 3, "{finals:?}");
+    assert!(finals.iter().all(|(e, _)| e == "notification.final"));
+    assert!(messages(other.id).await.is_empty());
+    assert!(messages(disabled.id).await.is_empty());
+}

@@ -251,6 +251,7 @@ const SECTIONS: &[&str] = &[
     "limits",
     "contacts",
     "maskinporten",
+    "webhooks",
 ];
 
 /// varsel's configuration, in sections. Each key keeps its one flat name, which is what an
@@ -285,6 +286,8 @@ pub struct Config {
     pub contacts: ContactsConfig,
     /// Maskinporten: tokens for the services varsel calls (KRR).
     pub maskinporten: MaskinportenConfig,
+    /// Status webhooks to senders: where they may go, and how hard varsel tries.
+    pub webhooks: WebhookConfig,
     /// Run the worker in this process (`serve` only; `dev` always does).
     pub run_worker: bool,
     /// Run the API in this process.
@@ -686,6 +689,70 @@ impl Default for ConditionConfig {
     }
 }
 
+/// Status webhooks to senders: where they may go, and how hard varsel tries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct WebhookConfig {
+    /// Destinations webhook endpoints may be at although they are not public, as
+    /// `condition_allowed_hosts` (host names, addresses, networks). Everything else that is not
+    /// public is refused at registration and again at each delivery.
+    #[serde(rename = "webhook_allowed_hosts")]
+    pub allowed_hosts: Vec<String>,
+    /// Timeout of one delivery attempt, seconds.
+    #[serde(rename = "webhook_timeout_secs")]
+    pub timeout_secs: u64,
+    /// First retry delay after a failed delivery, milliseconds (doubling each attempt).
+    #[serde(rename = "webhook_retry_initial_ms")]
+    pub retry_initial_ms: u64,
+    /// Longest retry delay, milliseconds.
+    #[serde(rename = "webhook_retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// How long a failing delivery is retried before its endpoint is disabled, seconds (at
+    /// least a day in production).
+    #[serde(rename = "webhook_retry_for_secs")]
+    pub retry_for_secs: u64,
+    /// How long a delivered (endpoint, order) pair's workflow waits for more events before it
+    /// ends, seconds (a later event starts it again).
+    #[serde(rename = "webhook_idle_secs")]
+    pub idle_secs: u64,
+    /// After a secret rotation, how long the previous secret still signs (beside the new one),
+    /// seconds.
+    #[serde(rename = "webhook_secret_overlap_secs")]
+    pub secret_overlap_secs: u64,
+    /// Endpoints one creator may register.
+    #[serde(rename = "webhook_max_endpoints")]
+    pub max_endpoints: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        // The workflow's own defaults.
+        let policy = varsel_workflows::webhook::WebhookPolicy::default();
+        Self {
+            allowed_hosts: vec![],
+            timeout_secs: 10,
+            retry_initial_ms: policy.retry_initial_ms,
+            retry_max_ms: policy.retry_max_ms,
+            retry_for_secs: policy.retry_for_secs,
+            idle_secs: policy.idle_secs,
+            secret_overlap_secs: 24 * 3600,
+            max_endpoints: 20,
+        }
+    }
+}
+
+impl WebhookConfig {
+    /// The workflow's policy.
+    pub fn policy(&self) -> varsel_workflows::webhook::WebhookPolicy {
+        varsel_workflows::webhook::WebhookPolicy {
+            retry_initial_ms: self.retry_initial_ms,
+            retry_max_ms: self.retry_max_ms,
+            retry_for_secs: self.retry_for_secs,
+            idle_secs: self.idle_secs,
+        }
+    }
+}
+
 /// How orders are processed: batches, retries, time-to-live, cut-offs, send rates.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -798,6 +865,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             contacts: ContactsConfig::default(),
             maskinporten: MaskinportenConfig::default(),
+            webhooks: WebhookConfig::default(),
             run_worker: true,
             run_api: true,
             run_bounces: true,

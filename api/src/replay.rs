@@ -4,20 +4,25 @@
 
 use temporalio_client::{Client, WorkflowFetchHistoryOptions, WorkflowHistory};
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
-use varsel_workflows::OrderWorkflow;
+use varsel_workflows::{OrderWorkflow, WebhookWorkflow};
 
-/// The full history of an order's workflow, as Temporal's JSON history format.
+/// The full history of an order's workflow (or of any workflow by its id: a webhook pair's), as
+/// Temporal's JSON history format.
 pub async fn fetch_history_json(client: &Client, order_id: &str) -> anyhow::Result<Vec<u8>> {
     let handle = client.get_workflow_handle::<OrderWorkflow>(order_id);
     Ok(handle.fetch_history(WorkflowFetchHistoryOptions::default()).to_json().await?)
 }
 
-/// Replays histories (JSON) against the current code; one result per history, in order.
+/// Replays histories (JSON) of order and webhook workflows against the current code; one result
+/// per history, in order.
 pub async fn replay_json(
     histories: &[(String, Vec<u8>)],
 ) -> anyhow::Result<Vec<(String, Result<(), String>)>> {
     let replayer = WorkflowReplayer::new(
-        WorkflowReplayerOptions::new().register_workflow::<OrderWorkflow>()?.build(),
+        WorkflowReplayerOptions::new()
+            .register_workflow::<OrderWorkflow>()?
+            .register_workflow::<WebhookWorkflow>()?
+            .build(),
     )?;
     let mut out = Vec::new();
     for (name, bytes) in histories {

@@ -12,6 +12,7 @@ use crate::http::orders::OrdersApi;
 use crate::http::reports::ReportsApi;
 use crate::http::security::ReportCredentials;
 use crate::http::v2::V2Api;
+use crate::http::webhooks::WebhooksApi;
 use crate::server::{EdgeLimits, guard_body, serve};
 pub use crate::state::AppState;
 use crate::temporal::{Dispatcher, SdkMetrics, SignalEvents, WorkerHandle, spawn_worker};
@@ -30,20 +31,22 @@ use varsel_activities::providers::email::{EmailSettings, Mailer};
 use varsel_activities::providers::outbound::OutboundPolicy;
 use varsel_activities::providers::rate::SendRateLimits;
 use varsel_activities::providers::sms::{Kannel, ReportSigner, Simulator, SmsRouter};
-use varsel_activities::{OrderActivitiesImpl, Store};
+use varsel_activities::webhooks::WebhookSender;
+use varsel_activities::{OrderActivitiesImpl, Store, WebhookActivitiesImpl};
+
+/// Every API of the published contract.
+pub type Apis = (OrdersApi, V2Api, ReportsApi, EventGridApi, OperatorApi, ContactsApi, WebhooksApi);
 
 /// Title and version of the published contract.
-pub fn openapi_service(
-    state: Arc<AppState>,
-    report_secret: String,
-) -> OpenApiService<(OrdersApi, V2Api, ReportsApi, EventGridApi, OperatorApi, ContactsApi), ()> {
+pub fn openapi_service(state: Arc<AppState>, report_secret: String) -> OpenApiService<Apis, ()> {
     let reports =
         ReportsApi { state: state.clone(), signer: ReportSigner::new(report_secret.as_bytes()) };
     let v2 = V2Api { state: state.clone() };
     let operator = OperatorApi { state: state.clone() };
     let contacts = ContactsApi { state: state.clone() };
     let eventgrid = EventGridApi { state: state.clone() };
-    let apis = (OrdersApi { state }, v2, reports, eventgrid, operator, contacts);
+    let webhooks = WebhooksApi { state: state.clone() };
+    let apis = (OrdersApi { state }, v2, reports, eventgrid, operator, contacts, webhooks);
     OpenApiService::new(apis, "varsel notification orders", env!("CARGO_PKG_VERSION"))
         .description(
             "varsel accepts notification orders on the Altinn Notifications order API and carries each one to \
@@ -51,17 +54,28 @@ pub fn openapi_service(
         )
 }
 
+/// What status webhooks are posted with: the configured timeout, and only the destinations
+/// `webhook_allowed_hosts` allows beside public ones.
+pub fn webhook_sender(config: &Config) -> anyhow::Result<WebhookSender> {
+    WebhookSender::new(
+        std::time::Duration::from_secs(config.webhooks.timeout_secs.max(1)),
+        OutboundPolicy::new(&config.webhooks.allowed_hosts),
+    )
+}
+
 /// The OpenAPI document as served, pretty-printed JSON.
 pub fn openapi_json() -> String {
     let cfg = Arc::new(Config::default());
     let store = Store::disconnected();
     let dispatcher = Arc::new(Dispatcher::new(cfg.clone(), store.clone()));
+    let webhook_sender = webhook_sender(&cfg).expect("a webhook client");
     let state = Arc::new(AppState {
         config: cfg,
         contacts: varsel_activities::contacts::ContactSources::embedded(&store),
         store,
         verifier: Arc::new(Verifier::empty()),
         outbound: OutboundPolicy::default(),
+        webhook_sender,
         dispatcher: dispatcher.clone(),
         base_url: String::new(),
         events: Arc::new(SignalEvents(dispatcher)),
@@ -287,6 +301,7 @@ impl Application {
                 contacts: upstream.contacts.clone(),
                 verifier: Arc::new(Verifier::from_config(&config)?),
                 outbound: OutboundPolicy::new(&config.conditions.allowed_hosts),
+                webhook_sender: webhook_sender(&config)?,
                 dispatcher: dispatcher.clone(),
                 base_url: base_url.clone(),
                 events: events.clone(),
@@ -304,7 +319,12 @@ impl Application {
             // Its own providers: the worker runs on a runtime of its own, and connection pools
             // (SMTP) belong to the runtime that opened them. The contact sources are shared.
             let activities = build_providers(&base_url)?;
-            Some(spawn_worker(config.clone(), activities, sdk_metrics.clone()))
+            let webhooks = WebhookActivitiesImpl {
+                store: store.clone(),
+                sender: webhook_sender(&config)?,
+                metrics: metrics.clone(),
+            };
+            Some(spawn_worker(config.clone(), activities, webhooks, sdk_metrics.clone()))
         } else {
             None
         };
@@ -419,6 +439,7 @@ impl Application {
         let result = match (self.listener.take(), self.state.take()) {
             (Some(listener), Some(state)) => {
                 let dispatcher = tokio::spawn(state.dispatcher.clone().run());
+                let webhooks = tokio::spawn(state.dispatcher.clone().run_webhooks());
                 let housekeeping = tokio::spawn(crate::temporal::prune_status_feed(
                     state.store.clone(),
                     state.config.processing.status_feed_retention_days,
@@ -427,6 +448,7 @@ impl Application {
                 let app = api_routes(state, &self.report_secret);
                 let r = serve(listener, app, limits, shutdown, drain, grace - drain).await;
                 dispatcher.abort();
+                webhooks.abort();
                 housekeeping.abort();
                 r.map_err(Into::into)
             }

@@ -23,6 +23,8 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     /// Which non-public `conditionEndpoint` destinations are allowed.
     pub outbound: OutboundPolicy,
+    /// What status webhooks are posted with (its policy checks an endpoint's URL).
+    pub webhook_sender: varsel_activities::webhooks::WebhookSender,
     /// Workflow starts.
     pub dispatcher: Arc<Dispatcher>,
     /// Base URL for links.

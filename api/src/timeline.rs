@@ -1,5 +1,5 @@
 //! An order's timeline: its workflow history (every run), told in words an operator reads at a
-//! glance, merged with its notifications' statuses.
+//! glance, merged with its notifications' statuses and its status webhooks' delivery attempts.
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -14,7 +14,7 @@ use varsel_activities::Store;
 pub struct Entry {
     /// When it happened.
     pub time: DateTime<Utc>,
-    /// `workflow` or `notification`.
+    /// `workflow`, `notification` or `webhook`.
     pub source: &'static str,
     /// What happened.
     pub text: String,
@@ -299,6 +299,31 @@ pub async fn notification_entries(
         .collect())
 }
 
+/// Every attempt at delivering the order's status webhooks, with what the endpoint answered.
+pub async fn webhook_entries(store: &Store, order_id: &str) -> Result<Vec<Entry>, sea_orm::DbErr> {
+    Ok(store
+        .webhook_attempts_of_order(order_id)
+        .await?
+        .into_iter()
+        .map(|a| {
+            let outcome = match (&a.error, a.status_code) {
+                (None, Some(code)) => format!("accepted (HTTP {code})"),
+                (None, None) => "accepted".to_owned(),
+                (Some(e), _) => format!("failed: {e}"),
+            };
+            Entry {
+                time: a.at,
+                source: "webhook",
+                text: format!(
+                    "webhook {} {} to {} (endpoint {}), attempt {}: {outcome} in {} ms",
+                    a.event_type, a.message_id, a.url, a.endpoint_id, a.attempt, a.duration_ms
+                ),
+                notification_id: None,
+            }
+        })
+        .collect())
+}
+
 /// The merged timeline, ordered by time.
 pub async fn order_timeline(
     store: &Store,
@@ -307,6 +332,7 @@ pub async fn order_timeline(
 ) -> anyhow::Result<Vec<Entry>> {
     let mut entries = fetch_workflow_entries(client, order_id).await?;
     entries.extend(notification_entries(store, order_id).await?);
+    entries.extend(webhook_entries(store, order_id).await?);
     entries.sort_by_key(|e| e.time);
     Ok(entries)
 }

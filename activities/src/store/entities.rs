@@ -404,3 +404,138 @@ pub mod status_feed {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// A creator's webhook endpoint: where its orders' events are posted.
+pub mod webhook_endpoint {
+    use sea_orm::entity::prelude::*;
+
+    /// One row per endpoint.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "webhook_endpoints")]
+    pub struct Model {
+        /// Endpoint id (`ep_` and a UUID).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// The creator org it belongs to.
+        pub creator: String,
+        /// Where events are posted.
+        #[sea_orm(column_type = "Text")]
+        pub url: String,
+        /// The creator's own words.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub description: Option<String>,
+        /// The event types it receives, comma-separated.
+        #[sea_orm(column_type = "Text")]
+        pub events: String,
+        /// The signing secret (`whsec_` and base64).
+        pub secret: String,
+        /// The secret before the last rotation, still signed with until `previous_secret_until`.
+        pub previous_secret: Option<String>,
+        /// Until when the previous secret still signs.
+        pub previous_secret_until: Option<DateTimeUtc>,
+        /// Whether events are delivered.
+        pub enabled: bool,
+        /// Why it was disabled.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub disabled_reason: Option<String>,
+        /// When registered.
+        pub created: DateTimeUtc,
+        /// When last changed.
+        pub updated: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// One event for one endpoint: the webhook message, delivered until accepted.
+pub mod webhook_message {
+    use sea_orm::entity::prelude::*;
+
+    /// One row per event and endpoint.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "webhook_messages")]
+    pub struct Model {
+        /// Sequence number: one order's events are delivered in this order.
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        /// The message id (`msg_` and a UUID): the `webhook-id` header, the same on every
+        /// attempt, so a receiver can drop a repeat.
+        #[sea_orm(unique)]
+        pub id: String,
+        /// The endpoint.
+        pub endpoint_id: String,
+        /// The order it is about.
+        pub order_id: String,
+        /// `order.completed`, `notification.final`, …
+        pub event_type: String,
+        /// The JSON body as posted.
+        #[sea_orm(column_type = "Text")]
+        pub payload: String,
+        /// When the event happened.
+        pub created: DateTimeUtc,
+        /// `Pending`, `Delivered` or `Failed`.
+        pub status: String,
+        /// Attempts made.
+        pub attempts: i32,
+        /// When the last attempt was made.
+        pub last_attempt: Option<DateTimeUtc>,
+        /// The HTTP status of the last attempt, when one came.
+        pub last_status_code: Option<i32>,
+        /// What went wrong at the last attempt.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub last_error: Option<String>,
+        /// When the endpoint accepted it.
+        pub delivered: Option<DateTimeUtc>,
+        /// Whether the pair's workflow has been told (outbox flag).
+        pub dispatched: bool,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// One attempt at delivering a webhook message.
+pub mod webhook_attempt {
+    use sea_orm::entity::prelude::*;
+
+    /// One row per attempt.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "webhook_attempts")]
+    pub struct Model {
+        /// Attempt id (UUID text, time-ordered).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// The message.
+        pub message_id: String,
+        /// The endpoint.
+        pub endpoint_id: String,
+        /// The order.
+        pub order_id: String,
+        /// The message's event type.
+        pub event_type: String,
+        /// Where it was posted.
+        #[sea_orm(column_type = "Text")]
+        pub url: String,
+        /// 1 for the first attempt at the message.
+        pub attempt: i32,
+        /// When.
+        pub at: DateTimeUtc,
+        /// The HTTP status answered, when one came.
+        pub status_code: Option<i32>,
+        /// What went wrong; `None` when accepted.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub error: Option<String>,
+        /// How long the attempt took, milliseconds.
+        pub duration_ms: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

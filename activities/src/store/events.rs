@@ -59,6 +59,8 @@ impl Store {
         db: &C,
         rows: Vec<EventAt<'_>>,
     ) -> Result<(), DbErr> {
+        // The status webhooks that tell of these changes commit with them.
+        Self::enqueue_notification_webhooks(db, &rows).await?;
         for chunk in rows.chunks(200) {
             let models: Vec<notification_event::ActiveModel> = chunk
                 .iter()

@@ -3,7 +3,8 @@
 //! Works on SQLite (embedded default) and PostgreSQL (production) through sea-orm. One `Store`
 //! handle; its queries live in a module per aggregate: `orders`, `chains` (the `/future` API's
 //! chains and instant messages), `notifications`, `contact_register`, `reports` (delivery and
-//! dead reports), `rate_slots`, `status_feed` and `events` (the notification event log). This file
+//! dead reports), `rate_slots`, `status_feed`, `events` (the notification event log) and `webhooks` (status
+//! webhooks: endpoints, messages, attempts). This file
 //! holds the connection, the migrations and what the modules share.
 
 mod chains;
@@ -16,6 +17,7 @@ mod orders;
 mod rate_slots;
 mod reports;
 mod status_feed;
+mod webhooks;
 
 pub use chains::{Chain, ChainInsert, InstantWriter};
 pub use contact_register::{OrgContact, PersonContact};
@@ -24,6 +26,10 @@ pub use notifications::{Notification, ProviderResult, ResultWriter, Settled};
 pub use orders::{CancelOutcome, StatusCounts};
 pub use reports::{ApplyOutcome, DeadReport, Report, ReportTarget};
 pub use status_feed::FeedEntry;
+pub use webhooks::{
+    DeliveryStatus, EndpointChange, NewEndpoint, Undispatched, WebhookAttempt, WebhookEndpoint,
+    WebhookMessage, is_final,
+};
 
 use entities::notification;
 use sea_orm::{

@@ -235,14 +235,19 @@ impl Store {
             return Ok(CancelOutcome::Cancelled(o.into()));
         }
         let now = Utc::now();
+        let txn = self.db.begin().await?;
         let res = order::Entity::update_many()
             .col_expr(order::Column::Status, Expr::value(OrderStatus::Cancelled))
             .col_expr(order::Column::StatusChanged, Expr::value(now))
             .filter(order::Column::Id.eq(id))
             .filter(order::Column::Status.eq(OrderStatus::Registered))
             .filter(order::Column::RequestedSendTime.gt(now + cutoff))
-            .exec(&*self.db)
+            .exec(&txn)
             .await?;
+        if res.rows_affected == 1 {
+            Self::enqueue_order_webhook(&txn, id, OrderStatus::Cancelled).await?;
+        }
+        txn.commit().await?;
         let o = order::Entity::find_by_id(id.to_owned()).one(&*self.db).await?.unwrap_or(o).into();
         if res.rows_affected == 1 {
             Ok(CancelOutcome::Cancelled(o))
@@ -325,6 +330,7 @@ impl Store {
             .on_conflict(OnConflict::column(status_feed::Column::OrderId).do_nothing().to_owned())
             .exec_without_returning(&txn)
             .await?;
+            Self::enqueue_order_webhook(&txn, id, to).await?;
         }
         txn.commit().await?;
         Ok(moved)

@@ -651,7 +651,8 @@ impl Example for SmsOrderRequestDto {
 pub struct HistoryEntryDto {
     /// When it happened (UTC).
     pub time: String,
-    /// `workflow` (the order's workflow history) or `notification` (a notification's status).
+    /// `workflow` (the order's workflow history), `notification` (a notification's status) or
+    /// `webhook` (an attempt at delivering a status webhook).
     pub source: String,
     /// What happened, in words.
     pub text: String,

@@ -12,3 +12,4 @@ pub mod v2;
 pub mod v2_dto;
 pub mod validate;
 pub mod validate_v2;
+pub mod webhooks;

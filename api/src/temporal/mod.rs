@@ -1,11 +1,13 @@
 //! The bridge to Temporal, a file a job: the client connection and workflow policy (here), the
 //! dispatcher that starts order workflows as a transactional outbox (`dispatcher`), what the
 //! API asks of a running workflow (`control`: redrive, cancel, signals), the worker thread and
-//! its SDK metrics (`worker`), and housekeeping that runs beside the API (`housekeeping`).
+//! its SDK metrics (`worker`), housekeeping that runs beside the API (`housekeeping`), and the
+//! outbox that wakes each webhook pair's workflow (`webhooks`).
 
 mod control;
 mod dispatcher;
 mod housekeeping;
+mod webhooks;
 mod worker;
 
 pub use control::{RedriveRefusal, SignalEvents};

@@ -6,9 +6,9 @@ use crate::config::Config;
 use std::sync::Arc;
 use std::time::Duration;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
-use varsel_activities::OrderActivitiesImpl;
 use varsel_activities::order_activities::Draining;
-use varsel_workflows::OrderWorkflow;
+use varsel_activities::{OrderActivitiesImpl, WebhookActivitiesImpl};
+use varsel_workflows::{OrderWorkflow, WebhookWorkflow};
 
 /// A running worker thread.
 pub struct WorkerHandle {
@@ -103,6 +103,7 @@ impl WorkerHandle {
 pub fn spawn_worker(
     cfg: Arc<Config>,
     activities: OrderActivitiesImpl,
+    webhooks: WebhookActivitiesImpl,
     exporter: SdkMetrics,
 ) -> WorkerHandle {
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -120,6 +121,7 @@ pub fn spawn_worker(
                 .build()
                 .expect("worker runtime");
             let activities = Arc::new(activities);
+            let webhooks = Arc::new(webhooks);
             rt.block_on(async move {
                 let meter = exporter.start();
                 let mut stop_seen = stopped.clone();
@@ -127,9 +129,8 @@ pub fn spawn_worker(
                     if *stopped.borrow() {
                         break;
                     }
-                    match run_worker_once(&cfg, activities.clone(), stopped.clone(), meter.clone())
-                        .await
-                    {
+                    let both = (activities.clone(), webhooks.clone());
+                    match run_worker_once(&cfg, both, stopped.clone(), meter.clone()).await {
                         Ok(true) => break,
                         Ok(false) => {}
                         Err(e) => tracing::warn!(error = %e, "worker stopped; restarting in 2 s"),
@@ -150,7 +151,7 @@ pub fn spawn_worker(
 /// One worker lifetime. `Ok(true)` means it was asked to stop.
 async fn run_worker_once(
     cfg: &Config,
-    activities: Arc<OrderActivitiesImpl>,
+    (activities, webhooks): (Arc<OrderActivitiesImpl>, Arc<WebhookActivitiesImpl>),
     mut stopped: tokio::sync::watch::Receiver<bool>,
     meter: Option<Arc<dyn temporalio_common::telemetry::metrics::CoreMeter>>,
 ) -> anyhow::Result<bool> {
@@ -171,7 +172,9 @@ async fn run_worker_once(
         cfg.shutdown_grace().saturating_sub(Duration::from_secs(3)).max(Duration::from_secs(1));
     let opts = WorkerOptions::new(cfg.temporal.task_queue.clone())
         .register_workflow::<OrderWorkflow>()?
+        .register_workflow::<WebhookWorkflow>()?
         .register_activities(SharedActivities(activities))
+        .register_activities(SharedWebhookActivities(webhooks))
         .graceful_shutdown_period(sdk_grace)
         .tuner(tuner(cfg))
         .build();
@@ -211,6 +214,15 @@ fn tuner(cfg: &Config) -> temporalio_sdk::runtime::worker_tuner::WorkerTuner {
 struct SharedActivities(Arc<OrderActivitiesImpl>);
 
 impl temporalio_sdk::activities::ActivityImplementer for SharedActivities {
+    fn register_all(self: Arc<Self>, defs: &mut temporalio_sdk::activities::ActivityDefinitions) {
+        self.0.clone().register_all(defs)
+    }
+}
+
+/// The webhook activities, shared across worker restarts.
+struct SharedWebhookActivities(Arc<WebhookActivitiesImpl>);
+
+impl temporalio_sdk::activities::ActivityImplementer for SharedWebhookActivities {
     fn register_all(self: Arc<Self>, defs: &mut temporalio_sdk::activities::ActivityDefinitions) {
         self.0.clone().register_all(defs)
     }

@@ -87,6 +87,33 @@ const QUERIES: &[(&str, Call, &str)] = &[
         |s| Box::pin(async move { drop(s.has_pending("x", Channel::Email).await) }),
         "ix_notifications_order_channel_status_recipient",
     ),
+    (
+        "a webhook pair's waiting messages",
+        |s| Box::pin(async move { drop(s.pending_webhooks("ep", "x", 50).await) }),
+        // PostgreSQL, on these empty tables, may take the endpoint's index (in `seq` order, the
+        // pair filtered): either way one endpoint's rows, never the table.
+        "ix_webhook_messages_pair|ix_webhook_messages_",
+    ),
+    (
+        "the status webhooks of notification changes (with every event logged)",
+        |s| Box::pin(async move { drop(s.webhook_subscribers(&["x".to_owned()]).await) }),
+        "ix_webhook_endpoints_creator",
+    ),
+    (
+        "the webhook outbox",
+        |s| Box::pin(async move { drop(s.undispatched_webhooks(500).await) }),
+        "ix_webhook_messages_dispatched",
+    ),
+    (
+        "GET /webhooks/{id}/deliveries",
+        |s| Box::pin(async move { drop(s.webhook_messages_of("ep", None, Some(10), 50).await) }),
+        "ix_webhook_messages_endpoint_seq",
+    ),
+    (
+        "an order's timeline of webhook attempts",
+        |s| Box::pin(async move { drop(s.webhook_attempts_of_order("x").await) }),
+        "ix_webhook_attempts_order_at",
+    ),
 ];
 
 /// The first query a store call makes, as sea-orm builds it for `backend`: the call runs on a mock

@@ -25,3 +25,4 @@ mod scheduling;
 mod schemathesis;
 mod sms_rules;
 mod tokens;
+mod webhooks;

@@ -9,6 +9,7 @@ mod m0005_order_chains;
 mod m0006_contact_updated;
 mod m0007_slice_index;
 mod m0008_order_counts;
+mod m0009_webhooks;
 
 use sea_orm_migration::prelude::*;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_contact_updated::M0006ContactUpdated),
             Box::new(m0007_slice_index::M0007SliceIndex),
             Box::new(m0008_order_counts::M0008OrderCounts),
+            Box::new(m0009_webhooks::M0009Webhooks),
         ]
     }
 }
