@@ -698,7 +698,7 @@ pub struct WebhookConfig {
     /// public is refused at registration and again at each delivery.
     #[serde(rename = "webhook_allowed_hosts")]
     pub allowed_hosts: Vec<String>,
-    /// Timeout of one delivery attempt, seconds.
+    /// Timeout of one delivery attempt, seconds (at most 25).
     #[serde(rename = "webhook_timeout_secs")]
     pub timeout_secs: u64,
     /// First retry delay after a failed delivery, milliseconds (doubling each attempt).

@@ -58,7 +58,8 @@ pub fn openapi_service(state: Arc<AppState>, report_secret: String) -> OpenApiSe
 /// `webhook_allowed_hosts` allows beside public ones.
 pub fn webhook_sender(config: &Config) -> anyhow::Result<WebhookSender> {
     WebhookSender::new(
-        std::time::Duration::from_secs(config.webhooks.timeout_secs.max(1)),
+        // Below the delivery activity's heartbeat timeout (30 s), which it beats before each post.
+        std::time::Duration::from_secs(config.webhooks.timeout_secs.clamp(1, 25)),
         OutboundPolicy::new(&config.webhooks.allowed_hosts),
     )
 }
