@@ -8,7 +8,7 @@
 //! previous secret, space-separated). Delivery goes only to destinations the outbound policy
 //! allows (as the send condition's), follows no redirect, and counts any 2xx as accepted.
 
-use crate::providers::outbound::{OutboundPolicy, Refused};
+use crate::providers::outbound::{OutboundPolicy, Refused, error_chain, refusal};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -149,11 +149,8 @@ impl WebhookSender {
     /// reaches destinations `policy` allows.
     pub fn new(timeout: Duration, policy: OutboundPolicy) -> anyhow::Result<Self> {
         let policy = Arc::new(policy);
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .no_proxy()
-            .dns_resolver(policy.resolver())
+        let http = policy
+            .client_builder(timeout)
             // A redirect is an answer like any other non-2xx: the endpoint must be registered
             // where it is.
             .redirect(reqwest::redirect::Policy::none())
@@ -235,18 +232,12 @@ impl WebhookSender {
     }
 }
 
-/// A transport error in words: the policy's refusal, a timeout, or the innermost cause.
+/// A transport error in words: the policy's refusal, a timeout, or the error and its causes.
 fn describe(e: &reqwest::Error) -> String {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    let mut innermost = e.to_string();
-    while let Some(s) = source {
-        if let Some(r) = s.downcast_ref::<Refused>() {
-            return format!("refused: {r}");
-        }
-        innermost = s.to_string();
-        source = s.source();
+    if let Some(r) = refusal(e) {
+        return format!("refused: {r}");
     }
-    if e.is_timeout() { "timed out".into() } else { format!("unreachable: {innermost}") }
+    if e.is_timeout() { "timed out".into() } else { format!("unreachable: {}", error_chain(e)) }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The send-condition check: `GET conditionEndpoint` → `{"sendNotification": bool}`.
 
-use super::outbound::{OutboundPolicy, Refused};
+use super::outbound::{OutboundPolicy, Refused, error_chain, refusal};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,12 +54,8 @@ impl ConditionClient {
     pub fn new(timeout: Duration, policy: OutboundPolicy) -> anyhow::Result<Self> {
         let policy = Arc::new(policy);
         let redirect_policy = policy.clone();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            // A proxy would resolve names itself and get around the resolver below.
-            .no_proxy()
-            .dns_resolver(policy.resolver())
+        let http = policy
+            .client_builder(timeout)
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 // `previous` holds every URL asked so far, the first included: it is one longer
                 // than the redirects already followed.
@@ -102,7 +98,7 @@ impl ConditionClient {
         }
         let resp = request.send().await.map_err(|e| match refusal(&e) {
             Some(r) => ConditionError::Refused(r),
-            None => Inconclusive(format!("condition endpoint unreachable: {}", chain(&e))),
+            None => Inconclusive(format!("condition endpoint unreachable: {}", error_chain(&e))),
         })?;
         let status = resp.status();
         if !status.is_success() {
@@ -112,7 +108,7 @@ impl ConditionClient {
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {
-                Inconclusive(format!("condition endpoint body unreadable: {}", chain(&e)))
+                Inconclusive(format!("condition endpoint body unreadable: {}", error_chain(&e)))
             })?;
             if body.len() + chunk.len() > MAX_BODY {
                 return Err(Inconclusive(format!(
@@ -131,31 +127,4 @@ impl ConditionClient {
             )),
         }
     }
-}
-
-/// The policy's refusal inside a reqwest error (from the resolver or the redirect policy).
-fn refusal(e: &reqwest::Error) -> Option<String> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if let Some(r) = s.downcast_ref::<Refused>() {
-            return Some(r.0.clone());
-        }
-        source = s.source();
-    }
-    None
-}
-
-/// An error and its causes on one line ("error sending request: … : connection refused").
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }

@@ -80,6 +80,47 @@ impl OutboundPolicy {
     pub fn resolver(self: &Arc<Self>) -> Arc<GuardedResolver> {
         Arc::new(GuardedResolver { policy: self.clone() })
     }
+
+    /// A reqwest client builder for destinations a client chose: this policy's resolver, no
+    /// proxy (it would resolve names itself and get around the resolver), and `timeout` for the
+    /// connection and for the whole request. The caller adds its redirect policy.
+    pub fn client_builder(
+        self: &Arc<Self>,
+        timeout: std::time::Duration,
+    ) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .no_proxy()
+            .dns_resolver(self.resolver())
+    }
+}
+
+/// The policy's refusal inside a reqwest error (from the resolver or a redirect policy).
+pub fn refusal(e: &reqwest::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<Refused>() {
+            return Some(r.0.clone());
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// An error and its causes on one line ("error sending request: … : connection refused").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 fn normalise(host: &str) -> String {

@@ -28,7 +28,7 @@ pub use reports::{ApplyOutcome, DeadReport, Report, ReportTarget};
 pub use status_feed::FeedEntry;
 pub use webhooks::{
     DeliveryStatus, EndpointChange, NewEndpoint, Undispatched, WebhookAttempt, WebhookEndpoint,
-    WebhookMessage, is_final,
+    WebhookMessage,
 };
 
 use entities::notification;

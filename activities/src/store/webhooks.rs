@@ -536,11 +536,10 @@ impl Store {
         }
         if let Some(enabled) = change.enabled {
             row.enabled = Set(enabled);
+            // Disabling an endpoint that is already disabled keeps its reason.
             if enabled {
                 row.disabled_reason = Set(None);
-            } else if !was_enabled {
-                // Already disabled: its reason stays.
-            } else {
+            } else if was_enabled {
                 row.disabled_reason = Set(Some("disabled by its owner".into()));
             }
         }
@@ -808,6 +807,6 @@ impl Store {
 
 /// Whether a notification status counts as final for `notification.final`, given whether the
 /// notification still awaits a delivery report.
-pub fn is_final(status: NotificationStatus, awaits_report: bool) -> bool {
+fn is_final(status: NotificationStatus, awaits_report: bool) -> bool {
     status.rank() == 3 || (status.rank() == 2 && !awaits_report)
 }

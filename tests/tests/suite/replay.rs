@@ -19,8 +19,23 @@ use varsel_tests::{
 
 const T: Duration = Duration::from_secs(60);
 
-pub(crate) fn fixtures_dir() -> PathBuf {
+fn fixtures_dir() -> PathBuf {
     project_root().join("tests/fixtures/histories")
+}
+
+/// Keeps a history as the fixture `name` when `VARSEL_RECORD_HISTORIES` is set. Only a missing
+/// fixture is written: the committed ones were recorded by older code and are the point of the
+/// test. Delete a file to re-record it.
+pub(crate) fn keep_fixture(name: &str, history: &[u8]) {
+    if std::env::var("VARSEL_RECORD_HISTORIES").is_err() {
+        return;
+    }
+    std::fs::create_dir_all(fixtures_dir()).unwrap();
+    let file = fixtures_dir().join(format!("{name}.json"));
+    if !file.exists() {
+        let pretty: Value = serde_json::from_slice(history).unwrap();
+        std::fs::write(file, serde_json::to_vec_pretty(&pretty).unwrap()).unwrap();
+    }
 }
 
 /// The workflow paths the fixtures must cover.
@@ -364,17 +379,8 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
     })
     .await;
 
-    if std::env::var("VARSEL_RECORD_HISTORIES").is_ok() {
-        std::fs::create_dir_all(fixtures_dir()).unwrap();
-        // Only missing fixtures are written: the committed ones were recorded by older code and
-        // are the point of the test. Delete a file to re-record it.
-        for (name, bytes) in &histories {
-            let file = fixtures_dir().join(format!("{name}.json"));
-            if !file.exists() {
-                let pretty: Value = serde_json::from_slice(bytes).unwrap();
-                std::fs::write(file, serde_json::to_vec_pretty(&pretty).unwrap()).unwrap();
-            }
-        }
+    for (name, bytes) in &histories {
+        keep_fixture(name, bytes);
     }
     app.stop().await;
     long_app.stop().await;

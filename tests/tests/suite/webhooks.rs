@@ -99,13 +99,7 @@ async fn replay_pair(app: &TestApp, endpoint_id: &str, order_id: &str, fixture: 
     let results =
         varsel_api::replay::replay_json(&[(fixture.to_owned(), bytes.clone())]).await.unwrap();
     assert!(results[0].1.is_ok(), "{fixture}: {:?}", results[0].1);
-    if std::env::var("VARSEL_RECORD_HISTORIES").is_ok() {
-        let file = super::replay::fixtures_dir().join(format!("{fixture}.json"));
-        if !file.exists() {
-            let pretty: Value = serde_json::from_slice(&bytes).unwrap();
-            std::fs::write(file, serde_json::to_vec_pretty(&pretty).unwrap()).unwrap();
-        }
-    }
+    super::replay::keep_fixture(fixture, &bytes);
 }
 
 async fn app_with(
