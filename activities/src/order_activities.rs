@@ -7,6 +7,7 @@
 
 use crate::contacts;
 use crate::providers::SendError;
+use crate::providers::attachments::{AttachmentFetcher, FetchError};
 use crate::providers::condition::{ConditionClient, ConditionError};
 use crate::providers::email::{Mailer, OutgoingEmail};
 use crate::providers::sms::{OutgoingSms, SmsRouter};
@@ -35,6 +36,8 @@ pub struct OrderActivitiesImpl {
     pub contacts: crate::contacts::ContactSources,
     /// Email sender.
     pub mailer: Mailer,
+    /// Fetches composed emails' attachments when they are sent.
+    pub attachments: AttachmentFetcher,
     /// SMS sender.
     pub sms: SmsRouter,
     /// Whether the email relay sends delivery reports (then `Email_Succeeded` waits for one).
@@ -752,7 +755,25 @@ impl OrderActivitiesImpl {
         let result = match channel {
             Channel::Email => {
                 let template = order.email.as_ref();
-                let mail = OutgoingEmail {
+                // A composed email's files, fetched now: what cannot be fetched, or is too
+                // large, ends the notification; a file server that cannot answer now is retried.
+                let attachments = match template.map(|t| t.attachments.as_slice()) {
+                    Some(files) if !files.is_empty() => {
+                        self.attachments.fetch_all(files).await.map_err(|e| match e {
+                            FetchError::Invalid(reason) => SendError::Permanent {
+                                status: NotificationStatus::EmailFailedInvalidSasUrl,
+                                reason,
+                            },
+                            FetchError::TooLarge(reason) => SendError::Permanent {
+                                status: NotificationStatus::EmailFailedPayloadTooLarge,
+                                reason,
+                            },
+                            FetchError::Unavailable(reason) => SendError::Transient(reason),
+                        })
+                    }
+                    _ => Ok(Vec::new()),
+                };
+                let mail = attachments.map(|attachments| OutgoingEmail {
                     notification_id: n.id.clone(),
                     from: template.and_then(|t| t.from.clone()),
                     to: n.address.clone(),
@@ -767,11 +788,16 @@ impl OrderActivitiesImpl {
                         .or_else(|| template.map(|t| t.body.clone()))
                         .unwrap_or_default(),
                     content_type: template.map(|t| t.content_type).unwrap_or_default(),
-                };
-                self.mailer
-                    .send(&mail)
-                    .await
-                    .map(|r| (NotificationStatus::EmailSucceeded, Some(r), self.email_reports))
+                    attachments,
+                });
+                match mail {
+                    Ok(mail) => {
+                        self.mailer.send(mail).await.map(|r| {
+                            (NotificationStatus::EmailSucceeded, Some(r), self.email_reports)
+                        })
+                    }
+                    Err(e) => Err(e),
+                }
             }
             Channel::Sms => {
                 let template = order.sms.as_ref();

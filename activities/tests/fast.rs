@@ -9,6 +9,7 @@ use std::time::Duration;
 use temporalio_sdk::testing::ActivityEnvironment;
 use varsel_activities::events::OrderEvents;
 use varsel_activities::metrics::Metrics;
+use varsel_activities::providers::attachments::{AttachmentFetcher, AttachmentSettings};
 use varsel_activities::providers::condition::ConditionClient;
 use varsel_activities::providers::email::{EmailSettings, Mailer};
 use varsel_activities::providers::outbound::OutboundPolicy;
@@ -54,8 +55,18 @@ fn activities(store: &Store, outbox: &Path) -> OrderActivitiesImpl {
             timeout: Duration::from_secs(5),
             bounces: None,
             dsn_notify: false,
+            max_message_bytes: 10 * 1024 * 1024,
         })
         .expect("file transport"),
+        attachments: AttachmentFetcher::new(
+            AttachmentSettings {
+                concurrency: 2,
+                timeout: Duration::from_secs(5),
+                max_message_bytes: 10 * 1024 * 1024,
+            },
+            OutboundPolicy::default(),
+        )
+        .expect("attachment fetcher"),
         sms: SmsRouter {
             simulator: Some(Simulator::new(
                 store.clone(),
@@ -105,6 +116,7 @@ fn email_order(id: &str) -> NewOrder {
                 subject: "Your case".to_owned(),
                 body: "Case 4711 is decided.".to_owned(),
                 content_type: EmailContentType::Plain,
+                attachments: vec![],
             }),
             sms: None,
             chain: None,

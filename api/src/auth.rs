@@ -31,6 +31,8 @@ use std::sync::Arc;
 pub const OPERATOR_SCOPE: &str = "varsel:operator";
 /// The scope an order creator needs.
 pub const CREATE_SCOPE: &str = "altinn:serviceowner/notifications.create";
+/// The scope of composed emails (`/future/orders/composed-email`), and of nothing else.
+pub const COMPOSED_EMAIL_SCOPE: &str = "altinn:serviceowner/notifications.composedemail.create";
 /// The claim naming the service owner org.
 pub const ORG_CLAIM: &str = "urn:altinn:org";
 /// The claim naming the app a PlatformAccessToken was issued to (required on those tokens).
@@ -359,9 +361,28 @@ impl Verifier {
                 "A bearer token (Authorization: Bearer …) or a PlatformAccessToken header is required.",
             ));
         };
+        self.bearer_creator(token, CREATE_SCOPE)
+    }
+
+    /// Authorises `POST /future/orders/composed-email`: only a bearer token with the
+    /// composed-email scope and the org claim (Altinn takes no PlatformAccessToken there).
+    pub fn authorize_composed(
+        &self,
+        headers: &poem::http::HeaderMap,
+    ) -> Result<Principal, ApiError> {
+        let Some(token) = bearer_header(headers)? else {
+            return Err(ApiError::unauthorized(format!(
+                "A bearer token (Authorization: Bearer …) with the scope {COMPOSED_EMAIL_SCOPE} is required."
+            )));
+        };
+        self.bearer_creator(token, COMPOSED_EMAIL_SCOPE)
+    }
+
+    /// The creator of a valid bearer token with `scope`, named by its org claim.
+    fn bearer_creator(&self, token: &str, scope: &str) -> Result<Principal, ApiError> {
         let claims = self.bearer_claims(token)?;
-        if !has_scope(&claims, CREATE_SCOPE)? {
-            return Err(ApiError::forbidden(format!("The token lacks the scope {CREATE_SCOPE}.")));
+        if !has_scope(&claims, scope)? {
+            return Err(ApiError::forbidden(format!("The token lacks the scope {scope}.")));
         }
         match claims.get(ORG_CLAIM) {
             Some(Value::String(org)) if !org.trim().is_empty() => {

@@ -406,6 +406,24 @@ pub struct TemporalConfig {
     /// Activities one worker runs at once (its activity task slots): batches beyond it wait in
     /// Temporal for another worker.
     pub worker_max_activities: usize,
+    /// Activities one worker runs at once for composed emails, which have a task queue of their
+    /// own (`<task_queue>-composed`), so that large mails never take the slots of others.
+    pub composed_max_activities: usize,
+}
+
+impl TemporalConfig {
+    /// The task queue of composed emails' workflows and activities.
+    pub fn composed_task_queue(&self) -> String {
+        format!("{}-composed", self.task_queue)
+    }
+
+    /// The task queue an order's workflow runs on.
+    pub fn task_queue_for(&self, order: &varsel_workflows::order::Order) -> String {
+        match order.chain.as_ref().map(|c| c.order_type) {
+            Some(varsel_workflows::order::OrderType::Composed) => self.composed_task_queue(),
+            _ => self.task_queue.clone(),
+        }
+    }
 }
 
 impl Default for TemporalConfig {
@@ -416,6 +434,7 @@ impl Default for TemporalConfig {
             ui_url: "http://127.0.0.1:8233".into(),
             task_queue: "varsel-orders".into(),
             worker_max_activities: 100,
+            composed_max_activities: 5,
         }
     }
 }
@@ -452,6 +471,19 @@ pub struct EmailConfig {
     /// `Email_Delivered` or a failure. Needs `email_bounce_domain`.
     #[serde(rename = "email_dsn_notify")]
     pub dsn_notify: bool,
+    /// The largest email handed to the relay, bytes, attachments included (base64 makes a file
+    /// a third larger); a larger one fails with `Email_Failed_PayloadTooLarge`, and so does one
+    /// the relay refuses as too large. Also the bound of a composed email's downloads together.
+    #[serde(rename = "email_max_message_bytes")]
+    pub max_message_bytes: u64,
+    /// Attachment downloads of composed emails at once in one worker.
+    pub attachment_concurrency: usize,
+    /// Timeout of one attachment download (connecting, the answer and the whole file), seconds.
+    pub attachment_timeout_secs: u64,
+    /// Destinations attachment URLs may be at although they are not public, as
+    /// `condition_allowed_hosts` (host names, addresses, networks). Everything else that is not
+    /// public is refused when the order is made and again when the file is fetched.
+    pub attachment_allowed_hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for EmailConfig {
@@ -482,6 +514,10 @@ impl Default for EmailConfig {
             bounce_listen: String::new(),
             bounce_max_bytes: 1024 * 1024,
             dsn_notify: false,
+            max_message_bytes: 10 * 1024 * 1024,
+            attachment_concurrency: 5,
+            attachment_timeout_secs: 30,
+            attachment_allowed_hosts: vec![],
         }
     }
 }

@@ -26,18 +26,26 @@ pub struct ProblemDetails {
     pub detail: Option<String>,
     /// Validation messages keyed by property path (for example `Recipients[0]`).
     pub errors: Option<BTreeMap<String, Vec<String>>>,
-    /// Identifier of the request, for support.
+    /// The request's trace id (W3C Trace Context: the caller's `traceparent`, or a new one),
+    /// also in the log line of the request: give it to the operator.
     pub trace_id: Option<String>,
     /// Altinn's error code (`NOT-00001` …), on coded errors of the newer API.
     pub code: Option<String>,
+    /// The status's reason phrase (`Unprocessable Entity` …), on coded errors, as Altinn's.
+    pub status_description: Option<String>,
 }
 
 /// A payload with media type `application/problem+json`.
 #[derive(Debug, Clone)]
 pub struct ProblemJson(pub Box<ProblemDetails>);
 
+impl ProblemJson {
+    /// Its media type.
+    pub const MEDIA_TYPE: &'static str = "application/problem+json";
+}
+
 impl Payload for ProblemJson {
-    const CONTENT_TYPE: &'static str = "application/problem+json";
+    const CONTENT_TYPE: &'static str = Self::MEDIA_TYPE;
     fn schema_ref() -> MetaSchemaRef {
         ProblemDetails::schema_ref()
     }
@@ -96,6 +104,12 @@ pub enum ApiError {
     /// A part varsel depends on is unavailable; nothing was stored. Retry later.
     #[oai(status = 503)]
     Unavailable(ProblemJson),
+    /// `NOT-00002`: the client disconnected or cancelled the request before it was answered.
+    /// Nobody receives this answer; the request is logged and counted with this status, under
+    /// its trace id. An instant message whose provider call had begun is still sent and recorded:
+    /// repeat the request to learn its answer.
+    #[oai(status = 499)]
+    ClientClosedRequest(ProblemJson),
 }
 
 /// How a JSON value is named in messages ("a number", "an object", …).
@@ -131,6 +145,7 @@ pub fn status_meta(status: u16) -> (&'static str, &'static str) {
         431 => {
             ("https://www.rfc-editor.org/rfc/rfc6585#section-5", "Request Header Fields Too Large")
         }
+        499 => ("about:blank", "Client Closed Request"),
         503 => ("https://tools.ietf.org/html/rfc9110#section-15.6.4", "Service Unavailable"),
         s if s >= 500 => {
             ("https://tools.ietf.org/html/rfc9110#section-15.6.1", "Internal Server Error")
@@ -152,6 +167,7 @@ fn problem(status: u16, detail: Option<String>) -> ProblemJson {
         errors: None,
         trace_id: None,
         code: None,
+        status_description: None,
     }))
 }
 
@@ -209,9 +225,11 @@ impl ApiError {
         p.0.problem_type = format!("urn:altinn:error:{code}");
         p.0.title = title.to_owned();
         p.0.code = Some(code.to_owned());
+        p.0.status_description = Some(crate::trace::status_description(status));
         match status {
             404 => Self::NotFound(p),
             422 => Self::Unprocessable(p),
+            499 => Self::ClientClosedRequest(p),
             _ => Self::Unavailable(p),
         }
     }

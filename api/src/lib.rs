@@ -18,6 +18,7 @@ pub mod startup;
 pub mod state;
 pub mod temporal;
 pub mod timeline;
+pub mod trace;
 pub mod upstream;
 
 pub use config::Config;

@@ -26,6 +26,7 @@ use varsel_activities::events::OrderEvents;
 use varsel_activities::instant::InstantSender;
 use varsel_activities::metrics::Metrics;
 use varsel_activities::order_activities::SendSlots;
+use varsel_activities::providers::attachments::{AttachmentFetcher, AttachmentSettings};
 use varsel_activities::providers::condition::ConditionClient;
 use varsel_activities::providers::email::{EmailSettings, Mailer};
 use varsel_activities::providers::outbound::OutboundPolicy;
@@ -129,37 +130,6 @@ async fn allow_header<E: poem::Endpoint>(
         resp.headers_mut().insert(poem::http::header::ALLOW, value);
     }
     Ok(resp)
-}
-
-/// Counts an answered request and its time under its route: the path with every segment that
-/// holds an id (an order's, a notification's: anything with a digit and 8 characters or more)
-/// written `:id`, so the series stay few.
-async fn count_request<E: poem::Endpoint>(
-    ep: Arc<E>,
-    req: poem::Request,
-    metrics: varsel_activities::metrics::Metrics,
-) -> poem::Result<poem::Response> {
-    use poem::IntoResponse;
-    let started = std::time::Instant::now();
-    let method = req.method().as_str().to_owned();
-    let route = route_label(req.uri().path());
-    let resp = ep.call(req).await?.into_response();
-    let status = resp.status().as_u16().to_string();
-    metrics.http_requests.with_label_values(&[&method, &route, &status]).inc();
-    metrics
-        .http_seconds
-        .with_label_values(&[&method, &route])
-        .observe(started.elapsed().as_secs_f64());
-    Ok(resp)
-}
-
-/// A path as a metric label: id-like segments as `:id`.
-fn route_label(path: &str) -> String {
-    path.trim_end_matches('/')
-        .split('/')
-        .map(|s| if s.len() >= 8 && s.chars().any(|c| c.is_ascii_digit()) { ":id" } else { s })
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// Prometheus text format: varsel's counters and histograms, plus gauges read from the database
@@ -561,7 +531,7 @@ pub fn api_routes(state: Arc<AppState>, report_secret: &str) -> BoxEndpoint<'sta
         .with(NormalizePath::new(TrailingSlash::Trim))
         .catch_all_error(|e| async move { render_poem_error(e) })
         .around(move |ep, req| allow_header(ep, req, allowed.clone()))
-        .around(move |ep, req| count_request(ep, req, http_metrics.clone()))
+        .around(move |ep, req| crate::trace::observe_request(ep, req, http_metrics.clone()))
         .boxed()
 }
 
@@ -591,7 +561,16 @@ fn providers(
         timeout: Duration::from_secs(config.email.smtp_timeout_secs),
         bounces: config.bounce_addresses(report_secret),
         dsn_notify: config.email.dsn_notify,
+        max_message_bytes: config.email.max_message_bytes,
     })?;
+    let attachments = AttachmentFetcher::new(
+        AttachmentSettings {
+            concurrency: config.email.attachment_concurrency,
+            timeout: Duration::from_secs(config.email.attachment_timeout_secs.max(1)),
+            max_message_bytes: config.email.max_message_bytes,
+        },
+        OutboundPolicy::new(&config.email.attachment_allowed_hosts),
+    )?;
     let gateway = if config.sms.kannel_sendsms_url.is_empty() {
         None
     } else {
@@ -635,6 +614,7 @@ fn providers(
         store: store.clone(),
         contacts: upstream.contacts.clone(),
         mailer,
+        attachments,
         sms,
         // With notifications asked for, every email's fate is reported: `Email_Succeeded` waits.
         email_reports: config.email.delivery_reports || config.email.dsn_notify,

@@ -371,8 +371,9 @@ async fn baseline_send(mailer: &Mailer, to: String) -> anyhow::Result<()> {
         subject: "Bench".into(),
         body: "A benchmark message.".into(),
         content_type: Default::default(),
+        attachments: Vec::new(),
     };
-    mailer.send(&mail).await.map(drop).map_err(|e| anyhow::anyhow!("baseline send: {e:?}"))
+    mailer.send(mail).await.map(drop).map_err(|e| anyhow::anyhow!("baseline send: {e:?}"))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -757,6 +758,7 @@ impl Bench {
             timeout: Duration::from_secs(self.cfg.email.smtp_timeout_secs),
             bounces: None,
             dsn_notify: false,
+            max_message_bytes: self.cfg.email.max_message_bytes,
         })?))
     }
 

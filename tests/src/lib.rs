@@ -453,6 +453,7 @@ impl TestApp {
             })
             .collect();
         cfg.conditions.allowed_hosts = vec!["127.0.0.1".into(), "localhost".into()];
+        cfg.email.attachment_allowed_hosts = vec!["127.0.0.1".into()];
         cfg.conditions.retry_ms = 200;
         cfg.conditions.attempts = 2;
         cfg.processing.max_retry_interval_ms = 2_000;

@@ -7,3 +7,22 @@ serializer for. Its schema is a binary string, so it is sent as schemathesis sen
 import schemathesis
 
 schemathesis.serializer.alias("application/x-ndjson", "application/octet-stream")
+
+# Python 3.11's parser can fail with "SystemError: AST constructor recursion depth mismatch" when
+# `ast.parse` runs deep inside a recursion (a CPython bug fixed in later releases). Hypothesis
+# parses a lambda's source only to *describe* a strategy, and schemathesis' deeply nested request
+# bodies made it do so deep enough to crash a run now and then. Without the parse, only the
+# description of that lambda is lost.
+from hypothesis.internal import lambda_sources
+
+_describe_lambda = lambda_sources._lambda_description
+
+
+def _lambda_description(f, *args, **kwargs):
+    try:
+        return _describe_lambda(f, *args, **kwargs)
+    except SystemError:
+        return "lambda: <unknown>"
+
+
+lambda_sources._lambda_description = _lambda_description

@@ -183,6 +183,11 @@ stored_enum! {
         EmailFailedQuarantined => "Email_Failed_Quarantined",
         /// No final report arrived within the time-to-live.
         EmailFailedTtl => "Email_Failed_TTL",
+        /// An attachment of a composed email could not be fetched from its URL.
+        EmailFailedInvalidSasUrl => "Email_Failed_InvalidSasUrl",
+        /// The composed email with its attachments is larger than the relay or the configured
+        /// limit takes.
+        EmailFailedPayloadTooLarge => "Email_Failed_PayloadTooLarge",
         /// SMS created, not yet sent.
         SmsNew => "SMS_New",
         /// SMS handed to the gateway; the provider call may be under way.
@@ -358,6 +363,12 @@ impl NotificationStatus {
             }
             Self::EmailFailedTtl => {
                 "The email delivery status was not confirmed within the time-to-live."
+            }
+            Self::EmailFailedInvalidSasUrl => {
+                "The email was not sent because one or more attachment SAS URLs are invalid, expired, or inaccessible."
+            }
+            Self::EmailFailedPayloadTooLarge => {
+                "The email was not sent because the total size of the attachments exceeds the allowed limit."
             }
             Self::SmsNew => {
                 "The SMS has been created, but has not been picked up for processing yet."

@@ -4,6 +4,7 @@
 
 use crate::domain::{EmailContentType, NotificationChannel, OrderStatus, stored_enum};
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 /// One recipient as submitted, validated and normalised: an explicit address or number, or a
 /// person or organisation whose contact points are looked up when the order is sent.
@@ -35,6 +36,21 @@ pub struct EmailTemplate {
     pub body: String,
     /// Content type.
     pub content_type: EmailContentType,
+    /// Files fetched from their URLs when the email is sent (composed emails); empty for others.
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file of a composed email: referenced by URL (an Azure Blob SAS URL in Altinn's use), and
+/// fetched when the email is sent, not when it is ordered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    /// The file's name in the email.
+    pub filename: String,
+    /// Its declared media type (`application/pdf`); what the URL serves must agree.
+    pub mime_type: String,
+    /// Where it is fetched from.
+    pub url: String,
 }
 
 /// The SMS part of an order.
@@ -60,6 +76,8 @@ stored_enum! {
         Chain => "chain",
         /// `POST /future/orders/instant/sms` or `/instant/email`.
         Instant => "instant",
+        /// `POST /future/orders/composed-email`.
+        Composed => "composed",
     }
 }
 
@@ -73,6 +91,9 @@ stored_enum! {
         Reminder => "Reminder",
         /// An instant message, sent by its request (`/future/orders/instant/*`).
         Instant => "Instant",
+        /// An email with attachments (`/future/orders/composed-email`), sent on a task queue of
+        /// its own so that large mails never hold up the others.
+        Composed => "Composed",
     }
 }
 

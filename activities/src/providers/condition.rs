@@ -1,6 +1,6 @@
 //! The send-condition check: `GET conditionEndpoint` → `{"sendNotification": bool}`.
 
-use super::outbound::{OutboundPolicy, Refused, error_chain, refusal};
+use super::outbound::{OutboundPolicy, error_chain, refusal};
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,20 +53,9 @@ impl ConditionClient {
     /// reaches the destinations `policy` allows, redirects included.
     pub fn new(timeout: Duration, policy: OutboundPolicy) -> anyhow::Result<Self> {
         let policy = Arc::new(policy);
-        let redirect_policy = policy.clone();
         let http = policy
             .client_builder(timeout)
-            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                // `previous` holds every URL asked so far, the first included: it is one longer
-                // than the redirects already followed.
-                if attempt.previous().len() > MAX_REDIRECTS {
-                    return attempt.error(Refused(format!("more than {MAX_REDIRECTS} redirects")));
-                }
-                match redirect_policy.check_url(attempt.url()) {
-                    Ok(()) => attempt.follow(),
-                    Err(refused) => attempt.error(Refused(format!("redirect to {refused}"))),
-                }
-            }))
+            .redirect(policy.checked_redirects(MAX_REDIRECTS))
             .user_agent(concat!("varsel/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self { http, policy, auth: ConditionAuth::None })

@@ -30,6 +30,14 @@ impl RelayError {
     pub fn is_permanent(&self) -> bool {
         matches!(self, Self::Smtp(e) if e.is_permanent())
     }
+
+    /// The relay's reply code, when it answered with one.
+    pub fn code(&self) -> Option<String> {
+        match self {
+            Self::Smtp(e) => e.status().map(|c| c.to_string()),
+            Self::Setup(_) => None,
+        }
+    }
 }
 
 enum Security {

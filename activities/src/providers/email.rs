@@ -2,8 +2,9 @@
 //! relay is configured.
 
 use lettre::address::{Address, Envelope};
+use lettre::message::header::ContentTransferEncoding;
 use lettre::message::header::ContentType;
-use lettre::message::{Mailbox, Message};
+use lettre::message::{Attachment, Body, Mailbox, Message, MultiPart, SinglePart};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use varsel_workflows::domain::{EmailContentType, NotificationStatus};
 
 use super::SendError;
+use super::attachments::FetchedFile;
 use super::bounce_address::BounceAddresses;
 use super::dsn_smtp::DsnRelay;
 
@@ -34,6 +36,9 @@ pub struct EmailSettings {
     /// Ask the relay for delivery status notifications (`VARSEL_EMAIL_DSN_NOTIFY`): successes
     /// as well as failures, through [`DsnRelay`].
     pub dsn_notify: bool,
+    /// The largest message handed to the relay, bytes, attachments included; a larger one fails
+    /// with `Email_Failed_PayloadTooLarge`, as one the relay refuses as too large (552).
+    pub max_message_bytes: u64,
 }
 
 /// The longest run of text without a space a header line may hold: lettre folds at spaces,
@@ -77,6 +82,16 @@ pub struct OutgoingEmail {
     pub body: String,
     /// Plain or HTML.
     pub content_type: EmailContentType,
+    /// Files to attach (a composed email's, fetched); with any, the message is
+    /// `multipart/mixed`: the body, then each file as an attachment part.
+    pub attachments: Vec<FetchedFile>,
+}
+
+/// SMTP's reply to a message over the relay's size limit (RFC 5321 §4.5.3.1.10).
+const TOO_LARGE: &str = "552";
+
+fn too_large(reason: String) -> SendError {
+    SendError::Permanent { status: NotificationStatus::EmailFailedPayloadTooLarge, reason }
 }
 
 enum Transport {
@@ -92,6 +107,7 @@ pub struct Mailer {
     /// Bound of one message's whole SMTP exchange.
     timeout: Duration,
     bounces: Option<BounceAddresses>,
+    max_message_bytes: u64,
 }
 
 impl Mailer {
@@ -121,6 +137,7 @@ impl Mailer {
             default_from: s.default_from.clone(),
             timeout: s.timeout,
             bounces: s.bounces.clone(),
+            max_message_bytes: s.max_message_bytes,
         })
     }
 
@@ -133,7 +150,7 @@ impl Mailer {
     }
 
     /// Sends one email. `Ok` carries the provider reference (the Message-ID).
-    pub async fn send(&self, mail: &OutgoingEmail) -> Result<String, SendError> {
+    pub async fn send(&self, mail: OutgoingEmail) -> Result<String, SendError> {
         let from: Mailbox =
             mail.from.as_deref().unwrap_or(&self.default_from).parse().map_err(|e| {
                 SendError::Permanent {
@@ -174,38 +191,71 @@ impl Mailer {
         if let Some(envelope) = envelope {
             builder = builder.envelope(envelope);
         }
-        let message = builder
+        let builder = builder
             .from(from)
             .to(to)
             .subject(header_safe(&mail.subject))
-            .message_id(Some(message_id.clone()))
-            .header(content_type)
-            .body(mail.body.clone())
-            .map_err(|e| SendError::Permanent {
-                status: NotificationStatus::EmailFailed,
-                reason: e.to_string(),
-            })?;
+            .message_id(Some(message_id.clone()));
+        let built = if mail.attachments.is_empty() {
+            builder.header(content_type).body(mail.body)
+        } else {
+            let mut parts = MultiPart::mixed()
+                .singlepart(SinglePart::builder().header(content_type).body(mail.body));
+            for file in mail.attachments {
+                let kind =
+                    ContentType::parse(&file.mime_type).map_err(|e| SendError::Permanent {
+                        status: NotificationStatus::EmailFailedInvalidSasUrl,
+                        reason: format!(
+                            "attachment '{}': media type {}: {e}",
+                            file.filename, file.mime_type
+                        ),
+                    })?;
+                // Base64 always: a file arrives byte for byte (a text file's line endings too,
+                // which 7bit and quoted-printable would rewrite as CRLF).
+                let body = Body::new_with_encoding(file.bytes, ContentTransferEncoding::Base64)
+                    .expect("base64 encodes any bytes");
+                parts = parts.singlepart(Attachment::new(file.filename).body(body, kind));
+            }
+            builder.multipart(parts)
+        };
+        let message = built.map_err(|e| SendError::Permanent {
+            status: NotificationStatus::EmailFailed,
+            reason: e.to_string(),
+        })?;
+        // Formatted once, and measured as it goes on the wire, encodings included (base64
+        // makes files a third larger).
+        let bytes = message.formatted();
+        let envelope = message.envelope().clone();
+        drop(message);
+        let size = bytes.len() as u64;
+        if size > self.max_message_bytes {
+            return Err(too_large(format!(
+                "the message is {size} bytes with its attachments; the limit is {} (VARSEL_EMAIL_MAX_MESSAGE_BYTES)",
+                self.max_message_bytes
+            )));
+        }
         // lettre's timeout bounds connecting; a relay that stops answering mid-exchange is
         // cut off here, so one attempt never outlasts the configured timeout. Either SMTP path
         // answers the same way: whether the relay refused for good, and its words.
         let handed = match &self.transport {
             Transport::Smtp(t) => {
-                let sent = t.send(message);
+                let sent = t.send_raw(&envelope, &bytes);
                 tokio::time::timeout(self.timeout, async {
-                    sent.await.map(drop).map_err(|e| (e.is_permanent(), e.to_string()))
+                    sent.await.map(drop).map_err(|e| {
+                        (e.is_permanent(), e.status().map(|c| c.to_string()), e.to_string())
+                    })
                 })
                 .await
             }
             Transport::Dsn(relay) => {
-                let bytes = message.formatted();
-                let sent = relay.send(message.envelope(), &bytes);
+                let sent = relay.send(&envelope, &bytes);
                 tokio::time::timeout(self.timeout, async {
-                    sent.await.map_err(|e| (e.is_permanent(), e.to_string()))
+                    sent.await.map_err(|e| (e.is_permanent(), e.code(), e.to_string()))
                 })
                 .await
             }
             Transport::File(t) => {
-                return t.send(message).await.map(|_| message_id).map_err(|e| {
+                return t.send_raw(&envelope, &bytes).await.map(|_| message_id).map_err(|e| {
                     SendError::Transient(format!("writing to the outbox failed: {e}"))
                 });
             }
@@ -216,11 +266,14 @@ impl Mailer {
                 self.timeout
             ))),
             Ok(Ok(())) => Ok(message_id),
-            Ok(Err((true, e))) => Err(SendError::Permanent {
+            Ok(Err((true, Some(code), e))) if code == TOO_LARGE => {
+                Err(too_large(format!("SMTP relay refused the message as too large: {e}")))
+            }
+            Ok(Err((true, _, e))) => Err(SendError::Permanent {
                 status: NotificationStatus::EmailFailed,
                 reason: format!("SMTP relay refused the message: {e}"),
             }),
-            Ok(Err((false, e))) => {
+            Ok(Err((false, _, e))) => {
                 Err(SendError::Transient(format!("SMTP relay unavailable: {e}")))
             }
         }

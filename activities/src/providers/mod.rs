@@ -1,5 +1,6 @@
 //! The outside parties varsel talks to: SMTP, SMS gateways, condition endpoints, Maskinporten.
 
+pub mod attachments;
 pub mod bounce_address;
 pub mod condition;
 pub mod dsn_smtp;

@@ -43,6 +43,16 @@ impl OutboundPolicy {
         policy
     }
 
+    /// Whether a host (a name or an address) is allow-listed by this configuration itself, not
+    /// merely public.
+    pub fn lists(&self, host: &str) -> bool {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        match bare.parse::<IpAddr>() {
+            Ok(ip) => self.nets.iter().any(|n| n.contains(&ip)),
+            Err(_) => self.name_allowed(bare),
+        }
+    }
+
     /// Whether a host name is allow-listed as a name.
     pub fn name_allowed(&self, host: &str) -> bool {
         let host = normalise(host);
@@ -93,6 +103,25 @@ impl OutboundPolicy {
             .connect_timeout(timeout)
             .no_proxy()
             .dns_resolver(self.resolver())
+    }
+}
+
+impl OutboundPolicy {
+    /// A redirect policy that follows at most `max` redirects, each to a destination this
+    /// policy allows (the target's addresses are checked again by the resolver).
+    pub fn checked_redirects(self: &Arc<Self>, max: usize) -> reqwest::redirect::Policy {
+        let policy = self.clone();
+        reqwest::redirect::Policy::custom(move |attempt| {
+            // `previous` holds every URL asked so far, the first included: it is one longer
+            // than the redirects already followed.
+            if attempt.previous().len() > max {
+                return attempt.error(Refused(format!("more than {max} redirects")));
+            }
+            match policy.check_url(attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(refused) => attempt.error(Refused(format!("redirect to {refused}"))),
+            }
+        })
     }
 }
 

@@ -40,6 +40,9 @@ pub mod order {
         pub email_body: Option<String>,
         /// `Plain` or `Html`.
         pub email_content_type: Option<EmailContentType>,
+        /// A composed email's attachments, a JSON array of `Attachment`; `None` when it has none.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub email_attachments: Option<String>,
         /// SMS sender id; `None` uses the configured default.
         pub sms_sender: Option<String>,
         /// SMS body template.

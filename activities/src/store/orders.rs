@@ -34,6 +34,11 @@ pub(super) fn order_row(new: &NewOrder) -> order::Model {
         email_subject: o.email.as_ref().map(|e| e.subject.clone()),
         email_body: o.email.as_ref().map(|e| e.body.clone()),
         email_content_type: o.email.as_ref().map(|e| e.content_type),
+        email_attachments: o
+            .email
+            .as_ref()
+            .filter(|e| !e.attachments.is_empty())
+            .and_then(|e| serde_json::to_string(&e.attachments).ok()),
         sms_sender: o.sms.as_ref().and_then(|s| s.sender.clone()),
         sms_body: o.sms.as_ref().map(|s| s.body.clone()),
         order_kind: o.kind,
@@ -57,6 +62,18 @@ impl From<order::Model> for StoredOrder {
             subject: m.email_subject.unwrap_or_default(),
             body,
             content_type: m.email_content_type.unwrap_or_default(),
+            attachments: m
+                .email_attachments
+                .as_deref()
+                .map(|json| {
+                    serde_json::from_str(json).unwrap_or_else(|e| {
+                        // Written by `order_row` only; an unreadable value is sent without
+                        // attachments rather than never.
+                        tracing::error!(order_id = m.id, error = %e, "unreadable email attachments");
+                        Vec::new()
+                    })
+                })
+                .unwrap_or_default(),
         });
         let sms = m.sms_body.map(|body| SmsTemplate { sender: m.sms_sender, body });
         let chain = m.chain_id.map(|chain_id| ChainPlacement {

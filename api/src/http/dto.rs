@@ -83,6 +83,57 @@ impl<T: ToJSON + CanonicalNames> ToJSON for CaseInsensitive<T> {
     }
 }
 
+/// A list item that may be `null`, as System.Text.Json reads a list of objects: the validator,
+/// not the parser, then refuses it, with Altinn's message and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NullableItem<T>(pub Option<T>);
+
+impl<T: Type> Type for NullableItem<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = T::RawValueType;
+    type RawElementValueType = T::RawElementValueType;
+    fn name() -> Cow<'static, str> {
+        format!("nullable<{}>", T::name()).into()
+    }
+    fn schema_ref() -> MetaSchemaRef {
+        let mut item = MetaSchema::ANY;
+        item.all_of = vec![T::schema_ref()];
+        item.nullable = true;
+        MetaSchemaRef::Inline(Box::new(item))
+    }
+    fn register(registry: &mut Registry) {
+        T::register(registry)
+    }
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.0.as_ref().and_then(Type::as_raw_value)
+    }
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        match &self.0 {
+            Some(item) => item.raw_element_iter(),
+            None => Box::new(std::iter::empty()),
+        }
+    }
+}
+
+impl<T: ParseFromJSON> ParseFromJSON for NullableItem<T> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            None | Some(Value::Null) => Ok(Self(None)),
+            value => {
+                T::parse_from_json(value).map(|t| Self(Some(t))).map_err(ParseError::propagate)
+            }
+        }
+    }
+}
+
+impl<T: ToJSON> ToJSON for NullableItem<T> {
+    fn to_json(&self) -> Option<Value> {
+        Some(self.0.as_ref().and_then(ToJSON::to_json).unwrap_or(Value::Null))
+    }
+}
+
 /// The notification channel of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename = "NotificationChannelExt")]

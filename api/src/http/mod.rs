@@ -11,5 +11,6 @@ pub mod security;
 pub mod v2;
 pub mod v2_dto;
 pub mod validate;
+pub mod validate_composed;
 pub mod validate_v2;
 pub mod webhooks;

@@ -127,7 +127,7 @@ pub enum KannelResponse {
 /// | type | meaning | status |
 /// |---|---|---|
 /// | 1 | delivered to the phone | `SMS_Delivered` |
-/// | 2 | not delivered to the phone | by the answer's SMPP state: `EXPIRED` → `SMS_Failed_Expired`, `DELETED` → `SMS_Failed_Deleted`, `REJECTD` → `SMS_Failed_Rejected`, `BARRED` → `SMS_Failed_BarredReceiver`, otherwise `SMS_Failed_Undelivered` |
+/// | 2 | not delivered to the phone | by the answer's SMPP state: `EXPIRED` → `SMS_Failed_Expired`, `DELETED` → `SMS_Failed_Deleted`, `REJECTD` → `SMS_Failed_Rejected`, `BARRED` → `SMS_Failed_BarredReceiver`, `UNDELIV` → `SMS_Failed_Undelivered`, any other state → `SMS_Failed` (as Altinn maps a state it does not know) |
 /// | 4 | queued on the SMSC | `SMS_Accepted` |
 /// | 8 | accepted by the SMSC | `SMS_Accepted` |
 /// | 16 | rejected by the SMSC | `SMS_Failed_Rejected`; `NACK/no SMSC` (Kannel itself found no route) → `SMS_Failed_Undelivered` |
@@ -145,7 +145,8 @@ pub fn kannel_status(kind: u32, answer: &str) -> Option<NotificationStatus> {
             NotificationStatus::SmsFailedRejected
         }
         2 if upper.contains("BARRED") => NotificationStatus::SmsFailedBarredReceiver,
-        2 => NotificationStatus::SmsFailedUndelivered,
+        2 if upper.contains("UNDELIV") => NotificationStatus::SmsFailedUndelivered,
+        2 => NotificationStatus::SmsFailed,
         4 | 8 => NotificationStatus::SmsAccepted,
         16 if upper.contains("NO SMSC") => NotificationStatus::SmsFailedUndelivered,
         16 => NotificationStatus::SmsFailedRejected,
@@ -309,6 +310,9 @@ mod tests {
             kannel_status(2, "id:1 stat:UNDELIV"),
             Some(NotificationStatus::SmsFailedUndelivered)
         );
+        // A state varsel does not know is a failure, not a claim that it was undeliverable.
+        assert_eq!(kannel_status(2, "id:1 stat:UNKNOWN"), Some(NotificationStatus::SmsFailed));
+        assert_eq!(kannel_status(2, ""), Some(NotificationStatus::SmsFailed));
         assert_eq!(kannel_status(8, "ACK/"), Some(NotificationStatus::SmsAccepted));
         assert_eq!(
             kannel_status(16, "NACK/0x00000045/Submit failed"),

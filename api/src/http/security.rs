@@ -25,7 +25,8 @@ fn register_bearer(registry: &mut Registry) {
         ty: "http",
         description: Some(
             "A JWT with the scope `altinn:serviceowner/notifications.create` and the creator org in `urn:altinn:org` \
-             (operator endpoints: the scope `varsel:operator`). `varsel token --org ttd` prints one for `varsel dev`.",
+             (composed email: the scope `altinn:serviceowner/notifications.composedemail.create`; operator endpoints: \
+             the scope `varsel:operator`). `varsel token --org ttd` prints one for `varsel dev`.",
         ),
         name: None,
         key_in: None,
@@ -103,6 +104,14 @@ pub struct ServiceOwner(pub Principal);
 
 credential!(ServiceOwner, schemes: [BEARER, PLATFORM], register: register_owner, check: |req| {
     verifier(req)?.authorize(req.headers()).map(ServiceOwner).map_err(refuse)
+});
+
+/// A creator of composed emails: a bearer token with the scope
+/// `altinn:serviceowner/notifications.composedemail.create` (no PlatformAccessToken, as Altinn).
+pub struct ComposedEmailCreator(pub Principal);
+
+credential!(ComposedEmailCreator, schemes: [BEARER], register: register_bearer, check: |req| {
+    verifier(req)?.authorize_composed(req.headers()).map(ComposedEmailCreator).map_err(refuse)
 });
 
 /// An operator: a bearer token with the scope `varsel:operator`.

@@ -3,12 +3,13 @@
 
 use super::json_body::JsonBody;
 use super::orders::{order_id, timestamp};
-use super::security::ServiceOwner;
+use super::security::{ComposedEmailCreator, ServiceOwner};
 use super::v2_dto::*;
 use super::validate::Rules;
+use super::validate_composed::validate_composed;
 use super::validate_v2::{
-    ValidChain, ValidChainOrder, ValidInstant, validate_chain, validate_instant_email,
-    validate_instant_sms,
+    ValidChain, ValidChainOrder, ValidInstant, validate_chain, validate_instant,
+    validate_instant_email, validate_instant_sms,
 };
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -22,8 +23,10 @@ use poem_openapi::{
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
+use tracing::Instrument;
 use varsel_activities::contacts;
 use varsel_activities::instant::{InstantMessage, InstantOutcome};
+use varsel_activities::providers::outbound::OutboundPolicy;
 use varsel_activities::store::{Chain, ChainInsert, Notification};
 use varsel_workflows::domain::{Channel, NotificationChannel, OrderStatus};
 use varsel_workflows::order::{ChainPlacement, NewOrder, Order, OrderType};
@@ -117,68 +120,39 @@ impl V2Api {
         let hash = request_hash(&body.0);
         let valid = validate_chain(&body.0, &rules, day).map_err(ApiError::validation)?;
         drop(body);
-        if let Some(existing) = self
-            .state
-            .store
-            .find_chain(&principal.org, &valid.idempotency_id)
-            .await
-            .map_err(ApiError::storage)?
-        {
-            return self.repeat(existing, &hash);
-        }
-        self.check_contacts(&valid).await?;
+        self.register(&principal.org, valid, hash, "chain").await
+    }
 
-        let chain_id = uuid::Uuid::new_v4().to_string();
-        let now = Utc::now();
-        let mut orders =
-            vec![self.chain_order(&principal.org, &chain_id, &valid, &valid.main, now)];
-        for r in &valid.reminders {
-            orders.push(self.chain_order(&principal.org, &chain_id, &valid, r, now));
-        }
-        let response = ChainResponseDto {
-            notification_order_id: chain_id.clone(),
-            notification: ChainReceiptDto {
-                shipment_id: orders[0].order.id.clone(),
-                senders_reference: valid.main.order.senders_reference.clone(),
-                reminders: (!valid.reminders.is_empty()).then(|| {
-                    orders[1..]
-                        .iter()
-                        .map(|o| ShipmentRefDto {
-                            shipment_id: o.order.id.clone(),
-                            senders_reference: o.order.senders_reference.clone(),
-                        })
-                        .collect()
-                }),
-            },
-        };
-        let chain = Chain {
-            id: chain_id.clone(),
-            creator: principal.org.clone(),
-            idempotency_id: valid.idempotency_id.clone(),
-            request_hash: hash.clone(),
-            response: serde_json::to_string(&response).unwrap_or_default(),
-            created: now,
-        };
-        let starts: Vec<(String, i64)> = orders
-            .iter()
-            .map(|o| (o.order.id.clone(), o.order.requested_send_time.timestamp_millis()))
-            .collect();
-        match self.state.store.insert_chain(chain, orders).await.map_err(ApiError::storage)? {
-            ChainInsert::Exists(existing) => self.repeat(existing, &hash),
-            ChainInsert::Created => {
-                tracing::info!(
-                    chain_id,
-                    creator = principal.org,
-                    orders = starts.len(),
-                    "order chain accepted"
-                );
-                for (id, send_time_ms) in starts {
-                    self.state.metrics.orders_accepted.with_label_values(&["chain"]).inc();
-                    self.state.dispatcher.start_soon(id, send_time_ms);
-                }
-                Ok(ChainCreatedResponse::Created(Json(response), self.chain_url(&chain_id)))
-            }
-        }
+    /// Send an email with attachments
+    ///
+    /// One email to one address at `requestedSendTime` (default now), with files that are
+    /// fetched from their URLs when it is sent, not now: each `sasUrl` must stay valid until then
+    /// (an `se` expiry at least 15 minutes after the send time). Files come only from public
+    /// `https` hosts (or hosts `VARSEL_ATTACHMENT_ALLOWED_HOSTS` lists), at most
+    /// `VARSEL_EMAIL_MAX_MESSAGE_BYTES` together with the email; each must be served as its
+    /// `mimeType` declares (or as `application/octet-stream`). A file that cannot be fetched (a 4xx
+    /// answer, a refused destination, another type) ends the email `Email_Failed_InvalidSasUrl`,
+    /// one too large `Email_Failed_PayloadTooLarge`; a file server that cannot answer now is
+    /// tried again. Composed emails are sent on a queue of their own, so large mails never hold
+    /// up other orders. Needs the scope `altinn:serviceowner/notifications.composedemail.create`
+    /// (no PlatformAccessToken). Idempotent as `/future/orders`.
+    #[oai(
+        path = "/future/orders/composed-email",
+        method = "post",
+        tag = "Tag::Future",
+        operation_id = "createComposedEmail"
+    )]
+    async fn composed_email(
+        &self,
+        ComposedEmailCreator(principal): ComposedEmailCreator,
+        body: JsonBody<ComposedEmailRequestDto>,
+    ) -> Result<ChainCreatedResponse, ApiError> {
+        let rules = Rules::new(&self.state.config, &self.state.outbound);
+        let files = OutboundPolicy::new(&self.state.config.email.attachment_allowed_hosts);
+        let hash = request_hash_of("composed-email", &body.0);
+        let valid = validate_composed(&body.0, &rules, &files).map_err(ApiError::validation)?;
+        drop(body);
+        self.register(&principal.org, valid, hash, "composed").await
     }
 
     /// Send an SMS now
@@ -204,6 +178,32 @@ impl V2Api {
         let hash = request_hash_of("instant-sms", &body.0);
         let valid =
             validate_instant_sms(&body.0, &Rules::new(&self.state.config, &self.state.outbound))
+                .map_err(ApiError::validation)?;
+        self.instant(&principal.org, valid, hash).await
+    }
+
+    /// Send an SMS now (deprecated shape)
+    ///
+    /// Altinn's older request for an instant SMS, still served for the clients that send it:
+    /// `recipient.recipientSms` holds what `/future/orders/instant/sms` takes as `recipientSms`.
+    /// It is that endpoint in every other way (the same sending, answers, statuses and
+    /// messages, the field paths under `Recipient.RecipientSms`), and an idempotency id means the
+    /// same request on both. Use `/future/orders/instant/sms`.
+    #[oai(
+        path = "/future/orders/instant",
+        method = "post",
+        tag = "Tag::Future",
+        operation_id = "sendInstantSmsDeprecated",
+        deprecated
+    )]
+    async fn instant_deprecated(
+        &self,
+        ServiceOwner(principal): ServiceOwner,
+        body: JsonBody<InstantRequestDto>,
+    ) -> Result<InstantCreatedResponse, ApiError> {
+        let hash = request_hash_of("instant-sms", &body.0.to_sms_request());
+        let valid =
+            validate_instant(&body.0, &Rules::new(&self.state.config, &self.state.outbound))
                 .map_err(ApiError::validation)?;
         self.instant(&principal.org, valid, hash).await
     }
@@ -321,7 +321,7 @@ impl V2Api {
                     sequence_number: e.seq,
                     shipment_id: o.id.clone(),
                     senders_reference: o.senders_reference.clone(),
-                    shipment_type: shipment_type(o),
+                    shipment_type: Some(shipment_type(o)),
                     status: order_status(o),
                     last_update: timestamp(stored.status_changed),
                     recipients: notifications
@@ -498,7 +498,13 @@ impl V2Api {
         };
         let (order_id, time_to_live) = (order.order.id.clone(), v.time_to_live);
         let message = InstantMessage { chain, order, time_to_live };
-        match sender.send(message).await.map_err(ApiError::storage)? {
+        // Its own task: a client that goes away (499) once the send has begun does not cut it
+        // short between the provider's answer and its record; a repeat gets the answer.
+        // In the request's span: the send's log lines carry its trace id.
+        let sent = tokio::spawn(async move { sender.send(message).await }.in_current_span())
+            .await
+            .map_err(|e| ApiError::storage(format!("instant send task: {e}")))?;
+        match sent.map_err(ApiError::storage)? {
             InstantOutcome::Exists(existing) => self.instant_repeat(existing, &hash).await,
             InstantOutcome::Sent(_) => {
                 self.state.metrics.orders_accepted.with_label_values(&["instant"]).inc();
@@ -578,6 +584,71 @@ impl V2Api {
                 "Missing contact information for recipient(s)",
                 Some(missing.join(", ")),
             ))
+        }
+    }
+
+    /// Stores a valid chain once per idempotency id: the first answer for a repeat, 422
+    /// `NOT-00001` for a person or organisation without contact details, otherwise its orders
+    /// in one transaction and their workflows started. `endpoint` labels the metric.
+    async fn register(
+        &self,
+        creator: &str,
+        valid: ValidChain,
+        hash: String,
+        endpoint: &str,
+    ) -> Result<ChainCreatedResponse, ApiError> {
+        let store = &self.state.store;
+        if let Some(existing) =
+            store.find_chain(creator, &valid.idempotency_id).await.map_err(ApiError::storage)?
+        {
+            return self.repeat(existing, &hash);
+        }
+        self.check_contacts(&valid).await?;
+
+        let chain_id = uuid::Uuid::new_v4().to_string();
+        let now = Utc::now();
+        let mut orders = vec![self.chain_order(creator, &chain_id, &valid, &valid.main, now)];
+        for r in &valid.reminders {
+            orders.push(self.chain_order(creator, &chain_id, &valid, r, now));
+        }
+        let response = ChainResponseDto {
+            notification_order_id: chain_id.clone(),
+            notification: ChainReceiptDto {
+                shipment_id: orders[0].order.id.clone(),
+                senders_reference: valid.main.order.senders_reference.clone(),
+                reminders: (!valid.reminders.is_empty()).then(|| {
+                    orders[1..]
+                        .iter()
+                        .map(|o| ShipmentRefDto {
+                            shipment_id: o.order.id.clone(),
+                            senders_reference: o.order.senders_reference.clone(),
+                        })
+                        .collect()
+                }),
+            },
+        };
+        let chain = Chain {
+            id: chain_id.clone(),
+            creator: creator.to_owned(),
+            idempotency_id: valid.idempotency_id.clone(),
+            request_hash: hash.clone(),
+            response: serde_json::to_string(&response).unwrap_or_default(),
+            created: now,
+        };
+        let starts: Vec<(String, i64)> = orders
+            .iter()
+            .map(|o| (o.order.id.clone(), o.order.requested_send_time.timestamp_millis()))
+            .collect();
+        match store.insert_chain(chain, orders).await.map_err(ApiError::storage)? {
+            ChainInsert::Exists(existing) => self.repeat(existing, &hash),
+            ChainInsert::Created => {
+                tracing::info!(chain_id, creator, orders = starts.len(), "order chain accepted");
+                for (id, send_time_ms) in starts {
+                    self.state.metrics.orders_accepted.with_label_values(&[endpoint]).inc();
+                    self.state.dispatcher.start_soon(id, send_time_ms);
+                }
+                Ok(ChainCreatedResponse::Created(Json(response), self.chain_url(&chain_id)))
+            }
         }
     }
 

@@ -2,7 +2,8 @@
 //! and read them (reference §1.5, §1.8). Never stored as such.
 
 use super::dto::{
-    CanonicalNames, CaseInsensitive, EmailContentTypeDto, NotificationChannelDto, strict_string,
+    CanonicalNames, CaseInsensitive, EmailContentTypeDto, NotificationChannelDto, NullableItem,
+    strict_string,
 };
 use poem_openapi::{Enum, Object};
 
@@ -326,6 +327,50 @@ pub struct InstantSmsRequestDto {
     pub recipient_sms: Option<InstantSmsRecipientDto>,
 }
 
+/// The recipient of the deprecated `POST /future/orders/instant`: an SMS only.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(
+    rename = "InstantNotificationRecipientExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
+pub struct InstantRecipientDto {
+    /// The number and the SMS.
+    pub recipient_sms: Option<InstantSmsRecipientDto>,
+}
+
+/// `POST /future/orders/instant` (deprecated): Altinn's older shape of an instant SMS.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(
+    rename = "InstantNotificationOrderRequestExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
+pub struct InstantRequestDto {
+    /// The client's id of this request; a repeat with the same id gets the first answer.
+    #[oai(deserialize_with = "strict_string")]
+    pub idempotency_id: Option<String>,
+    /// The sender's own reference.
+    #[oai(deserialize_with = "strict_string")]
+    pub senders_reference: Option<String>,
+    /// The recipient and the SMS.
+    pub recipient: Option<InstantRecipientDto>,
+}
+
+impl InstantRequestDto {
+    /// The same message in the current shape (`/future/orders/instant/sms`): one request
+    /// whichever endpoint it came to, so an idempotency id means the same on both.
+    pub fn to_sms_request(&self) -> InstantSmsRequestDto {
+        InstantSmsRequestDto {
+            idempotency_id: self.idempotency_id.clone(),
+            senders_reference: self.senders_reference.clone(),
+            recipient_sms: self.recipient.as_ref().and_then(|r| r.recipient_sms.clone()),
+        }
+    }
+}
+
 /// The content of an instant email.
 #[derive(Debug, Clone, Default, Object)]
 #[oai(
@@ -381,6 +426,112 @@ pub struct InstantEmailRequestDto {
     pub senders_reference: Option<String>,
     /// The address and the email.
     pub recipient_email: Option<InstantEmailRecipientDto>,
+}
+
+/// A file of a composed email, fetched from its URL when the email is sent.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(
+    rename = "SasFileReferenceExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
+pub struct FileReferenceDto {
+    /// The file's name in the email, with an extension and without path separators.
+    #[oai(deserialize_with = "strict_string")]
+    pub filename: Option<String>,
+    /// Its media type, one of those Azure Communication Services accepts (`application/pdf`,
+    /// `image/png`, `text/plain`, …); what the URL serves must agree (or be
+    /// `application/octet-stream`).
+    #[oai(deserialize_with = "strict_string")]
+    pub mime_type: Option<String>,
+    /// Where it is fetched from when the email is sent: an `https` URL of a public host (an
+    /// Azure Blob SAS URL in Altinn's use; its `se` expiry must be at least 15 minutes after
+    /// `requestedSendTime`), or of a host `VARSEL_ATTACHMENT_ALLOWED_HOSTS` lists.
+    #[oai(deserialize_with = "strict_string")]
+    pub sas_url: Option<String>,
+}
+
+/// A composed email's content and files.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(
+    rename = "ComposedEmailSendingOptionsExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
+pub struct ComposedEmailSettingsDto {
+    /// Sender address; default: the configured sender.
+    #[oai(deserialize_with = "strict_string")]
+    pub sender_email_address: Option<String>,
+    /// Subject (line breaks become spaces).
+    #[oai(deserialize_with = "strict_string")]
+    pub subject: Option<String>,
+    /// Body.
+    #[oai(deserialize_with = "strict_string")]
+    pub body: Option<String>,
+    /// `Plain` (default) or `Html`.
+    pub content_type: Option<CaseInsensitive<EmailContentTypeDto>>,
+    /// Must be `Anytime` (the default) for email.
+    pub sending_time_policy: Option<CaseInsensitive<SendingTimePolicyDto>>,
+    /// The files, fetched and attached when the email is sent; none when absent or empty.
+    pub attachments: Option<Vec<NullableItem<FileReferenceDto>>>,
+}
+
+impl ComposedEmailSettingsDto {
+    /// The content without the files: what an ordinary email's settings hold.
+    pub fn content(&self) -> EmailSettingsDto {
+        EmailSettingsDto {
+            sender_email_address: self.sender_email_address.clone(),
+            subject: self.subject.clone(),
+            body: self.body.clone(),
+            content_type: self.content_type,
+            sending_time_policy: self.sending_time_policy,
+        }
+    }
+}
+
+/// The recipient of a composed email.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(
+    rename = "RecipientComposedEmailExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
+pub struct ComposedRecipientDto {
+    /// The address.
+    #[oai(deserialize_with = "strict_string")]
+    pub email_address: Option<String>,
+    /// The email and its files.
+    pub email_settings: Option<ComposedEmailSettingsDto>,
+}
+
+/// `POST /future/orders/composed-email`: one email with files, sent at its time.
+#[derive(Debug, Clone, Default, Object)]
+#[oai(
+    rename = "ComposedEmailRequestExt",
+    rename_all = "camelCase",
+    skip_serializing_if_is_none,
+    nullable_all
+)]
+pub struct ComposedEmailRequestDto {
+    /// The client's id of this request; a repeat with the same id gets the first answer.
+    #[oai(deserialize_with = "strict_string")]
+    pub idempotency_id: Option<String>,
+    /// The sender's own reference.
+    #[oai(deserialize_with = "strict_string")]
+    pub senders_reference: Option<String>,
+    /// When to send (ISO 8601 with an offset); default: now.
+    #[oai(deserialize_with = "strict_string")]
+    pub requested_send_time: Option<String>,
+    /// URL answering `{"sendNotification": bool}` at send time.
+    #[oai(deserialize_with = "strict_string")]
+    pub condition_endpoint: Option<String>,
+    /// The Dialogporten dialog or transmission the email belongs to.
+    pub dialogporten_association: Option<DialogportenDto>,
+    /// The address, the email and its files.
+    pub recipient: Option<ComposedRecipientDto>,
 }
 
 /// One order of a chain.
@@ -489,8 +640,9 @@ pub struct FeedEntryDto {
     pub shipment_id: String,
     /// Its sender's reference.
     pub senders_reference: Option<String>,
-    /// `Notification` or `Reminder`.
-    pub shipment_type: String,
+    /// `Notification`, `Reminder`, `Instant` or `Composed`. Nullable as Altinn's (always
+    /// present in varsel's answers).
+    pub shipment_type: Option<String>,
     /// `Order_Completed` or `Order_SendConditionNotMet`.
     pub status: String,
     /// When the order last changed.

@@ -582,6 +582,7 @@ pub fn order_request(req: &OrderRequestDto, rules: &Rules<'_>) -> Result<ValidOr
                         subject: one_line(subject.unwrap_or_default()),
                         body: t.body.clone().unwrap_or_default(),
                         content_type: content_type(t.content_type.map(|c| c.0)),
+                        attachments: vec![],
                     });
                 }
             }
@@ -655,6 +656,7 @@ pub fn email_request(req: &EmailOrderRequestDto, rules: &Rules<'_>) -> Result<Va
                 subject: one_line(present(&req.subject).unwrap_or_default()),
                 body: req.body.clone().unwrap_or_default(),
                 content_type: content_type(req.content_type.map(|c| c.0)),
+                attachments: vec![],
             }),
             sms: None,
         },

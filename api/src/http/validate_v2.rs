@@ -41,7 +41,7 @@ pub struct ValidChain {
     pub transmission_id: Option<String>,
 }
 
-fn send_time(
+pub(super) fn send_time(
     raw: &str,
     key: &str,
     zone_msg: &str,
@@ -79,7 +79,7 @@ fn send_time(
     }
 }
 
-fn condition(
+pub(super) fn condition(
     url: &Option<String>,
     key: &str,
     rules: &Rules<'_>,
@@ -109,7 +109,7 @@ fn condition(
     Some(raw.to_owned())
 }
 
-fn email_settings(
+pub(super) fn email_settings(
     s: &Option<EmailSettingsDto>,
     key: &str,
     rules: &Rules<'_>,
@@ -145,6 +145,7 @@ fn email_settings(
             Some(EmailContentTypeDto::Html) => EmailContentType::Html,
             _ => EmailContentType::Plain,
         },
+        attachments: vec![],
     })
 }
 
@@ -492,6 +493,55 @@ fn chain_order(
     }
 }
 
+/// The top-level fields a chain and a composed email share.
+pub(super) struct ChainHeadFields<'a> {
+    pub idempotency_id: &'a Option<String>,
+    pub senders_reference: &'a Option<String>,
+    pub dialogporten: &'a Option<DialogportenDto>,
+    pub requested_send_time: &'a Option<String>,
+    pub condition_endpoint: &'a Option<String>,
+}
+
+/// Those fields validated: the idempotency id, the send time (now when absent or wrong) and the
+/// condition endpoint; the references are checked for their limits.
+pub(super) struct ChainHead {
+    pub idempotency_id: Option<String>,
+    pub send_at: DateTime<Utc>,
+    pub condition_endpoint: Option<String>,
+}
+
+pub(super) fn chain_head(
+    fields: ChainHeadFields<'_>,
+    rules: &Rules<'_>,
+    errors: &mut Errors,
+) -> ChainHead {
+    let idempotency_id = idempotency(fields.idempotency_id, rules, errors);
+    rules.check_reference(fields.senders_reference.as_deref(), "SendersReference", errors);
+    if let Some(d) = fields.dialogporten {
+        rules.check_reference(d.dialog_id.as_deref(), "DialogportenAssociation.DialogId", errors);
+        rules.check_reference(
+            d.transmission_id.as_deref(),
+            "DialogportenAssociation.TransmissionId",
+            errors,
+        );
+    }
+    let send_at = match present(fields.requested_send_time) {
+        Some(raw) => send_time(
+            raw,
+            "RequestedSendTime",
+            "The requested send time value must have specified a time zone.",
+            "RequestedSendTime must be greater than or equal to now.",
+            rules,
+            errors,
+        )
+        .unwrap_or(rules.now),
+        None => rules.now,
+    };
+    let condition_endpoint =
+        condition(fields.condition_endpoint, "ConditionEndpoint", rules, errors);
+    ChainHead { idempotency_id, send_at, condition_endpoint }
+}
+
 /// Validates a chain; a reminder's `delayDays` counts in days of `day` length (a day, unless
 /// configured shorter for tests).
 pub fn validate_chain(
@@ -500,34 +550,18 @@ pub fn validate_chain(
     day: chrono::Duration,
 ) -> Result<ValidChain, Errors> {
     let mut errors = Errors::new();
-    let idempotency_id = idempotency(&dto.idempotency_id, rules, &mut errors);
-    rules.check_reference(dto.senders_reference.as_deref(), "SendersReference", &mut errors);
-    if let Some(d) = &dto.dialogporten_association {
-        rules.check_reference(
-            d.dialog_id.as_deref(),
-            "DialogportenAssociation.DialogId",
-            &mut errors,
-        );
-        rules.check_reference(
-            d.transmission_id.as_deref(),
-            "DialogportenAssociation.TransmissionId",
-            &mut errors,
-        );
-    }
-    let main_time = match present(&dto.requested_send_time) {
-        Some(raw) => send_time(
-            raw,
-            "RequestedSendTime",
-            "The requested send time value must have specified a time zone.",
-            "RequestedSendTime must be greater than or equal to now.",
+    let ChainHead { idempotency_id, send_at: main_time, condition_endpoint: main_condition } =
+        chain_head(
+            ChainHeadFields {
+                idempotency_id: &dto.idempotency_id,
+                senders_reference: &dto.senders_reference,
+                dialogporten: &dto.dialogporten_association,
+                requested_send_time: &dto.requested_send_time,
+                condition_endpoint: &dto.condition_endpoint,
+            },
             rules,
             &mut errors,
-        )
-        .unwrap_or(rules.now),
-        None => rules.now,
-    };
-    let main_condition =
-        condition(&dto.condition_endpoint, "ConditionEndpoint", rules, &mut errors);
+        );
     let main = recipient(&dto.recipient, "Recipient", rules, &mut errors);
 
     let given = dto.reminders.as_ref().map_or(0, Vec::len);
@@ -667,7 +701,11 @@ fn instant_order(
     }
 }
 
-fn idempotency(id: &Option<String>, rules: &Rules<'_>, errors: &mut Errors) -> Option<String> {
+pub(super) fn idempotency(
+    id: &Option<String>,
+    rules: &Rules<'_>,
+    errors: &mut Errors,
+) -> Option<String> {
     let id = present(id).map(str::to_owned);
     if id.is_none() {
         add(errors, "IdempotencyId", "IdempotencyId cannot be null or empty.");
@@ -745,6 +783,42 @@ pub fn validate_instant_sms(
     }
 }
 
+/// Validates the deprecated `POST /future/orders/instant` (Altinn's older shape of an instant
+/// SMS) as the current SMS endpoint does, with the paths and messages of the older shape.
+pub fn validate_instant(
+    dto: &InstantRequestDto,
+    rules: &Rules<'_>,
+) -> Result<ValidInstant, Errors> {
+    let current = dto.to_sms_request();
+    let missing = match &dto.recipient {
+        None => Some(("Recipient", "Recipient information cannot be null.")),
+        Some(r) if r.recipient_sms.is_none() => {
+            Some(("Recipient.RecipientSms", "SMS delivery details cannot be null."))
+        }
+        Some(_) => None,
+    };
+    if let Some((key, message)) = missing {
+        let mut errors = Errors::new();
+        idempotency(&current.idempotency_id, rules, &mut errors);
+        rules.check_reference(
+            current.senders_reference.as_deref(),
+            "SendersReference",
+            &mut errors,
+        );
+        add(&mut errors, key, message);
+        return Err(errors);
+    }
+    validate_instant_sms(&current, rules).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|(key, messages)| match key.strip_prefix("RecipientSms") {
+                Some(rest) => (format!("Recipient.RecipientSms{rest}"), messages),
+                None => (key, messages),
+            })
+            .collect()
+    })
+}
+
 /// Validates `POST /future/orders/instant/email` with Altinn's messages (reference §2.3).
 pub fn validate_instant_email(
     dto: &InstantEmailRequestDto,
@@ -798,6 +872,7 @@ pub fn validate_instant_email(
                     Some(EmailContentTypeDto::Html) => EmailContentType::Html,
                     _ => EmailContentType::Plain,
                 },
+                attachments: vec![],
             })
         }
     };

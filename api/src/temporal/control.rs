@@ -63,10 +63,12 @@ impl Dispatcher {
             condition_inconclusive: false,
         };
         // The same workflow id, as a new run: the order's timeline shows it after the first.
-        let opts =
-            WorkflowStartOptions::new(self.cfg.temporal.task_queue.clone(), order_id.to_owned())
-                .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate)
-                .build();
+        let opts = WorkflowStartOptions::new(
+            self.cfg.temporal.task_queue_for(&order),
+            order_id.to_owned(),
+        )
+        .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate)
+        .build();
         match client.start_workflow(OrderWorkflow::run, input, opts).await {
             Ok(_) => {
                 tracing::info!(order_id, notifications = n, "redrive started");

@@ -82,10 +82,14 @@ impl Dispatcher {
             resume,
             condition_inconclusive: false,
         };
-        let opts =
-            WorkflowStartOptions::new(self.cfg.temporal.task_queue.clone(), order_id.to_owned())
-                .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
-                .build();
+        // Composed emails run on a queue of their own: their downloads never hold up others.
+        let task_queue = match &order {
+            Some(o) => self.cfg.temporal.task_queue_for(o),
+            None => self.cfg.temporal.task_queue.clone(),
+        };
+        let opts = WorkflowStartOptions::new(task_queue, order_id.to_owned())
+            .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
+            .build();
         let started = tokio::time::timeout(
             Duration::from_secs(10),
             client.start_workflow(OrderWorkflow::run, input, opts),

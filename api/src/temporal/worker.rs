@@ -173,37 +173,68 @@ async fn run_worker_once(
     let opts = WorkerOptions::new(cfg.temporal.task_queue.clone())
         .register_workflow::<OrderWorkflow>()?
         .register_workflow::<WebhookWorkflow>()?
-        .register_activities(SharedActivities(activities))
+        .register_activities(SharedActivities(activities.clone()))
         .register_activities(SharedWebhookActivities(webhooks))
         .graceful_shutdown_period(sdk_grace)
-        .tuner(tuner(cfg))
+        .tuner(tuner(cfg.temporal.worker_max_activities))
         .build();
-    let mut worker = Worker::new(&runtime, client, opts)?;
-    let shutdown = worker.shutdown_handle();
+    // Composed emails (attachments fetched at send time) on a queue of their own, with their own
+    // few activity slots: large mails wait for each other, never for or before the others.
+    let composed = WorkerOptions::new(cfg.temporal.composed_task_queue())
+        .register_workflow::<OrderWorkflow>()?
+        .register_activities(SharedActivities(activities))
+        .graceful_shutdown_period(sdk_grace)
+        .tuner(tuner(cfg.temporal.composed_max_activities))
+        .build();
+    let mut worker = Worker::new(&runtime, client.clone(), opts)?;
+    let mut composed = Worker::new(&runtime, client, composed)?;
+    let stop_main = Arc::new(worker.shutdown_handle());
+    let stop_composed = Arc::new(composed.shutdown_handle());
     let mut on_stop = stopped.clone();
-    let watcher = tokio::spawn(async move {
-        if on_stop.wait_for(|s| *s).await.is_ok() {
-            tracing::info!("worker draining: no more polls; running batches finish their sends");
-            shutdown();
+    let watcher = tokio::spawn({
+        let (stop_main, stop_composed) = (stop_main.clone(), stop_composed.clone());
+        async move {
+            if on_stop.wait_for(|s| *s).await.is_ok() {
+                tracing::info!(
+                    "worker draining: no more polls; running batches finish their sends"
+                );
+                stop_main();
+                stop_composed();
+            }
         }
     });
-    tracing::info!(task_queue = cfg.temporal.task_queue, "worker polling");
-    let ran = worker.run().await;
+    tracing::info!(
+        task_queue = cfg.temporal.task_queue,
+        composed_task_queue = cfg.temporal.composed_task_queue(),
+        "worker polling"
+    );
+    // One worker failing stops the other, and the lifetime ends (to be restarted).
+    let (ran, ran_composed) = tokio::join!(
+        async {
+            let ran = worker.run().await;
+            stop_composed();
+            ran
+        },
+        async {
+            let ran = composed.run().await;
+            stop_main();
+            ran
+        }
+    );
     watcher.abort();
     ran?;
+    ran_composed?;
     Ok(*stopped.borrow())
 }
 
-/// The worker's task slots: the SDK's defaults, with `VARSEL_WORKER_MAX_ACTIVITIES` activity
-/// slots.
-fn tuner(cfg: &Config) -> temporalio_sdk::runtime::worker_tuner::WorkerTuner {
+/// A worker's task slots: the SDK's defaults, with `activities` activity slots
+/// (`VARSEL_WORKER_MAX_ACTIVITIES`, `VARSEL_COMPOSED_MAX_ACTIVITIES`).
+fn tuner(activities: usize) -> temporalio_sdk::runtime::worker_tuner::WorkerTuner {
     use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
     const SDK_DEFAULT: usize = 100;
     TunerHolder::builder()
         .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(SDK_DEFAULT))
-        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(
-            cfg.temporal.worker_max_activities.max(1),
-        ))
+        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(activities.max(1)))
         .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(SDK_DEFAULT))
         .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(SDK_DEFAULT))
         .build()

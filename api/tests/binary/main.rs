@@ -7,3 +7,4 @@ mod crash;
 mod edge;
 mod production;
 mod secured;
+mod traced;

@@ -131,13 +131,31 @@ async fn instant(db: Db) {
         "once sent, every repeat gets the first answer"
     );
 
+    // Altinn's deprecated shape (`recipient.recipientSms`) is the same request: its repeat of
+    // otp-2 gets the first answer, and a new id is sent like any instant SMS.
+    let old = |id: &str| {
+        json!({
+            "idempotencyId": id,
+            "sendersReference": "ref-sms",
+            "recipient": {"recipientSms": {"phoneNumber": "+4799999999", "timeToLiveInSeconds": 300, "smsSettings": {"sender": "Varsel", "body": "Koden er 1234"}}}
+        })
+    };
+    let (status, _, again) = post(&app, "/future/orders/instant", &old("otp-2")).await;
+    assert_eq!((status, &again), (200, &created[0].2), "one request whichever shape");
+    let (status, location, deprecated) = post(&app, "/future/orders/instant", &old("otp-5")).await;
+    assert_eq!(status, 201, "{deprecated}");
+    assert!(location.unwrap().ends_with(deprecated["notificationOrderId"].as_str().unwrap()));
+    let old_shipment = deprecated["notification"]["shipmentId"].as_str().unwrap().to_owned();
+    assert_eq!(app.simulated_sms(&old_shipment).await.len(), 1);
+    app.wait_status(&old_shipment, "Completed", T).await;
+
     // Finished instant messages are in the status feed like any order.
     let app_ref = &app;
-    eventually("two instant messages in the status feed", T, || async move {
+    eventually("three instant messages in the status feed", T, || async move {
         let feed: Value = app_ref.get("/future/shipment/feed", "ttd").await.json().await.unwrap();
         let types: Vec<&str> =
             feed.as_array().unwrap().iter().filter_map(|e| e["shipmentType"].as_str()).collect();
-        (types.iter().filter(|t| **t == "Instant").count() == 2).then_some(())
+        (types.iter().filter(|t| **t == "Instant").count() == 3).then_some(())
     })
     .await;
 
@@ -313,6 +331,47 @@ async fn invalid_instant_messages_get_altinns_messages() {
             "Invalid email address format.",
         ),
     ];
+    // The deprecated endpoint: the SMS endpoint's rules under its own paths.
+    let old =
+        |details: Value| json!({"idempotencyId": "x", "recipient": {"recipientSms": details}});
+    let deprecated: Vec<(Value, &str, &str)> = vec![
+        (json!({"idempotencyId": "x"}), "Recipient", "Recipient information cannot be null."),
+        (
+            json!({"idempotencyId": "x", "recipient": {}}),
+            "Recipient.RecipientSms",
+            "SMS delivery details cannot be null.",
+        ),
+        (
+            json!({"recipient": {"recipientSms": {"phoneNumber": "+4799999999", "timeToLiveInSeconds": 60, "smsSettings": {"body": "b"}}}}),
+            "IdempotencyId",
+            "IdempotencyId cannot be null or empty.",
+        ),
+        (
+            old(
+                json!({"phoneNumber": "12345", "timeToLiveInSeconds": 60, "smsSettings": {"body": "b"}}),
+            ),
+            "Recipient.RecipientSms.PhoneNumber",
+            "Recipient phone number is not a valid mobile number.",
+        ),
+        (
+            old(
+                json!({"phoneNumber": "+4799999999", "timeToLiveInSeconds": 59, "smsSettings": {"body": "b"}}),
+            ),
+            "Recipient.RecipientSms.TimeToLiveInSeconds",
+            "Time-to-live must be between 60 and 172800 seconds (48 hours).",
+        ),
+        (
+            old(json!({"phoneNumber": "+4799999999", "timeToLiveInSeconds": 60})),
+            "Recipient.RecipientSms.SmsSettings",
+            "SMS settings cannot be null.",
+        ),
+    ];
+    for (body, key, message) in deprecated {
+        let (status, _, p) = post(&app, "/future/orders/instant", &body).await;
+        assert_eq!(status, 400, "{body}: {p}");
+        let errors = p["errors"][key].as_array().unwrap_or_else(|| panic!("{key} in {p}"));
+        assert!(errors.iter().any(|e| e == message), "{body}: {p}");
+    }
     for (endpoint, body, key, message) in cases {
         let (status, _, p) = post(&app, &format!("/future/orders/instant/{endpoint}"), &body).await;
         assert_eq!(status, 400, "{body}: {p}");

@@ -3,6 +3,7 @@
 //! with `cargo test --workspace --features varsel-api/process-tests --test suite <module>::`.
 
 mod bounces;
+mod composed;
 mod contract;
 mod delivery;
 mod docs_browser;

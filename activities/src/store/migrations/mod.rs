@@ -10,6 +10,7 @@ mod m0006_contact_updated;
 mod m0007_slice_index;
 mod m0008_order_counts;
 mod m0009_webhooks;
+mod m0010_email_attachments;
 
 use sea_orm_migration::prelude::*;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_slice_index::M0007SliceIndex),
             Box::new(m0008_order_counts::M0008OrderCounts),
             Box::new(m0009_webhooks::M0009Webhooks),
+            Box::new(m0010_email_attachments::M0010EmailAttachments),
         ]
     }
 }
