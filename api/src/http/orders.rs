@@ -83,7 +83,9 @@ pub enum HistoryResponse {
 
 #[derive(poem_openapi::Tags)]
 enum Tag {
-    /// Creating and reading notification orders (Altinn v1 order API).
+    /// Creating and reading notification orders (Altinn v1 order API). Altinn marks these
+    /// deprecated in favour of `/future/orders`, and so does this document; varsel serves them in
+    /// full.
     Orders,
 }
 
@@ -96,7 +98,13 @@ impl OrdersApi {
     /// looked up in the contact register; the answer's `recipientLookup` says who is reserved and
     /// who has no contact point. Requires the scope `altinn:serviceowner/notifications.create` or a
     /// `PlatformAccessToken`.
-    #[oai(path = "/orders", method = "post", tag = "Tag::Orders", operation_id = "createOrder")]
+    #[oai(
+        path = "/orders",
+        method = "post",
+        tag = "Tag::Orders",
+        operation_id = "createOrder",
+        deprecated
+    )]
     async fn create(
         &self,
         ServiceOwner(principal): ServiceOwner,
@@ -117,7 +125,8 @@ impl OrdersApi {
         path = "/orders/email",
         method = "post",
         tag = "Tag::Orders",
-        operation_id = "createEmailOrder"
+        operation_id = "createEmailOrder",
+        deprecated
     )]
     async fn create_email(
         &self,
@@ -139,7 +148,8 @@ impl OrdersApi {
         path = "/orders/sms",
         method = "post",
         tag = "Tag::Orders",
-        operation_id = "createSmsOrder"
+        operation_id = "createSmsOrder",
+        deprecated
     )]
     async fn create_sms(
         &self,
@@ -160,7 +170,8 @@ impl OrdersApi {
         path = "/orders",
         method = "get",
         tag = "Tag::Orders",
-        operation_id = "getOrdersBySendersReference"
+        operation_id = "getOrdersBySendersReference",
+        deprecated
     )]
     async fn list(
         &self,
@@ -200,7 +211,8 @@ impl OrdersApi {
         path = "/orders/:id/status",
         method = "get",
         tag = "Tag::Orders",
-        operation_id = "getOrderStatus"
+        operation_id = "getOrderStatus",
+        deprecated
     )]
     async fn status(
         &self,
@@ -218,7 +230,8 @@ impl OrdersApi {
         path = "/orders/:id/notifications/email",
         method = "get",
         tag = "Tag::Orders",
-        operation_id = "getEmailNotifications"
+        operation_id = "getEmailNotifications",
+        deprecated
     )]
     async fn email_notifications(
         &self,
@@ -264,7 +277,8 @@ impl OrdersApi {
         path = "/orders/:id/notifications/sms",
         method = "get",
         tag = "Tag::Orders",
-        operation_id = "getSmsNotifications"
+        operation_id = "getSmsNotifications",
+        deprecated
     )]
     async fn sms_notifications(
         &self,
@@ -313,7 +327,8 @@ impl OrdersApi {
         path = "/orders/:id/cancel",
         method = "put",
         tag = "Tag::Orders",
-        operation_id = "cancelOrder"
+        operation_id = "cancelOrder",
+        deprecated
     )]
     async fn cancel(
         &self,
@@ -426,7 +441,13 @@ impl OrdersApi {
     /// Get an order
     ///
     /// The order as it was submitted. Another organisation's order is answered 404.
-    #[oai(path = "/orders/:id", method = "get", tag = "Tag::Orders", operation_id = "getOrder")]
+    #[oai(
+        path = "/orders/:id",
+        method = "get",
+        tag = "Tag::Orders",
+        operation_id = "getOrder",
+        deprecated
+    )]
     async fn get(
         &self,
         ServiceOwner(principal): ServiceOwner,

@@ -2,6 +2,8 @@
 //! nothing but cargo: no Temporal server (workflow starts wait in the outbox, as when Temporal is
 //! down), no SMTP server, no listening socket in use.
 
+mod altinn_contract;
+
 use poem::endpoint::BoxEndpoint;
 use poem::test::{TestClient, TestResponse};
 use serde_json::{Value, json};

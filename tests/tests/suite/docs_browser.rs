@@ -122,7 +122,8 @@ async fn the_docs_page_lists_the_operations_and_renders_an_example() {
             .call(
                 reqwest::Method::POST,
                 &s("/elements"),
-                Some(json!({"using": "css selector", "value": ".opblock-summary-path"})),
+                Some(json!({"using": "css selector",
+                    "value": ".opblock-summary-path, .opblock-summary-path__deprecated"})),
             )
             .await;
         let mut texts = Vec::new();
@@ -155,6 +156,16 @@ async fn the_docs_page_lists_the_operations_and_renders_an_example() {
     ] {
         assert!(paths.iter().any(|p| p == expected), "{expected} not in {paths:?}");
     }
+    // Altinn's legacy order API (nine operations) and the older instant endpoint are shown
+    // deprecated, as Altinn's document marks them.
+    let deprecated = driver
+        .call(
+            reqwest::Method::POST,
+            &s("/elements"),
+            Some(json!({"using": "css selector", "value": ".opblock.opblock-deprecated"})),
+        )
+        .await;
+    assert_eq!(deprecated.as_array().map(Vec::len), Some(10), "{deprecated}");
 
     // Credentials can be entered: "Authorize" offers the bearer token and the PlatformAccessToken.
     driver.click(&sid, ".auth-wrapper .authorize").await;
