@@ -91,8 +91,9 @@ pub fn workflow_entries(history: &Value) -> Vec<Entry> {
                         .as_i64()
                         .and_then(DateTime::from_timestamp_millis);
                     format!(
-                        "workflow started; send time {}",
-                        at.map(|t| t.to_rfc3339()).unwrap_or_default()
+                        "workflow started; send time {}; task queue {}",
+                        at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                        a["task_queue"]["name"].as_str().unwrap_or("?")
                     )
                 }
             }

@@ -219,6 +219,12 @@ impl SmtpServer {
         Self::start_with("aiosmtpd.handlers.Mailbox")
     }
 
+    /// A server that takes messages of at most `bytes` (RFC 1870 `SIZE`) and refuses larger ones
+    /// with 552 once their data is sent, as a relay with a message size limit does.
+    pub fn start_with_size_limit(bytes: u64) -> Self {
+        Self::spawn("aiosmtpd.handlers.Mailbox", &["-s", &bytes.to_string()])
+    }
+
     /// A server that fails `flaky*`, `busy*`, `drop*`, `stall*` and `lost*` recipients once (451,
     /// 421, a cut connection, no answer, a stored message whose answer is cut off) and refuses
     /// `rejected*` always (550); see `tests/support/flaky_smtp.py`.
@@ -227,12 +233,18 @@ impl SmtpServer {
     }
 
     fn start_with(handler: &str) -> Self {
+        Self::spawn(handler, &[])
+    }
+
+    fn spawn(handler: &str, options: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let maildir = dir.path().join("maildir");
         let port = free_port();
         let child = Command::new(python())
             .env("PYTHONPATH", project_root().join("tests/support"))
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", handler])
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(options)
+            .args(["-c", handler])
             .arg(&maildir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -2,7 +2,8 @@
 //! from a file server when the email is sent and attached as MIME parts at a real SMTP server;
 //! files that cannot be fetched (a refused answer, another type, a redirect to a metadata
 //! address) end `Email_Failed_InvalidSasUrl`, too large ones `Email_Failed_PayloadTooLarge`;
-//! private destinations refused when ordered; their own scope; Altinn's validation messages.
+//! a relay's 552 ends it `Email_Failed_PayloadTooLarge` too; private destinations refused when
+//! ordered; their own task queue; their own scope; Altinn's validation messages.
 
 use poem::http::StatusCode;
 use poem::web::Path;
@@ -162,6 +163,18 @@ async fn a_composed_email_arrives_with_its_files_as_mime_parts() {
         app.get(&format!("/future/shipment/{shipment}"), "ttd").await.json().await.unwrap();
     assert_eq!(manifest["type"], "Composed", "{manifest}");
     assert_eq!(manifest["recipients"][0]["status"], "Email_Succeeded", "{manifest}");
+    // Sent on the composed emails' own task queue, as its history shows.
+    let history: Value =
+        app.get(&format!("/orders/{shipment}/history"), "ttd").await.json().await.unwrap();
+    let queue = format!("; task queue {}-composed", app.config.temporal.task_queue);
+    assert!(
+        history["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["text"].as_str().is_some_and(|t| t.ends_with(&queue))),
+        "{queue} in {history}"
+    );
     // A repeat: the first answer, nothing sent again.
     let (status, again) = post(&app, &body).await;
     assert_eq!((status, &again), (200, &first));
@@ -185,6 +198,34 @@ async fn a_composed_email_arrives_with_its_files_as_mime_parts() {
         assert!(reason.contains(why), "{name}: {reason}");
     }
     assert_eq!(smtp.count(), 1, "no failed email was sent");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_relay_refuses_as_too_large_fails_payload_too_large() {
+    // The relay takes 4 KiB at most; the PDF alone is over 5 KB, and a third more as base64.
+    let smtp = SmtpServer::start_with_size_limit(4096);
+    let app = TestApp::spawn(TestAppOptions::new(Db::Sqlite, smtp.url())).await;
+    let files = file_server().await;
+    let body = request(
+        "composed-relay-552",
+        "kari@example.no",
+        json!([attachment("vedtak.pdf", "application/pdf", format!("{files}/vedtak.pdf"))]),
+    );
+    let (status, reason) = sent(&app, &body).await;
+    assert_eq!(status, "Email_Failed_PayloadTooLarge", "{reason}");
+    assert!(reason.contains("relay refused the message as too large"), "{reason}");
+    assert_eq!(smtp.count(), 0);
+
+    // A message within the relay's limit goes through the same relay.
+    let body = request(
+        "composed-relay-small",
+        "kari@example.no",
+        json!([attachment("notat.txt", "text/plain", format!("{files}/notat.txt"))]),
+    );
+    let (status, reason) = sent(&app, &body).await;
+    assert_eq!(status, "Email_Succeeded", "{reason}");
+    assert_eq!(smtp.count(), 1);
     app.stop().await;
 }
 

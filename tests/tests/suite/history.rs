@@ -40,6 +40,8 @@ async fn the_timeline_shows_retries_with_their_failure_and_the_notifications() {
         .collect();
     let has = |needle: &str| texts.iter().any(|t| t.contains(needle));
     assert!(has("workflow workflow started"), "{texts:#?}");
+    let queue = format!("; task queue {}", app.config.temporal.task_queue);
+    assert!(texts.iter().any(|t| t.ends_with(&queue)), "{queue} in {texts:#?}");
     assert!(has("claim the order for processing: done"), "{texts:#?}");
     assert!(
         texts.iter().any(|t| t.contains(
