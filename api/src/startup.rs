@@ -86,7 +86,8 @@ pub fn openapi_json() -> String {
         sender: None,
         gauges: Default::default(),
     });
-    openapi_service(state, String::new()).spec()
+    let limits = crate::http::validate::Limits::from_config(&state.config);
+    crate::http::schema_rules::stated(&openapi_service(state, String::new()).spec(), &limits)
 }
 
 /// The methods each documented path answers, for the `Allow` header of a 405 (RFC 9110
@@ -504,9 +505,17 @@ fn shared_secrets_configured(config: &Config) -> anyhow::Result<()> {
 pub fn api_routes(state: Arc<AppState>, report_secret: &str) -> BoxEndpoint<'static> {
     let body_limits = EdgeLimits::from_config(&state.config);
     let api = openapi_service(state.clone(), report_secret.to_owned());
-    let allowed = AllowedMethods::from_spec(&api.spec());
-    let spec = api.spec_endpoint();
-    let ui = api.swagger_ui();
+    let generated = api.spec();
+    let allowed = AllowedMethods::from_spec(&generated);
+    // The document as served states what the validators demand, with this process's limits;
+    // the docs page shows that same document.
+    let limits = crate::http::validate::Limits::from_config(&state.config);
+    let spec = crate::http::schema_rules::stated(&generated, &limits);
+    let ui = api.swagger_ui_html().replacen(&generated, &spec, 1);
+    let spec = poem::endpoint::make_sync(move |_| {
+        poem::Response::builder().content_type("application/json").body(spec.clone())
+    });
+    let ui = poem::endpoint::make_sync(move |_| poem::web::Html(ui.clone()));
     let readiness = Arc::new(Readiness::new(state.store.clone(), state.config.clone()));
     let http_metrics = state.metrics.clone();
     let report_credentials = ReportCredentials {
@@ -517,7 +526,7 @@ pub fn api_routes(state: Arc<AppState>, report_secret: &str) -> BoxEndpoint<'sta
     Route::new()
         .nest("/", api)
         .at("/notifications/api/v1/openapi.json", spec)
-        .nest("/docs", ui)
+        .at("/docs", ui)
         .at("/health", get(health::live))
         .at("/health/live", get(health::live))
         .at("/health/ready", get(health::ready).data(readiness))

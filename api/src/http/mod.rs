@@ -7,6 +7,7 @@ pub mod json_body;
 pub mod operator;
 pub mod orders;
 pub mod reports;
+pub mod schema_rules;
 pub mod security;
 pub mod v2;
 pub mod v2_dto;

@@ -80,16 +80,6 @@ const DEPARTURES: &[Departure] = &[
         parity: "cancel documents 500 for an internal error",
     },
     Departure {
-        pattern: "GET /orders: query parameter sendersReference required true in Altinn, false in varsel",
-        why: "a missing reference gets problem details naming the field instead of a bare 400",
-        parity: "a missing `sendersReference` is a bare 400",
-    },
-    Departure {
-        pattern: "request *: required by Altinn, optional in varsel's schema",
-        why: "a missing field is refused by the validators with Altinn's message and key, all in one 400, not by the JSON parser",
-        parity: "required fields are `required` in the schema, refused by ASP.NET's model binding",
-    },
-    Departure {
         pattern: "*: string (date-time) in Altinn, string in varsel",
         why: "times are parsed by the validators (Altinn's messages); the schema does not yet declare the format",
         parity: "ids, times and URLs have a `format` (`uuid`, `date-time`, `uri`)",
@@ -116,8 +106,8 @@ const DEPARTURES: &[Departure] = &[
     },
     Departure {
         pattern: "*: enum of * values in Altinn, string in varsel",
-        why: "statuses, the manifest's type and the feed's orderBy are written and read as Altinn's names, but the schema does not yet list them",
-        parity: "statuses, the manifest's `type` and the feed's `orderBy` are enums in the schema",
+        why: "statuses and the manifest's type are written as Altinn's names, but the schema does not yet list them",
+        parity: "statuses and the manifest's `type` are enums in the schema",
     },
     Departure {
         pattern: "response RecipientExt (varsel *).*: missing in varsel",

@@ -31,23 +31,38 @@ fn committed_openapi_matches_the_code() {
     }
 }
 
+/// The document the app serves.
+async fn served_document(app: &TestApp) -> Value {
+    let resp = app.http.get(format!("{}/notifications/api/v1/openapi.json", app.base_url)).send();
+    resp.await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_serves_the_document_and_a_browsable_ui() {
     let app = TestApp::spawn(TestAppOptions::new(Db::Sqlite, "")).await;
-    let served: Value = app
-        .http
-        .get(format!("{}/notifications/api/v1/openapi.json", app.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served = served_document(&app).await;
     let generated: Value = serde_json::from_str(&varsel_api::startup::openapi_json()).unwrap();
     assert_eq!(served, generated);
     let docs = app.http.get(format!("{}/docs", app.base_url)).send().await.unwrap();
     assert_eq!(docs.status(), 200);
     assert!(docs.text().await.unwrap().contains("swagger"));
+    app.stop().await;
+}
+
+/// The document states what the validators demand with this deployment's limits, on
+/// `/openapi.json` and on the docs page alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_states_this_deployments_limits() {
+    let mut opts = TestAppOptions::new(Db::Sqlite, "");
+    opts.tweak = Box::new(|c| c.limits.max_recipients = 7);
+    let app = TestApp::spawn(opts).await;
+    let served = served_document(&app).await;
+    let recipients = &served["components"]["schemas"]["NotificationOrderRequestExt"];
+    assert_eq!(recipients["properties"]["recipients"]["maxItems"], 7, "{recipients}");
+    assert!(recipients["required"].as_array().unwrap().iter().any(|r| r == "recipients"));
+    let page = app.http.get(format!("{}/docs", app.base_url)).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains("\"maxItems\": 7"), "the docs page shows the served document");
     app.stop().await;
 }
 

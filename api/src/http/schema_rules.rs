@@ -1,0 +1,261 @@
+//! What the validators demand, written into the OpenAPI document.
+//!
+//! poem-openapi derives each request schema from its DTO, whose fields are optional so that the
+//! validators, not the JSON parser, answer a missing or wrong value, with Altinn's message and
+//! key (`IdempotencyId cannot be null or empty.`). Left alone, the document would then promise
+//! less than the service demands. These rules state in the document what the validators enforce
+//! (required fields, non-blank strings, lengths and ranges, from the same configured limits), so
+//! that a request the schema allows is refused only for what a schema cannot say (a send time in
+//! the past, a `resourceAction` without a `resourceId`, …). They change the document only: what
+//! refuses a request is still the validator, with Altinn's words.
+
+use super::validate::{Limits, MAX_URL_CHARS};
+use serde_json::{Value, json};
+
+/// One thing a validator demands of a value.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    /// Present and not null.
+    Required,
+    /// A string with a character other than white space.
+    NotBlank,
+    /// At most this many characters.
+    MaxLength(usize),
+    /// A list of at least this many items.
+    MinItems(usize),
+    /// A list of at most this many items.
+    MaxItems(usize),
+    /// A number at least this.
+    Minimum(i64),
+    /// A number at most this.
+    Maximum(i64),
+    /// One of these names (the validator takes them in any letter case).
+    OneOf(&'static [&'static str]),
+}
+
+use Rule::*;
+
+/// A property of a component schema and what it must be.
+struct PropertyRules {
+    schema: &'static str,
+    property: &'static str,
+    rules: Vec<Rule>,
+}
+
+/// A query parameter of an operation and what it must be.
+struct ParameterRules {
+    method: &'static str,
+    path: &'static str,
+    parameter: &'static str,
+    rules: Vec<Rule>,
+}
+
+fn property(schema: &'static str, property: &'static str, rules: &[Rule]) -> PropertyRules {
+    PropertyRules { schema, property, rules: rules.to_vec() }
+}
+
+/// The rules the validators (`validate.rs`, `validate_v2.rs`, `validate_composed.rs`) apply, as
+/// the configured `limits` set them.
+fn property_rules(limits: &Limits) -> Vec<PropertyRules> {
+    let reference = MaxLength(limits.max_reference_chars);
+    let subject = MaxLength(limits.max_subject_chars);
+    let url = MaxLength(MAX_URL_CHARS);
+    let recipients = [Required, MinItems(1), MaxItems(limits.max_recipients)];
+    let text = [Required, NotBlank];
+    let object = [Required];
+    let mut rules = Vec::new();
+    // The order API (v1).
+    for schema in [
+        "NotificationOrderRequestExt",
+        "EmailNotificationOrderRequestExt",
+        "SmsNotificationOrderRequestExt",
+    ] {
+        rules.push(property(schema, "recipients", &recipients));
+        rules.push(property(schema, "sendersReference", &[reference]));
+        rules.push(property(schema, "conditionEndpoint", &[url]));
+        rules.push(property(schema, "resourceId", &[reference]));
+        rules.push(property(schema, "resourceAction", &[reference]));
+    }
+    for schema in ["EmailNotificationOrderRequestExt", "SmsNotificationOrderRequestExt"] {
+        rules.push(property(schema, "body", &text));
+    }
+    rules.push(property(
+        "EmailNotificationOrderRequestExt",
+        "subject",
+        &[Required, NotBlank, subject],
+    ));
+    // Chains, instant messages and composed emails (`/future`).
+    for schema in [
+        "NotificationOrderChainRequestExt",
+        "InstantSmsNotificationOrderRequestExt",
+        "InstantEmailNotificationOrderRequestExt",
+        "InstantNotificationOrderRequestExt",
+        "ComposedEmailRequestExt",
+    ] {
+        rules.push(property(schema, "idempotencyId", &[Required, NotBlank, reference]));
+        rules.push(property(schema, "sendersReference", &[reference]));
+    }
+    for schema in
+        ["NotificationOrderChainRequestExt", "NotificationReminderExt", "ComposedEmailRequestExt"]
+    {
+        rules.push(property(schema, "recipient", &object));
+        rules.push(property(schema, "conditionEndpoint", &[url]));
+    }
+    rules.push(property("NotificationReminderExt", "sendersReference", &[reference]));
+    rules.push(property("InstantNotificationOrderRequestExt", "recipient", &object));
+    rules.push(property("InstantNotificationRecipientExt", "recipientSms", &object));
+    rules.push(property("InstantSmsNotificationOrderRequestExt", "recipientSms", &object));
+    rules.push(property("InstantEmailNotificationOrderRequestExt", "recipientEmail", &object));
+    for schema in ["RecipientEmailExt", "InstantEmailDetailsExt", "RecipientComposedEmailExt"] {
+        rules.push(property(schema, "emailAddress", &text));
+        rules.push(property(schema, "emailSettings", &object));
+    }
+    for schema in
+        ["EmailSendingOptionsExt", "InstantEmailContentExt", "ComposedEmailSendingOptionsExt"]
+    {
+        rules.push(property(schema, "subject", &[Required, NotBlank, subject]));
+        rules.push(property(schema, "body", &text));
+    }
+    for schema in ["RecipientSmsExt", "ShortMessageDeliveryDetailsExt"] {
+        rules.push(property(schema, "phoneNumber", &text));
+        rules.push(property(schema, "smsSettings", &object));
+    }
+    for schema in ["SmsSendingOptionsExt", "ShortMessageContentExt"] {
+        rules.push(property(schema, "body", &text));
+    }
+    rules.push(property(
+        "ShortMessageDeliveryDetailsExt",
+        "timeToLiveInSeconds",
+        &[Required, Minimum(60), Maximum(172_800)],
+    ));
+    rules.push(property("RecipientPersonExt", "nationalIdentityNumber", &text));
+    rules.push(property("RecipientOrganizationExt", "orgNumber", &text));
+    rules.push(property("RecipientExternalIdentityExt", "externalIdentity", &text));
+    for schema in ["RecipientPersonExt", "RecipientOrganizationExt", "RecipientExternalIdentityExt"]
+    {
+        rules.push(property(schema, "channelSchema", &object));
+        rules.push(property(schema, "resourceId", &[reference]));
+        rules.push(property(schema, "resourceAction", &[reference]));
+    }
+    for name in ["dialogId", "transmissionId"] {
+        rules.push(property("DialogportenIdentifiersExt", name, &[reference]));
+    }
+    for name in ["filename", "mimeType", "sasUrl"] {
+        rules.push(property("SasFileReferenceExt", name, &text));
+    }
+    rules
+}
+
+fn parameter_rules() -> Vec<ParameterRules> {
+    let feed = "/notifications/api/v1/future/shipment/feed";
+    vec![
+        ParameterRules { method: "get", path: feed, parameter: "seq", rules: vec![Minimum(0)] },
+        ParameterRules {
+            method: "get",
+            path: feed,
+            parameter: "pageSize",
+            rules: vec![Minimum(1), Maximum(500)],
+        },
+        ParameterRules {
+            method: "get",
+            path: feed,
+            parameter: "orderBy",
+            rules: vec![OneOf(&["Asc", "Desc"])],
+        },
+        ParameterRules {
+            method: "get",
+            path: "/notifications/api/v1/orders",
+            parameter: "sendersReference",
+            rules: vec![Required, NotBlank],
+        },
+    ]
+}
+
+/// Writes `rule` into a property's or parameter's schema.
+fn apply_rule(schema: &mut Value, rule: Rule) {
+    let Some(map) = schema.as_object_mut() else { return };
+    match rule {
+        // Required is also not null: the validators refuse null as they refuse absence.
+        Required => {
+            map.remove("nullable");
+            if let Some(parts) = map.get_mut("allOf").and_then(Value::as_array_mut) {
+                for part in parts.iter_mut().filter_map(Value::as_object_mut) {
+                    part.remove("nullable");
+                }
+            }
+        }
+        NotBlank => {
+            map.insert("minLength".into(), json!(1));
+            map.insert("pattern".into(), json!("\\S"));
+        }
+        MaxLength(n) => {
+            map.insert("maxLength".into(), json!(n));
+        }
+        MinItems(n) => {
+            map.insert("minItems".into(), json!(n));
+        }
+        MaxItems(n) => {
+            map.insert("maxItems".into(), json!(n));
+        }
+        Minimum(n) => {
+            map.insert("minimum".into(), json!(n));
+        }
+        Maximum(n) => {
+            map.insert("maximum".into(), json!(n));
+        }
+        OneOf(names) => {
+            map.insert("enum".into(), json!(names));
+        }
+    }
+}
+
+/// States the validators' rules in `doc`, a generated OpenAPI document. A rule for a schema,
+/// property or parameter the document lacks is a mistake in this table: it panics, and the
+/// fast tests, which build the document, find it.
+pub fn apply(doc: &mut Value, limits: &Limits) {
+    for PropertyRules { schema, property, rules } in property_rules(limits) {
+        let component = doc["components"]["schemas"]
+            .get_mut(schema)
+            .unwrap_or_else(|| panic!("schema rules: no schema {schema}"));
+        let target = component["properties"]
+            .get_mut(property)
+            .unwrap_or_else(|| panic!("schema rules: no property {schema}.{property}"));
+        for rule in &rules {
+            apply_rule(target, *rule);
+        }
+        if rules.iter().any(|r| matches!(r, Required)) {
+            let required = component
+                .as_object_mut()
+                .expect("a schema object")
+                .entry("required")
+                .or_insert_with(|| json!([]));
+            if let Some(names) = required.as_array_mut()
+                && !names.iter().any(|n| n == property)
+            {
+                names.push(json!(property));
+            }
+        }
+    }
+    for ParameterRules { method, path, parameter, rules } in parameter_rules() {
+        let parameters = doc["paths"][path][method]["parameters"]
+            .as_array_mut()
+            .unwrap_or_else(|| panic!("schema rules: no parameters of {method} {path}"));
+        let target = parameters
+            .iter_mut()
+            .find(|p| p["name"] == parameter)
+            .unwrap_or_else(|| panic!("schema rules: no parameter {parameter} of {method} {path}"));
+        for rule in &rules {
+            if matches!(rule, Required) {
+                target["required"] = json!(true);
+            }
+            apply_rule(&mut target["schema"], *rule);
+        }
+    }
+}
+
+/// The document as served: `spec` with the validators' rules stated.
+pub fn stated(spec: &str, limits: &Limits) -> String {
+    let mut doc: Value = serde_json::from_str(spec).expect("poem-openapi writes JSON");
+    apply(&mut doc, limits);
+    serde_json::to_string_pretty(&doc).expect("JSON")
+}
