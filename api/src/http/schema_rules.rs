@@ -1,4 +1,5 @@
-//! What the validators demand, written into the OpenAPI document.
+//! What the validators demand, and what the answers always hold, written into the OpenAPI
+//! document.
 //!
 //! poem-openapi derives each request schema from its DTO, whose fields are optional so that the
 //! validators, not the JSON parser, answer a missing or wrong value, with Altinn's message and
@@ -7,13 +8,15 @@
 //! (required fields, non-blank strings, lengths and ranges, from the same configured limits), so
 //! that a request the schema allows is refused only for what a schema cannot say (a send time in
 //! the past, a `resourceAction` without a `resourceId`, …). They change the document only: what
-//! refuses a request is still the validator, with Altinn's words.
+//! refuses a request is still the validator, with Altinn's words. Answers are plain strings in
+//! the DTOs too; the document says what they always are (GUIDs, times, Altinn's status names).
 
 use super::validate::{Limits, MAX_URL_CHARS};
 use serde_json::{Value, json};
+use varsel_workflows::domain::{NotificationStatus, OrderStatus};
 
-/// One thing a validator demands of a value.
-#[derive(Debug, Clone, Copy)]
+/// One thing a validator demands of a value, or an answer always holds.
+#[derive(Debug, Clone)]
 enum Rule {
     /// Present and not null.
     Required,
@@ -29,8 +32,10 @@ enum Rule {
     Minimum(i64),
     /// A number at most this.
     Maximum(i64),
-    /// One of these names (the validator takes them in any letter case).
-    OneOf(&'static [&'static str]),
+    /// One of these names (in a request, the validator takes them in any letter case).
+    OneOf(Vec<String>),
+    /// A string of this format (`uuid`, `date-time`).
+    Format(&'static str),
 }
 
 use Rule::*;
@@ -57,9 +62,10 @@ fn property(schema: &'static str, property: &'static str, rules: &[Rule]) -> Pro
 /// The rules the validators (`validate.rs`, `validate_v2.rs`, `validate_composed.rs`) apply, as
 /// the configured `limits` set them.
 fn property_rules(limits: &Limits) -> Vec<PropertyRules> {
-    let reference = MaxLength(limits.max_reference_chars);
-    let subject = MaxLength(limits.max_subject_chars);
-    let url = MaxLength(MAX_URL_CHARS);
+    let reference = [MaxLength(limits.max_reference_chars)];
+    let id = [Required, NotBlank, MaxLength(limits.max_reference_chars)];
+    let subject = [Required, NotBlank, MaxLength(limits.max_subject_chars)];
+    let url = [MaxLength(MAX_URL_CHARS)];
     let recipients = [Required, MinItems(1), MaxItems(limits.max_recipients)];
     let text = [Required, NotBlank];
     let object = [Required];
@@ -71,19 +77,15 @@ fn property_rules(limits: &Limits) -> Vec<PropertyRules> {
         "SmsNotificationOrderRequestExt",
     ] {
         rules.push(property(schema, "recipients", &recipients));
-        rules.push(property(schema, "sendersReference", &[reference]));
-        rules.push(property(schema, "conditionEndpoint", &[url]));
-        rules.push(property(schema, "resourceId", &[reference]));
-        rules.push(property(schema, "resourceAction", &[reference]));
+        rules.push(property(schema, "sendersReference", &reference));
+        rules.push(property(schema, "conditionEndpoint", &url));
+        rules.push(property(schema, "resourceId", &reference));
+        rules.push(property(schema, "resourceAction", &reference));
     }
     for schema in ["EmailNotificationOrderRequestExt", "SmsNotificationOrderRequestExt"] {
         rules.push(property(schema, "body", &text));
     }
-    rules.push(property(
-        "EmailNotificationOrderRequestExt",
-        "subject",
-        &[Required, NotBlank, subject],
-    ));
+    rules.push(property("EmailNotificationOrderRequestExt", "subject", &subject));
     // Chains, instant messages and composed emails (`/future`).
     for schema in [
         "NotificationOrderChainRequestExt",
@@ -92,16 +94,16 @@ fn property_rules(limits: &Limits) -> Vec<PropertyRules> {
         "InstantNotificationOrderRequestExt",
         "ComposedEmailRequestExt",
     ] {
-        rules.push(property(schema, "idempotencyId", &[Required, NotBlank, reference]));
-        rules.push(property(schema, "sendersReference", &[reference]));
+        rules.push(property(schema, "idempotencyId", &id));
+        rules.push(property(schema, "sendersReference", &reference));
     }
     for schema in
         ["NotificationOrderChainRequestExt", "NotificationReminderExt", "ComposedEmailRequestExt"]
     {
         rules.push(property(schema, "recipient", &object));
-        rules.push(property(schema, "conditionEndpoint", &[url]));
+        rules.push(property(schema, "conditionEndpoint", &url));
     }
-    rules.push(property("NotificationReminderExt", "sendersReference", &[reference]));
+    rules.push(property("NotificationReminderExt", "sendersReference", &reference));
     rules.push(property("InstantNotificationOrderRequestExt", "recipient", &object));
     rules.push(property("InstantNotificationRecipientExt", "recipientSms", &object));
     rules.push(property("InstantSmsNotificationOrderRequestExt", "recipientSms", &object));
@@ -113,7 +115,7 @@ fn property_rules(limits: &Limits) -> Vec<PropertyRules> {
     for schema in
         ["EmailSendingOptionsExt", "InstantEmailContentExt", "ComposedEmailSendingOptionsExt"]
     {
-        rules.push(property(schema, "subject", &[Required, NotBlank, subject]));
+        rules.push(property(schema, "subject", &subject));
         rules.push(property(schema, "body", &text));
     }
     for schema in ["RecipientSmsExt", "ShortMessageDeliveryDetailsExt"] {
@@ -134,14 +136,67 @@ fn property_rules(limits: &Limits) -> Vec<PropertyRules> {
     for schema in ["RecipientPersonExt", "RecipientOrganizationExt", "RecipientExternalIdentityExt"]
     {
         rules.push(property(schema, "channelSchema", &object));
-        rules.push(property(schema, "resourceId", &[reference]));
-        rules.push(property(schema, "resourceAction", &[reference]));
+        rules.push(property(schema, "resourceId", &reference));
+        rules.push(property(schema, "resourceAction", &reference));
     }
     for name in ["dialogId", "transmissionId"] {
-        rules.push(property("DialogportenIdentifiersExt", name, &[reference]));
+        rules.push(property("DialogportenIdentifiersExt", name, &reference));
     }
     for name in ["filename", "mimeType", "sasUrl"] {
         rules.push(property("SasFileReferenceExt", name, &text));
+    }
+    rules
+}
+
+/// What varsel's answers always hold, as Altinn's document says of its own: ids are GUIDs, times
+/// RFC 3339 date-times, statuses Altinn's names (one list for orders and notifications, as
+/// Altinn's `ProcessingLifecycle`). schemathesis checks every answer it gets against these.
+fn answer_rules() -> Vec<PropertyRules> {
+    let uuid = [Format("uuid")];
+    let time = [Format("date-time")];
+    let statuses: Vec<String> = OrderStatus::ALL
+        .iter()
+        .map(|s| format!("Order_{}", s.as_str()))
+        .chain(NotificationStatus::ALL.iter().map(|s| s.as_str().to_owned()))
+        .collect();
+    let status = [OneOf(statuses)];
+    let mut rules = vec![
+        property("NotificationOrderRequestResponseExt", "orderId", &uuid),
+        property("NotificationOrderChainResponseExt", "notificationOrderId", &uuid),
+        property("NotificationOrderChainReceiptExt", "shipmentId", &uuid),
+        property("NotificationOrderChainShipmentExt", "shipmentId", &uuid),
+        property(
+            "DeliveryManifestRecipientExt",
+            "type",
+            &[OneOf(vec!["SMS".into(), "Email".into()])],
+        ),
+    ];
+    for schema in ["EmailNotificationSummaryExt", "SmsNotificationSummaryExt"] {
+        rules.push(property(schema, "orderId", &uuid));
+    }
+    for schema in ["EmailNotificationWithResultExt", "SmsNotificationWithResultExt"] {
+        rules.push(property(schema, "id", &uuid));
+    }
+    for schema in ["NotificationOrderExt", "NotificationOrderWithStatusExt"] {
+        rules.push(property(schema, "created", &time));
+        rules.push(property(schema, "requestedSendTime", &time));
+    }
+    for schema in ["NotificationDeliveryManifestExt", "StatusFeedExt"] {
+        rules.push(property(schema, "shipmentId", &uuid));
+        rules.push(property(schema, "status", &status));
+    }
+    for schema in [
+        "OrderStatusExt",
+        "StatusExt",
+        "NotificationDeliveryManifestExt",
+        "DeliveryManifestRecipientExt",
+        "StatusFeedExt",
+        "StatusFeedRecipientExt",
+    ] {
+        rules.push(property(schema, "lastUpdate", &time));
+    }
+    for schema in ["DeliveryManifestRecipientExt", "StatusFeedRecipientExt"] {
+        rules.push(property(schema, "status", &status));
     }
     rules
 }
@@ -160,7 +215,7 @@ fn parameter_rules() -> Vec<ParameterRules> {
             method: "get",
             path: feed,
             parameter: "orderBy",
-            rules: vec![OneOf(&["Asc", "Desc"])],
+            rules: vec![OneOf(vec!["Asc".into(), "Desc".into()])],
         },
         ParameterRules {
             method: "get",
@@ -172,7 +227,7 @@ fn parameter_rules() -> Vec<ParameterRules> {
 }
 
 /// Writes `rule` into a property's or parameter's schema.
-fn apply_rule(schema: &mut Value, rule: Rule) {
+fn apply_rule(schema: &mut Value, rule: &Rule) {
     let Some(map) = schema.as_object_mut() else { return };
     match rule {
         // Required is also not null: the validators refuse null as they refuse absence.
@@ -206,6 +261,9 @@ fn apply_rule(schema: &mut Value, rule: Rule) {
         OneOf(names) => {
             map.insert("enum".into(), json!(names));
         }
+        Format(format) => {
+            map.insert("format".into(), json!(format));
+        }
     }
 }
 
@@ -213,7 +271,9 @@ fn apply_rule(schema: &mut Value, rule: Rule) {
 /// property or parameter the document lacks is a mistake in this table: it panics, and the
 /// fast tests, which build the document, find it.
 pub fn apply(doc: &mut Value, limits: &Limits) {
-    for PropertyRules { schema, property, rules } in property_rules(limits) {
+    for PropertyRules { schema, property, rules } in
+        property_rules(limits).into_iter().chain(answer_rules())
+    {
         let component = doc["components"]["schemas"]
             .get_mut(schema)
             .unwrap_or_else(|| panic!("schema rules: no schema {schema}"));
@@ -221,7 +281,7 @@ pub fn apply(doc: &mut Value, limits: &Limits) {
             .get_mut(property)
             .unwrap_or_else(|| panic!("schema rules: no property {schema}.{property}"));
         for rule in &rules {
-            apply_rule(target, *rule);
+            apply_rule(target, rule);
         }
         if rules.iter().any(|r| matches!(r, Required)) {
             let required = component
@@ -248,7 +308,7 @@ pub fn apply(doc: &mut Value, limits: &Limits) {
             if matches!(rule, Required) {
                 target["required"] = json!(true);
             }
-            apply_rule(&mut target["schema"], *rule);
+            apply_rule(&mut target["schema"], rule);
         }
     }
 }

@@ -80,19 +80,19 @@ const DEPARTURES: &[Departure] = &[
         parity: "cancel documents 500 for an internal error",
     },
     Departure {
-        pattern: "*: string (date-time) in Altinn, string in varsel",
-        why: "times are parsed by the validators (Altinn's messages); the schema does not yet declare the format",
-        parity: "ids, times and URLs have a `format` (`uuid`, `date-time`, `uri`)",
+        pattern: "request *: string (date-time) in Altinn, string in varsel",
+        why: "an empty send time means now, as an absent one; any other is RFC 3339 with an offset, parsed by the validator with Altinn's messages",
+        parity: "send times and URLs have a `format` (`date-time`, `uri`)",
     },
     Departure {
-        pattern: "*: string (uri) in Altinn, string in varsel",
-        why: "URLs are parsed and guarded by the validators; the schema does not yet declare the format",
-        parity: "ids, times and URLs have a `format` (`uuid`, `date-time`, `uri`)",
+        pattern: "request *: string (uri) in Altinn, string in varsel",
+        why: "an empty conditionEndpoint means none, as an absent one; any other must be an absolute http(s) URL the validator takes",
+        parity: "send times and URLs have a `format` (`date-time`, `uri`)",
     },
     Departure {
-        pattern: "*: string (uuid) in Altinn, string in varsel",
-        why: "ids are written as GUID strings; the schema does not yet declare the format",
-        parity: "ids, times and URLs have a `format` (`uuid`, `date-time`, `uri`)",
+        pattern: "response *.conditionEndpoint: string (uri) in Altinn, string in varsel",
+        why: "an order shows its condition endpoint as the client gave it, which the validator took as a URL but need not be RFC 3986",
+        parity: "an order shows its `conditionEndpoint` as a `uri`",
     },
     Departure {
         pattern: "*: integer (int32) in Altinn, integer (?int64) in varsel",
@@ -105,9 +105,9 @@ const DEPARTURES: &[Departure] = &[
         parity: "numbers are 32-bit (`int32`)",
     },
     Departure {
-        pattern: "*: enum of * values in Altinn, string in varsel",
-        why: "statuses and the manifest's type are written as Altinn's names, but the schema does not yet list them",
-        parity: "statuses and the manifest's `type` are enums in the schema",
+        pattern: "*.status: enum values missing in varsel: Email_Failed_TransientError",
+        why: "a transient failure is retried, never reported as a status; an email that cannot be sent in time ends Email_Failed_TTL",
+        parity: "a transient email failure is reported as `Email_Failed_TransientError`",
     },
     Departure {
         pattern: "response RecipientExt (varsel *).*: missing in varsel",
