@@ -36,6 +36,8 @@ enum Rule {
     OneOf(Vec<String>),
     /// A string of this format (`uuid`, `date-time`).
     Format(&'static str),
+    /// A string matching this (ECMA-262) regular expression.
+    Pattern(&'static str),
 }
 
 use Rule::*;
@@ -130,13 +132,28 @@ fn property_rules(limits: &Limits) -> Vec<PropertyRules> {
         "timeToLiveInSeconds",
         &[Required, Minimum(60), Maximum(172_800)],
     ));
-    rules.push(property("RecipientPersonExt", "nationalIdentityNumber", &text));
-    rules.push(property("RecipientOrganizationExt", "orgNumber", &text));
+    // Identity numbers are digits (white space around them is trimmed).
+    rules.push(property(
+        "RecipientPersonExt",
+        "nationalIdentityNumber",
+        &[Required, Pattern(r"^\s*[0-9]{11}\s*$")],
+    ));
+    rules.push(property(
+        "RecipientOrganizationExt",
+        "orgNumber",
+        &[Required, Pattern(r"^\s*[0-9]{9}\s*$")],
+    ));
     rules.push(property("RecipientExternalIdentityExt", "externalIdentity", &text));
+    // A person's channel defaults to EmailPreferred; the others must name theirs.
+    for schema in ["RecipientOrganizationExt", "RecipientExternalIdentityExt"] {
+        rules.push(property(schema, "channelSchema", &object));
+    }
+    // An empty resourceId is none; any other names an Altinn resource.
+    let resource =
+        [MaxLength(limits.max_reference_chars), Pattern(r"^\s*(urn:altinn:resource:\S[\s\S]*)?$")];
     for schema in ["RecipientPersonExt", "RecipientOrganizationExt", "RecipientExternalIdentityExt"]
     {
-        rules.push(property(schema, "channelSchema", &object));
-        rules.push(property(schema, "resourceId", &reference));
+        rules.push(property(schema, "resourceId", &resource));
         rules.push(property(schema, "resourceAction", &reference));
     }
     for name in ["dialogId", "transmissionId"] {
@@ -263,6 +280,9 @@ fn apply_rule(schema: &mut Value, rule: &Rule) {
         }
         Format(format) => {
             map.insert("format".into(), json!(format));
+        }
+        Pattern(pattern) => {
+            map.insert("pattern".into(), json!(pattern));
         }
     }
 }

@@ -110,6 +110,11 @@ const DEPARTURES: &[Departure] = &[
         parity: "a transient email failure is reported as `Email_Failed_TransientError`",
     },
     Departure {
+        pattern: "request RecipientPersonExt.channelSchema: required by Altinn, optional in varsel's schema",
+        why: "Altinn declares EmailPreferred as a person's default but its deserializer then refuses a body without it; varsel applies the declared default",
+        parity: "a person recipient without `channelSchema` is refused by the JSON deserializer",
+    },
+    Departure {
         pattern: "response RecipientExt (varsel *).*: missing in varsel",
         why: "the notification lists fill only some of RecipientExt's fields; varsel's model has exactly those",
         parity: "a notification list's `recipient` is a whole `RecipientExt` with some fields filled",
