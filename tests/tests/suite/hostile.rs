@@ -131,10 +131,17 @@ async fn hostile(db: Db) {
     for (path, body, key) in &cases {
         refused(&app, path, body, key, NUL).await;
     }
-    // In a path or a query: no order has such an id, and a reference with NUL is refused.
-    for path in
-        ["/orders/a%00b", "/orders/a%00b/status", "/future/shipment/a%00b", "/future/orders/a%00b"]
-    {
+    // In a path or a query: no order has such an id (ids are GUIDs: anything else is 404
+    // problem details, as for an unknown order), and a reference with NUL is refused.
+    for path in [
+        "/orders/a%00b",
+        "/orders/a%00b/status",
+        "/future/shipment/a%00b",
+        "/future/orders/a%00b",
+        "/orders/not-a-guid",
+        "/orders/12345/notifications/email",
+        "/future/shipment/not-a-guid",
+    ] {
         let resp = app.get(path, "ttd").await;
         assert_eq!(resp.status(), 404, "{path}");
         assert_eq!(resp.headers()["content-type"], "application/problem+json", "{path}");
