@@ -222,7 +222,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::anyhow!("no order {order_id} in {db}")
             })?;
             let client = crate::temporal::connect(&cfg).await?;
-            let entries = crate::timeline::order_timeline(&store, &client, &order_id).await?;
+            let timeline = crate::timeline::order_timeline(&store, &client, &order_id).await?;
+            let entries = timeline.entries;
             if json {
                 for e in entries {
                     println!(
@@ -235,6 +236,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "order {order_id}\nTemporal web UI: {}\n",
                     cfg.temporal_ui_link(&order_id)
                 );
+                if timeline.workflow_history_expired {
+                    println!(
+                        "The workflow's history has expired (Temporal's retention period has \
+                         passed): shown is what varsel's database kept.\n"
+                    );
+                }
                 for e in entries {
                     println!(
                         "{}  {:<12}  {}",

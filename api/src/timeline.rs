@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::Value;
 use std::collections::HashMap;
-use temporalio_client::Client;
+use temporalio_client::errors::WorkflowInteractionError;
+use temporalio_client::{Client, WorkflowHistoryError};
 use varsel_activities::Store;
 
 /// One line of the timeline.
@@ -14,7 +15,8 @@ use varsel_activities::Store;
 pub struct Entry {
     /// When it happened.
     pub time: DateTime<Utc>,
-    /// `workflow`, `notification` or `webhook`.
+    /// `workflow`, `order` (the database's record, once the workflow's history has expired),
+    /// `notification` or `webhook`.
     pub source: &'static str,
     /// What happened.
     pub text: String,
@@ -221,8 +223,23 @@ pub fn workflow_entries(history: &Value) -> Vec<Entry> {
     out
 }
 
-/// Every run of the order's workflow, oldest first, as entries.
-pub async fn fetch_workflow_entries(client: &Client, order_id: &str) -> anyhow::Result<Vec<Entry>> {
+/// Whether an error says Temporal no longer has the workflow's history (its retention period
+/// passed, or it was deleted), rather than that Temporal could not be asked.
+fn history_gone(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<WorkflowHistoryError>(),
+            Some(WorkflowHistoryError::Fetch(WorkflowInteractionError::NotFound(_)))
+        )
+    })
+}
+
+/// Every run of the order's workflow that Temporal still keeps, oldest first, as entries; and
+/// whether a run's history is gone (past Temporal's retention).
+pub async fn fetch_workflow_entries(
+    client: &Client,
+    order_id: &str,
+) -> anyhow::Result<(Vec<Entry>, bool)> {
     // Runs of a continued order share its workflow id; visibility lists them all.
     let mut runs = Vec::new();
     let mut stream =
@@ -235,15 +252,42 @@ pub async fn fetch_workflow_entries(client: &Client, order_id: &str) -> anyhow::
     let mut entries = Vec::new();
     if runs.is_empty() {
         // Visibility may lag just after the start: fall back to the latest run.
-        let bytes = crate::replay::fetch_history_json(client, order_id).await?;
-        entries.extend(workflow_entries(&serde_json::from_slice(&bytes)?));
-        return Ok(entries);
+        return match crate::replay::fetch_history_json(client, order_id).await {
+            Ok(bytes) => Ok((workflow_entries(&serde_json::from_slice(&bytes)?), false)),
+            Err(e) if history_gone(&e) => Ok((entries, true)),
+            Err(e) => Err(e),
+        };
     }
+    let mut gone = false;
     for (_, run_id) in runs {
-        let bytes = crate::replay::fetch_run_history_json(client, order_id, &run_id).await?;
-        entries.extend(workflow_entries(&serde_json::from_slice(&bytes)?));
+        match crate::replay::fetch_run_history_json(client, order_id, &run_id).await {
+            Ok(bytes) => entries.extend(workflow_entries(&serde_json::from_slice(&bytes)?)),
+            // Listed, but its history already deleted (visibility lags behind).
+            Err(e) if history_gone(&e) => gone = true,
+            Err(e) => return Err(e),
+        }
     }
-    Ok(entries)
+    Ok((entries, gone))
+}
+
+/// What varsel's database keeps of the order itself: when it was registered, for when, and its
+/// last status; told when Temporal no longer has the workflow's history.
+pub async fn order_entries(store: &Store, order_id: &str) -> Result<Vec<Entry>, sea_orm::DbErr> {
+    let Some(stored) = store.order(order_id).await? else { return Ok(Vec::new()) };
+    let (o, changed) = (stored.order, stored.status_changed);
+    let entry = |time, text: String| Entry { time, source: "order", text, notification_id: None };
+    Ok(vec![
+        entry(
+            o.created,
+            format!(
+                "order registered; send time {}. The workflow's history has expired: Temporal \
+                 no longer keeps it (its retention period has passed), so this timeline shows \
+                 what varsel's database kept",
+                o.requested_send_time.to_rfc3339()
+            ),
+        ),
+        entry(changed, format!("order {}: {}", o.status.as_str(), o.status.description())),
+    ])
 }
 
 /// Every status change of the order's notifications (creation, each send attempt, the
@@ -325,15 +369,28 @@ pub async fn webhook_entries(store: &Store, order_id: &str) -> Result<Vec<Entry>
         .collect())
 }
 
-/// The merged timeline, ordered by time.
+/// An order's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeline {
+    /// Everything known, ordered by time.
+    pub entries: Vec<Entry>,
+    /// Temporal no longer keeps (some of) the workflow's history: its retention period passed.
+    pub workflow_history_expired: bool,
+}
+
+/// The merged timeline, ordered by time. When Temporal's retention has deleted the workflow's
+/// history, the order's own record from the database stands in for it.
 pub async fn order_timeline(
     store: &Store,
     client: &Client,
     order_id: &str,
-) -> anyhow::Result<Vec<Entry>> {
-    let mut entries = fetch_workflow_entries(client, order_id).await?;
+) -> anyhow::Result<Timeline> {
+    let (mut entries, expired) = fetch_workflow_entries(client, order_id).await?;
+    if expired {
+        entries.extend(order_entries(store, order_id).await?);
+    }
     entries.extend(notification_entries(store, order_id).await?);
     entries.extend(webhook_entries(store, order_id).await?);
     entries.sort_by_key(|e| e.time);
-    Ok(entries)
+    Ok(Timeline { entries, workflow_history_expired: expired })
 }

@@ -702,8 +702,9 @@ impl Example for SmsOrderRequestDto {
 pub struct HistoryEntryDto {
     /// When it happened (UTC).
     pub time: String,
-    /// `workflow` (the order's workflow history), `notification` (a notification's status) or
-    /// `webhook` (an attempt at delivering a status webhook).
+    /// `workflow` (the order's workflow history), `order` (the order's record in the database,
+    /// shown once the workflow's history has expired), `notification` (a notification's status)
+    /// or `webhook` (an attempt at delivering a status webhook).
     pub source: String,
     /// What happened, in words.
     pub text: String,
@@ -719,6 +720,10 @@ pub struct OrderHistoryDto {
     pub order_id: String,
     /// The order's workflow in the Temporal web UI.
     pub temporal_ui: String,
+    /// Temporal no longer keeps the workflow's history (its retention period passed): the
+    /// entries are what varsel's database kept (the order's record, its notifications' events,
+    /// its webhook deliveries).
+    pub workflow_history_expired: bool,
     /// What happened, oldest first.
     pub entries: Vec<HistoryEntryDto>,
 }

@@ -419,14 +419,16 @@ impl OrdersApi {
             .client()
             .await
             .map_err(|e| ApiError::unavailable(format!("Temporal is unreachable: {e}")))?;
-        let entries =
+        let timeline =
             crate::timeline::order_timeline(&self.state.store, &client, &o.id).await.map_err(
                 |e| ApiError::unavailable(format!("The order's history could not be read: {e:#}")),
             )?;
         Ok(HistoryResponse::Ok(Json(OrderHistoryDto {
             temporal_ui: self.state.config.temporal_ui_link(&o.id),
             order_id: o.id,
-            entries: entries
+            workflow_history_expired: timeline.workflow_history_expired,
+            entries: timeline
+                .entries
                 .into_iter()
                 .map(|e| HistoryEntryDto {
                     time: timestamp(e.time),

@@ -85,3 +85,76 @@ async fn the_timeline_shows_retries_with_their_failure_and_the_notifications() {
     assert_eq!(as_operator.status(), 200, "an operator sees every org's orders");
     app.stop().await;
 }
+
+/// Once Temporal's retention has deleted a workflow's history, the timeline is still there: the
+/// order's record, its notifications' events and its webhook deliveries from the database, and a
+/// word that the rest has expired. (Deleting the workflow is what retention does at its end.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeline_outlives_temporals_retention() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::spawn(TestAppOptions::new(Db::Sqlite, smtp.url())).await;
+    let id = app
+        .order(
+            "/orders/email",
+            &json!({"subject": "s", "body": "b", "recipients": [{"emailAddress": "kari@example.no"}]}),
+        )
+        .await;
+    app.wait_status(&id, "Completed", Duration::from_secs(60)).await;
+    let (app_ref, id_ref) = (&app, &id);
+    let history = || async move {
+        let resp = app_ref.get(&format!("/orders/{id_ref}/history"), "ttd").await;
+        assert_eq!(resp.status(), 200);
+        resp.json::<Value>().await.unwrap()
+    };
+    eventually("the workflow completes", Duration::from_secs(30), || async move {
+        let h = history().await;
+        assert_eq!(h["workflowHistoryExpired"], false, "{h}");
+        h["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["text"].as_str().unwrap().contains("workflow completed"))
+            .then_some(())
+    })
+    .await;
+
+    let deleted =
+        std::process::Command::new(varsel_tests::project_root().join(".venv/bin/temporal"))
+            .args(["workflow", "delete", "--yes", "--workflow-id", &id, "--address"])
+            .arg(app.config.temporal.address.trim_start_matches("http://"))
+            .args(["--namespace", &app.config.temporal.namespace])
+            .output()
+            .expect("the temporal CLI");
+    assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
+
+    let h = eventually(
+        "the history reads without Temporal's",
+        // Temporal deletes a closed workflow's history in the background.
+        Duration::from_secs(120),
+        || async move {
+            let h = history().await;
+            (h["workflowHistoryExpired"] == true).then_some(h)
+        },
+    )
+    .await;
+    let entries = h["entries"].as_array().unwrap();
+    let of = |source: &str| entries.iter().filter(|e| e["source"] == source).count();
+    assert_eq!(of("workflow"), 0, "{h:#}");
+    assert!(
+        entries.iter().any(|e| e["source"] == "order"
+            && e["text"].as_str().unwrap().contains("history has expired")),
+        "{h:#}"
+    );
+    assert!(
+        entries.iter().any(|e| e["text"].as_str().unwrap().contains("order Completed")),
+        "{h:#}"
+    );
+    assert!(
+        entries.iter().any(|e| e["text"]
+            .as_str()
+            .unwrap()
+            .contains("email kari@example.no: provider answered: Email_Succeeded")),
+        "{h:#}"
+    );
+    app.stop().await;
+}
