@@ -23,7 +23,7 @@ pub use chains::{Chain, ChainInsert, InstantWriter};
 pub use contact_register::{OrgContact, PersonContact};
 pub use events::StatusEvent;
 pub use notifications::{Notification, ProviderResult, ResultWriter, Settled};
-pub use orders::{CancelOutcome, StatusCounts};
+pub use orders::{CancelOutcome, OrderPage, OrderSearch, StatusCounts};
 pub use reports::{ApplyOutcome, DeadReport, Report, ReportTarget};
 pub use status_feed::FeedEntry;
 pub use webhooks::{

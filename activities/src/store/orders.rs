@@ -6,11 +6,11 @@ use super::entities::{dead_report, notification, order, order_recipient, status_
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use std::collections::HashMap;
-use varsel_workflows::domain::{Channel, NotificationStatus, OrderStatus};
+use varsel_workflows::domain::{Channel, NotificationChannel, NotificationStatus, OrderStatus};
 use varsel_workflows::order::{
     ChainPlacement, EmailTemplate, NewOrder, Order, OrderType, Recipient, SmsTemplate, StoredOrder,
 };
@@ -379,6 +379,71 @@ impl Store {
         Ok(rows.into_iter().map(|r| (r.idx as u32, Recipient::from(r))).collect())
     }
 
+    /// Orders an operator looks for, newest first, a page at a time; with how many orders of
+    /// each status match the search's other criteria (all pages, any status), so a page shows
+    /// where the whole search stands. Keyset paging on `(created, id)`: a page costs the same
+    /// at the millionth order as at the first.
+    pub async fn search_orders(&self, q: &OrderSearch) -> Result<OrderPage, DbErr> {
+        let mut scope = Condition::all();
+        if let Some(creator) = &q.creator {
+            scope = scope.add(order::Column::Creator.eq(creator.as_str()));
+        }
+        if let Some(channel) = q.channel {
+            scope = scope.add(order::Column::NotificationChannel.eq(channel));
+        }
+        if let Some(from) = q.created_from {
+            scope = scope.add(order::Column::Created.gte(from));
+        }
+        if let Some(to) = q.created_to {
+            scope = scope.add(order::Column::Created.lt(to));
+        }
+        if let Some(reference) = &q.senders_reference {
+            scope = scope.add(order::Column::SendersReference.eq(reference.as_str()));
+        }
+        if let Some(id) = &q.id {
+            scope = scope.add(order::Column::Id.eq(id.as_str()));
+        }
+        let mut page = scope.clone();
+        if let Some(status) = q.status {
+            page = page.add(order::Column::Status.eq(status));
+        }
+        if let Some((created, id)) = &q.before {
+            // `(created, id) < (t, id)`, written as a range on `created` the index answers.
+            page = page.add(order::Column::Created.lte(*created)).add(
+                Condition::any()
+                    .add(order::Column::Created.lt(*created))
+                    .add(order::Column::Id.lt(id.as_str())),
+            );
+        }
+        let limit = q.limit.clamp(1, 500);
+        let mut rows = order::Entity::find()
+            .filter(page)
+            .order_by_desc(order::Column::Created)
+            .order_by_desc(order::Column::Id)
+            .limit(limit + 1)
+            .all(&*self.db)
+            .await?;
+        let counts = order::Entity::find()
+            .select_only()
+            .column(order::Column::Status)
+            .column_as(order::Column::Id.count(), "n")
+            .filter(scope)
+            .group_by(order::Column::Status)
+            .into_tuple::<(OrderStatus, i64)>()
+            .all(&*self.db)
+            .await?
+            .into_iter()
+            .map(|(status, n)| (status, n.max(0) as u64))
+            .collect();
+        let next = if rows.len() as u64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|o| (o.created, o.id.clone()))
+        } else {
+            None
+        };
+        Ok(OrderPage { orders: rows.into_iter().map(StoredOrder::from).collect(), counts, next })
+    }
+
     /// Orders per status, and notifications per (channel, status), across all orders: the
     /// gauges of `/metrics`.
     pub async fn status_counts(&self) -> Result<StatusCounts, DbErr> {
@@ -412,4 +477,39 @@ impl Store {
         send_time.max(Utc::now())
             + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(48))
     }
+}
+
+/// What an operator looks for: each criterion given narrows the search; none finds every order.
+#[derive(Debug, Clone, Default)]
+pub struct OrderSearch {
+    /// The creator org.
+    pub creator: Option<String>,
+    /// The order's status.
+    pub status: Option<OrderStatus>,
+    /// The order's channel or channel preference.
+    pub channel: Option<NotificationChannel>,
+    /// Accepted at or after this.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Accepted before this.
+    pub created_to: Option<DateTime<Utc>>,
+    /// The sender's own reference, exactly.
+    pub senders_reference: Option<String>,
+    /// The order's id.
+    pub id: Option<String>,
+    /// Orders older than this `(created, id)`: the `next` of the page before.
+    pub before: Option<(DateTime<Utc>, String)>,
+    /// Orders a page (1 to 500).
+    pub limit: u64,
+}
+
+/// A page of a search.
+#[derive(Debug, Clone)]
+pub struct OrderPage {
+    /// The orders, newest first.
+    pub orders: Vec<StoredOrder>,
+    /// How many orders of each status the search finds, leaving its status criterion and the
+    /// paging aside.
+    pub counts: Vec<(OrderStatus, u64)>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<(DateTime<Utc>, String)>,
 }

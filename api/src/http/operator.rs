@@ -1,15 +1,20 @@
-//! Operator tools (scope `varsel:operator`): redrive an order, and list and re-apply the
-//! delivery reports that matched nothing.
+//! Operator tools (scope `varsel:operator`): find orders, redrive an order, and list and
+//! re-apply the delivery reports that matched nothing.
 
 use super::orders::order_id;
 use super::reports::{ReportResponse, outcome_dto};
 use super::security::Operator;
 use crate::error::ApiError;
 use crate::state::AppState;
-use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
+use chrono::{DateTime, Utc};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use varsel_activities::events::apply_and_notify;
-use varsel_activities::store::{ApplyOutcome, Report, ReportTarget};
+use varsel_activities::store::{ApplyOutcome, OrderSearch, Report, ReportTarget};
+use varsel_workflows::domain::{NotificationChannel, OrderStatus};
+use varsel_workflows::order::{OrderType, StoredOrder};
 
 /// The operator endpoints.
 pub struct OperatorApi {
@@ -69,8 +74,181 @@ pub enum RedriveResponse {
     Accepted(Json<RedriveDto>),
 }
 
+/// An order as a search lists it.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "OrderSummary", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct OrderSummaryDto {
+    /// The order's id.
+    pub id: String,
+    /// The org that created it.
+    pub creator: String,
+    /// Its sender's reference.
+    pub senders_reference: Option<String>,
+    /// `Registered`, `Processing`, `Processed`, `Completed`, `SendConditionNotMet` or
+    /// `Cancelled`.
+    pub status: String,
+    /// When its status last changed (UTC).
+    pub status_changed: String,
+    /// The channel or channel preference.
+    pub channel: String,
+    /// `Notification`, `Reminder`, `Instant` or `Composed`.
+    pub order_type: String,
+    /// When it was accepted (UTC).
+    pub created: String,
+    /// When it is or was to be sent (UTC).
+    pub requested_send_time: String,
+    /// How many recipients it has.
+    pub recipients: u32,
+}
+
+/// A page of found orders.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "OrderSearchPage", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct OrderSearchDto {
+    /// The orders, newest first.
+    pub orders: Vec<OrderSummaryDto>,
+    /// How many orders of each status the search finds on all its pages, leaving its `status`
+    /// criterion aside: where the whole search stands.
+    pub counts: BTreeMap<String, u64>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Found orders.
+#[derive(ApiResponse)]
+pub enum OrderSearchResponse {
+    /// A page of them.
+    #[oai(status = 200)]
+    Ok(Json<OrderSearchDto>),
+}
+
+fn summary(stored: StoredOrder) -> OrderSummaryDto {
+    let o = stored.order;
+    OrderSummaryDto {
+        order_type: o
+            .chain
+            .as_ref()
+            .map_or(OrderType::Notification, |c| c.order_type)
+            .as_str()
+            .to_owned(),
+        id: o.id,
+        creator: o.creator,
+        senders_reference: o.senders_reference,
+        status: o.status.as_str().to_owned(),
+        status_changed: super::orders::timestamp(stored.status_changed),
+        channel: o.channel.as_str().to_owned(),
+        created: super::orders::timestamp(o.created),
+        requested_send_time: super::orders::timestamp(o.requested_send_time),
+        recipients: stored.recipient_count,
+    }
+}
+
+/// A page's cursor: the `(created, id)` of its last order.
+fn cursor_of(created: DateTime<Utc>, id: &str) -> String {
+    format!("{}.{id}", created.timestamp_micros())
+}
+
+fn parse_cursor(raw: &str) -> Option<(DateTime<Utc>, String)> {
+    let (micros, id) = raw.split_once('.')?;
+    let created = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+    Some((created, order_id(id).ok()?))
+}
+
+/// A name of `names`, in any letter case.
+fn one_of<T: Copy>(raw: &str, names: &[T], name: impl Fn(T) -> &'static str) -> Option<T> {
+    names.iter().copied().find(|n| name(*n).eq_ignore_ascii_case(raw))
+}
+
+fn time(raw: &str, key: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+        ApiError::invalid(key, format!("{key} must be an RFC 3339 time with an offset."))
+    })
+}
+
 #[OpenApi(prefix_path = "/notifications/api/v1")]
 impl OperatorApi {
+    /// Find orders
+    ///
+    /// Orders of every creator, newest first, narrowed by any of: `creator`, `status`, `channel`,
+    /// the time they were accepted (`createdFrom` inclusive, `createdTo` exclusive),
+    /// `sendersReference` and `id`. A page holds `limit` orders (1 to 500, default 50); pass its
+    /// `nextCursor` as `cursor` for the next. `counts` says how many orders of each status the
+    /// search finds on all its pages, its `status` criterion aside.
+    #[oai(
+        path = "/operator/orders",
+        method = "get",
+        tag = "Tag::Operator",
+        operation_id = "findOrders"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn find_orders(
+        &self,
+        _operator: Operator,
+        creator: Query<Option<String>>,
+        status: Query<Option<String>>,
+        channel: Query<Option<String>>,
+        #[oai(name = "createdFrom")] created_from: Query<Option<String>>,
+        #[oai(name = "createdTo")] created_to: Query<Option<String>>,
+        #[oai(name = "sendersReference")] senders_reference: Query<Option<String>>,
+        id: Query<Option<String>>,
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<OrderSearchResponse, ApiError> {
+        // Empty text criteria are none; the others must be what they name.
+        let given = |q: Option<String>| q.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let mut search = OrderSearch {
+            creator: given(creator.0),
+            senders_reference: given(senders_reference.0),
+            ..OrderSearch::default()
+        };
+        if let Some(raw) = status.0 {
+            search.status =
+                Some(one_of(&raw, OrderStatus::ALL, OrderStatus::as_str).ok_or_else(|| {
+                    ApiError::invalid("status", format!("Unknown order status '{raw}'."))
+                })?);
+        }
+        if let Some(raw) = channel.0 {
+            search.channel = Some(
+                one_of(&raw, NotificationChannel::ALL, NotificationChannel::as_str).ok_or_else(
+                    || ApiError::invalid("channel", format!("Unknown channel '{raw}'.")),
+                )?,
+            );
+        }
+        if let Some(raw) = created_from.0 {
+            search.created_from = Some(time(&raw, "createdFrom")?);
+        }
+        if let Some(raw) = created_to.0 {
+            search.created_to = Some(time(&raw, "createdTo")?);
+        }
+        if let Some(raw) = id.0 {
+            search.id = Some(
+                order_id(&raw)
+                    .map_err(|_| ApiError::invalid("id", "id must be an order id (a GUID)."))?,
+            );
+        }
+        search.limit = match limit.0 {
+            None => 50,
+            Some(n @ 1..=500) => n as u64,
+            Some(n) => {
+                return Err(ApiError::invalid(
+                    "limit",
+                    format!("limit must be from 1 to 500; it is {n}."),
+                ));
+            }
+        };
+        if let Some(raw) = cursor.0 {
+            search.before = Some(parse_cursor(&raw).ok_or_else(|| {
+                ApiError::invalid("cursor", "cursor must be a nextCursor this search gave.")
+            })?);
+        }
+        let page = self.state.store.search_orders(&search).await.map_err(ApiError::storage)?;
+        Ok(OrderSearchResponse::Ok(Json(OrderSearchDto {
+            orders: page.orders.into_iter().map(summary).collect(),
+            counts: page.counts.into_iter().map(|(s, n)| (s.as_str().to_owned(), n)).collect(),
+            next_cursor: page.next.map(|(created, id)| cursor_of(created, &id)),
+        })))
+    }
+
     /// Redrive an order
     ///
     /// Sends again the notifications of a completed order that failed before reaching a provider

@@ -13,7 +13,7 @@
 
 use super::validate::{Limits, MAX_URL_CHARS};
 use serde_json::{Value, json};
-use varsel_workflows::domain::{NotificationStatus, OrderStatus};
+use varsel_workflows::domain::{NotificationChannel, NotificationStatus, OrderStatus};
 
 /// One thing a validator demands of a value, or an answer always holds.
 #[derive(Debug, Clone)]
@@ -220,7 +220,44 @@ fn answer_rules() -> Vec<PropertyRules> {
 
 fn parameter_rules() -> Vec<ParameterRules> {
     let feed = "/notifications/api/v1/future/shipment/feed";
+    let find = "/notifications/api/v1/operator/orders";
+    let names = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
     vec![
+        ParameterRules {
+            method: "get",
+            path: find,
+            parameter: "status",
+            rules: vec![OneOf(names(
+                &OrderStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            ))],
+        },
+        ParameterRules {
+            method: "get",
+            path: find,
+            parameter: "channel",
+            rules: vec![OneOf(names(
+                &NotificationChannel::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+            ))],
+        },
+        ParameterRules {
+            method: "get",
+            path: find,
+            parameter: "createdFrom",
+            rules: vec![Format("date-time")],
+        },
+        ParameterRules {
+            method: "get",
+            path: find,
+            parameter: "createdTo",
+            rules: vec![Format("date-time")],
+        },
+        ParameterRules { method: "get", path: find, parameter: "id", rules: vec![Format("uuid")] },
+        ParameterRules {
+            method: "get",
+            path: find,
+            parameter: "limit",
+            rules: vec![Minimum(1), Maximum(500)],
+        },
         ParameterRules { method: "get", path: feed, parameter: "seq", rules: vec![Minimum(0)] },
         ParameterRules {
             method: "get",

@@ -343,3 +343,108 @@ async fn operators_load_the_contact_register_and_orders_find_it() {
         .await;
     owner.assert_status(StatusCode::FORBIDDEN);
 }
+
+/// Operators find orders of every creator, newest first, a page at a time, with how many of each
+/// status the search finds; a creator's token may not search.
+#[tokio::test]
+async fn operators_find_orders_newest_first_a_page_at_a_time() {
+    let fast = Fast::start().await;
+    let mut ids = Vec::new();
+    for (org, reference) in [
+        ("ttd", "case-1"),
+        ("nav", "case-2"),
+        ("ttd", "case-3"),
+        ("nav", "case-4"),
+        ("ttd", "case-5"),
+    ] {
+        let resp = fast.post("/orders", &email_order(reference), org).await;
+        resp.assert_status(poem::http::StatusCode::ACCEPTED);
+        ids.push(json_of(resp).await["orderId"].as_str().unwrap().to_owned());
+    }
+    let operator = mint(
+        &fast.key,
+        TokenKind::Bearer { org: "digdir".into(), scope: varsel_api::auth::OPERATOR_SCOPE.into() },
+        3600,
+    )
+    .unwrap();
+    let find = |query: String| {
+        let req = fast
+            .client
+            .get(format!("{V1}/operator/orders{query}"))
+            .header("Authorization", format!("Bearer {operator}"));
+        async move {
+            let resp = req.send().await;
+            let status = resp.0.status().as_u16();
+            (status, json_of(resp).await)
+        }
+    };
+    let found = |page: &Value| -> Vec<String> {
+        page["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let (status, all) = find(String::new()).await;
+    assert_eq!(status, 200, "{all}");
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(found(&all), newest_first);
+    assert_eq!(all["counts"], json!({"Registered": 5}));
+    assert!(all.get("nextCursor").is_none(), "{all}");
+    let first = &all["orders"][0];
+    assert_eq!(first["creator"], "ttd");
+    assert_eq!(first["sendersReference"], "case-5");
+    assert_eq!(first["channel"], "Email");
+    assert_eq!(first["orderType"], "Notification");
+    assert_eq!(first["recipients"], 1);
+
+    // Narrowed by creator, reference, channel (any letter case) and time.
+    assert_eq!(found(&find("?creator=ttd".into()).await.1).len(), 3);
+    assert_eq!(found(&find("?sendersReference=case-2".into()).await.1), vec![ids[1].clone()]);
+    assert_eq!(found(&find(format!("?id={}", ids[3])).await.1), vec![ids[3].clone()]);
+    assert_eq!(found(&find("?channel=email".into()).await.1).len(), 5);
+    let later = (chrono::Utc::now() + chrono::Duration::minutes(1)).to_rfc3339();
+    let later = later.replace('+', "%2B");
+    assert_eq!(found(&find(format!("?createdFrom={later}")).await.1).len(), 0);
+    assert_eq!(found(&find(format!("?createdTo={later}")).await.1).len(), 5);
+    // A status narrows the list, not the counts.
+    let (_, completed) = find("?status=completed".into()).await;
+    assert_eq!(found(&completed).len(), 0);
+    assert_eq!(completed["counts"], json!({"Registered": 5}));
+
+    // Two at a time: three pages, each order once, in order.
+    let mut paged = Vec::new();
+    let mut query = "?limit=2".to_owned();
+    for page in 0.. {
+        let (status, body) = find(query.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        paged.extend(found(&body));
+        match body["nextCursor"].as_str() {
+            Some(next) => query = format!("?limit=2&cursor={next}"),
+            None => {
+                assert_eq!(page, 2, "three pages");
+                break;
+            }
+        }
+    }
+    assert_eq!(paged, newest_first);
+
+    // Wrong criteria name themselves; a creator's token may not search.
+    for (query, key) in [
+        ("?status=Lost", "status"),
+        ("?channel=Fax", "channel"),
+        ("?limit=0", "limit"),
+        ("?limit=501", "limit"),
+        ("?cursor=yesterday", "cursor"),
+        ("?id=42", "id"),
+        ("?createdFrom=today", "createdFrom"),
+    ] {
+        let (status, body) = find(query.into()).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body["errors"][key].is_array(), "{query}: {body}");
+    }
+    let resp = fast.get("/operator/orders", "ttd").await;
+    resp.assert_status(poem::http::StatusCode::FORBIDDEN);
+}

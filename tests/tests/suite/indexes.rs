@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use varsel_activities::Store;
-use varsel_workflows::domain::Channel;
+use varsel_activities::store::OrderSearch;
+use varsel_workflows::domain::{Channel, OrderStatus};
 
 type Call = fn(Store) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -21,7 +22,7 @@ const QUERIES: &[(&str, Call, &str)] = &[
     (
         "GET /orders?sendersReference",
         |s| Box::pin(async move { drop(s.orders_by_senders_reference("ttd", "ref").await) }),
-        "ix_orders_creator_sref",
+        "ix_orders_creator_sref_created",
     ),
     (
         "the dispatcher",
@@ -110,11 +111,41 @@ const QUERIES: &[(&str, Call, &str)] = &[
         "ix_webhook_messages_endpoint_seq",
     ),
     (
+        "GET /operator/orders (newest first, every creator)",
+        |s| Box::pin(async move { drop(s.search_orders(&search(None, None)).await) }),
+        "ix_orders_created",
+    ),
+    (
+        "GET /operator/orders?creator",
+        |s| Box::pin(async move { drop(s.search_orders(&search(Some("ttd"), None)).await) }),
+        "ix_orders_creator_created",
+    ),
+    (
+        "GET /operator/orders?status",
+        |s| {
+            Box::pin(async move {
+                drop(s.search_orders(&search(None, Some(OrderStatus::Completed))).await)
+            })
+        },
+        "ix_orders_status_created",
+    ),
+    (
         "an order's timeline of webhook attempts",
         |s| Box::pin(async move { drop(s.webhook_attempts_of_order("x").await) }),
         "ix_webhook_attempts_order_at",
     ),
 ];
+
+/// An operator's search of one page, past the first (the keyset cursor in the query too).
+fn search(creator: Option<&str>, status: Option<OrderStatus>) -> OrderSearch {
+    OrderSearch {
+        creator: creator.map(str::to_owned),
+        status,
+        before: Some((chrono::Utc::now(), "x".to_owned())),
+        limit: 50,
+        ..OrderSearch::default()
+    }
+}
 
 /// The first query a store call makes, as sea-orm builds it for `backend`: the call runs on a mock
 /// connection that answers every query with no rows.

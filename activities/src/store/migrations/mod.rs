@@ -11,6 +11,7 @@ mod m0007_slice_index;
 mod m0008_order_counts;
 mod m0009_webhooks;
 mod m0010_email_attachments;
+mod m0011_order_search;
 
 use sea_orm_migration::prelude::*;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_order_counts::M0008OrderCounts),
             Box::new(m0009_webhooks::M0009Webhooks),
             Box::new(m0010_email_attachments::M0010EmailAttachments),
+            Box::new(m0011_order_search::M0011OrderSearch),
         ]
     }
 }
