@@ -401,8 +401,10 @@ impl Verifier {
         }
     }
 
-    /// Authorises an operator endpoint: a valid bearer token with the operator scope.
-    pub fn authorize_operator(&self, headers: &poem::http::HeaderMap) -> Result<(), ApiError> {
+    /// Authorises an operator endpoint: a valid bearer token with the operator scope. The
+    /// operator as the token names them (its `sub`, else its `client_id`, else its org), for the
+    /// record of what they do.
+    pub fn authorize_operator(&self, headers: &poem::http::HeaderMap) -> Result<String, ApiError> {
         let Some(token) = bearer_header(headers)? else {
             return Err(ApiError::unauthorized(
                 "A bearer token with the scope varsel:operator is required.",
@@ -410,7 +412,10 @@ impl Verifier {
         };
         let claims = self.bearer_claims(token)?;
         if has_scope(&claims, OPERATOR_SCOPE)? {
-            Ok(())
+            let named = ["sub", "client_id", ORG_CLAIM]
+                .iter()
+                .find_map(|c| claims.get(*c).and_then(Value::as_str).filter(|v| !v.is_empty()));
+            Ok(format!("operator {}", named.unwrap_or("(unnamed)")))
         } else {
             Err(ApiError::forbidden(format!("The token lacks the scope {OPERATOR_SCOPE}.")))
         }

@@ -262,11 +262,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Redrive { order_id } => {
             let cfg = std::sync::Arc::new(Config::load()?);
             let store = varsel_activities::Store::connect(&cfg.database.url, 2).await?;
-            let dispatcher = crate::temporal::Dispatcher::new(cfg, store);
+            let dispatcher = crate::temporal::Dispatcher::new(cfg, store.clone());
             let n = dispatcher
                 .redrive(&order_id)
                 .await
                 .map_err(|e| anyhow::anyhow!("redrive refused: {e}"))?;
+            // Who: the user running the command on this machine.
+            let user = std::env::var("USER").unwrap_or_else(|_| "(unknown user)".into());
+            let detail = format!("{n} notifications to send again");
+            store
+                .record_action(
+                    &order_id,
+                    &format!("{user} with varsel redrive"),
+                    "redrive",
+                    Some(detail),
+                )
+                .await?;
             println!(
                 "redrive of {order_id} started: {n} notifications will be sent again (see `varsel history {order_id}`)"
             );

@@ -16,7 +16,7 @@ pub struct Entry {
     /// When it happened.
     pub time: DateTime<Utc>,
     /// `workflow`, `order` (the database's record, once the workflow's history has expired),
-    /// `notification` or `webhook`.
+    /// `action` (a cancel or redrive, and who did it), `notification` or `webhook`.
     pub source: &'static str,
     /// What happened.
     pub text: String,
@@ -369,6 +369,24 @@ pub async fn webhook_entries(store: &Store, order_id: &str) -> Result<Vec<Entry>
         .collect())
 }
 
+/// What people did to the order (cancel, redrive), and who.
+pub async fn action_entries(store: &Store, order_id: &str) -> Result<Vec<Entry>, sea_orm::DbErr> {
+    Ok(store
+        .actions_of(order_id)
+        .await?
+        .into_iter()
+        .map(|a| Entry {
+            time: a.at,
+            source: "action",
+            text: match a.detail {
+                Some(detail) => format!("{} by {}: {detail}", a.action, a.actor),
+                None => format!("{} by {}", a.action, a.actor),
+            },
+            notification_id: None,
+        })
+        .collect())
+}
+
 /// An order's timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timeline {
@@ -389,6 +407,7 @@ pub async fn order_timeline(
     if expired {
         entries.extend(order_entries(store, order_id).await?);
     }
+    entries.extend(action_entries(store, order_id).await?);
     entries.extend(notification_entries(store, order_id).await?);
     entries.extend(webhook_entries(store, order_id).await?);
     entries.sort_by_key(|e| e.time);

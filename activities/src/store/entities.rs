@@ -542,3 +542,33 @@ pub mod webhook_attempt {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// What a person did to an order (a cancel, a redrive), and who: the order's timeline shows it.
+pub mod order_action {
+    use sea_orm::entity::prelude::*;
+
+    /// One row per action.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "order_actions")]
+    pub struct Model {
+        /// Action id (UUID text, time-ordered).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// The order.
+        pub order_id: String,
+        /// When.
+        pub at: DateTimeUtc,
+        /// Who: the creator org, the operator token's subject, or the command's user.
+        pub actor: String,
+        /// `cancel` or `redrive`.
+        pub action: String,
+        /// What it did (for a redrive, how many notifications it sends again).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub detail: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -3,10 +3,12 @@
 //! Works on SQLite (embedded default) and PostgreSQL (production) through sea-orm. One `Store`
 //! handle; its queries live in a module per aggregate: `orders`, `chains` (the `/future` API's
 //! chains and instant messages), `notifications`, `contact_register`, `reports` (delivery and
-//! dead reports), `rate_slots`, `status_feed`, `events` (the notification event log) and `webhooks` (status
+//! dead reports), `rate_slots`, `status_feed`, `events` (the notification event log), `actions` (who cancelled
+//! or redrove an order) and `webhooks` (status
 //! webhooks: endpoints, messages, attempts). This file
 //! holds the connection, the migrations and what the modules share.
 
+mod actions;
 mod chains;
 mod contact_register;
 pub mod entities;
@@ -19,6 +21,7 @@ mod reports;
 mod status_feed;
 mod webhooks;
 
+pub use actions::OrderAction;
 pub use chains::{Chain, ChainInsert, InstantWriter};
 pub use contact_register::{OrgContact, PersonContact};
 pub use events::StatusEvent;

@@ -127,8 +127,10 @@ impl From<order_recipient::Model> for Recipient {
 pub enum CancelOutcome {
     /// No such order for this creator.
     NotFound,
-    /// Cancelled now or before.
+    /// Cancelled by this call.
     Cancelled(StoredOrder),
+    /// Cancelled before: nothing changed.
+    AlreadyCancelled(StoredOrder),
     /// Already being processed, finished, or too close to its send time.
     TooLate(StoredOrder),
 }
@@ -249,7 +251,7 @@ impl Store {
             return Ok(CancelOutcome::NotFound);
         };
         if o.status == OrderStatus::Cancelled {
-            return Ok(CancelOutcome::Cancelled(o.into()));
+            return Ok(CancelOutcome::AlreadyCancelled(o.into()));
         }
         let now = Utc::now();
         let txn = self.db.begin().await?;

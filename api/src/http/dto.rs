@@ -703,8 +703,9 @@ pub struct HistoryEntryDto {
     /// When it happened (UTC).
     pub time: String,
     /// `workflow` (the order's workflow history), `order` (the order's record in the database,
-    /// shown once the workflow's history has expired), `notification` (a notification's status)
-    /// or `webhook` (an attempt at delivering a status webhook).
+    /// shown once the workflow's history has expired), `action` (a cancel or redrive, and who
+    /// did it), `notification` (a notification's status) or `webhook` (an attempt at delivering
+    /// a status webhook).
     pub source: String,
     /// What happened, in words.
     pub text: String,

@@ -264,12 +264,20 @@ impl OperatorApi {
     )]
     async fn redrive(
         &self,
-        _operator: Operator,
+        Operator(operator): Operator,
         id: Path<String>,
     ) -> Result<RedriveResponse, ApiError> {
         let id = order_id(&id.0)?;
         match self.state.dispatcher.redrive(&id).await {
             Ok(n) => {
+                let detail = format!("{n} notifications to send again");
+                // The redrive runs already: a record that cannot be written is logged, not an
+                // error the operator would retry (and redrive twice).
+                if let Err(e) =
+                    self.state.store.record_action(&id, &operator, "redrive", Some(detail)).await
+                {
+                    tracing::error!(order_id = id, error = %e, "the redrive could not be recorded");
+                }
                 Ok(RedriveResponse::Accepted(Json(RedriveDto { order_id: id, notifications: n })))
             }
             Err(crate::temporal::RedriveRefusal::NotFound) => {

@@ -344,45 +344,56 @@ impl OrdersApi {
             .cancel_order(&id, &principal.org, cutoff)
             .await
             .map_err(ApiError::storage)?;
-        match outcome {
-            CancelOutcome::NotFound => Err(ApiError::not_found("The order does not exist.")),
-            CancelOutcome::TooLate(o) => Err(ApiError::conflict(format!(
-                "The order is {} and can no longer be cancelled: only registered orders whose send time is more than {} seconds away can be.",
-                o.order.status, self.state.config.processing.cancel_cutoff_secs
-            ))),
-            CancelOutcome::Cancelled(o) => {
-                let id = &o.order.id;
-                tracing::info!(order_id = id, creator = principal.org, "order cancelled");
-                // End the waiting workflow now; if this fails, the workflow still finds the
-                // order cancelled when its timer fires and sends nothing.
-                self.state.dispatcher.cancel(id).await;
-                // A chain's notification takes its reminders with it.
-                if let Some(chain) = &o.order.chain
-                    && chain.order_type == OrderType::Notification
-                {
-                    let chain = &chain.chain_id;
-                    for r in
-                        self.state.store.chain_reminders(chain).await.map_err(ApiError::storage)?
-                    {
-                        let reminder = self
-                            .state
-                            .store
-                            .cancel_order(&r.order.id, &principal.org, chrono::Duration::zero())
-                            .await
-                            .map_err(ApiError::storage)?;
-                        if let CancelOutcome::Cancelled(r) = reminder {
-                            tracing::info!(
-                                order_id = r.order.id,
-                                chain,
-                                "reminder cancelled with its notification"
-                            );
-                            self.state.dispatcher.cancel(&r.order.id).await;
-                        }
-                    }
+        let actor = format!("creator {}", principal.org);
+        let (o, now) = match outcome {
+            CancelOutcome::NotFound => {
+                return Err(ApiError::not_found("The order does not exist."));
+            }
+            CancelOutcome::TooLate(o) => {
+                return Err(ApiError::conflict(format!(
+                    "The order is {} and can no longer be cancelled: only registered orders whose send time is more than {} seconds away can be.",
+                    o.order.status, self.state.config.processing.cancel_cutoff_secs
+                )));
+            }
+            CancelOutcome::Cancelled(o) => (o, true),
+            // A repeat: the same answer, and the workflow's cancel asked for again.
+            CancelOutcome::AlreadyCancelled(o) => (o, false),
+        };
+        let id = &o.order.id;
+        if now {
+            tracing::info!(order_id = id, creator = principal.org, "order cancelled");
+            self.record(id, &actor, "cancel", None).await;
+        }
+        // End the waiting workflow now; if this fails, the workflow still finds the
+        // order cancelled when its timer fires and sends nothing.
+        self.state.dispatcher.cancel(id).await;
+        // A chain's notification takes its reminders with it.
+        if let Some(chain) = &o.order.chain
+            && chain.order_type == OrderType::Notification
+        {
+            let chain = &chain.chain_id;
+            for r in self.state.store.chain_reminders(chain).await.map_err(ApiError::storage)? {
+                let reminder = self
+                    .state
+                    .store
+                    .cancel_order(&r.order.id, &principal.org, chrono::Duration::zero())
+                    .await
+                    .map_err(ApiError::storage)?;
+                if let CancelOutcome::Cancelled(r) = &reminder {
+                    tracing::info!(
+                        order_id = r.order.id,
+                        chain,
+                        "reminder cancelled with its notification"
+                    );
+                    let with = format!("with its notification {id}");
+                    self.record(&r.order.id, &actor, "cancel", Some(with)).await;
                 }
-                Ok(StatusResponse::Ok(Json(self.with_status(o).await?)))
+                if let CancelOutcome::Cancelled(r) | CancelOutcome::AlreadyCancelled(r) = reminder {
+                    self.state.dispatcher.cancel(&r.order.id).await;
+                }
             }
         }
+        Ok(StatusResponse::Ok(Json(self.with_status(o).await?)))
     }
 
     /// Get an order's timeline
@@ -461,6 +472,14 @@ impl OrdersApi {
 }
 
 impl OrdersApi {
+    /// Records that `actor` did `action` to an order. Done already: a record that cannot be
+    /// written is logged, not an error the caller would retry.
+    async fn record(&self, order_id: &str, actor: &str, action: &str, detail: Option<String>) {
+        if let Err(e) = self.state.store.record_action(order_id, actor, action, detail).await {
+            tracing::error!(order_id, action, error = %e, "the action could not be recorded");
+        }
+    }
+
     fn order_url(&self, id: &str) -> String {
         format!("{}/notifications/api/v1/orders/{id}", self.state.base_url)
     }

@@ -114,11 +114,11 @@ credential!(ComposedEmailCreator, schemes: [BEARER], register: register_bearer, 
     verifier(req)?.authorize_composed(req.headers()).map(ComposedEmailCreator).map_err(refuse)
 });
 
-/// An operator: a bearer token with the scope `varsel:operator`.
-pub struct Operator;
+/// An operator: a bearer token with the scope `varsel:operator`; who it names (for the record).
+pub struct Operator(pub String);
 
 credential!(Operator, schemes: [BEARER], register: register_bearer, check: |req| {
-    verifier(req)?.authorize_operator(req.headers()).map(|()| Operator).map_err(refuse)
+    verifier(req)?.authorize_operator(req.headers()).map(Operator).map_err(refuse)
 });
 
 /// A service owner, reading its own orders, or an operator, reading any.

@@ -130,6 +130,11 @@ const QUERIES: &[(&str, Call, &str)] = &[
         "ix_orders_status_created",
     ),
     (
+        "an order's timeline of actions (cancel, redrive)",
+        |s| Box::pin(async move { drop(s.actions_of("x").await) }),
+        "ix_order_actions_order_at",
+    ),
+    (
         "an order's timeline of webhook attempts",
         |s| Box::pin(async move { drop(s.webhook_attempts_of_order("x").await) }),
         "ix_webhook_attempts_order_at",

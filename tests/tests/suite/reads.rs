@@ -154,6 +154,13 @@ async fn cancel(db: Db) {
         // Idempotent.
         assert_eq!(put(id.clone(), "ttd").await.status(), 200);
     }
+    // The timeline says who cancelled, once (the repeat changed nothing).
+    let h: Value =
+        app.get(&format!("/orders/{email_id}/history"), "ttd").await.json().await.unwrap();
+    let actions: Vec<&Value> =
+        h["entries"].as_array().unwrap().iter().filter(|e| e["source"] == "action").collect();
+    assert_eq!(actions.len(), 1, "{h:#}");
+    assert_eq!(actions[0]["text"], "cancel by creator ttd", "{h:#}");
     assert_eq!(put(email_id.clone(), "other").await.status(), 404, "another org's order");
     assert_eq!(put(uuid::Uuid::new_v4().to_string(), "ttd").await.status(), 404);
     let late = put(too_soon.clone(), "ttd").await;

@@ -16,7 +16,13 @@ async fn redrive(db: Db) {
     let mut opts = TestAppOptions::new(db, smtp.url());
     opts.tweak = Box::new(|c| c.processing.notification_ttl_secs = 3);
     let app = TestApp::spawn(opts).await;
-    let operator = app.operator_token();
+    // An operator the token names: the timeline records who redrove.
+    let operator = app.token_with(&json!({
+        "iss": varsel_api::auth::DEV_ISSUER,
+        "scope": varsel_api::auth::OPERATOR_SCOPE,
+        "sub": "ops-kari",
+        "exp": chrono::Utc::now().timestamp() + 600,
+    }));
     let redrive = |id: String| {
         let req = app
             .http
@@ -101,6 +107,11 @@ async fn redrive(db: Db) {
         texts.iter().filter(|t| t.starts_with("workflow completed")).count(),
         2,
         "{texts:#?}"
+    );
+    assert!(
+        h["entries"].as_array().unwrap().iter().any(|e| e["source"] == "action"
+            && e["text"] == "redrive by operator ops-kari: 1 notifications to send again"),
+        "{h:#}"
     );
     let again = redrive(id.clone()).await;
     assert_eq!(again.status(), 409);

@@ -12,6 +12,7 @@ mod m0008_order_counts;
 mod m0009_webhooks;
 mod m0010_email_attachments;
 mod m0011_order_search;
+mod m0012_order_actions;
 
 use sea_orm_migration::prelude::*;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_webhooks::M0009Webhooks),
             Box::new(m0010_email_attachments::M0010EmailAttachments),
             Box::new(m0011_order_search::M0011OrderSearch),
+            Box::new(m0012_order_actions::M0012OrderActions),
         ]
     }
 }
