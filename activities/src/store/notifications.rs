@@ -673,6 +673,25 @@ impl Store {
             .await
     }
 
+    /// The notifications a redrive would send again, in recipient order, at most `limit`.
+    pub async fn redrivable_notifications(
+        &self,
+        order_id: &str,
+        limit: u64,
+    ) -> Result<Vec<Notification>, DbErr> {
+        Ok(notification::Entity::find()
+            .filter(notification::Column::OrderId.eq(order_id))
+            .filter(Self::redrivable())
+            .order_by_asc(notification::Column::RecipientIdx)
+            .order_by_asc(notification::Column::Channel)
+            .limit(limit)
+            .all(&*self.db)
+            .await?
+            .into_iter()
+            .map(Notification::from)
+            .collect())
+    }
+
     /// Resets the redrivable notifications to `New` with a fresh expiry and reopens the order.
     pub async fn redrive_reset(
         &self,

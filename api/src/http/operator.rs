@@ -66,6 +66,45 @@ pub struct RedriveDto {
     pub notifications: u64,
 }
 
+/// A notification a redrive would send again.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "RedriveNotification", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct RedriveNotificationDto {
+    /// The notification's id.
+    pub id: String,
+    /// `email` or `sms`.
+    pub channel: String,
+    /// The address or mobile number it goes to.
+    pub address: String,
+    /// Its status now (`*_Failed_TTL`, `Email_Failed`, `SMS_Failed`).
+    pub status: String,
+    /// Why it failed, in the provider's words.
+    pub reason: Option<String>,
+}
+
+/// What a redrive of an order would do.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "RedrivePreview", rename_all = "camelCase")]
+pub struct RedrivePreviewDto {
+    /// The order.
+    pub order_id: String,
+    /// Its status: only a `Completed` order can be redriven (and only once its workflow has
+    /// closed, which the redrive itself checks).
+    pub order_status: String,
+    /// How many notifications it would send again.
+    pub count: u64,
+    /// They, in recipient order (the first 1,000).
+    pub notifications: Vec<RedriveNotificationDto>,
+}
+
+/// A redrive's preview.
+#[derive(ApiResponse)]
+pub enum RedrivePreviewResponse {
+    /// What it would send again.
+    #[oai(status = 200)]
+    Ok(Json<RedrivePreviewDto>),
+}
+
 /// Answer to a redrive.
 #[derive(ApiResponse)]
 pub enum RedriveResponse {
@@ -286,6 +325,51 @@ impl OperatorApi {
             Err(crate::temporal::RedriveRefusal::Conflict(m)) => Err(ApiError::conflict(m)),
             Err(crate::temporal::RedriveRefusal::Unavailable(m)) => Err(ApiError::unavailable(m)),
         }
+    }
+
+    /// Preview a redrive
+    ///
+    /// The notifications a redrive of the order would send again, exactly as `POST` on this path
+    /// would choose them, without doing it: for an operator to confirm before redriving.
+    #[oai(
+        path = "/operator/orders/:id/redrive",
+        method = "get",
+        tag = "Tag::Operator",
+        operation_id = "previewRedrive"
+    )]
+    async fn redrive_preview(
+        &self,
+        _operator: Operator,
+        id: Path<String>,
+    ) -> Result<RedrivePreviewResponse, ApiError> {
+        let id = order_id(&id.0)?;
+        let store = &self.state.store;
+        let order = store
+            .order(&id)
+            .await
+            .map_err(ApiError::storage)?
+            .ok_or_else(|| ApiError::not_found("The order does not exist."))?
+            .order;
+        let count = store.count_redrivable(&id).await.map_err(ApiError::storage)?;
+        let notifications = store
+            .redrivable_notifications(&id, 1000)
+            .await
+            .map_err(ApiError::storage)?
+            .into_iter()
+            .map(|n| RedriveNotificationDto {
+                id: n.id,
+                channel: n.channel.as_str().to_owned(),
+                address: n.address,
+                status: n.status.as_str().to_owned(),
+                reason: n.status_reason,
+            })
+            .collect();
+        Ok(RedrivePreviewResponse::Ok(Json(RedrivePreviewDto {
+            order_id: id,
+            order_status: order.status.as_str().to_owned(),
+            count,
+            notifications,
+        })))
     }
 
     /// List dead reports

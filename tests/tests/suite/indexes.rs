@@ -130,6 +130,12 @@ const QUERIES: &[(&str, Call, &str)] = &[
         "ix_orders_status_created",
     ),
     (
+        "a redrive's preview",
+        |s| Box::pin(async move { drop(s.redrivable_notifications("x", 1000).await) }),
+        // Either of the order's indexes: one order's rows, never the table.
+        "ux_notifications_identity|ix_notifications_order_channel_status_recipient",
+    ),
+    (
         "an order's timeline of actions (cancel, redrive)",
         |s| Box::pin(async move { drop(s.actions_of("x").await) }),
         "ix_order_actions_order_at",

@@ -58,6 +58,24 @@ async fn redrive(db: Db) {
         .unwrap();
     assert_eq!(creator.status(), 403, "redrive is an operator's tool");
 
+    // The preview names exactly what a redrive would send again.
+    let preview: Value = app
+        .http
+        .get(format!("{}/notifications/api/v1/operator/orders/{id}/redrive", app.base_url))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(preview["count"], 1, "{preview}");
+    assert_eq!(preview["orderStatus"], "Completed", "{preview}");
+    let listed = preview["notifications"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{preview}");
+    assert_eq!(listed[0]["address"], "outage@example.no");
+    assert_eq!(listed[0]["status"], "Email_Failed_TTL");
+
     // The relay is back: redrive sends the failed one, and only that one.
     smtp.set_outage(false);
     let resp = redrive(id.clone()).await;
