@@ -270,14 +270,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // Who: the user running the command on this machine.
             let user = std::env::var("USER").unwrap_or_else(|_| "(unknown user)".into());
             let detail = format!("{n} notifications to send again");
-            store
-                .record_action(
-                    &order_id,
-                    &format!("{user} with varsel redrive"),
-                    "redrive",
-                    Some(detail),
-                )
-                .await?;
+            let actor = format!("{user} with varsel redrive");
+            crate::timeline::record_action(&store, &order_id, &actor, "redrive", Some(detail))
+                .await;
             println!(
                 "redrive of {order_id} started: {n} notifications will be sent again (see `varsel history {order_id}`)"
             );

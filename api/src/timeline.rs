@@ -369,6 +369,20 @@ pub async fn webhook_entries(store: &Store, order_id: &str) -> Result<Vec<Entry>
         .collect())
 }
 
+/// Records that `actor` did `action` to an order, after it was done: a record that cannot be
+/// written is logged, never an error, which would invite the caller to do it again.
+pub async fn record_action(
+    store: &Store,
+    order_id: &str,
+    actor: &str,
+    action: &str,
+    detail: Option<String>,
+) {
+    if let Err(e) = store.record_action(order_id, actor, action, detail).await {
+        tracing::error!(order_id, action, error = %e, "the action could not be recorded");
+    }
+}
+
 /// What people did to the order (cancel, redrive), and who.
 pub async fn action_entries(store: &Store, order_id: &str) -> Result<Vec<Entry>, sea_orm::DbErr> {
     Ok(store

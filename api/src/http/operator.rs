@@ -4,8 +4,10 @@
 use super::orders::order_id;
 use super::reports::{ReportResponse, outcome_dto};
 use super::security::Operator;
+use super::v2::shipment_type;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::timeline::record_action;
 use chrono::{DateTime, Utc};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
@@ -14,7 +16,7 @@ use std::sync::Arc;
 use varsel_activities::events::apply_and_notify;
 use varsel_activities::store::{ApplyOutcome, OrderSearch, Report, ReportTarget};
 use varsel_workflows::domain::{NotificationChannel, OrderStatus};
-use varsel_workflows::order::{OrderType, StoredOrder};
+use varsel_workflows::order::StoredOrder;
 
 /// The operator endpoints.
 pub struct OperatorApi {
@@ -164,12 +166,7 @@ pub enum OrderSearchResponse {
 fn summary(stored: StoredOrder) -> OrderSummaryDto {
     let o = stored.order;
     OrderSummaryDto {
-        order_type: o
-            .chain
-            .as_ref()
-            .map_or(OrderType::Notification, |c| c.order_type)
-            .as_str()
-            .to_owned(),
+        order_type: shipment_type(&o),
         id: o.id,
         creator: o.creator,
         senders_reference: o.senders_reference,
@@ -310,13 +307,7 @@ impl OperatorApi {
         match self.state.dispatcher.redrive(&id).await {
             Ok(n) => {
                 let detail = format!("{n} notifications to send again");
-                // The redrive runs already: a record that cannot be written is logged, not an
-                // error the operator would retry (and redrive twice).
-                if let Err(e) =
-                    self.state.store.record_action(&id, &operator, "redrive", Some(detail)).await
-                {
-                    tracing::error!(order_id = id, error = %e, "the redrive could not be recorded");
-                }
+                record_action(&self.state.store, &id, &operator, "redrive", Some(detail)).await;
                 Ok(RedriveResponse::Accepted(Json(RedriveDto { order_id: id, notifications: n })))
             }
             Err(crate::temporal::RedriveRefusal::NotFound) => {

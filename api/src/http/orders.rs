@@ -6,6 +6,7 @@ use super::security::{OwnerOrOperator, ServiceOwner};
 use super::validate::{self, Rules, ValidOrder};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::timeline::record_action;
 use chrono::{SecondsFormat, Utc};
 use poem_openapi::{
     ApiResponse, OpenApi,
@@ -362,7 +363,7 @@ impl OrdersApi {
         let id = &o.order.id;
         if now {
             tracing::info!(order_id = id, creator = principal.org, "order cancelled");
-            self.record(id, &actor, "cancel", None).await;
+            record_action(&self.state.store, id, &actor, "cancel", None).await;
         }
         // End the waiting workflow now; if this fails, the workflow still finds the
         // order cancelled when its timer fires and sends nothing.
@@ -386,7 +387,8 @@ impl OrdersApi {
                         "reminder cancelled with its notification"
                     );
                     let with = format!("with its notification {id}");
-                    self.record(&r.order.id, &actor, "cancel", Some(with)).await;
+                    record_action(&self.state.store, &r.order.id, &actor, "cancel", Some(with))
+                        .await;
                 }
                 if let CancelOutcome::Cancelled(r) | CancelOutcome::AlreadyCancelled(r) = reminder {
                     self.state.dispatcher.cancel(&r.order.id).await;
@@ -472,14 +474,6 @@ impl OrdersApi {
 }
 
 impl OrdersApi {
-    /// Records that `actor` did `action` to an order. Done already: a record that cannot be
-    /// written is logged, not an error the caller would retry.
-    async fn record(&self, order_id: &str, actor: &str, action: &str, detail: Option<String>) {
-        if let Err(e) = self.state.store.record_action(order_id, actor, action, detail).await {
-            tracing::error!(order_id, action, error = %e, "the action could not be recorded");
-        }
-    }
-
     fn order_url(&self, id: &str) -> String {
         format!("{}/notifications/api/v1/orders/{id}", self.state.base_url)
     }

@@ -221,23 +221,20 @@ fn answer_rules() -> Vec<PropertyRules> {
 fn parameter_rules() -> Vec<ParameterRules> {
     let feed = "/notifications/api/v1/future/shipment/feed";
     let find = "/notifications/api/v1/operator/orders";
-    let names = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
     vec![
         ParameterRules {
             method: "get",
             path: find,
             parameter: "status",
-            rules: vec![OneOf(names(
-                &OrderStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-            ))],
+            rules: vec![OneOf(OrderStatus::ALL.iter().map(|s| s.as_str().to_owned()).collect())],
         },
         ParameterRules {
             method: "get",
             path: find,
             parameter: "channel",
-            rules: vec![OneOf(names(
-                &NotificationChannel::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-            ))],
+            rules: vec![OneOf(
+                NotificationChannel::ALL.iter().map(|c| c.as_str().to_owned()).collect(),
+            )],
         },
         ParameterRules {
             method: "get",

@@ -388,8 +388,8 @@ impl V2Api {
     }
 }
 
-/// `Notification`, `Reminder` or `Instant`; a v1 order is a `Notification`.
-fn shipment_type(o: &Order) -> String {
+/// `Notification`, `Reminder`, `Instant` or `Composed`; a v1 order is a `Notification`.
+pub(super) fn shipment_type(o: &Order) -> String {
     o.chain.as_ref().map_or(OrderType::Notification, |c| c.order_type).as_str().to_owned()
 }
 
