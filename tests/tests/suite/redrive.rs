@@ -57,6 +57,14 @@ async fn redrive(db: Db) {
         .await
         .unwrap();
     assert_eq!(creator.status(), 403, "redrive is an operator's tool");
+    let creator_preview = app
+        .http
+        .get(format!("{}/notifications/api/v1/operator/orders/{id}/redrive", app.base_url))
+        .bearer_auth(app.token("ttd"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(creator_preview.status(), 403, "so is its preview");
 
     // The preview names exactly what a redrive would send again.
     let preview: Value = app
