@@ -204,9 +204,9 @@ async fn a_cancelled_order_is_not_processed() {
     new.order.requested_send_time = Utc::now() + chrono::Duration::hours(2);
     store.insert_order(new).await.unwrap();
 
-    let other = store.cancel_order(&id, "nav", chrono::Duration::minutes(5)).await.unwrap();
+    let other = store.cancel_order(&id, Some("nav"), chrono::Duration::minutes(5)).await.unwrap();
     assert!(matches!(other, CancelOutcome::NotFound), "another creator's order is not found");
-    let own = store.cancel_order(&id, "ttd", chrono::Duration::minutes(5)).await.unwrap();
+    let own = store.cancel_order(&id, Some("ttd"), chrono::Duration::minutes(5)).await.unwrap();
     assert!(matches!(own, CancelOutcome::Cancelled(_)), "{own:?}");
 
     let start = env.run(OrderActivitiesImpl::start_processing, id.clone()).await.unwrap();

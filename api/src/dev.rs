@@ -144,9 +144,19 @@ pub async fn run(
         },
         24 * 3600,
     )?;
+    let operator = crate::auth::mint(
+        &key,
+        crate::auth::TokenKind::Bearer {
+            org: "dev-operator".into(),
+            scope: crate::auth::OPERATOR_SCOPE.into(),
+        },
+        24 * 3600,
+    )?;
+    let console = app.console_link(operator).unwrap_or_default();
     let base = app.base_url().to_owned();
     println!(
-        "\nvarsel is running\n  API       {base}/notifications/api/v1\n  docs      {base}/docs\n  Temporal  {} (web UI http://127.0.0.1:{})\n  data      {}\n  email     {}\n\nTry it (token for org ttd, valid 24 h):\n\ncurl -i {base}/notifications/api/v1/orders/email \\\n  -H 'Content-Type: application/json' \\\n  -H 'Authorization: Bearer {token}' \\\n  -d '{{\"subject\":\"Hello $recipientName$\",\"body\":\"A message from varsel.\",\"recipients\":[{{\"organizationNumber\":\"311000179\"}},{{\"emailAddress\":\"someone@example.no\"}}]}}'\n",
+        "\nvarsel is running\n  API       {base}/notifications/api/v1\n  docs      {base}/docs\n  console   {console}\n            (a one-time sign-in link for an operator, good for {} minutes)\n  Temporal  {} (web UI http://127.0.0.1:{})\n  data      {}\n  email     {}\n\nTry it (token for org ttd, valid 24 h):\n\ncurl -i {base}/notifications/api/v1/orders/email \\\n  -H 'Content-Type: application/json' \\\n  -H 'Authorization: Bearer {token}' \\\n  -d '{{\"subject\":\"Hello $recipientName$\",\"body\":\"A message from varsel.\",\"recipients\":[{{\"organizationNumber\":\"311000179\"}},{{\"emailAddress\":\"someone@example.no\"}}]}}'\n",
+        crate::console::signin::LINK_TTL.as_secs() / 60,
         server.address,
         temporal_ui_port(opts.temporal_port),
         data_dir.display(),

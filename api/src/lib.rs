@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bounces;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod dev;
 pub mod devserver;
 pub mod error;

@@ -47,6 +47,31 @@ pub enum ReplayVerdict {
     Unavailable(String),
 }
 
+/// Fetches an order's workflow history (its latest run) from Temporal and replays it against the
+/// current workflow code. The replayer's future is not `Send`: it runs on a thread and runtime of
+/// its own, so that a request handler may await this.
+pub async fn replay_order(client: &Client, order_id: &str) -> anyhow::Result<ReplayVerdict> {
+    let bytes = match fetch_history_json(client, order_id).await {
+        Ok(b) => b,
+        Err(e) => return Ok(ReplayVerdict::Unavailable(format!("{e:#}"))),
+    };
+    let events = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v["events"].as_array().map(|a| a.len()))
+        .unwrap_or(0);
+    let id = order_id.to_owned();
+    let result = tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(replay_json(&[(id, bytes)]))
+    })
+    .await??;
+    Ok(match result.into_iter().next().map(|(_, r)| r) {
+        Some(Ok(())) => ReplayVerdict::Clean { events },
+        Some(Err(e)) => ReplayVerdict::Nondeterministic(e),
+        None => ReplayVerdict::Unavailable("no replay result".into()),
+    })
+}
+
 /// Fetches each order's workflow history (its latest run) from Temporal and replays it against
 /// the current workflow code.
 pub async fn replay_orders(
@@ -55,23 +80,7 @@ pub async fn replay_orders(
 ) -> anyhow::Result<Vec<(String, ReplayVerdict)>> {
     let mut out = Vec::new();
     for id in order_ids {
-        let bytes = match fetch_history_json(client, id).await {
-            Ok(b) => b,
-            Err(e) => {
-                out.push((id.clone(), ReplayVerdict::Unavailable(format!("{e:#}"))));
-                continue;
-            }
-        };
-        let events = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v["events"].as_array().map(|a| a.len()))
-            .unwrap_or(0);
-        let verdict = match replay_json(&[(id.clone(), bytes)]).await?.pop().map(|(_, r)| r) {
-            Some(Ok(())) => ReplayVerdict::Clean { events },
-            Some(Err(e)) => ReplayVerdict::Nondeterministic(e),
-            None => ReplayVerdict::Unavailable("no replay result".into()),
-        };
-        out.push((id.clone(), verdict));
+        out.push((id.clone(), replay_order(client, id).await?));
     }
     Ok(out)
 }

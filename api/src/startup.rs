@@ -85,6 +85,7 @@ pub fn openapi_json() -> String {
         sdk_metrics: SdkMetrics::default(),
         sender: None,
         gauges: Default::default(),
+        console: Default::default(),
     });
     let limits = crate::http::validate::Limits::from_config(&state.config);
     crate::http::schema_rules::stated(&openapi_service(state, String::new()).spec(), &limits)
@@ -281,6 +282,7 @@ impl Application {
                 sdk_metrics: sdk_metrics.clone(),
                 sender: Some(sender),
                 gauges: Default::default(),
+                console: Default::default(),
             });
             (addr.port(), base_url, Some(listener), Some(state))
         } else {
@@ -372,6 +374,12 @@ impl Application {
         &self.base_url
     }
 
+    /// A one-time link that signs the operator console in with `token` (`None` in a process
+    /// without the API).
+    pub fn console_link(&self, token: String) -> Option<String> {
+        self.state.as_ref().map(|s| crate::console::sign_in_link(s, &self.base_url, token))
+    }
+
     /// The API's routes, unserved (`None` in a worker-only process): for poem's `TestClient`.
     pub fn endpoint(&self) -> Option<BoxEndpoint<'static>> {
         self.state.as_ref().map(|state| api_routes(state.clone(), &self.report_secret))
@@ -416,12 +424,14 @@ impl Application {
                     state.store.clone(),
                     state.config.processing.status_feed_retention_days,
                 ));
+                let sampler = tokio::spawn(crate::console::overview::sample(state.clone()));
                 let limits = EdgeLimits::from_config(&state.config);
                 let app = api_routes(state, &self.report_secret);
                 let r = serve(listener, app, limits, shutdown, drain, grace - drain).await;
                 dispatcher.abort();
                 webhooks.abort();
                 housekeeping.abort();
+                sampler.abort();
                 r.map_err(Into::into)
             }
             _ => match self.worker_metrics.take() {
@@ -527,6 +537,7 @@ pub fn api_routes(state: Arc<AppState>, report_secret: &str) -> BoxEndpoint<'sta
         .nest("/", api)
         .at("/notifications/api/v1/openapi.json", spec)
         .at("/docs", ui)
+        .nest_no_strip("/console", crate::console::routes(state.clone()))
         .at("/health", get(health::live))
         .at("/health/live", get(health::live))
         .at("/health/ready", get(health::ready).data(readiness))

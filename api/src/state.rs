@@ -40,6 +40,17 @@ pub struct AppState {
     pub sender: Option<InstantSender>,
     /// The database gauges of `/metrics`, recounted at most every [`GAUGE_TTL`].
     pub gauges: GaugeCache,
+    /// The operator console's one-time sign-in links and metric snapshots.
+    pub console: crate::console::ConsoleState,
+}
+
+impl AppState {
+    /// The Temporal client, or the 503 a request answers when Temporal cannot be reached.
+    pub async fn temporal(&self) -> Result<temporalio_client::Client, crate::error::ApiError> {
+        self.dispatcher.client().await.map_err(|e| {
+            crate::error::ApiError::unavailable(format!("Temporal is unreachable: {e}"))
+        })
+    }
 }
 
 /// How old the database gauges of `/metrics` may be.

@@ -24,7 +24,7 @@ pub struct Entry {
     pub notification_id: Option<String>,
 }
 
-fn activity_words(name: &str) -> &str {
+pub(crate) fn activity_words(name: &str) -> &str {
     match name {
         "varsel.order.start_processing" => "claim the order for processing",
         "varsel.order.check_send_condition" => "check the send condition",
@@ -39,13 +39,13 @@ fn activity_words(name: &str) -> &str {
     }
 }
 
-fn payload(v: &Value) -> Option<Value> {
+pub(crate) fn payload(v: &Value) -> Option<Value> {
     let data = v["payloads"][0]["data"].as_str()?;
     let raw = base64::engine::general_purpose::STANDARD.decode(data).ok()?;
     serde_json::from_slice(&raw).ok()
 }
 
-fn compact(v: &Value) -> String {
+pub(crate) fn compact(v: &Value) -> String {
     match v {
         Value::Object(m) => m
             .iter()
@@ -60,7 +60,31 @@ fn compact(v: &Value) -> String {
     }
 }
 
-fn seconds(d: &Value) -> Option<f64> {
+/// A scheduled activity's input in words, its order id aside.
+pub(crate) fn activity_input(attributes: &Value) -> String {
+    match payload(&attributes["input"]).unwrap_or_default() {
+        Value::Object(mut m) => {
+            m.remove("order_id");
+            compact(&Value::Object(m))
+        }
+        _ => String::new(),
+    }
+}
+
+/// What moved a notification, in words.
+pub(crate) fn event_words(source: &str) -> &str {
+    match source {
+        "created" => "created",
+        "sending" => "handed to the provider",
+        "provider" => "provider answered",
+        "report" => "delivery report",
+        "ttl" => "time-to-live reached",
+        "redrive" => "reset by a redrive",
+        other => other,
+    }
+}
+
+pub(crate) fn seconds(d: &Value) -> Option<f64> {
     d.as_str()?.trim_end_matches('s').parse().ok()
 }
 
@@ -109,15 +133,7 @@ pub fn workflow_entries(history: &Value) -> Vec<Entry> {
             "ActivityTaskScheduledEventAttributes" => {
                 let name = a["activity_type"]["name"].as_str().unwrap_or_default().to_owned();
                 scheduled.insert(id, name.clone());
-                let input = payload(&a["input"]).unwrap_or_default();
-                let detail = match &input {
-                    Value::Object(m) => {
-                        let mut m = m.clone();
-                        m.remove("order_id");
-                        compact(&Value::Object(m))
-                    }
-                    _ => String::new(),
-                };
+                let detail = activity_input(a);
                 if detail.is_empty() {
                     format!("{}: scheduled", activity_words(&name))
                 } else {
@@ -234,12 +250,12 @@ fn history_gone(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Every run of the order's workflow that Temporal still keeps, oldest first, as entries; and
-/// whether a run's history is gone (past Temporal's retention).
-pub async fn fetch_workflow_entries(
+/// Every run of the order's workflow that Temporal still keeps, oldest first, as Temporal's JSON
+/// history; and whether a run's history is gone (past Temporal's retention).
+pub async fn fetch_workflow_histories(
     client: &Client,
     order_id: &str,
-) -> anyhow::Result<(Vec<Entry>, bool)> {
+) -> anyhow::Result<(Vec<Value>, bool)> {
     // Runs of a continued order share its workflow id; visibility lists them all.
     let mut runs = Vec::new();
     let mut stream =
@@ -249,25 +265,35 @@ pub async fn fetch_workflow_entries(
         runs.push((info.start_time(), info.run_id().to_owned()));
     }
     runs.sort();
-    let mut entries = Vec::new();
+    let mut histories = Vec::new();
     if runs.is_empty() {
         // Visibility may lag just after the start: fall back to the latest run.
         return match crate::replay::fetch_history_json(client, order_id).await {
-            Ok(bytes) => Ok((workflow_entries(&serde_json::from_slice(&bytes)?), false)),
-            Err(e) if history_gone(&e) => Ok((entries, true)),
+            Ok(bytes) => Ok((vec![serde_json::from_slice(&bytes)?], false)),
+            Err(e) if history_gone(&e) => Ok((histories, true)),
             Err(e) => Err(e),
         };
     }
     let mut gone = false;
     for (_, run_id) in runs {
         match crate::replay::fetch_run_history_json(client, order_id, &run_id).await {
-            Ok(bytes) => entries.extend(workflow_entries(&serde_json::from_slice(&bytes)?)),
+            Ok(bytes) => histories.push(serde_json::from_slice(&bytes)?),
             // Listed, but its history already deleted (visibility lags behind).
             Err(e) if history_gone(&e) => gone = true,
             Err(e) => return Err(e),
         }
     }
-    Ok((entries, gone))
+    Ok((histories, gone))
+}
+
+/// Every run of the order's workflow that Temporal still keeps, oldest first, as entries; and
+/// whether a run's history is gone (past Temporal's retention).
+pub async fn fetch_workflow_entries(
+    client: &Client,
+    order_id: &str,
+) -> anyhow::Result<(Vec<Entry>, bool)> {
+    let (histories, gone) = fetch_workflow_histories(client, order_id).await?;
+    Ok((histories.iter().flat_map(workflow_entries).collect(), gone))
 }
 
 /// What varsel's database keeps of the order itself: when it was registered, for when, and its
@@ -318,15 +344,7 @@ pub async fn notification_entries(
                 })
                 .unwrap_or_default();
             let channel = n.map(|n| n.channel.as_str()).unwrap_or_default();
-            let what = match e.source.as_str() {
-                "created" => "created",
-                "sending" => "handed to the provider",
-                "provider" => "provider answered",
-                "report" => "delivery report",
-                "ttl" => "time-to-live reached",
-                "redrive" => "reset by a redrive",
-                other => other,
-            };
+            let what = event_words(&e.source);
             let mut text = format!("{channel} {to}: {what}: {}", e.status);
             if e.source != "sending" {
                 text.push_str(&format!(" ({})", e.status.description().trim_end_matches('.')));
@@ -347,7 +365,7 @@ pub async fn notification_entries(
 /// Every attempt at delivering the order's status webhooks, with what the endpoint answered.
 pub async fn webhook_entries(store: &Store, order_id: &str) -> Result<Vec<Entry>, sea_orm::DbErr> {
     Ok(store
-        .webhook_attempts_of_order(order_id)
+        .webhook_attempts_of_order(order_id, None)
         .await?
         .into_iter()
         .map(|a| {

@@ -300,6 +300,11 @@ impl NotificationStatus {
         }
     }
 
+    /// Whether the notification ended without reaching its recipient: final, and not a success.
+    pub fn is_failure(self) -> bool {
+        self.rank() == 3 && !self.is_success()
+    }
+
     /// Whether this counts as a success for the order's summaries (Altinn counts
     /// `Succeeded`/`Delivered` for email and `Accepted`/`Delivered` for SMS).
     pub fn is_success(self) -> bool {

@@ -5,7 +5,8 @@ use super::Store;
 use super::entities::notification_event;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use varsel_workflows::domain::NotificationStatus;
 
@@ -91,4 +92,96 @@ impl Store {
             .await?;
         Ok(rows.into_iter().map(StatusEvent::from).collect())
     }
+
+    /// The events of some notifications, each notification's oldest first (by notification, so
+    /// a page of a large order's notifications reads only its own events).
+    pub async fn events_of_notifications(
+        &self,
+        notification_ids: &[String],
+    ) -> Result<Vec<StatusEvent>, DbErr> {
+        let rows = notification_event::Entity::find()
+            .filter(
+                notification_event::Column::NotificationId.is_in(notification_ids.iter().cloned()),
+            )
+            .order_by_asc(notification_event::Column::NotificationId)
+            .order_by_asc(notification_event::Column::At)
+            .all(&*self.db)
+            .await?;
+        Ok(rows.into_iter().map(StatusEvent::from).collect())
+    }
+
+    /// When an order's first and last notification events happened; `None` before it has any.
+    pub async fn event_span(
+        &self,
+        order_id: &str,
+    ) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, DbErr> {
+        let span = notification_event::Entity::find()
+            .select_only()
+            .column_as(notification_event::Column::At.min(), "first")
+            .column_as(notification_event::Column::At.max(), "last")
+            .filter(notification_event::Column::OrderId.eq(order_id))
+            .into_tuple::<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)>()
+            .one(&*self.db)
+            .await?;
+        Ok(match span {
+            Some((Some(first), Some(last))) => Some((first, last)),
+            _ => None,
+        })
+    }
+
+    /// An order's notification events counted by time bucket (`width` seconds from `from`;
+    /// bucket 0 starts at `from`), status and source: what the console draws an order's
+    /// sent, delivered and failed notifications over time from, in one grouped query however
+    /// many notifications the order has.
+    pub async fn event_buckets(
+        &self,
+        order_id: &str,
+        from: DateTime<Utc>,
+        width: f64,
+    ) -> Result<Vec<EventBucket>, DbErr> {
+        let backend = self.db.get_database_backend();
+        let sql = match backend {
+            DatabaseBackend::Postgres => {
+                "SELECT CAST(FLOOR(EXTRACT(EPOCH FROM (at - $1)) / $2) AS BIGINT) AS b, status, \
+                 source, CAST(COUNT(*) AS BIGINT) AS n FROM notification_events \
+                 WHERE order_id = $3 GROUP BY b, status, source"
+            }
+            _ => {
+                "SELECT CAST((julianday(at) - julianday(?)) * 86400.0 / ? AS INTEGER) AS b, \
+                 status, source, COUNT(*) AS n FROM notification_events \
+                 WHERE order_id = ? GROUP BY b, status, source"
+            }
+        };
+        let rows = self
+            .db
+            .query_all(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [from.into(), width.max(0.001).into(), order_id.into()],
+            ))
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EventBucket {
+                    bucket: r.try_get_by_index::<i64>(0)?,
+                    status: r.try_get_by_index::<NotificationStatus>(1)?,
+                    source: r.try_get_by_index::<String>(2)?,
+                    count: r.try_get_by_index::<i64>(3)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// How many notification events of one status and source fell into one time bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventBucket {
+    /// The bucket: whole widths since the start of the range (negative before it).
+    pub bucket: i64,
+    /// The status the notifications moved to.
+    pub status: NotificationStatus,
+    /// What moved them (`created`, `sending`, `provider`, `report`, `ttl`, `redrive`).
+    pub source: String,
+    /// How many.
+    pub count: i64,
 }

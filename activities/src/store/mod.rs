@@ -24,8 +24,10 @@ mod webhooks;
 pub use actions::OrderAction;
 pub use chains::{Chain, ChainInsert, InstantWriter};
 pub use contact_register::{OrgContact, PersonContact};
-pub use events::StatusEvent;
-pub use notifications::{Notification, ProviderResult, ResultWriter, Settled};
+pub use events::{EventBucket, StatusEvent};
+pub use notifications::{
+    FailureReason, Notification, NotificationKey, ProviderResult, ResultWriter, Settled,
+};
 pub use orders::{CancelOutcome, OrderPage, OrderSearch, StatusCounts};
 pub use reports::{ApplyOutcome, DeadReport, Report, ReportTarget};
 pub use status_feed::FeedEntry;

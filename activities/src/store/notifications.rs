@@ -746,3 +746,108 @@ impl Store {
         Ok(n)
     }
 }
+
+/// Where a page of an order's notifications ends: the last row's place in recipient order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationKey {
+    /// Its recipient.
+    pub recipient_idx: u32,
+    /// Its channel.
+    pub channel: Channel,
+    /// Its address.
+    pub address: String,
+}
+
+impl From<&Notification> for NotificationKey {
+    fn from(n: &Notification) -> Self {
+        Self { recipient_idx: n.recipient_idx, channel: n.channel, address: n.address.clone() }
+    }
+}
+
+/// Why notifications of an order failed: one status and provider reason, how many, and when the
+/// first and last of them failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureReason {
+    /// The failed status.
+    pub status: NotificationStatus,
+    /// The provider's words, when it gave any.
+    pub reason: Option<String>,
+    /// Notifications that ended so.
+    pub count: i64,
+    /// When the first of them reached it.
+    pub first: DateTime<Utc>,
+    /// When the last of them reached it.
+    pub last: DateTime<Utc>,
+}
+
+impl Store {
+    /// A page of an order's notifications in recipient order, after `after`, with any of
+    /// `statuses` (all when empty); read along the identity index, however large the order.
+    pub async fn notification_page(
+        &self,
+        order_id: &str,
+        statuses: &[NotificationStatus],
+        after: Option<&NotificationKey>,
+        limit: u64,
+    ) -> Result<Vec<Notification>, DbErr> {
+        let mut q = notification::Entity::find()
+            .filter(notification::Column::OrderId.eq(order_id))
+            .order_by_asc(notification::Column::RecipientIdx)
+            .order_by_asc(notification::Column::Channel)
+            .order_by_asc(notification::Column::Address)
+            .limit(limit);
+        if !statuses.is_empty() {
+            q = q.filter(notification::Column::Status.is_in(statuses.iter().copied()));
+        }
+        if let Some(k) = after {
+            q = q.filter(
+                Expr::tuple([
+                    Expr::col(notification::Column::RecipientIdx).into(),
+                    Expr::col(notification::Column::Channel).into(),
+                    Expr::col(notification::Column::Address).into(),
+                ])
+                .gt(Expr::tuple([
+                    Expr::value(k.recipient_idx as i32),
+                    Expr::value(k.channel),
+                    Expr::value(k.address.clone()),
+                ])),
+            );
+        }
+        Ok(read(q.all(&*self.db).await?))
+    }
+
+    /// The reasons an order's notifications failed, the most frequent first (at most `limit`).
+    pub async fn failure_reasons(
+        &self,
+        order_id: &str,
+        limit: u64,
+    ) -> Result<Vec<FailureReason>, DbErr> {
+        let failed = NotificationStatus::ALL.iter().copied().filter(|s| s.is_failure());
+        let rows = notification::Entity::find()
+            .select_only()
+            .column(notification::Column::Status)
+            .column(notification::Column::StatusReason)
+            .column_as(notification::Column::Id.count(), "n")
+            .column_as(notification::Column::StatusChanged.min(), "first")
+            .column_as(notification::Column::StatusChanged.max(), "last")
+            .filter(notification::Column::OrderId.eq(order_id))
+            .filter(notification::Column::Status.is_in(failed))
+            .group_by(notification::Column::Status)
+            .group_by(notification::Column::StatusReason)
+            .order_by_desc(Expr::cust("n"))
+            .limit(limit)
+            .into_tuple::<(NotificationStatus, Option<String>, i64, DateTime<Utc>, DateTime<Utc>)>()
+            .all(&*self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(status, reason, count, first, last)| FailureReason {
+                status,
+                reason,
+                count,
+                first,
+                last,
+            })
+            .collect())
+    }
+}

@@ -234,20 +234,20 @@ impl Store {
             .collect())
     }
 
-    /// Cancels an order of `creator` that is still `Registered` and whose send time is more than
+    /// Cancels an order (of `creator`, when given: an operator names none) that is still `Registered` and whose send time is more than
     /// `cutoff` away, in one conditional update (so a concurrent start cannot slip between the
     /// check and the change).
     pub async fn cancel_order(
         &self,
         id: &str,
-        creator: &str,
+        creator: Option<&str>,
         cutoff: chrono::Duration,
     ) -> Result<CancelOutcome, DbErr> {
-        let Some(o) = order::Entity::find_by_id(id.to_owned())
-            .filter(order::Column::Creator.eq(creator))
-            .one(&*self.db)
-            .await?
-        else {
+        let mut find = order::Entity::find_by_id(id.to_owned());
+        if let Some(creator) = creator {
+            find = find.filter(order::Column::Creator.eq(creator));
+        }
+        let Some(o) = find.one(&*self.db).await? else {
             return Ok(CancelOutcome::NotFound);
         };
         if o.status == OrderStatus::Cancelled {
@@ -297,6 +297,27 @@ impl Store {
             .exec(&*self.db)
             .await?;
         Ok(())
+    }
+
+    /// The oldest order not yet finished (registered, processing or processed), of any creator:
+    /// one index seek per unfinished status.
+    pub async fn oldest_unfinished_order(&self) -> Result<Option<StoredOrder>, DbErr> {
+        let mut oldest: Option<order::Model> = None;
+        for status in [OrderStatus::Registered, OrderStatus::Processing, OrderStatus::Processed] {
+            let found = order::Entity::find()
+                .filter(order::Column::Status.eq(status))
+                .order_by_asc(order::Column::Created)
+                .order_by_asc(order::Column::Id)
+                .limit(1)
+                .one(&*self.db)
+                .await?;
+            if let Some(o) = found
+                && oldest.as_ref().is_none_or(|b| o.created < b.created)
+            {
+                oldest = Some(o);
+            }
+        }
+        Ok(oldest.map(Into::into))
     }
 
     /// Orders whose workflow has not been started yet (oldest first).

@@ -789,14 +789,16 @@ impl Store {
             .map(WebhookMessage::from))
     }
 
-    /// An order's delivery attempts, oldest first (its timeline).
+    /// An order's delivery attempts, oldest first (its timeline), the first `limit` when given.
     pub async fn webhook_attempts_of_order(
         &self,
         order_id: &str,
+        limit: Option<u64>,
     ) -> Result<Vec<WebhookAttempt>, DbErr> {
         Ok(webhook_attempt::Entity::find()
             .filter(webhook_attempt::Column::OrderId.eq(order_id))
             .order_by_asc(webhook_attempt::Column::At)
+            .limit(limit)
             .all(&*self.db)
             .await?
             .into_iter()

@@ -50,6 +50,37 @@ pub struct DeadReportDto {
     pub received_at: String,
 }
 
+/// The order an operator cancelled.
+#[derive(ApiResponse)]
+pub enum OperatorCancelResponse {
+    /// Cancelled (or already cancelled): the order as it now stands.
+    #[oai(status = 200)]
+    Ok(Json<OrderSummaryDto>),
+}
+
+/// How an order's workflow history replayed against the running build.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "ReplayResult", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct ReplayDto {
+    /// The order.
+    pub order_id: String,
+    /// `clean` (the running build takes the recorded path), `nondeterministic` (it diverges:
+    /// `message` says where) or `unavailable` (the history could not be fetched).
+    pub verdict: String,
+    /// Events in the replayed history (`clean` only).
+    pub events: Option<u64>,
+    /// What diverged, or why the history could not be fetched.
+    pub message: Option<String>,
+}
+
+/// A replay's result.
+#[derive(ApiResponse)]
+pub enum ReplayResponse {
+    /// The replay ran; its verdict says how.
+    #[oai(status = 200)]
+    Ok(Json<ReplayDto>),
+}
+
 /// The dead reports.
 #[derive(ApiResponse)]
 pub enum DeadReportsResponse {
@@ -201,6 +232,76 @@ fn time(raw: &str, key: &str) -> Result<DateTime<Utc>, ApiError> {
     })
 }
 
+/// The criteria of an order search as given (query parameters, or the console's form).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SearchParams {
+    pub creator: Option<String>,
+    pub status: Option<String>,
+    pub channel: Option<String>,
+    pub created_from: Option<String>,
+    pub created_to: Option<String>,
+    pub senders_reference: Option<String>,
+    pub id: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// An order search from its criteria, each checked, with the message of what is wrong.
+pub(crate) fn parse_search(p: SearchParams) -> Result<OrderSearch, ApiError> {
+    // Empty text criteria are none; the others must be what they name.
+    let given = |q: Option<String>| q.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let mut search = OrderSearch {
+        creator: given(p.creator),
+        senders_reference: given(p.senders_reference),
+        ..OrderSearch::default()
+    };
+    if let Some(raw) = p.status {
+        search.status =
+            Some(one_of(&raw, OrderStatus::ALL, OrderStatus::as_str).ok_or_else(|| {
+                ApiError::invalid("status", format!("Unknown order status '{raw}'."))
+            })?);
+    }
+    if let Some(raw) = p.channel {
+        search.channel = Some(
+            one_of(&raw, NotificationChannel::ALL, NotificationChannel::as_str)
+                .ok_or_else(|| ApiError::invalid("channel", format!("Unknown channel '{raw}'.")))?,
+        );
+    }
+    if let Some(raw) = p.created_from {
+        search.created_from = Some(time(&raw, "createdFrom")?);
+    }
+    if let Some(raw) = p.created_to {
+        search.created_to = Some(time(&raw, "createdTo")?);
+    }
+    if let Some(raw) = p.id {
+        search.id = Some(
+            order_id(&raw)
+                .map_err(|_| ApiError::invalid("id", "id must be an order id (a GUID)."))?,
+        );
+    }
+    search.limit = match p.limit {
+        None => 50,
+        Some(n @ 1..=500) => n as u64,
+        Some(n) => {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("limit must be from 1 to 500; it is {n}."),
+            ));
+        }
+    };
+    if let Some(raw) = p.cursor {
+        search.before = Some(parse_cursor(&raw).ok_or_else(|| {
+            ApiError::invalid("cursor", "cursor must be a nextCursor this search gave.")
+        })?);
+    }
+    Ok(search)
+}
+
+/// A search page's `nextCursor`.
+pub(crate) fn next_cursor(page: &varsel_activities::store::OrderPage) -> Option<String> {
+    page.next.as_ref().map(|(created, id)| cursor_of(*created, id))
+}
+
 #[OpenApi(prefix_path = "/notifications/api/v1")]
 impl OperatorApi {
     /// Find orders
@@ -230,59 +331,102 @@ impl OperatorApi {
         limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
     ) -> Result<OrderSearchResponse, ApiError> {
-        // Empty text criteria are none; the others must be what they name.
-        let given = |q: Option<String>| q.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let mut search = OrderSearch {
-            creator: given(creator.0),
-            senders_reference: given(senders_reference.0),
-            ..OrderSearch::default()
-        };
-        if let Some(raw) = status.0 {
-            search.status =
-                Some(one_of(&raw, OrderStatus::ALL, OrderStatus::as_str).ok_or_else(|| {
-                    ApiError::invalid("status", format!("Unknown order status '{raw}'."))
-                })?);
-        }
-        if let Some(raw) = channel.0 {
-            search.channel = Some(
-                one_of(&raw, NotificationChannel::ALL, NotificationChannel::as_str).ok_or_else(
-                    || ApiError::invalid("channel", format!("Unknown channel '{raw}'.")),
-                )?,
-            );
-        }
-        if let Some(raw) = created_from.0 {
-            search.created_from = Some(time(&raw, "createdFrom")?);
-        }
-        if let Some(raw) = created_to.0 {
-            search.created_to = Some(time(&raw, "createdTo")?);
-        }
-        if let Some(raw) = id.0 {
-            search.id = Some(
-                order_id(&raw)
-                    .map_err(|_| ApiError::invalid("id", "id must be an order id (a GUID)."))?,
-            );
-        }
-        search.limit = match limit.0 {
-            None => 50,
-            Some(n @ 1..=500) => n as u64,
-            Some(n) => {
-                return Err(ApiError::invalid(
-                    "limit",
-                    format!("limit must be from 1 to 500; it is {n}."),
-                ));
-            }
-        };
-        if let Some(raw) = cursor.0 {
-            search.before = Some(parse_cursor(&raw).ok_or_else(|| {
-                ApiError::invalid("cursor", "cursor must be a nextCursor this search gave.")
-            })?);
-        }
+        let search = parse_search(SearchParams {
+            creator: creator.0,
+            status: status.0,
+            channel: channel.0,
+            created_from: created_from.0,
+            created_to: created_to.0,
+            senders_reference: senders_reference.0,
+            id: id.0,
+            limit: limit.0,
+            cursor: cursor.0,
+        })?;
         let page = self.state.store.search_orders(&search).await.map_err(ApiError::storage)?;
+        let next_cursor = next_cursor(&page);
         Ok(OrderSearchResponse::Ok(Json(OrderSearchDto {
             orders: page.orders.into_iter().map(summary).collect(),
             counts: page.counts.into_iter().map(|(s, n)| (s.as_str().to_owned(), n)).collect(),
-            next_cursor: page.next.map(|(created, id)| cursor_of(created, &id)),
+            next_cursor,
         })))
+    }
+
+    /// Cancel an order
+    ///
+    /// Cancels a registered order of any creator whose send time is more than the cancellation
+    /// cut-off away (and a notification's reminders with it), as its creator's cancel does;
+    /// recorded in the order's timeline with the operator's name. Too late answers 409.
+    #[oai(
+        path = "/operator/orders/:id/cancel",
+        method = "post",
+        tag = "Tag::Operator",
+        operation_id = "operatorCancelOrder"
+    )]
+    async fn cancel(
+        &self,
+        Operator(operator): Operator,
+        id: Path<String>,
+    ) -> Result<OperatorCancelResponse, ApiError> {
+        let id = order_id(&id.0)?;
+        let o = super::orders::cancel_order(&self.state, &id, None, &operator).await?;
+        Ok(OperatorCancelResponse::Ok(Json(summary(o))))
+    }
+
+    /// Replay an order's history
+    ///
+    /// Fetches the order's workflow history (its latest run) from Temporal and replays it against
+    /// the workflow code of this running build: `clean` when the build would take the recorded
+    /// path, `nondeterministic` with where it diverges. Recorded in the order's timeline.
+    #[oai(
+        path = "/operator/orders/:id/replay",
+        method = "post",
+        tag = "Tag::Operator",
+        operation_id = "replayOrder"
+    )]
+    async fn replay(
+        &self,
+        Operator(operator): Operator,
+        id: Path<String>,
+    ) -> Result<ReplayResponse, ApiError> {
+        use crate::replay::ReplayVerdict;
+        let id = order_id(&id.0)?;
+        let store = &self.state.store;
+        store
+            .order(&id)
+            .await
+            .map_err(ApiError::storage)?
+            .ok_or_else(|| ApiError::not_found("The order does not exist."))?;
+        let client = self.state.temporal().await?;
+        let verdict = crate::replay::replay_order(&client, &id)
+            .await
+            .map_err(|e| ApiError::unavailable(format!("The replay could not run: {e:#}")))?;
+        let dto = match verdict {
+            ReplayVerdict::Clean { events } => ReplayDto {
+                order_id: id.clone(),
+                verdict: "clean".into(),
+                events: Some(events as u64),
+                message: None,
+            },
+            ReplayVerdict::Nondeterministic(m) => ReplayDto {
+                order_id: id.clone(),
+                verdict: "nondeterministic".into(),
+                events: None,
+                message: Some(m),
+            },
+            ReplayVerdict::Unavailable(m) => ReplayDto {
+                order_id: id.clone(),
+                verdict: "unavailable".into(),
+                events: None,
+                message: Some(m),
+            },
+        };
+        let detail = match (&dto.events, &dto.message) {
+            (Some(n), _) => format!("{}: {n} events", dto.verdict),
+            (None, Some(m)) => format!("{}: {m}", dto.verdict),
+            (None, None) => dto.verdict.clone(),
+        };
+        record_action(store, &id, &operator, "replay", Some(detail)).await;
+        Ok(ReplayResponse::Ok(Json(dto)))
     }
 
     /// Redrive an order

@@ -90,6 +90,67 @@ enum Tag {
     Orders,
 }
 
+/// Cancels a registered order whose send time is more than the cut-off away (of `creator`,
+/// when given; an operator names none), and a chain's reminders with its notification; records
+/// who did it (`actor`) in the order's timeline and ends the waiting workflow.
+pub(crate) async fn cancel_order(
+    state: &AppState,
+    id: &str,
+    creator: Option<&str>,
+    actor: &str,
+) -> Result<StoredOrder, ApiError> {
+    let cutoff = chrono::Duration::seconds(state.config.processing.cancel_cutoff_secs as i64);
+    let outcome = state.store.cancel_order(id, creator, cutoff).await.map_err(ApiError::storage)?;
+    let (o, now) = match outcome {
+        CancelOutcome::NotFound => {
+            return Err(ApiError::not_found("The order does not exist."));
+        }
+        CancelOutcome::TooLate(o) => {
+            return Err(ApiError::conflict(format!(
+                "The order is {} and can no longer be cancelled: only registered orders whose send time is more than {} seconds away can be.",
+                o.order.status, state.config.processing.cancel_cutoff_secs
+            )));
+        }
+        CancelOutcome::Cancelled(o) => (o, true),
+        // A repeat: the same answer, and the workflow's cancel asked for again.
+        CancelOutcome::AlreadyCancelled(o) => (o, false),
+    };
+    let id = &o.order.id;
+    if now {
+        tracing::info!(order_id = id, actor, "order cancelled");
+        record_action(&state.store, id, actor, "cancel", None).await;
+    }
+    // End the waiting workflow now; if this fails, the workflow still finds the
+    // order cancelled when its timer fires and sends nothing.
+    state.dispatcher.cancel(id).await;
+    // A chain's notification takes its reminders with it.
+    if let Some(chain) = &o.order.chain
+        && chain.order_type == OrderType::Notification
+    {
+        let chain = &chain.chain_id;
+        for r in state.store.chain_reminders(chain).await.map_err(ApiError::storage)? {
+            let reminder = state
+                .store
+                .cancel_order(&r.order.id, creator, chrono::Duration::zero())
+                .await
+                .map_err(ApiError::storage)?;
+            if let CancelOutcome::Cancelled(r) = &reminder {
+                tracing::info!(
+                    order_id = r.order.id,
+                    chain,
+                    "reminder cancelled with its notification"
+                );
+                let with = format!("with its notification {id}");
+                record_action(&state.store, &r.order.id, actor, "cancel", Some(with)).await;
+            }
+            if let CancelOutcome::Cancelled(r) | CancelOutcome::AlreadyCancelled(r) = reminder {
+                state.dispatcher.cancel(&r.order.id).await;
+            }
+        }
+    }
+    Ok(o)
+}
+
 #[OpenApi(prefix_path = "/notifications/api/v1")]
 impl OrdersApi {
     /// Send notifications on a chosen channel
@@ -337,64 +398,8 @@ impl OrdersApi {
         id: Path<String>,
     ) -> Result<StatusResponse, ApiError> {
         let id = order_id(&id.0)?;
-        let cutoff =
-            chrono::Duration::seconds(self.state.config.processing.cancel_cutoff_secs as i64);
-        let outcome = self
-            .state
-            .store
-            .cancel_order(&id, &principal.org, cutoff)
-            .await
-            .map_err(ApiError::storage)?;
         let actor = format!("creator {}", principal.org);
-        let (o, now) = match outcome {
-            CancelOutcome::NotFound => {
-                return Err(ApiError::not_found("The order does not exist."));
-            }
-            CancelOutcome::TooLate(o) => {
-                return Err(ApiError::conflict(format!(
-                    "The order is {} and can no longer be cancelled: only registered orders whose send time is more than {} seconds away can be.",
-                    o.order.status, self.state.config.processing.cancel_cutoff_secs
-                )));
-            }
-            CancelOutcome::Cancelled(o) => (o, true),
-            // A repeat: the same answer, and the workflow's cancel asked for again.
-            CancelOutcome::AlreadyCancelled(o) => (o, false),
-        };
-        let id = &o.order.id;
-        if now {
-            tracing::info!(order_id = id, creator = principal.org, "order cancelled");
-            record_action(&self.state.store, id, &actor, "cancel", None).await;
-        }
-        // End the waiting workflow now; if this fails, the workflow still finds the
-        // order cancelled when its timer fires and sends nothing.
-        self.state.dispatcher.cancel(id).await;
-        // A chain's notification takes its reminders with it.
-        if let Some(chain) = &o.order.chain
-            && chain.order_type == OrderType::Notification
-        {
-            let chain = &chain.chain_id;
-            for r in self.state.store.chain_reminders(chain).await.map_err(ApiError::storage)? {
-                let reminder = self
-                    .state
-                    .store
-                    .cancel_order(&r.order.id, &principal.org, chrono::Duration::zero())
-                    .await
-                    .map_err(ApiError::storage)?;
-                if let CancelOutcome::Cancelled(r) = &reminder {
-                    tracing::info!(
-                        order_id = r.order.id,
-                        chain,
-                        "reminder cancelled with its notification"
-                    );
-                    let with = format!("with its notification {id}");
-                    record_action(&self.state.store, &r.order.id, &actor, "cancel", Some(with))
-                        .await;
-                }
-                if let CancelOutcome::Cancelled(r) | CancelOutcome::AlreadyCancelled(r) = reminder {
-                    self.state.dispatcher.cancel(&r.order.id).await;
-                }
-            }
-        }
+        let o = cancel_order(&self.state, &id, Some(&principal.org), &actor).await?;
         Ok(StatusResponse::Ok(Json(self.with_status(o).await?)))
     }
 
@@ -426,12 +431,7 @@ impl OrdersApi {
             .map_err(ApiError::storage)?
             .ok_or_else(|| ApiError::not_found("The order does not exist."))?
             .order;
-        let client = self
-            .state
-            .dispatcher
-            .client()
-            .await
-            .map_err(|e| ApiError::unavailable(format!("Temporal is unreachable: {e}")))?;
+        let client = self.state.temporal().await?;
         let timeline =
             crate::timeline::order_timeline(&self.state.store, &client, &o.id).await.map_err(
                 |e| ApiError::unavailable(format!("The order's history could not be read: {e:#}")),

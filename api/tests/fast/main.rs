@@ -3,6 +3,7 @@
 //! down), no SMTP server, no listening socket in use.
 
 mod altinn_contract;
+mod console;
 
 use poem::endpoint::BoxEndpoint;
 use poem::test::{TestClient, TestResponse};
@@ -17,6 +18,8 @@ const V1: &str = "/notifications/api/v1";
 struct Fast {
     client: TestClient<BoxEndpoint<'static>>,
     key: Vec<u8>,
+    /// A one-time link that signs the console in with [`Fast::operator`]'s token.
+    console_link: String,
     _data: tempfile::TempDir,
 }
 
@@ -39,7 +42,13 @@ impl Fast {
         let app = Application::build(config).await.expect("the application builds");
         let client = TestClient::new(app.endpoint().expect("an API process"));
         let key = load_or_create_dev_key(data.path()).unwrap();
-        Self { client, key, _data: data }
+        let console_link = app.console_link(operator_token(&key)).expect("an API process");
+        Self { client, key, console_link, _data: data }
+    }
+
+    /// A token of the operator `digdir`.
+    fn operator(&self) -> String {
+        operator_token(&self.key)
     }
 
     fn token(&self, org: &str) -> String {
@@ -64,6 +73,12 @@ impl Fast {
             .send()
             .await
     }
+}
+
+fn operator_token(key: &[u8]) -> String {
+    let kind =
+        TokenKind::Bearer { org: "digdir".into(), scope: varsel_api::auth::OPERATOR_SCOPE.into() };
+    mint(key, kind, 3600).unwrap()
 }
 
 async fn json_of(resp: TestResponse) -> Value {
@@ -232,12 +247,7 @@ async fn readiness_names_the_part_that_is_not_ready() {
 #[tokio::test]
 async fn operators_load_the_contact_register_and_orders_find_it() {
     let fast = Fast::start().await;
-    let operator = mint(
-        &fast.key,
-        TokenKind::Bearer { org: "digdir".into(), scope: varsel_api::auth::OPERATOR_SCOPE.into() },
-        3600,
-    )
-    .unwrap();
+    let operator = fast.operator();
     let base = format!("{V1}/operator/contacts");
     let call = |method: poem::http::Method, path: &str| {
         fast.client
@@ -361,12 +371,7 @@ async fn operators_find_orders_newest_first_a_page_at_a_time() {
         resp.assert_status(poem::http::StatusCode::ACCEPTED);
         ids.push(json_of(resp).await["orderId"].as_str().unwrap().to_owned());
     }
-    let operator = mint(
-        &fast.key,
-        TokenKind::Bearer { org: "digdir".into(), scope: varsel_api::auth::OPERATOR_SCOPE.into() },
-        3600,
-    )
-    .unwrap();
+    let operator = fast.operator();
     let find = |query: String| {
         let req = fast
             .client

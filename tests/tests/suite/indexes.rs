@@ -142,8 +142,53 @@ const QUERIES: &[(&str, Call, &str)] = &[
     ),
     (
         "an order's timeline of webhook attempts",
-        |s| Box::pin(async move { drop(s.webhook_attempts_of_order("x").await) }),
+        |s| Box::pin(async move { drop(s.webhook_attempts_of_order("x", None).await) }),
         "ix_webhook_attempts_order_at",
+    ),
+    (
+        "the console: a page of an order's notifications, past the first, of some statuses",
+        |s| {
+            Box::pin(async move {
+                let after = varsel_activities::store::NotificationKey {
+                    recipient_idx: 7,
+                    channel: Channel::Email,
+                    address: "a@example.no".into(),
+                };
+                let failed = [varsel_workflows::domain::NotificationStatus::EmailFailedTtl];
+                drop(s.notification_page("x", &failed, Some(&after), 51).await)
+            })
+        },
+        // In recipient order from the identity index: the page is read, never the order.
+        "ux_notifications_identity",
+    ),
+    (
+        "the console: a page's notification events",
+        |s| {
+            Box::pin(
+                async move { drop(s.events_of_notifications(&["a".into(), "b".into()]).await) },
+            )
+        },
+        "ix_notification_events_notification_at",
+    ),
+    (
+        "the console: why an order's notifications failed",
+        |s| Box::pin(async move { drop(s.failure_reasons("x", 12).await) }),
+        "ux_notifications_identity|ix_notifications_order_channel_status_recipient",
+    ),
+    (
+        "the console: when an order's events begin and end",
+        |s| Box::pin(async move { drop(s.event_span("x").await) }),
+        "ix_notification_events_order_at",
+    ),
+    (
+        "the console's picture: an order's events counted over time",
+        |s| Box::pin(async move { drop(s.event_buckets("x", chrono::Utc::now(), 1.0).await) }),
+        "ix_notification_events_order_at",
+    ),
+    (
+        "the console's overview: the oldest unfinished order",
+        |s| Box::pin(async move { drop(s.oldest_unfinished_order().await) }),
+        "ix_orders_status_created",
     ),
 ];
 

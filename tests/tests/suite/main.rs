@@ -3,7 +3,9 @@
 //! with `cargo test --workspace --features varsel-api/process-tests --test suite <module>::`.
 
 mod bounces;
+mod browser;
 mod composed;
+mod console_browser;
 mod contract;
 mod delivery;
 mod docs_browser;

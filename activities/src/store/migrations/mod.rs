@@ -13,6 +13,7 @@ mod m0009_webhooks;
 mod m0010_email_attachments;
 mod m0011_order_search;
 mod m0012_order_actions;
+mod m0013_console_indexes;
 
 use sea_orm_migration::prelude::*;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_email_attachments::M0010EmailAttachments),
             Box::new(m0011_order_search::M0011OrderSearch),
             Box::new(m0012_order_actions::M0012OrderActions),
+            Box::new(m0013_console_indexes::M0013ConsoleIndexes),
         ]
     }
 }
