@@ -11,6 +11,7 @@
 //!   that answers after a delay, and orders of growing size.
 
 pub mod baseline;
+mod console;
 pub mod fleet;
 pub mod queries;
 pub mod registers;
@@ -67,6 +68,8 @@ pub struct BenchOptions {
     pub scale_recipients: u32,
     /// Order sizes of the `sizes` phase.
     pub sizes: Vec<u32>,
+    /// Orders the `search` phase seeds and searches.
+    pub search_orders: u64,
     /// `sqlite` (a file in the run's folder) or `postgres` (a fresh database on
     /// `postgres_url`'s server, dropped afterwards); `VARSEL_DATABASE_URL` overrides both.
     pub database: String,
@@ -104,6 +107,20 @@ impl Figure {
             unit: unit.into(),
             target: format!("ratio >= {min_ratio}"),
             met: Some(ratio >= min_ratio),
+        }
+    }
+
+    /// A time (lower is better) against its baseline's: met while at most `max_ratio` times it.
+    fn slower(name: &str, value: f64, baseline: f64, unit: &str, max_ratio: f64) -> Self {
+        let ratio = if baseline > 0.0 { value / baseline } else { 0.0 };
+        Self {
+            name: name.into(),
+            value,
+            baseline: Some(baseline),
+            ratio: Some(ratio),
+            unit: unit.into(),
+            target: format!("ratio <= {max_ratio}"),
+            met: Some(ratio <= max_ratio),
         }
     }
 
@@ -250,6 +267,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
             "instant" => bench.instant().await,
             "scale" => bench.scale().await,
             "sizes" => bench.sizes().await,
+            "console" => bench.console().await,
+            "search" => bench.search().await,
             "import" => {
                 registers::import_phase(&bench.store, dir.path(), opts.import_persons).await
             }
@@ -257,7 +276,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
                 registers::krr_phase(&bench.store, &bench.ctx, &cfg, opts.recipients as usize).await
             }
             other => Err(anyhow::anyhow!(
-                "unknown phase {other:?} (accept, small, bulk, load, instant, import, krr, scale, sizes)"
+                "unknown phase {other:?} (accept, small, bulk, load, instant, import, krr, scale, sizes, console, search)"
             )),
         };
         match done {
@@ -276,7 +295,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
         "temporal": if configured_temporal { "configured" } else { "embedded dev server (SQLite, WAL)" },
         "database": if cfg.database.url.starts_with("sqlite") { "sqlite" } else { "postgres" },
         "options": {"recipients": opts.recipients, "smallOrders": opts.small_orders, "acceptSeconds": opts.accept_secs, "clients": opts.clients,
-                    "workers": opts.workers, "relayDelayMs": opts.relay_delay_ms, "scaleWorkers": opts.scale_workers, "scaleRecipients": opts.scale_recipients, "sizes": opts.sizes,
+                    "workers": opts.workers, "relayDelayMs": opts.relay_delay_ms, "scaleWorkers": opts.scale_workers, "scaleRecipients": opts.scale_recipients, "sizes": opts.sizes, "searchOrders": opts.search_orders,
                     "sendBatch": cfg.processing.send_batch, "sendConcurrency": cfg.processing.send_concurrency, "sendWindow": cfg.processing.send_window, "smtpPoolSize": cfg.email.smtp_pool_size},
         "figures": figures,
     });

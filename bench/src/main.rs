@@ -32,7 +32,9 @@ struct Args {
     /// looked up in a KRR stand-in answering in 20 ms against the embedded register), scale
     /// (one order of --scale-recipients by each of --scale-workers worker processes, to a relay
     /// answering after --relay-delay-ms) and sizes (one order of each of --sizes, by a worker
-    /// process each: notifications/s and peak memory).
+    /// process each: notifications/s and peak memory), console (the operator console's page of a
+    /// --recipients order against that of a one-recipient order) and search (the operator's order
+    /// search over --search-orders seeded orders against a search by id).
     #[arg(long, default_value = "accept,small,bulk", value_delimiter = ',')]
     phases: Vec<String>,
     /// Persons in the import phase's file.
@@ -60,6 +62,9 @@ struct Args {
     /// Order sizes of the sizes phase.
     #[arg(long, default_value = "10000,100000,1000000", value_delimiter = ',')]
     sizes: Vec<u32>,
+    /// Orders the search phase seeds (in one statement) and searches.
+    #[arg(long, default_value_t = 1_000_000)]
+    search_orders: u64,
     /// The database: sqlite (a file) or postgres (a fresh database on --postgres-url's server,
     /// dropped afterwards). VARSEL_DATABASE_URL overrides both.
     #[arg(long, default_value = "sqlite")]
@@ -95,6 +100,7 @@ fn main() -> ExitCode {
         scale_workers: args.scale_workers,
         scale_recipients: args.scale_recipients,
         sizes: args.sizes,
+        search_orders: args.search_orders,
         database: args.database,
         postgres_url: args.postgres_url,
     };

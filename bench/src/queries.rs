@@ -43,3 +43,41 @@ pub async fn last_status_change(
     }
     Ok(last)
 }
+
+/// The id of the `i`th order [`seed_orders`] writes: a GUID that says which it is.
+pub fn seeded_order_id(i: u64) -> String {
+    format!("{i:08x}-0000-4000-8000-{i:012x}")
+}
+
+/// Writes `n` finished orders in one statement, ten seconds apart from 2026-01-01, over 50
+/// creators (`bench-org-<i % 50>`) and 1,000 references (`ref-<i % 1000>`); a tenth
+/// `Processing`, a hundredth `Cancelled`, the rest `Completed`; every workflow started, so
+/// nothing picks them up. What the search phase searches.
+pub async fn seed_orders(store: &Store, n: u64) -> Result<(), DbErr> {
+    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+    let columns = "id, creator, senders_reference, requested_send_time, created, \
+         notification_channel, ignore_reservation, order_kind, status, status_changed, \
+         recipient_count, workflow_started, email_subject, email_body";
+    let status = "CASE WHEN i % 100 = 0 THEN 'Cancelled' WHEN i % 10 = 0 THEN 'Processing' \
+         ELSE 'Completed' END";
+    let db = store.conn();
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DatabaseBackend::Postgres => format!(
+            "INSERT INTO orders ({columns}) SELECT lpad(to_hex(i), 8, '0') || '-0000-4000-8000-' \
+             || lpad(to_hex(i), 12, '0'), 'bench-org-' || (i % 50), 'ref-' || (i % 1000), t, t, \
+             'Email', false, 'email', {status}, t, 1, true, 'Bench', 'A benchmark message.' \
+             FROM (SELECT i, timestamptz '2026-01-01 00:00:00+00' + i * interval '10 seconds' AS t \
+             FROM generate_series(0, $1 - 1) AS i) s"
+        ),
+        _ => format!(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?) \
+             INSERT INTO orders ({columns}) SELECT printf('%08x-0000-4000-8000-%012x', i, i), \
+             'bench-org-' || (i % 50), 'ref-' || (i % 1000), t, t, 'Email', 0, 'email', {status}, \
+             t, 1, 1, 'Bench', 'A benchmark message.' FROM (SELECT i, strftime('%Y-%m-%dT%H:%M:%S', \
+             '2026-01-01', '+' || (i * 10) || ' seconds') || '.000000000+00:00' AS t FROM n)"
+        ),
+    };
+    db.execute(Statement::from_sql_and_values(backend, sql, [(n as i64).into()])).await?;
+    Ok(())
+}

@@ -28,7 +28,7 @@ pub use events::{EventBucket, StatusEvent};
 pub use notifications::{
     FailureReason, Notification, NotificationKey, ProviderResult, ResultWriter, Settled,
 };
-pub use orders::{CancelOutcome, OrderPage, OrderSearch, StatusCounts};
+pub use orders::{COUNT_CAP, CancelOutcome, OrderPage, OrderSearch, StatusCounts};
 pub use reports::{ApplyOutcome, DeadReport, Report, ReportTarget};
 pub use status_feed::FeedEntry;
 pub use webhooks::{

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
 };
 use std::collections::HashMap;
 use varsel_workflows::domain::{Channel, NotificationChannel, NotificationStatus, OrderStatus};
@@ -446,18 +446,30 @@ impl Store {
             .limit(limit + 1)
             .all(&*self.db)
             .await?;
-        let counts = order::Entity::find()
+        // Counted over the newest `COUNT_CAP` matches, read along the index ending in
+        // `(created, id)` that the page reads: a search over millions of orders reads at most
+        // the cap's rows.
+        let newest = order::Entity::find()
             .select_only()
             .column(order::Column::Status)
-            .column_as(order::Column::Id.count(), "n")
             .filter(scope)
-            .group_by(order::Column::Status)
-            .into_tuple::<(OrderStatus, i64)>()
-            .all(&*self.db)
-            .await?
-            .into_iter()
-            .map(|(status, n)| (status, n.max(0) as u64))
-            .collect();
+            .order_by_desc(order::Column::Created)
+            .order_by_desc(order::Column::Id)
+            .limit(COUNT_CAP)
+            .into_query();
+        let status = sea_orm::sea_query::Alias::new("status");
+        let count = sea_orm::sea_query::Query::select()
+            .column(status.clone())
+            .expr(Expr::cust("COUNT(*)"))
+            .from_subquery(newest, sea_orm::sea_query::Alias::new("newest"))
+            .group_by_col(status)
+            .to_owned();
+        let backend = self.db.get_database_backend();
+        let mut counts = Vec::new();
+        for row in self.db.query_all(backend.build(&count)).await? {
+            let n = row.try_get_by_index::<i64>(1)?;
+            counts.push((row.try_get_by_index::<OrderStatus>(0)?, n.max(0) as u64));
+        }
         let next = if rows.len() as u64 > limit {
             rows.truncate(limit as usize);
             rows.last().map(|o| (o.created, o.id.clone()))
@@ -502,6 +514,10 @@ impl Store {
     }
 }
 
+/// How many of a search's orders its counts cover, the newest first: when they add up to this,
+/// more orders match.
+pub const COUNT_CAP: u64 = 10_000;
+
 /// What an operator looks for: each criterion given narrows the search; none finds every order.
 #[derive(Debug, Clone, Default)]
 pub struct OrderSearch {
@@ -531,7 +547,7 @@ pub struct OrderPage {
     /// The orders, newest first.
     pub orders: Vec<StoredOrder>,
     /// How many orders of each status the search finds, leaving its status criterion and the
-    /// paging aside.
+    /// paging aside, over its newest [`COUNT_CAP`] orders.
     pub counts: Vec<(OrderStatus, u64)>,
     /// Where the next page starts, when there is one.
     pub next: Option<(DateTime<Utc>, String)>,

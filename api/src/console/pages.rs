@@ -7,7 +7,7 @@ use super::overview::Overview;
 use super::view::{History, NotificationList, OrderView};
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
-use varsel_activities::store::{Notification, OrderPage};
+use varsel_activities::store::{COUNT_CAP, Notification, OrderPage};
 use varsel_workflows::domain::{NotificationChannel, NotificationStatus, OrderStatus};
 use varsel_workflows::order::StoredOrder;
 
@@ -87,7 +87,11 @@ pub fn search(form: &SearchForm, page: Option<(&OrderPage, Option<String>, Strin
         @if let Some((page, next, query)) = page {
             @let total: u64 = page.counts.iter().map(|c| c.1).sum();
             p.counts {
-                (total) @if total == 1 { " order found: " } @else { " orders found: " }
+                @if total >= COUNT_CAP {
+                    "More than " (COUNT_CAP) " orders found; the newest " (COUNT_CAP) ": "
+                } @else {
+                    (total) @if total == 1 { " order found: " } @else { " orders found: " }
+                }
                 @for (s, n) in &page.counts {
                     span class=(format!("pill {}", status_class(s.as_str()))) { (s.as_str()) " " (n) }
                     " "

@@ -180,8 +180,12 @@ pub struct OrderSearchDto {
     /// The orders, newest first.
     pub orders: Vec<OrderSummaryDto>,
     /// How many orders of each status the search finds on all its pages, leaving its `status`
-    /// criterion aside: where the whole search stands.
+    /// criterion aside: where the whole search stands, counted over its newest `countLimit`
+    /// orders.
     pub counts: BTreeMap<String, u64>,
+    /// How many of the search's orders `counts` covers, newest first: when the counts add up to
+    /// it, more orders match (a search over millions of orders stays as fast as one over a few).
+    pub count_limit: u64,
     /// Pass as `cursor` for the next page; absent on the last.
     pub next_cursor: Option<String>,
 }
@@ -310,7 +314,7 @@ impl OperatorApi {
     /// the time they were accepted (`createdFrom` inclusive, `createdTo` exclusive),
     /// `sendersReference` and `id`. A page holds `limit` orders (1 to 500, default 50); pass its
     /// `nextCursor` as `cursor` for the next. `counts` says how many orders of each status the
-    /// search finds on all its pages, its `status` criterion aside.
+    /// search finds on all its pages, its `status` criterion aside, over its newest `countLimit`.
     #[oai(
         path = "/operator/orders",
         method = "get",
@@ -347,6 +351,7 @@ impl OperatorApi {
         Ok(OrderSearchResponse::Ok(Json(OrderSearchDto {
             orders: page.orders.into_iter().map(summary).collect(),
             counts: page.counts.into_iter().map(|(s, n)| (s.as_str().to_owned(), n)).collect(),
+            count_limit: varsel_activities::store::COUNT_CAP,
             next_cursor,
         })))
     }

@@ -397,6 +397,7 @@ async fn operators_find_orders_newest_first_a_page_at_a_time() {
     let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
     assert_eq!(found(&all), newest_first);
     assert_eq!(all["counts"], json!({"Registered": 5}));
+    assert_eq!(all["countLimit"], 10_000, "counts cover the newest 10,000 matches");
     assert!(all.get("nextCursor").is_none(), "{all}");
     let first = &all["orders"][0];
     assert_eq!(first["creator"], "ttd");

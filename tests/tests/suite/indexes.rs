@@ -22,7 +22,7 @@ const QUERIES: &[(&str, Call, &str)] = &[
     (
         "GET /orders?sendersReference",
         |s| Box::pin(async move { drop(s.orders_by_senders_reference("ttd", "ref").await) }),
-        "ix_orders_creator_sref_created",
+        "ix_orders_creator_sref_created_status",
     ),
     (
         "the dispatcher",
@@ -113,12 +113,12 @@ const QUERIES: &[(&str, Call, &str)] = &[
     (
         "GET /operator/orders (newest first, every creator)",
         |s| Box::pin(async move { drop(s.search_orders(&search(None, None)).await) }),
-        "ix_orders_created",
+        "ix_orders_created_status",
     ),
     (
         "GET /operator/orders?creator",
         |s| Box::pin(async move { drop(s.search_orders(&search(Some("ttd"), None)).await) }),
-        "ix_orders_creator_created",
+        "ix_orders_creator_created_status",
     ),
     (
         "GET /operator/orders?status",

@@ -14,6 +14,7 @@ mod m0010_email_attachments;
 mod m0011_order_search;
 mod m0012_order_actions;
 mod m0013_console_indexes;
+mod m0014_covering_search;
 
 use sea_orm_migration::prelude::*;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_order_search::M0011OrderSearch),
             Box::new(m0012_order_actions::M0012OrderActions),
             Box::new(m0013_console_indexes::M0013ConsoleIndexes),
+            Box::new(m0014_covering_search::M0014CoveringSearch),
         ]
     }
 }
