@@ -35,6 +35,9 @@ impl Bench {
         for _ in 0..LOADS {
             let start = Instant::now();
             let resp = self.ctx.http.get(url).bearer_auth(token).send().await?;
+            if let Some(t) = resp.headers().get("server-timing") {
+                eprintln!("{url}: {}", t.to_str().unwrap_or_default());
+            }
             let status = resp.status();
             let body = resp.bytes().await?;
             times.push(start.elapsed());

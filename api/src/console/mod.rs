@@ -197,7 +197,19 @@ async fn order_page(
                 .await
                 .map_err(ApiError::storage)?
                 .ok_or_else(|| ApiError::not_found("The order does not exist."))?;
-            Ok(fragment(pages::order(&v, picture::render(&v))))
+            let start = std::time::Instant::now();
+            let mut r = fragment(pages::order(&v, picture::render(&v)));
+            // Where a slow page spends its time, for the browser's developer tools.
+            let timing: Vec<String> = v
+                .timings
+                .iter()
+                .chain(&[("render", start.elapsed())])
+                .map(|(what, d)| format!("{what};dur={:.1}", d.as_secs_f64() * 1000.0))
+                .collect();
+            if let Ok(h) = HeaderValue::from_str(&timing.join(", ")) {
+                r.headers_mut().insert("server-timing", h);
+            }
+            Ok(r)
         }
         .await,
     )

@@ -144,6 +144,8 @@ pub struct OrderView {
     pub webhooks_cut: bool,
     /// When the page was read.
     pub now: DateTime<Utc>,
+    /// How long each read took (the answer's `Server-Timing`).
+    pub timings: Vec<(&'static str, std::time::Duration)>,
 }
 
 impl OrderView {
@@ -151,8 +153,15 @@ impl OrderView {
     /// is shown on the page, not an error: the database still knows most of the story.
     pub async fn load(state: &AppState, id: &str) -> Result<Option<Self>, sea_orm::DbErr> {
         let store = &state.store;
+        let mut timings = Vec::new();
+        let mut clock = std::time::Instant::now();
+        let mut lap = |what: &'static str| {
+            timings.push((what, clock.elapsed()));
+            clock = std::time::Instant::now();
+        };
         let Some(order) = store.order(id).await? else { return Ok(None) };
         let counts = store.notification_counts(id).await?;
+        lap("order");
         let (mut marks, history) = match state.dispatcher.client().await {
             Err(e) => (Vec::new(), History::Unreachable(format!("{e}"))),
             Ok(client) => match crate::timeline::fetch_workflow_histories(&client, id).await {
@@ -163,6 +172,7 @@ impl OrderView {
                 Err(e) => (Vec::new(), History::Unreachable(format!("{e:#}"))),
             },
         };
+        lap("history");
         for a in store.actions_of(id).await? {
             marks.push(Mark {
                 lane: Lane::Actions,
@@ -179,6 +189,7 @@ impl OrderView {
         let attempts = store.webhook_attempts_of_order(id, Some(MAX_WEBHOOK_MARKS + 1)).await?;
         let webhooks_cut = attempts.len() as u64 > MAX_WEBHOOK_MARKS;
         marks.extend(attempts.into_iter().take(MAX_WEBHOOK_MARKS as usize).map(webhook_mark));
+        lap("actions");
         let buckets = match store.event_span(id).await? {
             None => None,
             Some((first, last)) => {
@@ -191,7 +202,9 @@ impl OrderView {
                 })
             }
         };
+        lap("events");
         let failures = store.failure_reasons(id, 12).await?;
+        lap("failures");
         Ok(Some(Self {
             order,
             counts,
@@ -201,6 +214,7 @@ impl OrderView {
             failures,
             webhooks_cut,
             now: Utc::now(),
+            timings,
         }))
     }
 

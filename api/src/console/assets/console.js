@@ -125,29 +125,34 @@ async function route(keepFocus = false) {
 }
 
 // While an order is still being worked on, its page is drawn again every few seconds (at least
-// `ticks` times: a redrive reopens the order a moment after it is asked for).
+// `ticks` times: a redrive reopens the order a moment after it is asked for). The pause grows
+// with the time a page takes to draw, so a large order's page never keeps the server busy.
 function watch(id, ticks = 0) {
   if (watching && watching.id === id && !ticks) return;
-  clearInterval(watching && watching.timer);
-  let left = ticks;
-  const timer = setInterval(async () => {
-    left -= 1;
+  if (watching) clearTimeout(watching.timer);
+  const state = { id, timer: null, left: ticks };
+  watching = state;
+  const stop = () => { if (watching === state) watching = null; };
+  const tick = async () => {
+    if (watching !== state) return;
+    state.left -= 1;
     const { parts } = parseHash();
-    if (parts[0] !== "order" || parts[1] !== id || $(".preview") || document.hidden) {
-      if (parts[1] !== id) { clearInterval(timer); watching = null; }
-      return;
+    if (parts[0] !== "order" || parts[1] !== id) return stop();
+    const started = performance.now();
+    if (!$(".preview") && !document.hidden) {
+      const html = await fragment(`/console/fragments/orders/${id}`);
+      if (html === null || watching !== state) return stop();
+      const open = document.querySelectorAll("#notifications details[open]").length > 0;
+      const list = $("#notifications") && $("#notifications").innerHTML;
+      $("#page").innerHTML = html;
+      if (list && open) $("#notifications").innerHTML = list;
+      else await loadNotifications(id, parseHash().query.get("status"), null);
+      const h = $("#page h1");
+      if ((!h || h.dataset.open !== "true") && state.left <= 0) return stop();
     }
-    const html = await fragment(`/console/fragments/orders/${id}`);
-    if (html === null) return;
-    const open = document.querySelectorAll("#notifications details[open]").length > 0;
-    const list = $("#notifications") && $("#notifications").innerHTML;
-    $("#page").innerHTML = html;
-    if (list && open) $("#notifications").innerHTML = list;
-    else await loadNotifications(id, parseHash().query.get("status"), null);
-    const h = $("#page h1");
-    if ((!h || h.dataset.open !== "true") && left <= 0) { clearInterval(timer); watching = null; }
-  }, 2000);
-  watching = { id, timer };
+    state.timer = setTimeout(tick, Math.max(2000, 10 * (performance.now() - started)));
+  };
+  state.timer = setTimeout(tick, 2000);
 }
 
 const actions = {
