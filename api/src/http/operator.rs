@@ -551,7 +551,7 @@ impl OperatorApi {
     )]
     async fn reapply(
         &self,
-        _operator: Operator,
+        Operator(operator): Operator,
         id: Path<String>,
     ) -> Result<ReportResponse, ApiError> {
         let Ok(id) = uuid::Uuid::parse_str(id.0.trim()) else {
@@ -601,6 +601,14 @@ impl OperatorApi {
                     .mark_dead_report_applied(&dead.id)
                     .await
                     .map_err(ApiError::storage)?;
+                if let ApplyOutcome::Applied { order_id, .. }
+                | ApplyOutcome::Unchanged { order_id } = &o
+                {
+                    let detail = format!("{} {status} for {}", channel.as_str(), dead.reference);
+                    let store = &self.state.store;
+                    record_action(store, order_id, &operator, "re-apply dead report", Some(detail))
+                        .await;
+                }
                 Ok(ReportResponse::Ok(Json(outcome_dto(&o))))
             }
             None => Err(ApiError::conflict("The report still matches no open notification.")),

@@ -40,6 +40,16 @@ async fn an_operator_finds_a_failed_order_sees_why_and_redrives_it() {
         )
         .await;
     app.wait_status(&id, "Completed", T).await;
+    // A delivery report for a notification varsel does not know: a dead report.
+    let report = varsel_activities::store::Report {
+        target: varsel_activities::store::ReportTarget::Notification("not-one-of-ours".into()),
+        status: varsel_workflows::domain::NotificationStatus::EmailDelivered,
+        reason: None,
+        provider_ref: None,
+        raw: "{}".into(),
+    };
+    let dead = app.store.apply_report(&report, varsel_workflows::domain::Channel::Email).await;
+    assert!(matches!(dead, Ok(varsel_activities::store::ApplyOutcome::Dead { .. })), "{dead:?}");
     let operator = app.token_with(&json!({
         "iss": varsel_api::auth::DEV_ISSUER,
         "scope": varsel_api::auth::OPERATOR_SCOPE,
@@ -68,10 +78,26 @@ async fn an_operator_finds_a_failed_order_sees_why_and_redrives_it() {
 
     // The overview.
     b.wait_text("#page h1", "the overview", |t| t == "Overview").await;
-    b.wait_text("#page", "the overview counts the order", |t| t.contains("Completed 1")).await;
+    b.wait_text("#page", "the overview counts the order and the dead report", |t| {
+        t.contains("Completed 1") && t.contains("Dead reports\n1")
+    })
+    .await;
     b.assert_visible("overview", &["#page h1", ".cards .card", "p.counts .pill", "table.results"])
         .await;
     b.screenshot(&shots.join("console-overview.png")).await;
+    // Re-apply the dead report: it still matches nothing, and the console says so.
+    b.click("button[data-action=reapply-dead]").await;
+    b.wait_text("#flash", "the re-apply's outcome", |t| {
+        t.contains("Dead reports re-applied: 1 The report still matches no open notification.")
+    })
+    .await;
+    let refused = b.console_log().await;
+    assert!(
+        refused.iter().all(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("/reapply") && m.contains("409"))),
+        "only the re-apply's refusal: {refused:#?}"
+    );
 
     // Find: the order by its reference, typed and sent with Enter.
     b.click("a[data-nav=orders]").await;

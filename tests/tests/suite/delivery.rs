@@ -324,6 +324,13 @@ async fn email_reports(db: Db) {
     let late = rows.iter().find(|n| n.id == "no-such-notification").unwrap();
     assert_eq!(late.status.as_str(), "Email_Delivered");
     assert_eq!(dead_reports().await, json!([]), "an applied report leaves the dead list");
+    let actions = app.store.actions_of(&id).await.unwrap();
+    assert!(
+        actions.iter().any(|a| a.action == "re-apply dead report"
+            && a.actor.starts_with("operator ")
+            && a.detail.as_deref() == Some("email Email_Delivered for no-such-notification")),
+        "the order's timeline says who re-applied what: {actions:?}"
+    );
     app.stop().await;
 }
 on_both_databases!(email_reports_map_to_statuses_and_complete_the_order, email_reports);
