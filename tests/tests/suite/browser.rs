@@ -203,10 +203,15 @@ impl Browser {
         .await
     }
 
-    /// Asserts that each element `css` names is shown to a person: displayed, with a size,
-    /// inside the window's width.
+    /// Asserts that the page fits the window's width and that each element `css` names is shown
+    /// to a person: displayed, with a size, inside the window's width.
     pub async fn assert_visible(&self, page: &str, selectors: &[&str]) {
         let width = self.run("return window.innerWidth").await.as_f64().unwrap_or(0.0);
+        let wide = self.run("return document.documentElement.scrollWidth").await;
+        assert!(
+            wide.as_f64().unwrap_or(f64::MAX) <= width,
+            "{page}: wider than the window ({wide} > {width}): it scrolls sideways"
+        );
         for css in selectors {
             let id = self.find(css).await;
             let shown =

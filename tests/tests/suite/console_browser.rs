@@ -112,8 +112,13 @@ async fn an_operator_finds_a_failed_order_sees_why_and_redrives_it() {
     // See: the order's picture marks the failure with its reason.
     b.click(&format!("table.results a[href='#/order/{id}']")).await;
     b.find("svg.picture").await;
-    let reason = b.text("table.failures tbody tr td:nth-child(3)").await;
-    assert!(!reason.is_empty(), "the failure table names a reason");
+    let reason = b
+        .wait_text(
+            "table.failures tbody tr td:nth-child(3)",
+            "the failure table names a reason",
+            |t| !t.is_empty(),
+        )
+        .await;
     let marks = b
         .run("return [...document.querySelectorAll('svg.picture .failure title')].map(t => t.textContent)")
         .await;

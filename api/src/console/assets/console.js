@@ -8,6 +8,8 @@ const KEY = "varsel.operatorToken";
 const $ = (sel, root = document) => root.querySelector(sel);
 
 let watching = null;
+// Each navigation's number: a page that arrives after a later navigation began is dropped.
+let navigation = 0;
 
 function token() {
   return sessionStorage.getItem(KEY);
@@ -82,8 +84,9 @@ function markNav(name) {
 }
 
 async function show(url, nav, keepFocus) {
+  const mine = navigation;
   const html = await fragment(url);
-  if (html === null) return false;
+  if (html === null || mine !== navigation) return false;
   $("#sign-in").hidden = true;
   $("#sign-out").hidden = false;
   $("#page").innerHTML = html;
@@ -102,11 +105,13 @@ async function loadNotifications(id, status, after) {
   const q = new URLSearchParams();
   if (status) q.set("status", status);
   if (after) q.set("after", after);
+  const mine = navigation;
   const html = await fragment(`/console/fragments/orders/${id}/notifications?${q}`);
-  if (html !== null) box.innerHTML = html;
+  if (html !== null && mine === navigation && box.isConnected) box.innerHTML = html;
 }
 
 async function route(keepFocus = false) {
+  navigation += 1;
   if (!token()) return showSignIn();
   const { parts, query } = parseHash();
   const page = parts[0] || "overview";
@@ -140,8 +145,13 @@ function watch(id, ticks = 0) {
     if (parts[0] !== "order" || parts[1] !== id) return stop();
     const started = performance.now();
     if (!$(".preview") && !document.hidden) {
+      const mine = navigation;
       const html = await fragment(`/console/fragments/orders/${id}`);
       if (html === null || watching !== state) return stop();
+      if (mine !== navigation) {
+        state.timer = setTimeout(tick, 2000);
+        return;
+      }
       const open = document.querySelectorAll("#notifications details[open]").length > 0;
       const list = $("#notifications") && $("#notifications").innerHTML;
       $("#page").innerHTML = html;
