@@ -621,3 +621,95 @@ async fn status_webhooks_are_written_with_the_changes_they_tell_of() {
     assert!(messages(other.id).await.is_empty());
     assert!(messages(disabled.id).await.is_empty());
 }
+
+/// The console's reads of one order: its notifications a page at a time (every one once, in
+/// recipient order, narrowed by status), why they failed, and its events counted over time.
+#[tokio::test]
+async fn an_orders_notifications_page_and_count_as_the_console_reads_them() {
+    use varsel_activities::store::{Notification, NotificationKey};
+    let store = memory_store().await;
+    let id = uuid::Uuid::new_v4().to_string();
+    store.insert_order(email_order(&id)).await.unwrap();
+    let now = Utc::now();
+    let statuses = [
+        NotificationStatus::EmailSucceeded,
+        NotificationStatus::EmailFailedTtl,
+        NotificationStatus::EmailSucceeded,
+        NotificationStatus::EmailFailedBounced,
+        NotificationStatus::EmailFailedTtl,
+        NotificationStatus::EmailDelivered,
+        NotificationStatus::EmailNew,
+    ];
+    let rows: Vec<Notification> = statuses
+        .iter()
+        .enumerate()
+        .map(|(i, status)| Notification {
+            id: uuid::Uuid::now_v7().to_string(),
+            order_id: id.clone(),
+            channel: Channel::Email,
+            // Two addresses share a recipient: the page key is (recipient, channel, address).
+            recipient_idx: (i / 2) as u32,
+            org_no: None,
+            nin: None,
+            address: format!("n{i}@example.no"),
+            subject: None,
+            body: None,
+            status: *status,
+            status_changed: now,
+            status_reason: (*status == NotificationStatus::EmailFailedBounced)
+                .then(|| "550 5.1.1 no such user".to_owned()),
+            provider_ref: None,
+            attempts: 1,
+            expiry: now + chrono::Duration::hours(1),
+            segments: None,
+            delivery_report: None,
+            awaits_report: false,
+        })
+        .collect();
+    store.insert_notifications(rows).await.unwrap();
+
+    // Pages of three, each after the last one's key: every notification once, in order.
+    let mut seen = Vec::new();
+    let mut after: Option<NotificationKey> = None;
+    loop {
+        let page = store.notification_page(&id, &[], after.as_ref(), 3).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(NotificationKey::from);
+        seen.extend(page.into_iter().map(|n| n.address));
+    }
+    let expected: Vec<String> = (0..statuses.len()).map(|i| format!("n{i}@example.no")).collect();
+    assert_eq!(seen, expected);
+    let failed: Vec<NotificationStatus> =
+        NotificationStatus::ALL.iter().copied().filter(|s| s.is_failure()).collect();
+    let page = store.notification_page(&id, &failed, None, 50).await.unwrap();
+    let addresses: Vec<&str> = page.iter().map(|n| n.address.as_str()).collect();
+    assert_eq!(addresses, ["n1@example.no", "n3@example.no", "n4@example.no"]);
+
+    let reasons = store.failure_reasons(&id, 12).await.unwrap();
+    let told: Vec<(&str, Option<&str>, i64)> =
+        reasons.iter().map(|r| (r.status.as_str(), r.reason.as_deref(), r.count)).collect();
+    assert_eq!(
+        told,
+        [
+            ("Email_Failed_TTL", None, 2),
+            ("Email_Failed_Bounced", Some("550 5.1.1 no such user"), 1)
+        ]
+    );
+
+    // Every event lands in one bucket or another, however wide.
+    let (first, last) = store.event_span(&id).await.unwrap().expect("events");
+    assert!(first <= last);
+    for width in [0.001, 1.0, 3600.0] {
+        let buckets = store.event_buckets(&id, first, width).await.unwrap();
+        assert_eq!(buckets.iter().map(|b| b.count).sum::<i64>(), statuses.len() as i64);
+        assert!(buckets.iter().all(|b| b.bucket >= 0 && b.source == "created"), "{buckets:?}");
+    }
+    // The counts per second the store keeps as it writes events agree with the events.
+    let seconds = store.event_seconds(&id).await.unwrap();
+    assert_eq!(seconds.iter().map(|s| s.count).sum::<i64>(), statuses.len() as i64);
+    let new = seconds.iter().filter(|s| s.status == NotificationStatus::EmailNew).count();
+    assert!(new <= 1, "one row a second, status and source: {seconds:?}");
+    assert!(seconds.iter().all(|s| s.second >= first.timestamp() && s.second <= last.timestamp()));
+}

@@ -6,7 +6,10 @@ use super::entities::{
 };
 use super::{Notification, ProviderResult, Store};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::sea_query::{Alias, Expr, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
 use varsel_workflows::order::{NewOrder, OrderType, StoredOrder};
 
 /// An order chain: the creator's idempotency id, the request it was for, and the answer a
@@ -187,6 +190,11 @@ impl Store {
             .filter(notification_event::Column::OrderId.eq(order_id))
             .exec(&txn)
             .await?;
+        let seconds = Query::delete()
+            .from_table(Alias::new(super::events::SECONDS))
+            .and_where(Expr::col(Alias::new("order_id")).eq(order_id))
+            .to_owned();
+        txn.execute(txn.get_database_backend().build(&seconds)).await?;
         notification::Entity::delete_many()
             .filter(notification::Column::OrderId.eq(order_id))
             .exec(&txn)

@@ -8,6 +8,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Statement,
 };
+use std::collections::BTreeMap;
 use varsel_workflows::domain::NotificationStatus;
 
 /// A status-log line (notification, order, status, source, detail) and when it happened.
@@ -80,7 +81,69 @@ impl Store {
                 notification_event::Entity::insert_many(models).exec_without_returning(db).await?;
             }
         }
+        Self::count_seconds(db, &rows).await
+    }
+
+    /// Adds the events to their order's counts per second, status and source, in the same
+    /// transaction: a handful of upserts however many events (a batch's events share seconds).
+    async fn count_seconds<C: ConnectionTrait>(db: &C, rows: &[EventAt<'_>]) -> Result<(), DbErr> {
+        use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
+        let mut counts: BTreeMap<(&str, i64, &str, &str), i64> = BTreeMap::new();
+        for ((_, order_id, status, source, _), at) in rows {
+            *counts
+                .entry((order_id.as_str(), at.timestamp(), status.as_str(), source))
+                .or_default() += 1;
+        }
+        let counts: Vec<_> = counts.into_iter().collect();
+        let key = ["order_id", "second", "status", "source"].map(Alias::new);
+        for chunk in counts.chunks(200) {
+            let mut insert = Query::insert()
+                .into_table(Alias::new(SECONDS))
+                .columns(key.iter().cloned().chain([Alias::new("n")]))
+                .to_owned();
+            for ((order_id, second, status, source), n) in chunk {
+                insert.values_panic([
+                    (*order_id).into(),
+                    (*second).into(),
+                    (*status).into(),
+                    (*source).into(),
+                    (*n).into(),
+                ]);
+            }
+            insert.on_conflict(
+                OnConflict::columns(key.iter().cloned())
+                    .value(Alias::new("n"), Expr::cust(format!("{SECONDS}.n + excluded.n")))
+                    .to_owned(),
+            );
+            db.execute(db.get_database_backend().build(&insert)).await?;
+        }
         Ok(())
+    }
+
+    /// An order's events counted per second (whole seconds since the epoch), status and source,
+    /// oldest first: a few rows a second the order was busy, however many events.
+    pub async fn event_seconds(&self, order_id: &str) -> Result<Vec<EventSecond>, DbErr> {
+        use sea_orm::sea_query::{Alias, Expr, Query};
+        let q = Query::select()
+            .columns(["second", "status", "source", "n"].map(Alias::new))
+            .from(Alias::new(SECONDS))
+            .and_where(Expr::col(Alias::new("order_id")).eq(order_id))
+            .order_by(Alias::new("second"), sea_orm::Order::Asc)
+            .to_owned();
+        let backend = self.db.get_database_backend();
+        self.db
+            .query_all(backend.build(&q))
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(EventSecond {
+                    second: r.try_get_by_index::<i64>(0)?,
+                    status: r.try_get_by_index::<NotificationStatus>(1)?,
+                    source: r.try_get_by_index::<String>(2)?,
+                    count: r.try_get_by_index::<i64>(3)?,
+                })
+            })
+            .collect()
     }
 
     /// An order's notification events, oldest first.
@@ -171,6 +234,22 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// The table of an order's events counted per second.
+pub(super) const SECONDS: &str = "order_event_seconds";
+
+/// How many notification events of an order had one status and source in one second.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSecond {
+    /// The second: whole seconds since the Unix epoch.
+    pub second: i64,
+    /// The status the notifications moved to.
+    pub status: NotificationStatus,
+    /// What moved them.
+    pub source: String,
+    /// How many.
+    pub count: i64,
 }
 
 /// How many notification events of one status and source fell into one time bucket.

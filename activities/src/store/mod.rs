@@ -24,7 +24,7 @@ mod webhooks;
 pub use actions::OrderAction;
 pub use chains::{Chain, ChainInsert, InstantWriter};
 pub use contact_register::{OrgContact, PersonContact};
-pub use events::{EventBucket, StatusEvent};
+pub use events::{EventBucket, EventSecond, StatusEvent};
 pub use notifications::{
     FailureReason, Notification, NotificationKey, ProviderResult, ResultWriter, Settled,
 };

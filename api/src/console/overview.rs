@@ -197,6 +197,8 @@ pub struct Overview {
     pub worker: String,
     /// Orders accepted but whose workflow has not started.
     pub dispatch: String,
+    /// The task queues as Temporal sees them, or why it could not be asked.
+    pub queues: Result<Vec<crate::temporal::queues::QueueHealth>, String>,
 }
 
 impl Overview {
@@ -222,6 +224,17 @@ impl Overview {
         let oldest_open = state.store.oldest_unfinished_order().await?;
         let waiting = state.store.orders_pending_start(1000).await?.len();
         let c = &state.config;
+        let names = [c.temporal.task_queue.clone(), c.temporal.composed_task_queue()];
+        let queues = match state.dispatcher.client().await {
+            Err(e) => Err(format!("{e}")),
+            Ok(client) => tokio::time::timeout(
+                std::time::Duration::from_secs(3),
+                crate::temporal::queues::queue_health(&client, &names),
+            )
+            .await
+            .map_err(|_| "Temporal did not answer within 3 s".to_owned())
+            .and_then(|r| r.map_err(|e| format!("{e:#}"))),
+        };
         Ok(Self {
             now,
             windows,
@@ -243,6 +256,7 @@ impl Overview {
                 n if n >= 1000 => "1000 or more orders wait for their workflow to start".to_owned(),
                 n => format!("{n} orders wait for their workflow to start"),
             },
+            queues,
         })
     }
 }

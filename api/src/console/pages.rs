@@ -347,6 +347,26 @@ pub fn overview(o: &Overview) -> Markup {
             }
         }
         div #action-result role="status" aria-live="polite" {}
+        h2 { "Task queues" }
+        @match &o.queues {
+            Err(e) => p.note.bad { "Temporal could not be asked: " (e) },
+            Ok(queues) => table.results.queues {
+                thead { tr { th { "Task queue" } th { "Tasks" } th { "Workers polling" } th { "Waiting" } th { "Oldest waiting" } } }
+                tbody {
+                    @for q in queues {
+                        tr {
+                            td { code { (q.queue) } }
+                            td { (q.kind) }
+                            td class=(if q.pollers.is_empty() { "bad" } else { "" }) {
+                                @if q.pollers.is_empty() { "none" } @else { (q.pollers.len()) ": " (q.pollers.join(", ")) }
+                            }
+                            td { (q.backlog) }
+                            td { @match q.backlog_age { Some(d) => (format!("{:.1} s", d.as_secs_f64())), None => "—" } }
+                        }
+                    }
+                }
+            },
+        }
         h2 { "Orders by status" }
         p.counts {
             @for (s, n) in &o.orders {

@@ -7,14 +7,20 @@
 use super::lanes::{Lane, Mark, history_marks};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use varsel_activities::store::{
-    EventBucket, FailureReason, Notification, NotificationKey, StatusEvent, WebhookAttempt,
+    EventBucket, EventSecond, FailureReason, Notification, NotificationKey, StatusEvent,
+    WebhookAttempt,
 };
 use varsel_workflows::domain::{Channel, NotificationStatus};
 use varsel_workflows::order::StoredOrder;
 
 /// How many buckets the events of an order are counted in, over their whole span.
 pub const BUCKETS: f64 = 160.0;
+/// Up to this many notifications, an order's events are counted over time from the events
+/// themselves (to the millisecond); beyond it, from their counts per second, which the store
+/// keeps as it writes them (a few hundred rows for an order of 100,000).
+pub const RAW_EVENTS_UP_TO: i64 = 5_000;
 /// Notifications a page of the list shows.
 pub const PAGE: u64 = 50;
 /// Webhook attempts the picture draws at most.
@@ -190,17 +196,22 @@ impl OrderView {
         let webhooks_cut = attempts.len() as u64 > MAX_WEBHOOK_MARKS;
         marks.extend(attempts.into_iter().take(MAX_WEBHOOK_MARKS as usize).map(webhook_mark));
         lap("actions");
-        let buckets = match store.event_span(id).await? {
-            None => None,
-            Some((first, last)) => {
-                let span = (last - first).num_microseconds().unwrap_or(0) as f64 / 1e6;
-                let width = (span / BUCKETS).max(0.01);
-                Some(Buckets {
-                    from: first,
-                    width,
-                    rows: store.event_buckets(id, first, width).await?,
-                })
+        let notifications: i64 = counts.iter().map(|c| c.2).sum();
+        let buckets = if notifications <= RAW_EVENTS_UP_TO {
+            match store.event_span(id).await? {
+                None => None,
+                Some((first, last)) => {
+                    let span = (last - first).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                    let width = (span / BUCKETS).max(0.01);
+                    Some(Buckets {
+                        from: first,
+                        width,
+                        rows: store.event_buckets(id, first, width).await?,
+                    })
+                }
             }
+        } else {
+            per_second(store.event_seconds(id).await?)
         };
         lap("events");
         let failures = store.failure_reasons(id, 12).await?;
@@ -227,6 +238,26 @@ impl OrderView {
     pub fn channels(&self) -> Vec<Channel> {
         Channel::ALL.iter().copied().filter(|c| self.total(*c) > 0).collect()
     }
+}
+
+/// Buckets of whole seconds from an order's events counted per second.
+fn per_second(rows: Vec<EventSecond>) -> Option<Buckets> {
+    let first = rows.iter().map(|r| r.second).min()?;
+    let last = rows.iter().map(|r| r.second).max()?;
+    let width = ((last + 1 - first) as f64 / BUCKETS).max(1.0);
+    let mut counted: HashMap<(i64, NotificationStatus, String), i64> = HashMap::new();
+    for r in rows {
+        let bucket = ((r.second - first) as f64 / width).floor() as i64;
+        *counted.entry((bucket, r.status, r.source)).or_default() += r.count;
+    }
+    Some(Buckets {
+        from: DateTime::from_timestamp(first, 0)?,
+        width,
+        rows: counted
+            .into_iter()
+            .map(|((bucket, status, source), count)| EventBucket { bucket, status, source, count })
+            .collect(),
+    })
 }
 
 /// Why notifications failed, in words: the provider's, else the status's own.
@@ -268,5 +299,26 @@ mod tests {
         assert!(f("failed").unwrap().iter().all(|s| s.is_failure()));
         assert_eq!(f("email_failed_ttl"), Some(vec![NotificationStatus::EmailFailedTtl]));
         assert_eq!(f("nonsense"), None);
+    }
+
+    #[test]
+    fn counts_per_second_make_buckets_of_whole_seconds() {
+        let row = |second, status, count| EventSecond {
+            second,
+            status,
+            source: "provider".into(),
+            count,
+        };
+        let rows = vec![
+            row(1_000, NotificationStatus::EmailSucceeded, 400),
+            row(1_000, NotificationStatus::EmailFailedTtl, 2),
+            row(1_040, NotificationStatus::EmailSucceeded, 600),
+        ];
+        let b = per_second(rows).unwrap();
+        assert_eq!((b.from.timestamp(), b.width), (1_000, 1.0), "41 s take 41 buckets of 1 s");
+        assert_eq!(b.rows.iter().map(|r| r.count).sum::<i64>(), 1_002);
+        let last = b.rows.iter().find(|r| r.count == 600).unwrap();
+        assert_eq!(last.bucket, 40);
+        assert!(per_second(Vec::new()).is_none());
     }
 }

@@ -7,6 +7,7 @@
 mod control;
 mod dispatcher;
 mod housekeeping;
+pub mod queues;
 mod webhooks;
 mod worker;
 

@@ -9,26 +9,30 @@ use super::browser::{Browser, ENTER, TAB};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
-use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions};
+use varsel_tests::{Db, SmtpServer, TestApp, TestAppOptions, on_both_databases};
 
 const T: Duration = Duration::from_secs(60);
 
-fn screenshots() -> PathBuf {
+/// Where the screenshots go: `VARSEL_SCREENSHOTS` for the SQLite run, the target dir otherwise.
+fn screenshots(db: Db) -> PathBuf {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+    if db != Db::Sqlite {
+        return tmp.join("postgres");
+    }
     match std::env::var("VARSEL_SCREENSHOTS") {
         Ok(dir) if !dir.is_empty() => {
             let dir = PathBuf::from(dir);
             if dir.is_absolute() { dir } else { varsel_tests::project_root().join(dir) }
         }
-        _ => PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots"),
+        _ => tmp,
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operator_finds_a_failed_order_sees_why_and_redrives_it() {
+async fn find_see_redrive(db: Db) {
     // A relay outage outlasts the time-to-live: one of two emails fails.
     let smtp = SmtpServer::start_flaky();
     smtp.set_outage(true);
-    let mut opts = TestAppOptions::new(Db::Sqlite, smtp.url());
+    let mut opts = TestAppOptions::new(db, smtp.url());
     opts.tweak = Box::new(|c| c.processing.notification_ttl_secs = 3);
     let app = TestApp::spawn(opts).await;
     let reference = "invoice-reminders-2026-12";
@@ -56,7 +60,7 @@ async fn an_operator_finds_a_failed_order_sees_why_and_redrives_it() {
         "sub": "ops-kari",
         "exp": chrono::Utc::now().timestamp() + 600,
     }));
-    let shots = screenshots();
+    let shots = screenshots(db);
     let b = Browser::start(1280, 1200).await;
 
     // Signing in: the console asks for a token; a creator's token is refused in the API's words.
@@ -82,8 +86,20 @@ async fn an_operator_finds_a_failed_order_sees_why_and_redrives_it() {
         t.contains("Completed 1") && t.contains("Dead reports\n1")
     })
     .await;
-    b.assert_visible("overview", &["#page h1", ".cards .card", "p.counts .pill", "table.results"])
+    let queues = b
+        .wait_text("table.queues", "Temporal names the workers polling the order queue", |t| {
+            t.lines().filter(|l| l.contains("workflow") || l.contains("activity")).count() == 4
+        })
         .await;
+    assert!(
+        queues.lines().any(|l| l.contains("workflow") && l.contains("1: ")),
+        "this app's worker polls its workflow tasks: {queues}"
+    );
+    b.assert_visible(
+        "overview",
+        &["#page h1", ".cards .card", "table.queues", "p.counts .pill", "table.results"],
+    )
+    .await;
     b.screenshot(&shots.join("console-overview.png")).await;
     // Re-apply the dead report: it still matches nothing, and the console says so.
     b.click("button[data-action=reapply-dead]").await;
@@ -203,3 +219,4 @@ async fn an_operator_finds_a_failed_order_sees_why_and_redrives_it() {
     b.close().await;
     app.stop().await;
 }
+on_both_databases!(an_operator_finds_a_failed_order_sees_why_and_redrives_it, find_see_redrive);

@@ -186,6 +186,11 @@ const QUERIES: &[(&str, Call, &str)] = &[
         "ix_notification_events_order_at",
     ),
     (
+        "the console's picture of a large order: its events counted per second",
+        |s| Box::pin(async move { drop(s.event_seconds("x").await) }),
+        "sqlite_autoindex_order_event_seconds_1|order_event_seconds_pkey",
+    ),
+    (
         "the console's overview: the oldest unfinished order",
         |s| Box::pin(async move { drop(s.oldest_unfinished_order().await) }),
         "ix_orders_status_created",

@@ -15,6 +15,7 @@ mod m0011_order_search;
 mod m0012_order_actions;
 mod m0013_console_indexes;
 mod m0014_covering_search;
+mod m0015_event_seconds;
 
 use sea_orm_migration::prelude::*;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0012_order_actions::M0012OrderActions),
             Box::new(m0013_console_indexes::M0013ConsoleIndexes),
             Box::new(m0014_covering_search::M0014CoveringSearch),
+            Box::new(m0015_event_seconds::M0015EventSeconds),
         ]
     }
 }
