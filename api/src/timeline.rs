@@ -362,6 +362,24 @@ pub async fn notification_entries(
         .collect())
 }
 
+/// What a webhook delivery attempt came to, in words.
+pub(crate) fn webhook_outcome(a: &varsel_activities::store::WebhookAttempt) -> String {
+    match (&a.error, a.status_code) {
+        (None, Some(code)) => format!("accepted (HTTP {code})"),
+        (None, None) => "accepted".to_owned(),
+        (Some(e), _) => format!("failed: {e}"),
+    }
+}
+
+/// What someone did to an order, and who: `redrive by operator kari: 1 notifications to send
+/// again`.
+pub(crate) fn action_words(a: &varsel_activities::store::OrderAction) -> String {
+    match &a.detail {
+        Some(detail) => format!("{} by {}: {detail}", a.action, a.actor),
+        None => format!("{} by {}", a.action, a.actor),
+    }
+}
+
 /// Every attempt at delivering the order's status webhooks, with what the endpoint answered.
 pub async fn webhook_entries(store: &Store, order_id: &str) -> Result<Vec<Entry>, sea_orm::DbErr> {
     Ok(store
@@ -369,11 +387,7 @@ pub async fn webhook_entries(store: &Store, order_id: &str) -> Result<Vec<Entry>
         .await?
         .into_iter()
         .map(|a| {
-            let outcome = match (&a.error, a.status_code) {
-                (None, Some(code)) => format!("accepted (HTTP {code})"),
-                (None, None) => "accepted".to_owned(),
-                (Some(e), _) => format!("failed: {e}"),
-            };
+            let outcome = webhook_outcome(&a);
             Entry {
                 time: a.at,
                 source: "webhook",
@@ -410,10 +424,7 @@ pub async fn action_entries(store: &Store, order_id: &str) -> Result<Vec<Entry>,
         .map(|a| Entry {
             time: a.at,
             source: "action",
-            text: match a.detail {
-                Some(detail) => format!("{} by {}: {detail}", a.action, a.actor),
-                None => format!("{} by {}", a.action, a.actor),
-            },
+            text: action_words(&a),
             notification_id: None,
         })
         .collect())

@@ -97,21 +97,24 @@ pub struct Figure {
 }
 
 impl Figure {
+    /// A rate (higher is better) against its baseline's: met while at least `min_ratio` of it.
     fn ratio(name: &str, value: f64, baseline: f64, unit: &str, min_ratio: f64) -> Self {
-        let ratio = if baseline > 0.0 { value / baseline } else { 0.0 };
-        Self {
-            name: name.into(),
-            value,
-            baseline: Some(baseline),
-            ratio: Some(ratio),
-            unit: unit.into(),
-            target: format!("ratio >= {min_ratio}"),
-            met: Some(ratio >= min_ratio),
-        }
+        Self::against(name, value, baseline, unit, (">=", min_ratio), |r| r >= min_ratio)
     }
 
     /// A time (lower is better) against its baseline's: met while at most `max_ratio` times it.
     fn slower(name: &str, value: f64, baseline: f64, unit: &str, max_ratio: f64) -> Self {
+        Self::against(name, value, baseline, unit, ("<=", max_ratio), |r| r <= max_ratio)
+    }
+
+    fn against(
+        name: &str,
+        value: f64,
+        baseline: f64,
+        unit: &str,
+        (op, bound): (&str, f64),
+        met: impl Fn(f64) -> bool,
+    ) -> Self {
         let ratio = if baseline > 0.0 { value / baseline } else { 0.0 };
         Self {
             name: name.into(),
@@ -119,8 +122,8 @@ impl Figure {
             baseline: Some(baseline),
             ratio: Some(ratio),
             unit: unit.into(),
-            target: format!("ratio <= {max_ratio}"),
-            met: Some(ratio <= max_ratio),
+            target: format!("ratio {op} {bound}"),
+            met: Some(met(ratio)),
         }
     }
 

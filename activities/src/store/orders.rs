@@ -331,6 +331,21 @@ impl Store {
         Ok(rows.into_iter().map(StoredOrder::from).collect())
     }
 
+    /// How many accepted orders wait for their workflow to start, counted up to `cap`: the
+    /// dispatcher's index, read for ids only.
+    pub async fn count_pending_start(&self, cap: u64) -> Result<u64, DbErr> {
+        let ids = order::Entity::find()
+            .select_only()
+            .column(order::Column::Id)
+            .filter(order::Column::WorkflowStarted.eq(false))
+            .order_by_asc(order::Column::Created)
+            .limit(cap)
+            .into_tuple::<String>()
+            .all(&*self.db)
+            .await?;
+        Ok(ids.len() as u64)
+    }
+
     /// Moves an order from one of `from` to `to`; returns whether it moved.
     pub async fn transition_order(
         &self,

@@ -222,7 +222,7 @@ impl Overview {
             .collect();
         let counts = state.gauges.get(&state.store).await?;
         let oldest_open = state.store.oldest_unfinished_order().await?;
-        let waiting = state.store.orders_pending_start(1000).await?.len();
+        let waiting = state.store.count_pending_start(1000).await?;
         let c = &state.config;
         let names = [c.temporal.task_queue.clone(), c.temporal.composed_task_queue()];
         let queues = match state.dispatcher.client().await {

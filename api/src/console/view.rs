@@ -185,10 +185,7 @@ impl OrderView {
                 start: a.at,
                 end: None,
                 span: false,
-                text: match a.detail {
-                    Some(d) => format!("{} by {}: {d}", a.action, a.actor),
-                    None => format!("{} by {}", a.action, a.actor),
-                },
+                text: crate::timeline::action_words(&a),
                 failed: false,
             });
         }
@@ -266,11 +263,7 @@ pub fn reason(r: &FailureReason) -> String {
 }
 
 fn webhook_mark(a: WebhookAttempt) -> Mark {
-    let outcome = match (&a.error, a.status_code) {
-        (None, Some(code)) => format!("accepted (HTTP {code})"),
-        (None, None) => "accepted".to_owned(),
-        (Some(e), _) => format!("failed: {e}"),
-    };
+    let outcome = crate::timeline::webhook_outcome(&a);
     Mark {
         lane: Lane::Webhooks,
         start: a.at,

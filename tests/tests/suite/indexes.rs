@@ -191,6 +191,11 @@ const QUERIES: &[(&str, Call, &str)] = &[
         "sqlite_autoindex_order_event_seconds_1|order_event_seconds_pkey",
     ),
     (
+        "the console's overview: orders waiting for their workflow to start",
+        |s| Box::pin(async move { drop(s.count_pending_start(1000).await) }),
+        "ix_orders_workflow_started",
+    ),
+    (
         "the console's overview: the oldest unfinished order",
         |s| Box::pin(async move { drop(s.oldest_unfinished_order().await) }),
         "ix_orders_status_created",
