@@ -83,9 +83,34 @@ impl Browser {
         v["value"].clone()
     }
 
-    /// A WebDriver command of this session.
+    /// A WebDriver command of this session: its value, or the WebDriver error (`error` and
+    /// `message`) it answered with.
+    pub async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, WebDriverError> {
+        let v = self.raw(method, &format!("/session/{}{path}", self.sid), body).await;
+        match v.get("error").and_then(Value::as_str) {
+            Some(error) => Err(WebDriverError {
+                error: error.to_owned(),
+                message: v["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            }),
+            None => Ok(v),
+        }
+    }
+
+    /// A WebDriver command of this session that must succeed.
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        self.raw(method, &format!("/session/{}{path}", self.sid), body).await
+        let what = format!("{method} {path}");
+        self.try_call(method, path, body).await.unwrap_or_else(|e| panic!("WebDriver {what}: {e}"))
     }
 
     /// Opens `url`.
@@ -97,19 +122,49 @@ impl Browser {
     pub async fn find(&self, css: &str) -> String {
         eventually(format!("{css} on the page"), PAGE, || async {
             let found = self
-                .call(
+                .try_call(
                     reqwest::Method::POST,
                     "/element",
                     Some(json!({"using": "css selector", "value": css})),
                 )
                 .await;
-            found
-                .as_object()
-                .and_then(|o| o.values().next())
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
+            match found {
+                Ok(element) => Ok(element_id(&element)),
+                Err(e) if e.error == "no such element" => Err(self.whereabouts().await),
+                Err(e) => panic!("WebDriver: finding {css}: {e}"),
+            }
         })
         .await
+    }
+
+    /// Where the console is and what it says, for a failure's message: the address's fragment,
+    /// the flash line and the beginning of the page.
+    async fn whereabouts(&self) -> String {
+        let seen = self
+            .try_call(
+                reqwest::Method::POST,
+                "/execute/sync",
+                Some(json!({"script": "const f = document.querySelector('#flash'); \
+                    const p = document.querySelector('#page') || document.body; \
+                    return `not on the page (at ${location.hash || '/'}; flash: ${f ? f.textContent : ''}; \
+                    page: ${(p.innerText || '').slice(0, 300)})`", "args": []})),
+            )
+            .await;
+        match seen {
+            Ok(v) => v.as_str().unwrap_or("not on the page").to_owned(),
+            Err(e) => format!("not on the page ({e})"),
+        }
+    }
+
+    /// A property of element `id` (`text`, `displayed`, `rect`); an error naming it when the page
+    /// was drawn again since it was found, to be found again.
+    pub async fn get(&self, id: &str, property: &str) -> Result<Value, String> {
+        match self.try_call(reqwest::Method::GET, &format!("/element/{id}/{property}"), None).await
+        {
+            Ok(v) => Ok(v),
+            Err(e) if e.error == "stale element reference" => Err(e.to_string()),
+            Err(e) => panic!("WebDriver: the {property} of an element: {e}"),
+        }
     }
 
     /// Every element `css` finds now.
@@ -121,30 +176,41 @@ impl Browser {
                 Some(json!({"using": "css selector", "value": css})),
             )
             .await;
-        found
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|e| e.as_object()?.values().next()?.as_str().map(str::to_owned))
-            .collect()
+        found.as_array().map(|all| all.iter().map(element_id).collect()).unwrap_or_default()
+    }
+
+    /// Sends `command` to what `css` finds; when the page was drawn again between finding and
+    /// acting (the console redraws a watched order's page), finds it again.
+    async fn on_element(&self, css: &str, command: &str, body: Value) {
+        eventually(format!("{command} on {css}"), PAGE, || {
+            let body = body.clone();
+            async move {
+                let id = self.find(css).await;
+                match self
+                    .try_call(
+                        reqwest::Method::POST,
+                        &format!("/element/{id}/{command}"),
+                        Some(body),
+                    )
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.error == "stale element reference" => Err(e.to_string()),
+                    Err(e) => panic!("WebDriver: {command} on {css}: {e}"),
+                }
+            }
+        })
+        .await
     }
 
     /// Clicks what `css` finds.
     pub async fn click(&self, css: &str) {
-        let id = self.find(css).await;
-        self.call(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({}))).await;
+        self.on_element(css, "click", json!({})).await;
     }
 
     /// Types `text` into what `css` finds.
     pub async fn type_into(&self, css: &str, text: &str) {
-        let id = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/value"),
-            Some(json!({"text": text})),
-        )
-        .await;
+        self.on_element(css, "value", json!({"text": text})).await;
     }
 
     /// Presses keys (text, or [`TAB`], [`ENTER`]) wherever the focus is.
@@ -174,9 +240,7 @@ impl Browser {
 
     /// The visible text of what `css` finds.
     pub async fn text(&self, css: &str) -> String {
-        let id = self.find(css).await;
-        let t = self.call(reqwest::Method::GET, &format!("/element/{id}/text"), None).await;
-        t.as_str().unwrap_or_default().to_owned()
+        self.wait_text(css, &format!("the text of {css}"), |_| true).await
     }
 
     /// Waits until the page's visible text (of `css`) satisfies `done`.
@@ -184,8 +248,8 @@ impl Browser {
         let done = &done;
         eventually(what, PAGE, || async move {
             let ids = self.find_all(css).await;
-            let Some(id) = ids.first() else { return Err("not on the page".to_owned()) };
-            let t = self.call(reqwest::Method::GET, &format!("/element/{id}/text"), None).await;
+            let Some(id) = ids.first() else { return Err(self.whereabouts().await) };
+            let t = self.get(id, "text").await?;
             let t = t.as_str().unwrap_or_default().to_owned();
             if done(&t) { Ok(t) } else { Err(t) }
         })
@@ -213,11 +277,14 @@ impl Browser {
             "{page}: wider than the window ({wide} > {width}): it scrolls sideways"
         );
         for css in selectors {
-            let id = self.find(css).await;
-            let shown =
-                self.call(reqwest::Method::GET, &format!("/element/{id}/displayed"), None).await;
+            let (shown, rect) = eventually(format!("{page}: {css} measured"), PAGE, || async {
+                let id = self.find(css).await;
+                let shown = self.get(&id, "displayed").await?;
+                let rect = self.get(&id, "rect").await?;
+                Ok::<_, String>((shown, rect))
+            })
+            .await;
             assert_eq!(shown, Value::Bool(true), "{page}: {css} is not displayed");
-            let rect = self.call(reqwest::Method::GET, &format!("/element/{id}/rect"), None).await;
             let (x, w, h) = (
                 rect["x"].as_f64().unwrap_or(-1.0),
                 rect["width"].as_f64().unwrap_or(0.0),
@@ -263,3 +330,29 @@ impl Browser {
         self.call(reqwest::Method::DELETE, "", None).await;
     }
 }
+
+/// What WebDriver answered instead of a value: its error code (`no such element`, `stale element
+/// reference`, …) and the first line of its message.
+#[derive(Debug)]
+pub struct WebDriverError {
+    pub error: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for WebDriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error, self.message)
+    }
+}
+
+/// The id in a WebDriver element reference (the W3C's fixed key; an answer's other keys, such as
+/// an error's, are no element).
+fn element_id(reference: &Value) -> String {
+    reference[ELEMENT]
+        .as_str()
+        .unwrap_or_else(|| panic!("not a WebDriver element reference: {reference}"))
+        .to_owned()
+}
+
+/// The key of an element reference in WebDriver's answers.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";

@@ -17,8 +17,7 @@ async fn the_docs_page_lists_the_operations_and_renders_an_example() {
         for id in
             driver_ref.find_all(".opblock-summary-path, .opblock-summary-path__deprecated").await
         {
-            let t =
-                driver_ref.call(reqwest::Method::GET, &format!("/element/{id}/text"), None).await;
+            let t = driver_ref.get(&id, "text").await?;
             texts.push(t.as_str().unwrap_or_default().replace('\u{200b}', ""));
         }
         if texts.len() >= 8 { Ok(texts) } else { Err(format!("{texts:?}")) }
