@@ -10,6 +10,7 @@ pub mod dev;
 pub mod devserver;
 pub mod error;
 pub mod health;
+pub mod history;
 pub mod http;
 pub mod jwks;
 pub mod register;

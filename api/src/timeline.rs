@@ -1,13 +1,10 @@
 //! An order's timeline: its workflow history (every run), told in words an operator reads at a
 //! glance, merged with its notifications' statuses and its status webhooks' delivery attempts.
 
-use base64::Engine;
+use crate::history::{RunEnd, RunStart, Step, What};
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
-use serde_json::Value;
 use std::collections::HashMap;
-use temporalio_client::errors::WorkflowInteractionError;
-use temporalio_client::{Client, WorkflowHistoryError};
+use temporalio_client::Client;
 use varsel_activities::Store;
 
 /// One line of the timeline.
@@ -39,38 +36,6 @@ pub(crate) fn activity_words(name: &str) -> &str {
     }
 }
 
-pub(crate) fn payload(v: &Value) -> Option<Value> {
-    let data = v["payloads"][0]["data"].as_str()?;
-    let raw = base64::engine::general_purpose::STANDARD.decode(data).ok()?;
-    serde_json::from_slice(&raw).ok()
-}
-
-pub(crate) fn compact(v: &Value) -> String {
-    match v {
-        Value::Object(m) => m
-            .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| {
-                format!("{k}={}", if let Value::String(s) = v { s.clone() } else { v.to_string() })
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// A scheduled activity's input in words, its order id aside.
-pub(crate) fn activity_input(attributes: &Value) -> String {
-    match payload(&attributes["input"]).unwrap_or_default() {
-        Value::Object(mut m) => {
-            m.remove("order_id");
-            compact(&Value::Object(m))
-        }
-        _ => String::new(),
-    }
-}
-
 /// What moved a notification, in words.
 pub(crate) fn event_words(source: &str) -> &str {
     match source {
@@ -84,206 +49,88 @@ pub(crate) fn event_words(source: &str) -> &str {
     }
 }
 
-pub(crate) fn seconds(d: &Value) -> Option<f64> {
-    d.as_str()?.trim_end_matches('s').parse().ok()
-}
-
-/// Turns one run's history (Temporal's JSON) into entries.
-pub fn workflow_entries(history: &Value) -> Vec<Entry> {
-    let mut out = Vec::new();
-    let mut scheduled: HashMap<i64, String> = HashMap::new();
-    for e in history["events"].as_array().map(Vec::as_slice).unwrap_or_default() {
-        let time = e["event_time"]
-            .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc));
-        let Some(time) = time else { continue };
-        let Some((kind, a)) = e["attributes"].as_object().and_then(|m| m.iter().next()) else {
-            continue;
-        };
-        let id = e["event_id"].as_i64().unwrap_or(0);
-        let text = match kind.as_str() {
-            "WorkflowExecutionStartedEventAttributes" => {
-                let input = payload(&a["input"]).unwrap_or_default();
-                if input["resume"] == "Redrive" {
-                    "workflow started again: an operator's redrive".to_owned()
-                } else if a["continued_execution_run_id"].as_str().is_some_and(|s| !s.is_empty()) {
-                    format!(
-                        "workflow continued as a new run, resuming at {}",
-                        compact(&input["resume"])
-                    )
-                } else {
-                    let at = input["requested_send_time_ms"]
-                        .as_i64()
-                        .and_then(DateTime::from_timestamp_millis);
-                    format!(
-                        "workflow started; send time {}; task queue {}",
-                        at.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                        a["task_queue"]["name"].as_str().unwrap_or("?")
-                    )
-                }
-            }
-            "TimerStartedEventAttributes" => {
-                let secs = seconds(&a["start_to_fire_timeout"]).unwrap_or(0.0);
-                let until = time + chrono::Duration::milliseconds((secs * 1000.0) as i64);
-                format!("waiting {secs:.0} s, until {}", until.to_rfc3339())
-            }
-            "TimerFiredEventAttributes" => "timer fired".to_owned(),
-            "TimerCanceledEventAttributes" => "timer cancelled".to_owned(),
-            "ActivityTaskScheduledEventAttributes" => {
-                let name = a["activity_type"]["name"].as_str().unwrap_or_default().to_owned();
-                scheduled.insert(id, name.clone());
-                let detail = activity_input(a);
-                if detail.is_empty() {
-                    format!("{}: scheduled", activity_words(&name))
-                } else {
-                    format!("{}: scheduled ({detail})", activity_words(&name))
-                }
-            }
-            "ActivityTaskStartedEventAttributes" => {
-                let name = scheduled
-                    .get(&a["scheduled_event_id"].as_i64().unwrap_or(0))
-                    .cloned()
-                    .unwrap_or_default();
-                let attempt = a["attempt"].as_i64().unwrap_or(1);
-                if attempt <= 1 {
-                    continue;
-                }
-                let failure = a["last_failure"]["message"].as_str().unwrap_or("unknown failure");
-                format!(
-                    "{}: attempt {attempt}; the previous attempt failed: {failure}",
-                    activity_words(&name)
-                )
-            }
-            // A local activity (the store steps, with `varsel.local-store-steps`): one marker,
-            // written when it ended.
-            "MarkerRecordedEventAttributes" if a["marker_name"] == "core_local_activity" => {
-                let data = payload(&a["details"]["data"]).unwrap_or_default();
-                let words = activity_words(data["activity_type"].as_str().unwrap_or_default());
-                let attempts = match data["attempt"].as_i64().unwrap_or(1) {
-                    n if n > 1 => format!(" after {n} attempts"),
-                    _ => String::new(),
-                };
-                match a["failure"]["message"].as_str() {
-                    Some(failure) => format!("{words}: failed{attempts}: {failure}"),
-                    None => {
-                        let result = payload(&a["details"]["result"])
-                            .map(|r| compact(&r))
-                            .unwrap_or_default();
-                        format!("{words}: done{attempts} ({result})")
-                    }
-                }
-            }
-            "ActivityTaskCompletedEventAttributes" => {
-                let name = scheduled
-                    .get(&a["scheduled_event_id"].as_i64().unwrap_or(0))
-                    .cloned()
-                    .unwrap_or_default();
-                let result = payload(&a["result"]).map(|r| compact(&r)).unwrap_or_default();
-                format!("{}: done ({result})", activity_words(&name))
-            }
-            "ActivityTaskFailedEventAttributes" => {
-                let name = scheduled
-                    .get(&a["scheduled_event_id"].as_i64().unwrap_or(0))
-                    .cloned()
-                    .unwrap_or_default();
-                format!(
-                    "{}: failed for good: {}",
-                    activity_words(&name),
-                    a["failure"]["message"].as_str().unwrap_or_default()
-                )
-            }
-            "ActivityTaskTimedOutEventAttributes" => {
-                let name = scheduled
-                    .get(&a["scheduled_event_id"].as_i64().unwrap_or(0))
-                    .cloned()
-                    .unwrap_or_default();
-                format!("{}: timed out", activity_words(&name))
-            }
-            "WorkflowExecutionSignaledEventAttributes" => match a["signal_name"].as_str() {
-                Some("varsel.order.reports_final") => {
-                    "delivery reports: every notification may be final".to_owned()
-                }
-                Some(other) => format!("signal {other}"),
-                None => continue,
-            },
-            "WorkflowExecutionCancelRequestedEventAttributes" => {
-                "cancellation requested".to_owned()
-            }
-            "WorkflowExecutionCanceledEventAttributes" => {
-                "workflow ended: order cancelled".to_owned()
-            }
-            "WorkflowExecutionCompletedEventAttributes" => {
-                format!(
-                    "workflow completed ({})",
-                    payload(&a["result"]).map(|r| compact(&r)).unwrap_or_default()
-                )
-            }
-            "WorkflowExecutionContinuedAsNewEventAttributes" => {
-                "run handed over to a new run (continue-as-new)".to_owned()
-            }
-            "WorkflowExecutionFailedEventAttributes" => {
-                format!("workflow failed: {}", a["failure"]["message"].as_str().unwrap_or_default())
-            }
-            "WorkflowExecutionTerminatedEventAttributes" => {
-                format!("workflow terminated: {}", a["reason"].as_str().unwrap_or_default())
-            }
-            "WorkflowTaskFailedEventAttributes" => format!(
-                "workflow task failed: {}",
-                a["failure"]["message"].as_str().unwrap_or_default()
-            ),
-            _ => continue,
-        };
-        out.push(Entry { time, source: "workflow", text, notification_id: None });
-    }
-    out
-}
-
-/// Whether an error says Temporal no longer has the workflow's history (its retention period
-/// passed, or it was deleted), rather than that Temporal could not be asked.
-fn history_gone(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<WorkflowHistoryError>(),
-            Some(WorkflowHistoryError::Fetch(WorkflowInteractionError::NotFound(_)))
-        )
-    })
-}
-
-/// Every run of the order's workflow that Temporal still keeps, oldest first, as Temporal's JSON
-/// history; and whether a run's history is gone (past Temporal's retention).
-pub async fn fetch_workflow_histories(
-    client: &Client,
-    order_id: &str,
-) -> anyhow::Result<(Vec<Value>, bool)> {
-    // Runs of a continued order share its workflow id; visibility lists them all.
-    let mut runs = Vec::new();
-    let mut stream =
-        client.list_workflows(format!("WorkflowId = '{order_id}'"), Default::default());
-    while let Some(item) = stream.next().await {
-        let info = item?;
-        runs.push((info.start_time(), info.run_id().to_owned()));
-    }
-    runs.sort();
-    let mut histories = Vec::new();
-    if runs.is_empty() {
-        // Visibility may lag just after the start: fall back to the latest run.
-        return match crate::replay::fetch_history_json(client, order_id).await {
-            Ok(bytes) => Ok((vec![serde_json::from_slice(&bytes)?], false)),
-            Err(e) if history_gone(&e) => Ok((histories, true)),
-            Err(e) => Err(e),
-        };
-    }
-    let mut gone = false;
-    for (_, run_id) in runs {
-        match crate::replay::fetch_run_history_json(client, order_id, &run_id).await {
-            Ok(bytes) => histories.push(serde_json::from_slice(&bytes)?),
-            // Listed, but its history already deleted (visibility lags behind).
-            Err(e) if history_gone(&e) => gone = true,
-            Err(e) => return Err(e),
+/// A step of a run's history in words, as the timeline tells it.
+pub(crate) fn step_words(step: &Step) -> String {
+    match &step.what {
+        What::RunStarted { start: RunStart::Redrive, .. } => {
+            "workflow started again: an operator's redrive".to_owned()
         }
+        What::RunStarted { start: RunStart::Continued { resume }, .. } => {
+            format!("workflow continued as a new run, resuming at {resume}")
+        }
+        What::RunStarted { start: RunStart::First, task_queue, send_time } => format!(
+            "workflow started; send time {}; task queue {task_queue}",
+            send_time.map(|t| t.to_rfc3339()).unwrap_or_default()
+        ),
+        What::RunEnded(end) => format!("workflow {}", run_end_words(end)),
+        What::TimerStarted { seconds } => {
+            let until = step.time + chrono::Duration::milliseconds((seconds * 1000.0) as i64);
+            format!("waiting {seconds:.0} s, until {}", until.to_rfc3339())
+        }
+        What::TimerEnded { fired: true, .. } => "timer fired".to_owned(),
+        What::TimerEnded { fired: false, .. } => "timer cancelled".to_owned(),
+        What::ActivityScheduled { name, input } if input.is_empty() => {
+            format!("{}: scheduled", activity_words(name))
+        }
+        What::ActivityScheduled { name, input } => {
+            format!("{}: scheduled ({input})", activity_words(name))
+        }
+        What::ActivityRetried { name, attempt, failure, .. } => format!(
+            "{}: attempt {attempt}; the previous attempt failed: {failure}",
+            activity_words(name)
+        ),
+        What::ActivityCompleted { name, result, .. } => {
+            format!("{}: done ({result})", activity_words(name))
+        }
+        What::ActivityFailed { name, failure: Some(failure), .. } => {
+            format!("{}: failed for good: {failure}", activity_words(name))
+        }
+        What::ActivityFailed { name, failure: None, .. } => {
+            format!("{}: timed out", activity_words(name))
+        }
+        What::LocalActivity { name, attempts, outcome } => {
+            let attempts =
+                if *attempts > 1 { format!(" after {attempts} attempts") } else { String::new() };
+            match outcome {
+                Ok(result) => format!("{}: done{attempts} ({result})", activity_words(name)),
+                Err(failure) => format!("{}: failed{attempts}: {failure}", activity_words(name)),
+            }
+        }
+        What::Signalled { name } if name == REPORTS_FINAL => {
+            "delivery reports: every notification may be final".to_owned()
+        }
+        What::Signalled { name } => format!("signal {name}"),
+        What::CancelRequested => "cancellation requested".to_owned(),
+        What::WorkflowTaskFailed { message } => format!("workflow task failed: {message}"),
     }
-    Ok((histories, gone))
+}
+
+/// How a run ended, in words: `completed (…)`, `failed: …`.
+pub(crate) fn run_end_words(end: &RunEnd) -> String {
+    match end {
+        RunEnd::Completed { result } => format!("completed ({result})"),
+        RunEnd::ContinuedAsNew => "handed over to a new run (continue-as-new)".to_owned(),
+        RunEnd::Cancelled => "ended: order cancelled".to_owned(),
+        RunEnd::Failed { message } => format!("failed: {message}"),
+        RunEnd::Terminated { reason } => format!("terminated: {reason}"),
+        RunEnd::TimedOut => "timed out".to_owned(),
+    }
+}
+
+/// The signal that tells a run every notification's delivery report may be final.
+pub(crate) const REPORTS_FINAL: &str = "varsel.order.reports_final";
+
+/// One run's steps as timeline entries.
+pub fn workflow_entries(steps: &[Step]) -> Vec<Entry> {
+    steps
+        .iter()
+        .map(|step| Entry {
+            time: step.time,
+            source: "workflow",
+            text: step_words(step),
+            notification_id: None,
+        })
+        .collect()
 }
 
 /// Every run of the order's workflow that Temporal still keeps, oldest first, as entries; and
@@ -292,8 +139,8 @@ pub async fn fetch_workflow_entries(
     client: &Client,
     order_id: &str,
 ) -> anyhow::Result<(Vec<Entry>, bool)> {
-    let (histories, gone) = fetch_workflow_histories(client, order_id).await?;
-    Ok((histories.iter().flat_map(workflow_entries).collect(), gone))
+    let (runs, gone) = crate::history::fetch_runs(client, order_id).await?;
+    Ok((runs.iter().flat_map(|run| workflow_entries(run)).collect(), gone))
 }
 
 /// What varsel's database keeps of the order itself: when it was registered, for when, and its

@@ -1,10 +1,11 @@
 //! What the picture of an order draws from its workflow history: spans and points on lanes
-//! (runs, waits, condition checks, sending, settling, reports), read from Temporal's JSON
-//! history of each run.
+//! (runs, waits, condition checks, sending, settling, reports), from the steps of each run
+//! ([`crate::history`]). A span opens and closes with two steps; a point says what the timeline
+//! says of its step.
 
-use crate::timeline::{activity_input, activity_words, compact, payload, seconds};
+use crate::history::{RunStart, Step, What};
+use crate::timeline::{REPORTS_FINAL, activity_words, run_end_words, step_words};
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use std::collections::HashMap;
 
 /// A row of the picture.
@@ -71,19 +72,11 @@ fn lane_of(activity: &str) -> Lane {
     }
 }
 
-fn at(e: &Value) -> Option<DateTime<Utc>> {
-    e["event_time"]
-        .as_str()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
-
-/// The marks of one run's history.
-pub fn history_marks(history: &Value) -> Vec<Mark> {
+/// The marks of one run's steps.
+pub fn history_marks(steps: &[Step]) -> Vec<Mark> {
     let mut out: Vec<Mark> = Vec::new();
-    // Open spans by the event id that opened them; the run's own span.
+    // Open spans by the step that opened them; the run's own span.
     let mut open: HashMap<i64, usize> = HashMap::new();
-    let mut names: HashMap<i64, String> = HashMap::new();
     let mut run: Option<usize> = None;
     let span = |lane, start, text: String| Mark {
         lane,
@@ -93,168 +86,78 @@ pub fn history_marks(history: &Value) -> Vec<Mark> {
         text,
         failed: false,
     };
-    let point = |lane, start, text: String, failed| Mark {
+    let point = |lane, step: &Step, failed| Mark {
         lane,
-        start,
+        start: step.time,
         end: None,
         span: false,
-        text,
+        text: step_words(step),
         failed,
     };
-    for e in history["events"].as_array().map(Vec::as_slice).unwrap_or_default() {
-        let Some(time) = at(e) else { continue };
-        let Some((kind, a)) = e["attributes"].as_object().and_then(|m| m.iter().next()) else {
-            continue;
-        };
-        let id = e["event_id"].as_i64().unwrap_or(0);
-        let close = |out: &mut Vec<Mark>, i: usize, text: String, failed: bool| {
+    for step in steps {
+        let time = step.time;
+        let close = |out: &mut Vec<Mark>, i: usize, text: &str, failed: bool| {
             let m = &mut out[i];
             m.end = Some(time);
             m.text = format!("{}: {text}", m.text);
             m.failed |= failed;
         };
-        match kind.as_str() {
-            "WorkflowExecutionStartedEventAttributes" => {
-                let input = payload(&a["input"]).unwrap_or_default();
-                let what = if input["resume"] == "Redrive" {
-                    "run started again by an operator's redrive".to_owned()
-                } else if a["continued_execution_run_id"].as_str().is_some_and(|s| !s.is_empty()) {
-                    format!("continued run, resuming at {}", compact(&input["resume"]))
-                } else {
-                    format!("run on task queue {}", a["task_queue"]["name"].as_str().unwrap_or("?"))
+        match &step.what {
+            What::RunStarted { start, task_queue, .. } => {
+                let what = match start {
+                    RunStart::Redrive => "run started again by an operator's redrive".to_owned(),
+                    RunStart::Continued { resume } => {
+                        format!("continued run, resuming at {resume}")
+                    }
+                    RunStart::First => format!("run on task queue {task_queue}"),
                 };
                 run = Some(out.len());
                 out.push(span(Lane::Runs, time, what));
             }
-            "WorkflowExecutionCompletedEventAttributes"
-            | "WorkflowExecutionContinuedAsNewEventAttributes"
-            | "WorkflowExecutionCanceledEventAttributes"
-            | "WorkflowExecutionFailedEventAttributes"
-            | "WorkflowExecutionTerminatedEventAttributes"
-            | "WorkflowExecutionTimedOutEventAttributes" => {
-                let (text, failed) = match kind.as_str() {
-                    "WorkflowExecutionCompletedEventAttributes" => (
-                        format!(
-                            "completed ({})",
-                            payload(&a["result"]).map(|r| compact(&r)).unwrap_or_default()
-                        ),
-                        false,
-                    ),
-                    "WorkflowExecutionContinuedAsNewEventAttributes" => {
-                        ("handed over to a new run".to_owned(), false)
-                    }
-                    "WorkflowExecutionCanceledEventAttributes" => {
-                        ("ended: order cancelled".to_owned(), false)
-                    }
-                    "WorkflowExecutionTerminatedEventAttributes" => {
-                        (format!("terminated: {}", a["reason"].as_str().unwrap_or_default()), true)
-                    }
-                    _ => (
-                        format!(
-                            "failed: {}",
-                            a["failure"]["message"].as_str().unwrap_or("timed out")
-                        ),
-                        true,
-                    ),
-                };
+            What::RunEnded(end) => {
+                let text = run_end_words(end);
                 if let Some(i) = run.take() {
-                    close(&mut out, i, text, failed);
+                    close(&mut out, i, &text, end.failed());
                 }
             }
-            "TimerStartedEventAttributes" => {
-                let secs = seconds(&a["start_to_fire_timeout"]).unwrap_or(0.0);
-                open.insert(id, out.len());
-                out.push(span(Lane::Waits, time, format!("waiting up to {secs:.0} s")));
+            What::TimerStarted { seconds } => {
+                open.insert(step.id, out.len());
+                out.push(span(Lane::Waits, time, format!("waiting up to {seconds:.0} s")));
             }
-            "TimerFiredEventAttributes" | "TimerCanceledEventAttributes" => {
-                if let Some(i) = open.remove(&a["started_event_id"].as_i64().unwrap_or(0)) {
-                    let how =
-                        if kind == "TimerFiredEventAttributes" { "elapsed" } else { "cancelled" };
-                    close(&mut out, i, how.to_owned(), false);
+            What::TimerEnded { started, fired } => {
+                if let Some(i) = open.remove(started) {
+                    close(&mut out, i, if *fired { "elapsed" } else { "cancelled" }, false);
                 }
             }
-            "ActivityTaskScheduledEventAttributes" => {
-                let name = a["activity_type"]["name"].as_str().unwrap_or_default().to_owned();
-                let detail = activity_input(a);
-                let mut text = activity_words(&name).to_owned();
-                if !detail.is_empty() {
-                    text.push_str(&format!(" ({detail})"));
+            What::ActivityScheduled { name, input } => {
+                let mut text = activity_words(name).to_owned();
+                if !input.is_empty() {
+                    text.push_str(&format!(" ({input})"));
                 }
-                open.insert(id, out.len());
-                out.push(span(lane_of(&name), time, text));
-                names.insert(id, name);
+                open.insert(step.id, out.len());
+                out.push(span(lane_of(name), time, text));
             }
-            "ActivityTaskStartedEventAttributes" => {
-                let scheduled = a["scheduled_event_id"].as_i64().unwrap_or(0);
-                let attempt = a["attempt"].as_i64().unwrap_or(1);
-                if attempt > 1 {
-                    let name = names.get(&scheduled).map(String::as_str).unwrap_or_default();
-                    let failure =
-                        a["last_failure"]["message"].as_str().unwrap_or("unknown failure");
-                    out.push(point(
-                        lane_of(name),
-                        time,
-                        format!(
-                            "{}: attempt {attempt}; the previous attempt failed: {failure}",
-                            activity_words(name)
-                        ),
-                        true,
-                    ));
+            What::ActivityRetried { name, .. } => out.push(point(lane_of(name), step, true)),
+            What::ActivityCompleted { scheduled, result, .. } => {
+                if let Some(i) = open.remove(scheduled) {
+                    close(&mut out, i, &format!("done ({result})"), false);
                 }
             }
-            "ActivityTaskCompletedEventAttributes" => {
-                if let Some(i) = open.remove(&a["scheduled_event_id"].as_i64().unwrap_or(0)) {
-                    let result = payload(&a["result"]).map(|r| compact(&r)).unwrap_or_default();
-                    close(&mut out, i, format!("done ({result})"), false);
+            What::ActivityFailed { scheduled, failure, .. } => {
+                if let Some(i) = open.remove(scheduled) {
+                    let why = failure.as_deref().unwrap_or("timed out");
+                    close(&mut out, i, &format!("failed for good: {why}"), true);
                 }
             }
-            "ActivityTaskFailedEventAttributes" | "ActivityTaskTimedOutEventAttributes" => {
-                if let Some(i) = open.remove(&a["scheduled_event_id"].as_i64().unwrap_or(0)) {
-                    let why = a["failure"]["message"].as_str().unwrap_or("timed out");
-                    close(&mut out, i, format!("failed for good: {why}"), true);
-                }
+            What::LocalActivity { name, outcome, .. } => {
+                out.push(point(lane_of(name), step, outcome.is_err()));
             }
-            "MarkerRecordedEventAttributes" if a["marker_name"] == "core_local_activity" => {
-                let data = payload(&a["details"]["data"]).unwrap_or_default();
-                let name = data["activity_type"].as_str().unwrap_or_default();
-                let (text, failed) = match a["failure"]["message"].as_str() {
-                    Some(f) => (format!("{}: failed: {f}", activity_words(name)), true),
-                    None => (
-                        format!(
-                            "{}: done ({})",
-                            activity_words(name),
-                            payload(&a["details"]["result"])
-                                .map(|r| compact(&r))
-                                .unwrap_or_default()
-                        ),
-                        false,
-                    ),
-                };
-                out.push(point(lane_of(name), time, text, failed));
+            What::Signalled { name } if name == REPORTS_FINAL => {
+                out.push(point(Lane::Reports, step, false));
             }
-            "WorkflowExecutionSignaledEventAttributes"
-                if a["signal_name"] == "varsel.order.reports_final" =>
-            {
-                out.push(point(
-                    Lane::Reports,
-                    time,
-                    "delivery reports: every notification may be final".to_owned(),
-                    false,
-                ));
-            }
-            "WorkflowExecutionCancelRequestedEventAttributes" => {
-                out.push(point(Lane::Runs, time, "cancellation requested".to_owned(), false));
-            }
-            "WorkflowTaskFailedEventAttributes" => out.push(point(
-                Lane::Runs,
-                time,
-                format!(
-                    "workflow task failed: {}",
-                    a["failure"]["message"].as_str().unwrap_or_default()
-                ),
-                true,
-            )),
-            _ => {}
+            What::Signalled { .. } => {}
+            What::CancelRequested => out.push(point(Lane::Runs, step, false)),
+            What::WorkflowTaskFailed { .. } => out.push(point(Lane::Runs, step, true)),
         }
     }
     out
@@ -263,7 +166,7 @@ pub fn history_marks(history: &Value) -> Vec<Mark> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn event(id: i64, secs: u32, kind: &str, attrs: Value) -> Value {
         json!({"event_id": id, "event_time": format!("2026-12-06T10:00:{secs:02}Z"),
@@ -281,7 +184,7 @@ mod tests {
             event(6, 41, "ActivityTaskCompletedEventAttributes", json!({"scheduled_event_id": 4})),
             event(7, 42, "WorkflowExecutionCompletedEventAttributes", json!({})),
         ]});
-        let marks = history_marks(&history);
+        let marks = history_marks(&crate::history::read(&history));
         let lanes: Vec<Lane> = marks.iter().map(|m| m.lane).collect();
         assert_eq!(lanes, [Lane::Runs, Lane::Waits, Lane::Sending, Lane::Sending]);
         assert!(marks.iter().filter(|m| m.span).all(|m| m.end.is_some()), "{marks:?}");

@@ -170,9 +170,9 @@ impl OrderView {
         lap("order");
         let (mut marks, history) = match state.dispatcher.client().await {
             Err(e) => (Vec::new(), History::Unreachable(format!("{e}"))),
-            Ok(client) => match crate::timeline::fetch_workflow_histories(&client, id).await {
-                Ok((histories, gone)) => (
-                    histories.iter().flat_map(history_marks).collect(),
+            Ok(client) => match crate::history::fetch_runs(&client, id).await {
+                Ok((runs, gone)) => (
+                    runs.iter().flat_map(|run| history_marks(run)).collect(),
                     if gone { History::Expired } else { History::Kept },
                 ),
                 Err(e) => (Vec::new(), History::Unreachable(format!("{e:#}"))),
