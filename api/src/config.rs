@@ -820,6 +820,9 @@ pub struct ProcessingConfig {
     pub reminder_day_secs: u64,
     /// Days a status-feed entry is kept.
     pub status_feed_retention_days: u64,
+    /// How often each process keeps a snapshot of its counters in the database, for the
+    /// console's overview (the last hour and day over every process), seconds.
+    pub metric_snapshot_secs: u64,
     /// Send-rate limits, messages per second, by provider (`smtp`, `outbox`, `kannel`,
     /// `simulator`), held across all workers sharing the database
     /// (`VARSEL_SEND_RATE_LIMITS__SMTP=100`). None by default.
@@ -843,6 +846,7 @@ impl Default for ProcessingConfig {
             cancel_cutoff_secs: 300,
             reminder_day_secs: 86_400,
             status_feed_retention_days: 90,
+            metric_snapshot_secs: 60,
             send_rate_limits: Default::default(),
         }
     }

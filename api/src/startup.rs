@@ -224,6 +224,8 @@ pub struct Application {
     /// How long a signalled process may take to stop, and of that how long the API drains.
     grace: Duration,
     drain: Duration,
+    /// Keeps this process's counters for the console's overview (every process, API or worker).
+    sampler: crate::console::overview::Sampler,
 }
 
 impl Application {
@@ -252,6 +254,12 @@ impl Application {
         let upstream = crate::upstream::Upstream::from_config(&config, &store)?;
         let metrics = Metrics::new();
         let sdk_metrics = SdkMetrics::default();
+        let sampler = crate::console::overview::Sampler {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            process: Default::default(),
+            every: Duration::from_secs(config.processing.metric_snapshot_secs),
+        };
         let dispatcher = Arc::new(Dispatcher::new(config.clone(), store.clone()));
         let events: Arc<dyn OrderEvents> = Arc::new(SignalEvents(dispatcher.clone()));
         let report_secret = crate::auth::load_or_create_report_secret(&config)?;
@@ -282,7 +290,10 @@ impl Application {
                 sdk_metrics: sdk_metrics.clone(),
                 sender: Some(sender),
                 gauges: Default::default(),
-                console: Default::default(),
+                console: crate::console::ConsoleState {
+                    links: Default::default(),
+                    process: sampler.process.clone(),
+                },
             });
             (addr.port(), base_url, Some(listener), Some(state))
         } else {
@@ -356,6 +367,7 @@ impl Application {
             worker_metrics,
             grace,
             drain,
+            sampler,
         })
     }
 
@@ -416,6 +428,7 @@ impl Application {
             .map(|listener| tokio::spawn(listener.serve(on_signal(signalled.clone()))));
         let shutdown = on_signal(signalled.clone());
         let (grace, drain) = (self.grace, self.drain);
+        let sampler = tokio::spawn(self.sampler.clone().run());
         let result = match (self.listener.take(), self.state.take()) {
             (Some(listener), Some(state)) => {
                 let dispatcher = tokio::spawn(state.dispatcher.clone().run());
@@ -424,14 +437,12 @@ impl Application {
                     state.store.clone(),
                     state.config.processing.status_feed_retention_days,
                 ));
-                let sampler = tokio::spawn(crate::console::overview::sample(state.clone()));
                 let limits = EdgeLimits::from_config(&state.config);
                 let app = api_routes(state, &self.report_secret);
                 let r = serve(listener, app, limits, shutdown, drain, grace - drain).await;
                 dispatcher.abort();
                 webhooks.abort();
                 housekeeping.abort();
-                sampler.abort();
                 r.map_err(Into::into)
             }
             _ => match self.worker_metrics.take() {
@@ -459,6 +470,7 @@ impl Application {
         };
         // The API ended (signalled, or failed): the worker stops too.
         let _ = signal.send(true);
+        sampler.abort();
         relay.abort();
         if let Some(b) = bounces {
             let _ = b.await;
@@ -466,6 +478,8 @@ impl Application {
         if let Some(w) = worker {
             w.await??;
         }
+        // What this process counted since its last snapshot stays in the overview's windows.
+        self.sampler.keep().await;
         result
     }
 }

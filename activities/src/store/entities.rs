@@ -572,3 +572,29 @@ pub mod order_action {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// One process's counters at one moment, for the console's overview (m0016).
+pub mod metric_snapshot {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "metric_snapshots")]
+    pub struct Model {
+        /// The process: an id it made up when it started.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub process: String,
+        /// When the snapshot was taken.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub taken: DateTimeUtc,
+        /// When the process started: its counters counted from zero then.
+        pub started: DateTimeUtc,
+        /// The counters (JSON, as the overview reads them).
+        #[sea_orm(column_type = "Text")]
+        pub counters: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -13,6 +13,7 @@ mod chains;
 mod contact_register;
 pub mod entities;
 mod events;
+mod metric_snapshots;
 pub mod migrations;
 mod notifications;
 mod orders;
@@ -25,6 +26,7 @@ pub use actions::OrderAction;
 pub use chains::{Chain, ChainInsert, InstantWriter};
 pub use contact_register::{OrgContact, PersonContact};
 pub use events::{EventBucket, EventSecond, StatusEvent};
+pub use metric_snapshots::{MetricSnapshot, ProcessWindow};
 pub use notifications::{
     FailureReason, Notification, NotificationKey, ProviderResult, ResultWriter, Settled,
 };

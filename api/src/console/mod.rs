@@ -23,14 +23,14 @@ use std::sync::Arc;
 /// Where the API the console calls lives.
 pub const API: &str = "/notifications/api/v1";
 
-/// What the console keeps in a process: one-time sign-in links and the metric snapshots of the
-/// overview.
+/// What the console keeps in a process: one-time sign-in links, and the name this process's
+/// metric snapshots go by (the overview counts it from its live counters).
 #[derive(Default)]
 pub struct ConsoleState {
     /// Codes of one-time sign-in links.
     pub links: signin::SignInLinks,
-    /// Snapshots of the metrics, a minute apart.
-    pub samples: overview::MetricSamples,
+    /// This process, as its metric snapshots name it.
+    pub process: overview::ProcessId,
 }
 
 const INDEX: &str = include_str!("assets/index.html");

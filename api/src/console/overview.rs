@@ -1,23 +1,27 @@
-//! The overview: the last hour and day from varsel's own metrics, and what the database knows
-//! now. Counters only count up from a process's start, so a sampler keeps a snapshot of them a
-//! minute apart for a day; a window is the live value less the snapshot from its start (or the
-//! oldest kept, when the process is younger than the window: the page says since when).
+//! The overview: the last hour and day from varsel's own metrics, summed over every API and
+//! worker process of the deployment, and what the database knows now. Counters only count up
+//! from a process's start, so each process keeps a snapshot of its counters in the database a
+//! minute apart by default ([`Sampler`], kept for a day and an hour). A process's share of a window is its
+//! newest snapshot (the drawing process's live counters) less the one the window starts from:
+//! the newest at or before the window's start, nothing for a process started within the window,
+//! or its oldest kept (the page then says since when).
 
 use crate::state::AppState;
 use chrono::{DateTime, Duration, Utc};
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use varsel_activities::Store;
 use varsel_activities::metrics::Metrics;
+use varsel_activities::store::{MetricSnapshot, ProcessWindow};
 use varsel_workflows::domain::{Channel, NotificationStatus, OrderStatus};
 use varsel_workflows::order::StoredOrder;
 
-/// How often the sampler keeps a snapshot.
-pub const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-/// How many snapshots are kept: a day and an hour.
-const KEEP: usize = 25 * 60;
+/// How long snapshots are kept: a day and an hour.
+const KEEP: Duration = Duration::hours(25);
 
 /// The counters the overview reads, summed over the labels it does not show.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Snapshot {
     accepted: f64,
     finished: BTreeMap<String, f64>,
@@ -75,64 +79,158 @@ impl Snapshot {
         s
     }
 
-    fn minus(&self, then: &Self) -> Window {
+    /// What was counted since `then` (an earlier snapshot of the same process).
+    fn minus(&self, then: &Self) -> Self {
         let diff = |now: &BTreeMap<String, f64>, then: &BTreeMap<String, f64>| {
             now.iter()
                 .map(|(k, v)| (k.clone(), v - then.get(k).copied().unwrap_or(0.0)))
                 .filter(|(_, v)| *v > 0.0)
                 .collect::<BTreeMap<_, _>>()
         };
-        let lag_count = self.lag_count - then.lag_count;
-        Window {
-            label: String::new(),
+        Self {
             accepted: self.accepted - then.accepted,
             finished: diff(&self.finished, &then.finished),
             sends: self.sends - then.sends,
             provider_errors: self.provider_errors - then.provider_errors,
             throttled: self.throttled - then.throttled,
             reports: diff(&self.reports, &then.reports),
-            report_lag: (lag_count > 0.0).then(|| (self.lag_sum - then.lag_sum) / lag_count),
+            lag_sum: self.lag_sum - then.lag_sum,
+            lag_count: self.lag_count - then.lag_count,
             webhooks: diff(&self.webhooks, &then.webhooks),
             server_errors: self.server_errors - then.server_errors,
         }
     }
+
+    /// Adds another process's counts.
+    fn add(&mut self, other: &Self) {
+        let sum = |into: &mut BTreeMap<String, f64>, from: &BTreeMap<String, f64>| {
+            for (k, v) in from {
+                *into.entry(k.clone()).or_default() += v;
+            }
+        };
+        self.accepted += other.accepted;
+        sum(&mut self.finished, &other.finished);
+        self.sends += other.sends;
+        self.provider_errors += other.provider_errors;
+        self.throttled += other.throttled;
+        sum(&mut self.reports, &other.reports);
+        self.lag_sum += other.lag_sum;
+        self.lag_count += other.lag_count;
+        sum(&mut self.webhooks, &other.webhooks);
+        self.server_errors += other.server_errors;
+    }
+
+    /// A stored snapshot's counters; `None` (logged) when they cannot be read.
+    fn stored(s: &MetricSnapshot) -> Option<Self> {
+        serde_json::from_str(&s.counters)
+            .inspect_err(|e| {
+                tracing::warn!(process = s.process, taken = %s.taken, error = %e, "a metric snapshot cannot be read");
+            })
+            .ok()
+    }
 }
 
-/// Snapshots a minute apart, the oldest first.
-#[derive(Default)]
-pub struct MetricSamples(Mutex<VecDeque<(DateTime<Utc>, Snapshot)>>);
+/// A process as its metric snapshots name it: an id made up when it started, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessId {
+    pub id: String,
+    pub started: DateTime<Utc>,
+}
 
-impl MetricSamples {
-    /// Keeps a snapshot taken at `at`.
-    pub fn keep(&self, at: DateTime<Utc>, snapshot: Snapshot) {
-        let mut q = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        q.push_back((at, snapshot));
-        while q.len() > KEEP {
-            q.pop_front();
+impl Default for ProcessId {
+    /// This process, starting now.
+    fn default() -> Self {
+        Self { id: uuid::Uuid::now_v7().to_string(), started: Utc::now() }
+    }
+}
+
+/// Keeps a process's counters in the database, a snapshot every `every`
+/// (`VARSEL_METRIC_SNAPSHOT_SECS`), and forgets snapshots older than a day and an hour (of
+/// every process: any process may).
+#[derive(Clone)]
+pub struct Sampler {
+    pub store: Store,
+    pub metrics: Metrics,
+    pub process: ProcessId,
+    pub every: std::time::Duration,
+}
+
+impl Sampler {
+    /// Keeps one snapshot of the counters as they are now; a failure is logged (the next minute
+    /// tries again).
+    pub async fn keep(&self) {
+        let now = Utc::now();
+        let snapshot = MetricSnapshot {
+            process: self.process.id.clone(),
+            started: self.process.started,
+            taken: now,
+            counters: serde_json::to_string(&Snapshot::take(&self.metrics))
+                .expect("counters serialize"),
+        };
+        if let Err(e) = self.store.keep_metric_snapshot(&snapshot).await {
+            tracing::warn!(error = %e, "the metric snapshot for the console's overview was not kept");
+        }
+        if let Err(e) = self.store.prune_metric_snapshots(now - KEEP).await {
+            tracing::warn!(error = %e, "old metric snapshots were not pruned");
         }
     }
 
-    /// The snapshot a window of `length` ending at `now` starts from: the newest taken at or
-    /// before its start, else the oldest kept; with when it was taken.
-    fn start_of(&self, now: DateTime<Utc>, length: Duration) -> Option<(DateTime<Utc>, Snapshot)> {
-        let q = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let start = now - length;
-        q.iter().rev().find(|(at, _)| *at <= start).or(q.front()).cloned()
-    }
-
-    /// When the oldest snapshot was taken.
-    fn since(&self) -> Option<DateTime<Utc>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).front().map(|(at, _)| *at)
+    /// Keeps a snapshot now and every `every`, for ever (the caller aborts it, then keeps a
+    /// last one).
+    pub async fn run(self) {
+        let mut tick = tokio::time::interval(self.every.max(std::time::Duration::from_secs(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.keep().await;
+        }
     }
 }
 
-/// Keeps a snapshot every [`SAMPLE_EVERY`], for ever (the caller aborts it).
-pub async fn sample(state: std::sync::Arc<AppState>) {
-    let mut tick = tokio::time::interval(SAMPLE_EVERY);
-    loop {
-        tick.tick().await;
-        state.console.samples.keep(Utc::now(), Snapshot::take(&state.metrics));
+/// One window, `length` up to `now`, summed over the processes that lived in it: `processes`
+/// as the database keeps them; the drawing process `me` counted from its `live` counters.
+fn window(
+    label: &str,
+    length: Duration,
+    now: DateTime<Utc>,
+    me: &ProcessId,
+    live: &Snapshot,
+    processes: &[ProcessWindow],
+) -> Window {
+    let start = now - length;
+    let mut total = Snapshot::default();
+    // The latest moment from which a process that lived before the window is counted, when
+    // its snapshots do not reach back to the window's start.
+    let mut since: Option<DateTime<Utc>> = None;
+    let mut counted_me = false;
+    for p in processes {
+        let mine = p.newest.process == me.id;
+        let newest = if mine { Some(live.clone()) } else { Snapshot::stored(&p.newest) };
+        let base = match &p.before {
+            Some(before) => Snapshot::stored(before),
+            None if p.oldest.started >= start => Some(Snapshot::default()),
+            None => {
+                since = since.max(Some(p.oldest.taken));
+                Snapshot::stored(&p.oldest)
+            }
+        };
+        if let (Some(newest), Some(base)) = (newest, base) {
+            total.add(&newest.minus(&base));
+            counted_me |= mine;
+        }
     }
+    // This process has no snapshot kept yet (it just started, or the database refused it).
+    if !counted_me && me.started >= start {
+        total.add(live);
+    }
+    let mut w = Window::of(&total);
+    w.label = match since {
+        Some(since) if since > start + Duration::seconds(90) => {
+            format!("{label} (since {})", since.format("%H:%M UTC"))
+        }
+        _ => label.to_owned(),
+    };
+    w
 }
 
 /// What happened in one window.
@@ -162,6 +260,22 @@ fn listed(m: &BTreeMap<String, f64>) -> String {
 }
 
 impl Window {
+    /// The window of what a snapshot's difference counted.
+    fn of(d: &Snapshot) -> Self {
+        Window {
+            label: String::new(),
+            accepted: d.accepted,
+            finished: d.finished.clone(),
+            sends: d.sends,
+            provider_errors: d.provider_errors,
+            throttled: d.throttled,
+            reports: d.reports.clone(),
+            report_lag: (d.lag_count > 0.0).then(|| d.lag_sum / d.lag_count),
+            webhooks: d.webhooks.clone(),
+            server_errors: d.server_errors,
+        }
+    }
+
     pub fn finished_text(&self) -> String {
         listed(&self.finished)
     }
@@ -188,7 +302,8 @@ impl Window {
 pub struct Overview {
     pub now: DateTime<Utc>,
     pub windows: Vec<Window>,
-    pub metrics_since: Option<DateTime<Utc>>,
+    /// How many processes kept counters in the last day (this one included).
+    pub processes: usize,
     pub oldest_open: Option<StoredOrder>,
     pub dead_reports: u64,
     pub orders: Vec<(OrderStatus, i64)>,
@@ -206,20 +321,15 @@ impl Overview {
     pub async fn load(state: &AppState) -> Result<Self, sea_orm::DbErr> {
         let now = Utc::now();
         let live = Snapshot::take(&state.metrics);
-        let samples = &state.console.samples;
-        let windows = [("Last hour", Duration::hours(1)), ("Last day", Duration::days(1))]
-            .into_iter()
-            .map(|(label, length)| {
-                let (from, then) = samples.start_of(now, length).unwrap_or((now, live.clone()));
-                let mut w = live.minus(&then);
-                w.label = if now - from + Duration::seconds(90) < length {
-                    format!("{label} (since {})", from.format("%H:%M UTC"))
-                } else {
-                    label.to_owned()
-                };
-                w
-            })
-            .collect();
+        let me = &state.console.process;
+        let mut windows = Vec::new();
+        let mut processes = 0;
+        for (label, length) in [("Last hour", Duration::hours(1)), ("Last day", Duration::days(1))]
+        {
+            let kept = state.store.metric_window(now - length).await?;
+            processes = kept.len().max(1);
+            windows.push(window(label, length, now, me, &live, &kept));
+        }
         let counts = state.gauges.get(&state.store).await?;
         let oldest_open = state.store.oldest_unfinished_order().await?;
         let waiting = state.store.count_pending_start(1000).await?;
@@ -238,7 +348,7 @@ impl Overview {
         Ok(Self {
             now,
             windows,
-            metrics_since: samples.since(),
+            processes,
             oldest_open,
             dead_reports: counts.dead_reports,
             orders: counts.orders,
@@ -265,24 +375,86 @@ impl Overview {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_window_is_the_live_count_less_its_start() {
-        let metrics = Metrics::new();
-        let samples = MetricSamples::default();
-        let t0 = Utc::now() - Duration::hours(2);
-        metrics.orders_accepted.with_label_values(&["email"]).inc();
-        samples.keep(t0, Snapshot::take(&metrics));
-        metrics.orders_accepted.with_label_values(&["sms"]).inc_by(3);
-        metrics.provider_errors.with_label_values(&["smtp", "throttled"]).inc();
-        samples.keep(t0 + Duration::minutes(50), Snapshot::take(&metrics));
-        metrics.orders_accepted.with_label_values(&["email"]).inc_by(5);
-        let live = Snapshot::take(&metrics);
-        let now = t0 + Duration::hours(2);
-        let (_, hour) = samples.start_of(now, Duration::hours(1)).unwrap();
-        assert_eq!(live.minus(&hour).accepted, 5.0);
-        let (from, day) = samples.start_of(now, Duration::days(1)).unwrap();
-        assert_eq!(from, t0, "a young process counts from its first snapshot");
-        let w = live.minus(&day);
-        assert_eq!((w.accepted, w.throttled, w.provider_errors), (8.0, 1.0, 0.0));
+    /// A process whose counters are `metrics`, keeping snapshots at chosen times.
+    struct Process {
+        sampler: Sampler,
+    }
+
+    impl Process {
+        fn new(store: &Store, started: DateTime<Utc>) -> Self {
+            let process = ProcessId { id: uuid::Uuid::now_v7().to_string(), started };
+            let every = std::time::Duration::from_secs(60);
+            Self {
+                sampler: Sampler { store: store.clone(), metrics: Metrics::new(), process, every },
+            }
+        }
+        async fn keep_at(&self, taken: DateTime<Utc>) {
+            let s = MetricSnapshot {
+                process: self.sampler.process.id.clone(),
+                started: self.sampler.process.started,
+                taken,
+                counters: serde_json::to_string(&Snapshot::take(&self.sampler.metrics)).unwrap(),
+            };
+            self.sampler.store.keep_metric_snapshot(&s).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_window_sums_every_process_from_its_start() {
+        let store = Store::connect("sqlite::memory:", 1).await.unwrap();
+        store.migrate().await.unwrap();
+        // Whole seconds: the database keeps what the test compares exactly.
+        let now = chrono::SubsecRound::trunc_subsecs(Utc::now(), 0);
+        let ago = |minutes| now - Duration::minutes(minutes);
+        // A worker up for two hours: 2 sends before the last hour, 3 within it.
+        let worker = Process::new(&store, ago(120));
+        worker.keep_at(ago(120)).await;
+        worker.sampler.metrics.orders_accepted.with_label_values(&["email"]).inc_by(2);
+        worker.keep_at(ago(61)).await;
+        worker.sampler.metrics.orders_accepted.with_label_values(&["email"]).inc_by(3);
+        worker.sampler.metrics.provider_errors.with_label_values(&["smtp", "throttled"]).inc();
+        worker.keep_at(ago(1)).await;
+        // A process that ran from 3 h ago until 90 minutes ago: in the day, not in the hour.
+        let gone = Process::new(&store, ago(180));
+        gone.keep_at(ago(180)).await;
+        gone.sampler.metrics.orders_accepted.with_label_values(&["sms"]).inc_by(7);
+        gone.keep_at(ago(90)).await;
+        // The API process drawing the page, started 10 minutes ago: counted live, from zero.
+        let me = Process::new(&store, ago(10));
+        me.keep_at(ago(10)).await;
+        me.sampler.metrics.orders_accepted.with_label_values(&["sms"]).inc_by(4);
+        let live = Snapshot::take(&me.sampler.metrics);
+        let me_id = me.sampler.process.clone();
+
+        let hour = store.metric_window(ago(60)).await.unwrap();
+        assert_eq!(hour.len(), 2, "the worker and this process lived in the last hour");
+        let w = window("Last hour", Duration::hours(1), now, &me_id, &live, &hour);
+        assert_eq!((w.accepted, w.throttled, w.label.as_str()), (7.0, 1.0, "Last hour"));
+
+        let day = store.metric_window(ago(24 * 60)).await.unwrap();
+        let w = window("Last day", Duration::days(1), now, &me_id, &live, &day);
+        assert_eq!(w.accepted, 2.0 + 3.0 + 7.0 + 4.0, "every process from its start");
+        assert_eq!(w.label, "Last day", "processes started within the day count from zero");
+
+        // A process started before the window whose snapshots do not reach back (pruned, or
+        // kept only since an upgrade): counted from its oldest, and the page says since when.
+        let old = Process::new(&store, now - Duration::days(3));
+        old.keep_at(ago(30)).await;
+        old.sampler.metrics.orders_accepted.with_label_values(&["email"]).inc_by(5);
+        old.keep_at(ago(2)).await;
+        let hour = store.metric_window(ago(60)).await.unwrap();
+        let w = window("Last hour", Duration::hours(1), now, &me_id, &live, &hour);
+        assert_eq!(w.accepted, 7.0 + 5.0);
+        assert_eq!(w.label, format!("Last hour (since {})", ago(30).format("%H:%M UTC")));
+
+        // Pruning forgets what is older than a day and an hour.
+        worker.sampler.keep().await;
+        let left = store.metric_window(now - Duration::days(30)).await.unwrap();
+        assert_eq!(left.len(), 4);
+        let oldest = left.iter().map(|p| p.oldest.taken).min().unwrap();
+        assert_eq!(oldest, ago(180), "nothing was a day old yet");
+        store.prune_metric_snapshots(ago(85)).await.unwrap();
+        let left = store.metric_window(now - Duration::days(30)).await.unwrap();
+        assert_eq!(left.len(), 3, "the process gone 90 minutes ago is forgotten");
     }
 }

@@ -309,7 +309,7 @@ pub fn redrive_preview(order_id: &str, count: u64, rows: &[Notification]) -> Mar
 pub fn overview(o: &Overview) -> Markup {
     html! {
         h1 { "Overview" }
-        p.note { "As of " (when(o.now)) ". Windows read this process's own metrics" @if let Some(since) = o.metrics_since { ", kept since " (when(since)) } "; counts now read the database." }
+        p.note { "As of " (when(o.now)) ". Windows sum the counters of every varsel process (" (o.processes) " in the last day), from the snapshots each keeps in the database, this one's live; counts now read the database." }
         div.cards {
             @for w in &o.windows {
                 section.card {

@@ -95,6 +95,8 @@ async fn two_api_and_two_worker_processes_send_every_notification_exactly_once()
     opts.tweak = Box::new(|c| {
         c.run_api = false;
         c.run_worker = false;
+        // Every process keeps its counters for the console's overview each second.
+        c.processing.metric_snapshot_secs = 1;
     });
     let app = TestApp::spawn(opts).await;
     let recipients = varsel_bench::seed_bulk_recipients(&app.store, 10_000).await.unwrap();
@@ -186,6 +188,7 @@ async fn two_api_and_two_worker_processes_send_every_notification_exactly_once()
     );
 
     // Both workers took part.
+    let mut sends = 0.0;
     for url in &worker_metrics {
         let text = reqwest::get(url).await.unwrap().text().await.unwrap();
         let sent: f64 = text
@@ -195,6 +198,35 @@ async fn two_api_and_two_worker_processes_send_every_notification_exactly_once()
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0);
         assert!(sent > 0.0, "a worker sent nothing ({url}):\n{text}");
+        sends += sent;
+    }
+
+    // Either API's console overview counts the whole deployment: the orders both APIs
+    // accepted, and the sends and finished orders of both workers (other processes' counters
+    // from their snapshots in the database).
+    let (operator, orders) = (app.operator_token(), ids.len());
+    for api in &apis {
+        let (url, http, operator) = (format!("{api}/console/fragments/overview"), &http, &operator);
+        eventually(
+            format!("{api}'s overview counts every process"),
+            Duration::from_secs(30),
+            || {
+                let url = url.clone();
+                async move {
+                    let page = http.get(url).bearer_auth(operator).send().await.unwrap();
+                    assert_eq!(page.status(), 200);
+                    let page = page.text().await.unwrap();
+                    let hour = page.split("<h2>Last day").next().unwrap_or_default().to_owned();
+                    let whole = [
+                        format!("<dt>Orders accepted</dt><dd>{orders}</dd>"),
+                        format!("<dt>Orders finished</dt><dd>{orders} (Completed {orders})</dd>"),
+                        format!("<dt>Sends</dt><dd>{sends}</dd>"),
+                    ];
+                    if whole.iter().all(|w| hour.contains(w)) { Ok(()) } else { Err(hour) }
+                }
+            },
+        )
+        .await;
     }
     drop(processes);
     app.stop().await;

@@ -16,6 +16,7 @@ mod m0012_order_actions;
 mod m0013_console_indexes;
 mod m0014_covering_search;
 mod m0015_event_seconds;
+mod m0016_metric_snapshots;
 
 use sea_orm_migration::prelude::*;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0013_console_indexes::M0013ConsoleIndexes),
             Box::new(m0014_covering_search::M0014CoveringSearch),
             Box::new(m0015_event_seconds::M0015EventSeconds),
+            Box::new(m0016_metric_snapshots::M0016MetricSnapshots),
         ]
     }
 }
