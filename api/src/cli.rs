@@ -196,8 +196,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut bad = 0;
             for (id, verdict) in crate::replay::replay_orders(&client, &ids).await? {
                 match verdict {
-                    crate::replay::ReplayVerdict::Clean { events } => {
-                        println!("ok      {id}  replays cleanly ({events} events)")
+                    crate::replay::ReplayVerdict::Clean { events, runs } => {
+                        let size = crate::replay::ReplayVerdict::size(events, runs);
+                        println!("ok      {id}  replays cleanly ({size})")
                     }
                     crate::replay::ReplayVerdict::Nondeterministic(e) => {
                         bad += 1;

@@ -267,9 +267,12 @@ fn history_gone(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Every run of the order's workflow that Temporal still keeps, oldest first, each read into
-/// its steps; and whether a run's history is gone (past Temporal's retention).
-pub async fn fetch_runs(client: &Client, order_id: &str) -> anyhow::Result<(Vec<Vec<Step>>, bool)> {
+/// Every run of the order's workflow that Temporal still keeps, oldest first, as its run id and
+/// Temporal's JSON history; and whether a run's history is gone (past Temporal's retention).
+pub async fn fetch_runs_json(
+    client: &Client,
+    order_id: &str,
+) -> anyhow::Result<(Vec<(String, Vec<u8>)>, bool)> {
     // Runs of a continued order share its workflow id; visibility lists them all.
     let mut runs = Vec::new();
     let mut stream =
@@ -283,7 +286,7 @@ pub async fn fetch_runs(client: &Client, order_id: &str) -> anyhow::Result<(Vec<
     if runs.is_empty() {
         // Visibility may lag just after the start: fall back to the latest run.
         return match crate::replay::fetch_history_json(client, order_id).await {
-            Ok(bytes) => Ok((vec![read(&serde_json::from_slice(&bytes)?)], false)),
+            Ok(bytes) => Ok((vec![("latest".to_owned(), bytes)], false)),
             Err(e) if history_gone(&e) => Ok((histories, true)),
             Err(e) => Err(e),
         };
@@ -291,13 +294,24 @@ pub async fn fetch_runs(client: &Client, order_id: &str) -> anyhow::Result<(Vec<
     let mut gone = false;
     for (_, run_id) in runs {
         match crate::replay::fetch_run_history_json(client, order_id, &run_id).await {
-            Ok(bytes) => histories.push(read(&serde_json::from_slice(&bytes)?)),
+            Ok(bytes) => histories.push((run_id, bytes)),
             // Listed, but its history already deleted (visibility lags behind).
             Err(e) if history_gone(&e) => gone = true,
             Err(e) => return Err(e),
         }
     }
     Ok((histories, gone))
+}
+
+/// Every run of the order's workflow that Temporal still keeps, oldest first, each read into
+/// its steps; and whether a run's history is gone (past Temporal's retention).
+pub async fn fetch_runs(client: &Client, order_id: &str) -> anyhow::Result<(Vec<Vec<Step>>, bool)> {
+    let (runs, gone) = fetch_runs_json(client, order_id).await?;
+    let mut out = Vec::with_capacity(runs.len());
+    for (_, bytes) in runs {
+        out.push(read(&serde_json::from_slice(&bytes)?));
+    }
+    Ok((out, gone))
 }
 
 #[cfg(test)]

@@ -36,43 +36,65 @@ pub async fn replay_json(
 /// How one order's history replayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplayVerdict {
-    /// The current code takes the recorded path.
+    /// The current code takes the recorded path in every run Temporal keeps.
     Clean {
-        /// Events in the replayed history.
+        /// Events in the replayed histories, all runs together.
         events: usize,
+        /// Runs replayed (a continued or redriven order has several).
+        runs: usize,
     },
-    /// The current code diverges from the history; the message says where.
+    /// The current code diverges from a run's history; the message names the run and says
+    /// where.
     Nondeterministic(String),
-    /// The history could not be fetched (unknown order, Temporal unreachable).
+    /// The history could not be fetched (unknown order, Temporal unreachable, past retention).
     Unavailable(String),
 }
 
-/// Fetches an order's workflow history (its latest run) from Temporal and replays it against the
-/// current workflow code. The replayer's future is not `Send`: it runs on a thread and runtime of
-/// its own, so that a request handler may await this.
-pub async fn replay_order(client: &Client, order_id: &str) -> anyhow::Result<ReplayVerdict> {
-    let bytes = match fetch_history_json(client, order_id).await {
-        Ok(b) => b,
-        Err(e) => return Ok(ReplayVerdict::Unavailable(format!("{e:#}"))),
-    };
-    let events = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| v["events"].as_array().map(|a| a.len()))
-        .unwrap_or(0);
-    let id = order_id.to_owned();
-    let result = tokio::task::spawn_blocking(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        rt.block_on(replay_json(&[(id, bytes)]))
-    })
-    .await??;
-    Ok(match result.into_iter().next().map(|(_, r)| r) {
-        Some(Ok(())) => ReplayVerdict::Clean { events },
-        Some(Err(e)) => ReplayVerdict::Nondeterministic(e),
-        None => ReplayVerdict::Unavailable("no replay result".into()),
-    })
+impl ReplayVerdict {
+    /// A clean replay's size in words: `37 events in 1 run`.
+    pub fn size(events: usize, runs: usize) -> String {
+        format!("{events} events in {runs} {}", if runs == 1 { "run" } else { "runs" })
+    }
 }
 
-/// Fetches each order's workflow history (its latest run) from Temporal and replays it against
+/// Fetches every run of an order's workflow that Temporal keeps (a continued order's earlier
+/// runs, a redrive's run) and replays each against the current workflow code. The replayer's
+/// future is not `Send`: it runs on a thread and runtime of its own, so that a request handler
+/// may await this.
+pub async fn replay_order(client: &Client, order_id: &str) -> anyhow::Result<ReplayVerdict> {
+    let runs = match crate::history::fetch_runs_json(client, order_id).await {
+        Ok((runs, _)) if runs.is_empty() => {
+            return Ok(ReplayVerdict::Unavailable(
+                "Temporal no longer keeps the workflow's history: its retention period has passed"
+                    .into(),
+            ));
+        }
+        Ok((runs, _)) => runs,
+        Err(e) => return Ok(ReplayVerdict::Unavailable(format!("{e:#}"))),
+    };
+    let events: usize = runs
+        .iter()
+        .filter_map(|(_, bytes)| serde_json::from_slice::<serde_json::Value>(bytes).ok())
+        .filter_map(|v| v["events"].as_array().map(Vec::len))
+        .sum();
+    let count = runs.len();
+    let results = tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(replay_json(&runs))
+    })
+    .await??;
+    for (i, (run, result)) in results.into_iter().enumerate() {
+        if let Err(e) = result {
+            return Ok(ReplayVerdict::Nondeterministic(format!(
+                "run {} of {count} ({run}): {e}",
+                i + 1
+            )));
+        }
+    }
+    Ok(ReplayVerdict::Clean { events, runs: count })
+}
+
+/// Fetches each order's workflow history (every run kept) from Temporal and replays it against
 /// the current workflow code.
 pub async fn replay_orders(
     client: &Client,

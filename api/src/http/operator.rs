@@ -67,8 +67,11 @@ pub struct ReplayDto {
     /// `clean` (the running build takes the recorded path), `nondeterministic` (it diverges:
     /// `message` says where) or `unavailable` (the history could not be fetched).
     pub verdict: String,
-    /// Events in the replayed history (`clean` only).
+    /// Events in the replayed histories, all runs together (`clean` only).
     pub events: Option<u64>,
+    /// Runs replayed: every run Temporal keeps (a continued order's earlier runs, a redrive's
+    /// run) (`clean` only).
+    pub runs: Option<u64>,
     /// What diverged, or why the history could not be fetched.
     pub message: Option<String>,
 }
@@ -379,9 +382,10 @@ impl OperatorApi {
 
     /// Replay an order's history
     ///
-    /// Fetches the order's workflow history (its latest run) from Temporal and replays it against
-    /// the workflow code of this running build: `clean` when the build would take the recorded
-    /// path, `nondeterministic` with where it diverges. Recorded in the order's timeline.
+    /// Fetches the order's workflow history (every run Temporal keeps: a continued order's
+    /// earlier runs, a redrive's run) and replays each against the workflow code of this running
+    /// build: `clean` when the build would take the recorded path, `nondeterministic` with the
+    /// run and where it diverges. Recorded in the order's timeline.
     #[oai(
         path = "/operator/orders/:id/replay",
         method = "post",
@@ -406,27 +410,34 @@ impl OperatorApi {
             .await
             .map_err(|e| ApiError::unavailable(format!("The replay could not run: {e:#}")))?;
         let dto = match verdict {
-            ReplayVerdict::Clean { events } => ReplayDto {
+            ReplayVerdict::Clean { events, runs } => ReplayDto {
                 order_id: id.clone(),
                 verdict: "clean".into(),
                 events: Some(events as u64),
+                runs: Some(runs as u64),
                 message: None,
             },
             ReplayVerdict::Nondeterministic(m) => ReplayDto {
                 order_id: id.clone(),
                 verdict: "nondeterministic".into(),
                 events: None,
+                runs: None,
                 message: Some(m),
             },
             ReplayVerdict::Unavailable(m) => ReplayDto {
                 order_id: id.clone(),
                 verdict: "unavailable".into(),
                 events: None,
+                runs: None,
                 message: Some(m),
             },
         };
         let detail = match (&dto.events, &dto.message) {
-            (Some(n), _) => format!("{}: {n} events", dto.verdict),
+            (Some(n), _) => format!(
+                "{}: {}",
+                dto.verdict,
+                ReplayVerdict::size(*n as usize, dto.runs.unwrap_or(1) as usize)
+            ),
             (None, Some(m)) => format!("{}: {m}", dto.verdict),
             (None, None) => dto.verdict.clone(),
         };

@@ -361,9 +361,21 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
     let verdicts = varsel_api::replay::replay_orders(&client, &wanted).await.unwrap();
     for (id, verdict) in &verdicts[..order_ids.len()] {
         assert!(
-            matches!(verdict, varsel_api::replay::ReplayVerdict::Clean { events } if *events > 5),
+            matches!(verdict, varsel_api::replay::ReplayVerdict::Clean { events, .. } if *events > 5),
             "{id}: {verdict:?}"
         );
+    }
+    // Every run Temporal keeps is replayed: a continued order's earlier runs, a redrive's run.
+    for (name, fewest) in [("continued", 2), ("redrive", 2), ("sent_email", 1)] {
+        let id = &ids.iter().find(|(n, _)| n == name).unwrap().1;
+        let client = &client;
+        eventually(format!("{name}: every run replays"), T, || async move {
+            match varsel_api::replay::replay_order(client, id).await.unwrap() {
+                varsel_api::replay::ReplayVerdict::Clean { runs, .. } if runs >= fewest => Ok(runs),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
     }
     assert!(matches!(
         verdicts.last().unwrap().1,

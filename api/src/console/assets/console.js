@@ -203,7 +203,7 @@ const actions = {
   async replay(el) {
     const r = await call("POST", `/operator/orders/${el.dataset.order}/replay`);
     const what = r.verdict === "clean"
-      ? `Replay: clean. This build takes the recorded path (${r.events} events).`
+      ? `Replay: clean. This build takes the recorded path (${r.events} events in ${r.runs} ${r.runs === 1 ? "run" : "runs"}).`
       : `Replay: ${r.verdict}. ${r.message || ""}`;
     flash(what, r.verdict !== "clean");
   },
