@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
+use std::collections::BTreeSet;
 
 /// One process's counters at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,16 +83,19 @@ impl Store {
     }
 
     /// Each process that took a snapshot at or after `start`, with what a window from `start`
-    /// needs of it (three reads of the primary key per process).
+    /// needs of it (three reads of the primary key per process), in the order of their ids.
     pub async fn metric_window(&self, start: DateTime<Utc>) -> Result<Vec<ProcessWindow>, DbErr> {
-        let processes: Vec<String> = metric_snapshot::Entity::find()
+        // The window's range of the (taken, process) index, deduplicated here: a DISTINCT lets
+        // SQLite's planner prefer a scan of the whole primary key instead.
+        let processes: BTreeSet<String> = metric_snapshot::Entity::find()
             .select_only()
             .column(metric_snapshot::Column::Process)
             .filter(metric_snapshot::Column::Taken.gte(start))
-            .distinct()
-            .into_tuple()
+            .into_tuple::<String>()
             .all(&*self.db)
-            .await?;
+            .await?
+            .into_iter()
+            .collect();
         let mut out = Vec::with_capacity(processes.len());
         for p in processes {
             let (Some(newest), Some(oldest)) = (

@@ -200,6 +200,15 @@ const QUERIES: &[(&str, Call, &str)] = &[
         |s| Box::pin(async move { drop(s.oldest_unfinished_order().await) }),
         "ix_orders_status_created",
     ),
+    (
+        "the console's overview: the processes that kept counters in a window",
+        |s| {
+            Box::pin(async move {
+                drop(s.metric_window(chrono::Utc::now() - chrono::Duration::hours(1)).await)
+            })
+        },
+        "ix_metric_snapshots_taken",
+    ),
 ];
 
 /// An operator's search of one page, past the first (the keyset cursor in the query too).

@@ -28,12 +28,14 @@ impl MigrationTrait for M0016MetricSnapshots {
                 .to_owned(),
         )
         .await?;
-        // Which processes lived in a window, and the pruning of a day-old snapshots.
+        // Which processes lived in a window (read from this index alone), and the pruning of
+        // snapshots a day old.
         m.create_index(
             Index::create()
                 .name("ix_metric_snapshots_taken")
                 .table(tbl("metric_snapshots"))
                 .col(Alias::new("taken"))
+                .col(Alias::new("process"))
                 .to_owned(),
         )
         .await
