@@ -46,9 +46,9 @@ pub enum What {
     ActivityRetried { scheduled: i64, name: String, attempt: i64, failure: String },
     /// The activity scheduled by step `scheduled` completed with `result` (in words).
     ActivityCompleted { scheduled: i64, name: String, result: String },
-    /// The activity scheduled by step `scheduled` failed for good: its last failure's message,
-    /// or `None` when it timed out.
-    ActivityFailed { scheduled: i64, name: String, failure: Option<String> },
+    /// The activity scheduled by step `scheduled` failed for good (or timed out): its last
+    /// failure's message, as Temporal gives it (it may be empty).
+    ActivityFailed { scheduled: i64, name: String, failure: String, timed_out: bool },
     /// A local activity (the store steps, with `varsel.local-store-steps`) ended after
     /// `attempts` attempts: its result in words, or its failure.
     LocalActivity { name: String, attempts: i64, outcome: Result<String, String> },
@@ -221,13 +221,14 @@ pub fn read(history: &Value) -> Vec<Step> {
                 let (scheduled, name) = activity("scheduled_event_id");
                 What::ActivityCompleted { scheduled, name, result: payload_words(&a["result"]) }
             }
-            "ActivityTaskFailedEventAttributes" => {
+            "ActivityTaskFailedEventAttributes" | "ActivityTaskTimedOutEventAttributes" => {
                 let (scheduled, name) = activity("scheduled_event_id");
-                What::ActivityFailed { scheduled, name, failure: Some(message(&a["failure"])) }
-            }
-            "ActivityTaskTimedOutEventAttributes" => {
-                let (scheduled, name) = activity("scheduled_event_id");
-                What::ActivityFailed { scheduled, name, failure: None }
+                What::ActivityFailed {
+                    scheduled,
+                    name,
+                    failure: message(&a["failure"]),
+                    timed_out: kind == "ActivityTaskTimedOutEventAttributes",
+                }
             }
             // A local activity: one marker, written when it ended.
             "MarkerRecordedEventAttributes" if a["marker_name"] == "core_local_activity" => {
@@ -267,38 +268,59 @@ fn history_gone(e: &anyhow::Error) -> bool {
     })
 }
 
+/// The run id a run's history (Temporal's JSON) was started with.
+fn started_run_id(history: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(history).ok()?;
+    let started = &v["events"][0]["attributes"]["WorkflowExecutionStartedEventAttributes"];
+    started["original_execution_run_id"].as_str().filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
 /// Every run of the order's workflow that Temporal still keeps, oldest first, as its run id and
 /// Temporal's JSON history; and whether a run's history is gone (past Temporal's retention).
+/// Visibility lists the runs and may lag behind a run just started (by a continue-as-new or a
+/// redrive): the latest run is always fetched and added when the list does not have it yet.
+/// (Runs are told apart by the id they started with; varsel never resets a workflow, which
+/// would give a run a new id.)
 pub async fn fetch_runs_json(
     client: &Client,
     order_id: &str,
 ) -> anyhow::Result<(Vec<(String, Vec<u8>)>, bool)> {
-    // Runs of a continued order share its workflow id; visibility lists them all.
-    let mut runs = Vec::new();
+    let mut listed = Vec::new();
     let mut stream =
         client.list_workflows(format!("WorkflowId = '{order_id}'"), Default::default());
     while let Some(item) = stream.next().await {
         let info = item?;
-        runs.push((info.start_time(), info.run_id().to_owned()));
+        listed.push((info.start_time(), info.run_id().to_owned()));
     }
-    runs.sort();
-    let mut histories = Vec::new();
-    if runs.is_empty() {
-        // Visibility may lag just after the start: fall back to the latest run.
-        return match crate::replay::fetch_history_json(client, order_id).await {
-            Ok(bytes) => Ok((vec![("latest".to_owned(), bytes)], false)),
-            Err(e) if history_gone(&e) => Ok((histories, true)),
-            Err(e) => Err(e),
-        };
-    }
+    listed.sort();
     let mut gone = false;
-    for (_, run_id) in runs {
+    let latest = match crate::replay::fetch_history_json(client, order_id).await {
+        Ok(bytes) => Some((started_run_id(&bytes).unwrap_or_else(|| "latest".to_owned()), bytes)),
+        Err(e) if history_gone(&e) => {
+            gone = true;
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let mut histories = Vec::new();
+    for (_, run_id) in listed {
+        if let Some((latest_id, bytes)) = &latest
+            && *latest_id == run_id
+        {
+            histories.push((run_id, bytes.clone()));
+            continue;
+        }
         match crate::replay::fetch_run_history_json(client, order_id, &run_id).await {
             Ok(bytes) => histories.push((run_id, bytes)),
             // Listed, but its history already deleted (visibility lags behind).
             Err(e) if history_gone(&e) => gone = true,
             Err(e) => return Err(e),
         }
+    }
+    if let Some((latest_id, bytes)) = latest
+        && !histories.iter().any(|(id, _)| *id == latest_id)
+    {
+        histories.push((latest_id, bytes));
     }
     Ok((histories, gone))
 }

@@ -65,7 +65,8 @@ pub async fn replay_order(client: &Client, order_id: &str) -> anyhow::Result<Rep
     let runs = match crate::history::fetch_runs_json(client, order_id).await {
         Ok((runs, _)) if runs.is_empty() => {
             return Ok(ReplayVerdict::Unavailable(
-                "Temporal no longer keeps the workflow's history: its retention period has passed"
+                "Temporal has no history of this order's workflow: it never started, or its \
+                 retention period has passed"
                     .into(),
             ));
         }

@@ -254,11 +254,17 @@ impl Application {
         let upstream = crate::upstream::Upstream::from_config(&config, &store)?;
         let metrics = Metrics::new();
         let sdk_metrics = SdkMetrics::default();
+        let every = config.processing.metric_snapshot_secs;
+        if !(1..=600).contains(&every) {
+            anyhow::bail!(
+                "VARSEL_METRIC_SNAPSHOT_SECS must be between 1 and 600 (the overview's last hour needs several snapshots of each process), not {every}"
+            )
+        }
         let sampler = crate::console::overview::Sampler {
             store: store.clone(),
             metrics: metrics.clone(),
             process: Default::default(),
-            every: Duration::from_secs(config.processing.metric_snapshot_secs),
+            every: Duration::from_secs(every),
         };
         let dispatcher = Arc::new(Dispatcher::new(config.clone(), store.clone()));
         let events: Arc<dyn OrderEvents> = Arc::new(SignalEvents(dispatcher.clone()));
@@ -475,11 +481,16 @@ impl Application {
         if let Some(b) = bounces {
             let _ = b.await;
         }
-        if let Some(w) = worker {
-            w.await??;
+        let stopped = match worker {
+            Some(w) => w.await.map_err(anyhow::Error::from).and_then(|r| Ok(r?)),
+            None => Ok(()),
+        };
+        // What this process counted since its last snapshot stays in the overview's windows;
+        // a database that does not answer holds the stop up for at most a few seconds.
+        if tokio::time::timeout(Duration::from_secs(3), self.sampler.keep_last()).await.is_err() {
+            tracing::warn!("the last metric snapshot was not kept: the database did not answer");
         }
-        // What this process counted since its last snapshot stays in the overview's windows.
-        self.sampler.keep().await;
+        stopped?;
         result
     }
 }

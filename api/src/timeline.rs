@@ -82,11 +82,11 @@ pub(crate) fn step_words(step: &Step) -> String {
         What::ActivityCompleted { name, result, .. } => {
             format!("{}: done ({result})", activity_words(name))
         }
-        What::ActivityFailed { name, failure: Some(failure), .. } => {
-            format!("{}: failed for good: {failure}", activity_words(name))
-        }
-        What::ActivityFailed { name, failure: None, .. } => {
+        What::ActivityFailed { name, timed_out: true, .. } => {
             format!("{}: timed out", activity_words(name))
+        }
+        What::ActivityFailed { name, failure, .. } => {
+            format!("{}: failed for good: {failure}", activity_words(name))
         }
         What::LocalActivity { name, attempts, outcome } => {
             let attempts =

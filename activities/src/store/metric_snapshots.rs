@@ -63,6 +63,17 @@ impl Store {
             .rows_affected)
     }
 
+    /// When the oldest snapshot kept (of any process) was taken.
+    pub async fn oldest_metric_snapshot(&self) -> Result<Option<DateTime<Utc>>, DbErr> {
+        metric_snapshot::Entity::find()
+            .select_only()
+            .column(metric_snapshot::Column::Taken)
+            .order_by_asc(metric_snapshot::Column::Taken)
+            .into_tuple::<DateTime<Utc>>()
+            .one(&*self.db)
+            .await
+    }
+
     async fn metric_snapshot(
         &self,
         process: &str,

@@ -145,7 +145,7 @@ pub fn history_marks(steps: &[Step]) -> Vec<Mark> {
             }
             What::ActivityFailed { scheduled, failure, .. } => {
                 if let Some(i) = open.remove(scheduled) {
-                    let why = failure.as_deref().unwrap_or("timed out");
+                    let why = if failure.is_empty() { "timed out" } else { failure };
                     close(&mut out, i, &format!("failed for good: {why}"), true);
                 }
             }

@@ -156,9 +156,17 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Keeps one snapshot of the counters as they are now; a failure is logged (the next minute
-    /// tries again).
+    /// Keeps one snapshot of the counters as they are now, and forgets those older than a day
+    /// and an hour; a failure is logged (the next interval tries again).
     pub async fn keep(&self) {
+        let now = self.keep_last().await;
+        if let Err(e) = self.store.prune_metric_snapshots(now - KEEP).await {
+            tracing::warn!(error = %e, "old metric snapshots were not pruned");
+        }
+    }
+
+    /// Keeps one snapshot of the counters as they are now (a stopping process's last); when.
+    pub async fn keep_last(&self) -> DateTime<Utc> {
         let now = Utc::now();
         let snapshot = MetricSnapshot {
             process: self.process.id.clone(),
@@ -170,9 +178,7 @@ impl Sampler {
         if let Err(e) = self.store.keep_metric_snapshot(&snapshot).await {
             tracing::warn!(error = %e, "the metric snapshot for the console's overview was not kept");
         }
-        if let Err(e) = self.store.prune_metric_snapshots(now - KEEP).await {
-            tracing::warn!(error = %e, "old metric snapshots were not pruned");
-        }
+        now
     }
 
     /// Keeps a snapshot now and every `every`, for ever (the caller aborts it, then keeps a
@@ -188,7 +194,9 @@ impl Sampler {
 }
 
 /// One window, `length` up to `now`, summed over the processes that lived in it: `processes`
-/// as the database keeps them; the drawing process `me` counted from its `live` counters.
+/// as the database keeps them; the drawing process `me` counted from its `live` counters. When
+/// the snapshots kept (the oldest of any process taken at `kept_since`) do not reach back to the
+/// window's start, the label says since when it counts.
 fn window(
     label: &str,
     length: Duration,
@@ -196,12 +204,13 @@ fn window(
     me: &ProcessId,
     live: &Snapshot,
     processes: &[ProcessWindow],
+    kept_since: Option<DateTime<Utc>>,
 ) -> Window {
     let start = now - length;
     let mut total = Snapshot::default();
     // The latest moment from which a process that lived before the window is counted, when
-    // its snapshots do not reach back to the window's start.
-    let mut since: Option<DateTime<Utc>> = None;
+    // its snapshots do not reach back to the window's start; the oldest snapshot kept at all.
+    let mut since = kept_since.filter(|k| *k > start);
     let mut counted_me = false;
     for p in processes {
         let mine = p.newest.process == me.id;
@@ -324,11 +333,12 @@ impl Overview {
         let me = &state.console.process;
         let mut windows = Vec::new();
         let mut processes = 0;
+        let kept_since = state.store.oldest_metric_snapshot().await?;
         for (label, length) in [("Last hour", Duration::hours(1)), ("Last day", Duration::days(1))]
         {
             let kept = state.store.metric_window(now - length).await?;
             processes = kept.len().max(1);
-            windows.push(window(label, length, now, me, &live, &kept));
+            windows.push(window(label, length, now, me, &live, &kept, kept_since));
         }
         let counts = state.gauges.get(&state.store).await?;
         let oldest_open = state.store.oldest_unfinished_order().await?;
@@ -426,15 +436,23 @@ mod tests {
         let live = Snapshot::take(&me.sampler.metrics);
         let me_id = me.sampler.process.clone();
 
+        let kept_since = store.oldest_metric_snapshot().await.unwrap();
+        assert_eq!(kept_since, Some(ago(180)));
         let hour = store.metric_window(ago(60)).await.unwrap();
         assert_eq!(hour.len(), 2, "the worker and this process lived in the last hour");
-        let w = window("Last hour", Duration::hours(1), now, &me_id, &live, &hour);
+        let w = window("Last hour", Duration::hours(1), now, &me_id, &live, &hour, kept_since);
         assert_eq!((w.accepted, w.throttled, w.label.as_str()), (7.0, 1.0, "Last hour"));
 
         let day = store.metric_window(ago(24 * 60)).await.unwrap();
-        let w = window("Last day", Duration::days(1), now, &me_id, &live, &day);
+        let w = window("Last day", Duration::days(1), now, &me_id, &live, &day, kept_since);
         assert_eq!(w.accepted, 2.0 + 3.0 + 7.0 + 4.0, "every process from its start");
-        assert_eq!(w.label, "Last day", "processes started within the day count from zero");
+        assert_eq!(
+            w.label,
+            format!("Last day (since {})", ago(180).format("%H:%M UTC")),
+            "nothing is kept from before the oldest snapshot: the day counts since then"
+        );
+        let w = window("Last day", Duration::days(1), now, &me_id, &live, &day, Some(ago(1500)));
+        assert_eq!(w.label, "Last day", "snapshots kept from before the day");
 
         // A process started before the window whose snapshots do not reach back (pruned, or
         // kept only since an upgrade): counted from its oldest, and the page says since when.
@@ -443,7 +461,7 @@ mod tests {
         old.sampler.metrics.orders_accepted.with_label_values(&["email"]).inc_by(5);
         old.keep_at(ago(2)).await;
         let hour = store.metric_window(ago(60)).await.unwrap();
-        let w = window("Last hour", Duration::hours(1), now, &me_id, &live, &hour);
+        let w = window("Last hour", Duration::hours(1), now, &me_id, &live, &hour, kept_since);
         assert_eq!(w.accepted, 7.0 + 5.0);
         assert_eq!(w.label, format!("Last hour (since {})", ago(30).format("%H:%M UTC")));
 

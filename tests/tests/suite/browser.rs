@@ -180,7 +180,8 @@ impl Browser {
     }
 
     /// Sends `command` to what `css` finds; when the page was drawn again between finding and
-    /// acting (the console redraws a watched order's page), finds it again.
+    /// acting (the console redraws a watched order's page), or the element could not take the
+    /// command yet, finds it again.
     async fn on_element(&self, css: &str, command: &str, body: Value) {
         eventually(format!("{command} on {css}"), PAGE, || {
             let body = body.clone();
@@ -195,7 +196,18 @@ impl Browser {
                     .await
                 {
                     Ok(_) => Ok(()),
-                    Err(e) if e.error == "stale element reference" => Err(e.to_string()),
+                    // Drawn again, or covered or not yet usable while the page changes: the
+                    // command did nothing; try again until the page settles.
+                    Err(e)
+                        if [
+                            "stale element reference",
+                            "element click intercepted",
+                            "element not interactable",
+                        ]
+                        .contains(&e.error.as_str()) =>
+                    {
+                        Err(e.to_string())
+                    }
                     Err(e) => panic!("WebDriver: {command} on {css}: {e}"),
                 }
             }

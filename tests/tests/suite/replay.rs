@@ -365,18 +365,27 @@ async fn fresh_histories_of_every_path_replay_cleanly() {
             "{id}: {verdict:?}"
         );
     }
-    // Every run Temporal keeps is replayed: a continued order's earlier runs, a redrive's run.
-    for (name, fewest) in [("continued", 2), ("redrive", 2), ("sent_email", 1)] {
+    // Every run Temporal keeps is replayed, each once: a continued order's earlier runs, the
+    // run a redrive started and the one before it (the latest run is fetched whether or not
+    // visibility lists it yet, and not twice when it does).
+    for (name, runs_wanted) in [("continued", 2..=99), ("redrive", 2..=2), ("sent_email", 1..=1)] {
         let id = &ids.iter().find(|(n, _)| n == name).unwrap().1;
-        let client = &client;
+        let (client, wanted) = (&client, &runs_wanted);
         eventually(format!("{name}: every run replays"), T, || async move {
             match varsel_api::replay::replay_order(client, id).await.unwrap() {
-                varsel_api::replay::ReplayVerdict::Clean { runs, .. } if runs >= fewest => Ok(runs),
+                varsel_api::replay::ReplayVerdict::Clean { runs, .. } if wanted.contains(&runs) => {
+                    Ok(runs)
+                }
                 other => Err(format!("{other:?}")),
             }
         })
         .await;
     }
+    let unknown = varsel_api::replay::replay_order(&client, "no-such-order").await.unwrap();
+    assert!(
+        matches!(&unknown, varsel_api::replay::ReplayVerdict::Unavailable(m) if m.contains("never started")),
+        "{unknown:?}"
+    );
     assert!(matches!(
         verdicts.last().unwrap().1,
         varsel_api::replay::ReplayVerdict::Unavailable(_)
