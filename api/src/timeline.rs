@@ -144,23 +144,31 @@ pub async fn fetch_workflow_entries(
 }
 
 /// What varsel's database keeps of the order itself: when it was registered, for when, and its
-/// last status; told when Temporal no longer has the workflow's history.
-pub async fn order_entries(store: &Store, order_id: &str) -> Result<Vec<Entry>, sea_orm::DbErr> {
-    let Some(stored) = store.order(order_id).await? else { return Ok(Vec::new()) };
-    let (o, changed) = (stored.order, stored.status_changed);
+/// last status; told when Temporal has no history of the workflow. That is either because its
+/// retention period passed, or because the workflow has not been started yet (Temporal could
+/// not be reached when the order was accepted): the second of the answer says which (whether
+/// the workflow was started).
+pub async fn order_entries(
+    store: &Store,
+    order_id: &str,
+) -> Result<(Vec<Entry>, bool), sea_orm::DbErr> {
+    let Some(stored) = store.order(order_id).await? else { return Ok((Vec::new(), false)) };
+    let (o, changed, started) = (stored.order, stored.status_changed, stored.workflow_started);
     let entry = |time, text: String| Entry { time, source: "order", text, notification_id: None };
-    Ok(vec![
-        entry(
-            o.created,
-            format!(
-                "order registered; send time {}. The workflow's history has expired: Temporal \
-                 no longer keeps it (its retention period has passed), so this timeline shows \
-                 what varsel's database kept",
-                o.requested_send_time.to_rfc3339()
-            ),
-        ),
+    let why = if started {
+        "The workflow's history has expired: Temporal no longer keeps it (its retention period \
+         has passed), so this timeline shows what varsel's database kept"
+    } else {
+        "Its workflow has not been started yet: Temporal could not be reached when the order was \
+         accepted, and varsel starts it as soon as Temporal answers"
+    };
+    let registered =
+        format!("order registered; send time {}. {why}", o.requested_send_time.to_rfc3339());
+    let entries = vec![
+        entry(o.created, registered),
         entry(changed, format!("order {}: {}", o.status.as_str(), o.status.description())),
-    ])
+    ];
+    Ok((entries, started))
 }
 
 /// Every status change of the order's notifications (creation, each send attempt, the
@@ -283,6 +291,7 @@ pub struct Timeline {
     /// Everything known, ordered by time.
     pub entries: Vec<Entry>,
     /// Temporal no longer keeps (some of) the workflow's history: its retention period passed.
+    /// (False for a workflow not started yet, which has none.)
     pub workflow_history_expired: bool,
 }
 
@@ -293,9 +302,13 @@ pub async fn order_timeline(
     client: &Client,
     order_id: &str,
 ) -> anyhow::Result<Timeline> {
-    let (mut entries, expired) = fetch_workflow_entries(client, order_id).await?;
-    if expired {
-        entries.extend(order_entries(store, order_id).await?);
+    let (mut entries, gone) = fetch_workflow_entries(client, order_id).await?;
+    let mut expired = gone;
+    if gone {
+        let (record, started) = order_entries(store, order_id).await?;
+        // A workflow never started has no history that could have expired.
+        expired = started;
+        entries.extend(record);
     }
     entries.extend(action_entries(store, order_id).await?);
     entries.extend(notification_entries(store, order_id).await?);

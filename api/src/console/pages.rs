@@ -178,6 +178,7 @@ pub fn order(view: &OrderView, picture: Markup) -> Markup {
         @match &view.history {
             History::Kept => {},
             History::Expired => p.note { "Temporal no longer keeps (all of) this workflow's history: its retention period has passed. The picture shows what varsel's database kept." },
+            History::NotStarted => p.note { "This order's workflow has not been started yet: Temporal could not be reached when the order was accepted, and varsel starts it as soon as Temporal answers. The picture shows what varsel's database knows." },
             History::Unreachable(e) => p.note.bad { "Temporal could not be asked (" (e) "); the picture shows what varsel's database knows." },
         }
         @if view.webhooks_cut {

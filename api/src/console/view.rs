@@ -33,6 +33,9 @@ pub enum History {
     Kept,
     /// Some or all of it is gone: Temporal's retention period passed.
     Expired,
+    /// The workflow has not been started yet (Temporal could not be reached when the order was
+    /// accepted): there is no history.
+    NotStarted,
     /// Temporal could not be asked; the page shows what the database knows.
     Unreachable(String),
 }
@@ -173,7 +176,11 @@ impl OrderView {
             Ok(client) => match crate::history::fetch_runs(&client, id).await {
                 Ok((runs, gone)) => (
                     runs.iter().flat_map(|run| history_marks(run)).collect(),
-                    if gone { History::Expired } else { History::Kept },
+                    match (gone, order.workflow_started) {
+                        (false, _) => History::Kept,
+                        (true, true) => History::Expired,
+                        (true, false) => History::NotStarted,
+                    },
                 ),
                 Err(e) => (Vec::new(), History::Unreachable(format!("{e:#}"))),
             },

@@ -158,3 +158,67 @@ async fn the_timeline_outlives_temporals_retention() {
     );
     app.stop().await;
 }
+
+/// An order whose workflow has not been started yet (Temporal could not be reached when it was
+/// accepted, and the dispatcher's next round has not come) has no history in Temporal: its
+/// timeline and its page in the console say that it waits to be started, not that its history
+/// expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_whose_workflow_has_not_started_is_not_called_expired() {
+    use varsel_workflows::domain::{EmailContentType, NotificationChannel, OrderStatus};
+    use varsel_workflows::order::{EmailTemplate, NewOrder, Order, OrderKind, Recipient};
+    let mut opts = TestAppOptions::new(Db::Sqlite, "");
+    // The dispatcher's next round is an hour away.
+    opts.tweak = Box::new(|c| c.processing.dispatch_interval_ms = 3_600_000);
+    let app = TestApp::spawn(opts).await;
+    // Stored as a request stores an order Temporal could not be reached for.
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = chrono::Utc::now();
+    let order = Order {
+        id: id.clone(),
+        creator: "ttd".to_owned(),
+        created: now,
+        kind: OrderKind::Orders,
+        status: OrderStatus::Registered,
+        channel: NotificationChannel::Email,
+        requested_send_time: now,
+        senders_reference: None,
+        resource_id: None,
+        resource_action: None,
+        ignore_reservation: false,
+        condition_endpoint: None,
+        email: Some(EmailTemplate {
+            from: None,
+            subject: "s".to_owned(),
+            body: "b".to_owned(),
+            content_type: EmailContentType::Plain,
+            attachments: vec![],
+        }),
+        sms: None,
+        chain: None,
+    };
+    let kari = Recipient { email: Some("kari@example.no".to_owned()), ..Default::default() };
+    app.store.insert_order(NewOrder { order, recipients: vec![kari] }).await.unwrap();
+
+    let resp = app.get(&format!("/orders/{id}/history"), "ttd").await;
+    assert_eq!(resp.status(), 200);
+    let h: Value = resp.json().await.unwrap();
+    assert_eq!(h["workflowHistoryExpired"], false, "{h:#}");
+    let texts: Vec<&str> =
+        h["entries"].as_array().unwrap().iter().map(|e| e["text"].as_str().unwrap()).collect();
+    assert!(texts.iter().any(|t| t.contains("workflow has not been started yet")), "{texts:#?}");
+    assert!(!texts.iter().any(|t| t.contains("expired")), "{texts:#?}");
+
+    let page = app
+        .http
+        .get(format!("{}/console/fragments/orders/{id}", app.base_url))
+        .bearer_auth(app.operator_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("workflow has not been started yet"), "{page}");
+    assert!(!page.contains("retention period has passed"), "{page}");
+    app.stop().await;
+}
