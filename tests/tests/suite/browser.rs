@@ -43,7 +43,12 @@ impl Browser {
             .spawn()
             .expect("chromedriver (Debian chromium-driver): run ./scripts/bootstrap");
         let url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
+        // A WebDriver command that hangs (a page that never loads) fails the test in words
+        // well before CI's own time limit.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(90))
+            .build()
+            .expect("an HTTP client for WebDriver");
         let (status, http_ref) = (format!("{url}/status"), &http);
         eventually("chromedriver starts", Duration::from_secs(20), || {
             let status = status.clone();
@@ -74,12 +79,20 @@ impl Browser {
         b
     }
 
+    /// A WebDriver command's value: what it answered, or the error object it answered with (a
+    /// WebDriver error comes with a 4xx or 5xx status and a JSON body alike).
     async fn raw(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut req = self.http.request(method, format!("{}{path}", self.url));
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let v: Value = req.send().await.unwrap().json().await.unwrap();
+        let v: Value = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver {path}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver {path}: not JSON: {e}"));
         v["value"].clone()
     }
 
