@@ -28,14 +28,13 @@ impl From<metric_snapshot::Model> for MetricSnapshot {
     }
 }
 
-/// What a window needs of one process that lived in it: the snapshot the window starts from
-/// (the newest taken at or before its start; else the process's oldest), and its newest.
+/// What a window needs of one process that lived in it: the snapshot the window counts it
+/// from, and its newest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessWindow {
-    /// The newest snapshot at or before the window's start; `None` when there is none.
-    pub before: Option<MetricSnapshot>,
-    /// The process's oldest snapshot (the window's start when `before` is `None`).
-    pub oldest: MetricSnapshot,
+    /// The newest snapshot taken at or before the window's start; when there is none, the
+    /// process's oldest (taken after the start).
+    pub from: MetricSnapshot,
     /// The process's newest snapshot.
     pub newest: MetricSnapshot,
 }
@@ -94,7 +93,8 @@ impl Store {
     }
 
     /// Each process that took a snapshot at or after `start`, with what a window from `start`
-    /// needs of it (three reads of the primary key per process), in the order of their ids.
+    /// needs of it (two or three reads of the primary key per process), in the order of their
+    /// ids.
     pub async fn metric_window(&self, start: DateTime<Utc>) -> Result<Vec<ProcessWindow>, DbErr> {
         // The window's range of the (taken, process) index, deduplicated here: a DISTINCT lets
         // SQLite's planner prefer a scan of the whole primary key instead.
@@ -109,14 +109,15 @@ impl Store {
             .collect();
         let mut out = Vec::with_capacity(processes.len());
         for p in processes {
-            let (Some(newest), Some(oldest)) = (
-                self.metric_snapshot(&p, None, true).await?,
-                self.metric_snapshot(&p, None, false).await?,
-            ) else {
-                continue;
+            let Some(newest) = self.metric_snapshot(&p, None, true).await? else { continue };
+            let from = match self.metric_snapshot(&p, Some(start), true).await? {
+                Some(before) => before,
+                None => match self.metric_snapshot(&p, None, false).await? {
+                    Some(oldest) => oldest,
+                    None => continue,
+                },
             };
-            let before = self.metric_snapshot(&p, Some(start), true).await?;
-            out.push(ProcessWindow { before, oldest, newest });
+            out.push(ProcessWindow { from, newest });
         }
         Ok(out)
     }

@@ -1,10 +1,10 @@
 //! The overview: the last hour and day from varsel's own metrics, summed over every API and
 //! worker process of the deployment, and what the database knows now. Counters only count up
 //! from a process's start, so each process keeps a snapshot of its counters in the database a
-//! minute apart by default ([`Sampler`], kept for a day and an hour). A process's share of a window is its
-//! newest snapshot (the drawing process's live counters) less the one the window starts from:
-//! the newest at or before the window's start, nothing for a process started within the window,
-//! or its oldest kept (the page then says since when).
+//! minute apart by default ([`Sampler`], kept for a day and an hour). A process's share of a
+//! window is its newest snapshot (the drawing process's live counters) less the one the window
+//! starts from: the newest at or before the window's start, nothing for a process started
+//! within the window, or its oldest kept (the page then says since when).
 
 use crate::state::AppState;
 use chrono::{DateTime, Duration, Utc};
@@ -79,45 +79,39 @@ impl Snapshot {
         s
     }
 
-    /// What was counted since `then` (an earlier snapshot of the same process).
-    fn minus(&self, then: &Self) -> Self {
-        let diff = |now: &BTreeMap<String, f64>, then: &BTreeMap<String, f64>| {
-            now.iter()
-                .map(|(k, v)| (k.clone(), v - then.get(k).copied().unwrap_or(0.0)))
-                .filter(|(_, v)| *v > 0.0)
-                .collect::<BTreeMap<_, _>>()
+    /// Each count of `self` plus `sign` times the same count of `other`; counts by label that
+    /// come to nothing are left out.
+    fn combined(&self, other: &Self, sign: f64) -> Self {
+        let map = |a: &BTreeMap<String, f64>, b: &BTreeMap<String, f64>| {
+            let mut out = a.clone();
+            for (k, v) in b {
+                *out.entry(k.clone()).or_default() += sign * v;
+            }
+            out.retain(|_, v| *v > 0.0);
+            out
         };
         Self {
-            accepted: self.accepted - then.accepted,
-            finished: diff(&self.finished, &then.finished),
-            sends: self.sends - then.sends,
-            provider_errors: self.provider_errors - then.provider_errors,
-            throttled: self.throttled - then.throttled,
-            reports: diff(&self.reports, &then.reports),
-            lag_sum: self.lag_sum - then.lag_sum,
-            lag_count: self.lag_count - then.lag_count,
-            webhooks: diff(&self.webhooks, &then.webhooks),
-            server_errors: self.server_errors - then.server_errors,
+            accepted: self.accepted + sign * other.accepted,
+            finished: map(&self.finished, &other.finished),
+            sends: self.sends + sign * other.sends,
+            provider_errors: self.provider_errors + sign * other.provider_errors,
+            throttled: self.throttled + sign * other.throttled,
+            reports: map(&self.reports, &other.reports),
+            lag_sum: self.lag_sum + sign * other.lag_sum,
+            lag_count: self.lag_count + sign * other.lag_count,
+            webhooks: map(&self.webhooks, &other.webhooks),
+            server_errors: self.server_errors + sign * other.server_errors,
         }
+    }
+
+    /// What was counted since `then` (an earlier snapshot of the same process).
+    fn minus(&self, then: &Self) -> Self {
+        self.combined(then, -1.0)
     }
 
     /// Adds another process's counts.
     fn add(&mut self, other: &Self) {
-        let sum = |into: &mut BTreeMap<String, f64>, from: &BTreeMap<String, f64>| {
-            for (k, v) in from {
-                *into.entry(k.clone()).or_default() += v;
-            }
-        };
-        self.accepted += other.accepted;
-        sum(&mut self.finished, &other.finished);
-        self.sends += other.sends;
-        self.provider_errors += other.provider_errors;
-        self.throttled += other.throttled;
-        sum(&mut self.reports, &other.reports);
-        self.lag_sum += other.lag_sum;
-        self.lag_count += other.lag_count;
-        sum(&mut self.webhooks, &other.webhooks);
-        self.server_errors += other.server_errors;
+        *self = self.combined(other, 1.0);
     }
 
     /// A stored snapshot's counters; `None` (logged) when they cannot be read.
@@ -215,13 +209,14 @@ fn window(
     for p in processes {
         let mine = p.newest.process == me.id;
         let newest = if mine { Some(live.clone()) } else { Snapshot::stored(&p.newest) };
-        let base = match &p.before {
-            Some(before) => Snapshot::stored(before),
-            None if p.oldest.started >= start => Some(Snapshot::default()),
-            None => {
-                since = since.max(Some(p.oldest.taken));
-                Snapshot::stored(&p.oldest)
+        let base = if p.newest.started >= start {
+            // Started within the window: everything it counted is in it.
+            Some(Snapshot::default())
+        } else {
+            if p.from.taken > start {
+                since = since.max(Some(p.from.taken));
             }
+            Snapshot::stored(&p.from)
         };
         if let (Some(newest), Some(base)) = (newest, base) {
             total.add(&newest.minus(&base));
@@ -469,7 +464,7 @@ mod tests {
         worker.sampler.keep().await;
         let left = store.metric_window(now - Duration::days(30)).await.unwrap();
         assert_eq!(left.len(), 4);
-        let oldest = left.iter().map(|p| p.oldest.taken).min().unwrap();
+        let oldest = left.iter().map(|p| p.from.taken).min().unwrap();
         assert_eq!(oldest, ago(180), "nothing was a day old yet");
         store.prune_metric_snapshots(ago(85)).await.unwrap();
         let left = store.metric_window(now - Duration::days(30)).await.unwrap();
